@@ -1,0 +1,1 @@
+"""Where jobs run: `local` (detached processes) and, later, `emr` (Spark steps)."""

@@ -1,0 +1,422 @@
+"""Typed configuration: the shipped TOML under `config/`, a workspace's `halo.toml` on top,
+and `HALO_*` environment overrides for the backends.
+
+Every validation error names the file (or variable), the key path and what is wrong, e.g.
+`grids/grid_sota.toml: theta_e_arcsec[2]: must be > 0`."""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from core.errors import ConfigError, UsageError
+from core.leakage import check_meta_cols
+from core.metrics import METRIC_NAMES
+from core.names import check_module, check_name
+
+SHIPPED = Path(__file__).resolve().parent.parent / "config"
+WORKSPACE_FILE = "halo.toml"
+SECTIONS = ("variants", "grids", "presets")
+ENV_PREFIX = "HALO_"
+
+
+def _as_value_error(check: Any, *args: Any) -> Any:
+    """Run a `core` check inside a pydantic validator, which reports ValueErrors."""
+    try:
+        return check(*args)
+    except UsageError as err:
+        raise ValueError(str(err)) from None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- variants ----------------------------------------------------------------------------
+
+
+class Cuts(_Model):
+    """The parent-sample selection (seed Phase 3), magnitudes from nanomaggies."""
+
+    exclude_types: list[Literal["PSF", "REX", "DEV", "EXP", "SER", "DUP"]] = ["PSF"]
+    positive_flux: list[Literal["g", "r", "z", "w1"]] = ["r", "z", "w1"]
+    z_mag_max: float = 20.4
+    rz_min: float = 0.4
+    zw1_min: float = 0.8
+
+
+class Injection(_Model):
+    psf_model: Literal["gaussian", "moffat"] = "gaussian"
+    moffat_beta: float = Field(3.5, gt=1.0)
+    stamp_size: PositiveInt = 64
+    codec: Literal["zstd", "gzip", "snappy"] = "zstd"
+
+
+class Variant(_Model):
+    description: str = ""
+    parent_sample: str
+    default_grid: str
+    default_preset: str
+    cuts: Cuts = Cuts()
+    splits: dict[Literal["train", "val", "test"], NonNegativeFloat]
+    injection: Injection = Injection()
+
+    @field_validator("splits")
+    @classmethod
+    def _splits_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        if not math.isclose(sum(value.values()), 1.0, abs_tol=1e-6):
+            raise ValueError(f"fractions must add up to 1 (they add up to {sum(value.values()):g})")
+        return value
+
+
+# -- grids -------------------------------------------------------------------------------
+
+
+class Grid(_Model):
+    """An injection grid: the product of its parameter lists (seed Phase 4a)."""
+
+    description: str = ""
+    theta_e_arcsec: list[PositiveFloat] = Field(min_length=1)
+    src_dmag: list[float] = Field(min_length=1)
+    src_reff_arcsec: list[PositiveFloat] = Field(min_length=1)
+    src_e: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(min_length=1)
+    shear: list[Annotated[float, Field(ge=0.0, lt=0.5)]] = Field(min_length=1)
+    n_total_per_split: PositiveInt
+    control_frac: float = Field(ge=0.0, le=1.0)
+    control_mode: Literal["unpaired", "paired"] = "unpaired"
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def n_configs(self) -> int:
+        return math.prod(
+            len(v) for v in (self.theta_e_arcsec, self.src_dmag, self.src_reff_arcsec, self.src_e, self.shear)
+        )
+
+
+# -- training presets --------------------------------------------------------------------
+
+
+class Preset(_Model):
+    """Training hyperparameters (seed Phase 5)."""
+
+    description: str = ""
+    arch: Literal["resnet18", "convnext_tiny"]
+    optimizer: Literal["adamw"] = "adamw"
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    batch_size: PositiveInt
+    epochs: PositiveInt
+    loss: Literal["bce", "focal"] = "bce"
+    focal_gamma: NonNegativeFloat = 2.0
+    precision: Literal["fp32", "fp16", "bf16"] = "fp32"
+    augment: bool = True
+    min_theta_over_psf: NonNegativeFloat = 0.0
+    meta_cols: list[str] = []
+    num_workers: int = Field(4, ge=0)
+    shuffle_buffer: int = Field(2048, ge=0)
+    seed: int = 0
+
+    @field_validator("meta_cols")
+    @classmethod
+    def _no_leakage(cls, value: list[str]) -> list[str]:
+        return _as_value_error(check_meta_cols, value)
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+class Target(_Model):
+    op: Literal[">", ">=", "<", "<="]
+    value: float
+
+    def met(self, measured: float) -> bool:
+        return {
+            ">": measured > self.value,
+            ">=": measured >= self.value,
+            "<": measured < self.value,
+            "<=": measured <= self.value,
+        }[self.op]
+
+
+# -- backends ----------------------------------------------------------------------------
+
+
+class LocalBackend(_Model):
+    cancel_grace_seconds: PositiveFloat = 10.0
+
+
+class SparkSubmit(_Model):
+    deploy_mode: Literal["cluster", "client"] = "cluster"
+    driver_memory: str = Field("8g", pattern=r"^\d+[kmgt]?$")
+    executor_memory: str = Field("18g", pattern=r"^\d+[kmgt]?$")
+    executor_cores: PositiveInt = 4
+    num_executors: PositiveInt = 50
+    parquet_codec: Literal["zstd", "gzip", "snappy"] = "gzip"
+    conf: dict[str, str] = {}
+
+    @field_validator("conf")
+    @classmethod
+    def _conf_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not key.replace(".", "").replace("_", "").isalnum():
+                raise ValueError(f"conf key {key!r} is not a Spark property name")
+            if any(ord(ch) < 32 for ch in item):
+                raise ValueError(f"conf value for {key!r} holds control characters")
+        return value
+
+
+class EmrBackend(_Model):
+    region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
+    cluster_id: str = Field("", pattern=r"^(j-[A-Z0-9]{1,64})?$")
+    s3_prefix: str = Field(
+        "s3://darkhaloscope/halo", pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+    )
+    log_uri: str = Field(
+        "s3://darkhaloscope/emr-logs", pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+    )
+    poll_seconds: PositiveFloat = 15.0
+    spark: SparkSubmit = SparkSubmit()
+
+
+class Backends(_Model):
+    default: Literal["local", "emr"] = "local"
+    local: LocalBackend = LocalBackend()
+    emr: EmrBackend = EmrBackend()
+
+
+# -- workspace-declared stages -------------------------------------------------------------
+
+
+class ParamDecl(_Model):
+    kind: Literal["str", "int", "float", "bool", "path", "grid", "preset", "choice"] = "str"
+    default: str | int | float | bool | None = None
+    choices: list[str] = []
+    help: str = ""
+
+
+class StageDecl(_Model):
+    """A stage a workspace adds to the registry: a Python module run as `python -m`."""
+
+    module: str
+    description: str = ""
+    needs_variant: bool = False
+    pythonpath: list[str] = []
+    params: dict[str, ParamDecl] = {}
+
+    @field_validator("module")
+    @classmethod
+    def _module(cls, value: str) -> str:
+        return _as_value_error(check_module, value)
+
+
+# -- the whole ---------------------------------------------------------------------------
+
+
+class HaloConfig(_Model):
+    variants: dict[str, Variant]
+    grids: dict[str, Grid]
+    presets: dict[str, Preset]
+    targets: dict[str, Target]
+    backends: Backends
+    stages: dict[str, StageDecl] = {}
+
+    @field_validator("variants", "grids", "presets", "stages")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            _as_value_error(check_name, "name", name)
+        return value
+
+    @field_validator("targets")
+    @classmethod
+    def _known_metrics(cls, value: dict[str, Target]) -> dict[str, Target]:
+        for name in value:
+            if name not in METRIC_NAMES:
+                raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRIC_NAMES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> HaloConfig:
+        problems = []
+        for name, variant in self.variants.items():
+            for key, table in (
+                ("parent_sample", self.variants),
+                ("default_grid", self.grids),
+                ("default_preset", self.presets),
+            ):
+                ref = getattr(variant, key)
+                if ref not in table:
+                    problems.append(f"variants.{name}.{key}: {ref!r} is not defined")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+# -- loading -----------------------------------------------------------------------------
+
+
+class _Source:
+    """Where each part of the raw config came from, to name it in errors."""
+
+    def __init__(self) -> None:
+        self.overlay: dict[str, Any] = {}
+        self.overlay_file = WORKSPACE_FILE
+        self.env: dict[tuple[str, ...], str] = {}
+
+    def name(self, loc: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]]:
+        """The file (or variable) that set `loc`, and the key path inside it."""
+        for prefix, var in self.env.items():
+            if loc[: len(prefix)] == prefix:
+                return var, ()
+        if _has_path(self.overlay, loc):
+            return self.overlay_file, loc
+        section = loc[0] if loc else ""
+        if section in SECTIONS and len(loc) > 1:
+            return f"{section}/{loc[1]}.toml", loc[2:]
+        if section in ("targets", "backends"):
+            return f"{section}.toml", loc[1:]
+        return self.overlay_file, loc
+
+
+def load(workspace: Path | None = None, environ: Mapping[str, str] | None = None) -> HaloConfig:
+    """Load the shipped config, the workspace's `halo.toml` and `HALO_*` overrides."""
+    environ = os.environ if environ is None else environ
+    source = _Source()
+    raw: dict[str, Any] = {section: {} for section in SECTIONS}
+    for section in SECTIONS:
+        for path in sorted((SHIPPED / section).glob("*.toml")):
+            raw[section][path.stem] = _read_toml(path, f"{section}/{path.name}")
+    raw["targets"] = _read_toml(SHIPPED / "targets.toml", "targets.toml")
+    raw["backends"] = _read_toml(SHIPPED / "backends.toml", "backends.toml")
+
+    if workspace is not None and (workspace / WORKSPACE_FILE).is_file():
+        source.overlay_file = str(workspace / WORKSPACE_FILE)
+        source.overlay = _read_toml(workspace / WORKSPACE_FILE, source.overlay_file)
+        raw = _merge(raw, source.overlay)
+    raw = _apply_env(raw, environ, source)
+
+    try:
+        return HaloConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError("\n".join(_describe(e, source) for e in err.errors())) from None
+
+
+def _read_toml(path: Path, label: str) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{label}: not valid TOML: {err}") from None
+    except OSError as err:
+        raise ConfigError(f"{label}: cannot be read: {err.strerror}") from None
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `over` onto `base`: tables merge, anything else replaces."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], source: _Source) -> dict[str, Any]:
+    """`HALO_BACKEND` and `HALO_<BACKEND>_<KEY>` (`HALO_EMR_SPARK_<KEY>`) override backends."""
+    backends = _merge(raw.get("backends", {}), {})
+    if ENV_PREFIX + "BACKEND" in environ:
+        backends["default"] = environ[ENV_PREFIX + "BACKEND"]
+        source.env[("backends", "default")] = ENV_PREFIX + "BACKEND"
+    for name in ("local", "emr"):
+        prefix = f"{ENV_PREFIX}{name.upper()}_"
+        for var in sorted(v for v in environ if v.startswith(prefix)):
+            key = var[len(prefix) :].lower()
+            table = backends.setdefault(name, {})
+            if key.startswith("spark_") and name == "emr":
+                table = table.setdefault("spark", {}) if isinstance(table, dict) else table
+                key = key.removeprefix("spark_")
+                loc = ("backends", name, "spark", key)
+            else:
+                loc = ("backends", name, key)
+            table[key] = environ[var]
+            source.env[loc] = var
+    return {**raw, "backends": backends}
+
+
+def _has_path(tree: Any, loc: tuple[str | int, ...]) -> bool:
+    for part in loc:
+        if isinstance(tree, Mapping) and part in tree:
+            tree = tree[part]
+        elif isinstance(tree, list) and isinstance(part, int) and part < len(tree):
+            tree = tree[part]
+        else:
+            return False
+    return bool(loc)
+
+
+_MESSAGES = {
+    "greater_than": "must be > {gt}",
+    "greater_than_equal": "must be >= {ge}",
+    "less_than": "must be < {lt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "is required but missing",
+    "extra_forbidden": "is not a known key",
+    "literal_error": "must be one of {expected}",
+    "too_short": "must have at least {min_length} item(s)",
+    "string_pattern_mismatch": "does not have the expected form ({pattern})",
+    "float_parsing": "must be a number",
+    "float_type": "must be a number",
+    "int_parsing": "must be an integer",
+    "int_type": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_parsing": "must be true or false",
+    "bool_type": "must be true or false",
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "dict_type": "must be a table",
+    "model_type": "must be a table",
+}
+
+
+def _describe(error: Mapping[str, Any], source: _Source) -> str:
+    loc = tuple(error["loc"])
+    # pydantic adds the function name of an after-validator to loc for some types
+    loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    where, inner = source.name(loc)
+    template = _MESSAGES.get(error["type"])
+    if template is not None:
+        message = template.format(**error.get("ctx", {}))
+    else:
+        message = str(error["msg"]).removeprefix("Value error, ")
+    path = _format_loc(inner)
+    return f"{where}: {path}: {message}" if path else f"{where}: {message}"
+
+
+def _format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def describe(config: HaloConfig) -> dict[str, Any]:
+    """The config as plain data, for `halo config show`."""
+    return config.model_dump(mode="json")

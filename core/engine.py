@@ -1,0 +1,228 @@
+"""The engine: every launch, look and cancel of a job goes through here and lands in the store."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core import jobresult
+from core.backends import local
+from core.errors import UsageError
+from core.names import check_name
+from core.stages import Stage, registry
+from core.states import JobState
+from core.store import Job
+from core.workspace import Workspace
+
+BACKENDS = ("local", "emr")
+# A job still queued this long after it was recorded lost its launcher before it started.
+QUEUED_TIMEOUT_S = 60.0
+
+
+class Engine:
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.store = workspace.store
+
+    # -- paths -----------------------------------------------------------------------
+
+    def log_path(self, job_id: int) -> Path:
+        return self.workspace.logs_dir / f"{job_id}.log"
+
+    def _exit_path(self, job_id: int) -> Path:
+        return self.workspace.logs_dir / f"{job_id}.exit"
+
+    def _result_path(self, job_id: int) -> Path:
+        return self.workspace.logs_dir / f"{job_id}.result.json"
+
+    # -- launching -------------------------------------------------------------------
+
+    def stages(self) -> dict[str, Stage]:
+        return registry(self.workspace.config.stages)
+
+    def stage(self, name: str) -> Stage:
+        check_name("stage", name)
+        stages = self.stages()
+        if name not in stages:
+            raise UsageError(f"unknown stage {name!r}; known stages: {', '.join(stages)}")
+        return stages[name]
+
+    def validate(
+        self, stage_name: str, variant: str | None, params: dict[str, Any], backend: str | None
+    ) -> tuple[Stage, str | None, dict[str, Any], str]:
+        """Check a launch against the registry and the config; return it normalised."""
+        config = self.workspace.config
+        stage = self.stage(stage_name)
+        if variant is not None:
+            check_name("variant", variant)
+            if variant not in config.variants:
+                raise UsageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
+        elif stage.needs_variant:
+            raise UsageError(f"stage {stage.name!r} needs --variant (one of {', '.join(config.variants)})")
+        parsed: dict[str, Any] = {}
+        for key, raw in params.items():
+            param = stage.param(key)
+            value = param.parse(raw)
+            table = {"grid": config.grids, "preset": config.presets}.get(param.kind)
+            if table is not None and value not in table:
+                raise UsageError(f"unknown {param.kind} {value!r}; known: {', '.join(table)}")
+            parsed[param.name] = value
+        for param in stage.params:
+            if param.name not in parsed and param.default is not None:
+                parsed[param.name] = param.parse(param.default)
+        backend = backend or config.backends.default
+        if backend not in BACKENDS:
+            raise UsageError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
+        if backend != "local":
+            raise UsageError(f"backend {backend!r} is not built yet; use --backend local")
+        if not stage.available(self.workspace.root):
+            raise UsageError(f"stage {stage.name!r} is not built yet (no module {stage.module})")
+        return stage, variant, parsed, backend
+
+    def launch(
+        self,
+        stage_name: str,
+        variant: str | None = None,
+        params: dict[str, Any] | None = None,
+        backend: str | None = None,
+        force: bool = False,
+    ) -> Job:
+        """Validate, record and start a job; refuse a duplicate of a live one unless `force`."""
+        stage, variant, params, backend = self.validate(stage_name, variant, params or {}, backend)
+        self.refresh()  # a finished duplicate must not block the launch
+        job = self.store.create(stage.name, variant, params, backend, force=force)
+        argv = stage.argv(self.workspace.root, variant, params)
+        log_path = self.log_path(job.id)
+        try:
+            handle = local.launch(
+                argv, log_path, self._exit_path(job.id), self.workspace.root, self._env(job, stage)
+            )
+        except OSError as err:
+            return self.store.transition(
+                job.id, JobState.FAILED, failure=f"could not start: {err}", argv=argv
+            )
+        return self.store.transition(
+            job.id, JobState.RUNNING, handle=handle, argv=argv, log_path=str(log_path)
+        )
+
+    def _env(self, job: Job, stage: Stage) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            HALO_JOB_ID=str(job.id),
+            HALO_WORKSPACE=str(self.workspace.root),
+            PYTHONUNBUFFERED="1",
+        )
+        env[jobresult.ENV_VAR] = str(self._result_path(job.id))
+        if stage.pythonpath:
+            paths = [str(self.workspace.root / p) for p in stage.pythonpath]
+            env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        return env
+
+    # -- looking ---------------------------------------------------------------------
+
+    def refresh(self) -> list[Job]:
+        """Reconcile every job the store has as live with what its process is doing."""
+        return [self._reconcile(job) for job in self.store.live()]
+
+    def _reconcile(self, job: Job) -> Job:
+        if job.state is JobState.QUEUED:
+            if job.handle is None and time.time() - job.created > QUEUED_TIMEOUT_S:
+                return self.store.transition(
+                    job.id, JobState.FAILED, failure="lost: its launcher ended before it started"
+                )
+            return job
+        if job.handle is None:
+            return self.store.transition(job.id, JobState.FAILED, failure="lost: no process handle recorded")
+        found = local.probe(job.handle)
+        if found.alive:
+            return job
+        if found.exit_code is None:
+            return self._finish(
+                job, JobState.FAILED, None, "lost: the process ended without recording an exit code"
+            )
+        if found.exit_code == 0:
+            return self._finish(job, JobState.SUCCEEDED, 0, None)
+        return self._finish(job, JobState.FAILED, found.exit_code, _exit_reason(found.exit_code))
+
+    def _finish(self, job: Job, state: JobState, code: int | None, failure: str | None) -> Job:
+        outputs, summary = jobresult.read(self._result_path(job.id))
+        ended = _mtime(self._exit_path(job.id))
+        fields: dict[str, Any] = {
+            "exit_code": code,
+            "failure": failure,
+            "outputs": outputs,
+            "summary": summary,
+        }
+        if ended is not None:
+            fields["ended"] = ended
+        return self.store.transition(job.id, state, **fields)
+
+    def get(self, job_id: int) -> Job:
+        job = self.store.get(job_id)
+        return self._reconcile(job) if job.state.live else job
+
+    def wait(self, job_id: int, poll: float = 0.2, on_change: Callable[[Job], None] | None = None) -> Job:
+        """Block until the job ends; call `on_change` at each state change."""
+        job = self.get(job_id)
+        seen = job.state
+        while not job.state.terminal:
+            time.sleep(poll)
+            job = self.get(job_id)
+            if job.state != seen and on_change is not None:
+                on_change(job)
+            seen = job.state
+        return job
+
+    # -- cancelling ------------------------------------------------------------------
+
+    def cancel(self, job_id: int) -> Job:
+        """Stop a live job (SIGTERM, then SIGKILL after the grace period) and record it."""
+        job = self.get(job_id)
+        if job.state.terminal:
+            raise UsageError(f"job {job.id} has already ended ({job.state})")
+        if job.handle is not None:
+            local.cancel(job.handle, self.workspace.config.backends.local.cancel_grace_seconds)
+        code = local.read_exit(job.handle) if job.handle else None
+        outputs, summary = jobresult.read(self._result_path(job.id))
+        return self.store.transition(
+            job.id,
+            JobState.CANCELLED,
+            exit_code=code,
+            failure="cancelled by the user",
+            outputs=outputs,
+            summary=summary,
+        )
+
+
+def cli_command(job: Job) -> str:
+    """The `halo stage` command line that launches the same job again."""
+    argv = ["halo", "stage", job.stage]
+    if job.variant:
+        argv += ["--variant", job.variant]
+    for key, value in sorted(job.params.items()):
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not False:
+            argv += [flag, str(value)]
+    if job.backend != "local":
+        argv += ["--backend", job.backend]
+    return shlex.join(argv)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None

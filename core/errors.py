@@ -1,0 +1,33 @@
+"""User-facing errors and the exit codes the CLI maps them to."""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_JOB_FAILED = 1
+EXIT_USAGE = 2
+EXIT_BACKEND = 3
+EXIT_INTERRUPTED = 130
+
+
+class HaloError(Exception):
+    """An error a user can act on: shown as one message, never as a traceback."""
+
+    exit_code = EXIT_USAGE
+
+
+class UsageError(HaloError):
+    """Bad arguments: unknown names, hostile strings, refused launches."""
+
+
+class ConfigError(HaloError):
+    """A config file that cannot be read or does not validate."""
+
+
+class BackendUnreachable(HaloError):
+    """A backend (EMR, S3) that cannot be reached."""
+
+    exit_code = EXIT_BACKEND
+
+
+class IllegalTransition(HaloError):
+    """A job state change the state machine does not allow."""

@@ -1,0 +1,198 @@
+"""The stage registry: DESIGN.md's stage names mapped to the argv that runs them.
+
+A stage is a module under `jobs/` run as `python -m jobs.<stage>`. A stage whose module is not
+built yet is listed as unavailable, and launching it is refused: nothing is ever faked."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UsageError
+from core.names import check_name, check_path, check_value
+
+PARAM_KINDS = ("str", "int", "float", "bool", "path", "grid", "preset", "choice")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One option of a stage: `--<name> VALUE`, or `--<name>` alone for a bool."""
+
+    name: str
+    kind: str = "str"
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    help: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def parse(self, raw: Any) -> Any:
+        """Check and convert a value given on the command line (or as JSON)."""
+        where = f"option {self.flag}"
+        if self.kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if str(raw).lower() in ("true", "1", "yes"):
+                return True
+            if str(raw).lower() in ("false", "0", "no"):
+                return False
+            raise UsageError(f"{where}: {raw!r} is not true or false")
+        if self.kind in ("int", "float"):
+            try:
+                return int(raw) if self.kind == "int" else float(raw)
+            except (TypeError, ValueError):
+                raise UsageError(
+                    f"{where}: {raw!r} is not {'an integer' if self.kind == 'int' else 'a number'}"
+                ) from None
+        raw = str(raw)
+        if self.kind == "choice" and raw not in self.choices:
+            raise UsageError(f"{where}: {raw!r} is not one of {', '.join(self.choices)}")
+        if self.kind in ("grid", "preset"):
+            return check_name(self.kind, raw)
+        if self.kind == "path":
+            return check_path(where, raw)
+        return check_value(where, raw)
+
+    def argv(self, value: Any) -> list[str]:
+        if self.kind == "bool":
+            return [self.flag] if value else []
+        return [self.flag, str(value)]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    module: str
+    description: str
+    seed_name: str = ""
+    needs_variant: bool = True
+    params: tuple[Param, ...] = ()
+    pythonpath: tuple[str, ...] = field(default=())
+
+    def param(self, name: str) -> Param:
+        for param in self.params:
+            if param.name == name.replace("-", "_"):
+                return param
+        known = ", ".join(p.flag for p in self.params) or "none"
+        raise UsageError(f"stage {self.name!r} has no option --{name}; its options: {known}")
+
+    def available(self, workspace: Path | None = None) -> bool:
+        """Whether the stage's module exists (in the workspace's pythonpath if it has one)."""
+        if self.pythonpath:
+            roots = [(workspace or Path.cwd()) / p for p in self.pythonpath]
+            rel = Path(*self.module.split("."))
+            return any(
+                (r / rel).with_suffix(".py").is_file() or (r / rel / "__init__.py").is_file() for r in roots
+            )
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    def argv(self, workspace: Path, variant: str | None, params: dict[str, Any]) -> list[str]:
+        """The command that runs this stage. `-P` keeps the workspace off sys.path."""
+        argv = [sys.executable, "-P", "-m", self.module, "--workspace", str(workspace)]
+        if variant is not None:
+            argv += ["--variant", variant]
+        for param in self.params:
+            if param.name in params:
+                argv += param.argv(params[param.name])
+        return argv
+
+
+_FORCE = Param("force", "bool", False, help="redo the work even if the outputs exist")
+
+SHIPPED: tuple[Stage, ...] = (
+    Stage(
+        "demo",
+        "jobs.mock_survey",
+        "write the embedded mini-DR10 survey into the workspace",
+        "mock survey",
+        needs_variant=False,
+        params=(Param("bricks", "int", help="number of bricks"), Param("seed", "int", help="random seed")),
+    ),
+    Stage(
+        "select",
+        "jobs.select",
+        "Tractor catalogue -> LRG parent sample with region splits",
+        "Phase 3",
+        params=(_FORCE,),
+    ),
+    Stage(
+        "manifest",
+        "jobs.manifest",
+        "grid x galaxies -> injection tasks, hash-assigned controls",
+        "Phase 4a",
+        params=(Param("grid", "grid", help="injection grid"), _FORCE),
+    ),
+    Stage(
+        "coadds",
+        "jobs.coadds",
+        "fetch and cache the grz coadds of the needed bricks",
+        "Phase 4b",
+        params=(Param("source", "path", help="URL template of the coadd tree"), _FORCE),
+    ),
+    Stage(
+        "inject",
+        "jobs.inject",
+        "64x64 grz cutouts + lenstronomy arcs -> stamps parquet",
+        "Phase 4c",
+        params=(Param("runner", "choice", "local", ("local", "spark"), "where partitions run"), _FORCE),
+    ),
+    Stage(
+        "train",
+        "jobs.train",
+        "stamps -> ResNet18-64 / ConvNeXt-Tiny checkpoints and metrics",
+        "Phase 5",
+        params=(
+            Param("preset", "preset", help="training preset"),
+            Param("resume", "bool", False, help="continue from the last checkpoint"),
+        ),
+    ),
+    Stage(
+        "eval",
+        "jobs.eval",
+        "operating-point tables, stratified by theta_E and theta_E/PSF",
+        "Phase 6",
+        params=(Param("run", "path", help="training run folder"),),
+    ),
+    Stage(
+        "score",
+        "jobs.score",
+        "a model over the parent sample -> candidates parquet",
+        "inference",
+        params=(Param("run", "path", help="training run folder"),),
+    ),
+    Stage(
+        "triage",
+        "jobs.triage",
+        "grades per inspector, consensus, export",
+        "visual grading",
+        params=(Param("out", "path", help="export file"),),
+    ),
+)
+
+
+def registry(declared: dict[str, Any] | None = None) -> dict[str, Stage]:
+    """The shipped stages plus those a workspace declares in `halo.toml` ([stages.NAME])."""
+    stages = {stage.name: stage for stage in SHIPPED}
+    for name, decl in (declared or {}).items():
+        if name in stages:
+            raise UsageError(f"halo.toml: stages.{name}: a shipped stage cannot be redefined")
+        stages[name] = Stage(
+            name=name,
+            module=decl.module,
+            description=decl.description,
+            seed_name="workspace",
+            needs_variant=decl.needs_variant,
+            pythonpath=tuple(decl.pythonpath),
+            params=tuple(
+                Param(pname, p.kind, p.default, tuple(p.choices), p.help) for pname, p in decl.params.items()
+            ),
+        )
+    return stages

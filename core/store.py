@@ -1,0 +1,262 @@
+"""The job store: one SQLite database per workspace (WAL mode), versioned by migrations."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UsageError
+from core.states import JobState, check_transition
+
+# Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        uid         TEXT NOT NULL UNIQUE,
+        stage       TEXT NOT NULL,
+        variant     TEXT,
+        params      TEXT NOT NULL DEFAULT '{}',
+        fingerprint TEXT NOT NULL,
+        backend     TEXT NOT NULL,
+        handle      TEXT,
+        state       TEXT NOT NULL,
+        created     REAL NOT NULL,
+        started     REAL,
+        ended       REAL,
+        exit_code   INTEGER,
+        failure     TEXT,
+        log_path    TEXT,
+        outputs     TEXT NOT NULL DEFAULT '[]',
+        summary     TEXT,
+        argv        TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX jobs_state ON jobs(state);
+    CREATE INDEX jobs_fingerprint ON jobs(fingerprint, state);
+    """,
+)
+
+_JSON_FIELDS = ("params", "handle", "outputs", "summary", "argv")
+
+
+@dataclass
+class Job:
+    """One launch of a stage, as recorded in the store."""
+
+    id: int
+    uid: str
+    stage: str
+    variant: str | None
+    params: dict[str, Any]
+    fingerprint: str
+    backend: str
+    handle: dict[str, Any] | None
+    state: JobState
+    created: float
+    started: float | None = None
+    ended: float | None = None
+    exit_code: int | None = None
+    failure: str | None = None
+    log_path: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    summary: dict[str, Any] | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def elapsed(self) -> float | None:
+        """Seconds run so far (or in all, once ended)."""
+        if self.started is None:
+            return None
+        return (self.ended or time.time()) - self.started
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = str(self.state)
+        return data
+
+
+def fingerprint(stage: str, variant: str | None, params: dict[str, Any]) -> str:
+    """What makes two launches the same job: stage, variant and parameters."""
+    return json.dumps([stage, variant, params], sort_keys=True, separators=(",", ":"))
+
+
+class DuplicateJob(UsageError):
+    """A launch of a job that is already queued or running."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(
+            f"job {job.id} ({job.stage}, same variant and parameters) is already {job.state}; "
+            "use --force to launch another"
+        )
+        self.job = job
+
+
+class Store:
+    """Access to `<workspace>/.halo/halo.db`. Safe to share between processes."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @property
+    def version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        if self.version >= len(MIGRATIONS):
+            return
+        with self._write():
+            for number in range(self.version, len(MIGRATIONS)):
+                for statement in _statements(MIGRATIONS[number]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front (BEGIN IMMEDIATE)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise UsageError(f"no job {job_id} in this workspace")
+        return _job(row)
+
+    def list(
+        self,
+        states: Iterable[JobState] | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs, newest first, optionally filtered by state and stage."""
+        sql, args = "SELECT * FROM jobs WHERE 1=1", []
+        if states is not None:
+            states = [str(s) for s in states]
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            args += states
+        if stage is not None:
+            sql += " AND stage = ?"
+            args.append(stage)
+        sql += " ORDER BY id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        return [_job(row) for row in self._db.execute(sql, args)]
+
+    def live(self) -> list[Job]:
+        return self.list(states=[JobState.QUEUED, JobState.RUNNING])
+
+    # -- writing -----------------------------------------------------------------------
+
+    def create(
+        self,
+        stage: str,
+        variant: str | None,
+        params: dict[str, Any],
+        backend: str,
+        force: bool = False,
+    ) -> Job:
+        """Record a new queued job; refuse a duplicate of a live one unless `force`."""
+        fp = fingerprint(stage, variant, params)
+        with self._write() as db:
+            if not force:
+                row = db.execute(
+                    "SELECT * FROM jobs WHERE fingerprint = ? AND state IN (?, ?) LIMIT 1",
+                    (fp, JobState.QUEUED.value, JobState.RUNNING.value),
+                ).fetchone()
+                if row is not None:
+                    raise DuplicateJob(_job(row))
+            cur = db.execute(
+                "INSERT INTO jobs (uid, stage, variant, params, fingerprint, backend, state, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    secrets.token_hex(6),
+                    stage,
+                    variant,
+                    json.dumps(params, sort_keys=True),
+                    fp,
+                    backend,
+                    JobState.QUEUED.value,
+                    time.time(),
+                ),
+            )
+            job_id = cur.lastrowid
+        return self.get(job_id)
+
+    def update(self, job_id: int, **fields: Any) -> Job:
+        """Set fields other than the state (handle, log path, argv, outputs…)."""
+        if "state" in fields:
+            raise ValueError("use transition() to change a job's state")
+        if fields:
+            with self._write() as db:
+                _update(db, job_id, fields)
+        return self.get(job_id)
+
+    def transition(self, job_id: int, new: JobState, **fields: Any) -> Job:
+        """Move a job to `new` (checked by the state machine) and set `fields` with it.
+
+        Ending states stamp `ended`, `running` stamps `started`, unless given."""
+        with self._write() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise UsageError(f"no job {job_id} in this workspace")
+            new = check_transition(row["state"], new)
+            now = time.time()
+            if new is JobState.RUNNING:
+                fields.setdefault("started", now)
+            if new.terminal:
+                fields.setdefault("ended", now)
+            _update(db, job_id, {**fields, "state": new.value})
+        return self.get(job_id)
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+_COLUMNS = frozenset(
+    "uid stage variant params fingerprint backend handle state created started ended "
+    "exit_code failure log_path outputs summary argv".split()
+)
+
+
+def _update(db: sqlite3.Connection, job_id: int, fields: dict[str, Any]) -> None:
+    columns = list(fields)
+    unknown = set(columns) - _COLUMNS
+    if unknown:
+        raise ValueError(f"not job fields: {sorted(unknown)}")
+    values = [json.dumps(fields[c]) if c in _JSON_FIELDS else fields[c] for c in columns]
+    assignments = ", ".join(f"{c} = ?" for c in columns)
+    db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*values, job_id))
+
+
+def _job(row: sqlite3.Row) -> Job:
+    data = dict(row)
+    for name in _JSON_FIELDS:
+        if data[name] is not None:
+            data[name] = json.loads(data[name])
+    data["state"] = JobState(data["state"])
+    return Job(**data)

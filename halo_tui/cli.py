@@ -1,0 +1,479 @@
+"""`halo`: the headless commands (Typer). Bare `halo` opens the console.
+
+Exit codes: 0 ok, 1 job failed (or cancelled), 2 usage or config error, 3 backend
+unreachable, 130 interrupted. `--json` prints machine output on stdout; human output is Rich.
+Heavy imports (pydantic, rich, textual) happen inside the commands that need them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from core.errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, HaloError, UsageError
+from core.states import JobState
+
+app = typer.Typer(
+    name="halo",
+    help="Dark Halo Scope: run, watch and grade the strong-lens pipeline. Bare `halo` opens the console.",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+jobs_app = typer.Typer(help="List, inspect, cancel and follow jobs.", no_args_is_help=True)
+config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo workspace on the embedded mini-DR10 survey.")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(config_app, name="config")
+app.add_typer(demo_app, name="demo")
+
+WorkspaceOpt = Annotated[
+    Path | None,
+    typer.Option("--workspace", "-w", envvar="HALO_WORKSPACE", help="workspace folder [default: .]"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
+
+
+# -- plumbing ----------------------------------------------------------------------------
+
+
+def _engine(workspace: Path | None, create: bool = False):
+    from core.engine import Engine
+    from core.workspace import Workspace
+
+    engine = Engine(Workspace.resolve(workspace, create=create))
+    engine.refresh()  # reconcile jobs left running by an earlier process
+    return engine
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def _job_json(engine: Any, job: Any) -> dict[str, Any]:
+    from core.engine import cli_command
+
+    return {**job.to_dict(), "command": cli_command(job)}
+
+
+def _outcome(job: Any) -> int:
+    return EXIT_OK if job.state is JobState.SUCCEEDED else EXIT_JOB_FAILED
+
+
+def _jobs_table(jobs: list[Any]):
+    from rich.table import Table
+
+    from halo_tui.format import STATE_STYLES, duration, when
+
+    table = Table(box=None, header_style="bold")
+    for column in ("id", "stage", "variant", "backend", "state", "started", "elapsed", "exit"):
+        table.add_column(column, justify="right" if column in ("id", "elapsed", "exit") else "left")
+    for job in jobs:
+        table.add_row(
+            str(job.id),
+            job.stage,
+            job.variant or "-",
+            job.backend,
+            f"[{STATE_STYLES[job.state]}]{job.state}[/]",
+            when(job.started),
+            duration(job.elapsed),
+            "-" if job.exit_code is None else str(job.exit_code),
+        )
+    return table
+
+
+def _pass_workspace_down(workspace: Path | None) -> None:
+    """`halo -w DIR jobs list` means the same as `halo jobs list -w DIR`: subcommands read
+    their --workspace default from $HALO_WORKSPACE, parsed after this callback ran."""
+    if workspace is not None:
+        os.environ["HALO_WORKSPACE"] = str(workspace)
+
+
+# -- root --------------------------------------------------------------------------------
+
+
+@app.callback(invoke_without_command=True)
+def root(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="console: hide every action that changes state")
+    ] = False,
+) -> None:
+    """Bare `halo` opens the console on the workspace."""
+    _pass_workspace_down(workspace)
+    if ctx.invoked_subcommand is None:
+        engine = _engine(workspace)
+        from halo_tui.app import HaloApp
+
+        HaloApp(engine, readonly=readonly).run()
+
+
+# -- jobs --------------------------------------------------------------------------------
+
+
+@jobs_app.command("list")
+def jobs_list(
+    workspace: WorkspaceOpt = None,
+    state: Annotated[
+        list[str] | None, typer.Option("--state", help="only jobs in this state (repeatable)")
+    ] = None,
+    stage: Annotated[str | None, typer.Option("--stage", help="only jobs of this stage")] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="at most this many, newest first")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List jobs, newest first."""
+    states = None
+    if state:
+        try:
+            states = [JobState(s) for s in state]
+        except ValueError:
+            raise UsageError(
+                f"unknown state in {state}; known: {', '.join(s.value for s in JobState)}"
+            ) from None
+    engine = _engine(workspace)
+    jobs = engine.store.list(states=states, stage=stage, limit=limit)
+    if as_json:
+        _emit_json([_job_json(engine, job) for job in jobs])
+    elif jobs:
+        _console().print(_jobs_table(jobs))
+    else:
+        _console().print(f"no jobs yet in {engine.workspace.root}")
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: Annotated[int, typer.Argument(help="job id")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one job: parameters, command, log, outputs, failure."""
+    engine = _engine(workspace)
+    job = engine.get(job_id)
+    data = _job_json(engine, job)
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.table import Table
+
+    from halo_tui.format import STATE_STYLES, duration, when
+
+    table = Table.grid(padding=(0, 2))
+    rows = [
+        ("job", f"{job.id} ({job.uid})"),
+        ("stage", job.stage),
+        ("variant", job.variant or "-"),
+        ("backend", job.backend),
+        ("state", f"[{STATE_STYLES[job.state]}]{job.state}[/]"),
+        ("created", when(job.created)),
+        ("started", when(job.started)),
+        ("ended", when(job.ended)),
+        ("elapsed", duration(job.elapsed)),
+        ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+        ("failure", job.failure or "-"),
+        ("parameters", json.dumps(job.params, sort_keys=True)),
+        ("command", data["command"]),
+        ("log", job.log_path or "-"),
+        ("outputs", "\n".join(job.outputs) or "-"),
+    ]
+    for key, value in rows:
+        table.add_row(f"[bold]{key}[/]", value)
+    _console().print(table)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: Annotated[int, typer.Argument(help="job id")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a queued or running job (SIGTERM, then SIGKILL after the grace period)."""
+    engine = _engine(workspace)
+    job = engine.cancel(job_id)
+    if as_json:
+        _emit_json(_job_json(engine, job))
+    else:
+        _console(stderr=True).print(f"job {job.id} cancelled")
+
+
+@jobs_app.command("logs")
+def jobs_logs(
+    job_id: Annotated[int, typer.Argument(help="job id")],
+    workspace: WorkspaceOpt = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="follow until the job ends; exit with its outcome")
+    ] = False,
+) -> None:
+    """Print a job's log; with -f, follow it until the job ends."""
+    engine = _engine(workspace)
+    job = engine.get(job_id)
+    path = Path(job.log_path) if job.log_path else engine.log_path(job.id)
+    out = sys.stdout.buffer
+    offset = 0
+    while True:
+        offset = _copy_from(path, offset, out)
+        if not follow or job.state.terminal:
+            break
+        time.sleep(0.2)
+        job = engine.get(job_id)
+    if follow:
+        offset = _copy_from(path, offset, out)
+        raise typer.Exit(_outcome(job))
+
+
+def _copy_from(path: Path, offset: int, out: Any) -> int:
+    """Copy what `path` holds past `offset` to `out`; start over if it was truncated."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return offset
+    if size < offset:
+        offset = 0
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while chunk := handle.read(1 << 16):
+            out.write(chunk)
+            offset += len(chunk)
+    out.flush()
+    return offset
+
+
+# -- stages ------------------------------------------------------------------------------
+
+
+@app.command("stages")
+def stages(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List the pipeline stages, their options, and whether each is built."""
+    engine = _engine(workspace)
+    rows = [
+        {
+            "name": s.name,
+            "seed_name": s.seed_name,
+            "module": s.module,
+            "available": s.available(engine.workspace.root),
+            "needs_variant": s.needs_variant,
+            "description": s.description,
+            "options": [
+                {
+                    "flag": p.flag,
+                    "kind": p.kind,
+                    "default": p.default,
+                    "choices": list(p.choices),
+                    "help": p.help,
+                }
+                for p in s.params
+            ],
+        }
+        for s in engine.stages().values()
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("stage", "seed", "status", "options", "does"):
+        table.add_column(column)
+    for row in rows:
+        status = "[green]available[/]" if row["available"] else "[dim]not built yet[/]"
+        options = " ".join(o["flag"] for o in row["options"])
+        table.add_row(row["name"], row["seed_name"], status, options or "-", row["description"])
+    _console().print(table)
+
+
+@app.command(
+    "stage",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def stage(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="stage name (see `halo stages`)")],
+    workspace: WorkspaceOpt = None,
+    variant: Annotated[str | None, typer.Option("--variant", help="config variant, e.g. v4_sota")] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", help="local or emr [default: from config]")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="launch even if the same job runs; redo outputs")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="block until the job ends; exit with its outcome")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Launch a stage as a job. Stage options (see `halo stages`) follow as --name VALUE."""
+    engine = _engine(workspace)
+    stage_def = engine.stage(name)
+    params = _stage_options(stage_def, ctx.args)
+    if force and any(p.name == "force" for p in stage_def.params):
+        params["force"] = True
+    job = engine.launch(name, variant=variant, params=params, backend=backend, force=force)
+    err = _console(stderr=True)
+    if not as_json:
+        err.print(f"job {job.id} {job.state}: {job.stage}" + (f" ({job.variant})" if job.variant else ""))
+        err.print(f"log: {job.log_path}")
+    if wait:
+        try:
+            job = engine.wait(job.id, on_change=None if as_json else lambda j: _say_state(err, j))
+        except KeyboardInterrupt:
+            err.print(f"stopped waiting; job {job.id} goes on (halo jobs logs -f {job.id})")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+    if as_json:
+        _emit_json(_job_json(engine, job))
+    elif wait:
+        from halo_tui.format import duration
+
+        reason = f": {job.failure}" if job.failure else ""
+        err.print(f"job {job.id} {job.state} after {duration(job.elapsed)}{reason}")
+    raise typer.Exit(_outcome(job) if wait else EXIT_OK)
+
+
+def _say_state(console: Any, job: Any) -> None:
+    if not job.state.terminal:  # the end is reported once, with its reason
+        console.print(f"job {job.id} {job.state}")
+
+
+def _stage_options(stage_def: Any, args: list[str]) -> dict[str, Any]:
+    """Parse `--name VALUE`, `--name=VALUE` and bare `--flag` against the stage's options."""
+    params: dict[str, Any] = {}
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if not token.startswith("--") or token == "--":
+            raise UsageError(f"unexpected argument {token!r}; stage options look like --name VALUE")
+        key, eq, value = token[2:].partition("=")
+        param = stage_def.param(key)
+        if not eq:
+            if param.kind == "bool":
+                value = "true"
+            elif i + 1 < len(args):
+                i += 1
+                value = args[i]
+            else:
+                raise UsageError(f"option {param.flag} needs a value")
+        params[param.name] = value
+        i += 1
+    return params
+
+
+# -- config ------------------------------------------------------------------------------
+
+
+@config_app.command("check")
+def config_check(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Validate the shipped config, the workspace's halo.toml and HALO_* variables."""
+    from core.workspace import Workspace
+
+    ws = Workspace.resolve(workspace)
+    config = ws.config
+    counts = {"variants": len(config.variants), "grids": len(config.grids), "presets": len(config.presets)}
+    if as_json:
+        _emit_json({"ok": True, "workspace": str(ws.root), **counts})
+    else:
+        _console(stderr=True).print(
+            f"config ok: {counts['variants']} variants, {counts['grids']} grids, {counts['presets']} presets"
+        )
+
+
+@config_app.command("show")
+def config_show(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Show the effective configuration (each grid with its configuration count)."""
+    from core.config import describe
+    from core.workspace import Workspace
+
+    data = describe(Workspace.resolve(workspace).config)
+    if as_json:
+        _emit_json(data)
+        return
+    from rich.pretty import Pretty
+
+    console = _console()
+    for section, value in data.items():
+        console.rule(f"[bold]{section}")
+        console.print(Pretty(value, expand_all=False))
+
+
+# -- demo --------------------------------------------------------------------------------
+
+DEMO_DIR = "halo-demo"
+
+
+@demo_app.callback(invoke_without_command=True)
+def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
+    """Set up the demo workspace (default ./halo-demo) and show its jobs."""
+    if ctx.invoked_subcommand is not None:
+        _pass_workspace_down(workspace)
+        return
+    root = _demo_init(workspace)
+    jobs_list(workspace=root)
+
+
+@demo_app.command("init")
+def demo_init(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Create the demo workspace (default ./halo-demo): halo.toml and the job store."""
+    root = _demo_init(workspace)
+    if as_json:
+        _emit_json({"workspace": str(root)})
+
+
+def _demo_init(workspace: Path | None) -> Path:
+    engine = _engine(workspace or os.environ.get("HALO_WORKSPACE") or Path(DEMO_DIR), create=True)
+    root = engine.workspace.root
+    toml = root / "halo.toml"
+    if not toml.exists():
+        toml.write_text(DEMO_TOML)
+    engine.workspace.config  # noqa: B018 - validate now, so a broken halo.toml is named at once
+    _console(stderr=True).print(f"demo workspace ready: {root}")
+    return root
+
+
+DEMO_TOML = """\
+# Dark Halo Scope workspace. Anything here overrides or adds to the shipped config
+# (halo config show lists it all). Examples:
+#
+# [backends]
+# default = "local"
+#
+# [grids.grid_sota]
+# control_frac = 0.4
+#
+# [presets.demo_cpu]
+# epochs = 2
+"""
+
+
+# -- entry point -------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run `halo`; map user errors to one message and the documented exit code."""
+    try:
+        result = app(args=argv, prog_name="halo", standalone_mode=False)
+        code = result if isinstance(result, int) else EXIT_OK
+    except HaloError as err:
+        typer.echo(f"halo: error: {err}", err=True)
+        code = err.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        typer.echo("interrupted", err=True)
+        code = EXIT_INTERRUPTED
+    sys.exit(code)
