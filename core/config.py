@@ -237,10 +237,10 @@ class HaloConfig(_Model):
     backends: Backends
     stages: dict[str, StageDecl] = {}
 
-    @field_validator("variants", "grids", "presets", "stages")
+    @field_validator("variants", "grids", "presets", "stages", mode="before")
     @classmethod
-    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
+    def _names(cls, value: Any) -> Any:
+        for name in value if isinstance(value, Mapping) else ():
             _as_value_error(check_name, "name", name)
         return value
 
@@ -279,15 +279,16 @@ class _Source:
         self.overlay: dict[str, Any] = {}
         self.overlay_file = WORKSPACE_FILE
         self.env: dict[tuple[str, ...], str] = {}
+        self.shipped: set[tuple[str, str]] = set()
 
     def name(self, loc: tuple[str | int, ...]) -> tuple[str, tuple[str | int, ...]]:
         """The file (or variable) that set `loc`, and the key path inside it."""
         for prefix, var in self.env.items():
             if loc[: len(prefix)] == prefix:
                 return var, ()
-        if _has_path(self.overlay, loc):
-            return self.overlay_file, loc
         section = loc[0] if loc else ""
+        if _has_path(self.overlay, loc) or (section in SECTIONS and tuple(loc[:2]) not in self.shipped):
+            return self.overlay_file, loc
         if section in SECTIONS and len(loc) > 1:
             return f"{section}/{loc[1]}.toml", loc[2:]
         if section in ("targets", "backends"):
@@ -303,10 +304,11 @@ def load(workspace: Path | None = None, environ: Mapping[str, str] | None = None
     for section in SECTIONS:
         for path in sorted((SHIPPED / section).glob("*.toml")):
             raw[section][path.stem] = _read_toml(path, f"{section}/{path.name}")
+            source.shipped.add((section, path.stem))
     raw["targets"] = _read_toml(SHIPPED / "targets.toml", "targets.toml")
     raw["backends"] = _read_toml(SHIPPED / "backends.toml", "backends.toml")
 
-    if workspace is not None and (workspace / WORKSPACE_FILE).is_file():
+    if workspace is not None and (workspace / WORKSPACE_FILE).exists():
         source.overlay_file = str(workspace / WORKSPACE_FILE)
         source.overlay = _read_toml(workspace / WORKSPACE_FILE, source.overlay_file)
         raw = _merge(raw, source.overlay)
@@ -403,7 +405,8 @@ def _describe(error: Mapping[str, Any], source: _Source) -> str:
     where, inner = source.name(loc)
     template = _MESSAGES.get(error["type"])
     if template is not None:
-        message = template.format(**error.get("ctx", {}))
+        ctx = {k: f"{v:g}" if isinstance(v, float) else v for k, v in error.get("ctx", {}).items()}
+        message = template.format(**ctx)
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
     path = _format_loc(inner)

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,16 @@ class Job:
         return (self.ended or time.time()) - self.started
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["state"] = str(self.state)
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        data["state"] = self.state.value
         return data
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Job))
+# One JSON object per row, with the same keys and values as Job.to_dict().
+_JSON_OBJECT = "json_object({})".format(
+    ", ".join(f"'{n}', json({n})" if n in _JSON_FIELDS else f"'{n}', {n}" for n in _FIELD_NAMES)
+)
 
 
 def fingerprint(stage: str, variant: str | None, params: dict[str, Any]) -> str:
@@ -152,19 +159,18 @@ class Store:
         limit: int | None = None,
     ) -> list[Job]:
         """Jobs, newest first, optionally filtered by state and stage."""
-        sql, args = "SELECT * FROM jobs WHERE 1=1", []
-        if states is not None:
-            states = [str(s) for s in states]
-            sql += f" AND state IN ({','.join('?' * len(states))})"
-            args += states
-        if stage is not None:
-            sql += " AND stage = ?"
-            args.append(stage)
-        sql += " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            args.append(limit)
+        sql, args = _select("*", states, stage, limit)
         return [_job(row) for row in self._db.execute(sql, args)]
+
+    def list_json(
+        self,
+        states: Iterable[JobState] | None = None,
+        stage: str | None = None,
+        limit: int | None = None,
+    ) -> list[str]:
+        """As `list`, each job as the JSON of `Job.to_dict()`, built by SQLite (fast for 10,000s)."""
+        sql, args = _select(_JSON_OBJECT, states, stage, limit)
+        return [row[0] for row in self._db.execute(sql, args)]
 
     def live(self) -> list[Job]:
         return self.list(states=[JobState.QUEUED, JobState.RUNNING])
@@ -231,6 +237,24 @@ class Store:
                 fields.setdefault("ended", now)
             _update(db, job_id, {**fields, "state": new.value})
         return self.get(job_id)
+
+
+def _select(
+    columns: str, states: Iterable[JobState] | None, stage: str | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    sql, args = f"SELECT {columns} FROM jobs WHERE 1=1", []
+    if states is not None:
+        states = [str(s) for s in states]
+        sql += f" AND state IN ({','.join('?' * len(states))})"
+        args += states
+    if stage is not None:
+        sql += " AND stage = ?"
+        args.append(stage)
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return sql, args
 
 
 def _statements(script: str) -> list[str]:

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from core.errors import EXIT_INTERRUPTED, EXIT_JOB_FAILED, EXIT_OK, EXIT_USAGE, HaloError, UsageError
@@ -63,7 +62,7 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
-def _job_json(engine: Any, job: Any) -> dict[str, Any]:
+def _job_json(job: Any) -> dict[str, Any]:
     from core.engine import cli_command
 
     return {**job.to_dict(), "command": cli_command(job)}
@@ -147,10 +146,12 @@ def jobs_list(
                 f"unknown state in {state}; known: {', '.join(s.value for s in JobState)}"
             ) from None
     engine = _engine(workspace)
-    jobs = engine.store.list(states=states, stage=stage, limit=limit)
     if as_json:
-        _emit_json([_job_json(engine, job) for job in jobs])
-    elif jobs:
+        rows = engine.store.list_json(states=states, stage=stage, limit=limit)
+        sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
+        return
+    jobs = engine.store.list(states=states, stage=stage, limit=limit)
+    if jobs:
         _console().print(_jobs_table(jobs))
     else:
         _console().print(f"no jobs yet in {engine.workspace.root}")
@@ -165,7 +166,7 @@ def jobs_show(
     """Show one job: parameters, command, log, outputs, failure."""
     engine = _engine(workspace)
     job = engine.get(job_id)
-    data = _job_json(engine, job)
+    data = _job_json(job)
     if as_json:
         _emit_json(data)
         return
@@ -206,7 +207,7 @@ def jobs_cancel(
     engine = _engine(workspace)
     job = engine.cancel(job_id)
     if as_json:
-        _emit_json(_job_json(engine, job))
+        _emit_json(_job_json(job))
     else:
         _console(stderr=True).print(f"job {job.id} cancelled")
 
@@ -334,7 +335,7 @@ def stage(
             err.print(f"stopped waiting; job {job.id} goes on (halo jobs logs -f {job.id})")
             raise typer.Exit(EXIT_INTERRUPTED) from None
     if as_json:
-        _emit_json(_job_json(engine, job))
+        _emit_json(_job_json(job))
     elif wait:
         from halo_tui.format import duration
 
@@ -468,12 +469,12 @@ def main(argv: list[str] | None = None) -> None:
     except HaloError as err:
         typer.echo(f"halo: error: {err}", err=True)
         code = err.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        code = EXIT_USAGE if isinstance(exc, click.UsageError) else exc.exit_code
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except typer.TyperException as exc:  # the command line did not parse
+        exc.show()  # type: ignore[attr-defined]
+        code = EXIT_USAGE
+    except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
     sys.exit(code)

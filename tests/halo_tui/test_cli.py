@@ -1,0 +1,130 @@
+"""`halo` as a real process: JSON output, exit codes, no tracebacks, following logs."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from core.errors import EXIT_INTERRUPTED
+
+
+def test_stage_wait_json_gives_the_job_record_and_exit_code(halo) -> None:
+    ok = halo.json("stage", "sleepy", "--seconds", "0.1", "--wait")
+    assert ok["state"] == "succeeded" and ok["exit_code"] == 0 and ok["outputs"] == ["result.txt"]
+    assert ok["command"] == "halo stage sleepy --seconds 0.1"
+    failed = halo("stage", "sleepy", "--code", "4", "--wait", "--json", check=1)
+    assert json.loads(failed.stdout)["failure"] == "exited with code 4"
+
+
+def test_stage_without_wait_returns_at_once_and_lists_the_job(halo) -> None:
+    started = time.monotonic()
+    job = halo.json("stage", "sleepy", "--seconds", "30")
+    assert time.monotonic() - started < 10 and job["state"] == "running"
+    listed = halo.json("jobs", "list")
+    assert [j["id"] for j in listed] == [job["id"]]
+    assert halo.json("jobs", "list", "--state", "succeeded") == []
+    cancelled = halo.json("jobs", "cancel", str(job["id"]))
+    assert cancelled["state"] == "cancelled"
+    assert halo("jobs", "cancel", str(job["id"]), check=2).stderr.startswith("halo: error: job")
+
+
+def test_human_output_shows_a_table(halo) -> None:
+    halo("stage", "sleepy", "--wait", check=0)
+    out = halo("jobs", "list", check=0).stdout
+    assert "sleepy" in out and "succeeded" in out
+    shown = halo("jobs", "show", "1", check=0).stdout
+    assert "halo stage sleepy" in shown and "result.txt" in shown
+
+
+def test_logs_follow_until_the_job_ends(halo, workspace: Path) -> None:
+    job = halo.json("stage", "sleepy", "--seconds", "1.0")
+    followed = halo("jobs", "logs", "-f", str(job["id"]), check=0)
+    assert "sleepy: start" in followed.stdout and "sleepy: done" in followed.stdout
+    assert halo("jobs", "logs", str(job["id"]), check=0).stdout == followed.stdout
+    failing = halo.json("stage", "sleepy", "--code", "2")
+    assert "exit code 2" in halo("jobs", "logs", "--follow", str(failing["id"]), check=1).stdout
+
+
+def test_user_errors_exit_2_with_one_message(halo, workspace: Path) -> None:
+    for args, message in [
+        (("stage", "sleepy", "--variant", "v4; rm -rf /"), "is not a valid name"),
+        (("stage", "sleepy", "--out", "../x"), "is not an acceptable path"),
+        (("stage", "sleepy", "stray"), "unexpected argument 'stray'"),
+        (("stage", "sleepy", "--seconds"), "option --seconds needs a value"),
+        (("stage", "nosuch"), "unknown stage 'nosuch'"),
+        (("stage", "select", "--variant", "v4_sota"), "not built yet"),
+        (("jobs", "show", "42"), "no job 42"),
+        (("jobs", "list", "--state", "sleeping"), "unknown state"),
+        (("jobs", "show", "forty-two"), "Invalid value"),
+        (("nosuchcommand",), "No such command"),
+        (("--workspace", str(workspace / "missing"), "jobs", "list"), "is not a folder"),
+    ]:
+        proc = halo(*args, check=2)
+        assert message in proc.stderr, (args, proc.stderr)
+    assert halo.json("jobs", "list") == []  # nothing ran
+
+
+def test_a_broken_halo_toml_is_named_with_exit_2(halo, workspace: Path) -> None:
+    (workspace / "halo.toml").write_text("[grids.grid_sota]\ntheta_e_arcsec = [0.5, 1.0, -2.0]\n")
+    proc = halo("config", "check", check=2)
+    assert (
+        proc.stderr.strip()
+        == f"halo: error: {workspace / 'halo.toml'}: grids.grid_sota.theta_e_arcsec[2]: must be > 0"
+    )
+    halo("stage", "sleepy", check=2)
+
+
+def test_config_show_json_counts_grid_configurations(halo) -> None:
+    cfg = halo.json("config", "show")
+    assert cfg["grids"]["grid_small"]["n_configs"] == 48 and cfg["grids"]["grid_sota"]["n_configs"] == 1008
+    assert halo.json("config", "check")["ok"] is True
+
+
+def test_stages_json_lists_availability(halo) -> None:
+    stages = {s["name"]: s for s in halo.json("stages")}
+    assert stages["sleepy"]["available"] is True
+    assert stages["train"]["available"] is False
+    assert {o["flag"] for o in stages["sleepy"]["options"]} == {"--seconds", "--code", "--stubborn", "--out"}
+
+
+def test_workspace_option_works_before_and_after_the_command(halo, workspace: Path, tmp_path: Path) -> None:
+    halo("stage", "sleepy", "--wait", check=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    for args in (
+        ["-w", str(workspace), "jobs", "list", "--json"],
+        ["jobs", "list", "--json", "-w", str(workspace)],
+    ):
+        proc = subprocess.run([halo.executable, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert len(json.loads(proc.stdout)) == 1
+
+
+def test_demo_init_creates_a_workspace(halo, tmp_path: Path) -> None:
+    target = tmp_path / "demo"
+    assert halo.json("demo", "init", "--workspace", str(target)) == {"workspace": str(target)}
+    assert (target / "halo.toml").exists() and (target / ".halo" / "halo.db").exists()
+    proc = halo("demo", "--workspace", str(target), check=0)
+    assert "no jobs yet" in proc.stdout
+
+
+def test_interrupting_wait_leaves_the_job_running(halo, workspace: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    env["HALO_WORKSPACE"] = str(workspace)
+    proc = subprocess.Popen(
+        [halo.executable, "stage", "sleepy", "--seconds", "30", "--wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not (workspace / ".halo" / "logs" / "1.log").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(2)  # Ctrl-C
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == EXIT_INTERRUPTED and "goes on" in err and "Traceback" not in err
+    job = halo.json("jobs", "show", "1")
+    assert job["state"] == "running"
+    halo("jobs", "cancel", "1", check=0)
