@@ -29,14 +29,14 @@ def check_module(value: str) -> str:
 
 
 def check_path(kind: str, value: str) -> str:
-    """Return `value` if it is a path or `s3://` URI free of `..`, control characters and
-    leading dashes, else raise. Relative paths are resolved by the stage, in the workspace."""
+    """Return `value` if it is a path, glob or `s3://` URI free of `..`, control and shell
+    characters and leading dashes, else raise. Relative paths are resolved in the workspace."""
     parts = value.removeprefix("s3://").split("/")
     if (
         not value
         or value.startswith("-")
         or ".." in parts
-        or any(ord(ch) < 32 or ch in "\\;&|`$<>*?'\"" for ch in value)
+        or any(ord(ch) < 32 or ch in "\\;&|`$<>'\"" for ch in value)
     ):
         raise UsageError(
             f"{kind} {value!r} is not an acceptable path (no '..', no control or shell characters)"

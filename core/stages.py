@@ -114,14 +114,20 @@ SHIPPED: tuple[Stage, ...] = (
         "write the embedded mini-DR10 survey into the workspace",
         "mock survey",
         needs_variant=False,
-        params=(Param("bricks", "int", help="number of bricks"), Param("seed", "int", help="random seed")),
+        params=(
+            Param("bricks", "int", help="number of bricks"),
+            Param("seed", "int", help="random seed"),
+            Param("brick_px", "int", help="brick size in pixels (DR10: 3600)"),
+            Param("no_images", "bool", False, help="catalogues only"),
+            _FORCE,
+        ),
     ),
     Stage(
         "select",
         "jobs.select",
         "Tractor catalogue -> LRG parent sample with region splits",
         "Phase 3",
-        params=(_FORCE,),
+        params=(Param("catalogs", "path", help="catalogue file, folder, glob or s3:// prefix"), _FORCE),
     ),
     Stage(
         "manifest",

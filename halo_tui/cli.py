@@ -223,18 +223,27 @@ def jobs_logs(
     """Print a job's log; with -f, follow it until the job ends."""
     engine = _engine(workspace)
     job = engine.get(job_id)
-    path = Path(job.log_path) if job.log_path else engine.log_path(job.id)
-    out = sys.stdout.buffer
+    if not follow:
+        _copy_from(_log_of(engine, job), 0, sys.stdout.buffer)
+        return
+    job = _follow(engine, job, sys.stdout.buffer)
+    raise typer.Exit(_outcome(job))
+
+
+def _log_of(engine: Any, job: Any) -> Path:
+    return Path(job.log_path) if job.log_path else engine.log_path(job.id)
+
+
+def _follow(engine: Any, job: Any, out: Any) -> Any:
+    """Copy the job's log to `out` as it grows, until the job ends; return the ended job."""
+    path = _log_of(engine, job)
     offset = 0
     while True:
         offset = _copy_from(path, offset, out)
-        if not follow or job.state.terminal:
-            break
+        if job.state.terminal:
+            return job
         time.sleep(0.2)
-        job = engine.get(job_id)
-    if follow:
-        offset = _copy_from(path, offset, out)
-        raise typer.Exit(_outcome(job))
+        job = engine.get(job.id)
 
 
 def _copy_from(path: Path, offset: int, out: Any) -> int:
@@ -416,45 +425,105 @@ DEMO_DIR = "halo-demo"
 
 @demo_app.callback(invoke_without_command=True)
 def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
-    """Set up the demo workspace (default ./halo-demo) and show its jobs."""
+    """Run the demo pipeline on the embedded mini-DR10 survey (default ./halo-demo):
+    the mock survey, select and manifest, each as an engine job, then list the jobs."""
     if ctx.invoked_subcommand is not None:
         _pass_workspace_down(workspace)
         return
-    root = _demo_init(workspace)
-    jobs_list(workspace=root)
+    engine = _demo_workspace(workspace)
+    for stage_name, variant, params in DEMO_STEPS:
+        job = _run_step(engine, stage_name, variant, params)
+        if job.state is not JobState.SUCCEEDED:
+            raise typer.Exit(EXIT_JOB_FAILED)
+    jobs_list(workspace=engine.workspace.root)
 
 
 @demo_app.command("init")
-def demo_init(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """Create the demo workspace (default ./halo-demo): halo.toml and the job store."""
-    root = _demo_init(workspace)
+def demo_init(
+    workspace: WorkspaceOpt = None,
+    bricks: Annotated[
+        int | None, typer.Option("--bricks", min=1, help="number of bricks [default: 16]")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="random seed [default: 1]")] = None,
+    brick_px: Annotated[
+        int | None, typer.Option("--brick-px", min=64, help="brick size (DR10: 3600) [default: 600]")
+    ] = None,
+    no_images: Annotated[bool, typer.Option("--no-images", help="catalogues only")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="rewrite the survey even if it is up to date")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the demo workspace (default ./halo-demo) and write the mock survey into it, as a job."""
+    engine = _demo_workspace(workspace)
+    options = {
+        "bricks": bricks,
+        "seed": seed,
+        "brick_px": brick_px,
+        "no_images": no_images or None,
+        "force": force or None,
+    }
+    job = _run_step(engine, "demo", None, {k: v for k, v in options.items() if v is not None}, quiet=as_json)
     if as_json:
-        _emit_json({"workspace": str(root)})
+        _emit_json({"workspace": str(engine.workspace.root), "job": _job_json(job)})
+    raise typer.Exit(_outcome(job))
 
 
-def _demo_init(workspace: Path | None) -> Path:
+# The demo pipeline so far: stages are added here as they are built.
+DEMO_STEPS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
+    ("demo", None, {}),
+    ("select", "v4_sota", {}),
+    ("manifest", "v4_sota", {"grid": "grid_sota"}),
+)
+
+
+def _demo_workspace(workspace: Path | None) -> Any:
     engine = _engine(workspace or os.environ.get("HALO_WORKSPACE") or Path(DEMO_DIR), create=True)
-    root = engine.workspace.root
-    toml = root / "halo.toml"
+    toml = engine.workspace.root / "halo.toml"
     if not toml.exists():
         toml.write_text(DEMO_TOML)
     engine.workspace.config  # noqa: B018 - validate now, so a broken halo.toml is named at once
-    _console(stderr=True).print(f"demo workspace ready: {root}")
-    return root
+    return engine
+
+
+def _run_step(
+    engine: Any, stage_name: str, variant: str | None, params: dict[str, Any], quiet: bool = False
+) -> Any:
+    """Launch one stage as a job and wait for it, its log shown on stderr unless `quiet`."""
+    err = _console(stderr=True)
+    label = stage_name + (f" ({variant})" if variant else "")
+    job = engine.launch(stage_name, variant=variant, params=params)
+    if not quiet:
+        err.rule(f"[bold]job {job.id}: {label}")
+    job = _follow(engine, job, _Discard() if quiet else sys.stderr.buffer)
+    if not quiet:
+        from halo_tui.format import STATE_STYLES, duration
+
+        reason = f": {job.failure}" if job.failure else ""
+        err.print(
+            f"job {job.id} [{STATE_STYLES[job.state]}]{job.state}[/] after {duration(job.elapsed)}{reason}"
+        )
+    return job
+
+
+class _Discard:
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 DEMO_TOML = """\
-# Dark Halo Scope workspace. Anything here overrides or adds to the shipped config
-# (halo config show lists it all). Examples:
-#
-# [backends]
-# default = "local"
-#
-# [grids.grid_sota]
-# control_frac = 0.4
-#
-# [presets.demo_cpu]
-# epochs = 2
+# Dark Halo Scope demo workspace. Anything here overrides or adds to the shipped config
+# (`halo config show` lists it all). The demo keeps the seed's grids but draws fewer tasks,
+# so that the whole pipeline runs in minutes on a laptop.
+
+[grids.grid_sota]
+n_total_per_split = 2000
+
+[grids.grid_small]
+n_total_per_split = 2000
 """
 
 

@@ -53,7 +53,7 @@ def test_user_errors_exit_2_with_one_message(halo, workspace: Path) -> None:
         (("stage", "sleepy", "stray"), "unexpected argument 'stray'"),
         (("stage", "sleepy", "--seconds"), "option --seconds needs a value"),
         (("stage", "nosuch"), "unknown stage 'nosuch'"),
-        (("stage", "select", "--variant", "v4_sota"), "not built yet"),
+        (("stage", "train", "--variant", "v4_sota"), "not built yet"),
         (("jobs", "show", "42"), "no job 42"),
         (("jobs", "list", "--state", "sleeping"), "unknown state"),
         (("jobs", "show", "forty-two"), "Invalid value"),
@@ -99,12 +99,17 @@ def test_workspace_option_works_before_and_after_the_command(halo, workspace: Pa
         assert len(json.loads(proc.stdout)) == 1
 
 
-def test_demo_init_creates_a_workspace(halo, tmp_path: Path) -> None:
+def test_demo_init_creates_a_workspace_and_writes_the_survey_as_a_job(halo, tmp_path: Path) -> None:
     target = tmp_path / "demo"
-    assert halo.json("demo", "init", "--workspace", str(target)) == {"workspace": str(target)}
+    out = halo.json("demo", "init", "--workspace", str(target), "--bricks", "1", "--no-images")
+    assert out["workspace"] == str(target)
+    assert (out["job"]["stage"], out["job"]["state"]) == ("demo", "succeeded")
     assert (target / "halo.toml").exists() and (target / ".halo" / "halo.db").exists()
-    proc = halo("demo", "--workspace", str(target), check=0)
-    assert "no jobs yet" in proc.stdout
+    assert list((target / "survey" / "tractor").rglob("tractor-*.fits"))
+    again = halo("demo", "init", "--workspace", str(target), "--bricks", "1", "--no-images", check=0)
+    assert "up to date" in again.stderr  # the job's log is shown while it runs
+    listed = halo("jobs", "list", "--workspace", str(target), check=0).stdout
+    assert listed.count("demo") == 2
 
 
 def test_interrupting_wait_leaves_the_job_running(halo, workspace: Path) -> None:

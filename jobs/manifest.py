@@ -1,0 +1,341 @@
+"""`manifest` (seed Phase 4a): grid × galaxies -> one row per stamp task.
+
+For each split, `n_total_per_split` tasks: a fraction `control_frac` are controls (no arc),
+the rest positives, each with one grid configuration, the configurations dealt out evenly.
+Control assignment is a deterministic hash of the galaxy (brickname + objid):
+
+- `unpaired` (default): a galaxy is either a control or a positive, never both — the seed's
+  Gen-2 fix for its critical bug;
+- `paired` (ablations only, with a warning): each galaxy gives a positive and a control, as
+  the seed's Gen-1 did, which teaches "extra flux" instead of arcs.
+
+Each positive also gets a drawn source offset and position angles, the lens axis ratio and
+angle from the galaxy's Tractor shape, and a per-task seed. A verification step fails the
+stage when unpaired controls overlap positives, when a galaxy sits in two splits, or when the
+grid coverage is uneven beyond sampling noise; its report is printed and saved beside the
+manifest.
+
+    python -m jobs.manifest --workspace DIR --variant v4_sota [--grid grid_sota] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jobs import stage_runtime
+from jobs.select import SPLITS, parent_dir
+from jobs.shapes import tractor_to_q_theta
+
+GRID_AXES = ("theta_e_arcsec", "src_dmag", "src_reff_arcsec", "src_e", "shear")
+CARRIED = (
+    "brickname",
+    "objid",
+    "ra",
+    "dec",
+    "type",
+    "shape_r",
+    *(f"{c}_{b}" for c in ("flux", "psfsize", "psfdepth") for b in ("g", "r", "z")),
+)
+MIN_LENS_Q = 0.4
+COVERAGE_P_MIN = 1e-4
+
+
+def manifest_dir(workspace: Path, variant: str, grid: str) -> Path:
+    return workspace / "data" / "manifest" / variant / grid
+
+
+def _hash_unit(text: str, person: bytes) -> float:
+    digest = hashlib.blake2b(text.encode(), digest_size=8, person=person).digest()
+    return int.from_bytes(digest, "little") / 2.0**64
+
+
+def _seed(*parts: Any) -> int:
+    text = ":".join(str(p) for p in parts)
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def galaxy_keys(brickname: np.ndarray, objid: np.ndarray) -> np.ndarray:
+    return np.array([f"{b}:{int(o)}" for b, o in zip(brickname, objid, strict=True)], dtype=object)
+
+
+def control_galaxies(keys: np.ndarray, control_frac: float) -> np.ndarray:
+    """Which galaxies are controls: a hash of brickname + objid below `control_frac`."""
+    return np.array([_hash_unit(k, b"halo-control") < control_frac for k in keys], dtype=bool)
+
+
+def grid_configs(grid: Any) -> list[tuple[float, ...]]:
+    return list(itertools.product(*(getattr(grid, axis) for axis in GRID_AXES)))
+
+
+def _cycle(rng: np.random.Generator, n_items: int, n_out: int) -> np.ndarray:
+    """`n_out` indices into `n_items`, each used evenly (±1), in shuffled rounds."""
+    rounds = -(-n_out // n_items) if n_items else 0
+    return (
+        np.concatenate([rng.permutation(n_items) for _ in range(rounds)])[:n_out]
+        if rounds
+        else np.zeros(0, int)
+    )
+
+
+def build(parent: dict[str, np.ndarray], grid: Any, variant: str, grid_name: str) -> dict[str, np.ndarray]:
+    """The manifest's columns for a parent sample and a grid."""
+    configs = np.array(grid_configs(grid), dtype=np.float64)
+    keys = galaxy_keys(parent["brickname"], parent["objid"])
+    is_ctrl_galaxy = control_galaxies(keys, grid.control_frac)
+    parts: list[dict[str, np.ndarray]] = []
+    for split in SPLITS:
+        in_split = np.flatnonzero(parent["split"] == split)
+        if in_split.size == 0:
+            continue
+        rng = np.random.default_rng(_seed(variant, grid_name, split))
+        n_total = grid.n_total_per_split
+        if grid.control_mode == "paired":
+            n_pairs = n_total // 2
+            gal = in_split[_cycle(rng, in_split.size, n_pairs)]
+            pos_rows, ctrl_rows = gal, gal
+        else:
+            ctrl_pool, pos_pool = in_split[is_ctrl_galaxy[in_split]], in_split[~is_ctrl_galaxy[in_split]]
+            n_ctrl = int(np.round(n_total * grid.control_frac))
+            n_pos = n_total - n_ctrl
+            for label, pool, need in (("control", ctrl_pool, n_ctrl), ("positive", pos_pool, n_pos)):
+                if need and pool.size == 0:
+                    raise stage_runtime.StageError(
+                        f"split {split}: no {label} galaxies to draw {need} tasks from"
+                    )
+            ctrl_rows = ctrl_pool[_cycle(rng, ctrl_pool.size, n_ctrl)]
+            pos_rows = pos_pool[_cycle(rng, pos_pool.size, n_pos)]
+        config_ids = _cycle(rng, len(configs), pos_rows.size)
+        parts.append(_tasks(parent, split, pos_rows, config_ids, configs, rng, is_control=False))
+        parts.append(_tasks(parent, split, ctrl_rows, None, configs, rng, is_control=True))
+    if not parts:
+        raise stage_runtime.StageError("the parent sample is empty")
+    columns = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+    n = len(columns["split"])
+    columns["task_id"] = np.arange(n, dtype=np.int64)
+    columns["seed"] = np.array([_seed(variant, grid_name, i) for i in range(n)], dtype=np.int64)
+    return columns
+
+
+def _tasks(
+    parent: dict[str, np.ndarray],
+    split: str,
+    rows: np.ndarray,
+    config_ids: np.ndarray | None,
+    configs: np.ndarray,
+    rng: np.random.Generator,
+    is_control: bool,
+) -> dict[str, np.ndarray]:
+    n = rows.size
+    out = {c: parent[c][rows] for c in CARRIED}
+    out["split"] = np.full(n, split, dtype=object)
+    out["is_control"] = np.full(n, is_control)
+    q, theta = tractor_to_q_theta(parent["shape_e1"][rows], parent["shape_e2"][rows])
+    out["lens_q"] = np.clip(q, MIN_LENS_Q, 1.0)
+    out["lens_theta"] = theta
+    if is_control:
+        out["config_id"] = np.full(n, -1, dtype=np.int32)
+        for axis in GRID_AXES:
+            out[axis] = np.zeros(n)
+        for name in ("src_phi", "src_x_arcsec", "src_y_arcsec", "shear_phi"):
+            out[name] = np.zeros(n)
+        return out
+    chosen = configs[config_ids]
+    out["config_id"] = config_ids.astype(np.int32)
+    for i, axis in enumerate(GRID_AXES):
+        out[axis] = chosen[:, i]
+    radius = 0.5 * out["theta_e_arcsec"] * np.sqrt(rng.random(n))
+    angle = rng.uniform(0, 2 * np.pi, n)
+    out["src_x_arcsec"], out["src_y_arcsec"] = radius * np.cos(angle), radius * np.sin(angle)
+    out["src_phi"] = rng.uniform(0, np.pi, n)
+    out["shear_phi"] = rng.uniform(0, np.pi, n)
+    return out
+
+
+def verify(columns: dict[str, np.ndarray], control_mode: str, n_configs: int) -> dict[str, Any]:
+    """Check a manifest: disjoint controls (unpaired), one split per galaxy, even coverage."""
+    from scipy.stats import chi2
+
+    keys = galaxy_keys(columns["brickname"], columns["objid"])
+    ctrl = np.asarray(columns["is_control"], dtype=bool)
+    checks: list[dict[str, Any]] = []
+
+    ctrl_keys, pos_keys = set(keys[ctrl]), set(keys[~ctrl])
+    overlap = ctrl_keys & pos_keys
+    radec = np.round(np.stack([columns["ra"], columns["dec"]], axis=1), 6)
+    overlap_radec = {tuple(r) for r in radec[ctrl]} & {tuple(r) for r in radec[~ctrl]}
+    if control_mode == "unpaired":
+        checks.append(
+            {
+                "check": "controls and positives are disjoint galaxy sets",
+                "ok": not overlap and not overlap_radec,
+                "control_galaxies": len(ctrl_keys),
+                "positive_galaxies": len(pos_keys),
+                "overlap": len(overlap),
+                "overlap_by_radec": len(overlap_radec),
+            }
+        )
+    else:
+        checks.append(
+            {
+                "check": "paired controls (ablation): overlap expected",
+                "ok": True,
+                "overlap": len(overlap),
+                "warning": "paired controls teach 'extra flux', not arcs",
+            }
+        )
+
+    split_of: dict[str, str] = {}
+    straddling = set()
+    for key, split in zip(keys, columns["split"], strict=True):
+        if split_of.setdefault(key, split) != split:
+            straddling.add(key)
+    checks.append(
+        {
+            "check": "no galaxy sits in two splits",
+            "ok": not straddling,
+            "galaxies_in_two_splits": len(straddling),
+            "examples": sorted(straddling)[:5],
+        }
+    )
+
+    for split in SPLITS:
+        pos = (~ctrl) & (columns["split"] == split)
+        if not pos.any():
+            continue
+        counts = np.bincount(columns["config_id"][pos], minlength=n_configs)[:n_configs]
+        expected = pos.sum() / n_configs
+        stat = float(((counts - expected) ** 2 / expected).sum())
+        p_value = float(chi2.sf(stat, n_configs - 1)) if n_configs > 1 else 1.0
+        bad_ids = columns["config_id"][pos]
+        out_of_range = int(np.sum((bad_ids < 0) | (bad_ids >= n_configs)))
+        checks.append(
+            {
+                "check": f"even grid coverage ({split})",
+                "ok": p_value >= COVERAGE_P_MIN and not out_of_range,
+                "positives": int(pos.sum()),
+                "min": int(counts.min()),
+                "max": int(counts.max()),
+                "expected": round(expected, 2),
+                "chi2": round(stat, 2),
+                "p_value": p_value,
+                "out_of_range": out_of_range,
+            }
+        )
+
+    theta = np.asarray(columns["theta_e_arcsec"])
+    wrong = int(np.sum(theta[ctrl] != 0)) + int(np.sum(theta[~ctrl] <= 0))
+    checks.append({"check": "controls carry no arc, positives do", "ok": wrong == 0, "wrong_rows": wrong})
+    return {
+        "ok": all(c["ok"] for c in checks),
+        "control_mode": control_mode,
+        "rows": int(ctrl.size),
+        "controls": int(ctrl.sum()),
+        "positives": int((~ctrl).sum()),
+        "checks": checks,
+    }
+
+
+def read_parent(path: Path) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise stage_runtime.StageError(f"{path}: no parent sample; run `halo stage select` first")
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # pyarrow raises several kinds for a damaged file
+        raise stage_runtime.StageError(f"{path}: not a readable parquet file ({err})") from None
+    needed = {*CARRIED, "split", "shape_e1", "shape_e2"}
+    missing = sorted(needed - set(table.column_names))
+    if missing:
+        raise stage_runtime.StageError(f"{path}: missing columns {missing}")
+    return {c: table.column(c).to_numpy(zero_copy_only=False) for c in needed}
+
+
+def run(
+    workspace: Path, variant_name: str, grid_name: str | None = None, force: bool = False
+) -> dict[str, Any]:
+    import pyarrow as pa
+
+    from core.names import check_name
+
+    config = stage_runtime.load_config(workspace)
+    check_name("variant", variant_name)
+    if variant_name not in config.variants:
+        raise stage_runtime.StageError(f"unknown variant {variant_name!r}")
+    variant = config.variants[variant_name]
+    grid_name = check_name("grid", grid_name or variant.default_grid)
+    if grid_name not in config.grids:
+        raise stage_runtime.StageError(f"unknown grid {grid_name!r}")
+    grid = config.grids[grid_name]
+    parent_path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
+    parent = read_parent(parent_path)
+    out_dir = manifest_dir(workspace, variant_name, grid_name)
+    digest = stage_runtime.fingerprint(
+        "manifest", variant_name, grid.model_dump(mode="json"), stage_runtime.files_fingerprint([parent_path])
+    )
+    if not force and stage_runtime.up_to_date(out_dir, digest):
+        print(f"manifest {out_dir} is up to date (use --force to redo it)", flush=True)
+        return {"outputs": [str(out_dir / "manifest.parquet")], "skipped": True}
+    if grid.control_mode == "paired":
+        print(
+            "manifest: WARNING: paired controls (the same galaxy with and without an arc) teach the model "
+            "'extra flux' instead of arcs; use them for ablations only",
+            flush=True,
+        )
+
+    columns = build(parent, grid, variant_name, grid_name)
+    report = verify(columns, grid.control_mode, grid.n_configs)
+    report.update(variant=variant_name, grid=grid_name, n_configs=grid.n_configs)
+    print(_report_text(report), flush=True)
+    if not report["ok"]:
+        failed_path = out_dir.parent / f"{grid_name}.verification-failed.json"
+        failed_path.parent.mkdir(parents=True, exist_ok=True)
+        failed_path.write_text(json.dumps(report, indent=2))
+        raise stage_runtime.StageError(f"the manifest failed verification; report in {failed_path}")
+    table = pa.table({c: pa.array(v.tolist() if v.dtype == object else v) for c, v in columns.items()})
+    with stage_runtime.atomic_dir(out_dir, digest) as tmp:
+        stage_runtime.write_parquet(table, tmp / "manifest.parquet", variant.injection.codec)
+        (tmp / "verification.json").write_text(json.dumps(report, indent=2))
+    return {
+        "outputs": [str(out_dir / "manifest.parquet")],
+        "variant": variant_name,
+        "grid": grid_name,
+        "n_configs": grid.n_configs,
+        "rows": report["rows"],
+        "controls": report["controls"],
+        "positives": report["positives"],
+        "control_mode": grid.control_mode,
+        "verified": True,
+    }
+
+
+def _report_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"verification of {report['variant']}/{report['grid']}: {'PASSED' if report['ok'] else 'FAILED'}"
+    ]
+    for check in report["checks"]:
+        details = ", ".join(f"{k}={v}" for k, v in check.items() if k not in ("check", "ok", "examples"))
+        lines.append(f"  [{'ok' if check['ok'] else 'FAIL'}] {check['check']}: {details}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = stage_runtime.parser("manifest", "Grid x galaxies -> injection tasks with hash-assigned controls.")
+    p.add_argument("--grid", help="injection grid [default: the variant's]")
+    args = p.parse_args(argv)
+    return stage_runtime.main("manifest", _run_args, args)
+
+
+def _run_args(args: argparse.Namespace) -> dict[str, Any]:
+    return run(args.workspace.resolve(), args.variant, args.grid, args.force)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""What every stage shares: its command line, atomic outputs, the up-to-date check, and the
+`main` that turns bad input into one clear message and a non-zero exit (never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from core import jobresult
+from core.errors import HaloError
+
+EXIT_DATA_ERROR = 1
+EXIT_USAGE = 2
+STAMP_FILE = "_stage.json"
+
+
+class StageError(Exception):
+    """Bad input data (a corrupt file, a missing column): named, recorded, never a traceback."""
+
+
+def parser(stage: str, description: str, needs_variant: bool = True) -> argparse.ArgumentParser:
+    """The options every stage takes: --workspace, --variant, --force."""
+    p = argparse.ArgumentParser(prog=f"python -m jobs.{stage}", description=description)
+    p.add_argument(
+        "--workspace",
+        type=Path,
+        default=Path(os.environ.get("HALO_WORKSPACE", ".")),
+        help="workspace folder [default: $HALO_WORKSPACE or .]",
+    )
+    if needs_variant:
+        p.add_argument("--variant", required=True, help="config variant, e.g. v4_sota")
+    p.add_argument("--force", action="store_true", help="redo the work even if the outputs are up to date")
+    return p
+
+
+def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> int:
+    """Run a stage's entry; print its summary as JSON; map errors to exit codes."""
+    started = time.monotonic()
+    try:
+        summary = run(args)
+    except HaloError as err:
+        print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except StageError as err:
+        print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_DATA_ERROR
+    except KeyboardInterrupt:
+        print(f"{stage}: interrupted", file=sys.stderr, flush=True)
+        return 130
+    summary = {**summary, "seconds": round(time.monotonic() - started, 2)}
+    jobresult.record(summary.get("outputs", []), summary)
+    print(json.dumps(summary, indent=2, default=str), flush=True)
+    return 0
+
+
+def load_config(workspace: Path):  # noqa: ANN201 - HaloConfig
+    from core.config import load
+
+    return load(workspace.resolve())
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable digest of a stage's inputs (config, input files' sizes and times)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def files_fingerprint(paths: list[Path]) -> list[tuple[str, int, int]]:
+    return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(paths)]
+
+
+def up_to_date(folder: Path, digest: str) -> bool:
+    """Whether `folder` was written by a run with the same inputs."""
+    try:
+        return json.loads((folder / STAMP_FILE).read_text())["inputs"] == digest
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+@contextmanager
+def atomic_dir(final: Path, digest: str) -> Iterator[Path]:
+    """Yield a temporary folder beside `final`; on success it replaces `final` in one rename
+    (with the inputs' digest stamped in it); on failure it is removed and `final` is untouched."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "written": time.time()}))
+        old = final.parent / f".{final.name}.old-{os.getpid()}"
+        if final.exists():
+            final.rename(old)
+        tmp.rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_parquet(table: Any, path: Path, codec: str = "zstd") -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path, compression=codec)
