@@ -57,7 +57,7 @@ def read_catalogue(uri: str) -> dict[str, np.ndarray]:
         with fits.open(source, memmap=False) as hdus:
             table = next((h for h in hdus if isinstance(h, fits.BinTableHDU)), None)
             if table is None:
-                raise stage_runtime.StageError(f"{name}: no table extension")
+                raise stage_runtime.StageError(f"{name}: no table extension (truncated, or not a catalogue)")
             data = table.data
             present = {c.lower(): c for c in data.columns.names}
             out: dict[str, np.ndarray] = {}

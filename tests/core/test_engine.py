@@ -74,12 +74,15 @@ def test_a_job_outlives_its_launcher_killed_with_sigkill(workspace: Path, halo) 
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env["HALO_WORKSPACE"] = str(workspace)
     launcher = subprocess.Popen(
-        [halo.executable, "stage", "sleepy", "--seconds", "1.5", "--wait"],
+        [halo.executable, "stage", "sleepy", "--seconds", "5", "--wait"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    db_jobs = lambda: halo.json("jobs", "list")  # noqa: E731
+
+    def db_jobs() -> list:
+        return halo.json("jobs", "list")
+
     _until(lambda: db_jobs() and db_jobs()[0]["state"] == "running")
     launcher.send_signal(signal.SIGKILL)
     launcher.wait()

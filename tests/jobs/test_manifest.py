@@ -1,0 +1,163 @@
+"""manifest: disjoint unpaired controls, one split per galaxy, even coverage, verification."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from core.config import load
+from jobs import manifest, select
+from jobs.manifest import build, grid_configs, manifest_dir, read_parent, verify
+from jobs.select import parent_dir
+from jobs.shapes import tractor_to_q_theta
+from jobs.stage_runtime import StageError
+
+
+@pytest.fixture(scope="module")
+def parent_ws(big_catalog_ws: Path) -> Path:
+    select.run(big_catalog_ws, "v3_color_relaxed")
+    return big_catalog_ws
+
+
+@pytest.fixture(scope="module")
+def parent(parent_ws: Path) -> dict:
+    return read_parent(parent_dir(parent_ws, "v3_color_relaxed") / "parent.parquet")
+
+
+@pytest.fixture(scope="module")
+def sota(parent_ws: Path):
+    return load(parent_ws, environ={}).grids["grid_sota"]
+
+
+def _keys(columns: dict, mask: np.ndarray) -> set:
+    return set(zip(columns["brickname"][mask], columns["objid"][mask], strict=True))
+
+
+def test_unpaired_controls_and_positives_are_disjoint_on_2000_lrgs(parent_ws: Path, parent: dict) -> None:
+    assert len(parent["objid"]) >= 2000
+    summary = manifest.run(parent_ws, "v4_sota", "grid_sota")
+    table = pq.read_table(summary["outputs"][0]).to_pydict()
+    columns = {k: np.asarray(v) for k, v in table.items()}
+    ctrl = columns["is_control"]
+    assert not _keys(columns, ctrl) & _keys(columns, ~ctrl)
+    ra, dec = np.round(columns["ra"], 6), np.round(columns["dec"], 6)
+    ctrl_radec = set(zip(ra[ctrl], dec[ctrl], strict=True))
+    pos_radec = set(zip(ra[~ctrl], dec[~ctrl], strict=True))
+    assert ctrl_radec and pos_radec and not ctrl_radec & pos_radec
+    assert len(_keys(columns, ctrl)) > 500 and len(_keys(columns, ~ctrl)) > 500
+    report = json.loads((manifest_dir(parent_ws, "v4_sota", "grid_sota") / "verification.json").read_text())
+    assert report["ok"] and report["checks"][0]["overlap"] == 0
+    assert summary["rows"] == 3 * 6000 and summary["controls"] == 3 * 3000
+
+
+def test_paired_mode_reuses_galaxies_and_warns(parent: dict, sota) -> None:
+    paired = sota.model_copy(update={"control_mode": "paired"})
+    columns = build(parent, paired, "v4_sota", "grid_sota")
+    ctrl = columns["is_control"]
+    assert _keys(columns, ctrl) == _keys(columns, ~ctrl)
+    report = verify(columns, "paired", np.array(grid_configs(paired)))
+    assert report["ok"] and "extra flux" in report["checks"][0]["warning"]
+
+
+def test_each_broken_manifest_is_caught(parent: dict, sota) -> None:
+    good = build(parent, sota, "v4_sota", "grid_sota")
+    configs = np.array(grid_configs(sota))
+    assert verify(good, "unpaired", configs)["ok"]
+
+    def failing(columns: dict) -> list[str]:
+        return [c["check"] for c in verify(columns, "unpaired", configs)["checks"] if not c["ok"]]
+
+    # coverage: the positives of 100 configurations are dropped from the train split
+    keep = ~((good["split"] == "train") & (good["config_id"] >= 0) & (good["config_id"] < 100))
+    assert failing({k: v[keep] for k, v in good.items()}) == ["even grid coverage (train)"]
+    # coverage: 10 configurations scattered over the grid never drawn in the test split
+    scattered = (good["split"] == "test") & np.isin(good["config_id"], np.arange(0, 1008, 101))
+    assert failing({k: v[~scattered] for k, v in good.items()}) == []  # within sampling noise at ~3 a config
+    # coverage: one configuration drawn for every other positive of the val split
+    skewed = {k: v.copy() for k, v in good.items()}
+    val_pos = (skewed["split"] == "val") & ~skewed["is_control"]
+    skewed["config_id"][np.flatnonzero(val_pos)[::2]] = 7
+    assert failing(skewed) == ["even grid coverage (val)"]
+    # overlap: a control galaxy also used as a positive
+    leaked = {k: v.copy() for k, v in good.items()}
+    first_ctrl, first_pos = np.flatnonzero(leaked["is_control"])[0], np.flatnonzero(~leaked["is_control"])[0]
+    for c in ("brickname", "objid", "ra", "dec", "split"):
+        leaked[c][first_pos] = leaked[c][first_ctrl]
+    assert failing(leaked) == ["controls and positives are disjoint galaxy sets"]
+    # a galaxy in two splits
+    moved = {k: v.copy() for k, v in good.items()}
+    rows = np.flatnonzero(moved["brickname"] == moved["brickname"][0])
+    moved["split"][rows[0]] = "test" if moved["split"][rows[0]] != "test" else "val"
+    assert "no galaxy sits in two splits" in failing(moved)
+
+
+def test_a_failed_verification_writes_the_report_and_no_manifest(parent_ws: Path, monkeypatch) -> None:
+    real_build = manifest.build
+
+    def broken(*args, **kwargs):
+        columns = real_build(*args, **kwargs)
+        keep = columns["config_id"] != 3
+        keep |= columns["is_control"]
+        return {k: v[keep] for k, v in columns.items()}
+
+    monkeypatch.setattr(manifest, "build", broken)
+    with pytest.raises(StageError, match="failed verification"):
+        manifest.run(parent_ws, "v3_color_relaxed", "grid_small", force=True)
+    assert not (manifest_dir(parent_ws, "v3_color_relaxed", "grid_small") / "manifest.parquet").exists()
+    report = json.loads(
+        (
+            manifest_dir(parent_ws, "v3_color_relaxed", "x").parent / "grid_small.verification-failed.json"
+        ).read_text()
+    )
+    assert not report["ok"]
+
+
+def test_tasks_carry_their_parameters(parent: dict, sota) -> None:
+    columns = build(parent, sota, "v4_sota", "grid_sota")
+    again = build(parent, sota, "v4_sota", "grid_sota")
+    assert all(np.array_equal(columns[k], again[k]) for k in columns)  # deterministic
+    ctrl = columns["is_control"]
+    assert np.all(columns["theta_e_arcsec"][ctrl] == 0) and np.all(columns["config_id"][ctrl] == -1)
+    pos = ~ctrl
+    assert set(np.unique(columns["theta_e_arcsec"][pos])) == set(sota.theta_e_arcsec)
+    configs = np.array(grid_configs(sota))
+    chosen = configs[columns["config_id"][pos]]
+    assert np.allclose(chosen[:, 0], columns["theta_e_arcsec"][pos])
+    assert np.allclose(chosen[:, 4], columns["shear"][pos])
+    offset = np.hypot(columns["src_x_arcsec"], columns["src_y_arcsec"])[pos]
+    assert np.all(offset <= 0.5 * columns["theta_e_arcsec"][pos] + 1e-12)
+    assert np.all((columns["lens_q"] >= 0.4) & (columns["lens_q"] <= 1))
+    assert len(np.unique(columns["seed"])) == len(columns["seed"])
+    assert np.array_equal(columns["task_id"], np.arange(len(columns["task_id"])))
+    row = np.flatnonzero(pos)[0]
+    index = np.flatnonzero(
+        (parent["brickname"] == columns["brickname"][row]) & (parent["objid"] == columns["objid"][row])
+    )[0]
+    q, theta = tractor_to_q_theta(parent["shape_e1"][index], parent["shape_e2"][index])
+    assert np.isclose(columns["lens_theta"][row], theta) and np.isclose(columns["lens_q"][row], max(q, 0.4))
+
+
+def test_grid_small_is_dealt_out_evenly(parent: dict, parent_ws: Path) -> None:
+    small = load(parent_ws, environ={}).grids["grid_small"]
+    assert small.n_configs == 48
+    columns = build(parent, small, "v3_color_relaxed", "grid_small")
+    for split in ("train", "val", "test"):
+        pos = (columns["split"] == split) & ~columns["is_control"]
+        counts = np.bincount(columns["config_id"][pos], minlength=48)
+        assert counts.max() - counts.min() <= 1
+
+
+def test_manifest_through_the_engine(parent_ws: Path, halo) -> None:
+    import shutil
+
+    shutil.copytree(parent_ws / "data", halo.root / "data")
+    job = halo.json("stage", "manifest", "--variant", "v4_sota", "--grid", "grid_small", "--wait")
+    assert job["state"] == "succeeded"
+    assert job["outputs"] == [str(manifest_dir(halo.root, "v4_sota", "grid_small") / "manifest.parquet")]
+    assert job["summary"]["verified"] is True and job["summary"]["n_configs"] == 48
+    assert (
+        "grid_huge"
+        in halo("stage", "manifest", "--variant", "v4_sota", "--grid", "grid_huge", check=2).stderr
+    )

@@ -1,0 +1,132 @@
+"""select: the cuts, the splits, bad catalogues, and its launch through the engine."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from jobs import select
+from jobs.select import SPLITS, parent_dir, split_of
+
+
+def _parent(ws: Path) -> dict:
+    return pq.read_table(parent_dir(ws, "v3_color_relaxed") / "parent.parquet").to_pydict()
+
+
+@pytest.fixture(scope="module")
+def selected(mock_ws: Path) -> Path:
+    select.run(mock_ws, "v3_color_relaxed", force=True)
+    return mock_ws
+
+
+def test_cuts_select_exactly_what_a_hand_computation_selects(selected: Path) -> None:
+    expected = set()
+    for path in (selected / "survey" / "tractor").rglob("*.fits"):
+        t = Table.read(path, hdu=1, unit_parse_strict="silent")
+        fr, fz, fw = (np.asarray(t[f"flux_{b}"], float) for b in ("r", "z", "w1"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r, z, w1 = (22.5 - 2.5 * np.log10(f) for f in (fr, fz, fw))
+            ok = (np.char.strip(np.asarray(t["type"], str)) != "PSF") & (fr > 0) & (fz > 0) & (fw > 0)
+            ok &= (z < 20.4) & (r - z > 0.4) & (z - w1 > 0.8)
+        expected |= {(str(b), int(o)) for b, o in zip(t["brickname"][ok], t["objid"][ok], strict=True)}
+    parent = _parent(selected)
+    got = set(zip(parent["brickname"], parent["objid"], strict=True))
+    assert got == expected and len(expected) > 50
+    assert np.allclose(parent["mag_z"], 22.5 - 2.5 * np.log10(parent["flux_z"]), atol=1e-4)
+
+
+def test_splits_are_deterministic_and_spatially_disjoint(selected: Path) -> None:
+    first = _parent(selected)
+    select.run(selected, "v3_color_relaxed", force=True)
+    again = _parent(selected)
+    assert first["split"] == again["split"]
+    by_brick: dict[str, set] = {}
+    for brick, split in zip(first["brickname"], first["split"], strict=True):
+        by_brick.setdefault(brick, set()).add(split)
+    assert all(len(s) == 1 for s in by_brick.values())  # a brick never straddles two splits
+    summary = json.loads((parent_dir(selected, "v3_color_relaxed") / "summary.json").read_text())
+    bricks = [set(summary["split_bricks"][s]) for s in SPLITS]
+    assert not (bricks[0] & bricks[1] or bricks[0] & bricks[2] or bricks[1] & bricks[2])
+
+
+def test_split_fractions_follow_the_variant() -> None:
+    fractions = {"train": 0.259, "val": 0.395, "test": 0.346}
+    names = [f"{ra:04d}p{dec:03d}" for ra in range(0, 3600, 36) for dec in range(0, 300, 3)]
+    counts = {s: 0 for s in SPLITS}
+    for name in names:
+        counts[split_of(name, fractions)] += 1
+    for split, fraction in fractions.items():
+        assert abs(counts[split] / len(names) - fraction) < 0.02
+    assert split_of("1126p222", fractions) == split_of("1126p222", dict(fractions))
+
+
+def test_v4_sota_shares_v3s_parent_sample(selected: Path) -> None:
+    summary = select.run(selected, "v4_sota")
+    assert summary["skipped"] is True  # the same parent sample, already up to date
+    assert summary["outputs"] == [str(parent_dir(selected, "v3_color_relaxed") / "parent.parquet")]
+
+
+def _copy_catalogues(src: Path, dst: Path) -> list[Path]:
+    shutil.copytree(src / "survey" / "tractor", dst / "survey" / "tractor")
+    return sorted((dst / "survey" / "tractor").rglob("*.fits"))
+
+
+def test_bad_catalogues_are_named_and_the_rest_goes_on(tmp_path: Path, big_catalog_ws: Path) -> None:
+    files = _copy_catalogues(big_catalog_ws, tmp_path)
+    truncated, no_column, wrong_type = files[0], files[1], files[2]
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    t = Table.read(no_column, hdu=1, unit_parse_strict="silent")
+    t.remove_column("flux_w1")
+    t.write(no_column, overwrite=True)
+    with fits.open(wrong_type) as hdus:
+        cols = [
+            c if c.name != "type" else fits.Column("type", "E", array=np.zeros(len(hdus[1].data)))
+            for c in hdus[1].columns
+        ]
+        fits.BinTableHDU.from_columns(cols).writeto(wrong_type, overwrite=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.select", "--workspace", str(tmp_path), "--variant", "v4_sota"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert f"select: skipped: {truncated}: " in proc.stdout
+    assert f"{no_column}: missing column 'flux_w1'" in proc.stdout
+    assert f"{wrong_type}: column 'type' should hold text" in proc.stdout
+    assert "3 of 16 catalogues could not be used" in proc.stderr
+    summary = json.loads((parent_dir(tmp_path, "v3_color_relaxed") / "summary.json").read_text())
+    assert {Path(f["file"]) for f in summary["failed_catalogues"]} == {truncated, no_column, wrong_type}
+    assert summary["catalogues"] == 16 and summary["selected"] > 1000  # the 13 good ones are in
+
+
+def test_no_catalogues_is_a_clear_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "jobs.select", "--workspace", str(tmp_path), "--variant", "v4_sota"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "no such file or folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_select_through_the_engine_skips_when_up_to_date(tmp_path: Path, big_catalog_ws: Path, halo) -> None:
+    _copy_catalogues(big_catalog_ws, halo.root)
+    job = halo.json("stage", "select", "--variant", "v3_color_relaxed", "--wait")
+    out = parent_dir(halo.root, "v3_color_relaxed") / "parent.parquet"
+    assert job["state"] == "succeeded" and job["outputs"] == [str(out)]
+    assert job["summary"]["selected"] == pq.read_metadata(out).num_rows > 2000
+    mtime = out.stat().st_mtime_ns
+    again = halo.json("stage", "select", "--variant", "v3_color_relaxed", "--wait")
+    assert again["summary"]["skipped"] is True and out.stat().st_mtime_ns == mtime
+    forced = halo.json("stage", "select", "--variant", "v3_color_relaxed", "--force", "--wait")
+    assert "skipped" not in forced["summary"] and out.stat().st_mtime_ns != mtime
+    assert not list(out.parent.parent.glob(".*tmp*"))  # nothing half-written left behind
