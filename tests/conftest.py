@@ -85,3 +85,27 @@ class Halo:
 @pytest.fixture
 def halo(workspace: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     return Halo(workspace)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's server on 127.0.0.1 (S3, EMR), with dummy credentials in the environment."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for key, value in {
+        "AWS_ENDPOINT_URL": moto_server,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return moto_server

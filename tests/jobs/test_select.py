@@ -12,6 +12,7 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
+from core.config import load
 from jobs import select
 from jobs.select import SPLITS, parent_dir, split_of
 
@@ -130,3 +131,19 @@ def test_select_through_the_engine_skips_when_up_to_date(tmp_path: Path, big_cat
     forced = halo.json("stage", "select", "--variant", "v3_color_relaxed", "--force", "--wait")
     assert "skipped" not in forced["summary"] and out.stat().st_mtime_ns != mtime
     assert not list(out.parent.parent.glob(".*tmp*"))  # nothing half-written left behind
+
+
+def test_catalogues_are_read_from_s3(tmp_path: Path, big_catalog_ws: Path, s3_env: str) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="dr10")
+    local = sorted((big_catalog_ws / "survey" / "tractor").rglob("*.fits"))[:4]
+    for path in local:
+        s3.upload_file(str(path), "dr10", f"south/tractor/{path.parent.name}/{path.name}")
+    s3.put_object(Bucket="dr10", Key="south/tractor/README.txt", Body=b"not a catalogue")
+    summary = select.run(tmp_path, "v3_color_relaxed", catalogs="s3://dr10/south/tractor/")
+    assert summary["catalogues"] == 4 and not summary["failed_catalogues"]
+    cuts = load(None, environ={}).variants["v3_color_relaxed"].cuts
+    expected = sum(int(select.apply_cuts(select.read_catalogue(str(p)), cuts)[0].sum()) for p in local)
+    assert summary["selected"] == expected > 0
