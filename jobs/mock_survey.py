@@ -99,7 +99,7 @@ def _fluxes(rng: np.random.Generator, z_mag: float, r_z: float, g_r: float, z_w1
 def draw_sources(cfg: MockConfig, brick: Brick, index: int) -> list[Source]:
     """The objects of one brick, drawn from DR10-like distributions."""
     rng = _rng(cfg.seed, brick.name, "sources")
-    margin = 12
+    margin = 40  # DR10 bricks overlap their neighbours: an object sits well inside its image
     size = cfg.brick_px
 
     def pos() -> tuple[float, float]:
@@ -371,6 +371,15 @@ def _write_fz(path: Path, data: np.ndarray, header: Any) -> None:
     hdus.writeto(path, overwrite=True)
 
 
+def _write_checksums(any_coadd: Path) -> None:
+    """`legacysurvey-<brick>.sha256sum` beside the coadds, as on DR10's mirror."""
+    folder = any_coadd.parent
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in sorted(folder.glob("*.fits.fz"))
+    ]
+    (folder / f"legacysurvey-{folder.name}.sha256sum").write_text("\n".join(lines) + "\n")
+
+
 def _catalogue(
     cfg: MockConfig,
     brick: Brick,
@@ -491,6 +500,7 @@ def write_brick(cfg: MockConfig, brick: Brick, index: int, root: Path) -> tuple[
                 invvar[band],
                 _wcs_header(brick, cfg.brick_px, band),
             )
+        _write_checksums(root / coadd_path(brick.name, "image", "g"))
     table = _catalogue(cfg, brick, index + 1, sources, seeing, invvar)
     _write_catalogue(table, root / tractor_path(brick.name))
     truth = []

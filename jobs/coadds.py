@@ -1,0 +1,349 @@
+"""`coadds` (seed Phase 4b): fetch and cache the grz coadds of the bricks a manifest needs.
+
+The source is a URL template with `{brick}`, `{brick3}` (its first three characters), `{kind}`
+(image, invvar) and `{band}` (g, r, z): a local folder (the mock survey, the default), an
+HTTP(S) mirror of DR10's coadd tree, or `s3://`. For DR10's mirror:
+
+    https://portal.nersc.gov/cfs/cosmo/data/legacysurvey/dr10/south/coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz
+
+The cache (a local folder or `s3://` prefix) keeps DR10's relative layout. Downloads run
+concurrently and resume: each file goes to `<name>.part`, continued with an HTTP Range request
+after a dropped connection, checked (size, and the SHA-256 from the brick's
+`legacysurvey-<brick>.sha256sum` where the source has one), then renamed into place. A brick
+that keeps failing is retried, then recorded as failed; the others go on.
+
+    python -m jobs.coadds --workspace DIR --variant V [--grid G] [--source TEMPLATE] [--cache DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import storage
+from jobs import stage_runtime
+from jobs.mock_survey import SURVEY_DIR
+from jobs.survey_layout import BANDS, check_brickname, coadd_path
+
+KINDS = ("image", "invvar")
+RETRIES = 3
+CHUNK = 1 << 20
+
+
+def default_source(workspace: Path) -> str:
+    return str(workspace / SURVEY_DIR / "coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz")
+
+
+def default_cache(workspace: Path) -> str:
+    return str(workspace / "data" / "coadd_cache")
+
+
+def source_url(template: str, brick: str, kind: str, band: str) -> str:
+    return template.format(brick=check_brickname(brick), brick3=brick[:3], kind=kind, band=band)
+
+
+def checksum_url(template: str, brick: str) -> str:
+    return source_url(template, brick, "image", "g").rsplit("/", 1)[0] + f"/legacysurvey-{brick}.sha256sum"
+
+
+class FetchError(Exception):
+    """One file could not be fetched or verified."""
+
+
+# -- reading a source --------------------------------------------------------------------
+
+
+def _open_range(url: str, start: int, timeout: float) -> tuple[Any, int | None]:
+    """A byte stream of `url` from `start`, and the file's total size if known."""
+    if url.startswith(("http://", "https://")):
+        request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) only, checked above
+        total = None
+        if response.status == 206 and "Content-Range" in response.headers:
+            total = int(response.headers["Content-Range"].rsplit("/", 1)[1])
+        elif response.status == 200:
+            if start:  # the server ignored the range: start over
+                raise FetchError("server does not resume; restarting")
+            total = int(response.headers["Content-Length"]) if "Content-Length" in response.headers else None
+        return response, total
+    if storage.is_s3(url):
+        import boto3
+
+        bucket, key = storage.split_s3(url)
+        kwargs = {"Range": f"bytes={start}-"} if start else {}
+        obj = boto3.client("s3").get_object(Bucket=bucket, Key=key, **kwargs)
+        total = int(obj["ContentRange"].rsplit("/", 1)[1]) if start else int(obj["ContentLength"])
+        return obj["Body"], total
+    path = Path(url.removeprefix("file://"))
+    handle = path.open("rb")
+    handle.seek(start)
+    return handle, path.stat().st_size
+
+
+def _read_small(url: str, timeout: float) -> bytes | None:
+    """A small file (the checksum list), or None if the source has none."""
+    try:
+        stream, _ = _open_range(url, 0, timeout)
+        with stream if hasattr(stream, "__enter__") else _closing(stream) as body:
+            return body.read()
+    except (OSError, urllib.error.URLError, FetchError):
+        return None
+    except Exception:  # botocore's NoSuchKey and friends
+        return None
+
+
+class _closing:
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def __enter__(self) -> Any:
+        return self.stream
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+
+
+def parse_checksums(text: bytes | None) -> dict[str, str]:
+    """`sha256sum` output (`<hex>  <name>` or `<hex> *<name>`) as name -> hex digest."""
+    sums: dict[str, str] = {}
+    for line in (text or b"").decode(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and len(parts[0]) == 64:
+            sums[parts[1].lstrip("*").rsplit("/", 1)[-1]] = parts[0].lower()
+    return sums
+
+
+# -- the cache ---------------------------------------------------------------------------
+
+
+@dataclass
+class Cache:
+    """Where fetched coadds live: a local folder or an `s3://` prefix, in DR10's layout."""
+
+    root: str
+
+    def local_path(self, rel: str) -> Path | None:
+        return None if storage.is_s3(self.root) else Path(self.root) / rel
+
+    def url(self, rel: str) -> str:
+        return f"{self.root.rstrip('/')}/{rel}"
+
+    def size(self, rel: str) -> int | None:
+        try:
+            return storage.signature(self.url(rel))[1]
+        except Exception:  # absent (local or S3)
+            return None
+
+    def put(self, rel: str, tmp: Path) -> None:
+        local = self.local_path(rel)
+        if local is not None:
+            os.replace(tmp, local)
+            return
+        import boto3
+
+        bucket, key = storage.split_s3(self.url(rel))
+        boto3.client("s3").upload_file(str(tmp), bucket, key)
+        tmp.unlink()
+
+    def staging(self, rel: str, scratch: Path) -> Path:
+        local = self.local_path(rel)
+        path = (local if local is not None else scratch / rel).with_name(Path(rel).name + ".part")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch_file(url: str, rel: str, cache: Cache, scratch: Path, sha256: str | None, timeout: float) -> int:
+    """Fetch one file into the cache, resuming a `.part` left by an earlier try; return the
+    bytes transferred. Raises FetchError when the transfer or the verification fails."""
+    part = cache.staging(rel, scratch)
+    start = part.stat().st_size if part.exists() else 0
+    try:
+        stream, total = _open_range(url, start, timeout)
+    except FetchError:
+        part.unlink(missing_ok=True)
+        start = 0
+        stream, total = _open_range(url, 0, timeout)
+    except (OSError, urllib.error.URLError) as err:
+        raise FetchError(f"{url}: {getattr(err, 'reason', err)}") from None
+    except Exception as err:  # botocore errors
+        raise FetchError(f"{url}: {err}") from None
+    moved = 0
+    try:
+        with open(part, "ab" if start else "wb") as out, _closing(stream) as body:
+            while chunk := body.read(CHUNK):
+                out.write(chunk)
+                moved += len(chunk)
+    except (OSError, urllib.error.URLError) as err:
+        raise FetchError(f"{url}: transfer broke off after {start + moved} bytes ({err})") from None
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise FetchError(f"{url}: got {size} of {total} bytes")
+    if sha256 is not None and _sha256(part) != sha256:
+        part.unlink()
+        raise FetchError(f"{url}: SHA-256 does not match the source's checksum")
+    cache.put(rel, part)
+    return moved
+
+
+def fetch_brick(
+    brick: str,
+    template: str,
+    cache: Cache,
+    scratch: Path,
+    force: bool,
+    timeout: float = 60.0,
+    retries: int = RETRIES,
+) -> dict[str, Any]:
+    """All six coadd files of a brick, retried as a whole; a summary row for the brick."""
+    sums = parse_checksums(_read_small(checksum_url(template, brick), timeout))
+    fetched = cached = moved = 0
+    last_error = ""
+    for attempt in range(retries):
+        try:
+            for kind in KINDS:
+                for band in BANDS:
+                    rel = coadd_path(brick, kind, band)
+                    name = rel.rsplit("/", 1)[1]
+                    known = cache.size(rel)
+                    if known is not None and not force:
+                        cached += 1
+                        continue
+                    moved += fetch_file(
+                        source_url(template, brick, kind, band), rel, cache, scratch, sums.get(name), timeout
+                    )
+                    fetched += 1
+            return {
+                "brick": brick,
+                "ok": True,
+                "fetched": fetched,
+                "cached": cached,
+                "bytes": moved,
+                "verified_sha256": bool(sums),
+                "attempts": attempt + 1,
+            }
+        except FetchError as err:
+            last_error = str(err)
+            force = False  # what was fetched before the error stays
+            time.sleep(0.2 * 2**attempt)
+    return {
+        "brick": brick,
+        "ok": False,
+        "reason": last_error,
+        "attempts": retries,
+        "fetched": fetched,
+        "bytes": moved,
+    }
+
+
+def bricks_of_manifest(path: Path) -> list[str]:
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if not path.exists():
+        raise stage_runtime.StageError(f"{path}: no manifest; run `halo stage manifest` first")
+    column = pq.read_table(path, columns=["brickname"]).column("brickname")
+    return sorted(pc.unique(column).to_pylist())
+
+
+class _Progress:
+    def __init__(self, total: int) -> None:
+        self.total, self.done, self.lock = total, 0, threading.Lock()
+        self.tty = sys.stderr.isatty()
+
+    def step(self, row: dict[str, Any]) -> None:
+        with self.lock:
+            self.done += 1
+            status = "ok" if row["ok"] else f"FAILED: {row['reason']}"
+            if self.tty:
+                bar = "#" * int(30 * self.done / self.total)
+                print(f"\r[{bar:<30}] {self.done}/{self.total} bricks", end="", file=sys.stderr, flush=True)
+                if self.done == self.total:
+                    print(file=sys.stderr)
+            print(f"brick {row['brick']} {status} ({self.done}/{self.total})", flush=True)
+
+
+def run(
+    workspace: Path,
+    variant: str,
+    grid: str | None = None,
+    source: str | None = None,
+    cache_root: str | None = None,
+    workers: int = 8,
+    force: bool = False,
+) -> dict[str, Any]:
+    from core.names import check_name
+    from jobs.manifest import manifest_dir
+
+    config = stage_runtime.load_config(workspace)
+    check_name("variant", variant)
+    if variant not in config.variants:
+        raise stage_runtime.StageError(f"unknown variant {variant!r}")
+    grid = check_name("grid", grid or config.variants[variant].default_grid)
+    bricks = bricks_of_manifest(manifest_dir(workspace, variant, grid) / "manifest.parquet")
+    template = source or default_source(workspace)
+    cache = Cache(cache_root or default_cache(workspace))
+    scratch = workspace / ".halo" / "coadd-scratch"
+    rows: list[dict[str, Any]] = []
+    progress = _Progress(len(bricks))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = [pool.submit(fetch_brick, b, template, cache, scratch, force) for b in bricks]
+        for future in as_completed(futures):
+            rows.append(future.result())
+            progress.step(rows[-1])
+    shutil.rmtree(scratch, ignore_errors=True)
+    failed = [r for r in rows if not r["ok"]]
+    summary = {
+        "outputs": [cache.root],
+        "bricks": len(bricks),
+        "failed_bricks": failed,
+        "files_fetched": sum(r["fetched"] for r in rows),
+        "files_cached": sum(r.get("cached", 0) for r in rows),
+        "bytes": sum(r["bytes"] for r in rows),
+        "source": template,
+    }
+    if failed:
+        print(summary, flush=True)
+        raise stage_runtime.StageError(
+            f"{len(failed)} of {len(bricks)} bricks could not be fetched: "
+            + "; ".join(f"{r['brick']}: {r['reason']}" for r in failed[:3])
+        )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = stage_runtime.parser("coadds", "Fetch and cache the grz coadds of the bricks a manifest needs.")
+    p.add_argument("--grid", help="the manifest's grid [default: the variant's]")
+    p.add_argument("--source", help="URL template of the coadd tree [default: the mock survey]")
+    p.add_argument("--cache", help="cache folder or s3:// prefix [default: data/coadd_cache]")
+    p.add_argument("--workers", type=int, default=8, help="concurrent bricks")
+    args = p.parse_args(argv)
+    return stage_runtime.main("coadds", _run_args, args)
+
+
+def _run_args(args: argparse.Namespace) -> dict[str, Any]:
+    return run(
+        args.workspace.resolve(), args.variant, args.grid, args.source, args.cache, args.workers, args.force
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
