@@ -168,7 +168,7 @@ class SparkSubmit(_Model):
     executor_memory: str = Field("18g", pattern=r"^\d+[kmgt]?$")
     executor_cores: PositiveInt = 4
     num_executors: PositiveInt = 50
-    parquet_codec: Literal["zstd", "gzip", "snappy"] = "gzip"
+    parquet_codec: Literal["zstd", "gzip", "snappy"] = "zstd"
     conf: dict[str, str] = {}
 
     @field_validator("conf")

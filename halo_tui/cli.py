@@ -425,8 +425,8 @@ DEMO_DIR = "halo-demo"
 
 @demo_app.callback(invoke_without_command=True)
 def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
-    """Run the demo pipeline on the embedded mini-DR10 survey (default ./halo-demo):
-    the mock survey, select and manifest, each as an engine job, then list the jobs."""
+    """Run the demo pipeline on the embedded mini-DR10 survey (default ./halo-demo): the mock
+    survey, select, manifest, coadds and inject, each as an engine job, then list the jobs."""
     if ctx.invoked_subcommand is not None:
         _pass_workspace_down(workspace)
         return
@@ -474,6 +474,8 @@ DEMO_STEPS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("demo", None, {}),
     ("select", "v4_sota", {}),
     ("manifest", "v4_sota", {"grid": "grid_sota"}),
+    ("coadds", "v4_sota", {"grid": "grid_sota"}),
+    ("inject", "v4_sota", {"grid": "grid_sota"}),
 )
 
 

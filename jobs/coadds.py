@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import http.client
 import os
 import shutil
 import sys
@@ -182,8 +183,9 @@ def fetch_file(url: str, rel: str, cache: Cache, scratch: Path, sha256: str | No
         part.unlink(missing_ok=True)
         start = 0
         stream, total = _open_range(url, 0, timeout)
-    except (OSError, urllib.error.URLError) as err:
-        raise FetchError(f"{url}: {getattr(err, 'reason', err)}") from None
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
+        code = f"HTTP {err.code} " if isinstance(err, urllib.error.HTTPError) else ""
+        raise FetchError(f"{url}: {code}{getattr(err, 'reason', err)}") from None
     except Exception as err:  # botocore errors
         raise FetchError(f"{url}: {err}") from None
     moved = 0
@@ -192,8 +194,8 @@ def fetch_file(url: str, rel: str, cache: Cache, scratch: Path, sha256: str | No
             while chunk := body.read(CHUNK):
                 out.write(chunk)
                 moved += len(chunk)
-    except (OSError, urllib.error.URLError) as err:
-        raise FetchError(f"{url}: transfer broke off after {start + moved} bytes ({err})") from None
+    except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
+        raise FetchError(f"{url}: transfer broke off after {start + moved} bytes ({err!r})") from None
     size = part.stat().st_size
     if total is not None and size != total:
         raise FetchError(f"{url}: got {size} of {total} bytes")
