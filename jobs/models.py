@@ -1,0 +1,55 @@
+"""The lens classifiers: ResNet18 adapted to 64×64 stamps and ConvNeXt-Tiny (timm), each with
+one logit and an optional metadata head (observing conditions only, see core.leakage).
+
+torch, torchvision and timm are imported here, by the stages that need a model."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FEATURES = {"resnet18": 512, "convnext_tiny": 768}
+
+
+def backbone(arch: str) -> nn.Module:
+    """A feature extractor returning (batch, FEATURES[arch])."""
+    if arch == "resnet18":
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        # the seed's 64×64 adaptation: a 3×3 stride-1 first convolution and no max-pool
+        net.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+        net.maxpool = nn.Identity()
+        net.fc = nn.Identity()
+        return net
+    if arch == "convnext_tiny":
+        import timm
+
+        return timm.create_model("convnext_tiny", pretrained=False, in_chans=3, num_classes=0)
+    raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(FEATURES)}")
+
+
+class LensClassifier(nn.Module):
+    """Backbone features (+ a small metadata MLP) -> one logit."""
+
+    def __init__(self, arch: str, n_meta: int = 0) -> None:
+        super().__init__()
+        self.arch, self.n_meta = arch, n_meta
+        self.backbone = backbone(arch)
+        width = FEATURES[arch]
+        self.meta = (
+            nn.Sequential(nn.Linear(n_meta, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU()) if n_meta else None
+        )
+        self.head = nn.Linear(width + (32 if n_meta else 0), 1)
+
+    def forward(self, images: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        features = self.backbone(images)
+        if self.meta is not None:
+            if meta is None:
+                raise ValueError("this model was built with a metadata head: pass the metadata columns")
+            features = torch.cat([features, self.meta(meta)], dim=1)
+        return self.head(features).squeeze(1)
+
+
+def build(arch: str, n_meta: int = 0) -> LensClassifier:
+    return LensClassifier(arch, n_meta)
