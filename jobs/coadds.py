@@ -292,14 +292,9 @@ def run(
     workers: int = 8,
     force: bool = False,
 ) -> dict[str, Any]:
-    from core.names import check_name
     from jobs.manifest import manifest_dir
 
-    config = stage_runtime.load_config(workspace)
-    check_name("variant", variant)
-    if variant not in config.variants:
-        raise stage_runtime.StageError(f"unknown variant {variant!r}")
-    grid = check_name("grid", grid or config.variants[variant].default_grid)
+    _, grid = stage_runtime.resolve(workspace, variant, grid)
     bricks = bricks_of_manifest(manifest_dir(workspace, variant, grid) / "manifest.parquet")
     template = source or default_source(workspace)
     cache = Cache(cache_root or default_cache(workspace))

@@ -520,15 +520,10 @@ def run(
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from core.names import check_name
     from jobs.coadds import default_cache
     from jobs.manifest import manifest_dir
 
-    config = stage_runtime.load_config(workspace)
-    check_name("variant", variant)
-    if variant not in config.variants:
-        raise stage_runtime.StageError(f"unknown variant {variant!r}")
-    grid = check_name("grid", grid or config.variants[variant].default_grid)
+    config, grid = stage_runtime.resolve(workspace, variant, grid)
     manifest_path = manifest_dir(workspace, variant, grid) / "manifest.parquet"
     if not manifest_path.exists():
         raise stage_runtime.StageError(f"{manifest_path}: no manifest; run `halo stage manifest` first")

@@ -284,16 +284,8 @@ def run(
 ) -> dict[str, Any]:
     import pyarrow as pa
 
-    from core.names import check_name
-
-    config = stage_runtime.load_config(workspace)
-    check_name("variant", variant_name)
-    if variant_name not in config.variants:
-        raise stage_runtime.StageError(f"unknown variant {variant_name!r}")
+    config, grid_name = stage_runtime.resolve(workspace, variant_name, grid_name)
     variant = config.variants[variant_name]
-    grid_name = check_name("grid", grid_name or variant.default_grid)
-    if grid_name not in config.grids:
-        raise stage_runtime.StageError(f"unknown grid {grid_name!r}")
     grid = config.grids[grid_name]
     parent_path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
     parent = read_parent(parent_path)

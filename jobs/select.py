@@ -123,12 +123,7 @@ def run(
 ) -> dict[str, Any]:
     import pyarrow as pa
 
-    from core.names import check_name
-
-    config = stage_runtime.load_config(workspace)
-    check_name("variant", variant_name)
-    if variant_name not in config.variants:
-        raise stage_runtime.StageError(f"unknown variant {variant_name!r}")
+    config, _ = stage_runtime.resolve(workspace, variant_name)
     parent_name = config.variants[variant_name].parent_sample
     variant = config.variants[parent_name]  # the parent sample's own cuts and splits
     source = catalogs or str(workspace / SURVEY_DIR / "tractor")

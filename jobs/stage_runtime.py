@@ -68,6 +68,21 @@ def load_config(workspace: Path):  # noqa: ANN201 - HaloConfig
     return load(workspace.resolve())
 
 
+def resolve(workspace: Path, variant: str, grid: str | None = None) -> tuple[Any, str]:
+    """The workspace's config, checked for the variant, and the grid to use (the variant's
+    default unless named), checked too."""
+    from core.names import check_name
+
+    config = load_config(workspace)
+    check_name("variant", variant)
+    if variant not in config.variants:
+        raise StageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
+    grid = check_name("grid", grid or config.variants[variant].default_grid)
+    if grid not in config.grids:
+        raise StageError(f"unknown grid {grid!r}; known: {', '.join(config.grids)}")
+    return config, grid
+
+
 def fingerprint(*parts: Any) -> str:
     """A stable digest of a stage's inputs (config, input files' sizes and times)."""
     text = json.dumps(parts, sort_keys=True, default=str)
