@@ -117,7 +117,7 @@ class Preset(_Model):
     """Training hyperparameters (seed Phase 5)."""
 
     description: str = ""
-    arch: Literal["resnet18", "convnext_tiny"]
+    arch: Literal["resnet18", "convnext_tiny", "small_cnn"]
     optimizer: Literal["adamw"] = "adamw"
     lr: PositiveFloat
     weight_decay: NonNegativeFloat
@@ -130,6 +130,7 @@ class Preset(_Model):
     min_theta_over_psf: NonNegativeFloat = 0.0
     meta_cols: list[str] = []
     num_workers: int = Field(4, ge=0)
+    max_train_rows: PositiveInt | None = None  # cap per epoch (the demo's); None: the whole split
     shuffle_buffer: int = Field(2048, ge=0)
     seed: int = 0
 

@@ -169,8 +169,13 @@ SHIPPED: tuple[Stage, ...] = (
         "stamps -> ResNet18-64 / ConvNeXt-Tiny checkpoints and metrics",
         "Phase 5",
         params=(
+            Param("grid", "grid", help="the stamps' grid"),
             Param("preset", "preset", help="training preset"),
+            Param("run", "str", help="run name"),
+            Param("epochs", "int", help="override the preset's epochs"),
+            Param("nproc", "int", help="DDP processes (torchrun)"),
             Param("resume", "bool", False, help="continue from the last checkpoint"),
+            _FORCE,
         ),
     ),
     Stage(

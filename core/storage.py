@@ -71,3 +71,23 @@ def signature(uri: str) -> tuple[str, int, str]:
         return uri, int(head["ContentLength"]), str(head["ETag"])
     stat = Path(uri).stat()
     return uri, stat.st_size, str(stat.st_mtime_ns)
+
+
+def arrow_fs(uri: str) -> tuple[Any, str]:
+    """A pyarrow filesystem and path for `uri` (None for a local path), honouring
+    `AWS_ENDPOINT_URL` for S3."""
+    if not is_s3(uri):
+        return None, uri
+    import os
+
+    from pyarrow import fs
+
+    bucket, key = split_s3(uri)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    filesystem = (
+        fs.S3FileSystem(endpoint_override=endpoint, region=region)
+        if endpoint
+        else fs.S3FileSystem(region=region)
+    )
+    return filesystem, f"{bucket}/{key}"

@@ -49,6 +49,7 @@ from jobs.shapes import lenstronomy_e1e2
 from jobs.survey_layout import BANDS, PIXSCALE, coadd_path
 
 ROWS_PER_PART = 2000
+ROW_GROUP = 256  # the training loader's unit of sharding across ranks and workers
 CARRIED = (
     "task_id",
     "split",
@@ -441,6 +442,7 @@ def write_stamps(table: Any, path: Path, codec: str) -> None:
     pq.write_table(
         table,
         path,
+        row_group_size=ROW_GROUP,
         compression=codec,
         use_dictionary=plain,
         write_statistics=plain,

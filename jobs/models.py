@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FEATURES = {"resnet18": 512, "convnext_tiny": 768}
+FEATURES = {"resnet18": 512, "convnext_tiny": 768, "small_cnn": 128}
 
 
 def backbone(arch: str) -> nn.Module:
@@ -22,11 +22,35 @@ def backbone(arch: str) -> nn.Module:
         net.maxpool = nn.Identity()
         net.fc = nn.Identity()
         return net
+    if arch == "small_cnn":
+        return small_cnn()
     if arch == "convnext_tiny":
         import timm
 
         return timm.create_model("convnext_tiny", pretrained=False, in_chans=3, num_classes=0)
     raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(FEATURES)}")
+
+
+def small_cnn() -> nn.Module:
+    """Four conv blocks (32-64-128-128 channels, ~0.3 M parameters, ~40x cheaper than
+    ResNet18-64): not a seed architecture; it lets the demo train on two CPU cores."""
+
+    def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
+        layers: list[nn.Module] = [
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+        ]
+        return [*layers, nn.MaxPool2d(2)] if pool else layers
+
+    return nn.Sequential(
+        *block(3, 32, True),
+        *block(32, 64, True),
+        *block(64, 128, True),
+        *block(128, 128, False),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
 
 
 class LensClassifier(nn.Module):

@@ -131,7 +131,7 @@ def test_error_in_a_shipped_file_names_that_file(tmp_path: Path, monkeypatch: py
         ("[presets.demo_cpu]\nmeta_cols = ['theta_e_arcsec']\n", "would leak it"),
         (
             "[presets.demo_cpu]\narch = 'vit'\n",
-            "presets.demo_cpu.arch: must be one of 'resnet18' or 'convnext_tiny'",
+            "presets.demo_cpu.arch: must be one of 'resnet18', 'convnext_tiny' or 'small_cnn'",
         ),
         ("[targets.'tpr@fpr1e-9']\nop = '>'\nvalue = 0.5\n", "unknown metric 'tpr@fpr1e-9'"),
         ("[backends]\ndefault = 'slurm'\n", "backends.default: must be one of 'local' or 'emr'"),

@@ -1,0 +1,172 @@
+"""The streaming dataset over stamps parquet (local or `s3://`).
+
+Fragments are the files' row groups. Each epoch they are shuffled with the epoch's seed and
+dealt out by DDP rank × DataLoader worker, so every row is read exactly once per epoch — the
+seed's loader sharded by rank only, and its 8 workers read everything 8 times. Rows then pass
+a shuffle buffer, the seed's per-channel robust normalisation (median / 1.4826·MAD, clipped to
+±10), and flip + rot90 augmentation. `min_theta_over_psf` drops unresolved positives;
+metadata columns are allowed only when they are observing conditions (core.leakage). A
+corrupt file is reported and skipped; the rest of the epoch goes on."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch.utils.data
+
+from core import storage
+from core.leakage import check_meta_cols
+from core.stamps import stamp_meta
+
+COLUMNS = ("task_id", "stamp", "is_control", "ok", "split", "theta_over_psf")
+MAD_SCALE = 1.4826
+CLIP = 10.0
+
+
+def robust_normalise(stamps: np.ndarray) -> np.ndarray:
+    """Per stamp and channel: (x − median) / (1.4826 · MAD + ε), clipped to ±10."""
+    flat = stamps.reshape(*stamps.shape[:-2], -1)
+    median = np.median(flat, axis=-1, keepdims=True)
+    mad = np.median(np.abs(flat - median), axis=-1, keepdims=True)
+    out = (flat - median) / (MAD_SCALE * mad + 1e-8)
+    return np.clip(out, -CLIP, CLIP).reshape(stamps.shape).astype(np.float32)
+
+
+def augment(stamp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random flip and a random quarter-turn (the stamp's arcs have no preferred direction)."""
+    if rng.random() < 0.5:
+        stamp = stamp[:, :, ::-1]
+    return np.ascontiguousarray(np.rot90(stamp, k=int(rng.integers(4)), axes=(1, 2)))
+
+
+def meta_features(columns: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
+    """Observing conditions as model inputs: depths as 5σ magnitudes minus 24, sizes as is."""
+    from core.schemas import depth_to_mag5
+
+    out = []
+    for name in names:
+        value = np.asarray(columns[name], dtype=np.float64)
+        out.append(depth_to_mag5(value) - 24.0 if "depth" in name else value)
+    return (
+        np.stack(out, axis=1).astype(np.float32)
+        if names
+        else np.zeros((len(columns["task_id"]), 0), np.float32)
+    )
+
+
+@dataclass
+class Fragment:
+    uri: str
+    row_group: int
+    rows: int
+
+
+@dataclass(eq=False)
+class StampStream(torch.utils.data.IterableDataset):
+    """An iterable over (image, label, meta, task_id) for one split; give it to a DataLoader.
+
+    `rank`/`world_size` come from DDP; the DataLoader worker is read from torch at iteration."""
+
+    location: str | list[str]
+    split: str | None = "train"
+    augment: bool = False
+    shuffle_buffer: int = 0
+    min_theta_over_psf: float = 0.0
+    meta_cols: list[str] = field(default_factory=list)
+    rank: int = 0
+    world_size: int = 1
+    seed: int = 0
+    epoch: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_meta_cols(self.meta_cols)
+        uris = (
+            self.location
+            if isinstance(self.location, list)
+            else storage.list_files(self.location, "*.parquet")
+        )
+        self.fragments: list[Fragment] = []
+        for uri in sorted(uris):
+            try:
+                meta = _parquet_file(uri).metadata
+            except Exception as err:  # pyarrow raises several kinds for a damaged file
+                self._skip(uri, f"not a readable parquet file ({type(err).__name__}: {err})")
+                continue
+            self.fragments += [
+                Fragment(uri, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)
+            ]
+
+    def _skip(self, uri: str, reason: str) -> None:
+        self.skipped.append({"file": uri, "reason": reason})
+        print(f"dataset: skipped {uri}: {reason}", file=sys.stderr, flush=True)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def my_fragments(self, worker: int = 0, num_workers: int = 1) -> list[Fragment]:
+        """This rank × worker's share of the epoch's (shuffled) fragments."""
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.fragments))
+        shard, shards = self.rank * num_workers + worker, self.world_size * num_workers
+        return [self.fragments[i] for i in order[shard::shards]]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        info = torch.utils.data.get_worker_info()
+        worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
+        buffer: list[tuple[Any, ...]] = []
+        for fragment in self.my_fragments(worker, num_workers):
+            for item in self._read(fragment, rng):
+                if self.shuffle_buffer <= 1:
+                    yield item
+                    continue
+                if len(buffer) < self.shuffle_buffer:
+                    buffer.append(item)
+                    continue
+                i = int(rng.integers(len(buffer)))
+                buffer[i], item = item, buffer[i]
+                yield item
+        rng.shuffle(buffer)
+        yield from buffer
+
+    def _read(self, fragment: Fragment, rng: np.random.Generator) -> Iterator[tuple[Any, ...]]:
+        try:
+            pf = _parquet_file(fragment.uri)
+            columns = list(dict.fromkeys((*COLUMNS, *self.meta_cols)))
+            table = pf.read_row_group(fragment.row_group, columns=columns)
+            meta = stamp_meta(pf.schema_arrow)
+        except Exception as err:  # a damaged row group: report, skip, go on
+            self._skip(f"{fragment.uri}#{fragment.row_group}", f"{type(err).__name__}: {err}")
+            return
+        data = {
+            name: table.column(name).to_numpy(zero_copy_only=False) for name in columns if name != "stamp"
+        }
+        keep = data["ok"].astype(bool)
+        if self.split is not None:
+            keep &= data["split"] == self.split
+        if self.min_theta_over_psf > 0:
+            ratio = np.nan_to_num(data["theta_over_psf"].astype(np.float64), nan=0.0)
+            keep &= data["is_control"].astype(bool) | (ratio >= self.min_theta_over_psf)
+        rows = np.flatnonzero(keep)
+        if rows.size == 0:
+            return
+        shape, dtype = tuple(meta["shape"]), np.dtype(meta["dtype"])
+        raw = table.column("stamp").take(rows).to_pylist()
+        stamps = np.stack([np.frombuffer(b, dtype=dtype).reshape(shape) for b in raw]).astype(np.float32)
+        images = robust_normalise(stamps)
+        labels = (~data["is_control"][rows].astype(bool)).astype(np.float32)
+        metas = meta_features({k: v[rows] for k, v in data.items()}, self.meta_cols)
+        for i, row in enumerate(rows):
+            image = augment(images[i], rng) if self.augment else images[i]
+            yield image, labels[i], metas[i], int(data["task_id"][row])
+
+
+def _parquet_file(uri: str) -> Any:
+    import pyarrow.parquet as pq
+
+    fs, path = storage.arrow_fs(uri)
+    return pq.ParquetFile(path, filesystem=fs) if fs is not None else pq.ParquetFile(path)

@@ -1,0 +1,422 @@
+"""`train` (seed Phase 5): stamps -> a lens classifier, its checkpoints and per-epoch metrics.
+
+AdamW with the preset's learning rate (cosine-annealed over the epochs), weight decay, batch
+size and epochs; BCE or focal loss; bf16/fp16 autocast on CUDA (channels-last), float32 on
+CPU. After each epoch: validation on the `val` split, one JSON line appended to
+`metrics.jsonl` (epoch, train_loss, val_loss, auroc, tpr@fpr…, fpr@tpr…, n_pos, n_neg, lr,
+seconds, images/s; a figure that cannot be measured is null, its reason under `unmeasured`),
+and a checkpoint written atomically, holding the metric history too. `--resume` continues
+from the last checkpoint and rewrites `metrics.jsonl` from that history, so a run killed
+mid-epoch leaves no duplicated or missing lines. `--nproc N` runs N DDP processes through
+torchrun (one per GPU; gloo on CPU).
+
+    python -m jobs.train --workspace DIR --variant V [--grid G] [--preset P] [--run NAME] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jobs import stage_runtime
+
+PROGRESS_EVERY_S = 10.0
+SELECT_ON = ("tpr@fpr1e-3", "auroc")  # the best checkpoint: completeness at low FPR first
+
+
+def runs_dir(workspace: Path) -> Path:
+    return workspace / "data" / "runs"
+
+
+def default_run_name(variant: str, grid: str, preset: str) -> str:
+    return f"{variant}-{grid}-{preset}"
+
+
+def focal_loss(logits: Any, targets: Any, gamma: float) -> Any:
+    import torch.nn.functional as F
+
+    bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    p_t = (-bce).exp()
+    return ((1 - p_t) ** gamma * bce).mean()
+
+
+class Trainer:
+    """One training run: model, optimiser, data, the loop and what it writes."""
+
+    def __init__(
+        self, run_dir: Path, stamps: Path, preset: Any, rank: int, world: int, max_epochs: int
+    ) -> None:
+        import torch
+
+        from jobs.dataset import StampStream
+        from jobs.models import build
+
+        self.run_dir, self.preset, self.rank, self.world = run_dir, preset, rank, world
+        self.epochs = max_epochs
+        self.cuda = torch.cuda.is_available()
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if self.cuda else "cpu")
+        if not self.cuda:
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        torch.manual_seed(preset.seed)
+        common = {
+            "min_theta_over_psf": preset.min_theta_over_psf,
+            "meta_cols": list(preset.meta_cols),
+            "rank": rank,
+            "world_size": world,
+            "seed": preset.seed,
+        }
+        self.train_data = StampStream(
+            str(stamps), "train", augment=preset.augment, shuffle_buffer=preset.shuffle_buffer, **common
+        )
+        self.val_data = StampStream(str(stamps), "val", **{**common, "min_theta_over_psf": 0.0})
+        model = build(preset.arch, len(preset.meta_cols)).to(self.device)
+        if self.cuda:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.net = model
+        if world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=preset.lr, weight_decay=preset.weight_decay)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max_epochs)
+        self.amp = (
+            {"bf16": torch.bfloat16, "fp16": torch.float16}.get(preset.precision) if self.cuda else None
+        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp is torch.float16 else None
+        self.history: list[dict[str, Any]] = []
+        self.start_epoch = 0
+
+    # -- state -----------------------------------------------------------------------
+
+    def load(self, path: Path) -> None:
+        import torch
+
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.history = state["history"]
+        self.start_epoch = state["epoch"] + 1
+
+    def save(self, epoch: int, path: Path) -> None:
+        import torch
+
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "epoch": epoch,
+            "history": self.history,
+            "arch": self.preset.arch,
+            "meta_cols": list(self.preset.meta_cols),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    # -- the loop --------------------------------------------------------------------
+
+    def _loss(self, logits: Any, labels: Any) -> Any:
+        import torch.nn.functional as F
+
+        if self.preset.loss == "focal":
+            return focal_loss(logits, labels, self.preset.focal_gamma)
+        return F.binary_cross_entropy_with_logits(logits, labels)
+
+    def _batches(self, data: Any, shuffle_epoch: int | None = None) -> Any:
+        import torch
+
+        if shuffle_epoch is not None:
+            data.set_epoch(shuffle_epoch)
+        return torch.utils.data.DataLoader(
+            data, batch_size=self.preset.batch_size, num_workers=self.preset.num_workers, drop_last=False
+        )
+
+    def _to_device(self, batch: Any) -> tuple[Any, Any, Any]:
+        import torch
+
+        images, labels, meta, _ = batch
+        images = images.to(self.device, non_blocking=True)
+        if self.cuda:
+            images = images.contiguous(memory_format=torch.channels_last)
+        meta = meta.to(self.device) if self.preset.meta_cols else None
+        return images, labels.to(self.device), meta
+
+    def train_epoch(self, epoch: int) -> tuple[float, float, int]:
+        import contextlib
+
+        import torch
+
+        self.net.train()
+        total, seen, started, last_note = 0.0, 0, time.monotonic(), time.monotonic()
+        cap = self.preset.max_train_rows
+        join: Any = contextlib.nullcontext()
+        if self.world > 1:
+            from torch.distributed.algorithms.join import Join
+
+            join = Join([self.net])  # ranks may hold different numbers of batches
+        with join:
+            for step, batch in enumerate(self._batches(self.train_data, epoch)):
+                images, labels, meta = self._to_device(batch)
+                self.opt.zero_grad(set_to_none=True)
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    loss = self._loss(self.net(images, meta).float(), labels)
+                if self.scaler is not None:
+                    self.scaler.scale(loss).backward()
+                    self.scaler.step(self.opt)
+                    self.scaler.update()
+                else:
+                    loss.backward()
+                    self.opt.step()
+                total += float(loss) * len(labels)
+                seen += len(labels)
+                if self.rank == 0 and time.monotonic() - last_note > PROGRESS_EVERY_S:
+                    rate = seen / (time.monotonic() - started)
+                    print(
+                        f"train: epoch {epoch} step {step} loss {total / seen:.4f} {rate:.0f} images/s",
+                        flush=True,
+                    )
+                    last_note = time.monotonic()
+                if cap is not None and seen * self.world >= cap:
+                    break
+        elapsed = time.monotonic() - started
+        return total / max(seen, 1), seen * self.world / max(elapsed, 1e-9), seen
+
+    def validate(self) -> tuple[np.ndarray, np.ndarray, float]:
+        import torch
+        import torch.nn.functional as F
+
+        self.net.eval()
+        scores, labels, losses = [], [], []
+        with torch.no_grad():
+            for batch in self._batches(self.val_data):
+                images, y, meta = self._to_device(batch)
+                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
+                    logits = self.model(images, meta).float()
+                losses.append(float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum")))
+                scores.append(logits.cpu().numpy())
+                labels.append(y.cpu().numpy())
+        local = (
+            np.concatenate(scores) if scores else np.zeros(0),
+            np.concatenate(labels) if labels else np.zeros(0),
+            sum(losses),
+        )
+        if self.world > 1:
+            import torch.distributed as dist
+
+            gathered: list[Any] = [None] * self.world
+            dist.all_gather_object(gathered, local)
+            local = (
+                np.concatenate([g[0] for g in gathered]),
+                np.concatenate([g[1] for g in gathered]),
+                sum(g[2] for g in gathered),
+            )
+        s, y, loss_sum = local
+        return s, y, loss_sum / max(len(y), 1)
+
+    def fit(self) -> dict[str, Any]:
+        from jobs.operating_points import operating_points
+
+        metrics_path = self.run_dir / "metrics.jsonl"
+        if self.rank == 0:
+            _rewrite(metrics_path, self.history)  # a resumed run: exactly the checkpoint's lines
+        for epoch in range(self.start_epoch, self.epochs):
+            started = time.monotonic()
+            lr = self.opt.param_groups[0]["lr"]
+            train_loss, rate, _ = self.train_epoch(epoch)
+            scores, labels, val_loss = self.validate()
+            self.sched.step()
+            if self.rank != 0:
+                continue
+            line = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                **operating_points(labels, scores),
+                "lr": lr,
+                "seconds": round(time.monotonic() - started, 2),
+                "images/s": round(rate, 1),
+            }
+            line = _finite(line)
+            self.history.append(line)
+            self.save(epoch, self.run_dir / "checkpoint.pt")
+            if _is_best(line, self.history):
+                shutil.copyfile(self.run_dir / "checkpoint.pt", self.run_dir / "best.pt")
+            with metrics_path.open("a") as out:
+                out.write(json.dumps(line) + "\n")
+            shown = ", ".join(
+                f"{k} {line[k]:.4g}"
+                for k in ("train_loss", "val_loss", "auroc", "tpr@fpr1e-3")
+                if isinstance(line.get(k), float)
+            )
+            print(f"train: epoch {epoch} done in {line['seconds']}s: {shown}", flush=True)
+        return {"epochs": len(self.history), "last": self.history[-1] if self.history else None}
+
+
+def _finite(line: dict[str, Any]) -> dict[str, Any]:
+    """NaN and infinities are not JSON: record them as null with a reason."""
+    unmeasured = dict(line.get("unmeasured", {}))
+    for key, value in line.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            line[key] = None
+            unmeasured[key] = f"not finite ({value})"
+    line["unmeasured"] = unmeasured
+    return line
+
+
+def _is_best(line: dict[str, Any], history: list[dict[str, Any]]) -> bool:
+    for key in SELECT_ON:
+        values = [h.get(key) for h in history if h.get(key) is not None]
+        if line.get(key) is not None:
+            return line[key] >= max(values)
+        if values:
+            return False
+    return True
+
+
+def _rewrite(path: Path, history: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    os.replace(tmp, path)
+
+
+def run(
+    workspace: Path,
+    variant: str,
+    grid: str | None = None,
+    preset_name: str | None = None,
+    run_name: str | None = None,
+    resume: bool = False,
+    force: bool = False,
+    epochs: int | None = None,
+) -> dict[str, Any]:
+    from core.names import check_name
+    from jobs.inject import stamps_dir
+
+    config, grid = stage_runtime.resolve(workspace, variant, grid)
+    preset_name = check_name("preset", preset_name or config.variants[variant].default_preset)
+    if preset_name not in config.presets:
+        raise stage_runtime.StageError(f"unknown preset {preset_name!r}; known: {', '.join(config.presets)}")
+    preset = config.presets[preset_name]
+    stamps = stamps_dir(workspace, variant, grid)
+    if not stamps.exists():
+        raise stage_runtime.StageError(f"{stamps}: no stamps; run `halo stage inject` first")
+    run_name = check_name("run", run_name or default_run_name(variant, grid, preset_name))
+    run_dir = runs_dir(workspace) / run_name
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    checkpoint = run_dir / "checkpoint.pt"
+    if rank == 0:
+        if checkpoint.exists() and not resume:
+            if not force:
+                raise stage_runtime.StageError(
+                    f"run {run_name!r} exists in {run_dir}: use --resume, or --force to start over"
+                )
+            shutil.rmtree(run_dir)
+        if resume and not checkpoint.exists():
+            raise stage_runtime.StageError(
+                f"run {run_name!r} has no checkpoint to resume from ({checkpoint})"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "run.json").write_text(
+            json.dumps(
+                {
+                    "run": run_name,
+                    "variant": variant,
+                    "grid": grid,
+                    "preset": preset_name,
+                    "preset_values": preset.model_dump(mode="json"),
+                    "stamps": str(stamps),
+                    "world_size": world,
+                    "epochs": epochs or preset.epochs,
+                    "targets": {k: v.model_dump() for k, v in config.targets.items()},
+                },
+                indent=2,
+            )
+        )
+    if world > 1:
+        _init_distributed()
+    trainer = Trainer(run_dir, stamps, preset, rank, world, epochs or preset.epochs)
+    if resume and checkpoint.exists():
+        trainer.load(checkpoint)
+        print(f"train: resuming {run_name} after epoch {trainer.start_epoch - 1}", flush=True)
+    for skipped in trainer.train_data.skipped:
+        print(f"train: skipped {skipped['file']}: {skipped['reason']}", flush=True)
+    result = trainer.fit()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return {
+        "outputs": [str(run_dir)],
+        "run": run_name,
+        "preset": preset_name,
+        **result,
+        "skipped_files": trainer.train_data.skipped + trainer.val_data.skipped,
+    }
+
+
+def _init_distributed() -> None:
+    import torch
+    import torch.distributed as dist
+
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = stage_runtime.parser("train", "Stamps -> a lens classifier, checkpoints and per-epoch metrics.")
+    p.add_argument("--grid", help="the stamps' grid [default: the variant's]")
+    p.add_argument("--preset", help="training preset [default: the variant's]")
+    p.add_argument("--run", help="run name [default: <variant>-<grid>-<preset>]")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
+    p.add_argument("--epochs", type=int, help="override the preset's epochs")
+    p.add_argument("--nproc", type=int, default=1, help="DDP processes (torchrun); one per GPU")
+    args = p.parse_args(argv)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _torchrun(args.nproc, sys.argv[1:] if argv is None else argv)
+    return stage_runtime.main("train", _run_args, args)
+
+
+def _torchrun(nproc: int, argv: list[str]) -> int:
+    """Re-run this stage under torchrun with `nproc` processes."""
+    rest = [a for i, a in enumerate(argv) if a != "--nproc" and (i == 0 or argv[i - 1] != "--nproc")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "jobs.train",
+        *rest,
+    ]
+    return subprocess.call(cmd)
+
+
+def _run_args(args: argparse.Namespace) -> dict[str, Any]:
+    return run(
+        args.workspace.resolve(),
+        args.variant,
+        args.grid,
+        args.preset,
+        args.run,
+        args.resume,
+        args.force,
+        args.epochs,
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
