@@ -183,14 +183,23 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.eval",
         "operating-point tables, stratified by theta_E and theta_E/PSF",
         "Phase 6",
-        params=(Param("run", "path", help="training run folder"),),
+        params=(
+            Param("grid", "grid", help="the stamps' grid"),
+            Param("run", "str", help="run name"),
+            Param("split", "choice", "test", ("train", "val", "test"), "held-out split"),
+        ),
     ),
     Stage(
         "score",
         "jobs.score",
         "a model over the parent sample -> candidates parquet",
         "inference",
-        params=(Param("run", "path", help="training run folder"),),
+        params=(
+            Param("grid", "grid", help="the run's grid"),
+            Param("run", "str", help="run name"),
+            Param("hard_negatives", "int", help="how many top-scoring controls to list"),
+            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
+        ),
     ),
     Stage(
         "triage",

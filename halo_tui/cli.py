@@ -29,9 +29,11 @@ app = typer.Typer(
 jobs_app = typer.Typer(help="List, inspect, cancel and follow jobs.", no_args_is_help=True)
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo workspace on the embedded mini-DR10 survey.")
+runs_app = typer.Typer(help="Training runs: list and compare them.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(config_app, name="config")
 app.add_typer(demo_app, name="demo")
+app.add_typer(runs_app, name="runs")
 
 WorkspaceOpt = Annotated[
     Path | None,
@@ -381,6 +383,62 @@ def _stage_options(stage_def: Any, args: list[str]) -> dict[str, Any]:
     return params
 
 
+# -- runs --------------------------------------------------------------------------------
+
+
+@runs_app.command("list")
+def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List the training runs with their last epoch's figures."""
+    from core import runs as runs_mod
+    from core.workspace import Workspace
+
+    ws = Workspace.resolve(workspace)
+    rows = []
+    for name in runs_mod.list_names(ws.root):
+        run = runs_mod.load(ws.root, name)
+        last = run.epochs[-1] if run.epochs else {}
+        rows.append(
+            {
+                "run": name,
+                "epochs": len(run.epochs),
+                "auroc": last.get("auroc"),
+                "tpr@fpr1e-3": last.get("tpr@fpr1e-3"),
+                "evaluated": run.evaluation is not None,
+            }
+        )
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in ("run", "epochs", "auroc", "tpr@fpr1e-3", "evaluated"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *("n/m" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values())
+        )
+    _console().print(table if rows else f"no runs yet in {runs_mod.runs_root(ws.root)}")
+
+
+@runs_app.command("compare")
+def runs_compare(
+    names: Annotated[list[str], typer.Argument(help="run names (see `halo runs list`)")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The seed's comparison table across runs (markdown, or --json); the better value in bold."""
+    from core import runs as runs_mod
+    from core.workspace import Workspace
+
+    ws = Workspace.resolve(workspace)
+    table = runs_mod.compare([runs_mod.load(ws.root, n) for n in names], ws.config.targets)
+    if as_json:
+        _emit_json(table)
+    else:
+        sys.stdout.write(runs_mod.markdown(table))
+
+
 # -- config ------------------------------------------------------------------------------
 
 
@@ -424,9 +482,14 @@ DEMO_DIR = "halo-demo"
 
 
 @demo_app.callback(invoke_without_command=True)
-def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
-    """Run the demo pipeline on the embedded mini-DR10 survey (default ./halo-demo): the mock
-    survey, select, manifest, coadds and inject, each as an engine job, then list the jobs."""
+def demo(
+    ctx: typer.Context,
+    workspace: WorkspaceOpt = None,
+    headless: Annotated[bool, typer.Option("--headless", help="do not open the console at the end")] = False,
+) -> None:
+    """Run the whole demo pipeline on the embedded mini-DR10 survey (default ./halo-demo):
+    mock survey, select, manifest, coadds, inject, train, eval and score, each an engine job;
+    then print where the results are, the model's figures and the planted lenses' ranks."""
     if ctx.invoked_subcommand is not None:
         _pass_workspace_down(workspace)
         return
@@ -436,6 +499,34 @@ def demo(ctx: typer.Context, workspace: WorkspaceOpt = None) -> None:
         if job.state is not JobState.SUCCEEDED:
             raise typer.Exit(EXIT_JOB_FAILED)
     jobs_list(workspace=engine.workspace.root)
+    _demo_report(engine.workspace.root)
+    if not headless and sys.stdin.isatty() and sys.stdout.isatty():
+        from halo_tui.app import HaloApp
+
+        HaloApp(engine).run()
+
+
+def _demo_report(root: Path) -> None:
+    """Where the results are, the demo model's figures on the test split, the planted lenses' ranks."""
+    from core.candidates import candidates_path, planted_ranks
+
+    console = _console()
+    run = DEMO_RUN
+    evaluation = root / "data" / "runs" / run / "eval" / "eval-test.json"
+    ops = json.loads(evaluation.read_text())["operating_points"]
+    console.rule("[bold]demo results")
+    console.print(f"stamps:     {root / 'data' / 'stamps'}")
+    console.print(f"run:        {root / 'data' / 'runs' / run} (metrics.jsonl, best.pt)")
+    console.print(f"evaluation: {evaluation.with_suffix('.md')}")
+    console.print(f"candidates: {candidates_path(root, run)}")
+    figures = ", ".join(
+        f"{k} {'n/m' if ops.get(k) is None else format(ops[k], '.4f')}"
+        for k in ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3", "tpr@fpr1e-4", "fpr@tpr0.85")
+    )
+    console.print(f"test split ({ops['n_pos']} positives, {ops['n_neg']} negatives): {figures}")
+    ranks = planted_ranks(candidates_path(root, run), root / "truth" / "planted.parquet")
+    listed = ", ".join(f"{r['brickname']}:{r['objid']} #{r['rank']}" for r in ranks)
+    console.print(f"planted lenses among {ranks[0]['of'] if ranks else 0} candidates: {listed}")
 
 
 @demo_app.command("init")
@@ -476,7 +567,11 @@ DEMO_STEPS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
     ("manifest", "v4_sota", {"grid": "grid_sota"}),
     ("coadds", "v4_sota", {"grid": "grid_sota"}),
     ("inject", "v4_sota", {"grid": "grid_sota"}),
+    ("train", "v4_sota", {"grid": "grid_sota", "preset": "demo_cpu", "run": "demo"}),
+    ("eval", "v4_sota", {"grid": "grid_sota", "run": "demo"}),
+    ("score", "v4_sota", {"grid": "grid_sota", "run": "demo"}),
 )
+DEMO_RUN = "demo"
 
 
 def _demo_workspace(workspace: Path | None) -> Any:

@@ -316,6 +316,20 @@ def run(
     run_dir = runs_dir(workspace) / run_name
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     checkpoint = run_dir / "checkpoint.pt"
+    if rank == 0 and checkpoint.exists() and not resume and not force:
+        done = _finished(run_dir, preset, stamps, epochs or preset.epochs)
+        if done is not None:
+            print(
+                f"train: run {run_name!r} is complete and up to date (use --force to train it again)",
+                flush=True,
+            )
+            return {
+                "outputs": [str(run_dir)],
+                "run": run_name,
+                "preset": preset_name,
+                "skipped": True,
+                **done,
+            }
     if rank == 0:
         if checkpoint.exists() and not resume:
             if not force:
@@ -364,6 +378,21 @@ def run(
         **result,
         "skipped_files": trainer.train_data.skipped + trainer.val_data.skipped,
     }
+
+
+def _finished(run_dir: Path, preset: Any, stamps: Path, epochs: int) -> dict[str, Any] | None:
+    """The run's result if it trained all its epochs with this preset on these stamps."""
+    from core.runs import read_metrics
+
+    try:
+        info = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    lines, _ = read_metrics(run_dir / "metrics.jsonl")
+    same = info.get("preset_values") == preset.model_dump(mode="json") and info.get("stamps") == str(stamps)
+    if same and info.get("epochs") == epochs and len(lines) == epochs:
+        return {"epochs": epochs, "last": lines[-1]}
+    return None
 
 
 def _init_distributed() -> None:

@@ -1,0 +1,145 @@
+"""Training runs as the console and `halo runs` see them: `data/runs/<run>/` with `run.json`,
+`metrics.jsonl` (one JSON line per epoch) and, after `eval`, `eval/eval-<split>.json`.
+Reading only: the training stage writes them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.errors import UsageError
+from core.metrics import OPERATING_POINTS
+from core.names import check_name
+
+COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "fpr@tpr0.85", "fpr@tpr0.90")
+LOWER_IS_BETTER = ("fpr@", "loss")
+
+
+def runs_root(workspace: Path) -> Path:
+    return workspace / "data" / "runs"
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    info: dict[str, Any]
+    epochs: list[dict[str, Any]]
+    bad_lines: list[int] = field(default_factory=list)  # malformed metric lines, 1-based
+    evaluation: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The figures a comparison shows: the test evaluation if there is one, else the last epoch."""
+        if self.evaluation is not None:
+            return self.evaluation["operating_points"]
+        return self.epochs[-1] if self.epochs else {}
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """The epoch lines of a metrics.jsonl; malformed or truncated lines are skipped and
+    their numbers returned, so a half-written last line never hides the others."""
+    epochs, bad = [], []
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or not isinstance(row.get("epoch"), int):
+                raise ValueError
+        except ValueError:
+            bad.append(number)
+            continue
+        epochs.append(row)
+    return epochs, bad
+
+
+def load(workspace: Path, name: str) -> Run:
+    check_name("run", name)
+    path = runs_root(workspace) / name
+    if not path.is_dir():
+        known = ", ".join(list_names(workspace)) or "none yet"
+        raise UsageError(f"no run {name!r} in {runs_root(workspace)}; runs: {known}")
+    try:
+        info = json.loads((path / "run.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    epochs, bad = read_metrics(path / "metrics.jsonl")
+    evaluation = None
+    try:
+        evaluation = json.loads((path / "eval" / "eval-test.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return Run(name, path, info, epochs, bad, evaluation)
+
+
+def list_names(workspace: Path) -> list[str]:
+    root = runs_root(workspace)
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+
+
+def better(metric: str, a: float, b: float) -> bool:
+    return a < b if metric.startswith(LOWER_IS_BETTER) else a > b
+
+
+def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
+    """The seed's comparison table: one row per metric, one column per run, the target, and
+    which run is best on each row."""
+    rows = []
+    for metric in COMPARED:
+        values = [r.final.get(metric) for r in runs]
+        present = [(v, i) for i, v in enumerate(values) if v is not None]
+        best = None
+        if present:
+            best = present[0][1]
+            for v, i in present[1:]:
+                if better(metric, v, values[best]):
+                    best = i
+        target = targets.get(metric)
+        rows.append(
+            {
+                "metric": metric,
+                "values": values,
+                "best": None if best is None else runs[best].name,
+                "target": None if target is None else f"{target.op} {target.value:g}",
+            }
+        )
+    setup = []
+    for key in ("variant", "grid", "preset"):
+        setup.append({"metric": key, "values": [r.info.get(key) for r in runs], "best": None, "target": None})
+    arch = [(r.info.get("preset_values") or {}).get("arch") for r in runs]
+    setup.append({"metric": "arch", "values": arch, "best": None, "target": None})
+    setup.append({"metric": "epochs", "values": [len(r.epochs) for r in runs], "best": None, "target": None})
+    source = ["eval (test)" if r.evaluation else "last epoch (val)" for r in runs]
+    setup.append({"metric": "figures from", "values": source, "best": None, "target": None})
+    return {"runs": [r.name for r in runs], "rows": setup + rows}
+
+
+def markdown(table: dict[str, Any]) -> str:
+    runs = table["runs"]
+    lines = ["| Metric | " + " | ".join(runs) + " | Target |", "|---" * (len(runs) + 2) + "|"]
+    for row in table["rows"]:
+        cells = []
+        for name, value in zip(runs, row["values"], strict=True):
+            text = _cell(row["metric"], value)
+            cells.append(f"**{text}**" if row["best"] == name and len(runs) > 1 else text)
+        lines.append(f"| {row['metric']} | " + " | ".join(cells) + f" | {row['target'] or ''} |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(metric: str, value: Any) -> str:
+    if value is None:
+        return "n/m"
+    if metric in OPERATING_POINTS or metric == "auroc":
+        return (
+            f"{value:.4f}"
+            if metric == "auroc"
+            else (f"{value * 100:.1f}%" if metric.startswith("tpr@") else f"{value:.2e}")
+        )
+    return str(value)
