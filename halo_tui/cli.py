@@ -495,6 +495,11 @@ def demo(
         return
     engine = _demo_workspace(workspace)
     for stage_name, variant, params in DEMO_STEPS:
+        if stage_name == "demo" and (engine.workspace.root / "survey" / "_stage.json").exists():
+            _console(stderr=True).print(
+                "the mock survey is there already (halo demo init --force rewrites it)"
+            )
+            continue
         job = _run_step(engine, stage_name, variant, params)
         if job.state is not JobState.SUCCEEDED:
             raise typer.Exit(EXIT_JOB_FAILED)

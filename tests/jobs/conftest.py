@@ -26,3 +26,38 @@ def big_catalog_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), root)
     (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 6000\n")
     return root
+
+
+TRAIN_TOML = """
+[grids.grid_sota]
+n_total_per_split = 240
+
+[presets.test_cpu]
+arch = "small_cnn"
+lr = 3e-3
+weight_decay = 1e-4
+batch_size = 32
+epochs = 3
+precision = "fp32"
+augment = true
+num_workers = 0
+shuffle_buffer = 64
+"""
+
+
+@pytest.fixture(scope="session")
+def stamps_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with injected stamps (720 rows) and a tiny CPU training preset."""
+    import shutil
+
+    from jobs import coadds, inject, manifest, select
+
+    root = tmp_path_factory.mktemp("stamps")
+    shutil.copytree(mock_ws / "survey", root / "survey")
+    shutil.copytree(mock_ws / "truth", root / "truth")
+    (root / "halo.toml").write_text(TRAIN_TOML)
+    select.run(root, "v4_sota")
+    manifest.run(root, "v4_sota", "grid_sota")
+    coadds.run(root, "v4_sota", "grid_sota")
+    inject.run(root, "v4_sota", "grid_sota", workers=2, rows_per_part=200)
+    return root

@@ -1,0 +1,120 @@
+"""The streaming dataset: exactly once per epoch under DDP ranks x DataLoader workers."""
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from core.errors import UsageError
+from jobs.dataset import StampStream, augment, robust_normalise
+from jobs.inject import output_schema, write_stamps
+
+
+@pytest.fixture(scope="module")
+def stamp_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], list[int]]:
+    """Seven parquet files of synthetic stamps, row groups of uneven sizes (1,113 rows)."""
+    root = tmp_path_factory.mktemp("stamps")
+    rng = np.random.default_rng(0)
+    schema = output_schema(64)
+    files, ids, next_id = [], [], 0
+    for f, n in enumerate([300, 17, 256, 1, 200, 83, 256]):
+        rows = {name: [] for name in schema.names}
+        for _ in range(n):
+            for name, value in (
+                ("task_id", next_id),
+                ("split", "train"),
+                ("brickname", "1499p022"),
+                ("objid", 1),
+                ("ra", 150.0),
+                ("dec", 2.0),
+                ("is_control", bool(next_id % 2)),
+                ("config_id", 0),
+                ("theta_e_arcsec", 1.0),
+                ("src_dmag", 1.0),
+                ("src_reff_arcsec", 0.1),
+                ("src_e", 0.0),
+                ("shear", 0.0),
+                ("psfsize_r", 1.3),
+                ("psfdepth_r", 2000.0),
+                ("theta_over_psf", 0.8),
+                ("mu", 2.0),
+                ("arc_mag_r", 20.0),
+                ("arc_snr", 10.0),
+                ("ok", True),
+                ("fail_reason", None),
+            ):
+                rows[name].append(value)
+            rows["stamp"].append(rng.normal(0, 1, (3, 64, 64)).astype(np.float32).tobytes())
+            ids.append(next_id)
+            next_id += 1
+        path = root / f"part-{f:05d}.parquet"
+        write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
+        files.append(str(path))
+    return files, ids
+
+
+def _read_epoch(files: list[str], world: int, workers: int, epoch: int = 0, buffer: int = 0) -> list[int]:
+    seen: list[int] = []
+    for rank in range(world):
+        data = StampStream(
+            files, split=None, rank=rank, world_size=world, shuffle_buffer=buffer, augment=True
+        )
+        data.set_epoch(epoch)
+        for _, _, _, task in torch.utils.data.DataLoader(data, batch_size=50, num_workers=workers):
+            seen += task.tolist()
+    return seen
+
+
+@pytest.mark.parametrize("world", [1, 2])
+@pytest.mark.parametrize("workers", [0, 2, 3])
+def test_every_row_is_read_exactly_once_per_epoch(stamp_files, world: int, workers: int) -> None:
+    files, ids = stamp_files
+    seen = _read_epoch(files, world, workers, buffer=64)
+    assert len(seen) == len(ids) and sorted(seen) == ids
+
+
+def test_epochs_are_shuffled_differently_and_each_complete(stamp_files) -> None:
+    files, ids = stamp_files
+    first, second = (
+        _read_epoch(files, 2, 2, epoch=0, buffer=128),
+        _read_epoch(files, 2, 2, epoch=1, buffer=128),
+    )
+    assert sorted(first) == sorted(second) == ids
+    assert first != second
+
+
+def test_the_leakage_guard_refuses_label_derived_metadata(stamp_files) -> None:
+    files, _ = stamp_files
+    for column in ("arc_snr", "theta_e_arcsec", "src_dmag", "is_control"):
+        with pytest.raises(UsageError, match="would leak it"):
+            StampStream(files, meta_cols=["psfsize_r", column])
+    data = StampStream(files, split=None, meta_cols=["psfsize_r", "psfdepth_r"])
+    _, _, meta, _ = next(iter(data))
+    assert meta.shape == (2,) and meta[0] == pytest.approx(1.3)
+
+
+def test_a_corrupt_file_is_reported_and_skipped(stamp_files, tmp_path: Path) -> None:
+    files, ids = stamp_files
+    bad = tmp_path / "part-99999.parquet"
+    bad.write_bytes(b"PAR1 this is not parquet")
+    data = StampStream([*files, str(bad)], split=None)
+    assert (
+        data.skipped
+        and data.skipped[0]["file"] == str(bad)
+        and "not a readable parquet file" in data.skipped[0]["reason"]
+    )
+    assert sorted(t for *_, t in data) == ids
+
+
+def test_normalisation_and_augmentation() -> None:
+    rng = np.random.default_rng(1)
+    stamp = rng.normal(5.0, 2.0, (3, 64, 64)).astype(np.float32)
+    stamp[1, 10, 10] = 1e6
+    out = robust_normalise(stamp[None])[0]
+    assert out.max() == 10.0 and abs(np.median(out[0])) < 1e-5
+    mad = np.median(np.abs(out[2] - np.median(out[2])))
+    assert mad == pytest.approx(1 / 1.4826, rel=1e-3)
+    turned = {augment(out, np.random.default_rng(s)).tobytes() for s in range(40)}
+    assert len(turned) == 8  # 4 rotations x optional flip
