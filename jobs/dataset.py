@@ -27,20 +27,42 @@ MAD_SCALE = 1.4826
 CLIP = 10.0
 
 
+def _median(values: np.ndarray) -> np.ndarray:
+    """np.median over the last axis, by sorting: numpy's vectorised float32 sort is about 3x
+    faster than the partition np.median uses, on stamp-sized rows."""
+    ordered = np.sort(values, axis=-1)
+    n = ordered.shape[-1]
+    upper = ordered[..., n // 2]
+    return upper if n % 2 else 0.5 * (ordered[..., n // 2 - 1] + upper)
+
+
 def robust_normalise(stamps: np.ndarray) -> np.ndarray:
     """Per stamp and channel: (x − median) / (1.4826 · MAD + ε), clipped to ±10."""
-    flat = stamps.reshape(*stamps.shape[:-2], -1)
-    median = np.median(flat, axis=-1, keepdims=True)
-    mad = np.median(np.abs(flat - median), axis=-1, keepdims=True)
-    out = (flat - median) / (MAD_SCALE * mad + 1e-8)
-    return np.clip(out, -CLIP, CLIP).reshape(stamps.shape).astype(np.float32)
+    flat = stamps.reshape(*stamps.shape[:-2], -1).astype(np.float32, copy=False)
+    median = _median(flat)[..., None]
+    deviation = flat - median
+    mad = _median(np.abs(deviation))[..., None]
+    out = deviation / (MAD_SCALE * mad + 1e-8)
+    return np.clip(out, -CLIP, CLIP).reshape(stamps.shape).astype(np.float32, copy=False)
+
+
+def rot90(stamp: np.ndarray, k: int) -> np.ndarray:
+    """np.rot90(stamp, k, axes=(1, 2)) without its per-call argument checks (hot loop)."""
+    k %= 4
+    if k == 1:
+        return stamp[:, :, ::-1].swapaxes(1, 2)
+    if k == 2:
+        return stamp[:, ::-1, ::-1]
+    if k == 3:
+        return stamp[:, ::-1, :].swapaxes(1, 2)
+    return stamp
 
 
 def augment(stamp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A random flip and a random quarter-turn (the stamp's arcs have no preferred direction)."""
     if rng.random() < 0.5:
         stamp = stamp[:, :, ::-1]
-    return np.ascontiguousarray(np.rot90(stamp, k=int(rng.integers(4)), axes=(1, 2)))
+    return np.ascontiguousarray(rot90(stamp, int(rng.integers(4))))
 
 
 def meta_features(columns: dict[str, np.ndarray], names: list[str]) -> np.ndarray:

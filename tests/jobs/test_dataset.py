@@ -118,3 +118,20 @@ def test_normalisation_and_augmentation() -> None:
     assert mad == pytest.approx(1 / 1.4826, rel=1e-3)
     turned = {augment(out, np.random.default_rng(s)).tobytes() for s in range(40)}
     assert len(turned) == 8  # 4 rotations x optional flip
+
+
+def test_the_sorted_median_is_numpys_median() -> None:
+    from jobs.dataset import _median
+
+    rng = np.random.default_rng(2)
+    for n in (4096, 4095, 2):
+        values = rng.normal(0, 1, (5, 3, n)).astype(np.float32)
+        assert np.allclose(_median(values), np.median(values, axis=-1))
+
+
+def test_rot90_is_numpys() -> None:
+    from jobs.dataset import rot90
+
+    stamp = np.arange(3 * 5 * 5, dtype=np.float32).reshape(3, 5, 5)
+    for k in range(4):
+        assert np.array_equal(rot90(stamp, k), np.rot90(stamp, k, axes=(1, 2)))
