@@ -56,6 +56,8 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
     except KeyboardInterrupt:
         print(f"{stage}: interrupted", file=sys.stderr, flush=True)
         return 130
+    if os.environ.get("RANK", "0") != "0":
+        return 0  # a DDP worker: rank 0 reports for the job
     summary = {**summary, "seconds": round(time.monotonic() - started, 2)}
     jobresult.record(summary.get("outputs", []), summary)
     print(json.dumps(summary, indent=2, default=str), flush=True)

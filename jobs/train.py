@@ -404,6 +404,9 @@ def _init_distributed() -> None:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
 
 
+ARGV_ENV = "HALO_TRAIN_ARGV"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("train", "Stamps -> a lens classifier, checkpoints and per-epoch metrics.")
     p.add_argument("--grid", help="the stamps' grid [default: the variant's]")
@@ -412,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
     p.add_argument("--nproc", type=int, default=1, help="DDP processes (torchrun); one per GPU")
+    if argv is None and ARGV_ENV in os.environ:  # a torchrun child: the arguments come by environment
+        argv = json.loads(os.environ[ARGV_ENV])
     args = p.parse_args(argv)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _torchrun(args.nproc, sys.argv[1:] if argv is None else argv)
@@ -419,8 +424,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run this stage under torchrun with `nproc` processes."""
-    rest = [a for i, a in enumerate(argv) if a != "--nproc" and (i == 0 or argv[i - 1] != "--nproc")]
+    """Re-run this stage under torchrun with `nproc` processes. The stage's own arguments
+    travel in the environment: torchrun's parser would take `--run` for its `--run-path`."""
+    env = {**os.environ, ARGV_ENV: json.dumps(argv)}
     cmd = [
         sys.executable,
         "-m",
@@ -429,9 +435,8 @@ def _torchrun(nproc: int, argv: list[str]) -> int:
         f"--nproc_per_node={nproc}",
         "-m",
         "jobs.train",
-        *rest,
     ]
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env=env)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

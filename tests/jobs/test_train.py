@@ -152,3 +152,27 @@ def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
         timeout=60,
     )
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
+
+
+def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) -> None:
+    argv = [
+        sys.executable,
+        "-m",
+        "jobs.train",
+        "--workspace",
+        str(stamps_ws),
+        *ARGS,
+        "--run",
+        "ddp",
+        "--epochs",
+        "1",
+        "--nproc",
+        "2",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines, bad = read_metrics(train.runs_dir(stamps_ws) / "ddp" / "metrics.jsonl")
+    assert bad == [] and [line["epoch"] for line in lines] == [0]
+    assert lines[0]["n_pos"] + lines[0]["n_neg"] == 240  # both ranks' validation shards gathered
+    assert json.loads((train.runs_dir(stamps_ws) / "ddp" / "run.json").read_text())["world_size"] == 2
+    assert done.stdout.count('"run": "ddp"') == 1  # one summary, from rank 0
