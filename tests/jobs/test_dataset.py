@@ -135,3 +135,17 @@ def test_rot90_is_numpys() -> None:
     stamp = np.arange(3 * 5 * 5, dtype=np.float32).reshape(3, 5, 5)
     for k in range(4):
         assert np.array_equal(rot90(stamp, k), np.rot90(stamp, k, axes=(1, 2)))
+
+
+def test_stamps_stream_from_s3(stamp_files, s3_env: str) -> None:
+    import boto3
+
+    files, ids = stamp_files
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="stamps")
+    for path in files:
+        s3.upload_file(path, "stamps", f"v4_sota/grid_sota/{Path(path).name}")
+    data = StampStream("s3://stamps/v4_sota/grid_sota/", split=None, world_size=2, rank=0)
+    other = StampStream("s3://stamps/v4_sota/grid_sota/", split=None, world_size=2, rank=1)
+    seen = [t for *_, t in data] + [t for *_, t in other]
+    assert sorted(seen) == ids
