@@ -149,3 +149,59 @@ def test_stamps_stream_from_s3(stamp_files, s3_env: str) -> None:
     other = StampStream("s3://stamps/v4_sota/grid_sota/", split=None, world_size=2, rank=1)
     seen = [t for *_, t in data] + [t for *_, t in other]
     assert sorted(seen) == ids
+
+
+def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> None:
+    schema = output_schema(64)
+    ratios = [0.2, 0.6, 1.2, 0.0, 0.0]
+    controls = [False, False, False, True, True]
+    rows = {name: [] for name in schema.names}
+    for i, (ratio, ctrl) in enumerate(zip(ratios, controls, strict=True)):
+        values = {
+            "task_id": i,
+            "split": "train",
+            "brickname": "1499p022",
+            "objid": i,
+            "ra": 0.0,
+            "dec": 0.0,
+            "is_control": ctrl,
+            "config_id": 0,
+            "theta_e_arcsec": 0.0 if ctrl else ratio * 1.3,
+            "src_dmag": 1.0,
+            "src_reff_arcsec": 0.1,
+            "src_e": 0.0,
+            "shear": 0.0,
+            "psfsize_r": 1.3,
+            "psfdepth_r": 1.0,
+            "theta_over_psf": ratio,
+            "mu": 1.0,
+            "arc_mag_r": 20.0,
+            "arc_snr": 1.0,
+            "ok": True,
+            "fail_reason": None,
+            "stamp": np.ones((3, 64, 64), np.float32).tobytes(),
+        }
+        for name in schema.names:
+            rows[name].append(values[name])
+    path = tmp_path / "part-00000.parquet"
+    write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
+    kept = sorted(t for *_, t in StampStream([str(path)], min_theta_over_psf=0.5))
+    assert kept == [1, 2, 3, 4]
+
+
+def test_focal_loss_is_bce_at_gamma_zero_and_down_weights_easy_examples() -> None:
+    import torch.nn.functional as F
+
+    from jobs.train import focal_loss
+
+    logits, targets = torch.tensor([4.0, -3.0, 0.2, -0.1]), torch.tensor([1.0, 0.0, 0.0, 1.0])
+    assert torch.isclose(
+        focal_loss(logits, targets, 0.0), F.binary_cross_entropy_with_logits(logits, targets)
+    )
+    easy = focal_loss(logits[:2], targets[:2], 2.0) / F.binary_cross_entropy_with_logits(
+        logits[:2], targets[:2]
+    )
+    hard = focal_loss(logits[2:], targets[2:], 2.0) / F.binary_cross_entropy_with_logits(
+        logits[2:], targets[2:]
+    )
+    assert easy < 0.01 < hard
