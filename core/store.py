@@ -41,6 +41,20 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX jobs_state ON jobs(state);
     CREATE INDEX jobs_fingerprint ON jobs(fingerprint, state);
     """,
+    """
+    CREATE TABLE grades (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        run         TEXT NOT NULL,
+        brickname   TEXT NOT NULL,
+        objid       INTEGER NOT NULL,
+        inspector   TEXT NOT NULL,
+        grade       TEXT NOT NULL CHECK (grade IN ('A', 'B', 'C', 'X', 'unsure')),
+        note        TEXT,
+        created     REAL NOT NULL,
+        undone      INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX grades_candidate ON grades(run, brickname, objid);
+    """,
 )
 
 _JSON_FIELDS = ("params", "handle", "outputs", "summary", "argv")
@@ -132,6 +146,17 @@ class Store:
                 for statement in _statements(MIGRATIONS[number]):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection, for the workspace's other tables (core.grades)."""
+        return self._db
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction for the workspace's other tables."""
+        with self._write() as db:
+            yield db
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

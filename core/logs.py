@@ -1,0 +1,124 @@
+"""Reading job logs that may be many GB and still growing, as toolong does: a byte-offset
+index of line starts (built in chunks, extended as the file grows), so that only the lines
+on screen are ever read; `tail` finds the last lines from the end without any index, so the
+end of a huge log shows at once. Truncation and rotation (a new file at the same path) reset
+the index."""
+
+from __future__ import annotations
+
+import os
+import re
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+CHUNK = 8 << 20
+
+
+def tail(path: Path, n: int) -> list[str]:
+    """The last `n` lines of a file, read backwards from its end."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            end = handle.tell()
+            data = b""
+            position = end
+            while position > 0 and data.count(b"\n") <= n:
+                step = min(1 << 16, position)
+                position -= step
+                handle.seek(position)
+                data = handle.read(step) + data
+    except FileNotFoundError:
+        return []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    return [line.decode("utf-8", "replace") for line in lines[-n:]] if n else []
+
+
+class LineIndex:
+    """Line starts of a file: `offsets[i]` is where line i begins."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offsets = array("Q", [0])
+        self.indexed = 0  # bytes scanned so far
+        self._inode: int | None = None
+
+    def refresh(self, budget: int | None = None) -> str:
+        """Index what was appended since the last call (at most `budget` bytes); return
+        'same', 'grown', 'truncated' or 'rotated'."""
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            return "same"
+        event = "same"
+        if self._inode is not None and stat.st_ino != self._inode:
+            event = "rotated"
+        elif stat.st_size < self.indexed:
+            event = "truncated"
+        if event != "same":
+            self.offsets, self.indexed = array("Q", [0]), 0
+        self._inode = stat.st_ino
+        target = stat.st_size if budget is None else min(stat.st_size, self.indexed + budget)
+        if target > self.indexed:
+            with self.path.open("rb") as handle:
+                handle.seek(self.indexed)
+                while self.indexed < target:
+                    chunk = handle.read(min(CHUNK, target - self.indexed))
+                    if not chunk:
+                        break
+                    starts = np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + self.indexed + 1
+                    self.offsets.frombytes(starts.astype(np.uint64).tobytes())
+                    self.indexed += len(chunk)
+            event = "grown" if event == "same" else event
+        return event
+
+    @property
+    def complete(self) -> bool:
+        try:
+            return self.indexed >= self.path.stat().st_size
+        except FileNotFoundError:
+            return True
+
+    def __len__(self) -> int:
+        """Lines known: complete ones, plus a last line still without its newline."""
+        return len(self.offsets) - 1 + (1 if self.indexed > self.offsets[-1] else 0)
+
+    def lines(self, start: int, stop: int) -> list[str]:
+        """Lines [start, stop), read with one seek."""
+        start, stop = max(0, start), min(stop, len(self))
+        if start >= stop:
+            return []
+        first = self.offsets[start]
+        last = self.offsets[stop] if stop < len(self.offsets) else self.indexed
+        with self.path.open("rb") as handle:
+            handle.seek(first)
+            data = handle.read(last - first)
+        parts = data.split(b"\n")
+        if len(parts) > stop - start:
+            parts = parts[: stop - start]
+        return [p.decode("utf-8", "replace") for p in parts]
+
+    def search(self, pattern: str, start: int, forward: bool = True) -> int | None:
+        """The next line (from `start`, excluded) matching `pattern` (a regex, case-insensitive)."""
+        regex = re.compile(pattern, re.IGNORECASE)
+        step = 4096
+        if forward:
+            position = start + 1
+            while position < len(self):
+                for i, line in enumerate(self.lines(position, position + step)):
+                    if regex.search(line):
+                        return position + i
+                position += step
+        else:
+            position = start
+            while position > 0:
+                low = max(0, position - step)
+                block = self.lines(low, position)
+                for i in range(len(block) - 1, -1, -1):
+                    if regex.search(block[i]):
+                        return low + i
+                position = low
+        return None
