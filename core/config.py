@@ -237,6 +237,7 @@ class HaloConfig(_Model):
     targets: dict[str, Target]
     backends: Backends
     stages: dict[str, StageDecl] = {}
+    keys: dict[str, str] = {}  # console key bindings by id, e.g. {"jobs.cancel" = "ctrl+k"}
 
     @field_validator("variants", "grids", "presets", "stages", mode="before")
     @classmethod

@@ -1,76 +1,131 @@
-"""The console (Textual). For now one screen: the live jobs table.
+"""`halo`: the operator console (Textual).
 
-All I/O runs in a thread worker; the table is rebuilt only when the jobs changed, so an idle
-console does not repaint."""
+Screens: jobs (live table, details, launch, cancel, relaunch, logs), runs (monitor, compare,
+candidates). `?` lists every action; the command palette (ctrl+p) does too. Key bindings have
+ids and can be remapped in halo.toml under [keys]. `--readonly` hides every action that
+changes state. All I/O runs in thread workers; an idle console does not repaint. The app
+exits on SIGHUP (a lost SSH link)."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from typing import Any
 
-from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header
+from textual.command import Hit, Hits, Provider
+from textual.screen import ModalScreen
+from textual.widgets import Static
 
-from halo_tui.format import duration, when
+from halo_tui.components.jobs import JobsScreen
+from halo_tui.components.runs import RunsScreen
 
-REFRESH_S = 2.0
-COLUMNS = ("id", "stage", "variant", "backend", "state", "started", "elapsed", "exit")
+
+class ActionCommands(Provider):
+    """Every key-bound action of the current screen and the app, in the command palette."""
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        screen = self.app.screen
+        for binding, target in _bindings(self.app):
+            if not binding.show and not binding.description:
+                continue
+            label = f"{binding.description} ({binding.key})"
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(
+                    score, matcher.highlight(label), _runner(target, binding.action), help=binding.id or ""
+                )
+        del screen
+
+
+def _runner(target: Any, action: str) -> Any:
+    async def run() -> None:
+        await target.run_action(action)
+
+    return run
+
+
+def _bindings(app: App[Any]) -> list[tuple[Binding, Any]]:
+    """(binding, the node it belongs to) for the active screen and the app, allowed ones only."""
+    found = []
+    for node in (app.screen, app):
+        for binding in getattr(node, "BINDINGS", []):
+            if isinstance(binding, Binding):
+                name = binding.action.split("(")[0]
+                check = getattr(node, "check_action", None)
+                if check is None or check(name, ()) is not False:
+                    found.append((binding, node))
+    return found
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
+
+    def __init__(self, bindings: list[tuple[Binding, Any]]) -> None:
+        super().__init__()
+        self.bindings = bindings
+
+    def compose(self) -> ComposeResult:
+        lines = ["[b]Keys[/b] (remap by id in halo.toml under \\[keys])", ""]
+        for binding, _ in self.bindings:
+            lines.append(
+                f"  [b]{binding.key:>12}[/b]  {binding.description:<16} [dim]{binding.id or ''}[/dim]"
+            )
+        if self.app.readonly:
+            lines += ["", "[yellow]read-only session: actions that change state are hidden[/yellow]"]
+        yield Static("\n".join(lines), id="help")
 
 
 class HaloApp(App[None]):
     """`halo`: the operator console on one workspace."""
 
     TITLE = "Dark Halo Scope"
+    CSS = """
+    #dialog {
+        width: 90; height: auto; max-height: 90%; border: round $accent; padding: 1 2; background: $panel;
+    }
+    ConfirmScreen, DetailsScreen, LaunchScreen, HelpScreen, NoteScreen { align: center middle; }
+    #help { width: 80; height: auto; border: round $accent; padding: 1 2; background: $panel; }
+    #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
+    #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
+    #sparks { height: 5; }
+    .spark { width: 1fr; }
+    #log-status, #monitor-status, #runs-hint { height: 1; color: $text-muted; }
+    """
+    COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="quit"),
-        Binding("r", "refresh", "Refresh", id="refresh"),
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("question_mark", "help", "Help", id="app.help"),
+        Binding("1", "jobs", "Jobs", id="app.jobs"),
+        Binding("2", "runs", "Runs", id="app.runs"),
     ]
 
     def __init__(self, engine: Any, readonly: bool = False) -> None:
         super().__init__()
         self.engine = engine
         self.readonly = readonly
-        self._shown: list[tuple[Any, ...]] | None = None
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
-        yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = str(self.engine.workspace.root) + ("  [read-only]" if self.readonly else "")
-        table = self.query_one(DataTable)
-        table.add_columns(*COLUMNS)
-        self.load_jobs()
-        self.set_interval(REFRESH_S, self.load_jobs)
+        keys = self.engine.workspace.config.keys
+        if keys:
+            self.set_keymap(keys)
+        self.push_screen(JobsScreen())
+        try:  # a lost SSH link hangs up: leave cleanly (the jobs go on)
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
 
-    def action_refresh(self) -> None:
-        self.load_jobs()
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(_bindings(self)))
 
-    @work(thread=True, exclusive=True, group="jobs")
-    def load_jobs(self) -> None:
-        self.engine.refresh()
-        rows = [
-            (
-                str(j.id),
-                j.stage,
-                j.variant or "-",
-                j.backend,
-                str(j.state),
-                when(j.started),
-                duration(j.elapsed),
-                "-" if j.exit_code is None else str(j.exit_code),
-            )
-            for j in self.engine.store.list(limit=500)
-        ]
-        self.call_from_thread(self._show, rows)
+    def action_jobs(self) -> None:
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        if not isinstance(self.screen, JobsScreen):
+            self.push_screen(JobsScreen())
 
-    def _show(self, rows: list[tuple[Any, ...]]) -> None:
-        if rows == self._shown:
-            return
-        self._shown = rows
-        table = self.query_one(DataTable)
-        table.clear()
-        for row in rows:
-            table.add_row(*row, key=row[0])
+    def action_runs(self) -> None:
+        self.push_screen(RunsScreen())

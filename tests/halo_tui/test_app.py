@@ -1,39 +1,240 @@
-"""The console's first screen, driven by Textual's pilot."""
+"""The console, driven by Textual's pilot: every screen and action."""
 
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
 from textual.widgets import DataTable
 
-from halo_tui.app import HaloApp
+from core import grades
+from core.stamps import arrow_metadata
+from halo_tui.app import HaloApp, HelpScreen
+from halo_tui.components.candidates import CandidatesScreen, StampTile
+from halo_tui.components.jobs import ConfirmScreen, DetailsScreen, JobsScreen, LaunchScreen
+from halo_tui.components.logview import LogScreen, LogView
+from halo_tui.components.monitor import MonitorScreen
 
 
-async def test_console_lists_jobs_and_picks_up_new_ones(engine) -> None:
+async def _settle(app, pilot) -> None:
+    await app.workers.wait_for_complete()
+    await pilot.pause(0.05)
+
+
+async def test_jobs_table_lists_jobs_and_picks_up_new_ones(engine) -> None:
     done = engine.wait(engine.launch("sleepy", params={"code": "3"}).id)
     app = HaloApp(engine)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        table = app.query_one(DataTable)
-        assert table.row_count == 1
-        assert table.get_row(str(done.id))[4] == "failed"
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _settle(app, pilot)
+        table = app.screen.query_one(DataTable)
+        assert isinstance(app.screen, JobsScreen) and table.row_count == 1
+        assert str(table.get_row(str(done.id))[4]) == "failed"
         engine.wait(engine.launch("sleepy").id)
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        app.screen.load()
+        await _settle(app, pilot)
         assert table.row_count == 2
-        assert table.get_row_at(0)[1:5] == ["sleepy", "-", "local", "succeeded"]
-        await pilot.press("q")
-    assert app.return_code in (0, None)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailsScreen)
+        await pilot.press("escape")
+        await pilot.press("l")
+        assert isinstance(app.screen, LogScreen)
 
 
 async def test_an_idle_console_does_not_rebuild_its_table(engine) -> None:
     engine.wait(engine.launch("sleepy").id)
     app = HaloApp(engine)
     async with app.run_test() as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
-        table = app.query_one(DataTable)
+        await _settle(app, pilot)
+        table = app.screen.query_one(DataTable)
         rebuilt = []
         table.clear = lambda *a, **k: rebuilt.append(1)  # type: ignore[method-assign]
-        await pilot.press("r")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        app.screen.load()
+        await _settle(app, pilot)
         assert rebuilt == []
+
+
+async def test_launch_cancel_and_relaunch_from_the_keyboard(engine) -> None:
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("n")
+        assert isinstance(app.screen, LaunchScreen)
+        app.screen.query_one("#launch-stage").value = "sleepy"
+        await pilot.click("#launch-options")
+        await pilot.press(*"--seconds 30", "enter")
+        await _settle(app, pilot)
+        assert isinstance(app.screen, JobsScreen)
+        (job,) = engine.store.list()
+        assert job.stage == "sleepy" and job.params == {"seconds": 30.0} and job.state.value == "running"
+        app.screen.load()
+        await _settle(app, pilot)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await _settle(app, pilot)
+        assert engine.store.get(job.id).state.value == "cancelled"
+        await pilot.press("r")
+        await _settle(app, pilot)
+        assert [j.state.value for j in engine.store.list()] == ["running", "cancelled"]
+
+
+async def test_the_launch_form_refuses_bad_options(engine) -> None:
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("n")
+        app.screen.query_one("#launch-stage").value = "sleepy"
+        await pilot.click("#launch-options")
+        await pilot.press(*"--out ../../etc", "enter")
+        assert isinstance(app.screen, LaunchScreen)
+        assert "not an acceptable path" in str(app.screen.query_one("#launch-error").render())
+        assert engine.store.list() == []
+
+
+async def test_readonly_hides_every_action_that_changes_state(engine) -> None:
+    job = engine.launch("sleepy", params={"seconds": "30"})
+    app = HaloApp(engine, readonly=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        for key in ("n", "c", "r"):
+            await pilot.press(key)
+            assert isinstance(app.screen, JobsScreen)
+        assert engine.store.get(job.id).state.value == "running"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = str(app.screen.query_one("#help").render())
+        assert "read-only" in text and "jobs.cancel" not in text and "jobs.log" in text
+
+
+async def test_following_a_growing_log(engine, tmp_path: Path) -> None:
+    log = tmp_path / "growing.log"
+    log.write_text("".join(f"line {i}\n" for i in range(500)))
+    app = HaloApp(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(LogScreen(log, "test log"))
+        await pilot.pause(0.8)
+        view = app.screen.query_one(LogView)
+        assert view.line_count == 500 and view.follow and view.scroll_offset.y == view.max_scroll_y
+        with log.open("a") as out:
+            out.write("".join(f"line {i}\n" for i in range(500, 600)) + "ERROR here\n")
+        await pilot.pause(1.2)
+        assert view.line_count == 601 and view.scroll_offset.y == view.max_scroll_y
+        await pilot.press("g")
+        await pilot.pause(0.1)
+        assert not view.follow and view.scroll_offset.y == 0
+        await pilot.press("slash", *"error", "enter")
+        await pilot.pause(0.1)
+        assert view.current == 600
+        await pilot.press("G")
+        assert view.follow
+
+
+async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"epochs": 3}))
+    line = {
+        "epoch": 0,
+        "train_loss": 0.3,
+        "val_loss": 0.2,
+        "auroc": 0.98,
+        "tpr@fpr1e-3": 0.5,
+        "tpr@fpr1e-4": None,
+        "seconds": 10.0,
+        "n_neg": 1000,
+    }
+    (run / "metrics.jsonl").write_text(json.dumps(line) + "\n" + '{"epoch": 1, "tra')  # a torn last line
+    app = HaloApp(engine)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(MonitorScreen(run))
+        await pilot.pause(0.6)
+        table = app.screen.query_one(DataTable)
+        assert table.row_count == 1
+        assert "malformed" in str(app.screen.query_one("#monitor-status").render())
+        (run / "metrics.jsonl").write_text(
+            json.dumps(line) + "\n" + json.dumps({**line, "epoch": 1, "auroc": 0.995}) + "\n"
+        )
+        await pilot.pause(1.0)
+        assert table.row_count == 2
+        auroc = table.get_row("1")[3]
+        assert str(auroc) == "0.9950" and "green" in str(auroc.style) and "bold" in str(auroc.style)
+        assert str(table.get_row("0")[6]) == "n/m"  # tpr@fpr1e-4 not measured
+        assert "ETA" in str(app.screen.query_one("#monitor-status").render())
+
+
+@pytest.fixture
+def candidates(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    n = 30
+    table = pa.table(
+        {
+            "rank": np.arange(1, n + 1),
+            "brickname": ["1499p022"] * n,
+            "objid": np.arange(n),
+            "ra": np.linspace(150, 151, n),
+            "dec": np.full(n, 2.0),
+            "split": ["test"] * n,
+            "psfsize_r": np.full(n, 1.2),
+            "score": np.linspace(1, 0, n),
+            "run": ["demo"] * n,
+            "ok": [True] * n,
+            "fail_reason": [None] * n,
+            "stamp": [rng.normal(0, 0.05, (3, 64, 64)).astype(np.float32).tobytes() for _ in range(n)],
+        }
+    ).replace_schema_metadata(arrow_metadata((3, 64, 64)))
+    path = tmp_path / "candidates.parquet"
+    pq.write_table(table, path, row_group_size=8)
+    return path
+
+
+async def test_grading_candidates_survives_a_restart(engine, candidates: Path, monkeypatch) -> None:
+    monkeypatch.setenv("USER", "alice")
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await pilot.pause(0.5)
+        await _settle(app, pilot)
+        assert len(app.screen.query(StampTile)) >= 4
+        await pilot.press("a", "x", "c")
+        await pilot.press("U")  # undo the C
+        await pilot.press("pagedown")
+        await _settle(app, pilot)
+        assert app.screen.page == 1
+    current = grades.current(engine.store, "demo")
+    assert {k[1]: c.grades["alice"] for k, c in current.items()} == {0: "A", 1: "X"}
+    app = HaloApp(engine)  # a new session sees them
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await pilot.pause(0.5)
+        await _settle(app, pilot)
+        await pilot.press("f")  # ungraded
+        await _settle(app, pilot)
+        assert 0 not in app.screen.rows and 1 not in app.screen.rows and len(app.screen.rows) == 28
+        await pilot.press("e")
+        exported = (candidates.parent / "grades-demo.csv").read_text().splitlines()
+        assert exported[0].startswith("run,brickname,objid") and len(exported) == 3
+
+
+async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Path, monkeypatch) -> None:
+    from core.engine import Engine
+    from core.workspace import Workspace
+
+    other = Engine(Workspace(engine.workspace.root))
+    apps = [HaloApp(engine), HaloApp(other)]
+    for who, app in zip(("alice", "bob"), apps, strict=True):
+        monkeypatch.setenv("USER", who)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(app, pilot)
+            app.push_screen(CandidatesScreen(candidates, "demo"))
+            await pilot.pause(0.4)
+            await _settle(app, pilot)
+            await pilot.press("a" if who == "alice" else "x", "b")
+    current = grades.current(engine.store, "demo")
+    assert current[("1499p022", 0)].grades == {"alice": "A", "bob": "X"}
+    assert current[("1499p022", 0)].disagreement and current[("1499p022", 1)].score == 2.0

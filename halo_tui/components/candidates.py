@@ -1,0 +1,352 @@
+"""Candidate triage: a grid of stamps in truecolor half blocks, graded from the keyboard.
+
+a b c x u grade the selected stamp (A, B, C, X, unsure) for this inspector ($USER) and move
+on; t adds a note; U undoes the last grade; f cycles the filter (all, ungraded,
+disagreements); v cycles the view (grz composite, g, r, z); z zooms to one full-size stamp;
+e exports the grades to CSV. The next page is rendered in a worker ahead of time."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal
+from textual.screen import ModalScreen, Screen
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Static
+
+from core import grades as grades_mod
+from core.candidates import CandidateTable
+from core.colour import bin2, sdss_rgb, single_band
+from halo_tui.components.stamp import strips
+
+VIEWS = ("grz", "g", "r", "z")
+FILTERS = ("all", "ungraded", "disagreements")
+GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
+META_WIDTH = 28
+SELECTED = "bold black on yellow"
+
+
+def inspector() -> str:
+    return os.environ.get("USER") or getpass.getuser()
+
+
+def render_rgb(stamp: np.ndarray, view: str, factor: int) -> np.ndarray:
+    rgb = sdss_rgb(stamp) if view == "grz" else single_band(stamp, "grz".index(view))
+    return bin2(rgb, factor)
+
+
+class StampTile(Widget):
+    """One stamp and its caption; its strips are rendered in advance."""
+
+    DEFAULT_CSS = "StampTile { width: auto; height: auto; } StampTile.selected { background: $accent; }"
+
+    def __init__(self, lines: list[Strip], caption: Text, width: int) -> None:
+        super().__init__()
+        self.lines, self.caption, self.cells = lines, caption, width
+        self.styles.width = width
+        self.styles.height = len(lines) + 1
+
+    def render_line(self, y: int) -> Strip:
+        if y < len(self.lines):
+            return self.lines[y]
+        segments = list(self.caption.render(self.app.console))
+        return Strip(segments).crop(0, self.cells).extend_cell_length(self.cells)
+
+
+class NoteScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="note for this candidate (enter to save)", id="note")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class CandidatesScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="cand.back"),
+        Binding("left", "move(-1, 0)", "←", show=False, id="cand.left"),
+        Binding("right", "move(1, 0)", "→", show=False, id="cand.right"),
+        Binding("up", "move(0, -1)", "↑", show=False, id="cand.up"),
+        Binding("down", "move(0, 1)", "↓", show=False, id="cand.down"),
+        Binding("pagedown", "page(1)", "Next page", id="cand.next"),
+        Binding("pageup", "page(-1)", "Prev page", id="cand.prev"),
+        *(Binding(k, f"grade('{g}')", g, id=f"cand.grade_{g.lower()}") for k, g in GRADE_KEYS.items()),
+        Binding("t", "note", "Note", id="cand.note"),
+        Binding("U", "undo", "Undo", id="cand.undo"),
+        Binding("f", "cycle_filter", "Filter", id="cand.filter"),
+        Binding("v", "cycle_view", "View", id="cand.view"),
+        Binding("z", "zoom", "Zoom", id="cand.zoom"),
+        Binding("e", "export", "Export CSV", id="cand.export"),
+    ]
+    CHANGES = ("grade", "note", "undo")
+
+    def __init__(self, path: Path, run: str) -> None:
+        super().__init__()
+        self.path, self.run = path, run
+        self.table: CandidateTable | None = None
+        self.page, self.cursor, self.view, self.filter, self.zoomed = 0, 0, "grz", "all", False
+        self.rows: np.ndarray = np.zeros(0, dtype=np.int64)
+        self.consensus: dict[tuple[str, int], Any] = {}
+        self.cache: dict[tuple[int, str, int], list[Strip]] = {}
+        self.who = inspector()
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal():
+            yield Grid(id="tiles")
+            yield Static("", id="meta")
+        yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.app.readonly and action in self.CHANGES)
+
+    @property
+    def store(self) -> Any:
+        return self.app.engine.store
+
+    def on_mount(self) -> None:
+        self.query_one("#meta").styles.width = META_WIDTH
+        self.load()
+
+    @work(thread=True, exclusive=True, group="candidates")
+    def load(self) -> None:
+        table = CandidateTable(self.path)
+        consensus = grades_mod.current(self.store, self.run)
+        self.app.call_from_thread(self._loaded, table, consensus)
+
+    def _loaded(self, table: CandidateTable, consensus: dict[tuple[str, int], Any]) -> None:
+        self.table, self.consensus = table, consensus
+        self._filter_rows()
+        self.show()
+
+    def _filter_rows(self) -> None:
+        assert self.table is not None
+        everyone = np.arange(len(self.table))
+        if self.filter == "all":
+            self.rows = everyone
+            return
+        wanted = self.consensus.items()
+        if self.filter == "disagreements":
+            keys = [self.table.key(*k) for k, c in wanted if c.disagreement]
+            self.rows = np.flatnonzero(np.isin(self.table.keys, [k for k in keys if k is not None]))
+        else:
+            mine = [self.table.key(*k) for k, c in wanted if self.who in c.grades]
+            self.rows = np.flatnonzero(~np.isin(self.table.keys, [k for k in mine if k is not None]))
+
+    # -- layout ------------------------------------------------------------------------
+
+    def geometry(self) -> tuple[int, int, int]:
+        """(bin factor, columns, rows) of the grid for the screen's size."""
+        width = max(20, self.size.width - META_WIDTH - 1)
+        height = max(6, self.size.height - 3)
+        if self.zoomed:
+            return 1, 1, 1
+        for factor in (2, 4):
+            side = 64 // factor
+            cols, rows = width // (side + 1), height // (side // 2 + 1)
+            if cols * rows >= 4 or factor == 4:
+                return factor, max(1, cols), max(1, rows)
+        return 4, 1, 1
+
+    @property
+    def per_page(self) -> int:
+        _, cols, rows = self.geometry()
+        return cols * rows
+
+    def page_rows(self, page: int) -> list[int]:
+        start = page * self.per_page
+        return [int(r) for r in self.rows[start : start + self.per_page]]
+
+    def render_page(self, page: int) -> dict[int, list[Strip]]:
+        """Strips of a page's stamps (cached): the costly part, done in workers."""
+        assert self.table is not None
+        factor = self.geometry()[0]
+        rows = [r for r in self.page_rows(page) if (r, self.view, factor) not in self.cache]
+        if rows:
+            for row, stamp in zip(rows, self.table.stamps(rows), strict=True):
+                self.cache[row, self.view, factor] = strips(render_rgb(stamp, self.view, factor))
+        return {r: self.cache[r, self.view, factor] for r in self.page_rows(page)}
+
+    def show(self) -> None:
+        if self.table is None:
+            return
+        self._render_and_place(self.page)
+
+    @work(thread=True, exclusive=True, group="render")
+    def _render_and_place(self, page: int) -> None:
+        rendered = self.render_page(page)
+        self.app.call_from_thread(self._place, page, rendered)
+        self.render_page(page + 1)  # ahead of time
+
+    def _place(self, page: int, rendered: dict[int, list[Strip]]) -> None:
+        factor, cols, _ = self.geometry()
+        grid = self.query_one("#tiles", Grid)
+        grid.styles.grid_size_columns = cols
+        grid.styles.grid_columns = str(64 // factor)
+        grid.remove_children()
+        tiles = []
+        for i, row in enumerate(self.page_rows(page)):
+            info = self.table.row(row)
+            c = self.consensus.get((info["brickname"], info["objid"]))
+            mine = c.grades.get(self.who, "") if c else ""
+            score = "n/a" if info.get("score") is None else f"{info['score']:.3f}"
+            caption = Text(f"#{info['rank']} {score} {mine}", style=SELECTED if i == self.cursor else "")
+            tiles.append(StampTile(rendered[row], caption, 64 // factor))
+        grid.mount_all(tiles)
+        self._show_meta()
+
+    def _show_meta(self) -> None:
+        rows = self.page_rows(self.page)
+        meta = self.query_one("#meta", Static)
+        if not rows:
+            meta.update(f"no candidates ({self.filter})")
+            return
+        self.cursor = min(self.cursor, len(rows) - 1)
+        info = self.table.row(rows[self.cursor])
+        c = self.consensus.get((info["brickname"], info["objid"]))
+        pages = max(1, -(-len(self.rows) // self.per_page))
+        lines = [
+            f"[b]#{info['rank']}[/b] of {len(self.table)}  page {self.page + 1}/{pages}",
+            f"score  {info.get('score')}",
+            f"ra     {info['ra']:.5f}",
+            f"dec    {info['dec']:.5f}",
+            f"brick  {info['brickname']}",
+            f"objid  {info['objid']}",
+            f'psf_r  {info.get("psfsize_r", 0):.2f}"',
+            f"split  {info.get('split')}",
+            f"run    {info.get('run')}",
+            "",
+            f"view {self.view}  filter {self.filter}",
+            f"you    {self.who}",
+        ]
+        if c:
+            lines += [
+                f"grades {', '.join(f'{k}:{v}' for k, v in sorted(c.grades.items()))}",
+                f"consensus {'-' if c.score is None else f'{c.score:.2f}'}"
+                + (" [red]disagree[/]" if c.disagreement else ""),
+            ]
+        if not info.get("ok", True):
+            lines.append(f"[red]{info.get('fail_reason')}[/]")
+        meta.update("\n".join(lines))
+
+    def on_resize(self) -> None:
+        self.show()
+
+    # -- actions -----------------------------------------------------------------------
+
+    def action_move(self, dx: int, dy: int) -> None:
+        _, cols, _ = self.geometry()
+        n = len(self.page_rows(self.page))
+        target = self.cursor + dx + dy * cols
+        if target >= n:
+            self.action_page(1)
+            return
+        if target < 0:
+            if self.page > 0:
+                self.page -= 1
+                self.cursor = self.per_page - 1
+                self.show()
+            return
+        self.cursor = target
+        self._restyle()
+
+    def _restyle(self) -> None:
+        for i, tile in enumerate(self.query(StampTile)):
+            tile.caption = Text(tile.caption.plain, style=SELECTED if i == self.cursor else "")
+            tile.refresh()
+        self._show_meta()
+
+    def action_page(self, step: int) -> None:
+        pages = max(1, -(-len(self.rows) // self.per_page))
+        new = min(max(0, self.page + step), pages - 1)
+        if new != self.page:
+            self.page, self.cursor = new, 0
+            self.show()
+
+    def _current(self) -> dict[str, Any] | None:
+        rows = self.page_rows(self.page)
+        return self.table.row(rows[self.cursor]) if rows and self.table else None
+
+    def action_grade(self, value: str) -> None:
+        info = self._current()
+        if info is None:
+            return
+        grades_mod.grade(self.store, self.run, info["brickname"], info["objid"], self.who, value)
+        self._regrade(f"graded #{info['rank']} {value}", advance=True)
+
+    def _regrade(self, message: str, advance: bool = False) -> None:
+        self.consensus = grades_mod.current(self.store, self.run)
+        self.notify(message)
+        if advance and self.cursor + 1 < len(self.page_rows(self.page)):
+            self.cursor += 1
+        self.show()
+
+    def action_note(self) -> None:
+        info = self._current()
+        if info is None:
+            return
+
+        def save(note: str | None) -> None:
+            if note:
+                c = self.consensus.get((info["brickname"], info["objid"]))
+                value = (c.grades.get(self.who) if c else None) or "unsure"
+                grades_mod.grade(
+                    self.store, self.run, info["brickname"], info["objid"], self.who, value, note
+                )
+                self._regrade(f"note saved on #{info['rank']}")
+
+        self.app.push_screen(NoteScreen(), save)
+
+    def action_undo(self) -> None:
+        undone = grades_mod.undo(self.store, self.run, self.who)
+        self._regrade(
+            "nothing to undo" if undone is None else f"undid {undone[2]} on {undone[0]}:{undone[1]}"
+        )
+
+    def action_cycle_filter(self) -> None:
+        self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
+        self.page = self.cursor = 0
+        self.consensus = grades_mod.current(self.store, self.run)
+        self._filter_rows()
+        self.show()
+
+    def action_cycle_view(self) -> None:
+        self.view = VIEWS[(VIEWS.index(self.view) + 1) % len(VIEWS)]
+        self.show()
+
+    def action_zoom(self) -> None:
+        if not self.zoomed:
+            self.page, self.cursor = self.page * self.per_page + self.cursor, 0
+        else:
+            position = self.page
+            self.zoomed = False
+            self.page, self.cursor = divmod(position, self.per_page)
+            self.show()
+            return
+        self.zoomed = True
+        self.show()
+
+    def action_export(self) -> None:
+        target = self.path.with_name(f"grades-{self.run}.csv")
+        rows = []
+        for brick, objid in grades_mod.current(self.store, self.run):
+            key = self.table.key(brick, objid) if self.table else None
+            found = np.flatnonzero(self.table.keys == key) if key is not None else []
+            if len(found):
+                rows.append(self.table.row(int(found[0])))
+        n = grades_mod.export_csv(self.store, self.run, target, rows)
+        self.notify(f"{n} graded candidates exported to {target}")

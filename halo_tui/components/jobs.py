@@ -1,0 +1,355 @@
+"""The jobs screen: a live table of jobs, details, launch form, cancel, relaunch, log."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+
+from core.engine import cli_command
+from core.errors import HaloError
+from core.logs import tail
+from core.states import JobState
+from halo_tui.format import STATE_STYLES, duration, when
+
+REFRESH_S = 2.0
+COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "started", "elapsed")
+PROGRESS = re.compile(r"(\d+)\s*/\s*(\d+)")
+
+
+def progress(job: Any) -> str:
+    """'3/16' from the last lines of a running job's log (bricks, partitions, epochs), else '-'."""
+    if job.state is not JobState.RUNNING or not job.log_path:
+        return "-" if job.state is not JobState.SUCCEEDED else "done"
+    for line in reversed(tail(Path(job.log_path), 5)):
+        found = PROGRESS.findall(line)
+        if found:
+            done, total = found[-1]
+            return f"{done}/{total}"
+    return "…"
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "yes", "Yes", id="confirm.yes"),
+        Binding("n,escape", "no", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question)
+            yield Label("[b]y[/b] yes   [b]n[/b] no")
+
+    def action_yes(self) -> None:
+        self.dismiss(True)
+
+    def action_no(self) -> None:
+        self.dismiss(False)
+
+
+class DetailsScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter,q", "app.pop_screen", "Close", id="details.close")]
+
+    def __init__(self, job: Any) -> None:
+        super().__init__()
+        self.job = job
+
+    def compose(self) -> ComposeResult:
+        job = self.job
+        rows = [
+            ("job", f"{job.id} ({job.uid})"),
+            ("stage", job.stage),
+            ("variant", job.variant or "-"),
+            ("backend", job.backend),
+            ("state", f"[{STATE_STYLES[job.state]}]{job.state}[/]"),
+            ("started", when(job.started)),
+            ("ended", when(job.ended)),
+            ("elapsed", duration(job.elapsed)),
+            ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+            ("failure", job.failure or "-"),
+            ("parameters", " ".join(f"{k}={v}" for k, v in sorted(job.params.items()))),
+            ("command", cli_command(job)),
+            ("log", job.log_path or "-"),
+            ("outputs", "\n".join(job.outputs) or "-"),
+        ]
+        with Vertical(id="dialog"):
+            for key, value in rows:
+                yield Static(f"[b]{key:>10}[/b]  {value}", markup=True)
+
+
+class LaunchScreen(ModalScreen[Any]):
+    """Stage, variant, backend and options; validated against the config before it submits."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Cancel", id="launch.cancel")]
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def compose(self) -> ComposeResult:
+        stages = [
+            (f"{s.name} — {s.description}", s.name)
+            for s in self.engine.stages().values()
+            if s.available(self.engine.workspace.root)
+        ]
+        variants = [(v, v) for v in self.engine.workspace.config.variants]
+        with Vertical(id="dialog"):
+            yield Label("Launch a stage")
+            yield Select(stages, prompt="stage", id="launch-stage")
+            yield Select(variants, prompt="variant", id="launch-variant")
+            yield Select(
+                [("local", "local"), ("emr", "emr")], value="local", id="launch-backend", allow_blank=False
+            )
+            yield Input(placeholder="options, e.g. --grid grid_sota --preset demo_cpu", id="launch-options")
+            yield Static("", id="launch-error")
+            yield Button("Launch", variant="primary", id="launch-go")
+
+    @on(Button.Pressed, "#launch-go")
+    @on(Input.Submitted, "#launch-options")
+    def submit(self) -> None:
+        stage = _chosen(self.query_one("#launch-stage", Select))
+        variant_name = _chosen(self.query_one("#launch-variant", Select))
+        backend = _chosen(self.query_one("#launch-backend", Select)) or "local"
+        error = self.query_one("#launch-error", Static)
+        if stage is None:
+            error.update("[red]choose a stage[/]")
+            return
+        try:
+            params = parse_options(self.engine.stage(stage), self.query_one("#launch-options", Input).value)
+            self.engine.validate(stage, variant_name, params, backend)
+        except (HaloError, ValueError) as err:
+            error.update(f"[red]{err}[/]")
+            return
+        self.dismiss((str(stage), variant_name, params, str(backend)))
+
+
+def _chosen(select: Select[Any]) -> str | None:
+    value = select.value
+    return None if value in (Select.BLANK, getattr(Select, "NULL", Select.BLANK)) else str(value)
+
+
+def parse_options(stage: Any, text: str) -> dict[str, Any]:
+    """`--name VALUE` pairs (and bare `--flag`s) for a stage, as `halo stage` takes them."""
+    words, params, i = shlex.split(text), {}, 0
+    while i < len(words):
+        if not words[i].startswith("--"):
+            raise ValueError(f"unexpected {words[i]!r}: options look like --name VALUE")
+        key, eq, value = words[i][2:].partition("=")
+        param = stage.param(key)
+        if not eq:
+            if param.kind == "bool":
+                value = "true"
+            else:
+                i += 1
+                if i >= len(words):
+                    raise ValueError(f"option {param.flag} needs a value")
+                value = words[i]
+        params[param.name] = value
+        i += 1
+    return params
+
+
+class JobsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "details", "Details", id="jobs.details"),
+        Binding("l", "log", "Log", id="jobs.log"),
+        Binding("m", "monitor", "Monitor", id="jobs.monitor"),
+        Binding("n", "launch", "New", id="jobs.launch"),
+        Binding("c", "cancel", "Cancel", id="jobs.cancel"),
+        Binding("r", "relaunch", "Relaunch", id="jobs.relaunch"),
+        Binding("slash", "filter", "Filter", id="jobs.filter"),
+        Binding("s", "sort", "Sort", id="jobs.sort"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="jobs.clear"),
+    ]
+    CHANGES = ("launch", "cancel", "relaunch")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jobs: dict[str, Any] = {}
+        self.shown: list[tuple[Any, ...]] | None = None
+        self.filter_text = ""
+        self.sort_column = 0
+        self._timer: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield Input(placeholder="filter jobs (any column)", id="jobs-filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#jobs-filter").display = False
+        self.query_one(DataTable).add_columns(*COLUMNS)
+        self.load()
+
+    @property
+    def engine(self) -> Any:
+        return self.app.engine
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.app.readonly and action in self.CHANGES)
+
+    @work(thread=True, exclusive=True, group="jobs")
+    def load(self) -> None:
+        self.engine.refresh()
+        jobs = self.engine.store.list(limit=1000)
+        rows = [
+            (
+                str(j.id),
+                j.stage,
+                j.variant or "-",
+                j.backend,
+                str(j.state),
+                progress(j),
+                when(j.started),
+                duration(j.elapsed),
+            )
+            for j in jobs
+        ]
+        self.app.call_from_thread(self._show, {str(j.id): j for j in jobs}, rows)
+
+    def _show(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+        self.jobs = jobs
+        text = self.filter_text.lower()
+        rows = [r for r in rows if not text or any(text in str(c).lower() for c in r)]
+        key = self.sort_column
+        rows.sort(key=lambda r: int(r[0]) if key == 0 else str(r[key]), reverse=key == 0)
+        if rows != self.shown:  # an idle console does not repaint
+            self.shown = rows
+            table = self.query_one(DataTable)
+            selected = self.selected_id()
+            table.clear()
+            for row in rows:
+                table.add_row(*row[:4], Text(row[4], style=STATE_STYLES[row[4]]), *row[5:], key=row[0])
+            if selected in {r[0] for r in rows}:
+                table.move_cursor(row=table.get_row_index(selected))
+        if self._timer is not None:  # one refresh armed at a time, after the last one finished
+            self._timer.stop()
+        self._timer = self.set_timer(REFRESH_S, self.load)
+
+    def selected_id(self) -> str | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def selected(self) -> Any | None:
+        key = self.selected_id()
+        return self.jobs.get(key) if key else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_details()
+
+    def action_details(self) -> None:
+        job = self.selected()
+        if job is not None:
+            self.app.push_screen(DetailsScreen(job))
+
+    def action_log(self) -> None:
+        from halo_tui.components.logview import LogScreen
+
+        job = self.selected()
+        if job is not None:
+            path = Path(job.log_path) if job.log_path else self.engine.log_path(job.id)
+            self.app.push_screen(LogScreen(path, f"job {job.id}: {job.stage} ({job.state})"))
+
+    def action_monitor(self) -> None:
+        job = self.selected()
+        if job is None or job.stage != "train":
+            self.notify("the training monitor opens on a train job")
+            return
+        from halo_tui.components.monitor import MonitorScreen
+
+        run = (
+            job.params.get("run")
+            or f"{job.variant}-{job.params.get('grid', '')}-{job.params.get('preset', '')}"
+        )
+        self.app.push_screen(MonitorScreen(self.engine.workspace.root / "data" / "runs" / run))
+
+    def action_launch(self) -> None:
+        def launched(choice: Any) -> None:
+            if choice:
+                self._launch(*choice)
+
+        self.app.push_screen(LaunchScreen(self.engine), launched)
+
+    @work(thread=True, group="actions")
+    def _launch(
+        self, stage: str, variant: str | None, params: dict[str, Any], backend: str, force: bool = False
+    ) -> None:
+        try:
+            job = self.engine.launch(stage, variant=variant, params=params, backend=backend, force=force)
+        except HaloError as err:
+            self.app.call_from_thread(self.notify, str(err), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"job {job.id} {job.state}: {job.stage}")
+        self.app.call_from_thread(self.load)
+
+    def action_cancel(self) -> None:
+        job = self.selected()
+        if job is None or job.state.terminal:
+            self.notify("nothing to cancel: the job has ended" if job else "no job selected")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._cancel(job.id)
+
+        self.app.push_screen(ConfirmScreen(f"Cancel job {job.id} ({job.stage})?"), answered)
+
+    @work(thread=True, group="actions")
+    def _cancel(self, job_id: int) -> None:
+        try:
+            job = self.engine.cancel(job_id)
+        except HaloError as err:
+            self.app.call_from_thread(self.notify, str(err), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"job {job.id} {job.state}")
+        self.app.call_from_thread(self.load)
+
+    def action_relaunch(self) -> None:
+        job = self.selected()
+        if job is not None:
+            self._launch(job.stage, job.variant, dict(job.params), job.backend)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#jobs-filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value
+        self.shown = None
+        self.load()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#jobs-filter", Input)
+        box.value, box.display = "", False
+        self.query_one(DataTable).focus()
+
+    def action_sort(self) -> None:
+        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        self.notify(f"sorted by {COLUMNS[self.sort_column]}")
+        self.shown = None
+        self.load()
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        self.sort_column = event.column_index
+        self.shown = None
+        self.load()

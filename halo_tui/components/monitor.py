@@ -1,0 +1,121 @@
+"""The training monitor: a run's per-epoch metrics from metrics.jsonl, live.
+
+The table shows every epoch; each metric is coloured against the configured targets, the best
+value so far is bold, a figure that could not be measured shows as "n/m". Sparklines follow
+the losses, AUROC and tpr@fpr1e-4; the ETA is the mean epoch time times the epochs left."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, Sparkline, Static
+
+from core.runs import better, read_metrics
+from halo_tui.format import duration
+
+POLL_S = 0.5
+SHOWN = (
+    "train_loss",
+    "val_loss",
+    "auroc",
+    "tpr@fpr1e-2",
+    "tpr@fpr1e-3",
+    "tpr@fpr1e-4",
+    "fpr@tpr0.85",
+    "fpr@tpr0.95",
+    "n_neg",
+    "seconds",
+)
+SPARKS = ("train_loss", "val_loss", "auroc", "tpr@fpr1e-4")
+
+
+def cell(metric: str, value: Any, best: bool, target: Any) -> Text:
+    if value is None:
+        return Text("n/m", style="dim")
+    if isinstance(value, int) or metric == "seconds":
+        return Text(str(value))
+    text = f"{value:.4f}"
+    style = ""
+    if target is not None:
+        style = "green" if target.met(value) else "red"
+    return Text(text, style=f"{style} bold" if best else style)
+
+
+class MonitorScreen(Screen[None]):
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="monitor.back")]
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__()
+        self.run_dir = run_dir
+        self.mtime: float | None = None
+        self.epochs: list[dict[str, Any]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"run {self.run_dir.name}", id="monitor-title")
+        yield DataTable(id="metrics", zebra_stripes=True)
+        with Horizontal(id="sparks"):
+            for name in SPARKS:
+                with Vertical(classes="spark"):
+                    yield Label(name)
+                    yield Sparkline([], id=f"spark-{name.replace('@', '-').replace('.', '_')}")
+        yield Static("", id="monitor-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns("epoch", *SHOWN)
+        self.poll()
+
+    @work(thread=True, exclusive=True, group="monitor")
+    def poll(self) -> None:
+        path = self.run_dir / "metrics.jsonl"
+        try:
+            mtime = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            mtime = None
+        if mtime != self.mtime:  # re-read only when the file changed
+            epochs, bad = read_metrics(path)
+            self.app.call_from_thread(self._show, mtime, epochs, bad)
+        self.app.call_from_thread(self.set_timer, POLL_S, self.poll)
+
+    def _show(self, mtime: float | None, epochs: list[dict[str, Any]], bad: list[int]) -> None:
+        self.mtime, self.epochs = mtime, epochs
+        targets = self.app.engine.workspace.config.targets
+        table = self.query_one(DataTable)
+        table.clear()
+        best: dict[str, Any] = {}
+        for line in epochs:
+            for m in SHOWN:
+                v = line.get(m)
+                if isinstance(v, float) and (m not in best or better(m, v, best[m])):
+                    best[m] = v
+        for line in epochs:
+            table.add_row(
+                str(line["epoch"]),
+                *(cell(m, line.get(m), line.get(m) == best.get(m), targets.get(m)) for m in SHOWN),
+                key=str(line["epoch"]),
+            )
+        for name in SPARKS:
+            values = [line[name] for line in epochs if isinstance(line.get(name), float)]
+            self.query_one(f"#spark-{name.replace('@', '-').replace('.', '_')}", Sparkline).data = values
+        self.query_one("#monitor-status", Static).update(self._status(epochs, bad))
+
+    def _status(self, epochs: list[dict[str, Any]], bad: list[int]) -> str:
+        try:
+            total = json.loads((self.run_dir / "run.json").read_text()).get("epochs")
+        except (OSError, ValueError):
+            total = None
+        parts = [f"{len(epochs)} epoch(s)" + (f" of {total}" if total else "")]
+        times = [line["seconds"] for line in epochs if isinstance(line.get("seconds"), (int, float))]
+        if total and times and len(epochs) < total:
+            parts.append(f"ETA {duration(sum(times) / len(times) * (total - len(epochs)))}")
+        if bad:
+            parts.append(f"skipped malformed line(s) {bad}")
+        return "  ".join(parts)
