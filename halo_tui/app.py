@@ -88,7 +88,10 @@ class HaloApp(App[None]):
         background: $panel;
     }
     ConfirmScreen, DetailsScreen, LaunchScreen, HelpScreen, NoteScreen { align: center middle; }
-    #help { width: 96%; max-width: 90; height: auto; max-height: 96%; border: round $accent; padding: 1 2; background: $panel; }
+    #help {
+        width: 96%; max-width: 90; height: auto; max-height: 96%; border: round $accent; padding: 1 2;
+        background: $panel;
+    }
     #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
     #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
     #sparks { height: 5; }

@@ -1,0 +1,226 @@
+"""Console figures, each against a baseline measured in the same run:
+
+1. one page of 12 binned stamps and one full-size stamp (sdss_rgb, binning, half-block
+   strips), against decoding the same stamps from parquet;
+2. the last screen of a 1 GB log shown in the console (Textual pilot, from pushing the log
+   screen to the tail on screen), against `tail -n 50` on the same file;
+3. peak memory while browsing a 1,000,000-row candidates file (paging through it), against
+   the memory of the process before the file was opened;
+4. CPU used by an idle console over 30 s (a real `halo` in tmux), against the same 30 s
+   of wall time.
+
+    python bench/tui.py [--log-gb 1] [--rows 1000000] [--idle 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from core.colour import bin2, sdss_rgb
+from core.stamps import arrow_metadata, decode, stamp_meta
+from halo_tui.components.stamp import strips
+
+
+def stamp_pages(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    table = pa.table(
+        {"stamp": [rng.normal(0, 0.05, (3, 64, 64)).astype(np.float32).tobytes() for _ in range(12)]}
+    )
+    path = root / "page.parquet"
+    pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
+    start = time.perf_counter()
+    stamps = decode(pq.read_table(path).column("stamp"), stamp_meta(pq.read_schema(path)))
+    base = time.perf_counter() - start
+    start = time.perf_counter()
+    for stamp in stamps:
+        strips(bin2(sdss_rgb(stamp), 2))
+    page = time.perf_counter() - start
+    start = time.perf_counter()
+    strips(sdss_rgb(stamps[0]))
+    full = time.perf_counter() - start
+    print(
+        f"page of 12 binned stamps: {page * 1000:.1f} ms; one full-size stamp: {full * 1000:.1f} ms; "
+        f"decoding the 12 from parquet: {base * 1000:.1f} ms (page ratio {page / base:.1f}x)"
+    )
+
+
+def log_tail(root: Path, gigabytes: float) -> None:
+    path = root / "big.log"
+    line = (
+        b"[halo 2026-11-26 00:00:00] train: epoch 3 step 12345 loss 0.0123 812 images/s " + b"x" * 40 + b"\n"
+    )
+    block = line * (64 * 1024 * 1024 // len(line))
+    with path.open("wb") as out:
+        for _ in range(int(gigabytes * 1024 / 64)):
+            out.write(block)
+    start = time.perf_counter()
+    subprocess.run(["tail", "-n", "50", str(path)], stdout=subprocess.DEVNULL, check=True)
+    base = time.perf_counter() - start
+
+    from core.engine import Engine
+    from core.workspace import Workspace
+    from halo_tui.app import HaloApp
+    from halo_tui.components.logview import LogScreen, LogView
+
+    async def shown() -> float:
+        app = HaloApp(Engine(Workspace(root)))
+        async with app.run_test(size=(120, 50)) as pilot:
+            await pilot.pause(0.2)
+            start = time.perf_counter()
+            app.push_screen(LogScreen(path, "big"))
+            while True:
+                await pilot.pause(0)
+                views = app.screen.query(LogView)
+                if views and views.first().line_count >= 50:
+                    return time.perf_counter() - start
+
+    elapsed = asyncio.run(shown())
+    size = path.stat().st_size / 2**30
+    print(
+        f"last screen of a {size:.2f} GiB log: {elapsed * 1000:.1f} ms in the console; "
+        f"tail -n 50: {base * 1000:.1f} ms (ratio {elapsed / base:.1f}x)"
+    )
+    path.unlink()
+
+
+def candidates_memory(root: Path, rows: int) -> None:
+    path = root / "candidates.parquet"
+    zero = np.zeros((3, 64, 64), np.float32).tobytes()
+    schema = pa.schema(
+        [
+            ("rank", pa.int64()),
+            ("brickname", pa.string()),
+            ("objid", pa.int64()),
+            ("ra", pa.float64()),
+            ("dec", pa.float64()),
+            ("split", pa.string()),
+            ("psfsize_r", pa.float64()),
+            ("score", pa.float64()),
+            ("run", pa.string()),
+            ("ok", pa.bool_()),
+            ("fail_reason", pa.string()),
+            ("stamp", pa.binary()),
+        ],
+        metadata=arrow_metadata((3, 64, 64)),
+    )
+    with pq.ParquetWriter(
+        path, schema, compression="zstd", use_dictionary=["brickname", "split", "run"]
+    ) as out:
+        chunk = 1000
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            out.write_table(
+                pa.table(
+                    {
+                        "rank": np.arange(start + 1, start + n + 1),
+                        "brickname": [f"{(start // 50000):04d}p022"] * n,
+                        "objid": np.arange(n),
+                        "ra": np.full(n, 150.0),
+                        "dec": np.full(n, 2.0),
+                        "split": ["test"] * n,
+                        "psfsize_r": np.full(n, 1.2),
+                        "score": np.linspace(1, 0, n),
+                        "run": ["bench"] * n,
+                        "ok": [True] * n,
+                        "fail_reason": [None] * n,
+                        "stamp": [zero] * n,
+                    },
+                    schema=schema,
+                ),
+                row_group_size=256,
+            )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    from core.engine import Engine
+    from core.workspace import Workspace
+    from halo_tui.app import HaloApp
+    from halo_tui.components.candidates import CandidatesScreen
+
+    async def browse() -> None:
+        app = HaloApp(Engine(Workspace(root)))
+        async with app.run_test(size=(160, 50)) as pilot:
+            app.push_screen(CandidatesScreen(path, "bench"))
+            for _ in range(40):
+                await pilot.pause(0.05)
+                await app.workers.wait_for_complete()
+            for _ in range(10):
+                await pilot.press("pagedown")
+                await app.workers.wait_for_complete()
+            await pilot.press("f")
+            await app.workers.wait_for_complete()
+
+    asyncio.run(browse())
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        f"browsing {rows:,} candidates ({path.stat().st_size / 2**20:.0f} MiB file): "
+        f"peak RSS {after / 1024:.0f} MiB, "
+        f"{(after - before) / 1024:.0f} MiB above the {before / 1024:.0f} MiB before opening it"
+    )
+
+
+def idle_cpu(root: Path, seconds: float) -> None:
+    if shutil.which("tmux") is None:
+        print("idle CPU: tmux is not installed")
+        return
+    session = f"halo-bench-{os.getpid()}"
+    halo = str(Path(sys.executable).with_name("halo"))
+    env = {**os.environ, "HALO_WORKSPACE": str(root), "TERM": "xterm-256color"}
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "40", halo], check=True, env=env
+    )
+    try:
+        time.sleep(5)  # started and settled
+        pid = subprocess.run(
+            ["tmux", "list-panes", "-t", session, "-F", "#{pane_pid}"], capture_output=True, text=True
+        ).stdout.strip()
+
+        def cpu() -> float:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+        first, start = cpu(), time.monotonic()
+        time.sleep(seconds)
+        used, wall = cpu() - first, time.monotonic() - start
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+    print(
+        f"idle console: {used:.2f} s of CPU in {wall:.0f} s of wall time "
+        f"({100 * used / wall:.2f} % of one core)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--log-gb", type=float, default=1.0)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--idle", type=float, default=30.0)
+    parser.add_argument("--memory-only", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="halo-bench-tui-"))
+    try:
+        if args.memory_only:  # in a process of its own, so its peak RSS is its own
+            candidates_memory(root, args.rows)
+            return
+        stamp_pages(root)
+        log_tail(root, args.log_gb)
+        subprocess.run([sys.executable, __file__, "--memory-only", "--rows", str(args.rows)], check=True)
+        idle_cpu(root, args.idle)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
