@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -58,8 +60,8 @@ class StampTile(Widget):
     def render_line(self, y: int) -> Strip:
         if y < len(self.lines):
             return self.lines[y]
-        segments = list(self.caption.render(self.app.console))
-        return Strip(segments).crop(0, self.cells).extend_cell_length(self.cells)
+        style = Style.parse(str(self.caption.style)) if self.caption.style else Style()
+        return Strip([Segment(self.caption.plain, style)]).crop(0, self.cells).extend_cell_length(self.cells)
 
 
 class NoteScreen(ModalScreen[str | None]):

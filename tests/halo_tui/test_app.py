@@ -238,3 +238,20 @@ async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Pat
     current = grades.current(engine.store, "demo")
     assert current[("1499p022", 0)].grades == {"alice": "A", "bob": "X"}
     assert current[("1499p022", 0)].disagreement and current[("1499p022", 1)].score == 2.0
+
+
+async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:
+    (engine.workspace.root / "halo.toml").write_text(
+        (engine.workspace.root / "halo.toml").read_text() + '\n[keys]\n"jobs.log" = "o"\n'
+    )
+    from core.engine import Engine
+    from core.workspace import Workspace
+
+    engine.wait(engine.launch("sleepy").id)
+    app = HaloApp(Engine(Workspace(engine.workspace.root)))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("l")
+        assert isinstance(app.screen, JobsScreen)  # no longer bound
+        await pilot.press("o")
+        assert isinstance(app.screen, LogScreen)

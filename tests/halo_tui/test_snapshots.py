@@ -1,0 +1,145 @@
+"""Snapshots of the main screens at 80x24, made deterministic: a fixed workspace path, fixed
+job times, a fixed metrics file and fixed stamps. Update with `pytest --snapshot-update`."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from core.engine import Engine
+from core.stamps import arrow_metadata
+from core.states import JobState
+from core.workspace import Workspace
+from halo_tui.app import HaloApp
+
+ROOT = Path("/tmp/halo-snapshot-workspace")
+T0 = 1795651200.0  # 2026-11-26 00:00:00 UTC
+
+
+@pytest.fixture
+def fixed_workspace(monkeypatch: pytest.MonkeyPatch) -> Engine:
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("USER", "alice")
+    shutil.rmtree(ROOT, ignore_errors=True)
+    ROOT.mkdir(parents=True)
+    engine = Engine(Workspace(ROOT))
+    for i, (stage, variant, state, code) in enumerate(
+        [
+            ("select", "v4_sota", JobState.SUCCEEDED, 0),
+            ("manifest", "v4_sota", JobState.SUCCEEDED, 0),
+            ("inject", "v4_sota", JobState.FAILED, 1),
+            ("train", "v4_sota", JobState.CANCELLED, -15),
+        ]
+    ):
+        job = engine.store.create(stage, variant, {"grid": "grid_sota"}, "local")
+        engine.store.transition(job.id, JobState.RUNNING, started=T0 + 60 * i)
+        engine.store.transition(
+            job.id,
+            state,
+            ended=T0 + 60 * i + 42.5,
+            exit_code=code,
+            failure=None if code == 0 else f"exited with code {code}",
+        )
+    run = ROOT / "data" / "runs" / "demo"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"epochs": 6, "preset": "demo_cpu"}))
+    lines = [
+        {
+            "epoch": e,
+            "train_loss": 0.5 / (e + 1),
+            "val_loss": 0.4 / (e + 1),
+            "auroc": 0.9 + 0.015 * e,
+            "tpr@fpr1e-2": 0.5 + 0.1 * e,
+            "tpr@fpr1e-3": 0.3 + 0.1 * e,
+            "tpr@fpr1e-4": None,
+            "fpr@tpr0.85": 0.05 / (e + 1),
+            "fpr@tpr0.95": 0.2 / (e + 1),
+            "n_neg": 1000,
+            "seconds": 20.0,
+        }
+        for e in range(3)
+    ]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return engine
+
+
+def _candidates() -> Path:
+    rng = np.random.default_rng(7)
+    n = 8
+    yy, xx = np.mgrid[0:64, 0:64]
+    stamps = []
+    for i in range(n):
+        galaxy = np.exp(-((xx - 32) ** 2 + (yy - 32) ** 2) / 20.0)
+        arc = np.exp(-((np.hypot(xx - 32, yy - 32) - 10) ** 2) / 3.0) * (i % 2)
+        stamp = np.stack([0.2 * galaxy + 0.3 * arc, 0.5 * galaxy + 0.2 * arc, 0.9 * galaxy + 0.1 * arc])
+        stamps.append((stamp + rng.normal(0, 0.01, stamp.shape)).astype(np.float32).tobytes())
+    table = pa.table(
+        {
+            "rank": np.arange(1, n + 1),
+            "brickname": ["1499p022"] * n,
+            "objid": np.arange(n),
+            "ra": np.linspace(150, 150.1, n),
+            "dec": np.full(n, 2.25),
+            "split": ["test"] * n,
+            "psfsize_r": np.full(n, 1.21),
+            "score": np.linspace(0.99, 0.5, n),
+            "run": ["demo"] * n,
+            "ok": [True] * n,
+            "fail_reason": [None] * n,
+            "stamp": stamps,
+        }
+    )
+    path = ROOT / "data" / "candidates" / "demo" / "candidates.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
+    return path
+
+
+async def _settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause(0.2)
+    await pilot.app.workers.wait_for_complete()
+
+
+def test_jobs_screen(snap_compare, fixed_workspace: Engine) -> None:
+    assert snap_compare(HaloApp(fixed_workspace), terminal_size=(80, 24), run_before=_settle)
+
+
+def test_help_screen(snap_compare, fixed_workspace: Engine) -> None:
+    async def run_before(pilot) -> None:
+        await _settle(pilot)
+        await pilot.press("question_mark")
+
+    assert snap_compare(HaloApp(fixed_workspace), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_monitor_screen(snap_compare, fixed_workspace: Engine) -> None:
+    async def run_before(pilot) -> None:
+        from halo_tui.components.monitor import MonitorScreen
+
+        await _settle(pilot)
+        pilot.app.push_screen(MonitorScreen(ROOT / "data" / "runs" / "demo"))
+        await pilot.pause(0.5)
+        await _settle(pilot)
+
+    assert snap_compare(HaloApp(fixed_workspace), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_candidates_screen(snap_compare, fixed_workspace: Engine) -> None:
+    path = _candidates()
+
+    async def run_before(pilot) -> None:
+        from halo_tui.components.candidates import CandidatesScreen
+
+        await _settle(pilot)
+        pilot.app.push_screen(CandidatesScreen(path, "demo"))
+        await pilot.pause(0.5)
+        await _settle(pilot)
+        await pilot.press("b")
+        await _settle(pilot)
+
+    assert snap_compare(HaloApp(fixed_workspace), terminal_size=(80, 24), run_before=run_before)
