@@ -174,26 +174,10 @@ def jobs_show(
         return
     from rich.table import Table
 
-    from halo_tui.format import STATE_STYLES, duration, when
+    from halo_tui.format import job_rows
 
     table = Table.grid(padding=(0, 2))
-    rows = [
-        ("job", f"{job.id} ({job.uid})"),
-        ("stage", job.stage),
-        ("variant", job.variant or "-"),
-        ("backend", job.backend),
-        ("state", f"[{STATE_STYLES[job.state]}]{job.state}[/]"),
-        ("created", when(job.created)),
-        ("started", when(job.started)),
-        ("ended", when(job.ended)),
-        ("elapsed", duration(job.elapsed)),
-        ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
-        ("failure", job.failure or "-"),
-        ("parameters", json.dumps(job.params, sort_keys=True)),
-        ("command", data["command"]),
-        ("log", job.log_path or "-"),
-        ("outputs", "\n".join(job.outputs) or "-"),
-    ]
+    rows = job_rows(job)
     for key, value in rows:
         table.add_row(f"[bold]{key}[/]", value)
     _console().print(table)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 STATE_STYLES = {
     "queued": "yellow",
@@ -29,3 +30,28 @@ def duration(seconds: float | None) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def job_rows(job: Any) -> list[tuple[str, str]]:
+    """A job's details as (label, Rich markup) rows, for `halo jobs show` and the console."""
+    import json
+
+    from core.engine import cli_command
+
+    return [
+        ("job", f"{job.id} ({job.uid})"),
+        ("stage", job.stage),
+        ("variant", job.variant or "-"),
+        ("backend", job.backend),
+        ("state", f"[{STATE_STYLES[job.state]}]{job.state}[/]"),
+        ("created", when(job.created)),
+        ("started", when(job.started)),
+        ("ended", when(job.ended)),
+        ("elapsed", duration(job.elapsed)),
+        ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+        ("failure", job.failure or "-"),
+        ("parameters", json.dumps(job.params, sort_keys=True)),
+        ("command", cli_command(job)),
+        ("log", job.log_path or "-"),
+        ("outputs", "\n".join(job.outputs) or "-"),
+    ]

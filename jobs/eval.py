@@ -139,20 +139,14 @@ def score_split(run_dir: Path, stamps: Path, split: str, batch_size: int = 256) 
     import torch
 
     from jobs.dataset import StampStream
-    from jobs.models import build
+    from jobs.models import load_run
 
-    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "checkpoint.pt"
-    if not checkpoint.exists():
-        raise stage_runtime.StageError(f"{run_dir}: no checkpoint; train the run first")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = build(state["arch"], len(state["meta_cols"]))
-    model.load_state_dict(state["model"])
-    model.eval()
-    data = StampStream(str(stamps), split, meta_cols=list(state["meta_cols"]))
+    model, meta_cols = load_run(run_dir)
+    data = StampStream(str(stamps), split, meta_cols=meta_cols)
     scores, ids, labels = [], [], []
     with torch.no_grad():
         for images, y, meta, task in torch.utils.data.DataLoader(data, batch_size=batch_size):
-            scores.append(model(images, meta if state["meta_cols"] else None).numpy())
+            scores.append(model(images, meta if meta_cols else None).numpy())
             labels.append(y.numpy())
             ids.append(task.numpy())
     if not scores:

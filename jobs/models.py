@@ -5,6 +5,8 @@ torch, torchvision and timm are imported here, by the stages that need a model."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -77,3 +79,16 @@ class LensClassifier(nn.Module):
 
 def build(arch: str, n_meta: int = 0) -> LensClassifier:
     return LensClassifier(arch, n_meta)
+
+
+def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
+    """A run's best model (else its last checkpoint), in eval mode, and its metadata columns."""
+    from jobs.stage_runtime import StageError
+
+    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "checkpoint.pt"
+    if not checkpoint.exists():
+        raise StageError(f"{run_dir}: no checkpoint; train the run first")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model = build(state["arch"], len(state["meta_cols"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), list(state["meta_cols"])

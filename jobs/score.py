@@ -27,20 +27,6 @@ def candidates_dir(workspace: Path, run: str) -> Path:
     return workspace / "data" / "candidates" / run
 
 
-def load_model(run_dir: Path) -> tuple[Any, list[str]]:
-    import torch
-
-    from jobs.models import build
-
-    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "checkpoint.pt"
-    if not checkpoint.exists():
-        raise stage_runtime.StageError(f"{run_dir}: no checkpoint; train the run first")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model = build(state["arch"], len(state["meta_cols"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), list(state["meta_cols"])
-
-
 def _logits(model: Any, stamps: np.ndarray, meta: np.ndarray | None, batch: int = 256) -> np.ndarray:
     import torch
 
@@ -70,6 +56,7 @@ def run(
     from jobs.coadds import default_cache
     from jobs.dataset import meta_features
     from jobs.inject import BrickUnavailable, CoaddReader, stamps_dir, write_stamps
+    from jobs.models import load_run
     from jobs.select import parent_dir
     from jobs.train import default_run_name, runs_dir
 
@@ -77,7 +64,7 @@ def run(
     run_name = check_name(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
     )
-    model, meta_cols = load_model(runs_dir(workspace) / run_name)
+    model, meta_cols = load_run(runs_dir(workspace) / run_name)
     parent_path = parent_dir(workspace, config.variants[variant].parent_sample) / "parent.parquet"
     if not parent_path.exists():
         raise stage_runtime.StageError(f"{parent_path}: no parent sample; run `halo stage select` first")

@@ -15,11 +15,10 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
-from core.engine import cli_command
 from core.errors import HaloError
 from core.logs import tail
 from core.states import JobState
-from halo_tui.format import STATE_STYLES, duration, when
+from halo_tui.format import STATE_STYLES, duration, job_rows, when
 
 REFRESH_S = 2.0
 COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "started", "elapsed")
@@ -68,23 +67,7 @@ class DetailsScreen(ModalScreen[None]):
         self.job = job
 
     def compose(self) -> ComposeResult:
-        job = self.job
-        rows = [
-            ("job", f"{job.id} ({job.uid})"),
-            ("stage", job.stage),
-            ("variant", job.variant or "-"),
-            ("backend", job.backend),
-            ("state", f"[{STATE_STYLES[job.state]}]{job.state}[/]"),
-            ("started", when(job.started)),
-            ("ended", when(job.ended)),
-            ("elapsed", duration(job.elapsed)),
-            ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
-            ("failure", job.failure or "-"),
-            ("parameters", " ".join(f"{k}={v}" for k, v in sorted(job.params.items()))),
-            ("command", cli_command(job)),
-            ("log", job.log_path or "-"),
-            ("outputs", "\n".join(job.outputs) or "-"),
-        ]
+        rows = job_rows(self.job)
         with Vertical(id="dialog"):
             for key, value in rows:
                 yield Static(f"[b]{key:>10}[/b]  {value}", markup=True)
