@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from core import jobresult
-from core.backends import local
-from core.errors import UsageError
+from core.backends import emr, local
+from core.errors import HaloError, UsageError
 from core.names import check_name
 from core.stages import Stage, registry
 from core.states import JobState
@@ -78,8 +78,10 @@ class Engine:
         backend = backend or config.backends.default
         if backend not in BACKENDS:
             raise UsageError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-        if backend != "local":
-            raise UsageError(f"backend {backend!r} is not built yet; use --backend local")
+        if backend == "emr" and stage.name not in emr.SPARK_STAGES:
+            raise UsageError(
+                f"stage {stage.name!r} has no Spark entry point; on EMR: {', '.join(emr.SPARK_STAGES)}"
+            )
         if not stage.available(self.workspace.root):
             raise UsageError(f"stage {stage.name!r} is not built yet (no module {stage.module})")
         return stage, variant, parsed, backend
@@ -96,6 +98,8 @@ class Engine:
         stage, variant, params, backend = self.validate(stage_name, variant, params or {}, backend)
         self.refresh()  # a finished duplicate must not block the launch
         job = self.store.create(stage.name, variant, params, backend, force=force)
+        if backend == "emr":
+            return self._launch_emr(job, variant, params)
         argv = stage.argv(self.workspace.root, variant, params)
         log_path = self.log_path(job.id)
         try:
@@ -109,6 +113,35 @@ class Engine:
         return self.store.transition(
             job.id, JobState.RUNNING, handle=handle, argv=argv, log_path=str(log_path)
         )
+
+    def _launch_emr(self, job: Job, variant: str | None, params: dict[str, Any]) -> Job:
+        """Upload the code, add the step; the job stays queued until the step runs."""
+        config = self.workspace.config
+        cfg = config.backends.emr
+        try:
+            grid = params.get("grid") or config.variants[variant].default_grid
+            py_files, entry = emr.upload_code(cfg.s3_prefix)
+            args = emr.inject_args(cfg, variant, grid, config.variants[variant].injection, params)
+            argv = emr.spark_submit(cfg, py_files, entry, args)
+            handle = emr.submit(cfg, emr.step_name(job.uid, job.id, job.stage), job.uid, argv)
+        except HaloError as err:
+            self.store.transition(job.id, JobState.FAILED, failure=f"could not submit: {err}")
+            raise
+        return self.store.update(job.id, handle=handle, argv=argv, log_path=str(self.log_path(job.id)))
+
+    def fetch_logs(self, job: Job) -> bool:
+        """Bring an EMR job's step logs from S3 into its local log; False while none exist."""
+        if job.backend != "emr" or not job.handle:
+            return self.log_path(job.id).exists()
+        text = emr.fetch_logs(job.handle)
+        if text is None:
+            return False
+        path = self.log_path(job.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return True
 
     def _env(self, job: Job, stage: Stage) -> dict[str, str]:
         env = dict(os.environ)
@@ -126,10 +159,30 @@ class Engine:
     # -- looking ---------------------------------------------------------------------
 
     def refresh(self) -> list[Job]:
-        """Reconcile every job the store has as live with what its process is doing."""
-        return [self._reconcile(job) for job in self.store.live()]
+        """Reconcile every job the store has as live with what its process (or step) is doing."""
+        live = self.store.live()
+        steps = [j for j in live if j.backend == "emr" and j.handle]
+        statuses: dict[str, Any] = {}
+        if steps:
+            statuses = emr.poll(self.workspace.config.backends.emr.region, [j.handle for j in steps])
+        return [self._reconcile_step(j, statuses) if j in steps else self._reconcile(j) for j in live]
+
+    def _reconcile_step(self, job: Job, statuses: dict[str, Any]) -> Job:
+        status = statuses.get(job.handle["step"])
+        if status is None:
+            return job
+        state, failure = emr.outcome(status)
+        if state is JobState.QUEUED or state is job.state:
+            return job
+        if job.state is JobState.QUEUED:
+            job = self.store.transition(job.id, JobState.RUNNING)
+        if state.terminal:
+            job = self.store.transition(job.id, state, failure=failure)
+        return job
 
     def _reconcile(self, job: Job) -> Job:
+        if job.backend == "emr":
+            return job  # steps are looked at together, by refresh()
         if job.state is JobState.QUEUED:
             if job.handle is None and time.time() - job.created > QUEUED_TIMEOUT_S:
                 return self.store.transition(
@@ -164,7 +217,12 @@ class Engine:
 
     def get(self, job_id: int) -> Job:
         job = self.store.get(job_id)
-        return self._reconcile(job) if job.state.live else job
+        if not job.state.live:
+            return job
+        if job.backend == "emr" and job.handle:
+            statuses = emr.poll(self.workspace.config.backends.emr.region, [job.handle])
+            return self._reconcile_step(job, statuses)
+        return self._reconcile(job)
 
     def wait(self, job_id: int, poll: float = 0.2, on_change: Callable[[Job], None] | None = None) -> Job:
         """Block until the job ends; call `on_change` at each state change."""
@@ -185,6 +243,11 @@ class Engine:
         job = self.get(job_id)
         if job.state.terminal:
             raise UsageError(f"job {job.id} has already ended ({job.state})")
+        if job.backend == "emr" and job.handle is not None:
+            emr.cancel(self.workspace.config.backends.emr.region, job.handle)
+            return self.store.transition(
+                job.id, JobState.CANCELLED, failure="cancelled by the user (cancel_steps)"
+            )
         if job.handle is not None:
             local.cancel(job.handle, self.workspace.config.backends.local.cancel_grace_seconds)
         code = local.read_exit(job.handle) if job.handle else None

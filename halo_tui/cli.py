@@ -209,11 +209,94 @@ def jobs_logs(
     """Print a job's log; with -f, follow it until the job ends."""
     engine = _engine(workspace)
     job = engine.get(job_id)
+    if job.backend == "emr":
+        _emr_logs(engine, job, follow)
+        return
     if not follow:
         _copy_from(_log_of(engine, job), 0, sys.stdout.buffer)
         return
     job = _follow(engine, job, sys.stdout.buffer)
     raise typer.Exit(_outcome(job))
+
+
+def _emr_logs(engine: Any, job: Any, follow: bool) -> None:
+    """EMR step logs arrive on S3 minutes late: say so while there are none."""
+    handle = job.handle or {}
+    where = f"{handle.get('log_uri', '?')}/{handle.get('cluster', '?')}/steps/{handle.get('step', '?')}/"
+    said = False
+    interval = engine.workspace.config.backends.emr.poll_seconds
+    while True:
+        if engine.fetch_logs(job):
+            break
+        if not said:
+            typer.echo(
+                f"waiting for logs: EMR writes them to {where} a few minutes after the step starts", err=True
+            )
+            said = True
+        if not follow:
+            return
+        if job.state.terminal and said:
+            time.sleep(interval)
+            if engine.fetch_logs(job):
+                break
+            raise typer.Exit(_outcome(job))
+        time.sleep(interval)
+        job = engine.get(job.id)
+    if not follow:
+        _copy_from(_log_of(engine, job), 0, sys.stdout.buffer)
+        return
+    offset = 0
+    while True:
+        offset = _copy_from(_log_of(engine, job), offset, sys.stdout.buffer)
+        if job.state.terminal:
+            break
+        time.sleep(interval)
+        job = engine.get(job.id)
+        engine.fetch_logs(job)
+    engine.fetch_logs(job)
+    _copy_from(_log_of(engine, job), offset, sys.stdout.buffer)
+    raise typer.Exit(_outcome(job))
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    job_ids: Annotated[list[int], typer.Argument(help="job ids")],
+    workspace: WorkspaceOpt = None,
+    interval: Annotated[
+        float | None, typer.Option("--interval", min=0.05, help="seconds between looks")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Poll until the jobs end, printing each state change; exit 0 if all succeeded, else 1 (for cron)."""
+    engine = _engine(workspace)
+    jobs = {i: engine.get(i) for i in job_ids}
+    pause = interval or min(2.0, engine.workspace.config.backends.emr.poll_seconds)
+    seen: dict[int, str] = {}
+    while True:
+        for job_id, job in jobs.items():
+            if seen.get(job_id) != job.state.value:
+                seen[job_id] = job.state.value
+                change = {
+                    "job": job_id,
+                    "stage": job.stage,
+                    "state": job.state.value,
+                    "failure": job.failure,
+                    "at": time.time(),
+                }
+                if as_json:
+                    sys.stdout.write(json.dumps(change) + "\n")
+                    sys.stdout.flush()
+                else:
+                    reason = f": {job.failure}" if job.failure else ""
+                    _console().print(f"job {job_id} ({job.stage}) {job.state}{reason}")
+        if all(j.state.terminal for j in jobs.values()):
+            break
+        time.sleep(pause)
+        engine.refresh()
+        jobs = {i: engine.store.get(i) for i in job_ids}
+    raise typer.Exit(
+        EXIT_OK if all(j.state is JobState.SUCCEEDED for j in jobs.values()) else EXIT_JOB_FAILED
+    )
 
 
 def _log_of(engine: Any, job: Any) -> Path:

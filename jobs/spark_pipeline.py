@@ -80,13 +80,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage", required=True, choices=("inject",))
     p.add_argument("--manifest", required=True, help="manifest parquet (local path or s3://)")
     p.add_argument("--output", required=True, help="stamps folder (local path or s3://)")
-    p.add_argument("--settings", required=True, help="InjectSettings as JSON")
+    p.add_argument("--cache", required=True, help="coadd cache folder or s3:// prefix")
+    p.add_argument("--psf-model", default="gaussian", choices=("gaussian", "moffat"))
+    p.add_argument("--moffat-beta", type=float, default=3.5)
+    p.add_argument("--stamp-size", type=int, default=64)
+    p.add_argument("--supersample", type=int, default=1)
     p.add_argument("--codec", default="zstd", choices=("zstd", "gzip", "snappy"))
     p.add_argument("--partitions", type=int)
     args = p.parse_args(argv)
-    run_inject_spark(
-        args.manifest, InjectSettings.from_json(args.settings), args.output, args.codec, args.partitions
+    settings = InjectSettings(
+        cache=args.cache,
+        psf_model=args.psf_model,
+        moffat_beta=args.moffat_beta,
+        supersample=args.supersample,
+        stamp_size=args.stamp_size,
     )
+    run_inject_spark(args.manifest, settings, args.output, args.codec, args.partitions)
     return 0
 
 

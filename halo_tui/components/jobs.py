@@ -245,9 +245,14 @@ class JobsScreen(Screen[None]):
         from halo_tui.components.logview import LogScreen
 
         job = self.selected()
-        if job is not None:
-            path = Path(job.log_path) if job.log_path else self.engine.log_path(job.id)
-            self.app.push_screen(LogScreen(path, f"job {job.id}: {job.stage} ({job.state})"))
+        if job is None:
+            return
+        path = Path(job.log_path) if job.log_path else self.engine.log_path(job.id)
+        fetch = None
+        if job.backend == "emr":  # step logs reach S3 minutes late; the log screen keeps fetching them
+            fetch = lambda: self.engine.fetch_logs(self.engine.store.get(job.id))  # noqa: E731
+            self.notify("EMR step logs are fetched from S3 as they arrive (minutes after the step starts)")
+        self.app.push_screen(LogScreen(path, f"job {job.id}: {job.stage} ({job.state})", fetch))
 
     def action_monitor(self) -> None:
         job = self.selected()

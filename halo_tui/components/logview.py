@@ -5,6 +5,7 @@ up; search highlights matches and moves with n / N; g / G go to the top and the 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.style import Style
@@ -102,9 +103,9 @@ class LogScreen(Screen[None]):
         Binding("N", "previous", "Previous", id="log.previous"),
     ]
 
-    def __init__(self, path: Path, title: str) -> None:
+    def __init__(self, path: Path, title: str, fetch: Callable[[], object] | None = None) -> None:
         super().__init__()
-        self.path, self.heading = path, title
+        self.path, self.heading, self.fetch = path, title, fetch  # fetch: bring remote logs (EMR)
 
     def compose(self) -> ComposeResult:
         yield Static(self.heading, id="log-title")
@@ -123,6 +124,11 @@ class LogScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="log")
     def poll(self) -> None:
         view = self.query_one(LogView)
+        if self.fetch is not None:
+            try:
+                self.fetch()
+            except Exception as err:  # the backend may be unreachable for a while: say so, go on
+                self.app.call_from_thread(self.notify, f"could not fetch the logs: {err}", severity="warning")
         event = view.index.refresh(INDEX_BUDGET)
         self.app.call_from_thread(self._indexed, event)
 
@@ -132,7 +138,12 @@ class LogScreen(Screen[None]):
         state = "following" if view.follow else "paused (G to follow)"
         done = "" if view.index.complete else f" — indexing {view.index.indexed >> 20} MiB"
         self.query_one("#log-status", Static).update(f"{self.path}  {view.line_count} lines  {state}{done}")
-        self.set_timer(0 if not view.index.complete else POLL_S, self.poll)
+        pause = (
+            POLL_S
+            if self.fetch is None
+            else max(POLL_S, self.app.engine.workspace.config.backends.emr.poll_seconds)
+        )
+        self.set_timer(0 if not view.index.complete else pause, self.poll)
 
     def action_top(self) -> None:
         self.query_one(LogView).scroll_home(animate=False)

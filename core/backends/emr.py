@@ -1,0 +1,216 @@
+"""The EMR backend: a stage runs as a `command-runner.jar` spark-submit step on a running
+cluster; its state comes from `list_steps` (one call per cluster per look, adaptive retries);
+its logs from `<LogUri>/<cluster>/steps/<step>/{stderr,stdout,controller}.gz`, which EMR
+writes minutes late. The job's uid is in the step name, so a launch first refuses when a live
+step already carries it. No credential is ever written: boto3's standard chain supplies them."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from core.errors import BackendUnreachable, UsageError
+from core.states import JobState
+
+STEP_STATES = {
+    "PENDING": JobState.QUEUED,
+    "RUNNING": JobState.RUNNING,
+    "CANCEL_PENDING": JobState.RUNNING,
+    "COMPLETED": JobState.SUCCEEDED,
+    "CANCELLED": JobState.CANCELLED,
+    "FAILED": JobState.FAILED,
+    "INTERRUPTED": JobState.FAILED,
+}
+LIVE = ["PENDING", "RUNNING", "CANCEL_PENDING"]
+LOG_FILES = ("controller", "stderr", "stdout")
+SPARK_STAGES = ("inject",)
+
+
+def client(region: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "emr", region_name=region, config=Config(retries={"mode": "adaptive", "max_attempts": 10})
+    )
+
+
+def _call(what: str, fn: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as err:  # botocore's errors: the backend could not be reached or refused
+        raise BackendUnreachable(f"EMR {what} failed: {err}") from None
+
+
+def step_name(uid: str, job_id: int, stage: str) -> str:
+    return f"halo:{uid}:{job_id}:{stage}"
+
+
+def code_bundle() -> tuple[bytes, bytes]:
+    """A zip of the `core` and `jobs` packages for --py-files, and the Spark entry point."""
+    root = Path(__file__).resolve().parents[2]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in ("core", "jobs"):
+            for path in sorted((root / package).rglob("*.py")):
+                info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2026, 1, 1, 0, 0, 0))
+                archive.writestr(info, path.read_bytes())
+    return buffer.getvalue(), (root / "jobs" / "spark_pipeline.py").read_bytes()
+
+
+def upload_code(s3_prefix: str) -> tuple[str, str]:
+    """Put the code bundle under `<s3_prefix>/code/<digest>/` (once per version)."""
+    import boto3
+
+    from core.storage import split_s3
+
+    bundle, entry = code_bundle()
+    digest = hashlib.sha256(bundle + entry).hexdigest()[:16]
+    bucket, key = split_s3(f"{s3_prefix.rstrip('/')}/code/{digest}")
+    s3 = boto3.client("s3")
+    for name, body in (("halo.zip", bundle), ("spark_pipeline.py", entry)):
+        _call("code upload", s3.put_object, Bucket=bucket, Key=f"{key}/{name}", Body=body)
+    base = f"s3://{bucket}/{key}"
+    return f"{base}/halo.zip", f"{base}/spark_pipeline.py"
+
+
+def spark_submit(emr: Any, py_files: str, entry: str, stage_args: list[str]) -> list[str]:
+    """The step's command line: spark-submit in the configured deploy mode and sizes."""
+    spark = emr.spark
+    argv = [
+        "spark-submit",
+        "--deploy-mode",
+        spark.deploy_mode,
+        "--driver-memory",
+        spark.driver_memory,
+        "--executor-memory",
+        spark.executor_memory,
+        "--executor-cores",
+        str(spark.executor_cores),
+        "--num-executors",
+        str(spark.num_executors),
+        "--conf",
+        f"spark.sql.parquet.compression.codec={spark.parquet_codec}",
+    ]
+    for key, value in sorted(spark.conf.items()):
+        argv += ["--conf", f"{key}={value}"]
+    return [*argv, "--py-files", py_files, entry, *stage_args]
+
+
+def inject_args(emr: Any, variant: str, grid: str, injection: Any, params: dict[str, Any]) -> list[str]:
+    """spark_pipeline.py's arguments for the inject stage, on the workspace's S3 prefix."""
+    data = f"{emr.s3_prefix.rstrip('/')}/data"
+    return [
+        "--stage",
+        "inject",
+        "--manifest",
+        f"{data}/manifest/{variant}/{grid}/manifest.parquet",
+        "--output",
+        f"{data}/stamps/{variant}/{grid}",
+        "--cache",
+        params.get("cache") or f"{data}/coadd_cache",
+        "--psf-model",
+        injection.psf_model,
+        "--moffat-beta",
+        str(injection.moffat_beta),
+        "--stamp-size",
+        str(injection.stamp_size),
+        "--supersample",
+        str(params.get("supersample") or 1),
+        "--codec",
+        emr.spark.parquet_codec,
+    ]
+
+
+def submit(emr_config: Any, name: str, uid: str, argv: list[str], api: Any = None) -> dict[str, Any]:
+    """Add the step, unless a live step already carries this job's uid."""
+    if not emr_config.cluster_id:
+        raise UsageError("backends.emr.cluster_id is not set (halo.toml or HALO_EMR_CLUSTER_ID)")
+    api = api or client(emr_config.region)
+    live = _call("list_steps", api.list_steps, ClusterId=emr_config.cluster_id, StepStates=LIVE)["Steps"]
+    for step in live:
+        if f":{uid}:" in step["Name"]:
+            raise UsageError(
+                f"step {step['Id']} ({step['Name']}) already runs this job on {emr_config.cluster_id}"
+            )
+    step = {
+        "Name": name,
+        "ActionOnFailure": "CONTINUE",
+        "HadoopJarStep": {"Jar": "command-runner.jar", "Args": argv},
+    }
+    added = _call("add_job_flow_steps", api.add_job_flow_steps, JobFlowId=emr_config.cluster_id, Steps=[step])
+    return {
+        "cluster": emr_config.cluster_id,
+        "step": added["StepIds"][0],
+        "name": name,
+        "log_uri": emr_config.log_uri,
+    }
+
+
+def poll(region: str, handles: list[dict[str, Any]], api: Any = None) -> dict[str, dict[str, Any]]:
+    """Step id -> its Status, with one list_steps call per cluster (paged only if needed)."""
+    api = api or client(region)
+    wanted: dict[str, set[str]] = {}
+    for handle in handles:
+        wanted.setdefault(handle["cluster"], set()).add(handle["step"])
+    found: dict[str, dict[str, Any]] = {}
+    for cluster, steps in wanted.items():
+        kwargs: dict[str, Any] = {"ClusterId": cluster}
+        while True:
+            page = _call("list_steps", api.list_steps, **kwargs)
+            for step in page["Steps"]:
+                if step["Id"] in steps:
+                    found[step["Id"]] = step["Status"]
+            if steps <= found.keys() or "Marker" not in page:
+                break
+            kwargs["Marker"] = page["Marker"]
+    return found
+
+
+def outcome(status: dict[str, Any]) -> tuple[JobState, str | None]:
+    """The job state for a step status, and the failure reason (FailureDetails kept)."""
+    state = STEP_STATES[status["State"]]
+    if status["State"] == "INTERRUPTED":
+        return state, "interrupted: the step stopped before it finished"
+    details = status.get("FailureDetails") or {}
+    if state is JobState.FAILED:
+        parts = [details.get("Reason"), details.get("Message"), details.get("LogFile")]
+        return state, "EMR step failed: " + (" | ".join(p for p in parts if p) or "no details given")
+    return state, None
+
+
+def cancel(region: str, handle: dict[str, Any], api: Any = None) -> None:
+    api = api or client(region)
+    _call(
+        "cancel_steps",
+        api.cancel_steps,
+        ClusterId=handle["cluster"],
+        StepIds=[handle["step"]],
+        StepCancellationOption="SEND_INTERRUPT",
+    )
+
+
+def fetch_logs(handle: dict[str, Any]) -> str | None:
+    """The step's controller, stderr and stdout logs from S3, or None while none has arrived."""
+    import boto3
+
+    from core.storage import split_s3
+
+    bucket, prefix = split_s3(f"{handle['log_uri'].rstrip('/')}/{handle['cluster']}/steps/{handle['step']}")
+    s3 = boto3.client("s3")
+    parts = []
+    for name in LOG_FILES:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{name}.gz")["Body"].read()
+        except Exception:  # not there yet: EMR uploads step logs minutes late
+            continue
+        try:
+            text = gzip.decompress(body).decode("utf-8", "replace")
+        except OSError:
+            text = body.decode("utf-8", "replace")
+        parts.append(f"==> {name} <==\n{text}")
+    return "\n".join(parts) if parts else None

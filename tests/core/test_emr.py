@@ -1,0 +1,213 @@
+"""The EMR backend against moto's server on 127.0.0.1: steps submitted with the right
+arguments, driven through their states by the test (moto never advances them), followed by
+the engine and `halo jobs watch`, logs from the LogUri, retried throttling, refused
+duplicates, and no credential in the store or the logs."""
+
+import gzip
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.stub import Stubber
+
+from core.backends import emr
+from core.engine import Engine
+from core.errors import UsageError
+from core.states import JobState
+from core.workspace import Workspace
+
+SECRET = "wJalrXUtnFEMI-halo-test-secret"
+
+
+@pytest.fixture
+def emr_ws(workspace: Path, s3_env: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    s3 = boto3.client("s3")
+    for bucket in ("halo-data", "halo-logs"):
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    cluster = boto3.client("emr", region_name="us-east-1").run_job_flow(
+        Name="halo-test",
+        ReleaseLabel="emr-7.0.0",
+        LogUri="s3://halo-logs/emr/",
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "MasterInstanceType": "m5.xlarge",
+        },
+    )["JobFlowId"]
+    (workspace / "halo.toml").write_text(
+        (workspace / "halo.toml").read_text()
+        + f"""
+[backends.emr]
+cluster_id = "{cluster}"
+s3_prefix = "s3://halo-data/ws"
+log_uri = "s3://halo-logs/emr"
+poll_seconds = 0.2
+"""
+    )
+    return workspace, cluster
+
+
+def _step(cluster: str, step_id: str):
+    from moto.emr.models import emr_backends
+
+    backend = emr_backends["123456789012"]["us-east-1"]
+    return next(s for s in backend.clusters[cluster].steps if s.id == step_id)
+
+
+def test_a_launch_adds_a_spark_submit_step_with_the_code_on_s3(emr_ws) -> None:
+    root, cluster = emr_ws
+    engine = Engine(Workspace(root))
+    job = engine.launch("inject", variant="v4_sota", params={"grid": "grid_sota"}, backend="emr")
+    assert job.state is JobState.QUEUED and job.handle["cluster"] == cluster
+    step = boto3.client("emr", region_name="us-east-1").list_steps(ClusterId=cluster)["Steps"][0]
+    assert step["Name"] == f"halo:{job.uid}:{job.id}:inject"
+    args = step["Config"]["Args"]
+    assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
+    assert (
+        args[args.index("--executor-memory") + 1] == "18g" and args[args.index("--num-executors") + 1] == "50"
+    )
+    assert "spark.sql.parquet.compression.codec=zstd" in args
+    py_files, entry = args[args.index("--py-files") + 1], args[args.index("--py-files") + 2]
+    assert py_files.startswith("s3://halo-data/ws/code/") and entry.endswith("/spark_pipeline.py")
+    assert (
+        args[args.index("--manifest") + 1]
+        == "s3://halo-data/ws/data/manifest/v4_sota/grid_sota/manifest.parquet"
+    )
+    assert step["Config"]["Jar"] == "command-runner.jar"
+    bucket, key = py_files.removeprefix("s3://").split("/", 1)
+    bundle = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert b"jobs/inject.py" in bundle and b"core/stamps.py" in bundle
+    with pytest.raises(UsageError, match="already"):
+        engine.launch("inject", variant="v4_sota", params={"grid": "grid_sota"}, backend="emr")
+    with pytest.raises(UsageError, match="already runs this job"):  # the live step carries the uid
+        emr.submit(engine.workspace.config.backends.emr, "x", job.uid, ["true"])
+    with pytest.raises(UsageError, match="no Spark entry point"):
+        engine.launch("select", variant="v4_sota", backend="emr")
+
+
+def test_steps_are_followed_to_success_and_to_failure_with_details(emr_ws, halo, monkeypatch) -> None:
+    root, cluster = emr_ws
+    engine = Engine(Workspace(root))
+    good = engine.launch("inject", variant="v4_sota", backend="emr")
+    _step(cluster, good.handle["step"]).state = "PENDING"  # moto starts steps as RUNNING
+    bad = engine.launch("inject", variant="v3_color_relaxed", backend="emr")
+    _step(cluster, bad.handle["step"]).state = "PENDING"
+    assert {j.id: j.state for j in engine.refresh()} == {good.id: JobState.QUEUED, bad.id: JobState.QUEUED}
+    watcher = subprocess.Popen(
+        [halo.executable, "jobs", "watch", str(good.id), str(bad.id), "--json", "--interval", "0.2"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HALO_WORKSPACE": str(root)},
+    )
+    time.sleep(1.0)
+    _step(cluster, good.handle["step"]).state = "RUNNING"
+    _step(cluster, bad.handle["step"]).state = "RUNNING"
+    time.sleep(1.0)
+    assert engine.get(good.id).state is JobState.RUNNING
+    from moto.emr import models
+
+    def status(step) -> dict:
+        out = {
+            "State": step.state,
+            "StateChangeReason": {},
+            "Timeline": {"CreationDateTime": step.creation_date_time},
+        }
+        if step.state == "FAILED":
+            out["FailureDetails"] = {
+                "Reason": "Unknown Error.",
+                "Message": "Exception in thread main",
+                "LogFile": "s3://halo-logs/emr/stderr.gz",
+            }
+        return out
+
+    monkeypatch.setattr(models.Step, "status", property(status))
+    _step(cluster, good.handle["step"]).state = "COMPLETED"
+    _step(cluster, bad.handle["step"]).state = "FAILED"
+    out, _ = watcher.communicate(timeout=60)
+    assert watcher.returncode == 1  # one of them failed
+    changes = [json.loads(line) for line in out.splitlines()]
+    assert [c["state"] for c in changes if c["job"] == good.id] == ["queued", "running", "succeeded"]
+    failed = [c for c in changes if c["job"] == bad.id][-1]
+    assert failed["state"] == "failed" and "Exception in thread main" in failed["failure"]
+    assert "s3://halo-logs/emr/stderr.gz" in engine.store.get(bad.id).failure
+
+
+def test_logs_show_once_they_reach_the_log_uri(emr_ws, halo) -> None:
+    root, cluster = emr_ws
+    engine = Engine(Workspace(root))
+    job = engine.launch("inject", variant="v4_sota", backend="emr")
+    waiting = halo("jobs", "logs", str(job.id), check=0)
+    assert "waiting for logs" in waiting.stderr and f"s3://halo-logs/emr/{cluster}/steps/" in waiting.stderr
+    key = f"emr/{cluster}/steps/{job.handle['step']}/stderr.gz"
+    boto3.client("s3").put_object(
+        Bucket="halo-logs", Key=key, Body=gzip.compress(b"INFO Client: Application report\n")
+    )
+    shown = halo("jobs", "logs", str(job.id), check=0)
+    assert "==> stderr <==" in shown.stdout and "Application report" in shown.stdout
+    db = (root / ".halo" / "halo.db").read_bytes() + b"".join(
+        p.read_bytes() for p in (root / ".halo").rglob("*.log")
+    )
+    assert SECRET.encode() not in db
+
+
+def test_throttling_is_retried(emr_ws) -> None:
+    root, cluster = emr_ws
+    api = emr.client("us-east-1")
+    throttled = []
+
+    def throttle(request, **_):
+        if len(throttled) < 2:
+            throttled.append(1)
+            body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+            return AWSResponse(request.url, 400, {"x-amzn-ErrorType": "ThrottlingException"}, _Raw(body))
+        return None
+
+    api.meta.events.register("before-send.emr.ListSteps", throttle)
+    assert emr.poll("us-east-1", [], api=api) == {}
+    engine = Engine(Workspace(root))
+    job = engine.launch("inject", variant="v4_sota", backend="emr")
+    assert emr.poll("us-east-1", [job.handle], api=api)[job.handle["step"]]["State"] == "RUNNING"
+    assert len(throttled) == 2
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_):
+        yield self.body
+
+
+def test_cancel_asks_for_cancel_steps() -> None:
+    api = boto3.client("emr", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y")
+    with Stubber(api) as stub:
+        stub.add_response(
+            "cancel_steps",
+            {"CancelStepsInfoList": []},
+            {"ClusterId": "j-ABC", "StepIds": ["s-1"], "StepCancellationOption": "SEND_INTERRUPT"},
+        )
+        emr.cancel("us-east-1", {"cluster": "j-ABC", "step": "s-1"}, api=api)
+        stub.assert_no_pending_responses()
+
+
+def test_step_states_map_to_job_states() -> None:
+    assert emr.outcome({"State": "PENDING"}) == (JobState.QUEUED, None)
+    assert emr.outcome({"State": "CANCEL_PENDING"}) == (JobState.RUNNING, None)
+    assert emr.outcome({"State": "COMPLETED"}) == (JobState.SUCCEEDED, None)
+    assert emr.outcome({"State": "CANCELLED"}) == (JobState.CANCELLED, None)
+    assert emr.outcome({"State": "INTERRUPTED"})[0] is JobState.FAILED
+    state, reason = emr.outcome(
+        {"State": "FAILED", "FailureDetails": {"Reason": "OOM", "Message": "exit 137"}}
+    )
+    assert state is JobState.FAILED and reason == "EMR step failed: OOM | exit 137"
