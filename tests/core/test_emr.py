@@ -110,7 +110,8 @@ def test_steps_are_followed_to_success_and_to_failure_with_details(emr_ws, halo,
         text=True,
         env={**os.environ, "HALO_WORKSPACE": str(root)},
     )
-    time.sleep(1.0)
+    first = [json.loads(watcher.stdout.readline()) for _ in range(2)]  # it has seen both, queued
+    assert {c["state"] for c in first} == {"queued"}
     _step(cluster, good.handle["step"]).state = "RUNNING"
     _step(cluster, bad.handle["step"]).state = "RUNNING"
     time.sleep(1.0)
@@ -136,7 +137,7 @@ def test_steps_are_followed_to_success_and_to_failure_with_details(emr_ws, halo,
     _step(cluster, bad.handle["step"]).state = "FAILED"
     out, _ = watcher.communicate(timeout=60)
     assert watcher.returncode == 1  # one of them failed
-    changes = [json.loads(line) for line in out.splitlines()]
+    changes = first + [json.loads(line) for line in out.splitlines()]
     assert [c["state"] for c in changes if c["job"] == good.id] == ["queued", "running", "succeeded"]
     failed = [c for c in changes if c["job"] == bad.id][-1]
     assert failed["state"] == "failed" and "Exception in thread main" in failed["failure"]
