@@ -3,11 +3,12 @@
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.halo-installed
+# Installed once per version of pyproject.toml (its hash names the stamp), not per checkout.
+STAMP := $(VENV)/.halo-installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
 .PHONY: demo test lint bench env
 
-$(STAMP): pyproject.toml
+$(STAMP):
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev,spark]'
@@ -28,3 +29,6 @@ lint: env
 
 bench: env
 	$(BIN)/python bench/cli_start.py
+	$(BIN)/python bench/inject.py
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/tui.py
