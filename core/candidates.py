@@ -54,15 +54,17 @@ class CandidateTable:
         "fail_reason",
     )
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | str) -> None:
         import numpy as np
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         from core.stamps import stamp_meta
+        from core.storage import arrow_fs
 
         self.path = path
-        self.file = pq.ParquetFile(path)
+        fs, where = arrow_fs(str(path))
+        self.file = pq.ParquetFile(where, filesystem=fs) if fs is not None else pq.ParquetFile(where)
         self.meta = stamp_meta(self.file.schema_arrow)
         present = [c for c in self.INFO if c in self.file.schema_arrow.names]
         self.info = self.file.read(columns=present)

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import storage
 from core.errors import UsageError
 from core.metrics import OPERATING_POINTS
-from core.names import check_name
+from core.names import check_name, check_path
 
 COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "fpr@tpr0.85", "fpr@tpr0.90")
 LOWER_IS_BETTER = ("fpr@", "loss")
@@ -24,7 +25,7 @@ def runs_root(workspace: Path) -> Path:
 @dataclass
 class Run:
     name: str
-    path: Path
+    path: Path | str  # a local folder or an s3:// URI
     info: dict[str, Any]
     epochs: list[dict[str, Any]]
     bad_lines: list[int] = field(default_factory=list)  # malformed metric lines, 1-based
@@ -38,14 +39,11 @@ class Run:
         return self.epochs[-1] if self.epochs else {}
 
 
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    """The epoch lines of a metrics.jsonl; malformed or truncated lines are skipped and
-    their numbers returned, so a half-written last line never hides the others."""
+def read_metrics(path: Path | str) -> tuple[list[dict[str, Any]], list[int]]:
+    """The epoch lines of a metrics.jsonl (local or s3://); malformed or truncated lines are
+    skipped and their numbers returned, so a half-written last line never hides the others."""
     epochs, bad = [], []
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return [], []
+    text = storage.read_text(path) or ""
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -61,22 +59,39 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
 
 
 def load(workspace: Path, name: str) -> Run:
-    check_name("run", name)
-    path = runs_root(workspace) / name
-    if not path.is_dir():
-        known = ", ".join(list_names(workspace)) or "none yet"
-        raise UsageError(f"no run {name!r} in {runs_root(workspace)}; runs: {known}")
+    """A run by name (in the workspace) or by its folder's `s3://` URI."""
+    if storage.is_s3(name):
+        check_path("run", name)
+        base: str = name.rstrip("/")
+        name = check_name("run", base.rsplit("/", 1)[-1])
+        if (
+            storage.read_text(f"{base}/run.json") is None
+            and storage.read_text(f"{base}/metrics.jsonl") is None
+        ):
+            raise UsageError(f"no run at {base} (no run.json or metrics.jsonl there)")
+    else:
+        check_name("run", name)
+        path = runs_root(workspace) / name
+        if not path.is_dir():
+            known = ", ".join(list_names(workspace)) or "none yet"
+            raise UsageError(f"no run {name!r} in {runs_root(workspace)}; runs: {known}")
+        base = str(path)
+    epochs, bad = read_metrics(f"{base}/metrics.jsonl")
+    return Run(
+        name,
+        Path(base) if not storage.is_s3(base) else base,
+        _json(f"{base}/run.json") or {},
+        epochs,
+        bad,
+        _json(f"{base}/eval/eval-test.json"),
+    )
+
+
+def _json(uri: str) -> dict[str, Any] | None:
     try:
-        info = json.loads((path / "run.json").read_text())
-    except (OSError, ValueError):
-        info = {}
-    epochs, bad = read_metrics(path / "metrics.jsonl")
-    evaluation = None
-    try:
-        evaluation = json.loads((path / "eval" / "eval-test.json").read_text())
-    except (OSError, ValueError):
-        pass
-    return Run(name, path, info, epochs, bad, evaluation)
+        return json.loads(storage.read_text(uri) or "null")
+    except ValueError:
+        return None
 
 
 def list_names(workspace: Path) -> list[str]:

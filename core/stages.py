@@ -199,6 +199,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("run", "str", help="run name"),
             Param("hard_negatives", "int", help="how many top-scoring controls to list"),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
+            Param("output", "path", help="also write the candidates under this s3:// prefix"),
         ),
     ),
     Stage(

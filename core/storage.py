@@ -63,6 +63,32 @@ def read_bytes(uri: str) -> bytes:
     return Path(uri).read_bytes()
 
 
+def read_text(uri: str | Path) -> str | None:
+    """A text file's content, or None when it does not exist (locally or on S3)."""
+    if is_s3(uri):
+        bucket, key = split_s3(str(uri))
+        s3 = _client()
+        try:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            return None
+        except Exception as err:
+            raise BackendUnreachable(f"cannot read {uri}: {err}") from None
+        return body.decode("utf-8", "replace")
+    try:
+        return Path(uri).read_text(errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+
+
+def upload(local: Path, uri: str) -> None:
+    bucket, key = split_s3(uri)
+    try:
+        _client().upload_file(str(local), bucket, key)
+    except Exception as err:
+        raise BackendUnreachable(f"cannot write {uri}: {err}") from None
+
+
 def signature(uri: str) -> tuple[str, int, str]:
     """What identifies a file's version for up-to-date checks: size and mtime (or ETag)."""
     if is_s3(uri):

@@ -176,3 +176,44 @@ def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) 
     assert lines[0]["n_pos"] + lines[0]["n_neg"] == 240  # both ranks' validation shards gathered
     assert json.loads((train.runs_dir(stamps_ws) / "ddp" / "run.json").read_text())["world_size"] == 2
     assert done.stdout.count('"run": "ddp"') == 1  # one summary, from rank 0
+
+
+def test_runs_and_candidates_on_s3(trained: Path, s3_env: str, halo) -> None:
+    import os
+
+    import boto3
+
+    from core.candidates import CandidateTable
+    from core.runs import load
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="halo-runs")
+    run_dir = train.runs_dir(trained) / "tiny"
+    for name in ("run.json", "metrics.jsonl"):
+        s3.upload_file(str(run_dir / name), "halo-runs", f"team/runs/tiny/{name}")
+    run = load(trained, "s3://halo-runs/team/runs/tiny")
+    assert run.name == "tiny" and [e["epoch"] for e in run.epochs] == [0, 1, 2]
+    out = subprocess.run(
+        [halo.executable, "runs", "compare", "s3://halo-runs/team/runs/tiny", "--json", "-w", str(trained)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert out.returncode == 0 and json.loads(out.stdout)["runs"] == ["tiny"]
+    missing = subprocess.run(
+        [halo.executable, "runs", "compare", "s3://halo-runs/nothing/here", "-w", str(trained)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ),
+    )
+    assert missing.returncode == 2 and "no run at s3://halo-runs/nothing/here" in missing.stderr
+    summary = score.run(
+        trained, "v4_sota", run_name="tiny", hard_negatives=5, output="s3://halo-runs/team/candidates/tiny"
+    )
+    assert summary["outputs"][0] == "s3://halo-runs/team/candidates/tiny/candidates.parquet"
+    table = CandidateTable("s3://halo-runs/team/candidates/tiny/candidates.parquet")
+    local = CandidateTable(Path(summary["local_copy"]) / "candidates.parquet")
+    assert len(table) == len(local) and table.row(0) == local.row(0)
+    assert np.array_equal(table.stamps([0, len(table) - 1]), local.stamps([0, len(local) - 1]))
