@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,7 @@ class Stage:
 
 
 _FORCE = Param("force", "bool", False, help="redo the work even if the outputs exist")
+MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// prefix")
 
 SHIPPED: tuple[Stage, ...] = (
     Stage(
@@ -199,7 +200,6 @@ SHIPPED: tuple[Stage, ...] = (
             Param("run", "str", help="run name"),
             Param("hard_negatives", "int", help="how many top-scoring controls to list"),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
-            Param("output", "path", help="also write the candidates under this s3:// prefix"),
         ),
     ),
     Stage(
@@ -213,8 +213,9 @@ SHIPPED: tuple[Stage, ...] = (
 
 
 def registry(declared: dict[str, Any] | None = None) -> dict[str, Stage]:
-    """The shipped stages plus those a workspace declares in `halo.toml` ([stages.NAME])."""
-    stages = {stage.name: stage for stage in SHIPPED}
+    """The shipped stages plus those a workspace declares in `halo.toml` ([stages.NAME]).
+    Every shipped stage takes --mirror (see jobs/stage_runtime.py)."""
+    stages = {stage.name: replace(stage, params=(*stage.params, MIRROR)) for stage in SHIPPED}
     for name, decl in (declared or {}).items():
         if name in stages:
             raise UsageError(f"halo.toml: stages.{name}: a shipped stage cannot be redefined")

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 from core import stamps as stamp_contract
-from core import storage
 from jobs import stage_runtime
 
 
@@ -49,7 +48,6 @@ def run(
     run_name: str | None = None,
     hard_negatives: int = 100,
     cache: str | None = None,
-    output: str | None = None,
 ) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -130,16 +128,7 @@ def run(
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
     for row in summary["top"]:
         print(f"score: #{row['rank']} {row['brickname']} {row['objid']} {row['score']}", flush=True)
-    outputs = [out / "candidates.parquet", out / "hard_negatives.parquet"]
-    if output is not None and storage.is_s3(output):  # also on S3, where the console and others read them
-        for path in (*outputs, out / "summary.json"):
-            storage.upload(path, f"{output.rstrip('/')}/{path.name}")
-        return {
-            "outputs": [f"{output.rstrip('/')}/{p.name}" for p in outputs],
-            "local_copy": str(out),
-            **summary,
-        }
-    return {"outputs": [str(p) for p in outputs], **summary}
+    return {"outputs": [str(out / "candidates.parquet"), str(out / "hard_negatives.parquet")], **summary}
 
 
 def _hard_negatives(model: Any, meta_cols: list[str], stamps: Path, run: str, top: int) -> Any:
@@ -183,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run name [default: <variant>-<grid>-<default preset>]")
     p.add_argument("--hard-negatives", type=int, default=100, help="how many top-scoring controls to list")
     p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
-    p.add_argument("--output", help="also write the candidates under this s3:// prefix")
     args = p.parse_args(argv)
     return stage_runtime.main("score", _run_args, args)
 
@@ -196,7 +184,6 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.run,
         args.hard_negatives,
         args.cache,
-        args.output,
     )
 
 

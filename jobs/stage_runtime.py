@@ -39,6 +39,9 @@ def parser(stage: str, description: str, needs_variant: bool = True) -> argparse
     if needs_variant:
         p.add_argument("--variant", required=True, help="config variant, e.g. v4_sota")
     p.add_argument("--force", action="store_true", help="redo the work even if the outputs are up to date")
+    p.add_argument(
+        "--mirror", help="also copy the outputs under this s3:// prefix, workspace-relative paths kept"
+    )
     return p
 
 
@@ -58,10 +61,43 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
         return 130
     if os.environ.get("RANK", "0") != "0":
         return 0  # a DDP worker: rank 0 reports for the job
+    if getattr(args, "mirror", None):
+        try:
+            mirrored = mirror(Path(args.workspace).resolve(), summary.get("outputs", []), args.mirror)
+        except HaloError as err:
+            print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
+            return 3
+        summary = {**summary, "outputs": mirrored, "local_outputs": summary.get("outputs", [])}
     summary = {**summary, "seconds": round(time.monotonic() - started, 2)}
     jobresult.record(summary.get("outputs", []), summary)
     print(json.dumps(summary, indent=2, default=str), flush=True)
     return 0
+
+
+def mirror(workspace: Path, outputs: list[str], prefix: str) -> list[str]:
+    """Upload each output (a file, or a folder's files) to `prefix` + its path in the
+    workspace; return the outputs' S3 URIs."""
+    from core import storage
+    from core.names import check_path
+
+    check_path("--mirror", prefix)
+    if not storage.is_s3(prefix):
+        raise HaloError(f"--mirror {prefix!r}: not an s3:// prefix")
+    uris = []
+    for output in outputs:
+        local = Path(output)
+        relative = (
+            local.resolve().relative_to(workspace)
+            if local.resolve().is_relative_to(workspace)
+            else local.name
+        )
+        uri = f"{prefix.rstrip('/')}/{relative}"
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        for path in files:
+            storage.upload(path, uri if path == local else f"{uri}/{path.relative_to(local)}")
+        uris.append(uri)
+    print(f"mirrored {len(outputs)} output(s) under {prefix}", flush=True)
+    return uris
 
 
 def load_config(workspace: Path):  # noqa: ANN201 - HaloConfig

@@ -209,11 +209,31 @@ def test_runs_and_candidates_on_s3(trained: Path, s3_env: str, halo) -> None:
         env=dict(os.environ),
     )
     assert missing.returncode == 2 and "no run at s3://halo-runs/nothing/here" in missing.stderr
-    summary = score.run(
-        trained, "v4_sota", run_name="tiny", hard_negatives=5, output="s3://halo-runs/team/candidates/tiny"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jobs.score",
+            "--workspace",
+            str(trained),
+            "--variant",
+            "v4_sota",
+            "--run",
+            "tiny",
+            "--hard-negatives",
+            "5",
+            "--mirror",
+            "s3://halo-runs/team",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ),
     )
-    assert summary["outputs"][0] == "s3://halo-runs/team/candidates/tiny/candidates.parquet"
-    table = CandidateTable("s3://halo-runs/team/candidates/tiny/candidates.parquet")
-    local = CandidateTable(Path(summary["local_copy"]) / "candidates.parquet")
+    assert done.returncode == 0, done.stderr
+    uri = "s3://halo-runs/team/data/candidates/tiny/candidates.parquet"
+    assert uri in done.stdout
+    table = CandidateTable(uri)
+    local = CandidateTable(trained / "data/candidates/tiny/candidates.parquet")
     assert len(table) == len(local) and table.row(0) == local.row(0)
     assert np.array_equal(table.stamps([0, len(table) - 1]), local.stamps([0, len(local) - 1]))
