@@ -74,14 +74,23 @@ def _outcome(job: Any) -> int:
     return EXIT_OK if job.state is JobState.SUCCEEDED else EXIT_JOB_FAILED
 
 
-def _jobs_table(jobs: list[Any]):
+def _table(columns: tuple[str, ...], right: tuple[str, ...] = ()):
     from rich.table import Table
+
+    table = Table(box=None, header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left")
+    return table
+
+
+def _jobs_table(jobs: list[Any]):
 
     from halo_tui.format import STATE_STYLES, duration, when
 
-    table = Table(box=None, header_style="bold")
-    for column in ("id", "stage", "variant", "backend", "state", "started", "elapsed", "exit"):
-        table.add_column(column, justify="right" if column in ("id", "elapsed", "exit") else "left")
+    table = _table(
+        ("id", "stage", "variant", "backend", "state", "started", "elapsed", "exit"),
+        right=("id", "elapsed", "exit"),
+    )
     for job in jobs:
         table.add_row(
             str(job.id),
@@ -363,11 +372,8 @@ def stages(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         _emit_json(rows)
         return
-    from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for column in ("stage", "seed", "status", "options", "does"):
-        table.add_column(column)
+    table = _table(("stage", "seed", "status", "options", "does"))
     for row in rows:
         status = "[green]available[/]" if row["available"] else "[dim]not built yet[/]"
         options = " ".join(o["flag"] for o in row["options"])
@@ -476,11 +482,8 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if as_json:
         _emit_json(rows)
         return
-    from rich.table import Table
 
-    table = Table(box=None, header_style="bold")
-    for column in ("run", "epochs", "auroc", "tpr@fpr1e-3", "evaluated"):
-        table.add_column(column)
+    table = _table(("run", "epochs", "auroc", "tpr@fpr1e-3", "evaluated"))
     for row in rows:
         table.add_row(
             *("n/m" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values())
