@@ -205,9 +205,10 @@ SHIPPED: tuple[Stage, ...] = (
     Stage(
         "triage",
         "jobs.triage",
-        "grades per inspector, consensus, export",
+        "export grades per inspector, consensus and disagreements (grading is in the console)",
         "visual grading",
-        params=(Param("out", "path", help="export file"),),
+        needs_variant=False,
+        params=(Param("run", "str", help="the graded run"), Param("out", "path", help="CSV file")),
     ),
 )
 

@@ -29,6 +29,12 @@ kind = "bool"
 [stages.sleepy.params.out]
 kind = "path"
 
+[stages.ghost]
+module = "ghost_stage_not_written_yet"
+description = "test stage whose module does not exist"
+pythonpath = ["{STAGELIB}"]
+needs_variant = false
+
 [backends.local]
 cancel_grace_seconds = 1.0
 """

@@ -150,7 +150,7 @@ def test_a_second_launch_of_a_running_job_is_refused(engine: Engine) -> None:
         ({"stage_name": "sleepy", "backend": "slurm"}, "unknown backend 'slurm'"),
         ({"stage_name": "rm -rf /"}, "is not a valid name"),
         ({"stage_name": "nosuch"}, "unknown stage 'nosuch'"),
-        ({"stage_name": "triage", "variant": "v4_sota"}, "not built yet"),
+        ({"stage_name": "ghost"}, "not built yet"),
         ({"stage_name": "manifest", "variant": "v4_sota", "params": {"grid": "grid_huge"}}, "unknown grid"),
         ({"stage_name": "manifest"}, "needs --variant"),
     ],

@@ -53,7 +53,7 @@ def test_user_errors_exit_2_with_one_message(halo, workspace: Path) -> None:
         (("stage", "sleepy", "stray"), "unexpected argument 'stray'"),
         (("stage", "sleepy", "--seconds"), "option --seconds needs a value"),
         (("stage", "nosuch"), "unknown stage 'nosuch'"),
-        (("stage", "triage", "--variant", "v4_sota"), "not built yet"),
+        (("stage", "ghost"), "not built yet"),
         (("jobs", "show", "42"), "no job 42"),
         (("jobs", "list", "--state", "sleeping"), "unknown state"),
         (("jobs", "show", "forty-two"), "Invalid value"),
@@ -84,7 +84,7 @@ def test_config_show_json_counts_grid_configurations(halo) -> None:
 def test_stages_json_lists_availability(halo) -> None:
     stages = {s["name"]: s for s in halo.json("stages")}
     assert stages["sleepy"]["available"] is True
-    assert stages["train"]["available"] is True and stages["triage"]["available"] is False
+    assert stages["triage"]["available"] is True and stages["ghost"]["available"] is False
     assert {o["flag"] for o in stages["sleepy"]["options"]} == {"--seconds", "--code", "--stubborn", "--out"}
 
 
