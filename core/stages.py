@@ -14,8 +14,6 @@ from typing import Any
 from core.errors import UsageError
 from core.names import check_name, check_path, check_value
 
-PARAM_KINDS = ("str", "int", "float", "bool", "path", "grid", "preset", "choice")
-
 
 @dataclass(frozen=True)
 class Param:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 PIXSCALE = 0.262  # arcsec per pixel
 BRICK_SIZE_DEG = 0.25
-DR10_BRICK_PX = 3600
 BANDS = ("g", "r", "z")
 BRICKNAME = re.compile(r"^\d{4}[pm]\d{3}$")
 
