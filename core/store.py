@@ -127,9 +127,22 @@ class Store:
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._wal()
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    def _wal(self) -> None:
+        """Switch to WAL once, when the database is new. Setting the journal mode ignores the
+        busy timeout, so asking again while other processes write would fail with 'locked'."""
+        if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+            return
+        for _ in range(100):
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                time.sleep(0.05)
+        self._db.execute("PRAGMA journal_mode=WAL")
 
     def close(self) -> None:
         self._db.close()
