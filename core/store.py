@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import secrets
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -237,7 +237,7 @@ class Store:
                 "INSERT INTO jobs (uid, stage, variant, params, fingerprint, backend, state, created)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    secrets.token_hex(6),
+                    os.urandom(6).hex(),
                     stage,
                     variant,
                     json.dumps(params, sort_keys=True),

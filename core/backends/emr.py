@@ -2,14 +2,11 @@
 cluster; its state comes from `list_steps` (one call per cluster per look, adaptive retries);
 its logs from `<LogUri>/<cluster>/steps/<step>/{stderr,stdout,controller}.gz`, which EMR
 writes minutes late. The job's uid is in the step name, so a launch first refuses when a live
-step already carries it. No credential is ever written: boto3's standard chain supplies them."""
+step already carries it. No credential is ever written: boto3's standard chain supplies them.
+Imported on every `halo` start (the engine looks at EMR jobs too): keep its imports lazy."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +49,9 @@ def step_name(uid: str, job_id: int, stage: str) -> str:
 
 def code_bundle() -> tuple[bytes, bytes]:
     """A zip of the `core` and `jobs` packages for --py-files, and the Spark entry point."""
+    import io
+    import zipfile
+
     root = Path(__file__).resolve().parents[2]
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -64,6 +64,8 @@ def code_bundle() -> tuple[bytes, bytes]:
 
 def upload_code(s3_prefix: str) -> tuple[str, str]:
     """Put the code bundle under `<s3_prefix>/code/<digest>/` (once per version)."""
+    import hashlib
+
     import boto3
 
     from core.storage import split_s3
@@ -196,6 +198,8 @@ def cancel(region: str, handle: dict[str, Any], api: Any = None) -> None:
 
 def fetch_logs(handle: dict[str, Any]) -> str | None:
     """The step's controller, stderr and stdout logs from S3, or None while none has arrived."""
+    import gzip
+
     import boto3
 
     from core.storage import split_s3
