@@ -20,6 +20,11 @@ from jobs.inject import stamps_dir
 ARGS = ["--variant", "v4_sota", "--preset", "test_cpu"]
 
 
+def _train_argv(workspace: Path, run: str, *extra: str) -> list[str]:
+    """`python -m jobs.train` on the test preset, as the engine would launch it."""
+    return [sys.executable, "-m", "jobs.train", "--workspace", str(workspace), *ARGS, "--run", run, *extra]
+
+
 @pytest.fixture(scope="module")
 def trained(stamps_ws: Path) -> Path:
     train.run(stamps_ws, "v4_sota", preset_name="test_cpu", run_name="tiny")
@@ -55,18 +60,7 @@ def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) ->
 
 
 def test_a_run_killed_mid_epoch_resumes_without_duplicate_or_missing_lines(stamps_ws: Path) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "jobs.train",
-        "--workspace",
-        str(stamps_ws),
-        *ARGS,
-        "--run",
-        "killed",
-        "--epochs",
-        "4",
-    ]
+    argv = _train_argv(stamps_ws, "killed", "--epochs", "4")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = train.runs_dir(stamps_ws) / "killed" / "metrics.jsonl"
     deadline = time.monotonic() + 240
@@ -155,20 +149,7 @@ def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
 
 
 def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) -> None:
-    argv = [
-        sys.executable,
-        "-m",
-        "jobs.train",
-        "--workspace",
-        str(stamps_ws),
-        *ARGS,
-        "--run",
-        "ddp",
-        "--epochs",
-        "1",
-        "--nproc",
-        "2",
-    ]
+    argv = _train_argv(stamps_ws, "ddp", "--epochs", "1", "--nproc", "2")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
     lines, bad = read_metrics(train.runs_dir(stamps_ws) / "ddp" / "metrics.jsonl")
