@@ -67,6 +67,16 @@ class Injection(_Model):
     moffat_beta: float = Field(3.5, gt=1.0)
     stamp_size: PositiveInt = 64
     codec: Literal["zstd", "gzip", "snappy"] = "zstd"
+    # "lattice": arcs added on the coadd's quantisation lattice (positives share the controls'
+    # pixel statistics); "float": the seed's float arcs, an ablation the shortcut audit fails
+    arc_pixels: Literal["lattice", "float"] = "lattice"
+
+
+class Audit(_Model):
+    """The shortcut audit run after inject (jobs/shortcut_audit.py)."""
+
+    max_auroc: float = Field(0.60, gt=0.5, le=1.0)  # above it, inject fails its verification
+    rows_per_split: PositiveInt = 20000  # stamps sampled per split (row groups drawn at random)
 
 
 class Variant(_Model):
@@ -77,6 +87,7 @@ class Variant(_Model):
     cuts: Cuts = Cuts()
     splits: dict[Literal["train", "val", "test"], NonNegativeFloat]
     injection: Injection = Injection()
+    audit: Audit = Audit()
 
     @field_validator("splits")
     @classmethod

@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core import storage
+from core import layout, storage
 from core.errors import UsageError
 from core.metrics import OPERATING_POINTS
 from core.names import check_name, check_path
 
-COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "fpr@tpr0.85", "fpr@tpr0.90")
+COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "tpr@fpr1e-2", "tpr@fpr0", "fpr@tpr0.85", "fpr@tpr0.90")
 LOWER_IS_BETTER = ("fpr@", "loss")
 
 
 def runs_root(workspace: Path) -> Path:
-    return workspace / "data" / "runs"
+    return layout.runs_dir(workspace)
 
 
 @dataclass
@@ -109,6 +109,7 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
     rows = []
     for metric in COMPARED:
         values = [r.final.get(metric) for r in runs]
+        bounds = [(r.final.get("fpr_upper_bounds") or {}).get(metric) for r in runs]
         present = [(v, i) for i, v in enumerate(values) if v is not None]
         best = None
         if present:
@@ -121,6 +122,7 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
             {
                 "metric": metric,
                 "values": values,
+                "upper_bounds": bounds,
                 "best": None if best is None else runs[best].name,
                 "target": None if target is None else f"{target.op} {target.value:g}",
             }
@@ -131,6 +133,13 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
     arch = [(r.info.get("preset_values") or {}).get("arch") for r in runs]
     setup.append({"metric": "arch", "values": arch, "best": None, "target": None})
     setup.append({"metric": "epochs", "values": [len(r.epochs) for r in runs], "best": None, "target": None})
+    counted = [_counts(r.final) for r in runs]
+    setup.append(
+        {"metric": "positives (galaxies)", "values": [c[0] for c in counted], "best": None, "target": None}
+    )
+    setup.append(
+        {"metric": "negatives (galaxies)", "values": [c[1] for c in counted], "best": None, "target": None}
+    )
     source = ["eval (test)" if r.evaluation else "last epoch (val)" for r in runs]
     setup.append({"metric": "figures from", "values": source, "best": None, "target": None})
     return {"runs": [r.name for r in runs], "rows": setup + rows}
@@ -141,16 +150,27 @@ def markdown(table: dict[str, Any]) -> str:
     lines = ["| Metric | " + " | ".join(runs) + " | Target |", "|---" * (len(runs) + 2) + "|"]
     for row in table["rows"]:
         cells = []
-        for name, value in zip(runs, row["values"], strict=True):
-            text = _cell(row["metric"], value)
+        bounds = row.get("upper_bounds") or [None] * len(runs)
+        for name, value, bound in zip(runs, row["values"], bounds, strict=True):
+            text = _cell(row["metric"], value, bound)
             cells.append(f"**{text}**" if row["best"] == name and len(runs) > 1 else text)
         lines.append(f"| {row['metric']} | " + " | ".join(cells) + f" | {row['target'] or ''} |")
     return "\n".join(lines) + "\n"
 
 
-def _cell(metric: str, value: Any) -> str:
+def _counts(figures: dict[str, Any]) -> tuple[str, str]:
+    """ "rows (galaxies)" for the positives and negatives behind a run's figures."""
+    out = []
+    for kind in ("pos", "neg"):
+        rows, galaxies = figures.get(f"n_{kind}"), figures.get(f"n_{kind}_independent")
+        out.append("-" if rows is None else f"{rows} ({galaxies if galaxies is not None else '?'})")
+    return out[0], out[1]
+
+
+def _cell(metric: str, value: Any, upper_bound: float | None = None) -> str:
+    """A figure for display: "n/m" where not measurable, "< bound" where nothing passed."""
     if value is None:
-        return "n/m"
+        return f"< {upper_bound:.1e}" if upper_bound is not None else "n/m"
     if metric in OPERATING_POINTS or metric == "auroc":
         return (
             f"{value:.4f}"

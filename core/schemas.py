@@ -56,6 +56,11 @@ PARENT_COLUMNS: tuple[str, ...] = (
 )
 
 
+def galaxy_keys(brickname, objid):
+    """Each row's galaxy, "brickname:objid": the independent unit every count is made of."""
+    return np.array([f"{b}:{int(o)}" for b, o in zip(brickname, objid, strict=True)], dtype=object)
+
+
 def nanomaggies_to_mag(flux):
     """AB magnitude from nanomaggies, m = 22.5 − 2.5 log10(flux); NaN where flux ≤ 0."""
     flux = np.asarray(flux, dtype=np.float64)

@@ -118,6 +118,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("seed", "int", help="random seed"),
             Param("brick_px", "int", help="brick size in pixels (DR10: 3600)"),
             Param("no_images", "bool", False, help="catalogues only"),
+            Param("lrgs_per_brick", "int", help="LRGs drawn per brick"),
             _FORCE,
         ),
     ),
@@ -180,12 +181,16 @@ SHIPPED: tuple[Stage, ...] = (
     Stage(
         "eval",
         "jobs.eval",
-        "operating-point tables, stratified by theta_E and theta_E/PSF",
+        "operating points, completeness maps, real-galaxy and lookalike FPR, known lenses",
         "Phase 6",
         params=(
             Param("grid", "grid", help="the stamps' grid"),
             Param("run", "str", help="run name"),
             Param("split", "choice", "test", ("train", "val", "test"), "held-out split"),
+            Param("lookalikes", "path", help="lookalike catalogue (ra, dec, population)"),
+            Param("prevalence", "float", help="lenses per galaxy, for the purity [1e-4]"),
+            Param("real_galaxies", "int", help="parent galaxies never trained on to score"),
+            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
         ),
     ),
     Stage(
@@ -198,6 +203,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("run", "str", help="run name"),
             Param("hard_negatives", "int", help="how many top-scoring controls to list"),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
+            Param("catalog", "path", help="score these positions (ra, dec[, name, population])"),
         ),
     ),
     Stage(

@@ -582,37 +582,30 @@ def demo(
 
 
 def _demo_report(root: Path) -> None:
-    """Where the results are, the demo model's figures on the test split, the planted lenses' ranks."""
-    from core.candidates import candidates_path, planted_ranks
+    """Where the results are, the audit, the test figures with their independent counts, the
+    real-galaxy and lookalike false positives, and where the known lenses landed."""
+    from rich.text import Text
+
+    from halo_tui.demo_report import lines
 
     console = _console()
-    run = DEMO_RUN
-    evaluation = root / "data" / "runs" / run / "eval" / "eval-test.json"
-    ops = json.loads(evaluation.read_text())["operating_points"]
     console.rule("[bold]demo results")
-    console.print(f"stamps:     {root / 'data' / 'stamps'}")
-    console.print(f"run:        {root / 'data' / 'runs' / run} (metrics.jsonl, best.pt)")
-    console.print(f"evaluation: {evaluation.with_suffix('.md')}")
-    console.print(f"candidates: {candidates_path(root, run)}")
-    figures = ", ".join(
-        f"{k} {'n/m' if ops.get(k) is None else format(ops[k], '.4f')}"
-        for k in ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3", "tpr@fpr1e-4", "fpr@tpr0.85")
-    )
-    console.print(f"test split ({ops['n_pos']} positives, {ops['n_neg']} negatives): {figures}")
-    ranks = planted_ranks(candidates_path(root, run), root / "truth" / "planted.parquet")
-    listed = ", ".join(f"{r['brickname']}:{r['objid']} #{r['rank']}" for r in ranks)
-    console.print(f"planted lenses among {ranks[0]['of'] if ranks else 0} candidates: {listed}")
+    for line in lines(root, DEMO_RUN, "v4_sota", "grid_sota"):
+        console.print(Text(line), soft_wrap=True)
 
 
 @demo_app.command("init")
 def demo_init(
     workspace: WorkspaceOpt = None,
     bricks: Annotated[
-        int | None, typer.Option("--bricks", min=1, help="number of bricks [default: 16]")
+        int | None, typer.Option("--bricks", min=1, help="number of bricks [default: 32]")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="random seed [default: 1]")] = None,
     brick_px: Annotated[
         int | None, typer.Option("--brick-px", min=64, help="brick size (DR10: 3600) [default: 600]")
+    ] = None,
+    lrgs: Annotated[
+        int | None, typer.Option("--lrgs-per-brick", min=1, help="LRGs drawn per brick [default: 85]")
     ] = None,
     no_images: Annotated[bool, typer.Option("--no-images", help="catalogues only")] = False,
     force: Annotated[
@@ -623,7 +616,8 @@ def demo_init(
     """Create the demo workspace (default ./halo-demo) and write the mock survey into it, as a job."""
     engine = _demo_workspace(workspace)
     options = {
-        "bricks": bricks,
+        "bricks": bricks or DEMO_SURVEY["bricks"],
+        "lrgs_per_brick": lrgs or DEMO_SURVEY["lrgs_per_brick"],
         "seed": seed,
         "brick_px": brick_px,
         "no_images": no_images or None,
@@ -636,8 +630,11 @@ def demo_init(
 
 
 # The demo pipeline so far: stages are added here as they are built.
+# 32 bricks with 85 LRGs each: ~340 independent control galaxies in the test split, so that
+# tpr@fpr1e-2 is measurable (it needs 100) with an interval worth printing
+DEMO_SURVEY = {"bricks": 32, "lrgs_per_brick": 85}
 DEMO_STEPS: tuple[tuple[str, str | None, dict[str, Any]], ...] = (
-    ("demo", None, {}),
+    ("demo", None, DEMO_SURVEY),
     ("select", "v4_sota", {}),
     ("manifest", "v4_sota", {"grid": "grid_sota"}),
     ("coadds", "v4_sota", {"grid": "grid_sota"}),

@@ -14,6 +14,17 @@ STATE_STYLES = {
 }
 
 
+def visible(text: Any) -> str:
+    """Text from files, logs or users made safe to show: control characters (an ESC that
+    would retitle the terminal, say) become visible `\x1b` escapes. Show it as a Rich
+    `Text`, never as markup."""
+    out = []
+    for ch in str(text):
+        code = ord(ch)
+        out.append(ch if ch in "\n\t" or not (code < 32 or 127 <= code < 160) else f"\\x{code:02x}")
+    return "".join(out)
+
+
 def when(ts: float | None) -> str:
     """A timestamp as local `YYYY-MM-DD HH:MM:SS`, or '-'."""
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))

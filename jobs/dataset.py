@@ -187,6 +187,33 @@ class StampStream(torch.utils.data.IterableDataset):
             yield image, labels[i], metas[i], int(data["task_id"][row])
 
 
+def task_galaxies(location: str | list[str]) -> Any:
+    """A function mapping task ids to their galaxies (small integer codes), read from the
+    stamps' ids: validation counts galaxies, not rows, as its independent units."""
+    from core.schemas import galaxy_keys
+
+    uris = location if isinstance(location, list) else storage.list_files(location, "*.parquet")
+    ids, keys = [], []
+    for uri in sorted(uris):
+        try:
+            table = _parquet_file(uri).read(columns=["task_id", "brickname", "objid"])
+        except Exception:  # noqa: S112 - a damaged file is reported by the stream itself
+            continue
+        ids.append(table.column("task_id").to_numpy())
+        keys.append(galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist()))
+    task = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+    codes = np.unique(np.concatenate(keys), return_inverse=True)[1].reshape(-1) if keys else task
+    order = np.argsort(task)
+    task, codes = task[order], codes[order]
+
+    def lookup(tasks: np.ndarray) -> np.ndarray:
+        where = np.clip(np.searchsorted(task, tasks), 0, max(task.size - 1, 0))
+        found = task[where] == tasks if task.size else np.zeros(len(tasks), bool)
+        return np.where(found, codes[where] if task.size else 0, -1 - np.arange(len(tasks)))
+
+    return lookup
+
+
 def _parquet_file(uri: str) -> Any:
     import pyarrow.parquet as pq
 

@@ -1,17 +1,37 @@
-"""`eval` (seed Phase 6): a trained run on a held-out split -> the seed's two tables.
+"""`eval` (seed Phase 6): a trained run judged as a referee would judge it.
 
-Table 1: the FPR at each completeness (TPR 0.99 … 0.70); table 2: the completeness at each
-FPR (1e-2 … 1e-5). Both overall and stratified by θE bins and θE/PSF bins: in a bin, the
-completeness counts that bin's positives, the FPR always all negatives (controls have no θE).
-Every figure carries its counts and a 95 % Clopper–Pearson interval; an FPR below
-1/n_negatives is "not measurable", never a number.
+On a held-out split of the injection stamps (test by default), scored in float32:
+
+- **operating points** (jobs/operating_points.py): AUROC, tpr@fpr, fpr@tpr and the TPR at
+  FPR = 0 (HOLISMOKES), each with n rows and n independent (galaxies), a bootstrap interval
+  over galaxies, and "not measurable" or a one-sided upper bound where the independent
+  negatives cannot measure it;
+- **the seed's two tables** (FPR at each completeness, completeness at each FPR);
+- **operating thresholds**: the score above which each measurable FPR level (1e-2 … 1e-5)
+  holds on the negatives, and the highest negative's score (FPR 0);
+- **completeness maps** at each threshold: by θE × src_dmag, by arc_snr, by θE and by
+  θE/PSF, every cell with its counts (rows and host galaxies) and interval;
+- **real galaxies**: the FPR at each threshold on parent-sample galaxies that were never in
+  training (not in the train split, not known lenses; up to `--real-galaxies` of them) and
+  on each lookalike population of `--lookalikes` (the workspace's catalogs/lookalikes.csv by
+  default: spirals, rings, mergers, edge-on disks), with intervals;
+- **known-lens recovery**: every known lens in the scored footprint (the shipped lenscat
+  table and the workspace's own), its score, its rank among the real galaxies scored and
+  the thresholds it passes;
+- **calibration**: the reliability table and its ECE, and the purity each threshold would
+  reach at `--prevalence` lenses per galaxy (default one per 10,000 LRGs), from the real
+  galaxies' FPR.
+
+JSON and markdown land in `data/runs/<run>/eval/eval-<split>.{json,md}`.
 
     python -m jobs.eval --workspace DIR --variant V [--grid G] [--run NAME] [--split test]
+        [--lookalikes FILE] [--prevalence P] [--real-galaxies N] [--cache DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,210 +39,541 @@ from typing import Any
 import numpy as np
 
 from jobs import stage_runtime
+from jobs.rates import bins_of, levels_of, purity, rate, reliability
 
 COMPLETENESS = (0.99, 0.95, 0.90, 0.85, 0.80, 0.70)
 FPRS = (1e-2, 1e-3, 1e-4, 1e-5)
-THETA_E_BINS = (0.0, 0.75, 1.0, 1.5, 2.0, np.inf)
 THETA_PSF_BINS = (0.0, 0.5, 0.75, 1.0, 1.5, np.inf)
+ARC_SNR_BINS = (0.0, 3.0, 5.0, 10.0, 20.0, 50.0, np.inf)
+DEFAULT_PREVALENCE = 1e-4
+DEFAULT_REAL_GALAXIES = 20000
 
 
-def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float | None, float | None]:
-    from scipy.stats import beta
-
-    if n == 0:
-        return None, None
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
+# -- thresholds and tables ---------------------------------------------------------------
 
 
-def _rate(k: int, n: int) -> dict[str, Any]:
-    lo, hi = clopper_pearson(k, n)
-    return {"value": k / n if n else None, "k": k, "n": n, "lo": lo, "hi": hi}
+def operating_thresholds(neg: np.ndarray, neg_groups: np.ndarray) -> list[dict[str, Any]]:
+    """A threshold (pass: score > threshold) for each FPR level the independent negatives
+    can measure, and the highest negative's score (FPR 0, the HOLISMOKES convention)."""
+    from jobs.operating_points import measurable_fpr
 
-
-def fpr_at_completeness(neg: np.ndarray, pos: np.ndarray, target: float) -> dict[str, Any]:
-    """The FPR (over all negatives) at the threshold where `target` of `pos` is recovered."""
-    if pos.size == 0:
-        return {"value": None, "reason": "no positives in this bin", "n_pos": 0}
-    threshold = np.sort(pos)[::-1][int(np.ceil(target * pos.size)) - 1]
-    k = int(np.sum(neg >= threshold))
-    out = {**_rate(k, neg.size), "threshold": float(threshold), "n_pos": int(pos.size)}
-    if k == 0:
-        out.update(value=None, reason=f"below 1/n_neg = {1 / neg.size:.1e}: not measurable")
+    if neg.size == 0:
+        return []
+    n_ind = int(np.unique(neg_groups).size)
+    ordered = np.sort(neg)[::-1]
+    out = []
+    for f in FPRS:
+        if measurable_fpr(f, n_ind):
+            allowed = int(np.floor(f * neg.size))
+            out.append(
+                {"name": f"FPR {f:.0e}", "fpr": f, "threshold": float(ordered[min(allowed, neg.size - 1)])}
+            )
+    out.append({"name": "FPR 0", "fpr": 0.0, "threshold": float(ordered[0])})
     return out
 
 
-def completeness_at_fpr(neg: np.ndarray, pos: np.ndarray, target: float) -> dict[str, Any]:
-    """The fraction of `pos` above the threshold that lets `target` of the negatives through."""
-    if target < 1.0 / max(neg.size, 1):
-        return {
-            "value": None,
-            "reason": f"FPR {target:g} is below 1/n_neg = {1 / max(neg.size, 1):.1e}: not measurable",
-            "n_neg": int(neg.size),
-        }
-    allowed = int(np.floor(target * neg.size))
-    threshold = np.sort(neg)[::-1][allowed] if allowed < neg.size else -np.inf
-    k = int(np.sum(pos > threshold))
-    return {**_rate(k, pos.size), "threshold": float(threshold), "n_neg": int(neg.size)}
-
-
-def tables(
-    labels: np.ndarray, scores: np.ndarray, theta_e: np.ndarray, theta_psf: np.ndarray
+def fpr_at_completeness(
+    neg: np.ndarray, neg_groups: np.ndarray, pos: np.ndarray, target: float
 ) -> dict[str, Any]:
-    """Both tables, overall and per θE and θE/PSF bin."""
-    labels = labels.astype(bool)
-    neg, pos_all = scores[~labels], scores[labels]
-
-    def table_for(mask: np.ndarray) -> dict[str, Any]:
-        pos = scores[labels & mask]
-        return {
-            "n_pos": int(pos.size),
-            "n_neg": int(neg.size),
-            "fpr_at_completeness": {f"{t:.2f}": fpr_at_completeness(neg, pos, t) for t in COMPLETENESS},
-            "completeness_at_fpr": {f"{f:.0e}": completeness_at_fpr(neg, pos, f) for f in FPRS},
-        }
-
-    out: dict[str, Any] = {"overall": table_for(np.ones_like(labels))}
-    for name, values, edges in (
-        ("theta_e", theta_e, THETA_E_BINS),
-        ("theta_over_psf", theta_psf, THETA_PSF_BINS),
-    ):
-        out[name] = {}
-        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-            label = f"[{lo:g}, {hi:g})"
-            out[name][label] = table_for((values >= lo) & (values < hi))
-    del pos_all
+    """The FPR (over the negatives, counted by galaxy) at the score where `target` of `pos`
+    is recovered; where no negative passes, the upper bound instead of a value."""
+    if pos.size == 0:
+        return {"value": None, "reason": "no positives", "n_pos": 0}
+    threshold = np.sort(pos)[::-1][int(np.ceil(target * pos.size)) - 1]
+    out = {**rate(neg >= threshold, neg_groups), "threshold": float(threshold), "n_pos": int(pos.size)}
+    if out["k"] == 0:
+        out["value"] = None
+        out["reason"] = f"no negative passes: FPR < {out['upper']:.1e} (95 % upper bound)"
     return out
 
 
-def _fmt(cell: dict[str, Any], percent: bool) -> str:
-    if cell.get("value") is None:
-        return "n/m"
-    value = cell["value"] * 100 if percent else cell["value"]
-    lo = cell["lo"] * 100 if percent else cell["lo"]
-    hi = cell["hi"] * 100 if percent else cell["hi"]
-    if percent:
-        return f"{value:.1f}% [{lo:.1f}, {hi:.1f}] ({cell['k']}/{cell['n']})"
-    return f"{value:.2e} [{lo:.1e}, {hi:.1e}] ({cell['k']}/{cell['n']})"
+def completeness(pos: np.ndarray, pos_groups: np.ndarray, threshold: float) -> dict[str, Any]:
+    """The fraction of positives scoring above `threshold`, counted by host galaxy."""
+    return rate(pos > threshold, pos_groups)
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The seed's two tables, then the stratified completeness at each FPR."""
-    overall = result["tables"]["overall"]
-    lines = [
-        f"# Evaluation of {result['run']} on the {result['split']} split",
-        f"n_pos = {overall['n_pos']}, n_neg = {overall['n_neg']}; 95 % Clopper-Pearson intervals; "
-        "n/m = not measurable",
-        "",
-        "| Completeness (TPR) | FPR |",
-        "|---|---|",
-    ]
-    lines += [
-        f"| {float(t) * 100:.1f}% | {_fmt(c, False)} |" for t, c in overall["fpr_at_completeness"].items()
-    ]
-    lines += ["", "| Target FPR | Completeness (TPR) |", "|---|---|"]
-    lines += [f"| {f} | {_fmt(c, True)} |" for f, c in overall["completeness_at_fpr"].items()]
-    for name, title in (("theta_e", "θE (arcsec)"), ("theta_over_psf", "θE / PSF FWHM")):
-        header = "| " + title + " bin | n_pos | " + " | ".join(f"TPR@FPR {f:.0e}" for f in FPRS) + " |"
-        lines += ["", header, "|" + "---|" * (2 + len(FPRS))]
-        for label, table in result["tables"][name].items():
-            cells = [_fmt(table["completeness_at_fpr"][f"{f:.0e}"], True) for f in FPRS]
-            lines.append(f"| {label} | {table['n_pos']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+def tables(scored: dict[str, Any], thresholds: list[dict[str, Any]], ops: dict[str, Any]) -> dict[str, Any]:
+    """The seed's two tables, overall. Where the operating points hold the same figure, its
+    interval is theirs (the bootstrap re-derives the threshold from each resample's
+    negatives), not the narrower one of a fixed threshold."""
+    label, logit, galaxy = scored["label"], scored["logit"], scored["galaxy"]
+    neg, neg_g, pos, pos_g = logit[~label], galaxy[~label], logit[label], galaxy[label]
+    by_fpr = {t["fpr"]: t for t in thresholds}
+    n_ind = int(np.unique(neg_g).size)
+    at_fpr = {}
+    for f in FPRS:
+        if f in by_fpr:
+            cell = {**completeness(pos, pos_g, by_fpr[f]["threshold"]), "threshold": by_fpr[f]["threshold"]}
+            interval = ops.get("intervals", {}).get(f"tpr@fpr{f:.0e}".replace("e-0", "e-"))
+            if interval:
+                cell["lo"], cell["hi"] = interval
+            at_fpr[f"{f:.0e}"] = cell
+        else:
+            at_fpr[f"{f:.0e}"] = {
+                "value": None,
+                "reason": f"FPR {f:g} needs {int(np.ceil(1 / f)):,} independent negatives; "
+                f"there are {n_ind:,}",
+            }
+    at_completeness = {}
+    for t in COMPLETENESS:
+        cell = fpr_at_completeness(neg, neg_g, pos, t)
+        interval = ops.get("intervals", {}).get(f"fpr@tpr{t:.2f}")
+        if interval and cell.get("value") is not None:
+            cell["lo"], cell["hi"] = interval
+        at_completeness[f"{t:.2f}"] = cell
+    return {"fpr_at_completeness": at_completeness, "completeness_at_fpr": at_fpr}
 
 
-def score_split(run_dir: Path, stamps: Path, split: str, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """The run's best model over one split of the stamps: scores with labels and θE."""
-    import pyarrow.parquet as pq
-    import torch
-
-    from jobs.dataset import StampStream
-    from jobs.models import load_run
-
-    model, meta_cols = load_run(run_dir)
-    data = StampStream(str(stamps), split, meta_cols=meta_cols)
-    scores, ids, labels = [], [], []
-    with torch.no_grad():
-        for images, y, meta, task in torch.utils.data.DataLoader(data, batch_size=batch_size):
-            scores.append(model(images, meta if meta_cols else None).numpy())
-            labels.append(y.numpy())
-            ids.append(task.numpy())
-    if not scores:
-        raise stage_runtime.StageError(f"{stamps}: no usable rows in the {split} split")
-    task_id = np.concatenate(ids)
-    info = pq.read_table(
-        sorted(stamps.glob("part-*.parquet")), columns=["task_id", "theta_e_arcsec", "theta_over_psf"]
-    )
-    lookup = {t: i for i, t in enumerate(info.column("task_id").to_pylist())}
-    rows = np.array([lookup[t] for t in task_id])
-    return {
-        "task_id": task_id,
-        "score": np.concatenate(scores),
-        "label": np.concatenate(labels),
-        "theta_e": info.column("theta_e_arcsec").to_numpy()[rows],
-        "theta_over_psf": np.nan_to_num(
-            info.column("theta_over_psf").to_numpy(zero_copy_only=False)[rows].astype(float)
-        ),
-        "skipped": data.skipped,
+def completeness_maps(scored: dict[str, Any], thresholds: list[dict[str, Any]]) -> dict[str, Any]:
+    """At each threshold: completeness by θE × src_dmag, by arc_snr, θE and θE/PSF."""
+    label = scored["label"]
+    pos = {
+        k: np.asarray(scored[k])[label]
+        for k in ("logit", "galaxy", "theta_e", "src_dmag", "arc_snr", "theta_over_psf")
     }
+    theta_levels, dmag_levels = levels_of(pos["theta_e"]), levels_of(pos["src_dmag"])
+    out: dict[str, Any] = {}
+    for t in thresholds:
+        passed = pos["logit"] > t["threshold"]
+
+        def cell(mask: np.ndarray, passed: np.ndarray = passed) -> dict[str, Any]:
+            return rate(passed[mask], pos["galaxy"][mask])
+
+        out[t["name"]] = {
+            "threshold": t["threshold"],
+            "theta_e_x_src_dmag": {
+                "theta_e": [label_ for label_, _ in theta_levels],
+                "src_dmag": [label_ for label_, _ in dmag_levels],
+                "cells": [[cell(tm & dm) for _, dm in dmag_levels] for _, tm in theta_levels],
+            },
+            "theta_e": {label_: cell(mask) for label_, mask in theta_levels},
+            "arc_snr": {label_: cell(mask) for label_, mask in bins_of(pos["arc_snr"], ARC_SNR_BINS)},
+            "theta_over_psf": {
+                label_: cell(mask) for label_, mask in bins_of(pos["theta_over_psf"], THETA_PSF_BINS)
+            },
+        }
+    return out
+
+
+# -- real galaxies, lookalikes, known lenses ---------------------------------------------
+
+
+def _hash_order(keys: np.ndarray) -> np.ndarray:
+    """A fixed pseudo-random order of galaxies (the same sample on every run)."""
+    return np.argsort([hashlib.blake2b(str(k).encode(), digest_size=8).digest() for k in keys], kind="stable")
+
+
+def real_galaxies(
+    workspace: Path, variant: Any, known: Any, limit: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Parent-sample galaxies never in training (not in the train split), up to `limit`, and
+    the parent's known lenses (any split), as positions with their columns."""
+    import pyarrow.parquet as pq
+
+    from core.schemas import galaxy_keys
+    from jobs import known_lenses
+    from jobs.select import parent_dir
+
+    path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
+    if not path.exists():
+        raise stage_runtime.StageError(f"{path}: no parent sample; run `halo stage select` first")
+    parent = {k: np.asarray(v) for k, v in pq.read_table(path).to_pydict().items()}
+    lens_index, separation = known_lenses.match_with_separation(parent["ra"], parent["dec"], known)
+    eligible = np.flatnonzero((parent["split"] != "train") & (lens_index < 0))
+    keys = galaxy_keys(parent["brickname"][eligible], parent["objid"][eligible])
+    chosen = eligible[_hash_order(keys)[:limit]]
+    sample = {k: v[chosen] for k, v in parent.items()}
+    lenses = known_lenses.nearest_per_lens(lens_index, separation)
+    return sample, np.stack([lenses, lens_index[lenses]], axis=1) if lenses.size else np.zeros((0, 2), int)
+
+
+def fpr_table(logits: np.ndarray, ok: np.ndarray, thresholds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each threshold's FPR over the usable positions (each its own galaxy)."""
+    usable = logits[ok]
+    return {"n": int(usable.size), **{t["name"]: rate(usable > t["threshold"]) for t in thresholds}}
+
+
+def _passes(logit: float, thresholds: list[dict[str, Any]]) -> list[str]:
+    return [t["name"] for t in thresholds if np.isfinite(logit) and logit > t["threshold"]]
+
+
+def known_lens_recovery(
+    known: dict[str, np.ndarray],
+    scored_lenses: list[tuple[int, float, str]],
+    reference: np.ndarray,
+    thresholds: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Each scored known lens: its score, rank among the real galaxies scored (1 = top) and
+    the thresholds it passes; `scored_lenses` holds (table index, logit, how it was found)."""
+    from jobs.scoring import sigmoid
+
+    everyone = np.concatenate([reference, [lg for _, lg, _ in scored_lenses if np.isfinite(lg)]])
+    out = []
+    for index, logit, found in scored_lenses:
+        finite = bool(np.isfinite(logit))
+        out.append(
+            {
+                "name": str(known["name"][index]),
+                "ra": float(known["ra"][index]),
+                "dec": float(known["dec"][index]),
+                "grade": str(known["grade"][index]),
+                "reference": str(known["reference"][index]),
+                "found_as": found,
+                "score": float(sigmoid(logit)) if finite else None,
+                "logit": float(logit) if finite else None,
+                "rank": int(np.sum(everyone > logit)) + 1 if finite else None,
+                "of": int(everyone.size),
+                "passes": _passes(logit, thresholds),
+            }
+        )
+    return sorted(out, key=lambda r: (r["rank"] is None, r["rank"] or 0))
+
+
+# -- the stage ---------------------------------------------------------------------------
 
 
 def run(
-    workspace: Path, variant: str, grid: str | None = None, run_name: str | None = None, split: str = "test"
+    workspace: Path,
+    variant: str,
+    grid: str | None = None,
+    run_name: str | None = None,
+    split: str = "test",
+    lookalikes: str | None = None,
+    prevalence: float = DEFAULT_PREVALENCE,
+    real_galaxy_limit: int = DEFAULT_REAL_GALAXIES,
+    cache: str | None = None,
 ) -> dict[str, Any]:
+    from core.layout import eval_dir, lookalikes_path, runs_dir
     from core.names import check_name
-    from jobs.inject import stamps_dir
-    from jobs.train import default_run_name, runs_dir
+    from jobs import known_lenses
+    from jobs.catalogs import read_positions
+    from jobs.coadds import default_cache
+    from jobs.inject import CoaddReader, stamps_dir
+    from jobs.models import load_run
+    from jobs.operating_points import operating_points
+    from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split
+    from jobs.survey_layout import brick_at
+    from jobs.train import default_run_name, pauc_max_fpr
 
+    if not 0.0 < prevalence < 1.0:
+        raise stage_runtime.StageError(f"--prevalence {prevalence:g}: must be between 0 and 1")
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
     )
-    run_dir = runs_dir(workspace) / run_name
-    scored = score_split(run_dir, stamps_dir(workspace, variant, grid), split)
-    result = {
+    model, meta_cols = load_run(runs_dir(workspace) / run_name)
+    scored = score_split(model, meta_cols, stamps_dir(workspace, variant, grid), split)
+    label, logit, galaxy = scored["label"], scored["logit"], scored["galaxy"]
+    n_neg_ind = int(np.unique(galaxy[~label]).size)
+    ops = operating_points(label, logit, galaxy, pauc_max_fpr=pauc_max_fpr(n_neg_ind))
+    thresholds = operating_thresholds(logit[~label], galaxy[~label])
+    result: dict[str, Any] = {
         "run": run_name,
         "variant": variant,
         "grid": grid,
         "split": split,
-        "tables": tables(scored["label"], scored["score"], scored["theta_e"], scored["theta_over_psf"]),
+        "operating_points": ops,
+        "thresholds": thresholds,
+        "tables": {"overall": tables(scored, thresholds, ops)},
+        "completeness": completeness_maps(scored, thresholds),
+        "calibration": reliability(label, 1.0 / (1.0 + np.exp(-logit))),
     }
-    from jobs.operating_points import operating_points
 
-    result["operating_points"] = operating_points(scored["label"], scored["score"])
-    out = run_dir / "eval"
-    out.mkdir(exist_ok=True)
-    (out / f"eval-{split}.json").write_text(json.dumps(result, indent=2))
+    # real galaxies never trained on, lookalikes, known lenses
+    cache = cache or default_cache(workspace)
+    reader = CoaddReader(cache, config.variants[variant].injection.stamp_size)
+    known = known_lenses.load(workspace)
+    sample, lens_rows = real_galaxies(workspace, config.variants[variant], known, real_galaxy_limit)
+    real = score_positions(model, meta_cols, reader, sample)
+    result["real_galaxies"] = {
+        "population": "parent sample, never in training (val and test splits), known lenses excluded",
+        **fpr_table(real["logit"], real["ok"], thresholds),
+        "flagged": int((~real["ok"]).sum()),
+    }
+    looks_path = lookalikes or (
+        str(lookalikes_path(workspace)) if lookalikes_path(workspace).exists() else None
+    )
+    result["lookalikes"] = {}
+    if looks_path:
+        looks = read_positions(looks_path, default_population="lookalike")
+        scored_looks = score_positions(model, meta_cols, reader, looks)
+        for population in sorted(set(looks["population"])):
+            mask = looks["population"] == population
+            result["lookalikes"][population] = fpr_table(
+                scored_looks["logit"][mask], scored_looks["ok"][mask], thresholds
+            )
+        result["lookalikes_file"] = str(looks_path)
+
+    scored_lenses: list[tuple[int, float, str]] = []
+    if lens_rows.size:
+        parent_lenses = _parent_rows(workspace, config.variants[variant], lens_rows[:, 0])
+        got = score_positions(model, meta_cols, reader, parent_lenses)
+        scored_lenses += [
+            (int(i), float(lg), "parent sample") for i, lg in zip(lens_rows[:, 1], got["logit"], strict=True)
+        ]
+    footprint = footprint_bricks(cache)
+    matched = {i for i, _, _ in scored_lenses}
+    outside = [
+        i
+        for i in range(known["ra"].size)
+        if i not in matched and brick_at(float(known["ra"][i]), float(known["dec"][i])).name in footprint
+    ]
+    if outside:
+        positions = {"ra": known["ra"][outside], "dec": known["dec"][outside]}
+        got = score_positions(model, meta_cols, reader, positions)
+        scored_lenses += [
+            (i, float(lg), "position")
+            for i, lg, why in zip(outside, got["logit"], got["fail_reason"], strict=True)
+            if not (why or "").startswith(OUTSIDE)  # in the brick's name, not on its image
+        ]
+    reference = real["logit"][real["ok"]]
+    result["known_lenses"] = known_lens_recovery(known, scored_lenses, reference, thresholds)
+
+    tpr_by = {t["name"]: rate(logit[label] > t["threshold"])["value"] for t in thresholds}
+    result["purity"] = {
+        "prevalence": prevalence,
+        "fpr_from": "real galaxies" if result["real_galaxies"]["n"] else f"{split} controls",
+        "rows": [
+            _purity_row(t, tpr_by[t["name"]], result, logit, label, galaxy, prevalence) for t in thresholds
+        ],
+    }
+
+    out = eval_dir(workspace, run_name)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_atomic(out / f"eval-{split}.json", json.dumps(result, indent=2))
     text = markdown(result)
-    (out / f"eval-{split}.md").write_text(text)
+    _write_atomic(out / f"eval-{split}.md", text)
     print(text, flush=True)
-    ops = result["operating_points"]
     return {
         "outputs": [str(out / f"eval-{split}.json"), str(out / f"eval-{split}.md")],
         "run": run_name,
         "split": split,
-        "n_pos": ops["n_pos"],
-        "n_neg": ops["n_neg"],
-        "auroc": ops["auroc"],
+        **{
+            k: ops.get(k)
+            for k in ("n_pos", "n_neg", "n_pos_independent", "n_neg_independent", "auroc", "pauc")
+        },
         **{k: ops[k] for k in ops if k.startswith(("tpr@", "fpr@"))},
+        "real_galaxies": result["real_galaxies"]["n"],
+        "lookalikes": {p: v["n"] for p, v in result["lookalikes"].items()},
+        "known_lenses_scored": len(result["known_lenses"]),
     }
+
+
+def _parent_rows(workspace: Path, variant: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
+    import pyarrow.parquet as pq
+
+    from jobs.select import parent_dir
+
+    parent = pq.read_table(parent_dir(workspace, variant.parent_sample) / "parent.parquet").take(rows)
+    return {k: np.asarray(v) for k, v in parent.to_pydict().items()}
+
+
+def _purity_row(
+    t: dict[str, Any],
+    tpr: float | None,
+    result: dict[str, Any],
+    logit: np.ndarray,
+    label: np.ndarray,
+    galaxy: np.ndarray,
+    prevalence: float,
+) -> dict[str, Any]:
+    """The purity at one threshold: from the real galaxies' FPR (the test controls' if none);
+    where no galaxy passed, a lower bound from the FPR's upper bound."""
+    cell = result["real_galaxies"].get(t["name"]) if result["real_galaxies"]["n"] else None
+    if cell is None:
+        cell = rate(logit[~label] > t["threshold"], galaxy[~label])
+    bound = cell["k"] == 0
+    fpr = cell["upper"] if bound else cell["value"]
+    return {
+        "threshold": t["name"],
+        "completeness": tpr,
+        "fpr": cell["value"],
+        "fpr_upper": cell.get("upper"),
+        "purity": purity(tpr or 0.0, fpr, prevalence),
+        "purity_is_lower_bound": bound,
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# -- markdown ----------------------------------------------------------------------------
+
+
+def _pct(cell: dict[str, Any]) -> str:
+    """A rate as "45.0% [30.1, 60.2] (9/20)", "< 3.1%" where nothing passed, "n/m" if unmeasured."""
+    if cell.get("value") is None and "upper" in cell:
+        return f"< {cell['upper'] * 100:.2g}% (0/{cell['n']})"
+    if cell.get("value") is None:
+        return "n/m"
+    counts = f"{cell['k']}/{cell['n']}"
+    if cell.get("n_independent") not in (None, cell["n"]):
+        counts += f", {cell['n_independent']} gal."
+    if cell["k"] == 0:
+        return f"0% [0, {cell['hi'] * 100:.2g}] ({counts})"
+    return f"{cell['value'] * 100:.1f}% [{cell['lo'] * 100:.1f}, {cell['hi'] * 100:.1f}] ({counts})"
+
+
+def _fpr(cell: dict[str, Any]) -> str:
+    if cell.get("value") is None and "upper" in cell:
+        return f"< {cell['upper']:.1e} (0/{cell['n_independent']})"
+    if cell.get("value") is None:
+        return "n/m"
+    if cell["k"] == 0:
+        return f"< {cell['upper']:.1e} (0/{cell['n_independent']})"
+    return f"{cell['value']:.2e} [{cell['lo']:.1e}, {cell['hi']:.1e}] ({cell['k']}/{cell['n']})"
+
+
+def _figure(ops: dict[str, Any], name: str) -> str:
+    value = ops.get(name)
+    if value is None:
+        bound = ops.get("fpr_upper_bounds", {}).get(name)
+        return f"< {bound:.1e} (none passes)" if bound is not None else "n/m"
+    interval = ops.get("intervals", {}).get(name)
+    text = f"{value:.4f}" if name in ("auroc", "pauc") or name.startswith("tpr@") else f"{value:.2e}"
+    return text + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The evaluation as a markdown report."""
+    from core.metrics import FPR_AT_TPR, TPR_AT_FPR
+
+    ops = result["operating_points"]
+    lines = [
+        f"# Evaluation of {result['run']} on the {result['split']} split",
+        "",
+        f"positives: {ops['n_pos']} rows on {ops['n_pos_independent']} host galaxies; "
+        f"negatives: {ops['n_neg']} rows, {ops['n_neg_independent']} independent galaxies. "
+        "Intervals: 95 %, bootstrap over galaxies; `< x`: one-sided 95 % upper bound where nothing "
+        "passed; n/m: not measurable (an FPR below 1/n independent negatives).",
+        "",
+        "## Operating points",
+        "",
+        "| figure | value | note |",
+        "|---|---|---|",
+    ]
+    names = [
+        "auroc",
+        "pauc",
+        *(f"tpr@fpr{f}" for f in TPR_AT_FPR),
+        "tpr@fpr0",
+        *(f"fpr@tpr{t}" for t in FPR_AT_TPR),
+    ]
+    for name in names:
+        if name not in ops:
+            continue
+        note = ops.get("unmeasured", {}).get(name, "")
+        if name == "tpr@fpr0":
+            note = f"HOLISMOKES: above every negative (FPR < {ops['fpr_upper_bounds']['tpr@fpr0']:.1e})"
+        if name == "pauc":
+            note = f"partial AUROC up to FPR {ops.get('pauc_max_fpr', 0):.1e} (standardised)"
+        lines.append(f"| {name} | {_figure(ops, name)} | {note} |")
+    overall = result["tables"]["overall"]
+    lines += ["", "## The seed's tables", "", "| Completeness (TPR) | FPR |", "|---|---|"]
+    lines += [f"| {float(t) * 100:.0f}% | {_fpr(c)} |" for t, c in overall["fpr_at_completeness"].items()]
+    lines += ["", "| Target FPR | Completeness (TPR) |", "|---|---|"]
+    lines += [f"| {f} | {_pct(c)} |" for f, c in overall["completeness_at_fpr"].items()]
+    for t in result["thresholds"]:
+        maps = result["completeness"][t["name"]]
+        grid = maps["theta_e_x_src_dmag"]
+        lines += [
+            "",
+            f"## Completeness at {t['name']} (score > {t['threshold']:.3g})",
+            "",
+            "Intervals at this fixed threshold, bootstrap over host galaxies.",
+            "",
+            "| θE (″) \\ src_dmag | " + " | ".join(grid["src_dmag"]) + " |",
+            "|---" * (1 + len(grid["src_dmag"])) + "|",
+        ]
+        for theta, row in zip(grid["theta_e"], grid["cells"], strict=True):
+            lines.append(f"| {theta} | " + " | ".join(_pct(c) for c in row) + " |")
+        for key, title in (("arc_snr", "arc S/N"), ("theta_over_psf", "θE / PSF FWHM")):
+            lines += ["", f"| {title} | completeness |", "|---|---|"]
+            lines += [f"| {b} | {_pct(c)} |" for b, c in maps[key].items() if c["n"]]
+    lines += ["", "## False positives on real galaxies", ""]
+    names = [t["name"] for t in result["thresholds"]]
+    lines += [
+        "| population | n | " + " | ".join(f"FPR at {n}" for n in names) + " |",
+        "|---" * (2 + len(names)) + "|",
+    ]
+    populations = [("parent sample, never trained on", result["real_galaxies"])]
+    populations += sorted(result["lookalikes"].items())
+    for population, table in populations:
+        lines.append(f"| {population} | {table['n']} | " + " | ".join(_fpr(table[n]) for n in names) + " |")
+    lines += ["", "## Known lenses in the scored footprint", ""]
+    if result["known_lenses"]:
+        lines += ["| name | score | rank | passes | grade | reference |", "|---|---|---|---|---|---|"]
+        for lens in result["known_lenses"]:
+            score = "flagged" if lens["score"] is None else f"{lens['score']:.3f}"
+            rank = "-" if lens["rank"] is None else f"#{lens['rank']} of {lens['of']}"
+            lines.append(
+                f"| {lens['name']} | {score} | {rank} | {', '.join(lens['passes']) or 'none'} | "
+                f"{lens['grade']} | {lens['reference']} |"
+            )
+    else:
+        lines.append("none: no known lens lies in the cached coadds' footprint")
+    calibration = result["calibration"]
+    lines += [
+        "",
+        "## Calibration",
+        "",
+        f"ECE {calibration['ece']:.4f}, Brier {calibration['brier']:.4f} on {calibration['n']} stamps "
+        f"(the {result['split']} split's own mix of lenses and controls, not the sky's).",
+        "",
+        "| predicted | n | mean predicted | observed |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {b['bin']} | {b['n']} | {b['predicted']:.3f} | {b['observed']:.3f} |" for b in calibration["bins"]
+    ]
+    purity_ = result["purity"]
+    lines += [
+        "",
+        f"## Purity at a prevalence of {purity_['prevalence']:g} lenses per galaxy "
+        f"(FPR from {purity_['fpr_from']})",
+        "",
+        "| threshold | completeness | FPR | purity |",
+        "|---|---|---|---|",
+    ]
+    for row in purity_["rows"]:
+        fpr = f"< {row['fpr_upper']:.1e}" if row["purity_is_lower_bound"] else f"{row['fpr']:.2e}"
+        value = f"{'≥ ' if row['purity_is_lower_bound'] else ''}{row['purity'] * 100:.2g}%"
+        lines.append(f"| {row['threshold']} | {(row['completeness'] or 0) * 100:.1f}% | {fpr} | {value} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser(
-        "eval", "Operating-point tables, overall and stratified by theta_E and theta_E/PSF."
+        "eval", "Operating points, completeness maps, real-galaxy FPR, known lenses and calibration."
     )
     p.add_argument("--grid", help="the stamps' grid [default: the variant's]")
     p.add_argument("--run", help="run name [default: <variant>-<grid>-<default preset>]")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--lookalikes", help="lookalike catalogue [default: catalogs/lookalikes.csv if present]")
+    p.add_argument("--prevalence", type=float, default=DEFAULT_PREVALENCE, help="lenses per galaxy")
+    p.add_argument(
+        "--real-galaxies", type=int, default=DEFAULT_REAL_GALAXIES, help="parent galaxies to score"
+    )
+    p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
     args = p.parse_args(argv)
     return stage_runtime.main("eval", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(args.workspace.resolve(), args.variant, args.grid, args.run, args.split)
+    return run(
+        args.workspace.resolve(),
+        args.variant,
+        args.grid,
+        args.run,
+        args.split,
+        args.lookalikes,
+        args.prevalence,
+        args.real_galaxies,
+        args.cache,
+    )
 
 
 if __name__ == "__main__":

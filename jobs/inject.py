@@ -5,8 +5,11 @@ WCS (a stamp that leaves the brick is flagged `ok = false`, zero-padded, never c
 for positives, the lensed source rendered with lenstronomy — SIE + SHEAR at the galaxy centre
 with the galaxy's axis ratio and angle, a SERSIC_ELLIPSE source (n = 1) with the task's R_eff,
 ellipticity and offset — convolved with the PSF at that position (Gaussian from
-`psfsize_<band>`, or Moffat with the variant's β as a PIXEL kernel) and added to the cutout.
-Controls get nothing added: their stamps are their cutouts, bit for bit.
+`psfsize_<band>`, or Moffat with the variant's β as a PIXEL kernel) and added to the cutout
+on the coadd's own quantisation lattice (jobs/quantization.py: RICE coadds hold values on a
+per-tile lattice, and a float arc breaks it, a shortcut a CNN can learn). Controls get
+nothing added: their stamps are their cutouts, bit for bit. Positives and controls therefore
+share their pixel-value statistics; `jobs/shortcut_audit.py` checks it after every run.
 
 Fluxes: the unlensed source's r flux is the galaxy's `flux_r` × 10^(−0.4 src_dmag) (DESIGN:
 "source magnitude fainter than lens"); g and z follow from the source colour (g − r, r − z;
@@ -43,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from core import stamps as stamp_contract
+from core.layout import stamps_dir
 from jobs import stage_runtime
 from jobs.psf import moffat_kernel
 from jobs.shapes import lenstronomy_e1e2
@@ -80,6 +84,7 @@ class InjectSettings:
     stamp_size: int = 64
     src_g_r: float = 0.2
     src_r_z: float = 0.2
+    arc_pixels: str = "lattice"  # or "float": the seed's arcs, off the coadd's lattice (ablation)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -128,23 +133,51 @@ class BrickUnavailable(Exception):
 
 @dataclass
 class Cutout:
-    """A galaxy's grz cutout, its r-band invvar, and where the galaxy sits in it."""
+    """A galaxy's grz cutout, its r-band invvar, where the galaxy sits in it, and the
+    quantisation lattice each band's pixels sit on (see jobs/quantization.py)."""
 
     stamp: np.ndarray  # (3, size, size) float32
     invvar_r: np.ndarray  # (size, size)
     inside: bool
     dx: float  # the galaxy's offset from the centre pixel, arcsec (x, y along the pixel axes)
     dy: float
+    lattices: tuple[tuple[str, Any], ...] = ()  # per band: (method, region)
+    covered: bool = True  # whether the position itself lies on the brick's image
+
+    def add_arc(self, arc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The stamp with `arc` added on each band's lattice, as the coadd would hold it."""
+        from jobs.quantization import requantise
+
+        if not self.lattices:
+            return (self.stamp + arc).astype(np.float32)
+        return np.stack(
+            [
+                requantise(self.stamp[i], arc[i], region, method, rng)
+                for i, (method, region) in enumerate(self.lattices)
+            ]
+        )
+
+
+FULL_READ_PIXELS = 2048 * 2048
 
 
 class _Section:
-    """Lazy 2-D access to an image HDU: only the tiles a cutout touches are decompressed."""
+    """Lazy 2-D access to an image HDU. A DR10-sized image (3600², ~40 targets a brick) is
+    read by section: only the tiles a cutout touches are decompressed. A small image is
+    decompressed whole at the first cutout: astropy spends ~0.25 ms of Python per tile, so
+    ~60 cutouts of 64 rows cost more than the whole of a 600-row image. `lattice` is the
+    HDU's quantisation (per-tile scale and zero, dither)."""
 
-    def __init__(self, hdu: Any) -> None:
-        self.hdu, self.shape = hdu, tuple(hdu.shape)
+    def __init__(self, hdu: Any, lattice: Any) -> None:
+        self.hdu, self.shape, self.lattice = hdu, tuple(hdu.shape), lattice
+        self.whole: np.ndarray | None = None
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        return np.asarray(self.hdu.section[key], dtype=np.float32)
+        if self.shape[0] * self.shape[1] > FULL_READ_PIXELS:
+            return np.asarray(self.hdu.section[key], dtype=np.float32)
+        if self.whole is None:
+            self.whole = np.asarray(self.hdu.data, dtype=np.float32)
+        return self.whole[key]
 
 
 class CoaddReader:
@@ -180,8 +213,20 @@ class CoaddReader:
                 raise BrickUnavailable(f"{uri}: unreadable FITS ({type(err).__name__}: {err})") from None
             planes.append(plane)
         half = size // 2
+        ny, nx = sections["image", "r"].shape
+        covered = -0.5 <= x < nx - 0.5 and -0.5 <= y < ny - 0.5
+        lattices = tuple(
+            (sections["image", b].lattice.method, sections["image", b].lattice.region(y0, x0, size))
+            for b in BANDS
+        )
         return Cutout(
-            np.stack(planes[:3]), planes[3], inside, (x - x0 - half) * PIXSCALE, (y - y0 - half) * PIXSCALE
+            np.stack(planes[:3]),
+            planes[3],
+            inside,
+            (x - x0 - half) * PIXSCALE,
+            (y - y0 - half) * PIXSCALE,
+            lattices,
+            covered,
         )
 
     def _uri(self, brick: str, kind: str, band: str) -> str:
@@ -216,11 +261,14 @@ class CoaddReader:
             for band in bands:
                 uri = self._uri(brick, kind, band)
                 try:
-                    source = uri if not storage.is_s3(uri) else io.BytesIO(storage.read_bytes(uri))
-                    hdus = fits.open(source, memmap=False)
+                    data = storage.read_bytes(uri) if storage.is_s3(uri) else None
+                    hdus = fits.open(uri if data is None else io.BytesIO(data), memmap=False)
                     opened.append(hdus)
-                    hdu = next(h for h in hdus if h.is_image and h.header.get("NAXIS") == 2)
-                    sections[kind, band] = _Section(hdu)
+                    index, hdu = next(
+                        (i, h) for i, h in enumerate(hdus) if h.is_image and h.header.get("NAXIS") == 2
+                    )
+                    lattice = _lattice(uri if data is None else io.BytesIO(data), index, hdu)
+                    sections[kind, band] = _Section(hdu, lattice)
                     if wcs is None:
                         wcs = WCS(hdu.header)
                 except FileNotFoundError:
@@ -230,6 +278,20 @@ class CoaddReader:
                 except Exception as err:  # astropy raises many kinds for a damaged file
                     raise BrickUnavailable(f"{uri}: unreadable FITS ({type(err).__name__}: {err})") from None
         return sections, wcs, opened
+
+
+def _lattice(source: Any, index: int, hdu: Any) -> Any:
+    """The quantisation of an image HDU: its compressed table's per-tile scale and zero, or
+    lossless for an uncompressed image."""
+    from astropy.io import fits
+
+    from jobs.quantization import TileLattice
+
+    if not isinstance(hdu, fits.CompImageHDU):
+        return TileLattice.lossless(tuple(hdu.shape))
+    with fits.open(source, memmap=False, disable_image_compression=True) as raw:
+        table = raw[index]
+        return TileLattice.from_table(table.header, table.data)
 
 
 def cutout(image: np.ndarray, x: float, y: float, size: int) -> tuple[np.ndarray, bool, int, int]:
@@ -403,7 +465,10 @@ def inject_batch(batch: Any, settings: InjectSettings) -> Any:
                 if not row["flux_r"] > 0:
                     raise ValueError(f"flux_r = {row['flux_r']} is not positive")
                 arc, mu = renderer.render(row, cut.dx, cut.dy)
-                stamp = (cut.stamp + arc).astype(np.float32)
+                if settings.arc_pixels == "float":
+                    stamp = (cut.stamp + arc).astype(np.float32)
+                else:
+                    stamp = cut.add_arc(arc, np.random.default_rng(row["seed"]))
                 arc_flux = float(arc[1].sum())
                 arc_mag = 22.5 - 2.5 * np.log10(arc_flux) if arc_flux > 0 else None
                 snr = arc_snr(arc[1], cut.invvar_r)
@@ -494,10 +559,6 @@ def run_local(
     return done
 
 
-def stamps_dir(workspace: Path, variant: str, grid: str) -> Path:
-    return workspace / "data" / "stamps" / variant / grid
-
-
 def settings_for(config: Any, variant: str, cache: str, supersample: int) -> InjectSettings:
     inj = config.variants[variant].injection
     return InjectSettings(
@@ -506,6 +567,7 @@ def settings_for(config: Any, variant: str, cache: str, supersample: int) -> Inj
         moffat_beta=inj.moffat_beta,
         supersample=supersample,
         stamp_size=inj.stamp_size,
+        arc_pixels=inj.arc_pixels,
     )
 
 
@@ -558,12 +620,32 @@ def run(
     else:
         run_local(manifest, settings, staging, codec, workers or min(2, os.cpu_count() or 1), rows_per_part)
     summary = _summarise(staging, manifest.num_rows)
+    summary["shortcut_audit"] = _audit(staging, config.variants[variant].audit, final.parent / grid)
     with stage_runtime.atomic_dir(final, digest) as tmp:
         for index, part in enumerate(sorted(staging.rglob("part-*.parquet"))):
             os.replace(part, tmp / f"part-{index:05d}.parquet")
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
+        (tmp / "shortcut_audit.json").write_text(json.dumps(summary["shortcut_audit"], indent=2))
     shutil.rmtree(staging, ignore_errors=True)
     return {"outputs": [str(final)], "variant": variant, "grid": grid, "runner": runner, **summary}
+
+
+def _audit(staging: Path, settings: Any, name: Path) -> dict[str, Any]:
+    """The shortcut audit over the new stamps; a failed audit fails the stage, keeps the
+    stamps in staging (a rerun only audits again) and leaves `<grid>.shortcut-audit-failed.json`."""
+    from jobs.shortcut_audit import audit, summary_line
+
+    report = audit(sorted(staging.rglob("part-*.parquet")), settings.max_auroc, settings.rows_per_split)
+    print(summary_line(report), flush=True)
+    failed = name.with_name(f"{name.name}.shortcut-audit-failed.json")
+    if not report["ok"]:
+        failed.write_text(json.dumps(report, indent=2))
+        raise stage_runtime.StageError(
+            f"the stamps failed the shortcut audit (pixel-statistic AUROC {report['auroc']:.3f} > "
+            f"{report['max_auroc']:.2f}: {', '.join(report['flagged'])}); report in {failed}"
+        )
+    failed.unlink(missing_ok=True)
+    return report
 
 
 def _summarise(folder: Path, expected: int) -> dict[str, Any]:

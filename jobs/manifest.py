@@ -2,6 +2,10 @@
 
 For each split, `n_total_per_split` tasks: a fraction `control_frac` are controls (no arc),
 the rest positives, each with one grid configuration, the configurations dealt out evenly.
+A control galaxy is one independent negative: it serves at most one task in its split (drawn
+without replacement); where a split has fewer control galaxies than the grid asks for, fewer
+control rows are written and the stage says so. Positives may reuse a galaxy, each time with
+another configuration and source position.
 Control assignment is a deterministic hash of the galaxy (brickname + objid):
 
 - `unpaired` (default): a galaxy is either a control or a positive, never both — the seed's
@@ -29,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from core.layout import SHIPPED_KNOWN_LENSES, known_lenses_path, manifest_dir
+from core.schemas import galaxy_keys
 from jobs import stage_runtime
 from jobs.select import SPLITS, parent_dir
 from jobs.shapes import tractor_to_q_theta
@@ -47,10 +53,6 @@ MIN_LENS_Q = 0.4
 COVERAGE_P_MIN = 1e-4
 
 
-def manifest_dir(workspace: Path, variant: str, grid: str) -> Path:
-    return workspace / "data" / "manifest" / variant / grid
-
-
 def _hash_unit(text: str, person: bytes) -> float:
     digest = hashlib.blake2b(text.encode(), digest_size=8, person=person).digest()
     return int.from_bytes(digest, "little") / 2.0**64
@@ -59,10 +61,6 @@ def _hash_unit(text: str, person: bytes) -> float:
 def _seed(*parts: Any) -> int:
     text = ":".join(str(p) for p in parts)
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
-
-
-def galaxy_keys(brickname: np.ndarray, objid: np.ndarray) -> np.ndarray:
-    return np.array([f"{b}:{int(o)}" for b, o in zip(brickname, objid, strict=True)], dtype=object)
 
 
 def control_galaxies(keys: np.ndarray, control_frac: float) -> np.ndarray:
@@ -84,32 +82,63 @@ def _cycle(rng: np.random.Generator, n_items: int, n_out: int) -> np.ndarray:
     )
 
 
-def build(parent: dict[str, np.ndarray], grid: Any, variant: str, grid_name: str) -> dict[str, np.ndarray]:
-    """The manifest's columns for a parent sample and a grid."""
+def _draw_once(rng: np.random.Generator, n_items: int, n_out: int) -> np.ndarray:
+    """Up to `n_out` distinct indices into `n_items`, drawn without replacement: a control
+    galaxy is one independent negative, so it serves at most one task in its split."""
+    return rng.permutation(n_items)[:n_out]
+
+
+def requested_controls(grid: Any) -> int:
+    """Control rows a split asks for (unpaired: control_frac of the tasks; paired: half)."""
+    if grid.control_mode == "paired":
+        return grid.n_total_per_split // 2
+    return int(np.round(grid.n_total_per_split * grid.control_frac))
+
+
+def control_shortfalls(columns: dict[str, np.ndarray], grid: Any) -> dict[str, dict[str, int]]:
+    """Splits that hold fewer control rows than the grid asks for (one row per galaxy)."""
+    want = requested_controls(grid)
+    out = {}
+    for split in SPLITS:
+        got = int(np.sum(columns["is_control"] & (columns["split"] == split)))
+        if 0 < want and got < want and np.any(columns["split"] == split):
+            out[split] = {"requested": want, "written": got}
+    return out
+
+
+def build(
+    parent: dict[str, np.ndarray],
+    grid: Any,
+    variant: str,
+    grid_name: str,
+    exclude: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """The manifest's columns for a parent sample and a grid; galaxies flagged in `exclude`
+    (known lenses) are neither controls nor hosts."""
     configs = np.array(grid_configs(grid), dtype=np.float64)
     keys = galaxy_keys(parent["brickname"], parent["objid"])
     is_ctrl_galaxy = control_galaxies(keys, grid.control_frac)
+    usable = np.ones(keys.size, bool) if exclude is None else ~np.asarray(exclude, bool)
     parts: list[dict[str, np.ndarray]] = []
     for split in SPLITS:
-        in_split = np.flatnonzero(parent["split"] == split)
+        in_split = np.flatnonzero((parent["split"] == split) & usable)
         if in_split.size == 0:
             continue
         rng = np.random.default_rng(_seed(variant, grid_name, split))
         n_total = grid.n_total_per_split
         if grid.control_mode == "paired":
-            n_pairs = n_total // 2
-            gal = in_split[_cycle(rng, in_split.size, n_pairs)]
+            gal = in_split[_draw_once(rng, in_split.size, n_total // 2)]
             pos_rows, ctrl_rows = gal, gal
         else:
             ctrl_pool, pos_pool = in_split[is_ctrl_galaxy[in_split]], in_split[~is_ctrl_galaxy[in_split]]
-            n_ctrl = int(np.round(n_total * grid.control_frac))
+            n_ctrl = requested_controls(grid)
             n_pos = n_total - n_ctrl
             for label, pool, need in (("control", ctrl_pool, n_ctrl), ("positive", pos_pool, n_pos)):
                 if need and pool.size == 0:
                     raise stage_runtime.StageError(
                         f"split {split}: no {label} galaxies to draw {need} tasks from"
                     )
-            ctrl_rows = ctrl_pool[_cycle(rng, ctrl_pool.size, n_ctrl)]
+            ctrl_rows = ctrl_pool[_draw_once(rng, ctrl_pool.size, n_ctrl)]
             pos_rows = pos_pool[_cycle(rng, pos_pool.size, n_pos)]
         config_ids = _cycle(rng, len(configs), pos_rows.size)
         parts.append(_tasks(parent, split, pos_rows, config_ids, configs, rng, is_control=False))
@@ -200,11 +229,30 @@ def _coverage(split: str, config_ids: np.ndarray, configs: np.ndarray) -> dict[s
     }
 
 
-def verify(columns: dict[str, np.ndarray], control_mode: str, configs: np.ndarray) -> dict[str, Any]:
-    """Check a manifest: disjoint controls (unpaired), one split per galaxy, even coverage."""
+def verify(
+    columns: dict[str, np.ndarray],
+    control_mode: str,
+    configs: np.ndarray,
+    known_lenses: set[str] | None = None,
+) -> dict[str, Any]:
+    """Check a manifest: disjoint controls (unpaired), one split per galaxy, even coverage,
+    controls used once, and (given their galaxy keys) no known lens among the tasks."""
     keys = galaxy_keys(columns["brickname"], columns["objid"])
     ctrl = np.asarray(columns["is_control"], dtype=bool)
     checks: list[dict[str, Any]] = []
+    if known_lenses is not None:
+        ctrl_lenses = sorted(set(keys[ctrl]) & known_lenses)
+        host_lenses = sorted(set(keys[~ctrl]) & known_lenses)
+        checks.append(
+            {
+                "check": "no known lens is a control or a host",
+                "ok": not ctrl_lenses and not host_lenses,
+                "known_lenses_in_parent": len(known_lenses),
+                "as_controls": len(ctrl_lenses),
+                "as_hosts": len(host_lenses),
+                "examples": (ctrl_lenses + host_lenses)[:5],
+            }
+        )
 
     ctrl_keys, pos_keys = set(keys[ctrl]), set(keys[~ctrl])
     overlap = ctrl_keys & pos_keys
@@ -250,6 +298,18 @@ def verify(columns: dict[str, np.ndarray], control_mode: str, configs: np.ndarra
         if pos.any():
             checks.append(_coverage(split, np.asarray(columns["config_id"])[pos], configs))
 
+    split_keys = np.array([f"{s}|{k}" for s, k in zip(columns["split"], keys, strict=True)], dtype=object)
+    _, uses = np.unique(split_keys[ctrl], return_counts=True)
+    checks.append(
+        {
+            "check": "each control galaxy serves at most one task in its split",
+            "ok": bool(uses.size == 0 or uses.max() == 1),
+            "control_rows": int(ctrl.sum()),
+            "control_galaxies": int(uses.size),
+            "most_uses": int(uses.max()) if uses.size else 0,
+        }
+    )
+
     theta = np.asarray(columns["theta_e_arcsec"])
     wrong = int(np.sum(theta[ctrl] != 0)) + int(np.sum(theta[~ctrl] <= 0))
     checks.append({"check": "controls carry no arc, positives do", "ok": wrong == 0, "wrong_rows": wrong})
@@ -261,6 +321,27 @@ def verify(columns: dict[str, np.ndarray], control_mode: str, configs: np.ndarra
         "positives": int((~ctrl).sum()),
         "checks": checks,
     }
+
+
+def _known_lenses(workspace: Path, parent: dict[str, np.ndarray]) -> np.ndarray:
+    """Parent galaxies within 3″ of a known lens (shipped table and the workspace's)."""
+    from jobs import known_lenses
+
+    lenses = known_lenses.load(workspace)
+    found = known_lenses.match(parent["ra"], parent["dec"], lenses) >= 0
+    if found.any():
+        names = ", ".join(
+            sorted(
+                {
+                    str(n)
+                    for n in lenses["name"][
+                        known_lenses.match(parent["ra"][found], parent["dec"][found], lenses)
+                    ]
+                }
+            )
+        )
+        print(f"manifest: {int(found.sum())} known lens(es) kept out of the tasks: {names[:300]}", flush=True)
+    return found
 
 
 def read_parent(path: Path) -> dict[str, np.ndarray]:
@@ -290,8 +371,12 @@ def run(
     parent_path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
     parent = read_parent(parent_path)
     out_dir = manifest_dir(workspace, variant_name, grid_name)
+    lens_tables = [p for p in (SHIPPED_KNOWN_LENSES, known_lenses_path(workspace)) if p.exists()]
     digest = stage_runtime.fingerprint(
-        "manifest", variant_name, grid.model_dump(mode="json"), stage_runtime.files_fingerprint([parent_path])
+        "manifest",
+        variant_name,
+        grid.model_dump(mode="json"),
+        stage_runtime.files_fingerprint([parent_path, *lens_tables]),
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
         print(f"manifest {out_dir} is up to date (use --force to redo it)", flush=True)
@@ -303,9 +388,21 @@ def run(
             flush=True,
         )
 
-    columns = build(parent, grid, variant_name, grid_name)
-    report = verify(columns, grid.control_mode, np.array(grid_configs(grid)))
-    report.update(variant=variant_name, grid=grid_name, n_configs=grid.n_configs)
+    known = _known_lenses(workspace, parent)
+    columns = build(parent, grid, variant_name, grid_name, exclude=known)
+    known_keys = set(galaxy_keys(parent["brickname"][known], parent["objid"][known]))
+    report = verify(columns, grid.control_mode, np.array(grid_configs(grid)), known_keys)
+    shortfalls = control_shortfalls(columns, grid)
+    report.update(
+        variant=variant_name, grid=grid_name, n_configs=grid.n_configs, control_shortfalls=shortfalls
+    )
+    for split, counts in shortfalls.items():
+        print(
+            f"manifest: split {split}: {counts['requested']} control rows asked for, "
+            f"{counts['written']} control galaxies there: wrote {counts['written']} "
+            "(a control galaxy is one independent negative, used at most once)",
+            flush=True,
+        )
     print(_report_text(report), flush=True)
     if not report["ok"]:
         failed_path = out_dir.parent / f"{grid_name}.verification-failed.json"
@@ -325,6 +422,7 @@ def run(
         "controls": report["controls"],
         "positives": report["positives"],
         "control_mode": grid.control_mode,
+        "control_shortfalls": shortfalls,
         "verified": True,
     }
 

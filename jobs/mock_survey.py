@@ -7,9 +7,15 @@ size). The content:
 
 - LRGs: Sersic n≈4 (DEV or SER), DR10-like colours, z < 21, shapes filled;
 - other galaxies (EXP, REX, SER), stars (PSF);
-- face-on spirals and ring galaxies, the classic false positives;
+- the classic false positives: face-on spirals, ring galaxies, mergers (a companion and a
+  curved tidal tail) and edge-on disks;
 - a handful of genuine lenses: an LRG with an arc rendered by lenstronomy (SIE + shear,
   Sersic source) — their ids go to `truth/planted.parquet`, which no training stage reads.
+
+As a user of DR10 would bring them, it also writes two position catalogues into the
+workspace's `catalogs/`: `lookalikes.csv` (the spirals, rings, mergers and edge-on disks,
+with their population) and `known_lenses.csv` (the planted lenses, as the workspace's own
+known lenses).
 
 Seeing is drawn per brick (r-band FWHM 1.0–1.6″) with a Moffat PSF; pixel noise is drawn from
 the invvar map; `psfsize_*`, `psfdepth_*` and `galdepth_*` are computed from the same PSF
@@ -33,6 +39,8 @@ from jobs.shapes import lenstronomy_e1e2, q_theta_to_tractor
 from jobs.survey_layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
 
 SURVEY_DIR = "survey"
+# the mock's lookalike kinds and the population names the catalogue gives them
+LOOKALIKES = {"spiral": "spiral", "ring": "ring", "merger": "merger", "edgeon": "edge-on disk"}
 TRUTH_DIR = "truth"
 RELEASE = 10000  # DR10 south
 
@@ -43,13 +51,15 @@ class MockConfig:
     seed: int = 1
     brick_px: int = 600
     images: bool = True
-    ra0: float = 150.1  # a patch near COSMOS
-    dec0: float = 2.25
+    ra0: float = 176.1  # a patch of sky with few published lenses (lenscat: 2 within 1.2 deg)
+    dec0: float = 6.1
     lrgs_per_brick: int = 30
     galaxies_per_brick: int = 60
     stars_per_brick: int = 25
     spirals_per_brick: int = 2
     rings_per_brick: int = 1
+    mergers_per_brick: int = 1
+    edgeons_per_brick: int = 1
     lens_every: int = 3  # one planted lens per this many bricks (at least one)
 
 
@@ -184,6 +194,25 @@ def draw_sources(cfg: MockConfig, brick: Brick, index: int) -> list[Source]:
                 {"ring_r": float(r * rng.uniform(1.3, 1.8)), "ring_frac": float(rng.uniform(0.3, 0.5))},
             )
         )
+    for _ in range(cfg.mergers_per_brick):
+        r, q, th = shape(1.3, 0.15)
+        flux = _fluxes(rng, rng.uniform(18.0, 19.8), rng.normal(1.4, 0.15), rng.normal(1.5, 0.15), 1.1)
+        sep, angle = rng.uniform(1.5, 3.0), rng.uniform(0, 2 * np.pi)
+        extra = {
+            "dx": float(sep * np.cos(angle)),
+            "dy": float(sep * np.sin(angle)),
+            "ratio": float(rng.uniform(0.3, 0.9)),
+            "tail_r": float(rng.uniform(2.5, 4.5)),
+            "tail_start": float(rng.uniform(0, 2 * np.pi)),
+            "tail_span": float(rng.uniform(1.2, 2.2)),
+            "tail_frac": float(rng.uniform(0.08, 0.2)),
+        }
+        out.append(Source("merger", "SER", *pos(), flux, r, q, th, 3.0, extra))
+    for _ in range(cfg.edgeons_per_brick):
+        r = float(rng.uniform(1.2, 2.5))
+        flux = _fluxes(rng, rng.uniform(17.8, 19.5), rng.normal(0.8, 0.1), rng.normal(0.8, 0.1), 0.4)
+        q = float(rng.uniform(0.12, 0.25))
+        out.append(Source("edgeon", "EXP", *pos(), flux, r, q, float(rng.uniform(0, np.pi)), 1.0))
     if index % cfg.lens_every == 0:
         r, q, th = shape(1.2, 0.12)
         z_mag = rng.uniform(18.4, 19.6)
@@ -268,6 +297,16 @@ def _profiles(src: Source, ss: int, half: int, dx: float, dy: float) -> dict[str
         ring = np.exp(-0.5 * ((r - extra["ring_r"]) / (0.25 * extra["ring_r"])) ** 2).reshape(n, n)
         f = extra["ring_frac"]
         parts["main"] = (1 - f) * parts["main"] + f * ring / ring.sum()
+    elif src.kind == "merger":
+        companion = _sersic(x - extra["dx"], y - extra["dy"], 0.7 * src.shape_r, 2.0, 0.8, src.theta)
+        r, phi = np.hypot(x, y), np.arctan2(y, x)
+        along = np.mod(phi - extra["tail_start"], 2 * np.pi)  # a curved tail: part of a circle
+        tail = np.exp(-0.5 * ((r - extra["tail_r"]) / 0.35) ** 2) * (along < extra["tail_span"])
+        tail = tail * np.exp(-along / extra["tail_span"])
+        main = parts["main"].ravel()
+        f, ratio = extra["tail_frac"], extra["ratio"]
+        total = (1 - f) * (main / main.sum() + ratio * companion / companion.sum()) / (1 + ratio)
+        parts["main"] = (total + f * tail / tail.sum()).reshape(n, n)
     elif src.kind == "lens":
         arc, mu = _arc(x, y, src)
         extra["mu"] = mu
@@ -286,6 +325,9 @@ def _stamp_half(src: Source, fwhm_max: float) -> int:
         extent = max(extent, 2.5 * (src.extra or {})["theta_e"] + 2.5 * fwhm_max)
     if src.kind == "ring":
         extent = max(extent, 2.0 * (src.extra or {})["ring_r"] + 2.5 * fwhm_max)
+    if src.kind == "merger":
+        extra = src.extra or {}
+        extent = max(extent, extra["tail_r"] + np.hypot(extra["dx"], extra["dy"]) + 2.5 * fwhm_max)
     return int(np.clip(np.ceil(extent / PIXSCALE), 10, 90))
 
 
@@ -505,7 +547,7 @@ def write_brick(cfg: MockConfig, brick: Brick, index: int, root: Path) -> tuple[
     _write_catalogue(table, root / tractor_path(brick.name))
     truth = []
     for objid, src in enumerate(sources):
-        if src.kind in ("lens", "spiral", "ring"):
+        if src.kind in ("lens", *LOOKALIKES):
             extra = src.extra or {}
             row = {
                 "kind": src.kind,
@@ -537,6 +579,30 @@ def _write_bricks_table(bricks: list[Brick], root: Path, size: int) -> None:
     table.write(root / "survey-bricks.fits.gz", format="fits", overwrite=True)
 
 
+def _write_one(args: tuple[MockConfig, Brick, int, Path]) -> tuple[int, list[dict[str, Any]]]:
+    return write_brick(*args)
+
+
+def _write_bricks(cfg: MockConfig, bricks: list[Brick], root: Path) -> Any:
+    """Write the bricks (each from its own seeded generators, so the order does not matter)
+    on up to two processes; yield (index, brick, result) in brick order."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [(cfg, brick, index, root) for index, brick in enumerate(bricks)]
+    workers = min(2, os.cpu_count() or 1, len(bricks))
+    if workers <= 1:
+        for (_, brick, index, _), result in zip(jobs, map(_write_one, jobs), strict=True):
+            yield index, brick, result
+        return
+    import lenstronomy.LensModel.lens_model  # noqa: F401 - imported once, before the fork
+    import scipy.signal  # noqa: F401
+
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for (_, brick, index, _), result in zip(jobs, pool.map(_write_one, jobs), strict=True):
+            yield index, brick, result
+
+
 def run(cfg: MockConfig, workspace: Path, force: bool = False) -> dict[str, Any]:
     """Write the mock survey into `<workspace>/survey` (and its truth into `truth/`)."""
     import pyarrow as pa
@@ -548,27 +614,63 @@ def run(cfg: MockConfig, workspace: Path, force: bool = False) -> dict[str, Any]
     digest = stage_runtime.fingerprint("mock_survey", asdict(cfg))
     if not force and stage_runtime.up_to_date(survey, digest):
         print(f"mock survey in {survey} is up to date (use --force to rewrite it)", flush=True)
+        if (truth_dir / "planted.parquet").exists():
+            write_catalogs(workspace, pq.read_table(truth_dir / "planted.parquet").to_pylist())
         return {"outputs": [str(survey), str(truth_dir)], "skipped": True}
     bricks = choose_bricks(cfg)
     truth: list[dict[str, Any]] = []
     n_objects = 0
     with stage_runtime.atomic_dir(survey, digest) as tmp:
-        for index, brick in enumerate(bricks):
-            n, planted = write_brick(cfg, brick, index, tmp)
+        for index, brick, (n, planted) in _write_bricks(cfg, bricks, tmp):
             n_objects += n
             truth += planted
             print(f"brick {index + 1}/{len(bricks)} {brick.name} written", flush=True)
         _write_bricks_table(bricks, tmp, cfg.brick_px)
         with stage_runtime.atomic_dir(truth_dir, digest) as ttmp:
             pq.write_table(pa.Table.from_pylist(truth), ttmp / "planted.parquet")
+    catalogs = write_catalogs(workspace, truth)
     lenses = [t for t in truth if t["kind"] == "lens"]
     return {
-        "outputs": [str(survey), str(truth_dir)],
+        "outputs": [str(survey), str(truth_dir), *catalogs],
         "bricks": len(bricks),
         "objects": n_objects,
         "planted_lenses": len(lenses),
         "false_positive_lookalikes": len(truth) - len(lenses),
     }
+
+
+def write_catalogs(workspace: Path, truth: list[dict[str, Any]]) -> list[str]:
+    """The lookalike and known-lens catalogues a DR10 user would bring, from the truth."""
+    from core.layout import known_lenses_path, lookalikes_path
+    from jobs.catalogs import write_csv
+
+    looks = [t for t in truth if t["kind"] in LOOKALIKES]
+    write_csv(
+        lookalikes_path(workspace),
+        ["name", "ra", "dec", "population"],
+        [
+            [f"{t['kind']}-{t['brickname']}-{t['objid']}", t["ra"], t["dec"], LOOKALIKES[t["kind"]]]
+            for t in looks
+        ],
+        "Lookalikes of the halo mock survey: galaxies that are not lenses but look like them.",
+    )
+    lenses = [t for t in truth if t["kind"] == "lens"]
+    write_csv(
+        known_lenses_path(workspace),
+        ["name", "ra", "dec", "grade", "reference"],
+        [
+            [
+                f"mock-{t['brickname']}-{t['objid']}",
+                t["ra"],
+                t["dec"],
+                "confident",
+                f"halo mock survey: planted lens, theta_E {t['theta_e_arcsec']:.2f} arcsec",
+            ]
+            for t in lenses
+        ],
+        "Known lenses of this workspace: the halo mock survey's planted lenses.",
+    )
+    return [str(lookalikes_path(workspace)), str(known_lenses_path(workspace))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -577,8 +679,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=MockConfig.seed)
     p.add_argument("--brick-px", type=int, default=MockConfig.brick_px, help="brick size (DR10: 3600)")
     p.add_argument("--no-images", action="store_true", help="catalogues only (fast; for select/manifest)")
+    p.add_argument(
+        "--lrgs-per-brick", type=int, default=MockConfig.lrgs_per_brick, help="LRGs drawn per brick"
+    )
     args = p.parse_args(argv)
-    cfg = MockConfig(bricks=args.bricks, seed=args.seed, brick_px=args.brick_px, images=not args.no_images)
+    cfg = MockConfig(
+        bricks=args.bricks,
+        seed=args.seed,
+        brick_px=args.brick_px,
+        images=not args.no_images,
+        lrgs_per_brick=args.lrgs_per_brick,
+    )
     return stage_runtime.main("mock_survey", lambda a: run(cfg, a.workspace.resolve(), a.force), args)
 
 

@@ -88,7 +88,13 @@ def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
     checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "checkpoint.pt"
     if not checkpoint.exists():
         raise StageError(f"{run_dir}: no checkpoint; train the run first")
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:  # tensors and plain containers only: a planted checkpoint cannot run code
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated, or holding objects beyond weights
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise StageError(
+            f"{checkpoint}: not a loadable checkpoint ({type(err).__name__}: {first[:200]})"
+        ) from None
     model = build(state["arch"], len(state["meta_cols"]))
     model.load_state_dict(state["model"])
     return model.eval(), list(state["meta_cols"])

@@ -1,8 +1,23 @@
 """Operating points from the ROC curve (scikit-learn), honest about what was measured.
 
 The seed's insight 4: AUROC is dominated by easy cases; what matters is the completeness at
-a fixed, very low false-positive rate. Every figure comes with the counts behind it, and an
-FPR below 1/n_negatives cannot be measured: such a figure is None, with the reason."""
+a fixed, very low false-positive rate. And a sample's size is its count of **independent**
+units: a galaxy cut out 41 times is one negative, not 41. So every figure carries
+
+- `n_pos`, `n_neg` (rows) and `n_pos_independent`, `n_neg_independent` (distinct galaxies);
+- a 95 % interval from a bootstrap over galaxies (a galaxy drawn brings all its rows),
+  for AUROC, tpr@fpr, fpr@tpr and the TPR at FPR = 0, under `intervals`;
+
+and a figure is printed only where those galaxies can measure it:
+
+- `tpr@fpr{f}` needs at least 1/f independent negatives; below that it is None with the
+  reason (a measured "FPR 1e-3" on 24 galaxies is really FPR 0 on 24 galaxies);
+- `fpr@tpr{t}` with no negative above its threshold is None, and `fpr_upper_bounds` holds the
+  one-sided 95 % upper bound on that FPR, 1 − 0.05^(1/n_neg_independent), instead of a number;
+- `tpr@fpr0` is the completeness above the highest-scoring negative, as HOLISMOKES reports
+  it, with its FPR's upper bound under `fpr_upper_bounds["tpr@fpr0"]`.
+
+Point estimates are sklearn's `roc_curve` / `roc_auc_score` on the rows."""
 
 from __future__ import annotations
 
@@ -11,6 +26,10 @@ from typing import Any
 import numpy as np
 
 from core.metrics import FPR_AT_TPR, TPR_AT_FPR
+
+LEVEL = 0.95
+N_BOOT = 200
+_CHUNK = 25_000_000  # weights held at once by the bootstrap (resamples x rows)
 
 
 def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,39 +49,157 @@ def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     return float(fpr[tpr >= target].min())
 
 
-def operating_points(labels: np.ndarray, scores: np.ndarray) -> dict[str, Any]:
-    """AUROC, tpr@fpr and fpr@tpr with n_pos and n_neg; None plus a reason where unmeasurable."""
+def upper_bound_zero(n: int, level: float = LEVEL) -> float:
+    """One-sided upper bound on a rate of which 0 of `n` independent trials passed
+    (Clopper–Pearson: 1 − (1 − level)^(1/n))."""
+    return 1.0 - (1.0 - level) ** (1.0 / n) if n > 0 else 1.0
+
+
+def measurable_fpr(level: float, n_neg_independent: int) -> bool:
+    """Whether an FPR of `level` can be measured on this many independent negatives."""
+    return n_neg_independent * level >= 1.0 - 1e-9
+
+
+def _groups(groups: Any, n: int) -> np.ndarray:
+    """Each row's galaxy as a small integer (rows are their own units when no groups)."""
+    if groups is None:
+        return np.arange(n)
+    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+
+
+def weighted_figures(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """AUROC, tpr@fpr, fpr@tpr and tpr@fpr0 of the rows weighted by each row of `weights`
+    (resamples × rows), from one sort of the scores: the bootstrap's inner loop. Equal to
+    sklearn's figures with `sample_weight` (tested)."""
+    _, level_of = np.unique(-scores, return_inverse=True)  # level 0 = the highest score
+    level_of = level_of.reshape(-1)
+    n_levels = int(level_of.max()) + 1
+    b = weights.shape[0]
+    pos_w, neg_w = np.zeros((b, n_levels)), np.zeros((b, n_levels))
+    for k in range(b):
+        pos_w[k] = np.bincount(level_of[labels], weights[k, labels], minlength=n_levels)
+        neg_w[k] = np.bincount(level_of[~labels], weights[k, ~labels], minlength=n_levels)
+    p_tot, n_tot = pos_w.sum(1, keepdims=True), neg_w.sum(1, keepdims=True)
+    good = (p_tot[:, 0] > 0) & (n_tot[:, 0] > 0)
+    cum_pos, cum_neg = np.cumsum(pos_w, axis=1), np.cumsum(neg_w, axis=1)
+    tpr = cum_pos / np.where(p_tot > 0, p_tot, 1)
+    fpr = cum_neg / np.where(n_tot > 0, n_tot, 1)
+    # AUROC: a positive beats the negatives below its level and half of those tied with it
+    auc = (pos_w * (n_tot - cum_neg + 0.5 * neg_w)).sum(1) / np.where(good, (p_tot * n_tot)[:, 0], 1)
+    out = {"auroc": auc}
+    for f in TPR_AT_FPR:
+        idx = (fpr <= float(f) + 1e-15).sum(axis=1) - 1
+        picked = np.take_along_axis(tpr, np.maximum(idx, 0)[:, None], 1)[:, 0]
+        out[f"tpr@fpr{f}"] = np.where(idx >= 0, picked, 0.0)
+    for t in FPR_AT_TPR:
+        idx = np.minimum((tpr < float(t) - 1e-12).sum(axis=1), n_levels - 1)
+        out[f"fpr@tpr{t}"] = np.take_along_axis(fpr, idx[:, None], 1)[:, 0]
+    first_neg = np.argmax(neg_w > 0, axis=1)  # the highest level holding a negative
+    above = np.take_along_axis(cum_pos - pos_w, first_neg[:, None], 1)[:, 0]
+    out["tpr@fpr0"] = above / np.where(p_tot[:, 0] > 0, p_tot[:, 0], 1)
+    return {name: values[good] for name, values in out.items()}
+
+
+def _bootstrap(
+    labels: np.ndarray, scores: np.ndarray, group: np.ndarray, n_boot: int, seed: int
+) -> dict[str, np.ndarray]:
+    """Figures of `n_boot` resamples of the galaxies (multinomial multiplicities: a galaxy
+    drawn k times brings all its rows k times)."""
+    n_groups = int(group.max()) + 1
+    rng = np.random.default_rng(seed)
+    per_block = max(1, _CHUNK // max(labels.size, 1))
+    out: dict[str, list[np.ndarray]] = {}
+    for start in range(0, n_boot, per_block):
+        b = min(per_block, n_boot - start)
+        counts = rng.multinomial(n_groups, np.full(n_groups, 1.0 / n_groups), size=b)
+        for name, values in weighted_figures(labels, scores, counts[:, group].astype(np.float64)).items():
+            out.setdefault(name, []).append(values)
+    return {name: np.concatenate(v) for name, v in out.items()}
+
+
+def _interval(values: np.ndarray, level: float = LEVEL) -> list[float] | None:
+    if values.size < 10:
+        return None
+    a = (1 - level) / 2
+    lo, hi = np.quantile(values, [a, 1 - a])
+    return [float(lo), float(hi)]
+
+
+def operating_points(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    groups: Any = None,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    pauc_max_fpr: float | None = None,
+) -> dict[str, Any]:
+    """AUROC, tpr@fpr, fpr@tpr and tpr@fpr0 with their counts, galaxy-bootstrap intervals
+    and upper bounds; None plus a reason where the independent negatives cannot measure it.
+    `groups` names each row's galaxy (rows are independent when it is None). With
+    `pauc_max_fpr`, also `pauc`: sklearn's standardised partial AUROC up to that FPR."""
     from sklearn.metrics import roc_auc_score
 
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
+    group = _groups(groups, labels.size)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    out: dict[str, Any] = {"n_pos": n_pos, "n_neg": n_neg}
+    ind_pos, ind_neg = int(np.unique(group[labels]).size), int(np.unique(group[~labels]).size)
+    out: dict[str, Any] = {
+        "n_pos": n_pos,
+        "n_neg": n_neg,
+        "n_pos_independent": ind_pos,
+        "n_neg_independent": ind_neg,
+    }
     reasons: dict[str, str] = {}
-    names = ["auroc", *(f"tpr@fpr{f}" for f in TPR_AT_FPR), *(f"fpr@tpr{t}" for t in FPR_AT_TPR)]
+    names = [
+        "auroc",
+        *(f"tpr@fpr{f}" for f in TPR_AT_FPR),
+        "tpr@fpr0",
+        *(f"fpr@tpr{t}" for t in FPR_AT_TPR),
+    ]
     if n_pos == 0 or n_neg == 0:
         for name in names:
             out[name] = None
             reasons[name] = f"needs positives and negatives (n_pos={n_pos}, n_neg={n_neg})"
-        out["unmeasured"] = reasons
-        return out
+        return {**out, "unmeasured": reasons, "intervals": {}, "fpr_upper_bounds": {}}
+    bound = upper_bound_zero(ind_neg)
     out["auroc"] = float(roc_auc_score(labels, scores))
+    if pauc_max_fpr is not None:
+        out["pauc_max_fpr"] = float(pauc_max_fpr)
+        out["pauc"] = (
+            float(roc_auc_score(labels, scores, max_fpr=pauc_max_fpr)) if pauc_max_fpr < 1 else out["auroc"]
+        )
     fpr, tpr = roc(labels, scores)
-    floor = 1.0 / n_neg
     for f in TPR_AT_FPR:
         name = f"tpr@fpr{f}"
-        if float(f) < floor:
-            out[name] = None
-            reasons[name] = f"FPR {f} is below 1/n_neg = {floor:.1e}: not measurable with {n_neg} negatives"
-        else:
+        if measurable_fpr(float(f), ind_neg):
             out[name] = tpr_at_fpr(fpr, tpr, float(f))
+        else:
+            out[name] = None
+            reasons[name] = (
+                f"FPR {f} needs at least {int(np.ceil(1 / float(f))):,} independent negatives; "
+                f"there are {ind_neg:,} (galaxies)"
+            )
+    top_negative = scores[~labels].max()
+    out["tpr@fpr0"] = float(np.mean(scores[labels] > top_negative))
+    upper = {"tpr@fpr0": bound}
     for t in FPR_AT_TPR:
         name = f"fpr@tpr{t}"
         value = fpr_at_tpr(fpr, tpr, float(t))
-        if value < floor:
+        if value == 0.0:
             out[name] = None
-            reasons[name] = f"no negative scored above this threshold: FPR < 1/n_neg = {floor:.1e}"
+            upper[name] = bound
+            reasons[name] = (
+                f"no negative scores above this threshold: FPR < {bound:.1e} "
+                f"(95 % upper bound, {ind_neg:,} independent negatives)"
+            )
         else:
             out[name] = value
-    out["unmeasured"] = reasons
-    return out
+    boot = _bootstrap(labels, scores, group, n_boot, seed) if n_boot else {}
+    intervals = {}
+    for name in names:
+        if out.get(name) is not None and name in boot:
+            interval = _interval(boot[name])
+            if interval is not None:
+                intervals[name] = interval
+    return {**out, "unmeasured": reasons, "intervals": intervals, "fpr_upper_bounds": upper}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core import storage
+from core.layout import parent_dir
 from core.schemas import PARENT_COLUMNS, TRACTOR_COLUMNS, nanomaggies_to_mag
 from jobs import stage_runtime
 from jobs.mock_survey import SURVEY_DIR
@@ -29,10 +30,6 @@ from jobs.mock_survey import SURVEY_DIR
 SPLITS = ("train", "val", "test")
 _DTYPES = {name: dtype for name, dtype, _ in TRACTOR_COLUMNS}
 NEEDED = tuple(dict.fromkeys((*PARENT_COLUMNS, "brick_primary")))
-
-
-def parent_dir(workspace: Path, parent_sample: str) -> Path:
-    return workspace / "data" / "parent" / parent_sample
 
 
 def split_of(brickname: str, fractions: dict[str, float]) -> str:

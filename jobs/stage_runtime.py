@@ -140,14 +140,23 @@ def up_to_date(folder: Path, digest: str) -> bool:
 
 
 @contextmanager
-def atomic_dir(final: Path, digest: str) -> Iterator[Path]:
+def atomic_dir(final: Path, digest: str, replaces: tuple[str, ...] | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside `final`; on success it replaces `final` in one rename
-    (with the inputs' digest stamped in it); on failure it is removed and `final` is untouched."""
+    (with the inputs' digest stamped in it); on failure it is removed and `final` is untouched.
+    With `replaces` (the names this stage writes), the temporary folder starts with `final`'s
+    other files (hard links: never written through), so they stay in place."""
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
+        if replaces is not None and final.is_dir():
+            for old in final.iterdir():
+                if old.is_file() and not old.is_symlink() and old.name not in (STAMP_FILE, *replaces):
+                    try:
+                        os.link(old, tmp / old.name)
+                    except OSError:
+                        shutil.copy2(old, tmp / old.name)
         yield tmp
         (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "written": time.time()}))
         old = final.parent / f".{final.name}.old-{os.getpid()}"

@@ -1,14 +1,20 @@
 """`train` (seed Phase 5): stamps -> a lens classifier, its checkpoints and per-epoch metrics.
 
-AdamW with the preset's learning rate (cosine-annealed over the epochs), weight decay, batch
-size and epochs; BCE or focal loss; bf16/fp16 autocast on CUDA (channels-last), float32 on
-CPU. After each epoch: validation on the `val` split, one JSON line appended to
-`metrics.jsonl` (epoch, train_loss, val_loss, auroc, tpr@fpr…, fpr@tpr…, n_pos, n_neg, lr,
-seconds, images/s; a figure that cannot be measured is null, its reason under `unmeasured`),
-and a checkpoint written atomically, holding the metric history too. `--resume` continues
-from the last checkpoint and rewrites `metrics.jsonl` from that history, so a run killed
-mid-epoch leaves no duplicated or missing lines. `--nproc N` runs N DDP processes through
-torchrun (one per GPU; gloo on CPU).
+AdamW with the preset's learning rate (cosine-annealed over the epochs: lr·½(1 + cos πe/E),
+computed from the epoch and the run's current length, so a resume with another `--epochs`
+follows the new schedule), weight decay, batch size and epochs; BCE or focal loss;
+bf16/fp16 autocast on CUDA (channels-last) for training, float32 always for validation (bf16
+collapses distinct scores into ties). After each epoch: validation on the `val` split, one
+JSON line appended to `metrics.jsonl` (epoch, train_loss, val_loss, auroc, pauc, tpr@fpr…,
+fpr@tpr…, n_pos, n_neg and their independent counts, intervals, lr, seconds, images/s; a
+figure that cannot be measured is null, its reason under `unmeasured`), and a checkpoint
+written atomically, holding the metric history too. `best.pt` is the epoch with the highest
+partial AUROC up to FPR max(1e-3, 3/n_neg_independent), a figure val's galaxies can measure
+(tpr@fpr1e-3 on 80 galaxies is TPR at zero false positives, and swings with one galaxy),
+AUROC breaking ties. `--resume` continues from the last checkpoint and rewrites
+`metrics.jsonl` from that history, so a run killed mid-epoch leaves no duplicated or missing
+lines; `run.json` keeps every launch's settings under `history`. `--nproc N` runs N DDP
+processes through torchrun (one per GPU; gloo on CPU).
 
     python -m jobs.train --workspace DIR --variant V [--grid G] [--preset P] [--run NAME] [--resume]
 """
@@ -28,14 +34,21 @@ from typing import Any
 
 import numpy as np
 
+from core.layout import runs_dir
 from jobs import stage_runtime
 
 PROGRESS_EVERY_S = 10.0
-SELECT_ON = ("tpr@fpr1e-3", "auroc")  # the best checkpoint: completeness at low FPR first
+SELECT_ON = ("pauc", "auroc")  # best.pt: partial AUROC at low FPR, then AUROC
 
 
-def runs_dir(workspace: Path) -> Path:
-    return workspace / "data" / "runs"
+def cosine_lr(base: float, epoch: int, epochs: int) -> float:
+    """The cosine-annealed learning rate of `epoch` (0-based) in a run of `epochs`."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+
+def pauc_max_fpr(n_neg_independent: int) -> float:
+    """The FPR up to which val's independent negatives can measure a partial AUROC."""
+    return min(1.0, max(1e-3, 3.0 / max(n_neg_independent, 1)))
 
 
 def default_run_name(variant: str, grid: str, preset: str) -> str:
@@ -89,7 +102,6 @@ class Trainer:
 
             self.net = DistributedDataParallel(model, device_ids=[self.device.index] if self.cuda else None)
         self.opt = torch.optim.AdamW(model.parameters(), lr=preset.lr, weight_decay=preset.weight_decay)
-        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=max_epochs)
         self.amp = (
             {"bf16": torch.bfloat16, "fp16": torch.float16}.get(preset.precision) if self.cuda else None
         )
@@ -102,10 +114,9 @@ class Trainer:
     def load(self, path: Path) -> None:
         import torch
 
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle code
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
-        self.sched.load_state_dict(state["scheduler"])
         self.history = state["history"]
         self.start_epoch = state["epoch"] + 1
 
@@ -115,7 +126,6 @@ class Trainer:
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(),
             "epoch": epoch,
             "history": self.history,
             "arch": self.preset.arch,
@@ -193,37 +203,33 @@ class Trainer:
         elapsed = time.monotonic() - started
         return total / max(seen, 1), seen * self.world / max(elapsed, 1e-9), seen
 
-    def validate(self) -> tuple[np.ndarray, np.ndarray, float]:
+    def validate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         import torch
         import torch.nn.functional as F
 
         self.net.eval()
-        scores, labels, losses = [], [], []
-        with torch.no_grad():
+        scores, labels, tasks, losses = [], [], [], []
+        with torch.no_grad():  # float32 always: bf16 turns distinct scores into ties
             for batch in self._batches(self.val_data):
                 images, y, meta = self._to_device(batch)
-                with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    logits = self.model(images, meta).float()
+                logits = self.model(images.float(), meta).float()
                 losses.append(float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum")))
                 scores.append(logits.cpu().numpy())
                 labels.append(y.cpu().numpy())
-        local = (
-            np.concatenate(scores) if scores else np.zeros(0),
-            np.concatenate(labels) if labels else np.zeros(0),
-            sum(losses),
-        )
+                tasks.append(batch[3].numpy())
+        local = tuple(np.concatenate(v) if v else np.zeros(0) for v in (scores, labels, tasks))
+        local = (*local, sum(losses))
         if self.world > 1:
             import torch.distributed as dist
 
             gathered: list[Any] = [None] * self.world
             dist.all_gather_object(gathered, local)
             local = (
-                np.concatenate([g[0] for g in gathered]),
-                np.concatenate([g[1] for g in gathered]),
-                sum(g[2] for g in gathered),
+                *(np.concatenate([g[i] for g in gathered]) for i in range(3)),
+                sum(g[3] for g in gathered),
             )
-        s, y, loss_sum = local
-        return s, y, loss_sum / max(len(y), 1)
+        s, y, task, loss_sum = local
+        return s, y, task, loss_sum / max(len(y), 1)
 
     def fit(self) -> dict[str, Any]:
         from jobs.operating_points import operating_points
@@ -231,19 +237,27 @@ class Trainer:
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.rank == 0:
             _rewrite(metrics_path, self.history)  # a resumed run: exactly the checkpoint's lines
+        from jobs.dataset import task_galaxies
+
+        galaxies = task_galaxies(self.val_data.location) if self.rank == 0 else None
         for epoch in range(self.start_epoch, self.epochs):
             started = time.monotonic()
-            lr = self.opt.param_groups[0]["lr"]
+            lr = cosine_lr(self.preset.lr, epoch, self.epochs)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
             train_loss, rate, _ = self.train_epoch(epoch)
-            scores, labels, val_loss = self.validate()
-            self.sched.step()
+            scores, labels, task, val_loss = self.validate()
             if self.rank != 0:
                 continue
+            groups = galaxies(task) if galaxies is not None else None
+            n_neg_ind = (
+                len(np.unique(groups[labels < 0.5])) if groups is not None else int((labels < 0.5).sum())
+            )
             line = {
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
-                **operating_points(labels, scores),
+                **operating_points(labels, scores, groups, pauc_max_fpr=pauc_max_fpr(n_neg_ind)),
                 "lr": lr,
                 "seconds": round(time.monotonic() - started, 2),
                 "images/s": round(rate, 1),
@@ -252,12 +266,14 @@ class Trainer:
             self.history.append(line)
             self.save(epoch, self.run_dir / "checkpoint.pt")
             if _is_best(line, self.history):
-                shutil.copyfile(self.run_dir / "checkpoint.pt", self.run_dir / "best.pt")
+                best = self.run_dir / "best.pt"
+                shutil.copyfile(self.run_dir / "checkpoint.pt", best.with_suffix(".tmp"))
+                os.replace(best.with_suffix(".tmp"), best)  # a kill mid-copy leaves the old best.pt
             with metrics_path.open("a") as out:
                 out.write(json.dumps(line) + "\n")
             shown = ", ".join(
                 f"{k} {line[k]:.4g}"
-                for k in ("train_loss", "val_loss", "auroc", "tpr@fpr1e-3")
+                for k in ("train_loss", "val_loss", "auroc", "pauc")
                 if isinstance(line.get(k), float)
             )
             print(f"train: epoch {epoch} done in {line['seconds']}s: {shown}", flush=True)
@@ -275,14 +291,13 @@ def _finite(line: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
+def _selection(line: dict[str, Any]) -> tuple[float, ...]:
+    return tuple(-math.inf if line.get(k) is None else float(line[k]) for k in SELECT_ON)
+
+
 def _is_best(line: dict[str, Any], history: list[dict[str, Any]]) -> bool:
-    for key in SELECT_ON:
-        values = [h.get(key) for h in history if h.get(key) is not None]
-        if line.get(key) is not None:
-            return line[key] >= max(values)
-        if values:
-            return False
-    return True
+    """Whether `line` (the newest of `history`) ranks first on SELECT_ON, ties to the newest."""
+    return all(_selection(line) >= _selection(h) for h in history)
 
 
 def _rewrite(path: Path, history: list[dict[str, Any]]) -> None:
@@ -342,21 +357,20 @@ def run(
                 f"run {run_name!r} has no checkpoint to resume from ({checkpoint})"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "run.json").write_text(
-            json.dumps(
-                {
-                    "run": run_name,
-                    "variant": variant,
-                    "grid": grid,
-                    "preset": preset_name,
-                    "preset_values": preset.model_dump(mode="json"),
-                    "stamps": str(stamps),
-                    "world_size": world,
-                    "epochs": epochs or preset.epochs,
-                    "targets": {k: v.model_dump() for k, v in config.targets.items()},
-                },
-                indent=2,
-            )
+        _write_run_info(
+            run_dir,
+            {
+                "run": run_name,
+                "variant": variant,
+                "grid": grid,
+                "preset": preset_name,
+                "preset_values": preset.model_dump(mode="json"),
+                "stamps": str(stamps),
+                "world_size": world,
+                "epochs": epochs or preset.epochs,
+                "targets": {k: v.model_dump() for k, v in config.targets.items()},
+            },
+            resume,
         )
     if world > 1:
         _init_distributed()
@@ -378,6 +392,23 @@ def run(
         **result,
         "skipped_files": trainer.train_data.skipped + trainer.val_data.skipped,
     }
+
+
+def _write_run_info(run_dir: Path, info: dict[str, Any], resume: bool) -> None:
+    """run.json: the run's current settings, and under `history` every launch's (a resume
+    with another `--epochs` adds a line; nothing earlier is overwritten)."""
+    path = run_dir / "run.json"
+    history: list[dict[str, Any]] = []
+    if resume:
+        try:
+            history = list(json.loads(path.read_text()).get("history", []))
+        except (OSError, ValueError, AttributeError):
+            history = []
+    launch = {k: info[k] for k in ("preset", "preset_values", "stamps", "world_size", "epochs")}
+    history.append({"launched": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resume": resume, **launch})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**info, "history": history}, indent=2))
+    os.replace(tmp, path)
 
 
 def _finished(run_dir: Path, preset: Any, stamps: Path, epochs: int) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ from core import grades as grades_mod
 from core.candidates import CandidateTable
 from core.colour import bin2, sdss_rgb, single_band
 from halo_tui.components.stamp import strips
+from halo_tui.format import visible
 
 VIEWS = ("grz", "g", "r", "z")
 FILTERS = ("all", "ungraded", "disagreements")
@@ -221,29 +222,38 @@ class CandidatesScreen(Screen[None]):
         info = self.table.row(rows[self.cursor])
         c = self.consensus.get((info["brickname"], info["objid"]))
         pages = max(1, -(-len(self.rows) // self.per_page))
-        lines = [
-            f"[b]#{info['rank']}[/b] of {len(self.table)}  page {self.page + 1}/{pages}",
+        text = Text()  # never markup: names and reasons come from files and users
+        text.append(f"#{info['rank']}", style="bold")
+        text.append(f" of {len(self.table)}  page {self.page + 1}/{pages}\n")
+        if info.get("known_lens"):
+            text.append("known lens ", style="bold yellow")
+            text.append(visible(info["known_lens"]) + "\n", style="yellow")
+            text.append(f"  {visible(info.get('known_lens_grade') or '')}: ")
+            text.append(visible(info.get("known_lens_reference") or "") + "\n")
+        for line in (
             f"score  {info.get('score')}",
             f"ra     {info['ra']:.5f}",
             f"dec    {info['dec']:.5f}",
             f"brick  {info['brickname']}",
             f"objid  {info['objid']}",
-            f'psf_r  {info.get("psfsize_r", 0):.2f}"',
+            f'psf_r  {info.get("psfsize_r") or 0:.2f}"',
             f"split  {info.get('split')}",
-            f"run    {info.get('run')}",
+            f"run    {visible(info.get('run'))}",
             "",
             f"view {self.view}  filter {self.filter}",
-            f"you    {self.who}",
-        ]
+            f"you    {visible(self.who)}",
+        ):
+            text.append(line + "\n")
         if c:
-            lines += [
-                f"grades {', '.join(f'{k}:{v}' for k, v in sorted(c.grades.items()))}",
-                f"consensus {'-' if c.score is None else f'{c.score:.2f}'}"
-                + (" [red]disagree[/]" if c.disagreement else ""),
-            ]
+            text.append(f"grades {visible(', '.join(f'{k}:{v}' for k, v in sorted(c.grades.items())))}\n")
+            text.append(f"consensus {'-' if c.score is None else f'{c.score:.2f}'}")
+            if c.disagreement:
+                text.append(" disagree", style="red")
+            text.append("\n")
         if not info.get("ok", True):
-            lines.append(f"[red]{info.get('fail_reason')}[/]")
-        meta.update("\n".join(lines))
+            text.append(visible(info.get("fail_reason")), style="red")
+        text.rstrip()
+        meta.update(text)
 
     def on_resize(self) -> None:
         self.show()

@@ -16,6 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from core.errors import HaloError
+from core.layout import runs_dir
 from core.logs import tail
 from core.states import JobState
 from halo_tui.format import STATE_STYLES, duration, job_rows, when
@@ -265,7 +266,7 @@ class JobsScreen(Screen[None]):
             job.params.get("run")
             or f"{job.variant}-{job.params.get('grid', '')}-{job.params.get('preset', '')}"
         )
-        self.app.push_screen(MonitorScreen(self.engine.workspace.root / "data" / "runs" / run))
+        self.app.push_screen(MonitorScreen(runs_dir(self.engine.workspace.root) / run))
 
     def action_launch(self) -> None:
         def launched(choice: Any) -> None:

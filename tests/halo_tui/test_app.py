@@ -181,10 +181,9 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert "ETA" in str(app.screen.query_one("#monitor-status").render())
 
 
-@pytest.fixture
-def candidates(tmp_path: Path) -> Path:
+def _candidates_file(path: Path, n: int, **extra: list) -> Path:
+    """A candidates parquet as the score stage writes it, with `extra` columns."""
     rng = np.random.default_rng(3)
-    n = 30
     table = pa.table(
         {
             "rank": np.arange(1, n + 1),
@@ -198,12 +197,17 @@ def candidates(tmp_path: Path) -> Path:
             "run": ["demo"] * n,
             "ok": [True] * n,
             "fail_reason": [None] * n,
+            **extra,
             "stamp": [rng.normal(0, 0.05, (3, 64, 64)).astype(np.float32).tobytes() for _ in range(n)],
         }
     ).replace_schema_metadata(arrow_metadata((3, 64, 64)))
-    path = tmp_path / "candidates.parquet"
     pq.write_table(table, path, row_group_size=8)
     return path
+
+
+@pytest.fixture
+def candidates(tmp_path: Path) -> Path:
+    return _candidates_file(tmp_path / "candidates.parquet", 30)
 
 
 async def test_grading_candidates_survives_a_restart(engine, candidates: Path, monkeypatch) -> None:
@@ -270,3 +274,83 @@ async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:
         assert isinstance(app.screen, JobsScreen)  # no longer bound
         await pilot.press("o")
         assert isinstance(app.screen, LogScreen)
+
+
+def _evaluation(completeness: float) -> dict:
+    """An eval-test.json built by the eval stage's own functions on a made-up split."""
+    from jobs.eval import completeness_maps, operating_thresholds
+    from jobs.operating_points import operating_points
+
+    rng = np.random.default_rng(0)
+    n_pos, n_neg = 400, 300
+    theta = np.repeat([0.5, 1.0, 2.0], [150, 150, 100])
+    dmag = np.tile([0.5, 1.0, 1.5, 2.0], 100)
+    label = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+    logit = np.r_[rng.normal(3 * completeness - 1.5 * dmag, 1), rng.normal(-2, 1, n_neg)]
+    galaxy = np.r_[np.arange(n_pos) % 150, 1000 + np.arange(n_neg)]
+    scored = {
+        "label": label,
+        "logit": logit,
+        "galaxy": galaxy,
+        "theta_e": np.r_[theta, np.zeros(n_neg)],
+        "src_dmag": np.r_[dmag, np.zeros(n_neg)],
+        "arc_snr": np.r_[rng.uniform(3, 80, n_pos), np.zeros(n_neg)],
+        "theta_over_psf": np.r_[theta / 1.2, np.zeros(n_neg)],
+    }
+    thresholds = operating_thresholds(logit[~label], galaxy[~label])
+    return {
+        "operating_points": operating_points(label, logit, galaxy),
+        "thresholds": thresholds,
+        "completeness": completeness_maps(scored, thresholds),
+    }
+
+
+async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> None:
+    from textual.widgets import Static
+
+    from halo_tui.components.runs import CompareScreen
+
+    root = engine.workspace.root
+    for name, level in (("gen1", 0.3), ("gen2", 1.2)):
+        run = root / "data" / "runs" / name
+        (run / "eval").mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota"}))
+        (run / "eval" / "eval-test.json").write_text(json.dumps(_evaluation(level)))
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CompareScreen(["gen1", "gen2"]))
+        await _until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.query("#heatmaps"))
+        await _until(pilot, lambda: "gen2" in str(app.screen.query_one("#heatmaps", Static).content))
+        text = app.screen.query_one("#heatmaps", Static).content
+        plain = str(text)
+        assert "gen1" in plain and "gen2" in plain and "completeness at FPR 1e-02" in plain
+        assert "src_dmag" in plain and "0.5" in plain
+        coloured = {str(span.style) for span in text.spans if "on #" in str(span.style)}
+        assert len(coloured) > 3  # cells coloured by their completeness
+        table = app.screen.query_one(DataTable)
+        assert any("negatives (galaxies)" in str(table.get_row_at(i)[0]) for i in range(table.row_count))
+        await pilot.press("t")  # the next threshold: FPR 0
+        assert "completeness at FPR 0" in str(app.screen.query_one("#heatmaps", Static).content)
+
+
+async def test_a_known_lens_is_named_on_its_candidate_and_hostile_text_stays_text(
+    engine, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("USER", "[/evil]")
+    path = _candidates_file(
+        tmp_path / "candidates.parquet",
+        4,
+        known_lens=["SLACS J0912+0029 [bold]x[/]", None, None, None],
+        known_lens_grade=["confident", None, None, None],
+        known_lens_reference=["Bolton et al. (2008) \x1b]0;pwn\x07", None, None, None],
+    )
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(path, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        meta = str(app.screen.query_one("#meta").content)
+        assert "known lens SLACS J0912+0029 [bold]x[/]" in meta  # shown as typed, not as markup
+        assert "\x1b" not in meta and "\\x1b]0;pwn\\x07" in meta
+        assert "you    [/evil]" in meta

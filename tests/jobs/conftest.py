@@ -28,6 +28,48 @@ def big_catalog_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def inject_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A workspace with the 3-brick mock survey, a small v4_sota manifest and cached coadds."""
+    import shutil
+
+    from jobs import coadds, manifest, select
+
+    root = tmp_path_factory.mktemp("inject")
+    shutil.copytree(mock_ws / "survey", root / "survey")
+    (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 120\n")
+    select.run(root, "v4_sota")
+    manifest.run(root, "v4_sota", "grid_sota")
+    coadds.run(root, "v4_sota", "grid_sota")
+    return root
+
+
+@pytest.fixture
+def rice():
+    """Compress an image as fpack does (astropy's RICE_1) and read it back: the decoded pixels
+    and the lattice jobs.quantization reads from the compressed table."""
+    import io
+
+    import numpy as np
+    from astropy.io import fits
+
+    from jobs.quantization import TileLattice
+
+    def compress(data: np.ndarray, method: int, tile: tuple[int, int] | None = None, seed: int = 4321):
+        buf = io.BytesIO()
+        hdu = fits.CompImageHDU(
+            data=data, compression_type="RICE_1", quantize_method=method, dither_seed=seed, tile_shape=tile
+        )
+        fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+        buf.seek(0)
+        decoded = np.asarray(fits.open(buf)[1].data)
+        buf.seek(0)
+        table = fits.open(buf, disable_image_compression=True)[1]
+        return decoded, TileLattice.from_table(table.header, table.data)
+
+    return compress
+
+
 TRAIN_TOML = """
 [grids.grid_sota]
 n_total_per_split = 240
@@ -55,6 +97,7 @@ def stamps_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("stamps")
     shutil.copytree(mock_ws / "survey", root / "survey")
     shutil.copytree(mock_ws / "truth", root / "truth")
+    shutil.copytree(mock_ws / "catalogs", root / "catalogs")
     (root / "halo.toml").write_text(TRAIN_TOML)
     select.run(root, "v4_sota")
     manifest.run(root, "v4_sota", "grid_sota")

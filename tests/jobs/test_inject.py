@@ -16,23 +16,11 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from core.stamps import decode, stamp_meta
-from jobs import coadds, inject, manifest, select
+from jobs import coadds, inject, manifest
 from jobs.inject import ArcRenderer, InjectSettings, cutout, inject_batch, stamps_dir
 from jobs.psf import gaussian_kernel
 from jobs.shapes import lenstronomy_e1e2
 from jobs.survey_layout import PIXSCALE, coadd_path
-
-
-@pytest.fixture(scope="module")
-def inject_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A workspace with the 3-brick mock survey, a small v4_sota manifest and cached coadds."""
-    root = tmp_path_factory.mktemp("inject")
-    shutil.copytree(mock_ws / "survey", root / "survey")
-    (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 120\n")
-    select.run(root, "v4_sota")
-    manifest.run(root, "v4_sota", "grid_sota")
-    coadds.run(root, "v4_sota", "grid_sota")
-    return root
 
 
 def _manifest(ws: Path) -> pa.Table:
@@ -111,8 +99,14 @@ def test_arc_flux_follows_src_dmag_and_the_source_colour(inject_ws: Path) -> Non
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    row = {**_row(inject_ws), "src_x_arcsec": 0.15, "src_y_arcsec": 0.05, "theta_e_arcsec": 1.2}
-    settings = _settings(inject_ws, stamp_size=128)
+    # supersampled: at 1× the arc flux is off by up to ~1 mag (issue 12)
+    row = {
+        **_row(inject_ws),
+        "src_x_arcsec": 0.15,
+        "src_y_arcsec": 0.05,
+        "theta_e_arcsec": 1.2,
+    }
+    settings = _settings(inject_ws, stamp_size=128, supersample=8)
     arc, mu = ArcRenderer(settings).render(row, 0.0, 0.0)
     # magnification measured independently: ray-shoot a fine grid, compare lensed and intrinsic flux
     axis = (np.arange(1280) - 639.5) * PIXSCALE / 10
@@ -182,8 +176,9 @@ def test_the_stage_writes_every_row_once_controls_bit_identical(inject_ws: Path)
     rows, stamps = _stamps(stamps_dir(inject_ws, "v4_sota", "grid_sota"))
     manifest_rows = _manifest(inject_ws)
     assert sorted(rows["task_id"]) == sorted(manifest_rows.column("task_id").to_pylist())
-    assert summary["rows"] == manifest_rows.num_rows == 360 and summary["ok"] == 360
-    assert stamps.shape == (360, 3, 64, 64) and stamps.dtype == np.float32
+    n = manifest_rows.num_rows
+    assert summary["rows"] == n and summary["ok"] == n and n > 100
+    assert stamps.shape == (n, 3, 64, 64) and stamps.dtype == np.float32
     by_id = {r["task_id"]: r for r in manifest_rows.to_pylist()}
     controls = [i for i, c in enumerate(rows["is_control"]) if c][:5]
     positives = [i for i, c in enumerate(rows["is_control"]) if not c][:5]
@@ -196,8 +191,9 @@ def test_the_stage_writes_every_row_once_controls_bit_identical(inject_ws: Path)
         cut = _fits_cutout(inject_ws, row, "r")
         assert (stamps[i, 1] - cut).sum() > 0 and rows["mu"][i] > 1 and rows["arc_snr"][i] > 0
         assert rows["theta_over_psf"][i] == pytest.approx(row["theta_e_arcsec"] / row["psfsize_r"])
-        assert rows["arc_mag_r"][i] == pytest.approx(
-            22.5 - 2.5 * np.log10((stamps[i, 1] - cut).sum()), abs=1e-3
+        # the arc went in on the coadd's lattice, rounded stochastically: its flux within 1 %
+        assert 10 ** (-0.4 * (rows["arc_mag_r"][i] - 22.5)) == pytest.approx(
+            (stamps[i, 1] - cut).sum(), rel=0.01
         )
 
 
@@ -303,9 +299,10 @@ def test_coadds_and_inject_through_the_engine(inject_ws: Path, halo) -> None:
     job = halo.json("stage", "inject", "--variant", "v4_sota", "--runner", "local", "--wait")
     assert job["state"] == "succeeded"
     assert job["outputs"] == [str(stamps_dir(halo.root, "v4_sota", "grid_sota"))]
-    assert job["summary"]["rows"] == 360
+    n = _manifest(halo.root).num_rows
+    assert job["summary"]["rows"] == n
     summary = json.loads((stamps_dir(halo.root, "v4_sota", "grid_sota") / "summary.json").read_text())
-    assert summary["rows"] == 360
+    assert summary["rows"] == n
 
 
 def test_cutout_flags_and_pads_off_the_edge() -> None:

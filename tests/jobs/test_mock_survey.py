@@ -79,6 +79,8 @@ def test_pixel_noise_matches_invvar(tmp_path: Path) -> None:
         stars_per_brick=3,
         spirals_per_brick=0,
         rings_per_brick=0,
+        mergers_per_brick=0,
+        edgeons_per_brick=0,
         lens_every=1000,
     )
     (tmp_path / "survey").mkdir()
@@ -135,7 +137,7 @@ def test_planted_lenses_are_recorded_apart_and_show_an_arc(mock_ws: Path) -> Non
     truth = pq.read_table(mock_ws / "truth" / "planted.parquet").to_pylist()
     assert not (mock_ws / "survey" / "truth").exists()
     kinds = {row["kind"] for row in truth}
-    assert kinds == {"lens", "spiral", "ring"}
+    assert kinds == {"lens", "spiral", "ring", "merger", "edgeon"}
     lenses = [row for row in truth if row["kind"] == "lens"]
     assert lenses and all(row["theta_e_arcsec"] > 1.0 and row["mu"] > 1.5 for row in lenses)
     for lens in lenses:
@@ -160,3 +162,19 @@ def test_moffat_kernel_is_normalised_with_the_right_fwhm(fwhm: float) -> None:
     above = np.flatnonzero(row >= row.max() / 2)
     width = (above[-1] - above[0] + 1) * PIXSCALE / 5
     assert abs(width - fwhm) < 0.1
+
+
+def test_lookalikes_and_planted_lenses_are_written_as_catalogues(mock_ws: Path) -> None:
+    from core.layout import known_lenses_path, lookalikes_path
+    from jobs.catalogs import read_positions
+
+    truth = pq.read_table(mock_ws / "truth" / "planted.parquet").to_pylist()
+    looks = read_positions(lookalikes_path(mock_ws))
+    assert sorted(set(looks["population"])) == ["edge-on disk", "merger", "ring", "spiral"]
+    assert len(looks["ra"]) == sum(1 for t in truth if t["kind"] != "lens")
+    lenses = read_positions(known_lenses_path(mock_ws))
+    planted = [t for t in truth if t["kind"] == "lens"]
+    assert np.allclose(sorted(lenses["ra"]), sorted(t["ra"] for t in planted))
+    assert all(
+        g == "confident" and "planted" in r for g, r in zip(lenses["grade"], lenses["reference"], strict=True)
+    )

@@ -1,6 +1,7 @@
 """train, eval and score on real injected stamps: a tiny CPU run, resuming, the outputs."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -15,9 +16,18 @@ import pytest
 from core.runs import read_metrics
 from jobs import eval as eval_stage
 from jobs import score, train
+from jobs.catalogs import read_positions
 from jobs.inject import stamps_dir
+from jobs.stage_runtime import StageError
 
 ARGS = ["--variant", "v4_sota", "--preset", "test_cpu"]
+
+
+def _rows(workspace: Path, split: str) -> int:
+    """Usable stamp rows of a split (controls are one row per galaxy, so not a round number)."""
+    parts = sorted(stamps_dir(workspace, "v4_sota", "grid_sota").glob("part-*.parquet"))
+    table = pq.read_table(parts, columns=["split", "ok"])
+    return sum(1 for s, ok in zip(*table.to_pydict().values(), strict=True) if s == split and ok)
 
 
 def _train_argv(workspace: Path, run: str, *extra: str) -> list[str]:
@@ -50,8 +60,8 @@ def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) ->
             "images/s",
         ):
             assert key in line
-        assert line["tpr@fpr1e-4"] is None and "not measurable" in line["unmeasured"]["tpr@fpr1e-4"]
-        assert line["n_pos"] + line["n_neg"] == 240
+        assert line["tpr@fpr1e-4"] is None and "independent negatives" in line["unmeasured"]["tpr@fpr1e-4"]
+        assert line["n_pos"] + line["n_neg"] == _rows(trained, "val")
     assert (run_dir / "checkpoint.pt").exists() and (run_dir / "best.pt").exists()
     info = json.loads((run_dir / "run.json").read_text())
     assert info["preset"] == "test_cpu" and info["preset_values"]["arch"] == "small_cnn"
@@ -92,17 +102,45 @@ def test_a_corrupt_stamps_file_is_reported_and_training_goes_on(stamps_ws: Path,
     assert summary["epochs"] == 1
 
 
-def test_eval_writes_the_seed_tables(trained: Path) -> None:
+def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
     summary = eval_stage.run(trained, "v4_sota", run_name="tiny")
     result = json.loads(Path(summary["outputs"][0]).read_text())
-    overall = result["tables"]["overall"]
-    assert overall["n_pos"] + overall["n_neg"] == 240
-    assert sum(t["n_pos"] for t in result["tables"]["theta_e"].values()) == overall["n_pos"]
-    assert sum(t["n_pos"] for t in result["tables"]["theta_over_psf"].values()) == overall["n_pos"]
-    assert set(overall["fpr_at_completeness"]) == {"0.99", "0.95", "0.90", "0.85", "0.80", "0.70"}
-    assert overall["completeness_at_fpr"]["1e-05"]["value"] is None
+    ops = result["operating_points"]
+    assert ops["n_pos"] + ops["n_neg"] == _rows(trained, "test")
+    assert ops["n_neg_independent"] == ops["n_neg"]  # a control galaxy serves one task
+    assert ops["n_pos_independent"] < ops["n_pos"]  # hosts serve several injections
+    # nothing measurable below 1/level independent negatives, anywhere in the report
+    for f in ("1e-2", "1e-3", "1e-4", "1e-5"):
+        measurable = ops["n_neg_independent"] >= round(1 / float(f))
+        assert (ops[f"tpr@fpr{f}"] is not None) == measurable
+        cell = result["tables"]["overall"]["completeness_at_fpr"][f"{float(f):.0e}"]
+        assert (cell["value"] is not None) == measurable
+    assert [t["name"] for t in result["thresholds"]][-1] == "FPR 0"
+    assert all(ops["n_neg_independent"] * t["fpr"] >= 1 for t in result["thresholds"] if t["fpr"] > 0)
+    # the maps: every positive in exactly one θE × src_dmag cell, counted against a recount
+    scored = json.loads(Path(summary["outputs"][0]).read_text())
+    top = result["thresholds"][-1]
+    grid = scored["completeness"][top["name"]]["theta_e_x_src_dmag"]
+    assert sum(c["n"] for row in grid["cells"] for c in row) == ops["n_pos"]
+    assert sum(c["k"] for row in grid["cells"] for c in row) == round(ops["tpr@fpr0"] * ops["n_pos"])
+    arcs = scored["completeness"][top["name"]]["arc_snr"]
+    assert sum(c["n"] for c in arcs.values()) == ops["n_pos"]
+    # real galaxies never trained on, each lookalike population, the planted lens
+    assert result["real_galaxies"]["n"] > 0
+    assert set(result["lookalikes"]) == {"spiral", "ring", "merger", "edge-on disk"}
+    planted = [k for k in result["known_lenses"] if k["name"].startswith("mock-")]
+    assert planted and all(k["rank"] >= 1 and k["score"] is not None for k in planted)
+    assert not [k for k in result["known_lenses"] if not k["name"].startswith("mock-")]  # none here
+    assert 0 <= result["calibration"]["ece"] <= 1 and result["purity"]["prevalence"] == 1e-4
     text = Path(summary["outputs"][1]).read_text()
-    assert "| Completeness (TPR) | FPR |" in text and "θE / PSF FWHM" in text
+    for heading in (
+        "## Operating points",
+        "θE (″) \\ src_dmag",
+        "## False positives on real galaxies",
+        "## Known lenses",
+    ):
+        assert heading in text
+    assert "HOLISMOKES" in text and "independent galaxies" in text
 
 
 def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
@@ -120,6 +158,35 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
     assert table.column("rank").to_pylist() == list(range(1, table.num_rows + 1))
     hard = pq.read_table(summary["outputs"][1])
     assert hard.num_rows == 10 and np.all(np.diff(hard.column("score").to_numpy()) <= 0)
+    # the planted lens carries its name and reference, and the summary says where it landed
+    named = [
+        r for r in table.select(["rank", "known_lens", "known_lens_reference"]).to_pylist() if r["known_lens"]
+    ]
+    assert named and all(
+        r["known_lens"].startswith("mock-") and "planted" in r["known_lens_reference"] for r in named
+    )
+    listed = [k["name"] for k in summary["known_lenses"]]
+    assert sorted(listed) == sorted({r["known_lens"] for r in named})  # each lens once
+    lens_keys = {(r["brickname"], r["objid"]) for r in table.to_pylist() if r["known_lens"]}
+    assert not lens_keys & set(
+        zip(hard.column("brickname").to_pylist(), hard.column("objid").to_pylist(), strict=True)
+    )
+
+
+def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
+    from core.layout import lookalikes_path
+
+    before = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=3)
+    summary = score.run(trained, "v4_sota", run_name="tiny", catalog=str(lookalikes_path(trained)))
+    table = pq.read_table(summary["outputs"][0])
+    assert Path(summary["outputs"][0]).name == "catalog-lookalikes.parquet"
+    assert table.num_rows == len(read_positions(lookalikes_path(trained))["ra"])
+    assert set(table.column("population").to_pylist()) == {"spiral", "ring", "merger", "edge-on disk"}
+    assert all(table.column("ok").to_pylist()) and Path(before["outputs"][0]).exists()  # kept
+    bad = tmp_path / "bad.csv"
+    bad.write_text("name,ra,dec\nx,12.5,95\n")
+    with pytest.raises(StageError, match=r"bad.csv: row 1: dec 95 is outside \[-90, 90\]"):
+        score.run(trained, "v4_sota", run_name="tiny", catalog=str(bad))
 
 
 def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
@@ -154,7 +221,7 @@ def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) 
     assert done.returncode == 0, done.stderr[-2000:]
     lines, bad = read_metrics(train.runs_dir(stamps_ws) / "ddp" / "metrics.jsonl")
     assert bad == [] and [line["epoch"] for line in lines] == [0]
-    assert lines[0]["n_pos"] + lines[0]["n_neg"] == 240  # both ranks' validation shards gathered
+    assert lines[0]["n_pos"] + lines[0]["n_neg"] == _rows(stamps_ws, "val")  # both ranks' shards
     assert json.loads((train.runs_dir(stamps_ws) / "ddp" / "run.json").read_text())["world_size"] == 2
     assert done.stdout.count('"run": "ddp"') == 1  # one summary, from rank 0
 
@@ -218,3 +285,67 @@ def test_runs_and_candidates_on_s3(trained: Path, s3_env: str, halo) -> None:
     local = CandidateTable(trained / "data/candidates/tiny/candidates.parquet")
     assert len(table) == len(local) and table.row(0) == local.row(0)
     assert np.array_equal(table.stamps([0, len(table) - 1]), local.stamps([0, len(local) - 1]))
+
+
+def test_resume_with_more_epochs_follows_the_new_schedule_and_keeps_the_settings(
+    stamps_ws: Path, tmp_path: Path
+) -> None:
+    """The review's finding: resuming a 2-epoch run with --epochs 3 ran epoch 2 at lr 0.0."""
+    ws = tmp_path / "ws"
+    shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates", "survey"))
+    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="longer", epochs=2)
+    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="longer", epochs=3, resume=True)
+    lines, _ = read_metrics(train.runs_dir(ws) / "longer" / "metrics.jsonl")
+    base = 3e-3  # the test_cpu preset's
+    assert [line["epoch"] for line in lines] == [0, 1, 2]
+    assert lines[1]["lr"] == pytest.approx(train.cosine_lr(base, 1, 2))  # trained as a 2-epoch run
+    assert lines[2]["lr"] == pytest.approx(train.cosine_lr(base, 2, 3)) and lines[2]["lr"] > 0.0
+    info = json.loads((train.runs_dir(ws) / "longer" / "run.json").read_text())
+    assert info["epochs"] == 3
+    assert [(h["epochs"], h["resume"]) for h in info["history"]] == [(2, False), (3, True)]
+
+
+def test_validation_is_float32_and_counts_galaxies(trained: Path) -> None:
+    import torch
+
+    from core.config import load
+
+    preset = load(trained, environ={}).presets["test_cpu"]
+    run_dir = train.runs_dir(trained) / "tiny"
+    trainer = train.Trainer(run_dir, stamps_dir(trained, "v4_sota", "grid_sota"), preset, 0, 1, 1)
+    trainer.load(run_dir / "checkpoint.pt")
+    plain = trainer.validate()
+    trainer.amp = torch.bfloat16  # as on a GPU with the bf16 presets: training only
+    again = trainer.validate()
+    assert np.array_equal(plain[0], again[0])  # same float32 scores, no bf16 ties
+    line = read_metrics(run_dir / "metrics.jsonl")[0][-1]
+    assert line["n_neg_independent"] <= line["n_neg"] and line["n_pos_independent"] < line["n_pos"]
+    assert line["pauc_max_fpr"] == pytest.approx(train.pauc_max_fpr(line["n_neg_independent"]))
+    assert line["pauc"] is not None and "auroc" in line["intervals"]
+
+
+def test_best_is_chosen_on_partial_auroc_then_auroc() -> None:
+    history = [{"pauc": 0.7, "auroc": 0.95}, {"pauc": 0.8, "auroc": 0.90}]
+    assert train._is_best(history[1], history)
+    history.append({"pauc": 0.8, "auroc": 0.92})  # a tie on pauc: AUROC decides
+    assert train._is_best(history[2], history)
+    history.append({"pauc": 0.75, "auroc": 0.99})
+    assert not train._is_best(history[3], history)
+    assert train.pauc_max_fpr(80) == pytest.approx(3 / 80) and train.pauc_max_fpr(10**6) == 1e-3
+
+
+def test_a_planted_checkpoint_is_refused_without_running_it(trained: Path, tmp_path: Path) -> None:
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = train.runs_dir(trained) / "evil"
+    evil.mkdir()
+    (evil / "best.pt").write_bytes(pickle.dumps({"model": Evil(), "arch": "small_cnn", "meta_cols": []}))
+    with pytest.raises(StageError, match="not a loadable checkpoint"):
+        eval_stage.run(trained, "v4_sota", run_name="evil")
+    assert not marker.exists()

@@ -1,0 +1,52 @@
+"""Where things live in a workspace (and in the shipped config), declared once.
+
+The stages, the console and the tests ask here for a path instead of spelling it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
+# Published galaxy-scale lenses in the DR10 footprint (lenscat, MIT): see its header.
+SHIPPED_KNOWN_LENSES = SHIPPED_CONFIG / "known_lenses" / "lenscat_dr10.csv"
+
+
+def catalogs_dir(workspace: Path) -> Path:
+    """A workspace's own position catalogues (CSV, parquet or FITS with ra, dec)."""
+    return workspace / "catalogs"
+
+
+def known_lenses_path(workspace: Path) -> Path:
+    """The workspace's own known lenses, added to the shipped table (the mock survey writes its
+    planted lenses here)."""
+    return catalogs_dir(workspace) / "known_lenses.csv"
+
+
+def lookalikes_path(workspace: Path) -> Path:
+    """The workspace's lookalike catalogue (ra, dec, name, population): spirals, rings,
+    mergers, edge-on disks, whose false-positive rate eval reports."""
+    return catalogs_dir(workspace) / "lookalikes.csv"
+
+
+def parent_dir(workspace: Path, parent_sample: str) -> Path:
+    return workspace / "data" / "parent" / parent_sample
+
+
+def manifest_dir(workspace: Path, variant: str, grid: str) -> Path:
+    return workspace / "data" / "manifest" / variant / grid
+
+
+def stamps_dir(workspace: Path, variant: str, grid: str) -> Path:
+    return workspace / "data" / "stamps" / variant / grid
+
+
+def runs_dir(workspace: Path) -> Path:
+    return workspace / "data" / "runs"
+
+
+def eval_dir(workspace: Path, run: str) -> Path:
+    return runs_dir(workspace) / run / "eval"
+
+
+def candidates_dir(workspace: Path, run: str) -> Path:
+    return workspace / "data" / "candidates" / run

@@ -1,0 +1,92 @@
+"""The demo's closing report, as plain lines: where the results are, the shortcut audit, the
+test figures with their independent counts and intervals (and why the unmeasurable ones are
+not printed), the false-positive rates on real galaxies and lookalikes, and where the known
+lenses landed. Read from the stages' JSON outputs; shown as plain text, never markup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from core import layout
+
+FIGURES = ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3", "tpr@fpr1e-4", "tpr@fpr0", "fpr@tpr0.85")
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _figure(ops: dict[str, Any], name: str) -> str:
+    value = ops.get(name)
+    if value is None:
+        bound = ops.get("fpr_upper_bounds", {}).get(name)
+        if bound is not None:
+            return f"{name} < {bound:.1e} (no negative above that completeness's threshold)"
+        return f"{name} n/m: {ops.get('unmeasured', {}).get(name, 'not measurable')}"
+    interval = ops.get("intervals", {}).get(name)
+    text = f"{name} {value:.4f}" if not name.startswith("fpr@") else f"{name} {value:.2e}"
+    if interval:
+        text += f" [{interval[0]:.3g}, {interval[1]:.3g}]"
+    if name == "tpr@fpr0":
+        text += f" (above every negative: FPR < {ops['fpr_upper_bounds']['tpr@fpr0']:.1e})"
+    return text
+
+
+def _rate(cell: dict[str, Any]) -> str:
+    if cell["k"] == 0:
+        return f"0/{cell['n']} (< {cell['upper'] * 100:.2g}%)"
+    value, lo, hi = (cell[k] * 100 for k in ("value", "lo", "hi"))
+    return f"{value:.1f}% [{lo:.1f}, {hi:.1f}] ({cell['k']}/{cell['n']})"
+
+
+def lines(root: Path, run: str, variant: str, grid: str) -> list[str]:
+    """The report's lines for a workspace's demo run."""
+    evaluation = layout.eval_dir(root, run) / "eval-test.json"
+    out = [
+        f"stamps:     {layout.stamps_dir(root, variant, grid)}",
+        f"run:        {layout.runs_dir(root) / run} (metrics.jsonl, best.pt)",
+        f"evaluation: {evaluation.with_suffix('.md')}",
+        f"candidates: {layout.candidates_dir(root, run) / 'candidates.parquet'}",
+    ]
+    audit = _json(layout.stamps_dir(root, variant, grid) / "shortcut_audit.json")
+    if audit and audit.get("auroc") is not None:
+        scored = audit["scored_on"]
+        out.append(
+            f"shortcut audit: pixel-statistic AUROC {audit['auroc']:.3f} (limit {audit['max_auroc']:.2f}; "
+            f"{scored['n_pos']} positive and {scored['n_neg']} control galaxies of {scored['split']}); "
+            f"flux alone {audit['flux_baseline']['auroc']:.3f}"
+        )
+    result = _json(evaluation)
+    if result is None:
+        return [*out, f"no evaluation at {evaluation}"]
+    ops = result["operating_points"]
+    out.append(
+        f"test split: {ops['n_pos']} positives on {ops['n_pos_independent']} host galaxies, "
+        f"{ops['n_neg']} negatives on {ops['n_neg_independent']} independent galaxies "
+        "(95 % intervals: bootstrap over galaxies)"
+    )
+    out += [f"  {_figure(ops, name)}" for name in FIGURES]
+    thresholds = [t["name"] for t in result["thresholds"]]
+    if thresholds:
+        first = thresholds[0]
+        out.append(f"false positives at the {first} threshold:")
+        real = result["real_galaxies"]
+        out.append(f"  parent galaxies never trained on: {_rate(real[first])}")
+        for population, table in sorted(result["lookalikes"].items()):
+            out.append(f"  {population}: {_rate(table[first])}")
+    candidates = _json(layout.candidates_dir(root, run) / "summary.json") or {}
+    ranks = {k["name"]: k for k in candidates.get("known_lenses", [])}
+    known = result.get("known_lenses", [])
+    out.append(f"known lenses in the footprint: {len(known)}")
+    for lens in known:
+        cand = ranks.get(lens["name"])
+        where = f"#{cand['rank']} of {cand['of']} candidates" if cand and cand.get("rank") else "not ranked"
+        score = "flagged" if lens["score"] is None else f"score {lens['score']:.3f}"
+        passes = ", ".join(lens["passes"]) or "no threshold"
+        out.append(f"  {lens['name']}: {score}, {where}, passes {passes}")
+    return out

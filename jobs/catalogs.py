@@ -1,0 +1,111 @@
+"""Position catalogues: lists of sky positions to score or to match against.
+
+A catalogue is a CSV (lines starting with `#` are comments), parquet or FITS table with
+`ra` and `dec` in degrees, and optionally `name`, `population` (e.g. spiral, ring), `grade`
+and `reference`; column names are matched without regard to case, and lenscat's
+`RA [deg]`/`DEC [deg]` are understood. Bad input is named with its file and row, never a
+traceback (StageError)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import storage
+from jobs.stage_runtime import StageError
+
+TEXT_COLUMNS = ("name", "population", "grade", "reference")
+ALIASES = {"ra [deg]": "ra", "dec [deg]": "dec", "ref": "reference", "grading": "grade"}
+
+
+def _rows_from_csv(text: str, where: str) -> tuple[list[str], list[list[str]]]:
+    lines = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not lines:
+        raise StageError(f"{where}: empty catalogue (no header line)")
+    rows = list(csv.reader(lines))
+    return rows[0], rows[1:]
+
+
+def _table(uri: str) -> dict[str, list[Any]]:
+    """The file's columns by lower-case name."""
+    where = str(uri)
+    try:
+        data = storage.read_bytes(uri) if storage.is_s3(uri) else Path(uri).read_bytes()
+    except FileNotFoundError:
+        raise StageError(f"{where}: no such catalogue") from None
+    except OSError as err:
+        raise StageError(f"{where}: cannot be read ({err.strerror or err})") from None
+    lower = where.lower()
+    try:
+        if lower.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(io.BytesIO(data))
+            return {n.lower(): table.column(n).to_pylist() for n in table.column_names}
+        if lower.endswith((".fits", ".fits.gz", ".fit")):
+            from astropy.io import fits
+
+            with fits.open(io.BytesIO(data)) as hdus:
+                hdu = next((h for h in hdus if isinstance(h, fits.BinTableHDU)), None)
+                if hdu is None:
+                    raise StageError(f"{where}: no table extension")
+                return {n.lower(): np.asarray(hdu.data[n]).tolist() for n in hdu.columns.names}
+        header, rows = _rows_from_csv(data.decode("utf-8"), where)
+    except StageError:
+        raise
+    except UnicodeDecodeError:
+        raise StageError(f"{where}: not UTF-8 text (a CSV, parquet or FITS table is expected)") from None
+    except Exception as err:  # pyarrow/astropy raise many kinds for a damaged file
+        raise StageError(f"{where}: not a readable table ({type(err).__name__}: {err})") from None
+    names = [h.strip().lower() for h in header]
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(names):
+            raise StageError(f"{where}: row {number} has {len(row)} fields, the header {len(names)}")
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
+
+
+def read_positions(uri: str | Path, default_population: str = "") -> dict[str, np.ndarray]:
+    """ra, dec (float64 degrees) and the text columns (object arrays, "" where absent)."""
+    where = str(uri)
+    columns = {ALIASES.get(k, k): v for k, v in _table(str(uri)).items()}
+    missing = [c for c in ("ra", "dec") if c not in columns]
+    if missing:
+        raise StageError(f"{where}: missing column(s) {', '.join(missing)} (ra, dec in degrees are needed)")
+    out: dict[str, np.ndarray] = {}
+    for axis, low, high in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
+        values = np.empty(len(columns[axis]))
+        for i, raw in enumerate(columns[axis]):
+            try:
+                values[i] = float(raw)
+            except (TypeError, ValueError):
+                raise StageError(f"{where}: row {i + 1}: {axis} {str(raw)[:40]!r} is not a number") from None
+            if not (low <= values[i] <= high) or not np.isfinite(values[i]):
+                raise StageError(f"{where}: row {i + 1}: {axis} {values[i]:g} is outside [{low:g}, {high:g}]")
+        out[axis] = values
+    n = out["ra"].size
+    for name in TEXT_COLUMNS:
+        values = columns.get(name)
+        out[name] = np.array(
+            [("" if v is None else str(v).strip()) for v in values] if values is not None else [""] * n,
+            dtype=object,
+        )
+    if default_population:
+        out["population"] = np.where(out["population"] == "", default_population, out["population"])
+    return out
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]], comment: str = "") -> None:
+    """A catalogue CSV written atomically (a temporary file renamed into place)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", newline="") as out:
+        for line in comment.splitlines():
+            out.write(f"# {line}\n")
+        writer = csv.writer(out)
+        writer.writerow(header)
+        writer.writerows(rows)
+    tmp.replace(path)

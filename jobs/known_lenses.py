@@ -1,0 +1,97 @@
+"""Known lenses: the shipped table of published lenses plus the workspace's own, and the
+3″ cross-match every stage uses.
+
+A known lens is never a control (it would be a negative that holds a lens) nor a positive's
+host, never a hard negative, and eval and score report where each one in the scored footprint
+landed ("known-lens recovery"). The shipped table is lenscat's galaxy-scale lenses and
+candidates in DR10's footprint (config/known_lenses/, MIT); a workspace adds its own in
+`catalogs/known_lenses.csv` (the mock survey writes its planted lenses there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import layout
+
+MATCH_RADIUS_ARCSEC = 3.0
+
+
+def load(workspace: Path) -> dict[str, np.ndarray]:
+    """Every known lens: name, ra, dec, grade, reference, and `source` (shipped or workspace)."""
+    from jobs.catalogs import read_positions
+
+    parts = []
+    for source, path in (
+        ("lenscat", layout.SHIPPED_KNOWN_LENSES),
+        ("workspace", layout.known_lenses_path(workspace)),
+    ):
+        if path.exists():
+            table = read_positions(path)
+            table["source"] = np.full(table["ra"].size, source, dtype=object)
+            parts.append(table)
+    if not parts:
+        return {k: np.zeros(0, dtype=object if k not in ("ra", "dec") else float) for k in _COLUMNS}
+    return {k: np.concatenate([p[k] for p in parts]) for k in _COLUMNS}
+
+
+_COLUMNS = ("name", "ra", "dec", "grade", "reference", "source")
+
+
+def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
+    return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+
+
+def match(
+    ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray], radius_arcsec: float = MATCH_RADIUS_ARCSEC
+) -> np.ndarray:
+    """For each position, the index of the nearest known lens within `radius_arcsec`, else -1."""
+    return match_with_separation(ra, dec, lenses, radius_arcsec)[0]
+
+
+def match_with_separation(
+    ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray], radius_arcsec: float = MATCH_RADIUS_ARCSEC
+) -> tuple[np.ndarray, np.ndarray]:
+    """`match`, and each match's separation in arcsec (inf where none)."""
+    from scipy.spatial import cKDTree
+
+    n = len(ra)
+    if n == 0 or lenses["ra"].size == 0:
+        return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
+    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
+    distance, index = cKDTree(_unit(lenses["ra"], lenses["dec"])).query(
+        _unit(ra, dec), k=1, distance_upper_bound=chord
+    )
+    found = np.isfinite(distance)
+    separation = np.degrees(2.0 * np.arcsin(np.minimum(np.where(found, distance, 0.0), 2.0) / 2.0)) * 3600.0
+    return np.where(found, index, -1).astype(np.int64), np.where(found, separation, np.inf)
+
+
+def nearest_per_lens(index: np.ndarray, separation: np.ndarray) -> np.ndarray:
+    """Of the positions matched to each known lens, the nearest one's row (a lens's own
+    galaxy, not a neighbour within 3″): the rows to report the lens by."""
+    rows = np.flatnonzero(index >= 0)
+    best: dict[int, int] = {}
+    for row in rows[np.argsort(separation[rows], kind="stable")]:
+        best.setdefault(int(index[row]), int(row))
+    return np.array(sorted(best.values()), dtype=np.int64)
+
+
+def annotate(ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Columns naming each position's known lens (None where it matches none)."""
+    found, separation = match_with_separation(ra, dec, lenses)
+    out: dict[str, list[Any]] = {
+        "known_lens_sep_arcsec": [
+            float(s) if i >= 0 else None for i, s in zip(found, separation, strict=True)
+        ]
+    }
+    for column, key in (
+        ("known_lens", "name"),
+        ("known_lens_grade", "grade"),
+        ("known_lens_reference", "reference"),
+    ):
+        out[column] = [str(lenses[key][i]) if i >= 0 else None for i in found]
+    return out

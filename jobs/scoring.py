@@ -1,0 +1,164 @@
+"""Running a trained model: over stamp arrays, over a split of the injection stamps, and over
+sky positions cut from the cached coadds (the parent sample, a lookalike catalogue, known
+lenses). eval and score share these; the model always runs in float32."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jobs import stage_runtime
+
+OUTSIDE = "outside the footprint"
+SPLIT_COLUMNS = (
+    "task_id",
+    "brickname",
+    "objid",
+    "theta_e_arcsec",
+    "src_dmag",
+    "arc_snr",
+    "theta_over_psf",
+)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def logits_of(model: Any, stamps: np.ndarray, meta: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
+    """The model's logits for (n, 3, H, W) stamps in nanomaggies (normalised as in training)."""
+    import torch
+
+    from jobs.dataset import robust_normalise
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(stamps), batch):
+            images = torch.from_numpy(robust_normalise(stamps[start : start + batch]))
+            m = torch.from_numpy(meta[start : start + batch]) if meta is not None else None
+            out.append(model(images, m).float().numpy())
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+
+def score_split(
+    model: Any, meta_cols: list[str], stamps: Path, split: str, batch: int = 256
+) -> dict[str, Any]:
+    """The model over one split of the injection stamps: logits, labels, galaxy keys and the
+    injection's parameters per row (θE, src_dmag, arc_snr, θE/PSF)."""
+    import pyarrow.parquet as pq
+    import torch
+
+    from core.schemas import galaxy_keys
+    from jobs.dataset import StampStream
+
+    data = StampStream(str(stamps), split, meta_cols=meta_cols)
+    logits, ids, labels = [], [], []
+    with torch.no_grad():
+        for images, y, meta, task in torch.utils.data.DataLoader(data, batch_size=batch):
+            logits.append(model(images, meta if meta_cols else None).float().numpy())
+            labels.append(y.numpy())
+            ids.append(task.numpy())
+    if not logits:
+        raise stage_runtime.StageError(f"{stamps}: no usable rows in the {split} split")
+    task_id = np.concatenate(ids)
+    parts = [
+        p for p in sorted(stamps.glob("part-*.parquet")) if p.name not in {s["file"] for s in data.skipped}
+    ]
+    info = pq.read_table(parts, columns=list(SPLIT_COLUMNS))
+    order = np.argsort(info.column("task_id").to_numpy())
+    rows = order[np.searchsorted(info.column("task_id").to_numpy()[order], task_id)]
+
+    def column(name: str) -> np.ndarray:
+        return info.column(name).to_numpy(zero_copy_only=False)[rows]
+
+    def number(name: str) -> np.ndarray:  # nulls (controls' θE/PSF, say) as 0
+        return np.nan_to_num(column(name).astype(float))
+
+    return {
+        "task_id": task_id,
+        "logit": np.concatenate(logits).astype(np.float64),
+        "label": np.concatenate(labels).astype(bool),
+        "galaxy": galaxy_keys(column("brickname"), column("objid")),
+        "theta_e": number("theta_e_arcsec"),
+        "src_dmag": number("src_dmag"),
+        "arc_snr": number("arc_snr"),
+        "theta_over_psf": number("theta_over_psf"),
+        "skipped": data.skipped,
+    }
+
+
+def cut_positions(
+    reader: Any, ra: np.ndarray, dec: np.ndarray, bricks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Cutouts at sky positions (no injection): stamps, whether each is usable, and why not.
+    A position's brick is its catalogue's `brickname` if given, else DR10's brick grid's."""
+    from jobs.inject import BrickUnavailable
+    from jobs.survey_layout import brick_at
+
+    n, size = len(ra), reader.size
+    stamps = np.zeros((n, 3, size, size), dtype=np.float32)
+    ok = np.ones(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    names = [
+        str(bricks[i]) if bricks is not None else brick_at(float(ra[i]), float(dec[i])).name for i in range(n)
+    ]
+    for i in sorted(range(n), key=lambda j: names[j]):  # brick by brick: each opened once
+        brick = names[i]
+        try:
+            cut = reader.cutout(brick, float(ra[i]), float(dec[i]))
+            stamps[i] = cut.stamp
+            if not cut.covered:
+                ok[i], reasons[i] = False, f"{OUTSIDE}: the position is not on brick {brick}'s image"
+            elif not cut.inside:
+                ok[i], reasons[i] = False, f"edge: the stamp leaves brick {brick}"
+            elif not np.isfinite(cut.stamp).all():
+                ok[i], reasons[i] = False, f"the cutout in brick {brick} holds non-finite pixels"
+        except BrickUnavailable as err:
+            ok[i], reasons[i] = False, str(err)
+    return stamps, ok, reasons
+
+
+def score_positions(
+    model: Any,
+    meta_cols: list[str],
+    reader: Any,
+    positions: dict[str, np.ndarray],
+    keep_stamps: bool = False,
+) -> dict[str, Any]:
+    """The model over sky positions: logit, score (sigmoid), ok and fail_reason per position
+    (and the stamps if asked). Metadata models need the metadata columns in `positions`."""
+    from jobs.dataset import meta_features
+
+    n = len(positions["ra"])
+    stamps, ok, reasons = cut_positions(reader, positions["ra"], positions["dec"], positions.get("brickname"))
+    missing = [c for c in meta_cols if c not in positions]
+    if missing and n:
+        ok[:] = False
+        reasons = [f"the model needs metadata columns {', '.join(missing)}"] * n
+    logits = np.full(n, np.nan)
+    good = np.flatnonzero(ok)
+    if good.size:
+        meta = None
+        if meta_cols:
+            values = {c: np.asarray(positions[c])[good] for c in meta_cols} | {"task_id": good}
+            meta = meta_features(values, meta_cols)
+        logits[good] = logits_of(model, stamps[good], meta)
+    out = {"logit": logits, "score": sigmoid(logits), "ok": ok, "fail_reason": reasons}
+    if keep_stamps:
+        out["stamps"] = stamps
+    return out
+
+
+def footprint_bricks(cache: str) -> set[str]:
+    """The bricks whose r-band image is in the coadd cache: where positions can be scored."""
+    from core import storage
+    from core.errors import HaloError
+
+    root = cache.rstrip("/") + "/coadd"
+    try:
+        files = storage.list_files(root, "*-image-r.fits.fz")
+    except HaloError:  # an empty or unreachable cache: no footprint
+        return set()
+    return {Path(str(f)).name.split("-")[1] for f in files}
