@@ -1,8 +1,11 @@
 """The training monitor: a run's per-epoch metrics from metrics.jsonl, live.
 
 The table shows every epoch; each metric is coloured against the configured targets, the best
-value so far is bold, a figure that could not be measured shows as "n/m". Sparklines follow
-the losses, AUROC and tpr@fpr1e-4; the ETA is the mean epoch time times the epochs left."""
+value so far is bold, a figure that could not be measured shows as "n/m", one bounded above
+only (no negative passed) as "< bound"; the validation negatives are counted in galaxies
+(`neg gal.`), the unit every figure's measurability rests on, and `pauc` is the partial AUROC
+best.pt is chosen on. Sparklines follow the losses, AUROC and tpr@fpr1e-4; the ETA is the mean
+epoch time times the epochs left."""
 
 from __future__ import annotations
 
@@ -29,17 +32,19 @@ SHOWN = (
     "tpr@fpr1e-2",
     "tpr@fpr1e-3",
     "tpr@fpr1e-4",
+    "tpr@fpr0",
     "fpr@tpr0.85",
-    "fpr@tpr0.95",
-    "n_neg",
+    "pauc",
+    "n_neg_independent",
     "seconds",
 )
+LABELS = {"n_neg_independent": "neg gal."}
 SPARKS = ("train_loss", "val_loss", "auroc", "tpr@fpr1e-4")
 
 
-def cell(metric: str, value: Any, best: bool, target: Any) -> Text:
+def cell(metric: str, value: Any, best: bool, target: Any, bound: float | None = None) -> Text:
     if value is None:
-        return Text("n/m", style="dim")
+        return Text("n/m" if bound is None else f"< {bound:.1e}", style="dim")
     if isinstance(value, int) or metric == "seconds":
         return Text(str(value))
     text = f"{value:.4f}"
@@ -70,7 +75,7 @@ class MonitorScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("epoch", *SHOWN)
+        self.query_one(DataTable).add_columns("epoch", *(LABELS.get(m, m) for m in SHOWN))
         self.poll()
 
     @work(thread=True, exclusive=True, group="monitor")
@@ -99,7 +104,16 @@ class MonitorScreen(Screen[None]):
         for line in epochs:
             table.add_row(
                 str(line["epoch"]),
-                *(cell(m, line.get(m), line.get(m) == best.get(m), targets.get(m)) for m in SHOWN),
+                *(
+                    cell(
+                        m,
+                        line.get(m),
+                        line.get(m) == best.get(m),
+                        targets.get(m),
+                        (line.get("fpr_upper_bounds") or {}).get(m),
+                    )
+                    for m in SHOWN
+                ),
                 key=str(line["epoch"]),
             )
         for name in SPARKS:

@@ -56,9 +56,13 @@ def fixed_workspace(monkeypatch: pytest.MonkeyPatch) -> Engine:
             "tpr@fpr1e-2": 0.5 + 0.1 * e,
             "tpr@fpr1e-3": 0.3 + 0.1 * e,
             "tpr@fpr1e-4": None,
-            "fpr@tpr0.85": 0.05 / (e + 1),
+            "tpr@fpr0": 0.2 + 0.1 * e,
+            "fpr@tpr0.85": 0.05 / (e + 1) if e < 2 else None,  # epoch 2: no negative passes
+            "fpr_upper_bounds": {"fpr@tpr0.85": 3.0e-3} if e == 2 else {},
             "fpr@tpr0.95": 0.2 / (e + 1),
+            "pauc": 0.8 + 0.05 * e,
             "n_neg": 1000,
+            "n_neg_independent": 1000,
             "seconds": 20.0,
         }
         for e in range(3)
