@@ -187,18 +187,23 @@ class StampStream(torch.utils.data.IterableDataset):
             yield image, labels[i], metas[i], int(data["task_id"][row])
 
 
-def task_galaxies(location: str | list[str]) -> Any:
-    """A function mapping task ids to their galaxies (small integer codes), read from the
-    stamps' ids: validation counts galaxies, not rows, as its independent units."""
+def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
+    """A function mapping task ids (of `split`, or all) to their galaxies (small integer
+    codes), read from the stamps' ids: validation counts galaxies, not rows, as its
+    independent units."""
     from core.schemas import galaxy_keys
 
     uris = location if isinstance(location, list) else storage.list_files(location, "*.parquet")
     ids, keys = [], []
     for uri in sorted(uris):
         try:
-            table = _parquet_file(uri).read(columns=["task_id", "brickname", "objid"])
+            table = _parquet_file(uri).read(columns=["task_id", "brickname", "objid", "split"])
         except Exception:  # noqa: S112 - a damaged file is reported by the stream itself
             continue
+        if split is not None:
+            import pyarrow.compute as pc
+
+            table = table.filter(pc.equal(table.column("split"), split))
         ids.append(table.column("task_id").to_numpy())
         keys.append(galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist()))
     task = np.concatenate(ids) if ids else np.zeros(0, np.int64)

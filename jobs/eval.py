@@ -177,7 +177,8 @@ def real_galaxies(
     path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
     if not path.exists():
         raise stage_runtime.StageError(f"{path}: no parent sample; run `halo stage select` first")
-    parent = {k: np.asarray(v) for k, v in pq.read_table(path).to_pydict().items()}
+    table = pq.read_table(path)
+    parent = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
     lens_index, separation = known_lenses.match_with_separation(parent["ra"], parent["dec"], known)
     eligible = np.flatnonzero((parent["split"] != "train") & (lens_index < 0))
     keys = galaxy_keys(parent["brickname"][eligible], parent["objid"][eligible])
@@ -365,7 +366,7 @@ def _parent_rows(workspace: Path, variant: Any, rows: np.ndarray) -> dict[str, n
     from jobs.select import parent_dir
 
     parent = pq.read_table(parent_dir(workspace, variant.parent_sample) / "parent.parquet").take(rows)
-    return {k: np.asarray(v) for k, v in parent.to_pydict().items()}
+    return {c: parent.column(c).to_numpy(zero_copy_only=False) for c in parent.column_names}
 
 
 def _purity_row(

@@ -239,7 +239,7 @@ class Trainer:
             _rewrite(metrics_path, self.history)  # a resumed run: exactly the checkpoint's lines
         from jobs.dataset import task_galaxies
 
-        galaxies = task_galaxies(self.val_data.location) if self.rank == 0 else None
+        galaxies = task_galaxies(self.val_data.location, "val") if self.rank == 0 else None
         for epoch in range(self.start_epoch, self.epochs):
             started = time.monotonic()
             lr = cosine_lr(self.preset.lr, epoch, self.epochs)
