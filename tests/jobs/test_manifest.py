@@ -8,8 +8,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.config import load
+from core.schemas import galaxy_keys
 from jobs import manifest, select
-from jobs.manifest import build, grid_configs, manifest_dir, read_parent, verify
+from jobs.manifest import build, control_galaxies, grid_configs, manifest_dir, read_parent, verify
 from jobs.select import parent_dir
 from jobs.shapes import tractor_to_q_theta
 from jobs.stage_runtime import StageError
@@ -184,3 +185,49 @@ def test_manifest_through_the_engine(parent_ws: Path, halo) -> None:
         "grid_huge"
         in halo("stage", "manifest", "--variant", "v4_sota", "--grid", "grid_huge", check=2).stderr
     )
+
+
+def test_a_known_lens_is_never_a_control_nor_a_host(parent_ws: Path, parent: dict, sota, tmp_path) -> None:
+    """A galaxy within 3″ of a known lens stays out of the tasks, and verify catches one that
+    does not; 3.5″ away is another galaxy."""
+    from core.layout import known_lenses_path
+    from jobs import known_lenses
+    from jobs.catalogs import write_csv
+
+    keys = galaxy_keys(parent["brickname"], parent["objid"])
+    ctrl = control_galaxies(keys, sota.control_frac)
+    lens_c, lens_p, near = (
+        int(np.flatnonzero(ctrl)[0]),
+        int(np.flatnonzero(~ctrl)[0]),
+        int(np.flatnonzero(ctrl)[1]),
+    )
+    offset = 2.5 / 3600 / np.cos(np.radians(parent["dec"][lens_c]))  # 2.5″ east: within 3″
+    rows = [
+        ["SLACS-like", parent["ra"][lens_c] + offset, parent["dec"][lens_c], "confident", "test"],
+        ["candidate", parent["ra"][lens_p], parent["dec"][lens_p], "probable", "test"],
+        ["too far", parent["ra"][near], parent["dec"][near] + 3.5 / 3600, "probable", "test"],
+    ]
+    write_csv(known_lenses_path(parent_ws), ["name", "ra", "dec", "grade", "reference"], rows)
+    try:
+        lenses = known_lenses.load(parent_ws)
+        assert lenses["source"][-1] == "workspace" and lenses["ra"].size > 25000  # lenscat's too
+        found = known_lenses.match(parent["ra"], parent["dec"], lenses) >= 0
+        assert found[lens_c] and found[lens_p] and not found[near]
+        summary = manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+        table = pq.read_table(summary["outputs"][0]).to_pydict()
+        tasks = set(zip(table["brickname"], table["objid"], strict=True))
+        assert (parent["brickname"][lens_c], parent["objid"][lens_c]) not in tasks
+        assert (parent["brickname"][lens_p], parent["objid"][lens_p]) not in tasks
+        report = json.loads(
+            (manifest_dir(parent_ws, "v4_sota", "grid_sota") / "verification.json").read_text()
+        )
+        check = next(c for c in report["checks"] if "known lens" in c["check"])
+        assert check["ok"] and check["known_lenses_in_parent"] == 2
+        # a manifest that made the lens a control fails verification
+        columns = build(parent, sota, "v4_sota", "grid_sota")
+        failed = verify(columns, "unpaired", np.array(grid_configs(sota)), {keys[lens_c], keys[lens_p]})
+        check = next(c for c in failed["checks"] if "known lens" in c["check"])
+        assert not failed["ok"] and check["as_controls"] + check["as_hosts"] >= 1
+    finally:
+        known_lenses_path(parent_ws).unlink()
+        manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
