@@ -267,7 +267,8 @@ class CoaddReader:
                     index, hdu = next(
                         (i, h) for i, h in enumerate(hdus) if h.is_image and h.header.get("NAXIS") == 2
                     )
-                    lattice = _lattice(uri if data is None else io.BytesIO(data), index, hdu)
+                    source = uri if data is None else io.BytesIO(data)
+                    lattice = _lattice(source, index, hdu) if kind == "image" else None
                     sections[kind, band] = _Section(hdu, lattice)
                     if wcs is None:
                         wcs = WCS(hdu.header)
