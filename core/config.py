@@ -29,7 +29,7 @@ from pydantic import (
 from core.errors import ConfigError, UsageError
 from core.leakage import check_meta_cols
 from core.metrics import METRIC_NAMES
-from core.names import check_module, check_name
+from core.names import check_module, check_name, check_path
 
 SHIPPED = Path(__file__).resolve().parent.parent / "config"
 WORKSPACE_FILE = "halo.toml"
@@ -237,6 +237,16 @@ class StageDecl(_Model):
     def _module(cls, value: str) -> str:
         return _as_value_error(check_module, value)
 
+    @field_validator("pythonpath")
+    @classmethod
+    def _inside_workspace(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            parts = Path(entry).parts
+            if not entry or Path(entry).is_absolute() or ".." in parts or entry.startswith("~"):
+                raise ValueError(f"{entry!r}: a folder inside the workspace, relative to it (no '..')")
+            _as_value_error(check_path, "pythonpath", entry)
+        return value
+
 
 # -- the whole ---------------------------------------------------------------------------
 
@@ -339,6 +349,8 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{label}: not valid TOML: {err}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{label}: not UTF-8 text (byte {err.start}): TOML files are UTF-8") from None
     except OSError as err:
         raise ConfigError(f"{label}: cannot be read: {err.strerror}") from None
 

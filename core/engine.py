@@ -14,6 +14,7 @@ from core import jobresult
 from core.backends import emr, local
 from core.errors import HaloError, UsageError
 from core.names import check_name
+from core.safe_io import atomic_write, private_dir
 from core.stages import Stage, registry
 from core.states import JobState
 from core.store import Job
@@ -137,10 +138,8 @@ class Engine:
         if text is None:
             return False
         path = self.log_path(job.id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        private_dir(path.parent)
+        atomic_write(path, text)
         return True
 
     def _env(self, job: Job, stage: Stage) -> dict[str, str]:

@@ -18,9 +18,9 @@ def record(outputs: list[str], summary: dict[str, Any] | None = None) -> None:
     target = os.environ.get(ENV_VAR)
     if not target:
         return
-    tmp = Path(f"{target}.tmp")
-    tmp.write_text(json.dumps({"outputs": [str(o) for o in outputs], "summary": summary or {}}))
-    os.replace(tmp, target)
+    from core.safe_io import atomic_write  # never through a planted link, 0600
+
+    atomic_write(target, json.dumps({"outputs": [str(o) for o in outputs], "summary": summary or {}}))
 
 
 def read(path: Path) -> tuple[list[str], dict[str, Any] | None]:

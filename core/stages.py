@@ -17,13 +17,17 @@ from core.names import check_name, check_path, check_value
 
 @dataclass(frozen=True)
 class Param:
-    """One option of a stage: `--<name> VALUE`, or `--<name>` alone for a bool."""
+    """One option of a stage: `--<name> VALUE`, or `--<name>` alone for a bool. Numbers
+    carry their range (`low` ≤ value ≤ `high`), checked before a launch and again by the
+    stage itself (jobs/stage_runtime.py): a bad value is exit 2, never a run."""
 
     name: str
     kind: str = "str"
     default: Any = None
     choices: tuple[str, ...] = ()
     help: str = ""
+    low: float | None = None
+    high: float | None = None
 
     @property
     def flag(self) -> str:
@@ -42,12 +46,23 @@ class Param:
             raise UsageError(f"{where}: {raw!r} is not true or false")
         if self.kind in ("int", "float"):
             try:
-                return int(raw) if self.kind == "int" else float(raw)
+                if isinstance(raw, bool) or (self.kind == "int" and isinstance(raw, float)):
+                    raise ValueError
+                value = int(raw) if self.kind == "int" else float(raw)
             except (TypeError, ValueError):
                 raise UsageError(
                     f"{where}: {raw!r} is not {'an integer' if self.kind == 'int' else 'a number'}"
                 ) from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise UsageError(f"{where}: {raw!r} is not a finite number")
+            low = -float("inf") if self.low is None else self.low
+            high = float("inf") if self.high is None else self.high
+            if not low <= value <= high:
+                raise UsageError(f"{where}: {value} is out of range [{low:g}, {high:g}]")
+            return value
         raw = str(raw)
+        if self.kind == "name":
+            return check_name(self.name.replace("_", " "), raw)
         if self.kind == "choice" and raw not in self.choices:
             raise UsageError(f"{where}: {raw!r} is not one of {', '.join(self.choices)}")
         if self.kind in ("grid", "preset"):
@@ -114,11 +129,11 @@ SHIPPED: tuple[Stage, ...] = (
         "mock survey",
         needs_variant=False,
         params=(
-            Param("bricks", "int", help="number of bricks"),
-            Param("seed", "int", help="random seed"),
-            Param("brick_px", "int", help="brick size in pixels (DR10: 3600)"),
+            Param("bricks", "int", help="number of bricks", low=1, high=10000),
+            Param("seed", "int", help="random seed", low=0, high=2**63 - 1),
+            Param("brick_px", "int", help="brick size in pixels (DR10: 3600)", low=64, high=3600),
             Param("no_images", "bool", False, help="catalogues only"),
-            Param("lrgs_per_brick", "int", help="LRGs drawn per brick"),
+            Param("lrgs_per_brick", "int", help="LRGs drawn per brick", low=1, high=10000),
             _FORCE,
         ),
     ),
@@ -145,7 +160,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("grid", "grid", help="the manifest's grid"),
             Param("source", "path", help="URL template of the coadd tree"),
             Param("cache", "path", help="cache folder or s3:// prefix"),
-            Param("workers", "int", help="concurrent bricks"),
+            Param("workers", "int", help="concurrent bricks", low=1, high=256),
             _FORCE,
         ),
     ),
@@ -158,8 +173,8 @@ SHIPPED: tuple[Stage, ...] = (
             Param("grid", "grid", help="the manifest's grid"),
             Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
-            Param("supersample", "int", help="lenstronomy supersampling factor"),
-            Param("workers", "int", help="local runner processes"),
+            Param("supersample", "int", help="lenstronomy supersampling factor", low=1, high=32),
+            Param("workers", "int", help="local runner processes", low=1, high=256),
             _FORCE,
         ),
     ),
@@ -171,9 +186,9 @@ SHIPPED: tuple[Stage, ...] = (
         params=(
             Param("grid", "grid", help="the stamps' grid"),
             Param("preset", "preset", help="training preset"),
-            Param("run", "str", help="run name"),
-            Param("epochs", "int", help="override the preset's epochs"),
-            Param("nproc", "int", help="DDP processes (torchrun)"),
+            Param("run", "name", help="run name"),
+            Param("epochs", "int", help="override the preset's epochs", low=1, high=100000),
+            Param("nproc", "int", help="DDP processes (torchrun)", low=1, high=1024),
             Param("resume", "bool", False, help="continue from the last checkpoint"),
             _FORCE,
         ),
@@ -185,11 +200,15 @@ SHIPPED: tuple[Stage, ...] = (
         "Phase 6",
         params=(
             Param("grid", "grid", help="the stamps' grid"),
-            Param("run", "str", help="run name"),
+            Param("run", "name", help="run name"),
             Param("split", "choice", "test", ("train", "val", "test"), "held-out split"),
             Param("lookalikes", "path", help="lookalike catalogue (ra, dec, population)"),
-            Param("prevalence", "float", help="lenses per galaxy, for the purity [1e-4]"),
-            Param("real_galaxies", "int", help="parent galaxies never trained on to score"),
+            Param(
+                "prevalence", "float", help="lenses per galaxy, for the purity [1e-4]", low=1e-12, high=0.5
+            ),
+            Param(
+                "real_galaxies", "int", help="parent galaxies never trained on to score", low=1, high=10**9
+            ),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
         ),
     ),
@@ -200,8 +219,8 @@ SHIPPED: tuple[Stage, ...] = (
         "inference",
         params=(
             Param("grid", "grid", help="the run's grid"),
-            Param("run", "str", help="run name"),
-            Param("hard_negatives", "int", help="how many top-scoring controls to list"),
+            Param("run", "name", help="run name"),
+            Param("hard_negatives", "int", help="how many top-scoring controls to list", low=0, high=10**7),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
             Param("catalog", "path", help="score these positions (ra, dec[, name, population])"),
         ),
@@ -212,9 +231,14 @@ SHIPPED: tuple[Stage, ...] = (
         "export grades per inspector, consensus and disagreements (grading is in the console)",
         "visual grading",
         needs_variant=False,
-        params=(Param("run", "str", help="the graded run"), Param("out", "path", help="CSV file")),
+        params=(Param("run", "name", help="the graded run"), Param("out", "path", help="CSV file")),
     ),
 )
+
+
+def declared_for(module: str) -> tuple[Param, ...]:
+    """The declared options of the shipped stage run as `python -m <module>`."""
+    return next((stage.params for stage in SHIPPED if stage.module == module), ())
 
 
 def registry(declared: dict[str, Any] | None = None) -> dict[str, Stage]:

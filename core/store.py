@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UsageError
+from core.safe_io import create_private, private_dir
 from core.states import JobState, check_transition
 
 # Each entry upgrades the schema by one version (PRAGMA user_version). Append, never edit.
@@ -123,7 +124,9 @@ class Store:
     """Access to `<workspace>/.halo/halo.db`. Safe to share between processes."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
+        if not path.exists():
+            create_private(path)  # 0600, and never a planted link
         self.path = path
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row

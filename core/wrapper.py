@@ -8,12 +8,13 @@ console that launched the job is long gone. Kept to the standard library: it sta
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import signal
 import subprocess
 import sys
 import time
+
+from core.safe_io import atomic_write
 
 
 def _say(message: str) -> None:
@@ -22,10 +23,7 @@ def _say(message: str) -> None:
 
 
 def write_exit(path: str, exit_code: int) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump({"exit_code": exit_code, "ended": time.time()}, handle)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"exit_code": exit_code, "ended": time.time()}))
 
 
 def main(args: list[str]) -> int:

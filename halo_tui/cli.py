@@ -182,13 +182,13 @@ def jobs_show(
         _emit_json(data)
         return
     from rich.table import Table
+    from rich.text import Text
 
     from halo_tui.format import job_rows
 
     table = Table.grid(padding=(0, 2))
-    rows = job_rows(job)
-    for key, value in rows:
-        table.add_row(f"[bold]{key}[/]", value)
+    for key, value in job_rows(job):
+        table.add_row(Text(key, style="bold"), value)
     _console().print(table)
 
 
@@ -296,8 +296,9 @@ def jobs_watch(
                     sys.stdout.write(json.dumps(change) + "\n")
                     sys.stdout.flush()
                 else:
-                    reason = f": {job.failure}" if job.failure else ""
-                    _console().print(f"job {job_id} ({job.stage}) {job.state}{reason}")
+                    from halo_tui.format import state_line
+
+                    _console().print(state_line(job, with_stage=True))
         if all(j.state.terminal for j in jobs.values()):
             break
         time.sleep(pause)
@@ -332,10 +333,13 @@ def _copy_from(path: Path, offset: int, out: Any) -> int:
         return offset
     if size < offset:
         offset = 0
+    terminal = bool(getattr(out, "isatty", lambda: False)())
+    if terminal:
+        from halo_tui.format import visible_bytes
     with path.open("rb") as handle:
         handle.seek(offset)
         while chunk := handle.read(1 << 16):
-            out.write(chunk)
+            out.write(visible_bytes(chunk) if terminal else chunk)  # no ESC reaches a terminal
             offset += len(chunk)
     out.flush()
     return offset
@@ -362,6 +366,7 @@ def stages(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
                     "kind": p.kind,
                     "default": p.default,
                     "choices": list(p.choices),
+                    "range": None if p.low is None and p.high is None else [p.low, p.high],
                     "help": p.help,
                 }
                 for p in s.params
@@ -421,10 +426,9 @@ def stage(
     if as_json:
         _emit_json(_job_json(job))
     elif wait:
-        from halo_tui.format import duration
+        from halo_tui.format import duration, state_line
 
-        reason = f": {job.failure}" if job.failure else ""
-        err.print(f"job {job.id} {job.state} after {duration(job.elapsed)}{reason}")
+        err.print(state_line(job, f" after {duration(job.elapsed)}"))
     raise typer.Exit(_outcome(job) if wait else EXIT_OK)
 
 
@@ -666,12 +670,9 @@ def _run_step(
         err.rule(f"[bold]job {job.id}: {label}")
     job = _follow(engine, job, _Discard() if quiet else sys.stderr.buffer)
     if not quiet:
-        from halo_tui.format import STATE_STYLES, duration
+        from halo_tui.format import duration, state_line
 
-        reason = f": {job.failure}" if job.failure else ""
-        err.print(
-            f"job {job.id} [{STATE_STYLES[job.state]}]{job.state}[/] after {duration(job.elapsed)}{reason}"
-        )
+        err.print(state_line(job, f" after {duration(job.elapsed)}"))
     return job
 
 

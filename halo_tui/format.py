@@ -25,6 +25,19 @@ def visible(text: Any) -> str:
     return "".join(out)
 
 
+_CONTROL_BYTES = None
+
+
+def visible_bytes(data: bytes) -> bytes:
+    """`visible` for raw log bytes on their way to a terminal (tabs and newlines kept)."""
+    import re
+
+    global _CONTROL_BYTES
+    if _CONTROL_BYTES is None:
+        _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
+    return _CONTROL_BYTES.sub(lambda m: b"\\x%02x" % m.group()[0], data)
+
+
 def when(ts: float | None) -> str:
     """A timestamp as local `YYYY-MM-DD HH:MM:SS`, or '-'."""
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
@@ -43,18 +56,22 @@ def duration(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def job_rows(job: Any) -> list[tuple[str, str]]:
-    """A job's details as (label, Rich markup) rows, for `halo jobs show` and the console."""
+def job_rows(job: Any) -> list[tuple[str, Any]]:
+    """A job's details as (label, rich Text) rows, for `halo jobs show` and the console. Every
+    value is Text, never markup: parameters, failure reasons (EMR's included) and paths come
+    from users and remote services, and `[/x]` in them must show as typed."""
     import json
+
+    from rich.text import Text
 
     from core.engine import cli_command
 
-    return [
+    rows = [
         ("job", f"{job.id} ({job.uid})"),
         ("stage", job.stage),
         ("variant", job.variant or "-"),
         ("backend", job.backend),
-        ("state", f"[{STATE_STYLES[job.state]}]{job.state}[/]"),
+        ("state", None),
         ("created", when(job.created)),
         ("started", when(job.started)),
         ("ended", when(job.ended)),
@@ -66,3 +83,17 @@ def job_rows(job: Any) -> list[tuple[str, str]]:
         ("log", job.log_path or "-"),
         ("outputs", "\n".join(job.outputs) or "-"),
     ]
+    state = Text(str(job.state), style=STATE_STYLES[job.state])
+    return [(label, state if value is None else Text(visible(value))) for label, value in rows]
+
+
+def state_line(job: Any, suffix: str = "", with_stage: bool = False) -> Any:
+    """ "job 7 failed after 3.2s: <reason>" as Text: the state in its colour, the reason as typed."""
+    from rich.text import Text
+
+    text = Text(f"job {job.id} " + (f"({job.stage}) " if with_stage else ""))
+    text.append(str(job.state), style=STATE_STYLES[job.state])
+    text.append(visible(suffix))
+    if job.failure:
+        text.append(f": {visible(job.failure)}")
+    return text

@@ -187,6 +187,25 @@ class StampStream(torch.utils.data.IterableDataset):
             yield image, labels[i], metas[i], int(data["task_id"][row])
 
 
+def read_columns(location: str | list[str], columns: list[str]) -> tuple[Any, list[dict[str, str]]]:
+    """Some columns of every readable stamps file as one Arrow table, and the files that could
+    not be read (named, with the reason): a damaged part is skipped, never a crash."""
+    import pyarrow as pa
+
+    uris = location if isinstance(location, list) else storage.list_files(location, "*.parquet")
+    tables, skipped = [], []
+    for uri in sorted(uris):
+        try:
+            tables.append(_parquet_file(uri).read(columns=columns))
+        except Exception as err:  # pyarrow raises several kinds for a damaged file
+            skipped.append(
+                {"file": str(uri), "reason": f"not a readable parquet file ({type(err).__name__})"}
+            )
+    if not tables:
+        return None, skipped
+    return pa.concat_tables(tables, promote_options="default"), skipped
+
+
 def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
     """A function mapping task ids (of `split`, or all) to their galaxies (small integer
     codes), read from the stamps' ids: validation counts galaxies, not rows, as its

@@ -462,6 +462,9 @@ def inject_batch(batch: Any, settings: InjectSettings) -> Any:
             stamp = cut.stamp
             if not cut.inside:
                 ok, reason = False, f"edge: the {size}x{size} stamp leaves brick {row['brickname']}"
+            elif not (np.isfinite(cut.stamp).all() and np.isfinite(cut.invvar_r).all()):
+                bad = int((~np.isfinite(cut.stamp)).sum())
+                ok, reason = False, f"non-finite: {bad} NaN or infinite pixel(s) in brick {row['brickname']}"
             elif not row["is_control"]:
                 if not row["flux_r"] > 0:
                     raise ValueError(f"flux_r = {row['flux_r']} is not positive")
@@ -531,6 +534,20 @@ def _write_part(args: tuple[int, Any, str, str, str]) -> tuple[int, int, int]:
     return index, batch.num_rows, ok
 
 
+def _complete(part: Path) -> bool:
+    """Whether a staged part was written whole (its parquet footer reads)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(part)
+    except FileNotFoundError:
+        return False
+    except Exception:  # noqa: BLE001 - a damaged part: written again
+        print(f"inject: {part.name} is damaged: writing it again", flush=True)
+        return False
+    return True
+
+
 def run_local(
     manifest: Any,
     settings: InjectSettings,
@@ -541,7 +558,7 @@ def run_local(
 ) -> int:
     """Inject every partition not yet written into `staging`; return the number written now."""
     parts = partitions(manifest, rows_per_part)
-    todo = [(i, p) for i, p in enumerate(parts) if not (staging / f"part-{i:05d}.parquet").exists()]
+    todo = [(i, p) for i, p in enumerate(parts) if not _complete(staging / f"part-{i:05d}.parquet")]
     print(f"inject: {len(parts)} partitions, {len(parts) - len(todo)} already written", flush=True)
     jobs = [(i, p, settings.to_json(), str(staging), codec) for i, p in todo]
     done = 0

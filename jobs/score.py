@@ -185,16 +185,20 @@ def _hard_negatives(
     galaxy, known lenses left out (a lens is not a negative, however hard)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from jobs import known_lenses
+    from jobs.dataset import read_columns
     from jobs.scoring import logits_of, sigmoid
 
     parts = sorted(stamps.glob("part-*.parquet"))
     if not parts or top <= 0:
         return pa.table({"task_id": pa.array([], pa.int64())})
     columns = ["task_id", "brickname", "objid", "ra", "dec", "split", "is_control", "ok", "stamp", *meta_cols]
-    table = pq.read_table(parts, columns=list(dict.fromkeys(columns)))
+    table, skipped = read_columns([str(p) for p in parts], list(dict.fromkeys(columns)))
+    for bad in skipped:
+        print(f"score: hard negatives: skipped {bad['file']}: {bad['reason']}", flush=True)
+    if table is None:
+        return pa.table({"task_id": pa.array([], pa.int64())})
     table = table.filter(pc.and_(table.column("is_control"), table.column("ok")))
     keys = [
         f"{b}:{o}"
@@ -204,7 +208,7 @@ def _hard_negatives(
     table = table.take(first)
     not_lens = known_lenses.match(table.column("ra").to_numpy(), table.column("dec").to_numpy(), lenses) < 0
     table = table.filter(pa.array(not_lens))
-    meta = stamp_contract.stamp_meta(pq.read_schema(parts[0]))
+    meta = stamp_contract.stamp_meta(table.schema)
     images = stamp_contract.decode(table.column("stamp"), meta)
     extra = None
     if meta_cols:

@@ -47,11 +47,10 @@ def score_split(
 ) -> dict[str, Any]:
     """The model over one split of the injection stamps: logits, labels, galaxy keys and the
     injection's parameters per row (θE, src_dmag, arc_snr, θE/PSF)."""
-    import pyarrow.parquet as pq
     import torch
 
     from core.schemas import galaxy_keys
-    from jobs.dataset import StampStream
+    from jobs.dataset import StampStream, read_columns
 
     data = StampStream(str(stamps), split, meta_cols=meta_cols)
     logits, ids, labels = [], [], []
@@ -63,12 +62,14 @@ def score_split(
     if not logits:
         raise stage_runtime.StageError(f"{stamps}: no usable rows in the {split} split")
     task_id = np.concatenate(ids)
-    parts = [
-        p for p in sorted(stamps.glob("part-*.parquet")) if p.name not in {s["file"] for s in data.skipped}
-    ]
-    info = pq.read_table(parts, columns=list(SPLIT_COLUMNS))
-    order = np.argsort(info.column("task_id").to_numpy())
-    rows = order[np.searchsorted(info.column("task_id").to_numpy()[order], task_id)]
+    info, _ = read_columns([str(p) for p in sorted(stamps.glob("part-*.parquet"))], list(SPLIT_COLUMNS))
+    known = info.column("task_id").to_numpy()
+    order = np.argsort(known)
+    where = order[np.clip(np.searchsorted(known[order], task_id), 0, known.size - 1)]
+    found = known[where] == task_id  # a row group read once but not twice: left out, counted
+    rows, task_id = where[found], task_id[found]
+    logits = [np.concatenate(logits)[found]]
+    labels = [np.concatenate(labels)[found]]
 
     def column(name: str) -> np.ndarray:
         return info.column(name).to_numpy(zero_copy_only=False)[rows]

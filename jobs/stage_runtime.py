@@ -49,6 +49,7 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
     """Run a stage's entry; print its summary as JSON; map errors to exit codes."""
     started = time.monotonic()
     try:
+        check_declared(stage, args)
         summary = run(args)
     except HaloError as err:
         print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
@@ -72,6 +73,17 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
     jobresult.record(summary.get("outputs", []), summary)
     print(json.dumps(summary, indent=2, default=str), flush=True)
     return 0
+
+
+def check_declared(stage: str, args: argparse.Namespace) -> None:
+    """The options `core.stages` declares for this stage (type, range, name), checked here
+    too: a stage run alone refuses what a launch through halo would (exit 2)."""
+    from core.stages import declared_for
+
+    for param in declared_for(f"jobs.{stage}"):
+        value = getattr(args, param.name, None)
+        if value is not None and param.kind not in ("bool", "path"):
+            param.parse(value)
 
 
 def mirror(workspace: Path, outputs: list[str], prefix: str) -> list[str]:
@@ -132,20 +144,65 @@ def files_fingerprint(paths: list[Path]) -> list[tuple[str, int, int]]:
 
 
 def up_to_date(folder: Path, digest: str) -> bool:
-    """Whether `folder` was written by a run with the same inputs."""
+    """Whether `folder` was written by a run with the same inputs and still holds what it
+    wrote: every file at its recorded size, every parquet file's footer readable. A damaged
+    or truncated output is redone, never reported "up to date". What a killed run left
+    beside it is cleared first (`recover`)."""
+    recover(folder)
     try:
-        return json.loads((folder / STAMP_FILE).read_text())["inputs"] == digest
-    except (OSError, ValueError, KeyError, TypeError):
+        stamp = json.loads((folder / STAMP_FILE).read_text())
+        if stamp["inputs"] != digest:
+            return False
+        for name, size in stamp.get("files", {}).items():
+            path = folder / name
+            if path.is_symlink() or path.stat().st_size != size:
+                print(f"{folder}: {name} changed since it was written: redoing", flush=True)
+                return False
+            if name.endswith(".parquet"):
+                import pyarrow.parquet as pq
+
+                pq.read_metadata(path)
+        return True
+    except FileNotFoundError as err:
+        print(f"{folder}: {Path(str(err.filename)).name} is missing: redoing", flush=True)
         return False
+    except Exception:  # noqa: BLE001 - unreadable stamp or parquet footer: redo the output
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(final: Path) -> None:
+    """Clear what a killed run left beside `final`: its temporary folder (removed) and, if it
+    died between the two renames of the swap, the previous output (renamed back into place)."""
+    for leftover in sorted(final.parent.glob(f".{final.name}.*-*")):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if kind.endswith(".old") and not final.exists():
+            leftover.rename(final)
+            print(f"restored {final} from an interrupted swap", flush=True)
+        elif kind.endswith((".tmp", ".old")):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextmanager
 def atomic_dir(final: Path, digest: str, replaces: tuple[str, ...] | None = None) -> Iterator[Path]:
     """Yield a temporary folder beside `final`; on success it replaces `final` in one rename
-    (with the inputs' digest stamped in it); on failure it is removed and `final` is untouched.
-    With `replaces` (the names this stage writes), the temporary folder starts with `final`'s
-    other files (hard links: never written through), so they stay in place."""
+    (with the inputs' digest and its files' sizes stamped in it); on failure it is removed
+    and `final` is untouched. With `replaces` (the names this stage writes), the temporary
+    folder starts with `final`'s other files (hard links: never written through), so they
+    stay in place. What a killed run left behind is cleared first (`recover`)."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    recover(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -158,7 +215,8 @@ def atomic_dir(final: Path, digest: str, replaces: tuple[str, ...] | None = None
                     except OSError:
                         shutil.copy2(old, tmp / old.name)
         yield tmp
-        (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "written": time.time()}))
+        files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "written": time.time(), "files": files}))
         old = final.parent / f".{final.name}.old-{os.getpid()}"
         if final.exists():
             final.rename(old)

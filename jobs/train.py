@@ -345,13 +345,18 @@ def run(
                 "skipped": True,
                 **done,
             }
+    final_dir = run_dir
     if rank == 0:
+        stage_runtime.recover(final_dir)
         if checkpoint.exists() and not resume:
             if not force:
                 raise stage_runtime.StageError(
                     f"run {run_name!r} exists in {run_dir}: use --resume, or --force to start over"
                 )
-            shutil.rmtree(run_dir)
+            # --force trains the replacement beside the run: the old one stays, whole, until the
+            # new one has finished (a cancel or a crash leaves it as it was)
+            run_dir = final_dir.parent / f".{run_name}.tmp-{os.getpid()}"
+            shutil.rmtree(run_dir, ignore_errors=True)
         if resume and not checkpoint.exists():
             raise stage_runtime.StageError(
                 f"run {run_name!r} has no checkpoint to resume from ({checkpoint})"
@@ -380,18 +385,34 @@ def run(
         print(f"train: resuming {run_name} after epoch {trainer.start_epoch - 1}", flush=True)
     for skipped in trainer.train_data.skipped:
         print(f"train: skipped {skipped['file']}: {skipped['reason']}", flush=True)
-    result = trainer.fit()
+    try:
+        result = trainer.fit()
+    except BaseException:
+        if run_dir != final_dir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if world > 1:
         import torch.distributed as dist
 
         dist.destroy_process_group()
+    if rank == 0 and run_dir != final_dir:
+        _swap(run_dir, final_dir)
     return {
-        "outputs": [str(run_dir)],
+        "outputs": [str(final_dir)],
         "run": run_name,
         "preset": preset_name,
         **result,
         "skipped_files": trainer.train_data.skipped + trainer.val_data.skipped,
     }
+
+
+def _swap(new: Path, final: Path) -> None:
+    """Put a finished replacement run in place of the old one, which goes only after."""
+    old = final.parent / f".{final.name}.old-{os.getpid()}"
+    final.rename(old)
+    new.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    print(f"train: {final.name} replaced by the new run", flush=True)
 
 
 def _write_run_info(run_dir: Path, info: dict[str, Any], resume: bool) -> None:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.safe_io import open_append, private_dir
+
 # Popen objects of the jobs this process started, so that finished ones are reaped.
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
@@ -28,9 +30,9 @@ def launch(
     argv: list[str], log_path: Path, exit_path: Path, cwd: Path, env: dict[str, str]
 ) -> dict[str, Any]:
     """Start `argv` detached under the wrapper; return the handle to find it again."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    exit_path.unlink(missing_ok=True)
-    with open(log_path, "ab") as log:
+    private_dir(log_path.parent)
+    exit_path.unlink(missing_ok=True)  # a planted link is removed, never written through
+    with os.fdopen(open_append(log_path), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "core.wrapper", str(exit_path), "--", *argv],
             stdin=subprocess.DEVNULL,

@@ -302,7 +302,7 @@ class CandidatesScreen(Screen[None]):
 
     def _regrade(self, message: str, advance: bool = False) -> None:
         self.consensus = grades_mod.current(self.store, self.run)
-        self.notify(message)
+        self.notify(visible(message), markup=False)
         if advance and self.cursor + 1 < len(self.page_rows(self.page)):
             self.cursor += 1
         self.show()
@@ -361,4 +361,4 @@ class CandidatesScreen(Screen[None]):
             if len(found):
                 rows.append(self.table.row(int(found[0])))
         n = grades_mod.export_csv(self.store, self.run, target, rows)
-        self.notify(f"{n} graded candidates exported to {target}")
+        self.notify(visible(f"{n} graded candidates exported to {target}"), markup=False)

@@ -19,7 +19,7 @@ from core.errors import HaloError
 from core.layout import runs_dir
 from core.logs import tail
 from core.states import JobState
-from halo_tui.format import STATE_STYLES, duration, job_rows, when
+from halo_tui.format import STATE_STYLES, duration, job_rows, visible, when
 
 REFRESH_S = 2.0
 COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "started", "elapsed")
@@ -71,7 +71,7 @@ class DetailsScreen(ModalScreen[None]):
         rows = job_rows(self.job)
         with Vertical(id="dialog"):
             for key, value in rows:
-                yield Static(f"[b]{key:>10}[/b]  {value}", markup=True)
+                yield Static(Text.assemble((f"{key:>10}", "bold"), "  ", value))
 
 
 class LaunchScreen(ModalScreen[Any]):
@@ -115,7 +115,7 @@ class LaunchScreen(ModalScreen[Any]):
             params = parse_options(self.engine.stage(stage), self.query_one("#launch-options", Input).value)
             self.engine.validate(stage, variant_name, params, backend)
         except (HaloError, ValueError) as err:
-            error.update(f"[red]{err}[/]")
+            error.update(Text(visible(str(err)), style="red"))
             return
         self.dismiss((str(stage), variant_name, params, str(backend)))
 

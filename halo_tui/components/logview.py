@@ -20,6 +20,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, Input, Static
 
 from core.logs import LineIndex, tail
+from halo_tui.format import visible
 
 POLL_S = 0.5
 INDEX_BUDGET = 64 << 20  # bytes indexed per poll: a huge log is indexed while its tail shows
@@ -70,7 +71,7 @@ class LogView(ScrollView, can_focus=True):
         else:
             got = self.index.lines(number, number + 1)
             text = got[0] if got else ""
-        line = Text(text.expandtabs(4))
+        line = Text(visible(text.expandtabs(4)))  # an ESC in a log must not reach the terminal
         if self.pattern is not None:
             line.highlight_regex(self.pattern, CURRENT if number == self.current else MATCH)
         segments = list(line.render(self.app.console))
@@ -137,7 +138,9 @@ class LogScreen(Screen[None]):
         view.indexed(event)
         state = "following" if view.follow else "paused (G to follow)"
         done = "" if view.index.complete else f" — indexing {view.index.indexed >> 20} MiB"
-        self.query_one("#log-status", Static).update(f"{self.path}  {view.line_count} lines  {state}{done}")
+        self.query_one("#log-status", Static).update(
+            Text(visible(f"{self.path}  {view.line_count} lines  {state}{done}"))
+        )
         pause = (
             POLL_S
             if self.fetch is None
@@ -171,7 +174,7 @@ class LogScreen(Screen[None]):
         try:
             view.pattern = re.compile(event.value, re.IGNORECASE) if event.value else None
         except re.error as err:
-            self.notify(f"not a regular expression: {err}", severity="error")
+            self.notify(visible(f"not a regular expression: {err}"), severity="error", markup=False)
             return
         view.follow = False
         self.action_next()

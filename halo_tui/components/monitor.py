@@ -22,7 +22,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Sparkline, Static
 
 from core.runs import better, read_metrics
-from halo_tui.format import duration
+from halo_tui.format import duration, visible
 
 POLL_S = 0.5
 SHOWN = (
@@ -64,7 +64,7 @@ class MonitorScreen(Screen[None]):
         self.epochs: list[dict[str, Any]] = []
 
     def compose(self) -> ComposeResult:
-        yield Static(f"run {self.run_dir.name}", id="monitor-title")
+        yield Static(Text(visible(f"run {self.run_dir.name}")), id="monitor-title")
         yield DataTable(id="metrics", zebra_stripes=True)
         with Horizontal(id="sparks"):
             for name in SPARKS:

@@ -1,0 +1,99 @@
+"""Fault suite, damaged data: a NaN in a coadd is flagged, never an `ok` stamp; a corrupt
+stamps part is skipped by eval and score, with its name, never a traceback. (Issue 11,
+items 10 and 13.)"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from astropy.io import fits
+
+from core.layout import stamps_dir
+from jobs import eval as eval_stage
+from jobs import inject, score, train
+from jobs.survey_layout import coadd_path
+
+
+def test_nan_pixels_in_a_coadd_flag_the_stamps_that_touch_them(inject_ws: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
+    manifest = pq.read_table(ws / "data/manifest/v4_sota/grid_sota/manifest.parquet").to_pylist()
+    victim = manifest[0]
+    path = ws / "data" / "coadd_cache" / coadd_path(victim["brickname"], "image", "g")
+    with fits.open(path) as hdus:
+        image = np.array(hdus[1].data)
+        header = hdus[1].header.copy()
+    image[:, :] = np.nan  # a band with no data at all, as DR10's coadds hold NaN where nothing was observed
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data=image, header=header)]).writeto(
+        path, overwrite=True
+    )
+    (path.parent / f"legacysurvey-{victim['brickname']}.sha256sum").unlink(missing_ok=True)
+    summary = inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    parts = sorted(stamps_dir(ws, "v4_sota", "grid_sota").glob("part-*.parquet"))
+    rows = pq.read_table(parts, columns=["brickname", "ok", "fail_reason"]).to_pylist()
+    hit = [r for r in rows if r["brickname"] == victim["brickname"]]
+    assert hit and all(not r["ok"] and r["fail_reason"].startswith("non-finite") for r in hit)
+    assert all(r["ok"] for r in rows if r["brickname"] != victim["brickname"])
+    assert summary["flag_kinds"].get("non-finite") == len(hit)
+
+
+def test_a_corrupt_stamps_part_is_skipped_by_eval_and_score(stamps_ws: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates"))
+    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=1)
+    folder = stamps_dir(ws, "v4_sota", "grid_sota")
+    first = sorted(folder.glob("part-*.parquet"))[0]
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])  # truncated mid-file
+    result = eval_stage.run(ws, "v4_sota", run_name="r")
+    assert result["n_pos"] + result["n_neg"] > 0
+    summary = score.run(ws, "v4_sota", run_name="r", hard_negatives=5)
+    assert summary["scored"] > 0 and Path(summary["outputs"][1]).exists()
+
+
+def _dead_pid() -> int:
+    import os
+
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_what_a_killed_run_left_beside_an_output_is_cleared_or_restored(
+    inject_ws: Path, tmp_path: Path
+) -> None:
+    """Issue 11, item 4: a crash during the final swap left a 69 MB .tmp-PID folder forever."""
+    ws = tmp_path / "ws"
+    shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
+    inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    final = stamps_dir(ws, "v4_sota", "grid_sota")
+    before = sorted(p.name for p in final.iterdir())
+    # killed between the two renames: the output moved aside, the new one not yet in place
+    dead = _dead_pid()
+    final.rename(final.parent / f".grid_sota.old-{dead}")
+    stale = final.parent / f".grid_sota.tmp-{dead}"
+    stale.mkdir()
+    (stale / "part-00000.parquet").write_bytes(b"half a part")
+    again = inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    assert again.get("skipped") is True  # the previous output came back, and it is complete
+    assert sorted(p.name for p in final.iterdir()) == before
+    assert not [p for p in final.parent.iterdir() if p.name.startswith(".grid_sota.")]
+
+
+def test_a_damaged_output_is_redone_not_reported_up_to_date(inject_ws: Path, tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
+    inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    part = sorted(stamps_dir(ws, "v4_sota", "grid_sota").glob("part-*.parquet"))[0]
+    rows = pq.read_metadata(part).num_rows
+    part.write_bytes(part.read_bytes()[:1000])
+    again = inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    assert not again.get("skipped") and pq.read_metadata(part).num_rows == rows

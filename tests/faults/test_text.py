@@ -1,0 +1,105 @@
+"""Fault suite, text from users, logs and remote services: shown as typed, never as Rich
+markup, and no control sequence from a log reaches a terminal. (Issue 11, items 7 and 8.)"""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+from pathlib import Path
+
+from core.engine import Engine
+from core.states import JobState
+from core.workspace import Workspace
+
+HOSTILE = "res[/x][bold red]y"
+REASON = "step failed: [/app/spark] and [bold red]this[/] too"
+
+
+def _failed_job(root: Path, reason: str) -> int:
+    engine = Engine(Workspace(root))
+    job = engine.store.create("sleepy", None, {"out": HOSTILE}, "local")
+    engine.store.transition(job.id, JobState.RUNNING, started=1.0)
+    engine.store.transition(job.id, JobState.FAILED, ended=2.0, exit_code=1, failure=reason)
+    engine.store.close()
+    return job.id
+
+
+def test_markup_in_options_and_failure_reasons_is_shown_as_typed(halo) -> None:
+    job_id = _failed_job(halo.root, REASON)
+    shown = halo("jobs", "show", str(job_id), check=0)  # was a MarkupError traceback
+    assert REASON in shown.stdout and HOSTILE in shown.stdout
+    assert "[bold red]" in shown.stdout  # not eaten as a style
+    watched = halo("jobs", "watch", str(job_id), check=1)
+    assert REASON in watched.stdout
+    launched = halo("stage", "sleepy", "--out", HOSTILE, "--wait", check=0)
+    assert "Traceback" not in launched.stderr
+    assert HOSTILE in halo("jobs", "show", "2", check=0).stdout
+
+
+async def test_the_console_shows_hostile_text_as_typed(engine) -> None:
+    from textual.widgets import Static
+
+    from halo_tui.app import HaloApp
+    from halo_tui.components.jobs import DetailsScreen
+
+    job_id = _failed_job(engine.workspace.root, REASON)
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(DetailsScreen(engine.get(job_id)))
+        await pilot.pause(0.2)
+        shown = "\n".join(str(s.content) for s in app.screen.query(Static))
+        assert REASON in shown and HOSTILE in shown
+        assert app.is_running  # the console did not crash
+
+
+def _log_with_escapes(halo) -> Path:
+    assert halo("stage", "sleepy", "--wait").returncode == 0
+    log = halo.root / ".halo" / "logs" / "1.log"
+    with log.open("ab") as out:
+        out.write(b"\x1b]0;pwned\x07 retitle\n\x1b[31mred\x1b[0m text\n")
+    return log
+
+
+def test_control_sequences_in_a_log_never_reach_the_terminal(halo) -> None:
+    _log_with_escapes(halo)
+    main, child = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    env["HALO_WORKSPACE"] = str(halo.root)
+    proc = subprocess.run(
+        [halo.executable, "jobs", "logs", "1"], stdout=child, stderr=child, env=env, timeout=60
+    )
+    os.close(child)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # the other side closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert proc.returncode == 0
+    assert b"\x1b]0;pwned" not in seen and b"\x1b[31m" not in seen
+    assert b"\\x1b]0;pwned\\x07 retitle" in seen and b"\\x1b[31mred" in seen
+    # piped (not a terminal), the log is passed on byte for byte
+    piped = halo("jobs", "logs", "1")
+    assert "\x1b[31mred" in piped.stdout
+
+
+async def test_the_log_screen_shows_escapes_visibly(engine, tmp_path: Path) -> None:
+    from halo_tui.app import HaloApp
+    from halo_tui.components.logview import LogScreen, LogView
+
+    log = tmp_path / "escapes.log"
+    log.write_bytes(b"plain line\n\x1b]0;pwned\x07 retitle\n\x1b[31mred\x1b[0m text\n")
+    app = HaloApp(engine)
+    async with app.run_test(size=(100, 20)) as pilot:
+        await app.workers.wait_for_complete()
+        app.push_screen(LogScreen(log, "escapes"))
+        await pilot.pause(0.5)
+        view = app.screen.query_one(LogView)
+        rendered = "".join(seg.text for y in range(3) for seg in view.render_line(y))
+        assert "\x1b" not in rendered and "\\x1b]0;pwned\\x07 retitle" in rendered
