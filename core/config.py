@@ -46,7 +46,8 @@ def _as_value_error(check: Any, *args: Any) -> Any:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # TOML and HALO_* variables can spell inf and nan: no setting may hold them
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # -- variants ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any
 
 from core import jobresult
 from core.backends import emr, local
-from core.errors import HaloError, UsageError
+from core.errors import BackendUnreachable, HaloError, UsageError
 from core.names import check_name
 from core.safe_io import atomic_write, private_dir
 from core.stages import Stage, registry
@@ -26,6 +26,8 @@ QUEUED_TIMEOUT_S = 60.0
 
 
 class Engine:
+    remote_error: str | None = None
+
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.store = workspace.store
@@ -97,7 +99,7 @@ class Engine:
     ) -> Job:
         """Validate, record and start a job; refuse a duplicate of a live one unless `force`."""
         stage, variant, params, backend = self.validate(stage_name, variant, params or {}, backend)
-        self.refresh()  # a finished duplicate must not block the launch
+        self.refresh(remote=backend == "emr")  # a finished duplicate must not block the launch
         job = self.store.create(stage.name, variant, params, backend, force=force)
         if backend == "emr":
             return self._launch_emr(job, variant, params)
@@ -157,14 +159,29 @@ class Engine:
 
     # -- looking ---------------------------------------------------------------------
 
-    def refresh(self) -> list[Job]:
-        """Reconcile every job the store has as live with what its process (or step) is doing."""
+    def refresh(self, remote: bool = True, strict: bool = True) -> list[Job]:
+        """Reconcile every job the store has as live with what its process (or step) is doing.
+        Local jobs never wait on a remote backend: with `remote=False` EMR steps are not
+        looked at; with `strict=False` an unreachable EMR is a quick look that gives up,
+        leaving its jobs as last seen and the reason in `remote_error`."""
         live = self.store.live()
-        steps = [j for j in live if j.backend == "emr" and j.handle]
+        steps = [j for j in live if j.backend == "emr" and j.handle] if remote else []
         statuses: dict[str, Any] = {}
+        self.remote_error = None
         if steps:
-            statuses = emr.poll(self.workspace.config.backends.emr.region, [j.handle for j in steps])
-        return [self._reconcile_step(j, statuses) if j in steps else self._reconcile(j) for j in live]
+            try:
+                region = self.workspace.config.backends.emr.region
+                statuses = emr.poll(region, [j.handle for j in steps], patient=strict)
+            except BackendUnreachable as err:
+                if strict:
+                    raise
+                self.remote_error = f"{err} ({len(steps)} EMR job(s) shown as last seen)"
+        return [
+            (self._reconcile_step(j, statuses) if j in steps else j)
+            if j.backend == "emr"
+            else self._reconcile(j)
+            for j in live
+        ]
 
     def _reconcile_step(self, job: Job, statuses: dict[str, Any]) -> Job:
         status = statuses.get(job.handle["step"])

@@ -213,6 +213,11 @@ class Store:
         sql, args = _select(_JSON_OBJECT, states, stage, limit)
         return [row[0] for row in self._db.execute(sql, args)]
 
+    def count(self, states: Iterable[JobState] | None = None, stage: str | None = None) -> int:
+        """How many jobs `list` would give without a limit."""
+        sql, args = _select("COUNT(*)", states, stage, None)
+        return int(self._db.execute(sql.replace(" ORDER BY id DESC", ""), args).fetchone()[0])
+
     def live(self) -> list[Job]:
         return self.list(states=[JobState.QUEUED, JobState.RUNNING])
 

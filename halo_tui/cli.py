@@ -50,8 +50,20 @@ def _engine(workspace: Path | None, create: bool = False):
     from core.workspace import Workspace
 
     engine = Engine(Workspace.resolve(workspace, create=create))
-    engine.refresh()  # reconcile jobs left running by an earlier process
+    engine.refresh(remote=False)  # reconcile local jobs left running by an earlier process
     return engine
+
+
+def _glance(engine: Any) -> None:
+    """Look at EMR steps too, quickly; if AWS cannot be reached say so and go on (exit 0):
+    listing jobs must not depend on a remote backend."""
+    engine.refresh(strict=False)
+    if engine.remote_error:
+        from rich.text import Text
+
+        from halo_tui.format import visible
+
+        _console(stderr=True).print(Text(visible(f"halo: warning: {engine.remote_error}"), style="yellow"))
 
 
 def _emit_json(data: Any) -> None:
@@ -135,6 +147,9 @@ def root(
 # -- jobs --------------------------------------------------------------------------------
 
 
+TABLE_LIMIT = 50  # rows of `halo jobs list`'s table unless --limit or --all
+
+
 @jobs_app.command("list")
 def jobs_list(
     workspace: WorkspaceOpt = None,
@@ -143,11 +158,15 @@ def jobs_list(
     ] = None,
     stage: Annotated[str | None, typer.Option("--stage", help="only jobs of this stage")] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="at most this many, newest first")
+        int | None,
+        typer.Option("--limit", min=1, help=f"at most this many, newest first [table: {TABLE_LIMIT}]"),
     ] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="every job (the table shows 50 by default)")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first (the table the newest 50 unless --limit or --all; --json all)."""
     states = None
     if state:
         try:
@@ -157,13 +176,18 @@ def jobs_list(
                 f"unknown state in {state}; known: {', '.join(s.value for s in JobState)}"
             ) from None
     engine = _engine(workspace)
+    _glance(engine)
     if as_json:
         rows = engine.store.list_json(states=states, stage=stage, limit=limit)
         sys.stdout.write("[\n" + ",\n".join(rows) + "\n]\n" if rows else "[]\n")
         return
-    jobs = engine.store.list(states=states, stage=stage, limit=limit)
+    shown = None if show_all else (limit or TABLE_LIMIT)
+    jobs = engine.store.list(states=states, stage=stage, limit=shown)
     if jobs:
         _console().print(_jobs_table(jobs))
+        more = engine.store.count(states=states, stage=stage) - len(jobs) if shown else 0
+        if more > 0:
+            _console(stderr=True).print(f"{more:,} older job(s) not shown: --limit N or --all")
     else:
         _console().print(f"no jobs yet in {engine.workspace.root}")
 
@@ -302,8 +326,7 @@ def jobs_watch(
         if all(j.state.terminal for j in jobs.values()):
             break
         time.sleep(pause)
-        engine.refresh()
-        jobs = {i: engine.store.get(i) for i in job_ids}
+        jobs = {i: engine.get(i) for i in job_ids}  # only the watched jobs' backends are asked
     raise typer.Exit(
         EXIT_OK if all(j.state is JobState.SUCCEEDED for j in jobs.values()) else EXIT_JOB_FAILED
     )

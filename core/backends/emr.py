@@ -27,13 +27,18 @@ LOG_FILES = ("controller", "stderr", "stdout")
 SPARK_STAGES = ("inject",)
 
 
-def client(region: str) -> Any:
+def client(region: str, patient: bool = True) -> Any:
+    """An EMR client: `patient` for work on a step (adaptive retries, as EMR throttles);
+    otherwise a quick one for a glance at states (2 attempts, short timeouts), so that a
+    command about local jobs never waits on an unreachable AWS."""
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
-        "emr", region_name=region, config=Config(retries={"mode": "adaptive", "max_attempts": 10})
-    )
+    if patient:
+        config = Config(retries={"mode": "adaptive", "max_attempts": 10})
+    else:
+        config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)
+    return boto3.client("emr", region_name=region, config=config)
 
 
 def _call(what: str, fn: Any, **kwargs: Any) -> Any:
@@ -153,9 +158,11 @@ def submit(emr_config: Any, name: str, uid: str, argv: list[str], api: Any = Non
     }
 
 
-def poll(region: str, handles: list[dict[str, Any]], api: Any = None) -> dict[str, dict[str, Any]]:
+def poll(
+    region: str, handles: list[dict[str, Any]], api: Any = None, patient: bool = True
+) -> dict[str, dict[str, Any]]:
     """Step id -> its Status, with one list_steps call per cluster (paged only if needed)."""
-    api = api or client(region)
+    api = api or client(region, patient)
     wanted: dict[str, set[str]] = {}
     for handle in handles:
         wanted.setdefault(handle["cluster"], set()).add(handle["step"])

@@ -165,6 +165,7 @@ class JobsScreen(Screen[None]):
         self.jobs: dict[str, Any] = {}
         self.shown: list[tuple[Any, ...]] | None = None
         self.filter_text = ""
+        self.warned: str | None = None  # the remote backend error last shown
         self.sort_column = 0
         self._timer: Any = None
 
@@ -188,7 +189,12 @@ class JobsScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="jobs")
     def load(self) -> None:
-        self.engine.refresh()
+        self.engine.refresh(strict=False)  # an unreachable EMR leaves its jobs as last seen
+        if self.engine.remote_error and self.engine.remote_error != self.warned:
+            self.app.call_from_thread(
+                self.notify, visible(self.engine.remote_error), severity="warning", markup=False
+            )
+        self.warned = self.engine.remote_error
         jobs = self.engine.store.list(limit=1000)
         rows = [
             (
