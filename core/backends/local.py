@@ -60,14 +60,37 @@ def process_start(pid: int) -> int | None:
 
 
 def alive(handle: dict[str, Any]) -> bool:
-    """Whether the handle's process still runs: same PID and same start time."""
+    """Whether the job still runs: its wrapper (same PID and start time), or anything else
+    in the process group the wrapper leads (a stage whose wrapper alone was killed runs on,
+    and is still the job)."""
     pid = handle["pid"]
     child = _children.get(pid)
     if child is not None and child.poll() is not None:
         _children.pop(pid, None)
-        return False
-    start = process_start(pid)
-    return start is not None and start == handle.get("start")
+    elif (start := process_start(pid)) is not None and start == handle.get("start"):
+        return True
+    return bool(group_members(pid, handle.get("start")))
+
+
+def group_members(pgid: int, since: int | None) -> list[int]:
+    """The live processes of process group `pgid` started no earlier than `since` (clock
+    ticks since boot): the job's, and not a later process that reused the number."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{name}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid and (since is None or int(fields[19]) >= since):
+            found.append(int(name))
+    return found
 
 
 def read_exit(handle: dict[str, Any]) -> int | None:
