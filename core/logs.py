@@ -14,27 +14,45 @@ from pathlib import Path
 import numpy as np
 
 CHUNK = 8 << 20
+MAX_LINE = 64 << 10  # a longer line is shown clipped: nobody reads 100 MB of one line
+MAX_TAIL = 4 << 20  # tail reads at most this much from the end
+CLIPPED = " … [{} more bytes]"
+
+
+def clip(line: bytes) -> str:
+    """A line for display: decoded, and clipped to MAX_LINE bytes with a note of the rest."""
+    if len(line) <= MAX_LINE:
+        return line.decode("utf-8", "replace")
+    return line[:MAX_LINE].decode("utf-8", "replace") + CLIPPED.format(len(line) - MAX_LINE)
 
 
 def tail(path: Path, n: int) -> list[str]:
-    """The last `n` lines of a file, read backwards from its end."""
+    """The last `n` lines of a file, read backwards from its end in blocks (linear in what it
+    reads, and never more than MAX_TAIL bytes: a 100 MB line shows as its clipped end)."""
+    if n <= 0:
+        return []
+    blocks: list[bytes] = []
+    newlines = 0
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
-            end = handle.tell()
-            data = b""
-            position = end
-            while position > 0 and data.count(b"\n") <= n:
+            position = end = handle.tell()
+            while position > 0 and newlines <= n and end - position < MAX_TAIL:
                 step = min(1 << 16, position)
                 position -= step
                 handle.seek(position)
-                data = handle.read(step) + data
+                block = handle.read(step)
+                newlines += block.count(b"\n")
+                blocks.append(block)
     except FileNotFoundError:
         return []
+    data = b"".join(reversed(blocks))
     lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
-    return [line.decode("utf-8", "replace") for line in lines[-n:]] if n else []
+    if position > 0 and newlines <= n and lines:  # the first line read is only the end of one
+        lines[0] = b"\xe2\x80\xa6" + lines[0][-(MAX_LINE - 3) :]  # "…" and the line's end
+    return [clip(line) for line in lines[-n:]]
 
 
 class LineIndex:
@@ -94,12 +112,20 @@ class LineIndex:
         first = self.offsets[start]
         last = self.offsets[stop] if stop < len(self.offsets) else self.indexed
         with self.path.open("rb") as handle:
-            handle.seek(first)
-            data = handle.read(last - first)
-        parts = data.split(b"\n")
-        if len(parts) > stop - start:
-            parts = parts[: stop - start]
-        return [p.decode("utf-8", "replace") for p in parts]
+            if last - first <= MAX_TAIL:
+                handle.seek(first)
+                parts = handle.read(last - first).split(b"\n")[: stop - start]
+                return [clip(p) for p in parts]
+            out = []  # some lines are huge: read each one only as far as it is shown
+            for i in range(start, stop):
+                begin = self.offsets[i]
+                end = self.offsets[i + 1] - 1 if i + 1 < len(self.offsets) else self.indexed
+                handle.seek(begin)
+                head = handle.read(min(end - begin, MAX_LINE))
+                out.append(
+                    clip(head) + (CLIPPED.format(end - begin - MAX_LINE) if end - begin > MAX_LINE else "")
+                )
+            return out
 
     def search(self, pattern: str, start: int, forward: bool = True) -> int | None:
         """The next line (from `start`, excluded) matching `pattern` (a regex, case-insensitive)."""

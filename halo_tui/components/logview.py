@@ -46,6 +46,8 @@ class LogView(ScrollView, can_focus=True):
         return len(self.preview) if self.preview is not None else len(self.index)
 
     def show_tail(self, lines: list[str]) -> None:
+        if self.index.indexed and self.index.complete:
+            return  # the index came first: it shows the whole log already
         self.preview = lines
         self._resize(scroll_end=True)
 
@@ -119,8 +121,14 @@ class LogScreen(Screen[None]):
         self.query_one("#log-search").display = False
         view = self.query_one(LogView)
         view.focus()
-        view.show_tail(tail(self.path, max(50, self.app.size.height)))
+        self.load_tail()
         self.poll()
+
+    @work(thread=True, group="log-tail")
+    def load_tail(self) -> None:
+        """The end of the log, read in a worker: the screen never waits on a big file."""
+        lines = tail(self.path, max(50, self.app.size.height))
+        self.app.call_from_thread(self.query_one(LogView).show_tail, lines)
 
     @work(thread=True, exclusive=True, group="log")
     def poll(self) -> None:
@@ -129,7 +137,8 @@ class LogScreen(Screen[None]):
             try:
                 self.fetch()
             except Exception as err:  # the backend may be unreachable for a while: say so, go on
-                self.app.call_from_thread(self.notify, f"could not fetch the logs: {err}", severity="warning")
+                message = visible(f"could not fetch the logs: {err}")
+                self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
         event = view.index.refresh(INDEX_BUDGET)
         self.app.call_from_thread(self._indexed, event)
 
