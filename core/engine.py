@@ -240,12 +240,22 @@ class Engine:
             return self._reconcile_step(job, statuses)
         return self._reconcile(job)
 
-    def wait(self, job_id: int, poll: float = 0.2, on_change: Callable[[Job], None] | None = None) -> Job:
-        """Block until the job ends; call `on_change` at each state change."""
+    def wait(
+        self,
+        job_id: int,
+        poll: float = 0.2,
+        on_change: Callable[[Job], None] | None = None,
+        stop: Any = None,
+    ) -> Job:
+        """Block until the job ends (or `stop`, a threading.Event, is set); call `on_change`
+        at each state change."""
         job = self.get(job_id)
         seen = job.state
         while not job.state.terminal:
-            time.sleep(poll)
+            if stop is not None and stop.wait(poll):
+                return job
+            if stop is None:
+                time.sleep(poll)
             job = self.get(job_id)
             if job.state != seen and on_change is not None:
                 on_change(job)

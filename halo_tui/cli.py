@@ -6,6 +6,7 @@ Heavy imports (pydantic, rich, textual) happen inside the commands that need the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -435,17 +436,19 @@ def stage(
     params = _stage_options(stage_def, ctx.args)
     if force and any(p.name == "force" for p in stage_def.params):
         params["force"] = True
-    job = engine.launch(name, variant=variant, params=params, backend=backend, force=force)
-    err = _console(stderr=True)
-    if not as_json:
-        err.print(f"job {job.id} {job.state}: {job.stage}" + (f" ({job.variant})" if job.variant else ""))
-        err.print(f"log: {job.log_path}")
-    if wait:
-        try:
-            job = engine.wait(job.id, on_change=None if as_json else lambda j: _say_state(err, j))
-        except KeyboardInterrupt:
+    with _interruptible() as stopped:
+        job = engine.launch(name, variant=variant, params=params, backend=backend, force=force)
+        err = _console(stderr=True)
+        if not as_json:
+            err.print(f"job {job.id} {job.state}: {job.stage}" + (f" ({job.variant})" if job.variant else ""))
+            err.print(f"log: {job.log_path}")
+        if wait:
+            job = engine.wait(
+                job.id, on_change=None if as_json else lambda j: _say_state(err, j), stop=stopped
+            )
+        if stopped.is_set():
             err.print(f"stopped waiting; job {job.id} goes on (halo jobs logs -f {job.id})")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise typer.Exit(EXIT_INTERRUPTED)
     if as_json:
         _emit_json(_job_json(job))
     elif wait:
@@ -453,6 +456,27 @@ def stage(
 
         err.print(state_line(job, f" after {duration(job.elapsed)}"))
     raise typer.Exit(_outcome(job) if wait else EXIT_OK)
+
+
+@contextlib.contextmanager
+def _interruptible() -> Any:
+    """Ctrl-C while launching or waiting sets an event the wait loop checks every 0.2 s
+    (instead of an exception that may land anywhere: inside a launch, a store write, a C
+    call); a second Ctrl-C is an ordinary KeyboardInterrupt. The job goes on either way."""
+    import signal
+    import threading
+
+    stopped = threading.Event()
+
+    def first(_signum: int, _frame: Any) -> None:
+        stopped.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stopped
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _say_state(console: Any, job: Any) -> None:
