@@ -92,6 +92,54 @@ def _open_range(url: str, start: int, timeout: float) -> tuple[Any, int | None]:
     return handle, path.stat().st_size
 
 
+def source_meta(url: str, timeout: float) -> tuple[int | None, str | None]:
+    """What the source says of a file before it is fetched: its size, and its MD5 where the
+    source gives one (an S3 single-part object's ETag); (None, None) if it will not say."""
+    try:
+        if url.startswith(("http://", "https://")):
+            request = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only
+                length = response.headers.get("Content-Length")
+                return (int(length) if length else None), None
+        if storage.is_s3(url):
+            import boto3
+
+            bucket, key = storage.split_s3(url)
+            head = boto3.client("s3").head_object(Bucket=bucket, Key=key)
+            etag = str(head.get("ETag", "")).strip('"')
+            return int(head["ContentLength"]), (etag.lower() if len(etag) == 32 and "-" not in etag else None)
+        return Path(url.removeprefix("file://")).stat().st_size, None
+    except Exception:  # noqa: BLE001 - unreachable or unknown: the caller decides what that means
+        return None, None
+
+
+def fits_complete(path: Path) -> bool:
+    """Whether a FITS file holds every byte its headers announce (a whole number of 2,880-
+    byte blocks, and every HDU's data within the file): what a truncated download lacks."""
+    import warnings
+
+    from astropy.io import fits
+
+    size = path.stat().st_size
+    if size == 0 or size % 2880:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with fits.open(path, memmap=False, lazy_load_hdus=False) as hdus:
+                return all(h._data_offset + h._data_size <= size for h in hdus)  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - astropy raises and warns many kinds for a short file
+        return False
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _read_small(url: str, timeout: float) -> bytes | None:
     """A small file (the checksum list), or None if the source has none."""
     try:
@@ -174,7 +222,10 @@ def _sha256(path: Path) -> str:
 
 def fetch_file(url: str, rel: str, cache: Cache, scratch: Path, sha256: str | None, timeout: float) -> int:
     """Fetch one file into the cache, resuming a `.part` left by an earlier try; return the
-    bytes transferred. Raises FetchError when the transfer or the verification fails."""
+    bytes transferred. Verified against every check the source allows — its size, its MD5
+    (an S3 single-part ETag), the brick's SHA-256 list — and, where it allows none, against
+    the FITS structure itself. Raises FetchError when the transfer or a check fails."""
+    expected_size, md5 = source_meta(url, timeout)
     part = cache.staging(rel, scratch)
     start = part.stat().st_size if part.exists() else 0
     try:
@@ -197,13 +248,35 @@ def fetch_file(url: str, rel: str, cache: Cache, scratch: Path, sha256: str | No
     except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
         raise FetchError(f"{url}: transfer broke off after {start + moved} bytes ({err!r})") from None
     size = part.stat().st_size
-    if total is not None and size != total:
-        raise FetchError(f"{url}: got {size} of {total} bytes")
+    for announced in (total, expected_size):
+        if announced is not None and size != announced:
+            if size > announced:
+                part.unlink()
+            raise FetchError(f"{url}: got {size} of {announced} bytes")
+    if md5 is not None and _md5(part) != md5:
+        part.unlink()
+        raise FetchError(f"{url}: MD5 does not match the object's ETag")
     if sha256 is not None and _sha256(part) != sha256:
         part.unlink()
         raise FetchError(f"{url}: SHA-256 does not match the source's checksum")
+    if total is None and expected_size is None and md5 is None and sha256 is None and not fits_complete(part):
+        part.unlink()
+        raise FetchError(f"{url}: the source gives no size or checksum and the FITS file is incomplete")
     cache.put(rel, part)
     return moved
+
+
+def _cached_ok(cache: Cache, rel: str, url: str, timeout: float) -> bool:
+    """Whether a cached file can be kept: not empty, the source's size if it says one, else
+    a complete FITS file (a truncated file is fetched again, never 'cached' forever)."""
+    known = cache.size(rel)
+    if not known:
+        return False
+    expected, _ = source_meta(url, timeout)
+    if expected is not None:
+        return known == expected
+    local = cache.local_path(rel)
+    return local is None or fits_complete(local)
 
 
 def fetch_brick(
@@ -225,13 +298,11 @@ def fetch_brick(
                 for band in BANDS:
                     rel = coadd_path(brick, kind, band)
                     name = rel.rsplit("/", 1)[1]
-                    known = cache.size(rel)
-                    if known is not None and not force:
+                    url = source_url(template, brick, kind, band)
+                    if not force and _cached_ok(cache, rel, url, timeout):
                         cached += 1
                         continue
-                    moved += fetch_file(
-                        source_url(template, brick, kind, band), rel, cache, scratch, sums.get(name), timeout
-                    )
+                    moved += fetch_file(url, rel, cache, scratch, sums.get(name), timeout)
                     fetched += 1
             return {
                 "brick": brick,
