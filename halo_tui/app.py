@@ -20,6 +20,7 @@ from textual.widgets import Static
 
 from halo_tui.components.jobs import JobsScreen
 from halo_tui.components.runs import RunsScreen
+from halo_tui.format import home_relative
 
 
 class ActionCommands(Provider):
@@ -112,7 +113,9 @@ class HaloApp(App[None]):
         self.readonly = readonly
 
     def on_mount(self) -> None:
-        self.sub_title = str(self.engine.workspace.root) + ("  [read-only]" if self.readonly else "")
+        self.sub_title = home_relative(self.engine.workspace.root) + (
+            "  [read-only]" if self.readonly else ""
+        )
         keys = self.engine.workspace.config.keys
         if keys:
             self.set_keymap(keys)

@@ -38,6 +38,14 @@ def visible_bytes(data: bytes) -> bytes:
     return _CONTROL_BYTES.sub(lambda m: b"\\x%02x" % m.group()[0], data)
 
 
+def home_relative(path: Any) -> str:
+    """A path as a person reads it: under the home folder, as `~/…`."""
+    import os
+
+    text, home = str(path), os.path.expanduser("~")
+    return "~" + text[len(home) :] if home not in ("", "/") and (text + "/").startswith(home + "/") else text
+
+
 def when(ts: float | None) -> str:
     """A timestamp as local `YYYY-MM-DD HH:MM:SS`, or '-'."""
     return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))

@@ -43,6 +43,12 @@ cancel_grace_seconds = 1.0
 HALO = str(Path(sys.executable).with_name("halo"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: trains, runs Spark, DDP or the whole demo (pytest -m 'not slow' leaves them out)"
+    )
+
+
 @pytest.fixture
 def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A workspace folder whose halo.toml declares the `sleepy` test stage."""

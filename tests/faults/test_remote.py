@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 from core.store import Store
 
 
@@ -22,6 +24,7 @@ def _env(root) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_local_work_does_not_wait_on_an_unreachable_emr(halo) -> None:
     store = Store(halo.root / ".halo" / "halo.db")
     job = store.create("inject", "v4_sota", {}, "emr")

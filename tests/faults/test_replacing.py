@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from core.layout import runs_dir
 from core.runs import read_metrics
 from jobs import train
@@ -22,6 +24,7 @@ def _argv(ws: Path, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_train_force_keeps_the_old_run_until_the_new_one_has_finished(
     stamps_ws: Path, tmp_path: Path
 ) -> None:

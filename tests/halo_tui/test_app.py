@@ -102,19 +102,29 @@ async def test_the_launch_form_refuses_bad_options(engine) -> None:
         assert engine.store.list() == []
 
 
-async def test_readonly_hides_every_action_that_changes_state(engine) -> None:
+async def test_readonly_hides_every_action_that_changes_state(engine, candidates: Path) -> None:
     job = engine.launch("sleepy", params={"seconds": "30"})
     app = HaloApp(engine, readonly=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
-        for key in ("n", "c", "r"):
+        for key in ("n", "c", "r"):  # launch, cancel, relaunch: each would change the store
             await pilot.press(key)
+            await _settle(app, pilot)
             assert isinstance(app.screen, JobsScreen)
-        assert engine.store.get(job.id).state.value == "running"
+        assert [j.id for j in engine.store.list()] == [job.id]  # nothing launched or relaunched
+        assert engine.store.get(job.id).state.value == "running"  # nothing cancelled
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
         text = str(app.screen.query_one("#help").render())
-        assert "read-only" in text and "jobs.cancel" not in text and "jobs.log" in text
+        assert "read-only" in text and "jobs.log" in text
+        for changing in ("jobs.launch", "jobs.cancel", "jobs.relaunch"):
+            assert changing not in text
+        await pilot.press("escape")
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await pilot.press("a", "t", "U")  # grade, note, undo: refused
+        await _settle(app, pilot)
+        assert grades.current(engine.store, "demo") == {}
 
 
 async def test_following_a_growing_log(engine, tmp_path: Path) -> None:
@@ -241,22 +251,30 @@ async def test_grading_candidates_survives_a_restart(engine, candidates: Path, m
 
 
 async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Path, monkeypatch) -> None:
+    """Both consoles open at the same time on one workspace, their grades interleaved."""
     from core.engine import Engine
     from core.workspace import Workspace
 
     other = Engine(Workspace(engine.workspace.root))
-    apps = [HaloApp(engine), HaloApp(other)]
-    for who, app in zip(("alice", "bob"), apps, strict=True):
-        monkeypatch.setenv("USER", who)
-        async with app.run_test(size=(120, 40)) as pilot:
+    alice_app, bob_app = HaloApp(engine), HaloApp(other)
+    async with alice_app.run_test(size=(120, 40)) as alice, bob_app.run_test(size=(120, 40)) as bob:
+        for who, app, pilot in (("alice", alice_app, alice), ("bob", bob_app, bob)):
             await _settle(app, pilot)
+            monkeypatch.setenv("USER", who)  # each screen takes its inspector when it opens
             app.push_screen(CandidatesScreen(candidates, "demo"))
-            await pilot.pause(0.4)
-            await _settle(app, pilot)
-            await pilot.press("a" if who == "alice" else "x", "b")
+            await _until(
+                pilot,
+                lambda app=app: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile),
+            )
+        for _ in range(2):  # interleaved: alice grades, bob grades, on the same candidates
+            await alice.press("a")
+            await bob.press("x")
+        await _settle(alice_app, alice)
+        await _settle(bob_app, bob)
     current = grades.current(engine.store, "demo")
-    assert current[("1499p022", 0)].grades == {"alice": "A", "bob": "X"}
-    assert current[("1499p022", 0)].disagreement and current[("1499p022", 1)].score == 2.0
+    for objid in (0, 1):
+        assert current[("1499p022", objid)].grades == {"alice": "A", "bob": "X"}
+        assert current[("1499p022", objid)].disagreement
 
 
 async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:

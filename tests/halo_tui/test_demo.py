@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pytest
 
+
+@pytest.mark.slow
 def test_the_demo_runs_every_stage_and_reports(halo, tmp_path: Path) -> None:
     ws = tmp_path / "demo"
     halo("demo", "init", "-w", str(ws), "--bricks", "3", "--brick-px", "400", check=0, timeout=300)

@@ -1,8 +1,9 @@
-"""Snapshots of the main screens at 80x24, made deterministic: a fixed workspace path, fixed
-job times, a fixed metrics file and fixed stamps. Update with `pytest --snapshot-update`."""
+"""Snapshots of the main screens at 80x24, made deterministic: a workspace shown as
+`~/halo-snapshot-workspace` (a unique folder, with HOME set to its parent, so two test runs at
+once never share it), fixed job times, a fixed metrics file and fixed stamps. Update with
+`pytest --snapshot-update`."""
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,17 +17,17 @@ from core.states import JobState
 from core.workspace import Workspace
 from halo_tui.app import HaloApp
 
-ROOT = Path("/tmp/halo-snapshot-workspace")
 T0 = 1795651200.0  # 2026-11-26 00:00:00 UTC
 
 
 @pytest.fixture
-def fixed_workspace(monkeypatch: pytest.MonkeyPatch) -> Engine:
+def fixed_workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Engine:
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.setenv("USER", "alice")
-    shutil.rmtree(ROOT, ignore_errors=True)
-    ROOT.mkdir(parents=True)
-    engine = Engine(Workspace(ROOT))
+    monkeypatch.setenv("HOME", str(tmp_path.resolve()))
+    root = tmp_path.resolve() / "halo-snapshot-workspace"
+    root.mkdir()
+    engine = Engine(Workspace(root))
     for i, (stage, variant, state, code) in enumerate(
         [
             ("select", "v4_sota", JobState.SUCCEEDED, 0),
@@ -44,7 +45,7 @@ def fixed_workspace(monkeypatch: pytest.MonkeyPatch) -> Engine:
             exit_code=code,
             failure=None if code == 0 else f"exited with code {code}",
         )
-    run = ROOT / "data" / "runs" / "demo"
+    run = root / "data" / "runs" / "demo"
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"epochs": 6, "preset": "demo_cpu"}))
     lines = [
@@ -71,7 +72,7 @@ def fixed_workspace(monkeypatch: pytest.MonkeyPatch) -> Engine:
     return engine
 
 
-def _candidates() -> Path:
+def _candidates(root: Path) -> Path:
     rng = np.random.default_rng(7)
     n = 8
     yy, xx = np.mgrid[0:64, 0:64]
@@ -97,7 +98,7 @@ def _candidates() -> Path:
             "stamp": stamps,
         }
     )
-    path = ROOT / "data" / "candidates" / "demo" / "candidates.parquet"
+    path = root / "data" / "candidates" / "demo" / "candidates.parquet"
     path.parent.mkdir(parents=True)
     pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
     return path
@@ -126,7 +127,7 @@ def test_monitor_screen(snap_compare, fixed_workspace: Engine) -> None:
         from halo_tui.components.monitor import MonitorScreen
 
         await _settle(pilot)
-        pilot.app.push_screen(MonitorScreen(ROOT / "data" / "runs" / "demo"))
+        pilot.app.push_screen(MonitorScreen(fixed_workspace.workspace.root / "data" / "runs" / "demo"))
         await pilot.pause(0.5)
         await _settle(pilot)
 
@@ -134,7 +135,7 @@ def test_monitor_screen(snap_compare, fixed_workspace: Engine) -> None:
 
 
 def test_candidates_screen(snap_compare, fixed_workspace: Engine) -> None:
-    path = _candidates()
+    path = _candidates(fixed_workspace.workspace.root)
 
     async def run_before(pilot) -> None:
         from halo_tui.components.candidates import CandidatesScreen

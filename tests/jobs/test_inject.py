@@ -267,6 +267,7 @@ def _java() -> bool:
 
 
 @pytest.mark.skipif(not _java(), reason="the Spark runner needs Java")
+@pytest.mark.slow
 def test_the_spark_runner_gives_the_local_runners_stamps(inject_ws: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
     from jobs.spark_pipeline import run_inject_spark

@@ -69,6 +69,7 @@ def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) ->
     assert again["skipped"] is True
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_without_duplicate_or_missing_lines(stamps_ws: Path) -> None:
     argv = _train_argv(stamps_ws, "killed", "--epochs", "4")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -215,6 +216,7 @@ def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) -> None:
     argv = _train_argv(stamps_ws, "ddp", "--epochs", "1", "--nproc", "2")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400)
