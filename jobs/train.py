@@ -394,7 +394,8 @@ def run(
     if world > 1:
         import torch.distributed as dist
 
-        dist.destroy_process_group()
+        dist.barrier()  # every rank done with the group before any tears it down: under load a
+        dist.destroy_process_group()  # rank that raced ahead aborted ("terminate called …")
     if rank == 0 and run_dir != final_dir:
         _swap(run_dir, final_dir)
     return {

@@ -128,7 +128,12 @@ class LogScreen(Screen[None]):
     def load_tail(self) -> None:
         """The end of the log, read in a worker: the screen never waits on a big file."""
         lines = tail(self.path, max(50, self.app.size.height))
-        self.app.call_from_thread(self.query_one(LogView).show_tail, lines)
+        self.app.call_from_thread(self._show_tail, lines)
+
+    def _show_tail(self, lines: list[str]) -> None:
+        views = self.query(LogView)  # on the UI thread; the screen may have closed meanwhile
+        if views:
+            views.first().show_tail(lines)
 
     @work(thread=True, exclusive=True, group="log")
     def poll(self) -> None:

@@ -114,8 +114,10 @@ def test_steps_are_followed_to_success_and_to_failure_with_details(emr_ws, halo,
     assert {c["state"] for c in first} == {"queued"}
     _step(cluster, good.handle["step"]).state = "RUNNING"
     _step(cluster, bad.handle["step"]).state = "RUNNING"
-    time.sleep(1.0)
-    assert engine.get(good.id).state is JobState.RUNNING
+    deadline = time.monotonic() + 30
+    while engine.get(good.id).state is not JobState.RUNNING:  # wait on state, not a guess
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     from moto.emr import models
 
     def status(step) -> dict:

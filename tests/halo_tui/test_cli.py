@@ -6,8 +6,6 @@ import subprocess
 import time
 from pathlib import Path
 
-from core.errors import EXIT_INTERRUPTED
-
 
 def test_stage_wait_json_gives_the_job_record_and_exit_code(halo) -> None:
     ok = halo.json("stage", "sleepy", "--seconds", "0.1", "--wait")
@@ -110,26 +108,3 @@ def test_demo_init_creates_a_workspace_and_writes_the_survey_as_a_job(halo, tmp_
     assert "up to date" in again.stderr  # the job's log is shown while it runs
     listed = halo("jobs", "list", "--workspace", str(target), check=0).stdout
     assert listed.count("demo") == 2
-
-
-def test_interrupting_wait_leaves_the_job_running(halo, workspace: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
-    env["HALO_WORKSPACE"] = str(workspace)
-    proc = subprocess.Popen(
-        [halo.executable, "stage", "sleepy", "--seconds", "30", "--wait"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while not (workspace / ".halo" / "logs" / "1.log").exists():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    time.sleep(0.5)
-    proc.send_signal(2)  # Ctrl-C
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == EXIT_INTERRUPTED and "goes on" in err and "Traceback" not in err
-    job = halo.json("jobs", "show", "1")
-    assert job["state"] == "running"
-    halo("jobs", "cancel", "1", check=0)

@@ -1,0 +1,66 @@
+"""Fault suite, checkpoints: best.pt is replaced atomically (a kill during the copy leaves the
+old one whole), a damaged one is one clear error, and a planted pickle never runs.
+(Issue 11, items 3 and 6.)"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+
+from core.layout import runs_dir
+from jobs import eval as eval_stage
+from jobs import train
+from jobs.stage_runtime import StageError
+
+
+@pytest.fixture
+def one_epoch(stamps_ws: Path, tmp_path: Path) -> Path:
+    ws = tmp_path / "ws"
+    shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates"))
+    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=1)
+    return ws
+
+
+def test_a_kill_while_best_pt_is_copied_leaves_the_old_one_whole(one_epoch: Path, monkeypatch) -> None:
+    best = runs_dir(one_epoch) / "r" / "best.pt"
+    before = best.read_bytes()
+    real = shutil.copyfile
+
+    def killed_half_way(src, dst, *args, **kwargs):
+        data = Path(src).read_bytes()
+        Path(dst).write_bytes(data[: len(data) // 2])
+        raise KeyboardInterrupt  # the job is cancelled in the middle of the copy
+
+    monkeypatch.setattr(train, "_is_best", lambda line, history: True)
+    monkeypatch.setattr(shutil, "copyfile", killed_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(one_epoch, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)
+    monkeypatch.setattr(shutil, "copyfile", real)
+    assert best.read_bytes() == before
+    assert eval_stage.run(one_epoch, "v4_sota", run_name="r")["auroc"] is not None  # it loads
+
+
+def test_a_damaged_checkpoint_is_one_clear_error(one_epoch: Path) -> None:
+    best = runs_dir(one_epoch) / "r" / "best.pt"
+    best.write_bytes(best.read_bytes()[:1000])  # what a non-atomic copy used to leave
+    with pytest.raises(StageError, match="best.pt: not a loadable checkpoint"):
+        eval_stage.run(one_epoch, "v4_sota", run_name="r")
+
+
+def test_a_planted_checkpoint_is_refused_without_running_it(one_epoch: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    evil = runs_dir(one_epoch) / "evil"
+    evil.mkdir()
+    (evil / "best.pt").write_bytes(pickle.dumps({"model": Evil(), "arch": "small_cnn", "meta_cols": []}))
+    with pytest.raises(StageError, match="not a loadable checkpoint"):
+        eval_stage.run(one_epoch, "v4_sota", run_name="evil")
+    assert not marker.exists()
