@@ -176,12 +176,13 @@ class Engine:
                 if strict:
                     raise
                 self.remote_error = f"{err} ({len(steps)} EMR job(s) shown as last seen)"
-        return [
-            (self._reconcile_step(j, statuses) if j in steps else j)
-            if j.backend == "emr"
-            else self._reconcile(j)
-            for j in live
-        ]
+        out = []
+        for job in live:
+            if job.backend != "emr":
+                out.append(self._reconcile(job))
+            else:  # looked at above, or left as last seen
+                out.append(self._reconcile_step(job, statuses) if job in steps else job)
+        return out
 
     def _reconcile_step(self, job: Job, statuses: dict[str, Any]) -> Job:
         status = statuses.get(job.handle["step"])
@@ -197,8 +198,7 @@ class Engine:
         return job
 
     def _reconcile(self, job: Job) -> Job:
-        if job.backend == "emr":
-            return job  # steps are looked at together, by refresh()
+        """A local job, against its process group and exit file (EMR steps: _reconcile_step)."""
         if job.state is JobState.QUEUED:
             if job.handle is None and time.time() - job.created > QUEUED_TIMEOUT_S:
                 return self.store.transition(

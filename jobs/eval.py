@@ -165,9 +165,10 @@ def _hash_order(keys: np.ndarray) -> np.ndarray:
 
 def real_galaxies(
     workspace: Path, variant: Any, known: Any, limit: int
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Parent-sample galaxies never in training (not in the train split), up to `limit`, and
-    the parent's known lenses (any split), as positions with their columns."""
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+    """Parent-sample galaxies never in training (not in the train split), up to `limit`; the
+    parent's known lenses (any split, each by its nearest galaxy); and those lenses' indexes
+    in the known-lens table. One read of the parent sample serves both."""
     import pyarrow.parquet as pq
 
     from core.schemas import galaxy_keys
@@ -185,7 +186,7 @@ def real_galaxies(
     chosen = eligible[_hash_order(keys)[:limit]]
     sample = {k: v[chosen] for k, v in parent.items()}
     lenses = known_lenses.nearest_per_lens(lens_index, separation)
-    return sample, np.stack([lenses, lens_index[lenses]], axis=1) if lenses.size else np.zeros((0, 2), int)
+    return sample, {k: v[lenses] for k, v in parent.items()}, lens_index[lenses]
 
 
 def fpr_table(logits: np.ndarray, ok: np.ndarray, thresholds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -252,12 +253,10 @@ def run(
     from jobs.inject import CoaddReader, stamps_dir
     from jobs.models import load_run
     from jobs.operating_points import operating_points
-    from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split
+    from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
     from jobs.survey_layout import brick_at
     from jobs.train import default_run_name, pauc_max_fpr
 
-    if not 0.0 < prevalence < 1.0:
-        raise stage_runtime.StageError(f"--prevalence {prevalence:g}: must be between 0 and 1")
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
@@ -277,14 +276,16 @@ def run(
         "thresholds": thresholds,
         "tables": {"overall": tables(scored, thresholds, ops)},
         "completeness": completeness_maps(scored, thresholds),
-        "calibration": reliability(label, 1.0 / (1.0 + np.exp(-logit))),
+        "calibration": reliability(label, sigmoid(logit)),
     }
 
     # real galaxies never trained on, lookalikes, known lenses
     cache = cache or default_cache(workspace)
     reader = CoaddReader(cache, config.variants[variant].injection.stamp_size)
     known = known_lenses.load(workspace)
-    sample, lens_rows = real_galaxies(workspace, config.variants[variant], known, real_galaxy_limit)
+    sample, parent_lenses, lens_index = real_galaxies(
+        workspace, config.variants[variant], known, real_galaxy_limit
+    )
     real = score_positions(model, meta_cols, reader, sample)
     result["real_galaxies"] = {
         "population": "parent sample, never in training (val and test splits), known lenses excluded",
@@ -306,11 +307,10 @@ def run(
         result["lookalikes_file"] = str(looks_path)
 
     scored_lenses: list[tuple[int, float, str]] = []
-    if lens_rows.size:
-        parent_lenses = _parent_rows(workspace, config.variants[variant], lens_rows[:, 0])
+    if lens_index.size:
         got = score_positions(model, meta_cols, reader, parent_lenses)
         scored_lenses += [
-            (int(i), float(lg), "parent sample") for i, lg in zip(lens_rows[:, 1], got["logit"], strict=True)
+            (int(i), float(lg), "parent sample") for i, lg in zip(lens_index, got["logit"], strict=True)
         ]
     footprint = footprint_bricks(cache)
     matched = {i for i, _, _ in scored_lenses}
@@ -358,15 +358,6 @@ def run(
         "lookalikes": {p: v["n"] for p, v in result["lookalikes"].items()},
         "known_lenses_scored": len(result["known_lenses"]),
     }
-
-
-def _parent_rows(workspace: Path, variant: Any, rows: np.ndarray) -> dict[str, np.ndarray]:
-    import pyarrow.parquet as pq
-
-    from jobs.select import parent_dir
-
-    parent = pq.read_table(parent_dir(workspace, variant.parent_sample) / "parent.parquet").take(rows)
-    return {c: parent.column(c).to_numpy(zero_copy_only=False) for c in parent.column_names}
 
 
 def _purity_row(

@@ -186,6 +186,7 @@ def _hard_negatives(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from core.schemas import galaxy_keys
     from jobs import known_lenses
     from jobs.dataset import read_columns
     from jobs.scoring import logits_of, sigmoid
@@ -200,11 +201,8 @@ def _hard_negatives(
     if table is None:
         return pa.table({"task_id": pa.array([], pa.int64())})
     table = table.filter(pc.and_(table.column("is_control"), table.column("ok")))
-    keys = [
-        f"{b}:{o}"
-        for b, o in zip(table.column("brickname").to_pylist(), table.column("objid").to_pylist(), strict=True)
-    ]
-    first = sorted({k: i for i, k in reversed(list(enumerate(keys)))}.values())
+    keys = galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist())
+    first = np.sort(np.unique(keys, return_index=True)[1])  # one row per galaxy
     table = table.take(first)
     not_lens = known_lenses.match(table.column("ra").to_numpy(), table.column("dec").to_numpy(), lenses) < 0
     table = table.filter(pa.array(not_lens))

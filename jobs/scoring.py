@@ -68,8 +68,6 @@ def score_split(
     where = order[np.clip(np.searchsorted(known[order], task_id), 0, known.size - 1)]
     found = known[where] == task_id  # a row group read once but not twice: left out, counted
     rows, task_id = where[found], task_id[found]
-    logits = [np.concatenate(logits)[found]]
-    labels = [np.concatenate(labels)[found]]
 
     def column(name: str) -> np.ndarray:
         return info.column(name).to_numpy(zero_copy_only=False)[rows]
@@ -79,8 +77,8 @@ def score_split(
 
     return {
         "task_id": task_id,
-        "logit": np.concatenate(logits).astype(np.float64),
-        "label": np.concatenate(labels).astype(bool),
+        "logit": np.concatenate(logits)[found].astype(np.float64),
+        "label": np.concatenate(labels)[found].astype(bool),
         "galaxy": galaxy_keys(column("brickname"), column("objid")),
         "theta_e": number("theta_e_arcsec"),
         "src_dmag": number("src_dmag"),

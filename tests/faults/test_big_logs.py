@@ -54,20 +54,9 @@ def test_the_index_shows_a_huge_line_clipped(tmp_path: Path) -> None:
     assert logs.clip(b"y" * 10) == "y" * 10
 
 
-async def test_the_log_screen_opens_a_huge_single_line_log_at_once(engine, tmp_path: Path) -> None:
-    from halo_tui.app import HaloApp
-    from halo_tui.components.logview import LogScreen, LogView
-
+async def test_the_log_screen_opens_a_huge_single_line_log_at_once(
+    engine, tmp_path: Path, log_screen_rows
+) -> None:
     path = _one_line(tmp_path / "one.log", 20 << 20)
-    app = HaloApp(engine)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await app.workers.wait_for_complete()
-        app.push_screen(LogScreen(path, "one"))
-        await pilot.pause(0.3)
-        view = app.screen.query_one(LogView)
-        for _ in range(100):
-            if view.line_count:
-                break
-            await pilot.pause(0.05)
-        text = "".join(seg.text for seg in view.render_line(0))
-        assert text.strip() and set(text.strip()) <= set("x…") | set(" [more bytes0123456789]THEND")
+    (text,) = await log_screen_rows(engine, path, 1)
+    assert text.strip() and set(text.strip()) <= set("x…") | set(" [more bytes0123456789]THEND")

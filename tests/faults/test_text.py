@@ -89,17 +89,8 @@ def test_control_sequences_in_a_log_never_reach_the_terminal(halo) -> None:
     assert "\x1b[31mred" in piped.stdout
 
 
-async def test_the_log_screen_shows_escapes_visibly(engine, tmp_path: Path) -> None:
-    from halo_tui.app import HaloApp
-    from halo_tui.components.logview import LogScreen, LogView
-
+async def test_the_log_screen_shows_escapes_visibly(engine, tmp_path: Path, log_screen_rows) -> None:
     log = tmp_path / "escapes.log"
     log.write_bytes(b"plain line\n\x1b]0;pwned\x07 retitle\n\x1b[31mred\x1b[0m text\n")
-    app = HaloApp(engine)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await app.workers.wait_for_complete()
-        app.push_screen(LogScreen(log, "escapes"))
-        await pilot.pause(0.5)
-        view = app.screen.query_one(LogView)
-        rendered = "".join(seg.text for y in range(3) for seg in view.render_line(y))
-        assert "\x1b" not in rendered and "\\x1b]0;pwned\\x07 retitle" in rendered
+    rendered = "".join(await log_screen_rows(engine, log, 3))
+    assert "\x1b" not in rendered and "\\x1b]0;pwned\\x07 retitle" in rendered
