@@ -13,9 +13,11 @@ non-zero with the failures in its summary.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,8 @@ from jobs import stage_runtime
 from jobs.mock_survey import SURVEY_DIR
 
 SPLITS = ("train", "val", "test")
+CATALOGUE_NAME = re.compile(r"^(tractor|sweep)-.+\.fits(\.gz)?$")
+GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = {name: dtype for name, dtype, _ in TRACTOR_COLUMNS}
 NEEDED = tuple(dict.fromkeys((*PARENT_COLUMNS, "brick_primary")))
 
@@ -44,14 +48,26 @@ def split_of(brickname: str, fractions: dict[str, float]) -> str:
     return SPLITS[-1]
 
 
+def catalogue_files(source: str) -> list[str]:
+    """The Tractor and sweep catalogues under a folder, S3 prefix or glob, by name: a release
+    root also holds coadd images and other FITS files, which are not catalogues. A single file
+    names itself, whatever its name."""
+    files = storage.list_files(source, "*.fits*")
+    if files == [str(source)]:
+        return files
+    return [f for f in files if CATALOGUE_NAME.match(f.rsplit("/", 1)[-1])]
+
+
 def read_catalogue(uri: str) -> dict[str, np.ndarray]:
     """The columns the pipeline needs from one Tractor/sweep file, checked by name and type."""
     from astropy.io import fits
 
     name = uri if storage.is_s3(uri) else str(uri)
     try:
-        source = io.BytesIO(storage.read_bytes(uri))
-        with fits.open(source, memmap=False) as hdus:
+        raw = storage.read_bytes(uri)
+        if raw[:2] == GZIP_MAGIC:  # astropy does not look for gzip inside a file object
+            raw = gzip.decompress(raw)
+        with fits.open(io.BytesIO(raw), memmap=False) as hdus:
             table = next((h for h in hdus if isinstance(h, fits.BinTableHDU)), None)
             if table is None:
                 raise stage_runtime.StageError(f"{name}: no table extension (truncated, or not a catalogue)")
@@ -67,7 +83,7 @@ def read_catalogue(uri: str) -> dict[str, np.ndarray]:
                 out[column] = _typed(name, column, values)
     except stage_runtime.StageError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as err:
+    except (OSError, EOFError, ValueError, TypeError, KeyError, IndexError) as err:
         raise stage_runtime.StageError(f"{name}: not a readable FITS table ({err})") from None
     return out
 
@@ -124,9 +140,11 @@ def run(
     parent_name = config.variants[variant_name].parent_sample
     variant = config.variants[parent_name]  # the parent sample's own cuts and splits
     source = catalogs or str(workspace / SURVEY_DIR / "tractor")
-    files = storage.list_files(source, "*.fits*")
+    files = catalogue_files(source)
     if not files:
-        raise stage_runtime.StageError(f"{source}: no catalogue files (*.fits, *.fits.gz)")
+        raise stage_runtime.StageError(
+            f"{source}: no catalogue files (tractor-*.fits or sweep-*.fits, optionally .gz)"
+        )
     out_dir = parent_dir(workspace, parent_name)
     digest = stage_runtime.fingerprint(
         "select", variant.model_dump(mode="json"), [storage.signature(f) for f in files]

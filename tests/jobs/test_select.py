@@ -147,3 +147,31 @@ def test_catalogues_are_read_from_s3(tmp_path: Path, big_catalog_ws: Path, s3_en
     cuts = load(None, environ={}).variants["v3_color_relaxed"].cuts
     expected = sum(int(select.apply_cuts(select.read_catalogue(str(p)), cuts)[0].sum()) for p in local)
     assert summary["selected"] == expected > 0
+
+
+def test_gzipped_catalogues_read_and_a_release_root_yields_only_catalogues(
+    tmp_path: Path, big_catalog_ws: Path
+) -> None:
+    """A DR10 mirror holds `tractor-*.fits(.gz)`, `sweep-*.fits.gz` and coadd images side by
+    side: select reads the gzipped catalogues and never mistakes an image for a catalogue."""
+    import gzip
+
+    plain = _copy_catalogues(big_catalog_ws, tmp_path)
+    expected = select.run(tmp_path, "v4_sota")["selected"]
+    root = tmp_path / "release"
+    for i, path in enumerate(plain):
+        name = path.name if i % 2 else path.name.replace("tractor-", "sweep-")
+        target = root / ("tractor" if i % 2 else "sweep") / f"{name}.gz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(gzip.compress(path.read_bytes()))
+    image = root / "coadd" / "176" / "1761p062" / "legacysurvey-1761p062-image-r.fits.fz"
+    image.parent.mkdir(parents=True)
+    fits.PrimaryHDU(np.zeros((8, 8), dtype=np.float32)).writeto(image)
+    (root / "coadd" / "ccds-annotated-dr10.fits").write_bytes(image.read_bytes())
+    assert select.catalogue_files(str(root)) == sorted(str(p) for p in root.rglob("*.fits.gz"))
+
+    summary = select.run(tmp_path, "v4_sota", catalogs=str(root), force=True)
+    assert summary["catalogues"] == len(plain) and not summary.get("failed_catalogues")
+    assert summary["selected"] == expected
+    one = next(root.rglob("sweep-*.fits.gz"))
+    assert select.catalogue_files(str(one)) == [str(one)]
