@@ -17,8 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.stamps import write_stamps
 from jobs.dataset import StampStream
-from jobs.inject import output_schema, write_stamps
+from jobs.inject_batch import output_schema
 
 
 def make_files(root: Path, rows: int, files: int) -> list[str]:
@@ -42,6 +43,9 @@ def make_files(root: Path, rows: int, files: int) -> list[str]:
             "src_reff_arcsec": np.ones(n),
             "src_e": np.zeros(n),
             "shear": np.zeros(n),
+            "src_n": np.ones(n),
+            **{f"src_mag_{b}": np.full(n, 22.0) for b in "grz"},
+            "supersample": np.full(n, 11, np.int16),
             "psfsize_r": np.ones(n, np.float32),
             "psfdepth_r": np.ones(n, np.float32),
             "theta_over_psf": np.ones(n),

@@ -63,9 +63,22 @@ class Cuts(_Model):
     zw1_min: float = 0.8
 
 
+class SkyBrightness(_Model):
+    """Typical DECam dark-sky brightness per band (mag/arcsec²; DECaLS, Dey et al. 2019):
+    with a pixel's invvar it gives the coadd's effective gain for the arc's photon noise."""
+
+    g: float = Field(22.04, gt=10, lt=30)
+    r: float = Field(20.91, gt=10, lt=30)
+    z: float = Field(18.46, gt=10, lt=30)
+
+
 class Injection(_Model):
-    psf_model: Literal["gaussian", "moffat"] = "gaussian"
-    moffat_beta: float = Field(3.5, gt=1.0)
+    # a Moffat per band from psfsize_<band> (DR10's PSFs have wings); "gaussian" is the seed's
+    psf_model: Literal["gaussian", "moffat"] = "moffat"
+    moffat_beta: float = Field(3.5, gt=1.0, le=10.0)
+    # the arc's own photon noise, from an effective gain (sky brightness x invvar); off: the seed's
+    arc_noise: bool = True
+    sky_mag_arcsec2: SkyBrightness = SkyBrightness()
     stamp_size: PositiveInt = 64
     codec: Literal["zstd", "gzip", "snappy"] = "zstd"
     # "lattice": arcs added on the coadd's quantisation lattice (positives share the controls'
@@ -101,12 +114,37 @@ class Variant(_Model):
 # -- grids -------------------------------------------------------------------------------
 
 
+class SourceModel(_Model):
+    """How injected sources get their light (jobs/sources.py): "relative" to the lens (the
+    seed's: r = lens r + src_dmag, one colour, n = 1) or drawn from a "population"."""
+
+    mode: Literal["relative", "population"] = "relative"
+    g_r: float = Field(0.2, ge=-1.0, le=3.0)  # relative: every source's colour; population: the mean
+    r_z: float = Field(0.2, ge=-1.0, le=3.0)
+    g_r_sigma: float = Field(0.15, ge=0.0, le=1.0)  # population only
+    r_z_sigma: float = Field(0.2, ge=0.0, le=1.0)
+    mag_r: tuple[float, float] = (22.0, 25.5)  # population: unlensed r magnitude range
+    count_slope: float = Field(0.3, ge=0.0, le=1.0)  # population: dN/dm ∝ 10^(slope m)
+    sersic_n: tuple[float, float] = (0.5, 2.5)  # population: Sérsic index range
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SourceModel:
+        low, high = self.mag_r
+        if not 15.0 <= low < high <= 30.0:
+            raise ValueError(f"mag_r must be an increasing pair within [15, 30], not {list(self.mag_r)}")
+        if not 0.3 <= self.sersic_n[0] <= self.sersic_n[1] <= 8.0:
+            raise ValueError(f"sersic_n must be an ordered pair within [0.3, 8], not {list(self.sersic_n)}")
+        return self
+
+
 class Grid(_Model):
     """An injection grid: the product of its parameter lists (seed Phase 4a)."""
 
     description: str = ""
+    source: SourceModel = SourceModel()
     theta_e_arcsec: list[PositiveFloat] = Field(min_length=1)
-    src_dmag: list[float] = Field(min_length=1)
+    # a grid axis in "relative" mode; a "population" draws the source's magnitude instead
+    src_dmag: list[float] | None = Field(None, min_length=1)
     src_reff_arcsec: list[PositiveFloat] = Field(min_length=1)
     src_e: list[Annotated[float, Field(ge=0.0, lt=1.0)]] = Field(min_length=1)
     shear: list[Annotated[float, Field(ge=0.0, lt=0.5)]] = Field(min_length=1)
@@ -114,12 +152,24 @@ class Grid(_Model):
     control_frac: float = Field(ge=0.0, le=1.0)
     control_mode: Literal["unpaired", "paired"] = "unpaired"
 
+    @model_validator(mode="after")
+    def _dmag_fits_the_source_model(self) -> Grid:
+        if self.source.mode == "population" and self.src_dmag is not None:
+            raise ValueError("src_dmag is drawn in source mode 'population': leave it out")
+        if self.source.mode == "relative" and self.src_dmag is None:
+            raise ValueError("src_dmag is required in source mode 'relative' (the seed's grid)")
+        return self
+
+    @property
+    def dmag_axis(self) -> list[float]:
+        """src_dmag's grid levels; one placeholder level (0) where a population draws it."""
+        return self.src_dmag if self.src_dmag is not None else [0.0]
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def n_configs(self) -> int:
-        return math.prod(
-            len(v) for v in (self.theta_e_arcsec, self.src_dmag, self.src_reff_arcsec, self.src_e, self.shear)
-        )
+        axes = (self.theta_e_arcsec, self.dmag_axis, self.src_reff_arcsec, self.src_e, self.shear)
+        return math.prod(len(v) for v in axes)
 
 
 # -- training presets --------------------------------------------------------------------

@@ -15,7 +15,7 @@ ALLOWED = frozenset(f"{prefix}{band}" for prefix in ALLOWED_PREFIXES for band in
 
 # Named explicitly so the refusal says why, not just "not allowed".
 LEAKY_PREFIXES = ("theta_e", "src_", "arc_", "lens_", "shear", "mu", "magnification", "inj_")
-LEAKY = frozenset({"is_control", "label", "arc_snr", "ok", "fail_reason", "split"})
+LEAKY = frozenset({"is_control", "label", "arc_snr", "ok", "fail_reason", "split", "supersample"})
 
 
 def check_meta_cols(columns: list[str]) -> list[str]:

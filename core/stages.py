@@ -167,13 +167,15 @@ SHIPPED: tuple[Stage, ...] = (
     Stage(
         "inject",
         "jobs.inject",
-        "64x64 grz cutouts + lenstronomy arcs -> stamps parquet",
+        "64x64 grz cutouts + injected arcs -> stamps parquet",
         "Phase 4c",
         params=(
             Param("grid", "grid", help="the manifest's grid"),
             Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
-            Param("supersample", "int", help="lenstronomy supersampling factor", low=1, high=32),
+            Param("supersample", "int", help="sub-pixels per pixel side [default: per task]", low=1, high=32),
+            Param("engine", "choice", "lenstronomy", ("lenstronomy", "batched"), "arc renderer"),
+            Param("device", "choice", "cpu", ("cpu", "cuda"), "the batched engine's device"),
             Param("workers", "int", help="local runner processes", low=1, high=256),
             _FORCE,
         ),

@@ -245,12 +245,12 @@ def run(
     real_galaxy_limit: int = DEFAULT_REAL_GALAXIES,
     cache: str | None = None,
 ) -> dict[str, Any]:
-    from core.layout import eval_dir, lookalikes_path, runs_dir
+    from core.layout import eval_dir, lookalikes_path, runs_dir, stamps_dir
     from core.names import check_name
     from jobs import known_lenses
     from jobs.catalogs import read_positions
     from jobs.coadds import default_cache
-    from jobs.inject import CoaddReader, stamps_dir
+    from jobs.cutouts import CoaddReader
     from jobs.models import load_run
     from jobs.operating_points import operating_points
     from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
@@ -281,7 +281,7 @@ def run(
 
     # real galaxies never trained on, lookalikes, known lenses
     cache = cache or default_cache(workspace)
-    reader = CoaddReader(cache, config.variants[variant].injection.stamp_size)
+    reader = CoaddReader(cache, config.variants[variant].injection.stamp_size, with_invvar=False)
     known = known_lenses.load(workspace)
     sample, parent_lenses, lens_index = real_galaxies(
         workspace, config.variants[variant], known, real_galaxy_limit

@@ -35,7 +35,7 @@ import numpy as np
 
 from core.layout import SHIPPED_KNOWN_LENSES, known_lenses_path, manifest_dir
 from core.schemas import galaxy_keys
-from jobs import stage_runtime
+from jobs import sources, stage_runtime
 from jobs.select import SPLITS, parent_dir
 from jobs.shapes import tractor_to_q_theta
 
@@ -47,7 +47,7 @@ CARRIED = (
     "dec",
     "type",
     "shape_r",
-    *(f"{c}_{b}" for c in ("flux", "psfsize", "psfdepth") for b in ("g", "r", "z")),
+    *(f"{c}_{b}" for c in ("flux", "psfsize", "psfdepth", "nobs") for b in ("g", "r", "z")),
 )
 MIN_LENS_Q = 0.4
 COVERAGE_P_MIN = 1e-4
@@ -69,7 +69,8 @@ def control_galaxies(keys: np.ndarray, control_frac: float) -> np.ndarray:
 
 
 def grid_configs(grid: Any) -> list[tuple[float, ...]]:
-    return list(itertools.product(*(getattr(grid, axis) for axis in GRID_AXES)))
+    axes = (grid.dmag_axis if axis == "src_dmag" else getattr(grid, axis) for axis in GRID_AXES)
+    return list(itertools.product(*axes))
 
 
 def _cycle(rng: np.random.Generator, n_items: int, n_out: int) -> np.ndarray:
@@ -141,8 +142,8 @@ def build(
             ctrl_rows = ctrl_pool[_draw_once(rng, ctrl_pool.size, n_ctrl)]
             pos_rows = pos_pool[_cycle(rng, pos_pool.size, n_pos)]
         config_ids = _cycle(rng, len(configs), pos_rows.size)
-        parts.append(_tasks(parent, split, pos_rows, config_ids, configs, rng, is_control=False))
-        parts.append(_tasks(parent, split, ctrl_rows, None, configs, rng, is_control=True))
+        parts.append(_tasks(parent, split, pos_rows, config_ids, configs, grid.source, rng, False))
+        parts.append(_tasks(parent, split, ctrl_rows, None, configs, grid.source, rng, True))
     if not parts:
         raise stage_runtime.StageError("the parent sample is empty")
     columns = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
@@ -158,6 +159,7 @@ def _tasks(
     rows: np.ndarray,
     config_ids: np.ndarray | None,
     configs: np.ndarray,
+    source: Any,
     rng: np.random.Generator,
     is_control: bool,
 ) -> dict[str, np.ndarray]:
@@ -174,17 +176,41 @@ def _tasks(
             out[axis] = np.zeros(n)
         for name in ("src_phi", "src_x_arcsec", "src_y_arcsec", "shear_phi"):
             out[name] = np.zeros(n)
-        return out
+        return {**out, **sources.none(n)}
     chosen = configs[config_ids]
     out["config_id"] = config_ids.astype(np.int32)
     for i, axis in enumerate(GRID_AXES):
         out[axis] = chosen[:, i]
-    radius = 0.5 * out["theta_e_arcsec"] * np.sqrt(rng.random(n))
-    angle = rng.uniform(0, 2 * np.pi, n)
-    out["src_x_arcsec"], out["src_y_arcsec"] = radius * np.cos(angle), radius * np.sin(angle)
-    out["src_phi"] = rng.uniform(0, np.pi, n)
-    out["shear_phi"] = rng.uniform(0, np.pi, n)
+    out.update(draw_geometry(out["theta_e_arcsec"], rng))
+    out.update(sources.draw(source, out["flux_r"], out["src_dmag"], rng))
     return out
+
+
+def draw_geometry(theta_e: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Each task's source offset (uniform on the disc of radius θE/2), source angle and shear
+    angle."""
+    n = theta_e.size
+    radius = 0.5 * theta_e * np.sqrt(rng.random(n))
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return {
+        "src_x_arcsec": radius * np.cos(angle),
+        "src_y_arcsec": radius * np.sin(angle),
+        "src_phi": rng.uniform(0, np.pi, n),
+        "shear_phi": rng.uniform(0, np.pi, n),
+    }
+
+
+def example_tasks(configs: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """Tasks of grid configurations (rows of GRID_AXES) on made-up galaxies — axis ratio,
+    angle and sub-pixel offset (dx, dy) drawn — for benchmarks and physics tests."""
+    rng = np.random.default_rng(seed)
+    configs = np.asarray(configs, dtype=float)
+    n = len(configs)
+    tasks = {axis: configs[:, i] for i, axis in enumerate(GRID_AXES)}
+    tasks["lens_q"], tasks["lens_theta"] = rng.uniform(MIN_LENS_Q, 1.0, n), rng.uniform(0, np.pi, n)
+    tasks.update(draw_geometry(tasks["theta_e_arcsec"], rng))
+    tasks["dx"], tasks["dy"] = rng.uniform(-0.13, 0.13, n), rng.uniform(-0.13, 0.13, n)
+    return tasks
 
 
 def _coverage(split: str, config_ids: np.ndarray, configs: np.ndarray) -> dict[str, Any]:

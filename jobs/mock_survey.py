@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from jobs import stage_runtime
+from jobs import lensing, stage_runtime
 from jobs.psf import moffat_kernel, noise_equivalent_area
-from jobs.shapes import lenstronomy_e1e2, q_theta_to_tractor
+from jobs.shapes import q_theta_to_tractor
 from jobs.survey_layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
 
 SURVEY_DIR = "survey"
@@ -238,36 +238,34 @@ def draw_sources(cfg: MockConfig, brick: Brick, index: int) -> list[Source]:
 
 
 def _sersic(x: np.ndarray, y: np.ndarray, r_e: float, n: float, q: float, theta: float) -> np.ndarray:
-    from lenstronomy.LightModel.light_model import LightModel
-
-    e1, e2 = lenstronomy_e1e2(q, theta)
-    kw = {
-        "amp": 1.0,
-        "R_sersic": max(r_e, 0.05),
-        "n_sersic": n,
-        "e1": float(e1),
-        "e2": float(e2),
-        "center_x": 0.0,
-        "center_y": 0.0,
-    }
-    return LightModel(["SERSIC_ELLIPSE"]).surface_brightness(x, y, [kw])
+    return lensing.sersic(x, y, max(r_e, 0.05), n, q, theta)
 
 
-def _arc(x: np.ndarray, y: np.ndarray, src: Source) -> tuple[np.ndarray, float]:
-    """The lensed source's surface brightness (unit-flux source) and its magnification."""
-    from lenstronomy.LensModel.lens_model import LensModel
-
+def _arc_params(src: Source) -> lensing.ArcParams:
+    """A planted lens in jobs/lensing.py's terms, centred at (0, 0)."""
     p = src.extra or {}
-    e1, e2 = lenstronomy_e1e2(src.q, src.theta)
-    kwargs_lens = [
-        {"theta_E": p["theta_e"], "e1": float(e1), "e2": float(e2), "center_x": 0.0, "center_y": 0.0},
-        {"gamma1": p["gamma1"], "gamma2": p["gamma2"], "ra_0": 0.0, "dec_0": 0.0},
-    ]
-    bx, by = LensModel(["SIE", "SHEAR"]).ray_shooting(x, y, kwargs_lens)
-    source = _sersic(bx - p["src_x"], by - p["src_y"], p["src_reff"], 1.0, p["src_q"], p["src_theta"])
-    unlensed = _sersic(x - p["src_x"], y - p["src_y"], p["src_reff"], 1.0, p["src_q"], p["src_theta"])
-    mu = float(source.sum() / unlensed.sum())
-    return source / unlensed.sum(), mu
+    shear, shear_phi = np.hypot(p["gamma1"], p["gamma2"]), 0.5 * np.arctan2(p["gamma2"], p["gamma1"])
+    src_e = (1 - p["src_q"]) / (1 + p["src_q"])
+    task = {
+        "theta_e_arcsec": [p["theta_e"]],
+        "lens_q": [src.q],
+        "lens_theta": [src.theta],
+        "shear": [shear],
+        "shear_phi": [shear_phi],
+        "src_reff_arcsec": [p["src_reff"]],
+        "src_e": [src_e],
+        "src_phi": [p["src_theta"]],
+        "src_x_arcsec": [p["src_x"]],
+        "src_y_arcsec": [p["src_y"]],
+    }
+    return lensing.ArcParams.from_tasks(task)
+
+
+def _arc(x: np.ndarray, y: np.ndarray, src: Source, step: float) -> tuple[np.ndarray, float]:
+    """The lensed unit-flux source's flux per sample (surface brightness × step²) on a grid of
+    spacing `step`, and its magnification."""
+    flux = lensing.surface_brightness(x, y, _arc_params(src)) * step**2
+    return flux, float(flux.sum())
 
 
 def _profiles(src: Source, ss: int, half: int, dx: float, dy: float) -> dict[str, np.ndarray]:
@@ -308,7 +306,7 @@ def _profiles(src: Source, ss: int, half: int, dx: float, dy: float) -> dict[str
         total = (1 - f) * (main / main.sum() + ratio * companion / companion.sum()) / (1 + ratio)
         parts["main"] = (total + f * tail / tail.sum()).reshape(n, n)
     elif src.kind == "lens":
-        arc, mu = _arc(x, y, src)
+        arc, mu = _arc(x, y, src, PIXSCALE / ss)
         extra["mu"] = mu
         parts["arc"] = arc.reshape(n, n)
     return parts
@@ -348,7 +346,9 @@ def render_brick(
     for src in sources:
         half = _stamp_half(src, fwhm_max)
         cx, cy = int(np.round(src.x)), int(np.round(src.y))
-        ss = 3 if src.shape_r < 1.0 or src.kind == "lens" else 1
+        ss = 3 if src.shape_r < 1.0 else 1
+        if src.kind == "lens":  # converged, as inject's arcs are
+            ss = int(lensing.supersample_for((src.extra or {})["src_reff"]))
         parts = {k: _bin(v, ss) for k, v in _profiles(src, ss, half, src.x - cx, src.y - cy).items()}
         x0, y0 = cx - half, cy - half
         sl_y = slice(max(y0, 0), min(y0 + 2 * half + 1, size))

@@ -97,11 +97,12 @@ def run(
 ) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from core.layout import runs_dir
+    from core.layout import runs_dir, stamps_dir
     from core.names import check_name
+    from core.stamps import write_stamps
     from jobs import known_lenses
     from jobs.coadds import default_cache
-    from jobs.inject import CoaddReader, stamps_dir, write_stamps
+    from jobs.cutouts import CoaddReader
     from jobs.models import load_run
     from jobs.scoring import score_positions
     from jobs.select import parent_dir
@@ -113,7 +114,7 @@ def run(
     )
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
     size = config.variants[variant].injection.stamp_size
-    reader = CoaddReader(cache or default_cache(workspace), size)
+    reader = CoaddReader(cache or default_cache(workspace), size, with_invvar=False)
     lenses = known_lenses.load(workspace)
     out = candidates_dir(workspace, run_name)
     if catalog is not None:

@@ -13,7 +13,8 @@ import os
 import sys
 from typing import Any
 
-from jobs.inject import InjectSettings, inject_batch, output_schema
+from jobs.inject_batch import InjectSettings, inject_batch, output_schema
+from jobs.lensing import ENGINES
 
 
 def spark_schema(stamp_size: int) -> Any:
@@ -26,6 +27,7 @@ def spark_schema(stamp_size: int) -> Any:
     mapping = {
         pa.int64(): T.LongType(),
         pa.int32(): T.IntegerType(),
+        pa.int16(): T.ShortType(),
         pa.string(): T.StringType(),
         pa.float64(): T.DoubleType(),
         pa.float32(): T.FloatType(),
@@ -81,19 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--manifest", required=True, help="manifest parquet (local path or s3://)")
     p.add_argument("--output", required=True, help="stamps folder (local path or s3://)")
     p.add_argument("--cache", required=True, help="coadd cache folder or s3:// prefix")
-    p.add_argument("--psf-model", default="gaussian", choices=("gaussian", "moffat"))
-    p.add_argument("--moffat-beta", type=float, default=3.5)
-    p.add_argument("--stamp-size", type=int, default=64)
-    p.add_argument("--supersample", type=int, default=1)
+    p.add_argument("--injection", required=True, help="the variant's [injection] table, as JSON")
+    p.add_argument("--supersample", type=int, help="sub-pixels per pixel side [default: per task]")
+    p.add_argument("--engine", default="lenstronomy", choices=ENGINES)
     p.add_argument("--codec", default="zstd", choices=("zstd", "gzip", "snappy"))
     p.add_argument("--partitions", type=int)
     args = p.parse_args(argv)
-    settings = InjectSettings(
-        cache=args.cache,
-        psf_model=args.psf_model,
-        moffat_beta=args.moffat_beta,
-        supersample=args.supersample,
-        stamp_size=args.stamp_size,
+    settings = InjectSettings.from_injection(
+        json.loads(args.injection), args.cache, args.supersample, args.engine
     )
     run_inject_spark(args.manifest, settings, args.output, args.codec, args.partitions)
     return 0

@@ -316,8 +316,8 @@ def run(
     force: bool = False,
     epochs: int | None = None,
 ) -> dict[str, Any]:
+    from core.layout import stamps_dir
     from core.names import check_name
-    from jobs.inject import stamps_dir
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     preset_name = check_name("preset", preset_name or config.variants[variant].default_preset)

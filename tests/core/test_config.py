@@ -118,7 +118,12 @@ def test_error_in_a_shipped_file_names_that_file(tmp_path: Path, monkeypatch: py
             "grids.grid_small.n_total_per_split: must be an integer",
         ),
         ("[grids.grid_small]\nshear = []\n", "grids.grid_small.shear: must have at least 1 item(s)"),
-        ("[grids.new]\ntheta_e_arcsec = [1.0]\n", "grids.new.src_dmag: is required but missing"),
+        ("[grids.new]\ntheta_e_arcsec = [1.0]\n", "grids.new.src_reff_arcsec: is required but missing"),
+        (
+            "[grids.new]\ntheta_e_arcsec = [1.0]\nsrc_reff_arcsec = [0.1]\nsrc_e = [0.0]\nshear = [0.0]\n"
+            "n_total_per_split = 10\ncontrol_frac = 0.5\n",
+            "grids.new: src_dmag is required in source mode 'relative'",
+        ),
         ("[variants.v4_sota.splits]\ntrain = 0.5\n", "variants.v4_sota.splits: fractions must add up to 1"),
         (
             "[variants.v4_sota]\ndefault_grid = 'grid_huge'\n",

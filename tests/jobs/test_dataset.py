@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from core.errors import UsageError
+from core.stamps import write_stamps
 from jobs.dataset import StampStream, augment, robust_normalise
-from jobs.inject import output_schema, write_stamps
+from jobs.inject_batch import output_schema
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +37,11 @@ def stamp_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], li
                 ("src_reff_arcsec", 0.1),
                 ("src_e", 0.0),
                 ("shear", 0.0),
+                ("src_n", 1.0),
+                ("src_mag_g", 22.4),
+                ("src_mag_r", 22.2),
+                ("src_mag_z", 22.0),
+                ("supersample", 11),
                 ("psfsize_r", 1.3),
                 ("psfdepth_r", 2000.0),
                 ("theta_over_psf", 0.8),
@@ -171,6 +177,11 @@ def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> N
             "src_reff_arcsec": 0.1,
             "src_e": 0.0,
             "shear": 0.0,
+            "src_n": 1.0,
+            "src_mag_g": 22.4,
+            "src_mag_r": 22.2,
+            "src_mag_z": 22.0,
+            "supersample": 11,
             "psfsize_r": 1.3,
             "psfdepth_r": 1.0,
             "theta_over_psf": ratio,

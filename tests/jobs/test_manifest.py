@@ -141,7 +141,9 @@ def test_a_failed_verification_writes_the_report_and_no_manifest(parent_ws: Path
 def test_tasks_carry_their_parameters(parent: dict, sota) -> None:
     columns = build(parent, sota, "v4_sota", "grid_sota")
     again = build(parent, sota, "v4_sota", "grid_sota")
-    assert all(np.array_equal(columns[k], again[k]) for k in columns)  # deterministic
+    assert all(
+        np.array_equal(columns[k], again[k], equal_nan=columns[k].dtype.kind == "f") for k in columns
+    )  # deterministic
     ctrl = columns["is_control"]
     assert np.all(columns["theta_e_arcsec"][ctrl] == 0) and np.all(columns["config_id"][ctrl] == -1)
     pos = ~ctrl

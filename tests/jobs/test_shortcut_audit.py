@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from core import stamps as stamp_contract
+from core.stamps import write_stamps
 from jobs import inject, shortcut_audit
-from jobs.inject import write_stamps
 from jobs.quantization import TileLattice, requantise
 from jobs.stage_runtime import StageError
 

@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from core.layout import stamps_dir
 from core.runs import read_metrics
 from jobs import eval as eval_stage
 from jobs import score, train
 from jobs.catalogs import read_positions
-from jobs.inject import stamps_dir
 from jobs.stage_runtime import StageError
 
 ARGS = ["--variant", "v4_sota", "--preset", "test_cpu"]
