@@ -74,6 +74,14 @@ def _complete(part: Path) -> bool:
     return True
 
 
+def _share_cores(engine: str, threads: int) -> None:
+    """A pool worker's torch threads: the machine's cores shared among the workers."""
+    if engine == "batched":
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def run_local(
     manifest: Any,
     settings: InjectSettings,
@@ -91,7 +99,10 @@ def run_local(
     if workers <= 1:
         results: Iterator[tuple[int, int, int]] = map(_write_part, jobs)
     else:
-        pool = ProcessPoolExecutor(max_workers=workers)
+        threads = max(1, (os.cpu_count() or 1) // workers)  # the batched engine's torch, one share each
+        pool = ProcessPoolExecutor(
+            max_workers=workers, initializer=_share_cores, initargs=(settings.engine, threads)
+        )
         results = pool.map(_write_part, jobs)
     for index, n, ok in results:
         done += 1

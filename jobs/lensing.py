@@ -286,7 +286,7 @@ def engine(name: str, size: int, device: str = "cpu") -> ArcEngine:
     if name == "batched":
         from jobs.lensing_torch import BatchedEngine
 
-        return BatchedEngine(size, device)
+        return BatchedEngine(size, device, compile=True)
     raise ValueError(f"unknown arc engine {name!r} (lenstronomy or batched)")
 
 

@@ -24,15 +24,32 @@ CPU_SAMPLES = 1 << 21  # ray-traced samples per chunk: ~ 200 MB of float32 tempo
 CUDA_SAMPLES = 1 << 26
 
 
+def lensed_brightness(
+    x: Any, y: Any, x0: Any, y0: Any, q: Any, phi: Any, rein: Any, g1: Any, g2: Any,
+    sx: Any, sy: Any, sq: Any, sphi: Any, n: Any, re: Any, amp: Any, k: Any,
+) -> Any:  # fmt: skip
+    """caustics: ray-trace (x, y) through SIE + shear, the Sérsic's brightness there."""
+    import torch
+    from caustics.lenses.func import reduced_deflection_angle_external_shear, reduced_deflection_angle_sie
+    from caustics.light.func import brightness_sersic
+
+    ax, ay = reduced_deflection_angle_sie(x0, y0, q, phi, rein, x, y)
+    # the deflection is undefined at the lens's exact centre (0/0): no deflection there
+    ax, ay = torch.nan_to_num(ax), torch.nan_to_num(ay)
+    gx, gy = reduced_deflection_angle_external_shear(x0, y0, g1, g2, x, y)
+    return brightness_sersic(sx, sy, sq, sphi, n, re, amp, x - ax - gx, y - ay - gy, k)
+
+
 class BatchedEngine:
     """`ArcEngine` on PyTorch; tasks are grouped by supersampling and rendered in chunks."""
 
     name = "batched"
 
-    def __init__(self, size: int, device: str = "cpu", dtype: Any = None) -> None:
+    def __init__(self, size: int, device: str = "cpu", dtype: Any = None, compile: bool = False) -> None:
         import torch
 
         self.size, self.device = size, torch.device(device)
+        self._compiled = torch.compile(lensed_brightness, dynamic=True) if compile else None
         self.dtype = dtype or torch.float32
         self.budget = CUDA_SAMPLES if self.device.type == "cuda" else CPU_SAMPLES
         c = size // 2
@@ -111,36 +128,39 @@ class BatchedEngine:
 
     def _brightness(self, params: ArcParams, x: Any, y: Any) -> Any:
         """Surface brightness of the lensed unit-flux sources at (x, y): (b, *x.shape)."""
-        import torch
-        from caustics.lenses.func import (
-            reduced_deflection_angle_external_shear,
-            reduced_deflection_angle_sie,
-        )
-        from caustics.light.func import brightness_sersic
 
         def p(values: Any) -> Any:
             return self._tensor(values)[:, None, None]
 
-        x0, y0 = p(params.lens_x), p(params.lens_y)
-        ax, ay = reduced_deflection_angle_sie(
-            x0, y0, p(params.lens_q), p(params.lens_phi), p(params.theta_e), x, y
+        columns = (
+            params.lens_x,
+            params.lens_y,
+            params.lens_q,
+            params.lens_phi,
+            params.theta_e,
+            params.gamma1,
+            params.gamma2,
+            params.src_x,
+            params.src_y,
+            params.src_q,
+            params.src_phi,
+            params.src_n,
+            params.src_reff / np.sqrt(params.src_q),  # caustics' Re: the semi-major axis
+            params.unit_amp(),
+            sersic_k(params.src_n),
         )
-        # the deflection is undefined at the lens's exact centre (0/0): no deflection there
-        ax, ay = torch.nan_to_num(ax), torch.nan_to_num(ay)
-        sx, sy = reduced_deflection_angle_external_shear(x0, y0, p(params.gamma1), p(params.gamma2), x, y)
-        q = p(params.src_q)
-        return brightness_sersic(
-            p(params.src_x),
-            p(params.src_y),
-            q,
-            p(params.src_phi),
-            p(params.src_n),
-            p(params.src_reff) / torch.sqrt(q),
-            p(params.unit_amp()),
-            x - ax - sx,
-            y - ay - sy,
-            p(sersic_k(params.src_n)),
-        )
+        return self._trace(x, y, *(p(c) for c in columns))
+
+    def _trace(self, *tensors: Any) -> Any:
+        """`lensed_brightness`, compiled (elementwise ops fused: ~3x on the CPU) where
+        torch.compile works here, eager where it does not (said once)."""
+        if self._compiled is not None:
+            try:
+                return self._compiled(*tensors)
+            except Exception as err:  # noqa: BLE001 - no C++ compiler, an unsupported platform
+                print(f"inject: torch.compile failed ({type(err).__name__}); the batched engine runs eager")
+                self._compiled = None
+        return lensed_brightness(*tensors)
 
     def _kernels(self, kernels: list[tuple[np.ndarray, ...]]) -> Any:
         """(b, bands, k, k): each kernel centred in the largest one's frame."""
@@ -157,7 +177,7 @@ class BatchedEngine:
         import torch
 
         size, k = self.size, kernels.shape[-1]
-        n = size + k - 1
+        n = 1 << (size + k - 2).bit_length()  # >= size + k - 1 (no wrap-around), a fast FFT size
         spectrum = torch.fft.rfft2(image[:, None], s=(n, n)) * torch.fft.rfft2(kernels, s=(n, n))
         full = torch.fft.irfft2(spectrum, s=(n, n))
         start = (k - 1) // 2

@@ -12,7 +12,7 @@ import pytest
 from core.config import load
 from jobs import coadds, manifest
 from jobs.inject_batch import InjectSettings, arc_snr, effective_gain, inject_batch
-from jobs.lensing import ArcParams, LenstronomyEngine, fine_half_width, supersample_for
+from jobs.lensing import ArcParams, LenstronomyEngine, engine, fine_half_width, supersample_for
 from jobs.lensing_torch import BatchedEngine
 from jobs.psf import gaussian_kernel, kernel, moffat_kernel
 from jobs.survey_layout import PIXSCALE
@@ -112,7 +112,7 @@ def test_the_batched_engine_equals_lenstronomy_on_200_tasks() -> None:
     kernels = [tuple(moffat_kernel(f, 3.5, PIXSCALE) for f in rng.uniform(0.9, 1.8, 3)) for _ in range(200)]
     ss, half = supersample_for(params.src_reff), fine_half_width(params, SIZE)
     reference = LenstronomyEngine(SIZE).arcs(params, fluxes, kernels, ss, half)
-    batched = BatchedEngine(SIZE).arcs(params, fluxes, kernels, ss, half)
+    batched = engine("batched", SIZE).arcs(params, fluxes, kernels, ss, half)  # the stage's: compiled
     peak = reference.max(axis=(1, 2, 3))
     assert (np.abs(batched - reference).max(axis=(1, 2, 3)) / peak).max() <= 1e-3
     flux = batched.sum(axis=(2, 3)) / reference.sum(axis=(2, 3))
