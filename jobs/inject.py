@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import UsageError
 from core.layout import stamps_dir
 from core.stamps import write_stamps
 from jobs import stage_runtime
@@ -72,6 +73,18 @@ def _complete(part: Path) -> bool:
         print(f"inject: {part.name} is damaged: writing it again", flush=True)
         return False
     return True
+
+
+def check_device(engine: str, device: str) -> None:
+    """Refuse, before launch, a device the engine cannot use or this machine does not have."""
+    if device == "cpu":
+        return
+    if engine != "batched":
+        raise UsageError(f"--device {device} needs --engine batched (lenstronomy runs on the CPU)")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: torch sees no CUDA device on this machine")
 
 
 def _share_cores(engine: str, threads: int) -> None:
@@ -145,6 +158,7 @@ def run(
     from jobs.coadds import default_cache
     from jobs.manifest import manifest_dir
 
+    check_device(engine, device)
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     manifest_path = manifest_dir(workspace, variant, grid) / "manifest.parquet"
     if not manifest_path.exists():

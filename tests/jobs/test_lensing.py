@@ -266,3 +266,23 @@ def test_the_arcs_photon_noise_has_the_variance_of_its_effective_gain(inject_ws:
     assert chi2 == pytest.approx(1.0, abs=0.15)
     assert np.abs(residual[~strong]).max() < 1e-2  # no noise where there is no arc
     assert noisy.column("mu").to_pylist() == quiet.column("mu").to_pylist()  # μ is the noiseless arc's
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--device", "cuda"], "--device cuda needs --engine batched"),
+        (["--engine", "batched", "--device", "cuda"], "--device cuda: torch sees no CUDA device"),
+    ],
+)
+def test_a_device_that_cannot_run_is_refused_before_launch(tmp_path: Path, extra: list, message: str) -> None:
+    import subprocess
+    import sys
+
+    import torch
+
+    if torch.cuda.is_available() and "no CUDA" in message:
+        pytest.skip("this machine has a CUDA device")
+    argv = [sys.executable, "-m", "jobs.inject", "--workspace", str(tmp_path), "--variant", "v4_sota", *extra]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
