@@ -249,8 +249,8 @@ def run(
     from core.names import check_name
     from jobs import known_lenses
     from jobs.catalogs import read_positions
+    from jobs.coadd_reader import CoaddReader
     from jobs.coadds import default_cache
-    from jobs.cutouts import CoaddReader
     from jobs.models import load_run
     from jobs.operating_points import operating_points
     from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid

@@ -1,6 +1,6 @@
 """`inject` (seed Phase 4c): grz cutouts + injected arcs -> stamps parquet: the runners.
 
-The modules it is made of: jobs/cutouts.py (cutouts from the coadd cache), jobs/lensing.py
+The modules it is made of: jobs/coadd_reader.py (cutouts from the coadd cache), jobs/lensing.py
 (the physics and its numerics; the lenstronomy engine), jobs/lensing_torch.py (the batched
 PyTorch engine, CPU or CUDA, equal to it), jobs/sources.py (the sources' light),
 jobs/inject_batch.py (the per-partition function, its flags and measured columns). This
@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,48 +28,13 @@ import numpy as np
 
 from core.errors import UsageError
 from core.layout import stamps_dir
-from core.stamps import write_stamps
-from jobs import stage_runtime
-from jobs.inject_batch import InjectSettings, inject_batch
+from jobs import partitioned, stage_runtime
+from jobs.inject_batch import InjectSettings
 from jobs.lensing import ENGINES
+from jobs.partitioned import ROWS_PER_PART
 
-ROWS_PER_PART = 2000
+PARTITION = "jobs.inject_batch:inject_partition"  # the per-partition function, local and Spark
 # -- runners -----------------------------------------------------------------------------
-
-
-def partitions(manifest: Any, rows_per_part: int) -> list[Any]:
-    """The manifest sorted by brick (so a partition touches few bricks), cut in slices."""
-    table = manifest.sort_by([("brickname", "ascending"), ("task_id", "ascending")])
-    return [table.slice(start, rows_per_part) for start in range(0, table.num_rows, rows_per_part)]
-
-
-def _write_part(args: tuple[int, Any, str, str, str]) -> tuple[int, int, int]:
-    """Inject one partition and write it as `part-NNNNN.parquet`, atomically."""
-    import pyarrow as pa
-
-    index, table, settings_json, folder, codec = args
-    settings = InjectSettings.from_json(settings_json)
-    batch = inject_batch(table, settings)
-    final = Path(folder) / f"part-{index:05d}.parquet"
-    tmp = final.with_suffix(f".tmp-{os.getpid()}")
-    write_stamps(pa.Table.from_batches([batch]), tmp, codec)
-    os.replace(tmp, final)
-    ok = sum(batch.column("ok").to_pylist())
-    return index, batch.num_rows, ok
-
-
-def _complete(part: Path) -> bool:
-    """Whether a staged part was written whole (its parquet footer reads)."""
-    import pyarrow.parquet as pq
-
-    try:
-        pq.read_metadata(part)
-    except FileNotFoundError:
-        return False
-    except Exception:  # noqa: BLE001 - a damaged part: written again
-        print(f"inject: {part.name} is damaged: writing it again", flush=True)
-        return False
-    return True
 
 
 def check_device(engine: str, device: str) -> None:
@@ -85,46 +47,6 @@ def check_device(engine: str, device: str) -> None:
 
     if not torch.cuda.is_available():
         raise UsageError(f"--device {device}: torch sees no CUDA device on this machine")
-
-
-def _share_cores(engine: str, threads: int) -> None:
-    """A pool worker's torch threads: the machine's cores shared among the workers."""
-    if engine == "batched":
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def run_local(
-    manifest: Any,
-    settings: InjectSettings,
-    staging: Path,
-    codec: str,
-    workers: int,
-    rows_per_part: int = ROWS_PER_PART,
-) -> int:
-    """Inject every partition not yet written into `staging`; return the number written now."""
-    parts = partitions(manifest, rows_per_part)
-    todo = [(i, p) for i, p in enumerate(parts) if not _complete(staging / f"part-{i:05d}.parquet")]
-    print(f"inject: {len(parts)} partitions, {len(parts) - len(todo)} already written", flush=True)
-    jobs = [(i, p, settings.to_json(), str(staging), codec) for i, p in todo]
-    done = 0
-    if workers <= 1:
-        results: Iterator[tuple[int, int, int]] = map(_write_part, jobs)
-    else:
-        threads = max(1, (os.cpu_count() or 1) // workers)  # the batched engine's torch, one share each
-        pool = ProcessPoolExecutor(
-            max_workers=workers, initializer=_share_cores, initargs=(settings.engine, threads)
-        )
-        results = pool.map(_write_part, jobs)
-    for index, n, ok in results:
-        done += 1
-        print(
-            f"inject: partition {index} written ({n} rows, {n - ok} flagged) [{done}/{len(todo)}]", flush=True
-        )
-    if workers > 1:
-        pool.shutdown()
-    return done
 
 
 def settings_for(
@@ -178,27 +100,20 @@ def run(
         print(f"stamps {final} are up to date (use --force to redo them)", flush=True)
         return {"outputs": [str(final)], "skipped": True}
 
-    staging = final.parent / f".{final.name}.staging"
-    marker = staging / "_inputs.json"
-    if force or not marker.exists() or json.loads(marker.read_text()).get("inputs") != digest:
-        shutil.rmtree(staging, ignore_errors=True)  # other inputs: nothing to resume
-        staging.mkdir(parents=True)
-        marker.write_text(json.dumps({"inputs": digest}))
+    staging = partitioned.staging_for(final, digest, force)
     manifest = pq.read_table(manifest_path)
     if runner == "spark":
         from jobs.spark_pipeline import run_inject_spark
 
         run_inject_spark(str(manifest_path), settings, str(staging / "spark"), codec)
     else:
-        run_local(manifest, settings, staging, codec, workers or min(2, os.cpu_count() or 1), rows_per_part)
+        parts = partitioned.partitions(manifest, rows_per_part, ("brickname", "task_id"))
+        workers = workers or min(2, os.cpu_count() or 1)
+        partitioned.run_local("inject", PARTITION, parts, settings.to_json(), staging, codec, workers)
     summary = _summarise(staging, manifest.num_rows)
     summary["shortcut_audit"] = _audit(staging, config.variants[variant].audit, final.parent / grid)
-    with stage_runtime.atomic_dir(final, digest) as tmp:
-        for index, part in enumerate(sorted(staging.rglob("part-*.parquet"))):
-            os.replace(part, tmp / f"part-{index:05d}.parquet")
-        (tmp / "summary.json").write_text(json.dumps(summary, indent=2))
-        (tmp / "shortcut_audit.json").write_text(json.dumps(summary["shortcut_audit"], indent=2))
-    shutil.rmtree(staging, ignore_errors=True)
+    audit = summary["shortcut_audit"]
+    partitioned.publish(staging, final, digest, {"summary.json": summary, "shortcut_audit.json": audit})
     return {"outputs": [str(final)], "variant": variant, "grid": grid, "runner": runner, **summary}
 
 

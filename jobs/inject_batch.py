@@ -1,7 +1,7 @@
 """The per-partition function of `inject`: manifest rows -> stamp rows, one function for the
 local runner's processes and Spark's `mapInArrow` alike.
 
-For every row: its grz cutout (jobs/cutouts.py), flagged `ok = false` with a reason when it
+For every row: its grz cutout (jobs/coadd_reader.py), flagged `ok = false` with a reason when it
 leaves the brick, holds non-finite pixels, or a band has no data at the galaxy (`nobs = 0`,
 `psfsize = 0`, which DR10 writes together, or zero invvar): an arc is never injected without
 its PSF. For positives, the arcs of the whole partition rendered at once by the chosen engine
@@ -36,7 +36,7 @@ import numpy as np
 
 from core import stamps as stamp_contract
 from jobs import lensing, sources
-from jobs.cutouts import BrickUnavailable, CoaddReader, Cutout
+from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
 from jobs.psf import kernel
 from jobs.survey_layout import BANDS, PIXSCALE
 
@@ -251,6 +251,11 @@ def inject_batch(batch: Any, settings: InjectSettings) -> Any:
     out["ok"], out["fail_reason"] = ok, reasons
     out["stamp"] = [s.astype(np.float32, copy=False).tobytes() for s in stamps]
     return pa.RecordBatch.from_pydict(out, schema=output_schema(size))
+
+
+def inject_partition(batch: Any, settings_json: str) -> Any:
+    """`inject_batch` with its settings as JSON: the local runner's and Spark's entry."""
+    return inject_batch(batch, InjectSettings.from_json(settings_json))
 
 
 def _add_arcs(

@@ -3,7 +3,7 @@ one home for inject's engines (this module's lenstronomy engine, jobs/lensing_to
 batched one) and the mock survey's planted lenses.
 
 Frame: a stamp's pixel axes in arcsec, (0, 0) at the centre of its centre pixel (index
-size // 2), as jobs/cutouts.py cuts it. Lens: an SIE (θE as lenstronomy's `theta_E`, which
+size // 2), as jobs/coadd_reader.py cuts it. Lens: an SIE (θE as lenstronomy's `theta_E`, which
 caustics calls `Rein`) plus external shear (γ1, γ2) about the galaxy's centre, with the
 galaxy's axis ratio and major-axis angle (jobs/shapes.py). Source: an elliptical Sérsic with
 R_eff the circularised half-light radius √(ab) (lenstronomy's `R_sersic`; caustics takes the

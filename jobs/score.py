@@ -101,8 +101,8 @@ def run(
     from core.names import check_name
     from core.stamps import write_stamps
     from jobs import known_lenses
+    from jobs.coadd_reader import CoaddReader
     from jobs.coadds import default_cache
-    from jobs.cutouts import CoaddReader
     from jobs.models import load_run
     from jobs.scoring import score_positions
     from jobs.select import parent_dir

@@ -93,7 +93,7 @@ def cut_positions(
 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Cutouts at sky positions (no injection): stamps, whether each is usable, and why not.
     A position's brick is its catalogue's `brickname` if given, else DR10's brick grid's."""
-    from jobs.cutouts import BrickUnavailable
+    from jobs.coadd_reader import BrickUnavailable
     from jobs.survey_layout import brick_at
 
     n, size = len(ra), reader.size

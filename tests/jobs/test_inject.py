@@ -18,7 +18,7 @@ from astropy.wcs import WCS
 from core.layout import stamps_dir
 from core.stamps import decode, stamp_meta
 from jobs import coadds, inject, manifest
-from jobs.cutouts import CoaddReader, cutout
+from jobs.coadd_reader import CoaddReader, cutout
 from jobs.inject_batch import InjectSettings, inject_batch
 from jobs.psf import moffat_kernel
 from jobs.shapes import lenstronomy_e1e2

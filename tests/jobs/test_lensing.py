@@ -254,7 +254,7 @@ def test_the_arcs_photon_noise_has_the_variance_of_its_effective_gain(inject_ws:
     from core.stamps import decode, stamp_meta
 
     stamps = [decode(t.column("stamp"), stamp_meta(t.schema))[0].astype(np.float64) for t in (noisy, quiet)]
-    from jobs.cutouts import CoaddReader
+    from jobs.coadd_reader import CoaddReader
 
     cut = CoaddReader(cache, SIZE).cutout(row["brickname"], row["ra"], row["dec"])
     arc = stamps[1] - cut.stamp

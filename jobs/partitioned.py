@@ -1,0 +1,125 @@
+"""Running a per-partition function over a table, locally: the stamps stages' runner.
+
+The table is sorted by brick (a partition touches few bricks) and cut in slices; each slice
+goes through the stage's function (`module:function`, taking the batch and the settings as
+JSON, so a Spark executor can run the same one) and is written as `part-NNNNN.parquet` in a
+staging folder, atomically (a temporary name, then a rename). A killed run resumes: parts
+whose footer reads are kept, a damaged one is written again. The stage then moves the parts
+into its output folder, all at once (`stage_runtime.atomic_dir`)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROWS_PER_PART = 2000
+
+
+def partitions(table: Any, rows_per_part: int, order: tuple[str, ...]) -> list[Any]:
+    """The table sorted by `order` (brick first), cut in slices of `rows_per_part`."""
+    table = table.sort_by([(name, "ascending") for name in order])
+    return [table.slice(start, rows_per_part) for start in range(0, table.num_rows, rows_per_part)]
+
+
+def staging_for(final: Path, digest: str, force: bool) -> Path:
+    """The staging folder beside `final`, emptied unless it holds a run of the same inputs."""
+    staging = final.parent / f".{final.name}.staging"
+    marker = staging / "_inputs.json"
+    if force or not marker.exists() or json.loads(marker.read_text()).get("inputs") != digest:
+        shutil.rmtree(staging, ignore_errors=True)  # other inputs: nothing to resume
+        staging.mkdir(parents=True)
+        marker.write_text(json.dumps({"inputs": digest}))
+    return staging
+
+
+def complete(part: Path, stage: str) -> bool:
+    """Whether a staged part was written whole (its parquet footer reads)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(part)
+    except FileNotFoundError:
+        return False
+    except Exception:  # noqa: BLE001 - a damaged part: written again
+        print(f"{stage}: {part.name} is damaged: writing it again", flush=True)
+        return False
+    return True
+
+
+def _function(name: str) -> Any:
+    module, attribute = name.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def _write_part(args: tuple[str, int, Any, str, str, str]) -> tuple[int, int, int]:
+    """One partition through the stage's function, written as `part-NNNNN.parquet`."""
+    import pyarrow as pa
+
+    from core.stamps import write_stamps
+
+    function, index, table, settings_json, folder, codec = args
+    batch = _function(function)(table, settings_json)
+    final = Path(folder) / f"part-{index:05d}.parquet"
+    tmp = final.with_suffix(f".tmp-{os.getpid()}")
+    write_stamps(pa.Table.from_batches([batch]), tmp, codec)
+    os.replace(tmp, final)
+    return index, batch.num_rows, sum(batch.column("ok").to_pylist())
+
+
+def _share_cores(threads: int) -> None:
+    """A pool worker's torch threads (if it uses torch): the cores shared among the workers."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def run_local(
+    stage: str,
+    function: str,
+    parts: list[Any],
+    settings_json: str,
+    staging: Path,
+    codec: str,
+    workers: int,
+) -> int:
+    """Every partition not yet written into `staging`; returns the number written now."""
+    todo = [(i, p) for i, p in enumerate(parts) if not complete(staging / f"part-{i:05d}.parquet", stage)]
+    print(f"{stage}: {len(parts)} partitions, {len(parts) - len(todo)} already written", flush=True)
+    jobs = [(function, i, p, settings_json, str(staging), codec) for i, p in todo]
+    done = 0
+    pool = None
+    if workers <= 1:
+        results: Iterator[tuple[int, int, int]] = map(_write_part, jobs)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_share_cores, initargs=(threads,))
+        results = pool.map(_write_part, jobs)
+    for index, n, ok in results:
+        done += 1
+        print(
+            f"{stage}: partition {index} written ({n} rows, {n - ok} flagged) [{done}/{len(todo)}]",
+            flush=True,
+        )
+    if pool is not None:
+        pool.shutdown()
+    return done
+
+
+def publish(staging: Path, final: Path, digest: str, extra: dict[str, Any]) -> None:
+    """Move the staged parts (renumbered) and the JSON files `extra` into `final` at once."""
+    from jobs import stage_runtime
+
+    with stage_runtime.atomic_dir(final, digest) as tmp:
+        for index, part in enumerate(sorted(staging.rglob("part-*.parquet"))):
+            os.replace(part, tmp / f"part-{index:05d}.parquet")
+        for name, value in extra.items():
+            (tmp / name).write_text(json.dumps(value, indent=2))
+    shutil.rmtree(staging, ignore_errors=True)
