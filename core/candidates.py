@@ -1,5 +1,6 @@
 """Candidates as the console and the demo read them: `data/candidates/<run>/candidates.parquet`
-(one row per parent-sample galaxy, ranked by score, known lenses named)."""
+(the top-scoring galaxies and every known lens, ranked among all, with their stamps; the whole
+ranking, without stamps, is beside it in `candidates.scores.parquet`)."""
 
 from __future__ import annotations
 

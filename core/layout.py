@@ -5,6 +5,7 @@ The stages, the console and the tests ask here for a path instead of spelling it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
 # Published galaxy-scale lenses in the DR10 footprint (lenscat, MIT): see its header.
@@ -38,6 +39,24 @@ def manifest_dir(workspace: Path, variant: str, grid: str) -> Path:
 
 def stamps_dir(workspace: Path, variant: str, grid: str) -> Path:
     return workspace / "data" / "stamps" / variant / grid
+
+
+def cutouts_dir(workspace: Path, name: str) -> Path:
+    """Real galaxies' stamps (no injection): `name` is the parent sample's or `catalog-<stem>`."""
+    return workspace / "data" / "cutouts" / name
+
+
+def default_run_name(variant: str, grid: str, preset: str) -> str:
+    """A training run's name when none is given."""
+    return f"{variant}-{grid}-{preset}"
+
+
+def run_name_of(config: Any, variant: str, params: dict[str, Any]) -> str:
+    """The run a train, eval or score launch means: its `run`, else the default name from its
+    grid and preset, or the variant's defaults where those are not given."""
+    chosen = config.variants[variant]
+    grid = params.get("grid") or chosen.default_grid
+    return params.get("run") or default_run_name(variant, grid, params.get("preset") or chosen.default_preset)
 
 
 def runs_dir(workspace: Path) -> Path:

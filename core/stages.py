@@ -215,6 +215,20 @@ SHIPPED: tuple[Stage, ...] = (
         ),
     ),
     Stage(
+        "cutouts",
+        "jobs.cutouts",
+        "real galaxies cut out of the coadds -> stamps parquet (what score streams)",
+        "inference",
+        params=(
+            Param("catalog", "path", help="cut these positions (ra, dec[, name, population]) instead"),
+            Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
+            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
+            Param("workers", "int", help="local runner processes", low=1, high=256),
+            Param("rows_per_part", "int", help="positions per partition", low=1, high=10**7),
+            _FORCE,
+        ),
+    ),
+    Stage(
         "score",
         "jobs.score",
         "a model over the parent sample -> candidates parquet",
@@ -225,6 +239,17 @@ SHIPPED: tuple[Stage, ...] = (
             Param("hard_negatives", "int", help="how many top-scoring controls to list", low=0, high=10**7),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
             Param("catalog", "path", help="score these positions (ra, dec[, name, population])"),
+            Param(
+                "keep_stamps",
+                "int",
+                help="stamps kept for the top K (and every known lens)",
+                low=0,
+                high=10**8,
+            ),
+            Param(
+                "device", "choice", None, ("cpu", "cuda"), "where the model runs [default: cuda if present]"
+            ),
+            Param("loader_workers", "int", help="DataLoader workers [4 on cuda, 0 on cpu]", low=0, high=64),
         ),
     ),
     Stage(

@@ -238,6 +238,43 @@ def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
     return lookup
 
 
+class CutoutBatches(torch.utils.data.IterableDataset):
+    """Batches of usable real-galaxy cutouts (jobs/cutouts.py) for scoring: each DataLoader
+    worker reads its share of the row groups, decodes and normalises them, and yields
+    (images, rows, meta); the main process only moves them to the model."""
+
+    def __init__(self, files: list[str], batch: int, meta_cols: list[str]) -> None:
+        self.files, self.batch, self.meta_cols = files, batch, check_meta_cols(meta_cols)
+        self.fragments = [
+            (uri, g) for uri in files for g in range(_parquet_file(uri).metadata.num_row_groups)
+        ]
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        from core.stamps import decode
+
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        for uri, group in self.fragments[worker::workers]:
+            handle = _parquet_file(uri)
+            table = handle.read_row_group(group, columns=["row", "ok", "stamp", *self.meta_cols])
+            table = table.filter(table.column("ok"))
+            if not table.num_rows:
+                continue
+            images = robust_normalise(decode(table.column("stamp"), stamp_meta(handle.schema_arrow)))
+            rows = table.column("row").to_numpy().copy()  # writable, for torch
+            meta = None
+            if self.meta_cols:
+                values = {c: table.column(c).to_numpy() for c in self.meta_cols} | {"task_id": rows}
+                meta = meta_features(values, self.meta_cols)
+            for start in range(0, len(rows), self.batch):
+                part = slice(start, start + self.batch)
+                yield (
+                    torch.from_numpy(images[part]),
+                    torch.from_numpy(rows[part]),
+                    torch.from_numpy(meta[part]) if meta is not None else torch.zeros(0),
+                )
+
+
 def _parquet_file(uri: str) -> Any:
     import pyarrow.parquet as pq
 

@@ -245,7 +245,7 @@ def run(
     real_galaxy_limit: int = DEFAULT_REAL_GALAXIES,
     cache: str | None = None,
 ) -> dict[str, Any]:
-    from core.layout import eval_dir, lookalikes_path, runs_dir, stamps_dir
+    from core.layout import default_run_name, eval_dir, lookalikes_path, runs_dir, stamps_dir
     from core.names import check_name
     from jobs import known_lenses
     from jobs.catalogs import read_positions
@@ -255,7 +255,7 @@ def run(
     from jobs.operating_points import operating_points
     from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
     from jobs.survey_layout import brick_at
-    from jobs.train import default_run_name, pauc_max_fpr
+    from jobs.train import pauc_max_fpr
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(

@@ -52,7 +52,8 @@ def complete(part: Path, stage: str) -> bool:
     return True
 
 
-def _function(name: str) -> Any:
+def partition_function(name: str) -> Any:
+    """The per-partition function `module:name`."""
     module, attribute = name.split(":")
     return getattr(importlib.import_module(module), attribute)
 
@@ -64,7 +65,7 @@ def _write_part(args: tuple[str, int, Any, str, str, str]) -> tuple[int, int, in
     from core.stamps import write_stamps
 
     function, index, table, settings_json, folder, codec = args
-    batch = _function(function)(table, settings_json)
+    batch = partition_function(function)(table, settings_json)
     final = Path(folder) / f"part-{index:05d}.parquet"
     tmp = final.with_suffix(f".tmp-{os.getpid()}")
     write_stamps(pa.Table.from_batches([batch]), tmp, codec)

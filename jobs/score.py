@@ -29,40 +29,15 @@ from typing import Any
 import numpy as np
 
 from core import stamps as stamp_contract
+from core.errors import UsageError
 from core.layout import candidates_dir
+from core.stamps import write_stamps
 from jobs import stage_runtime
 
 PARENT_COLUMNS = ("brickname", "objid", "ra", "dec", "split", "psfsize_r", "mag_r", "mag_z", "type")
 CATALOG_COLUMNS = ("name", "population", "ra", "dec")
+KEEP_STAMPS = 1000  # candidates.parquet keeps the stamps of the top K and of every known lens
 KNOWN_COLUMNS = ("known_lens", "known_lens_grade", "known_lens_reference", "known_lens_sep_arcsec")
-
-
-def _ranked_table(
-    columns: dict[str, np.ndarray], scored: dict[str, Any], names: tuple[str, ...], run: str, size: int
-) -> tuple[Any, np.ndarray]:
-    """The rows sorted by score (unusable ones last) as an Arrow table with the stamps."""
-    import pyarrow as pa
-
-    ok, scores, logits = scored["ok"], scored["score"], scored["logit"]
-    order = np.argsort(np.where(ok, -scores, np.inf), kind="stable")
-    n = len(order)
-    data = {
-        "rank": np.arange(1, n + 1),
-        **{c: [_plain(columns[c][i]) for i in order] for c in names if c in columns},
-        "score": [float(scores[i]) if ok[i] else None for i in order],
-        "logit": [float(logits[i]) if ok[i] else None for i in order],
-        "run": [run] * n,
-        "ok": [bool(ok[i]) for i in order],
-        "fail_reason": [scored["fail_reason"][i] for i in order],
-        **{c: [columns[c][i] for i in order] for c in KNOWN_COLUMNS},
-        "stamp": [scored["stamps"][i].tobytes() for i in order],
-    }
-    table = pa.table(data).replace_schema_metadata(stamp_contract.arrow_metadata((3, size, size)))
-    return table, order
-
-
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def recovery(table: Any) -> list[dict[str, Any]]:
@@ -94,69 +69,82 @@ def run(
     hard_negatives: int = 100,
     cache: str | None = None,
     catalog: str | None = None,
+    keep_stamps: int = KEEP_STAMPS,
+    device: str | None = None,
+    loader_workers: int | None = None,
 ) -> dict[str, Any]:
-    import pyarrow.parquet as pq
+    import os
 
-    from core.layout import runs_dir, stamps_dir
+    import pyarrow.parquet as pq
+    import torch
+
+    from core.layout import default_run_name, runs_dir, stamps_dir
     from core.names import check_name
-    from core.stamps import write_stamps
-    from jobs import known_lenses
-    from jobs.coadd_reader import CoaddReader
-    from jobs.coadds import default_cache
+    from jobs import cutouts, known_lenses
     from jobs.models import load_run
-    from jobs.scoring import score_positions
-    from jobs.select import parent_dir
-    from jobs.train import default_run_name
+    from jobs.scoring import sigmoid, stream_logits
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
     )
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: torch sees no CUDA device on this machine")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if loader_workers is None:
+        loader_workers = min(4, os.cpu_count() or 1) if device == "cuda" else 0
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
-    size = config.variants[variant].injection.stamp_size
-    reader = CoaddReader(cache or default_cache(workspace), size, with_invvar=False)
     lenses = known_lenses.load(workspace)
-    out = candidates_dir(workspace, run_name)
-    if catalog is not None:
-        from jobs.catalogs import read_positions
-
-        columns = read_positions(catalog)
-        names = CATALOG_COLUMNS
-        target = f"catalog-{_stem(catalog)}.parquet"
-    else:
-        parent_path = parent_dir(workspace, config.variants[variant].parent_sample) / "parent.parquet"
-        if not parent_path.exists():
-            raise stage_runtime.StageError(f"{parent_path}: no parent sample; run `halo stage select` first")
-        columns = {k: np.asarray(v) for k, v in pq.read_table(parent_path).to_pydict().items()}
-        names = PARENT_COLUMNS
-        target = "candidates.parquet"
-    columns |= known_lenses.annotate(columns["ra"], columns["dec"], lenses)
-    scored = score_positions(model, meta_cols, reader, columns, keep_stamps=True)
-    table, _ = _ranked_table(columns, scored, names, run_name, size)
-    n = table.num_rows
-    found = recovery(table)
+    made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
+    files = sorted(str(p) for p in Path(made["outputs"][0]).glob("part-*.parquet"))
+    if not files:
+        raise stage_runtime.StageError(f"{made['outputs'][0]}: no cutouts to score")
+    rows, logits = stream_logits(model, meta_cols, files, device, workers=loader_workers)
+    names = CATALOG_COLUMNS if catalog is not None else PARENT_COLUMNS
+    target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
+    small = [c for c in pq.read_schema(files[0]).names if c != "stamp"]
+    info = pq.read_table(files, columns=small).sort_by("row")
+    columns = {c: info.column(c).to_numpy(zero_copy_only=False) for c in small}
+    n = info.num_rows
+    logit = np.full(n, np.nan)
+    logit[rows] = logits  # `row` numbers the positions 0..n-1
+    ok = columns["ok"].astype(bool) & np.isfinite(logit)
+    score = sigmoid(logit)
+    order = np.argsort(np.where(ok, -score, np.inf), kind="stable")
+    known = known_lenses.annotate(columns["ra"], columns["dec"], lenses)
+    ranked = _ranked(columns, known, score, logit, ok, names, run_name, order)
+    is_lens = np.array([k is not None for k in known["known_lens"]], dtype=bool)
+    keep = np.flatnonzero((np.arange(n) < keep_stamps) | is_lens[order])  # positions in rank order
+    size = config.variants[variant].injection.stamp_size
+    candidates = _with_stamps(ranked.take(keep), columns["row"][order][keep], files, size)
+    found = recovery(ranked)
     summary: dict[str, Any] = {
         "run": run_name,
+        "device": device,
         "candidates": n,
-        "scored": int(scored["ok"].sum()),
-        "flagged": int((~scored["ok"]).sum()),
+        "scored": int(ok.sum()),
+        "flagged": int(n - ok.sum()),
+        "stamps_kept": candidates.num_rows,
         "known_lenses": found,
-        "top": table.select(
-            ["rank", *[c for c in ("brickname", "objid", "name") if c in table.column_names], "score"]
+        "top": ranked.select(
+            ["rank", *[c for c in ("brickname", "objid", "name") if c in ranked.column_names], "score"]
         )
         .slice(0, 10)
         .to_pylist(),
     }
     if catalog is None:
         hard = _hard_negatives(
-            model, meta_cols, stamps_dir(workspace, variant, grid), run_name, hard_negatives, lenses
+            model.cpu(), meta_cols, stamps_dir(workspace, variant, grid), run_name, hard_negatives, lenses
         )
         summary["hard_negatives"] = hard.num_rows
+    scores_name = f"{Path(target).stem}.scores.parquet"
     digest = stage_runtime.fingerprint("score", run_name, target, n)
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
-    written = (target, summary_name, *(("hard_negatives.parquet",) if catalog is None else ()))
+    written = (target, scores_name, summary_name, *(("hard_negatives.parquet",) if catalog is None else ()))
+    out = candidates_dir(workspace, run_name)
     with stage_runtime.atomic_dir(out, digest, replaces=written) as tmp:  # other files stay
-        write_stamps(table, tmp / target, "zstd")
+        write_stamps(candidates, tmp / target, "zstd")
+        pq.write_table(ranked, tmp / scores_name, compression="zstd")
         if catalog is None:
             pq.write_table(hard, tmp / "hard_negatives.parquet")
         (tmp / summary_name).write_text(json.dumps(summary, indent=2))
@@ -166,11 +154,64 @@ def run(
     for lens in found:
         where = f"#{lens['rank']} of {n}" if lens["rank"] else "not scored"
         print(f"score: known lens {lens['name']} ({lens['grade']}): {where}", flush=True)
-    outputs = [str(out / target)] + ([str(out / "hard_negatives.parquet")] if catalog is None else [])
+    outputs = [str(out / target), str(out / scores_name)]
+    outputs += [str(out / "hard_negatives.parquet")] if catalog is None else []
     return {"outputs": outputs, **summary}
 
 
-def _stem(catalog: str) -> str:
+def _ranked(
+    columns: dict[str, np.ndarray],
+    known: dict[str, list[Any]],
+    score: np.ndarray,
+    logit: np.ndarray,
+    ok: np.ndarray,
+    names: tuple[str, ...],
+    run: str,
+    order: np.ndarray,
+) -> Any:
+    """Every position's score, in rank order (unusable ones last), without stamps."""
+    import pyarrow as pa
+
+    n = len(order)
+    bad = ~ok[order]
+
+    def column(name: str) -> Any:
+        values = columns[name][order]
+        return pa.array(values.tolist() if values.dtype == object else values)
+
+    data = {
+        "rank": np.arange(1, n + 1),
+        **{c: column(c) for c in names if c in columns},
+        "score": pa.array(score[order], mask=bad),
+        "logit": pa.array(logit[order], mask=bad),
+        "run": pa.array([run] * n, pa.string()),
+        "ok": pa.array(~bad),
+        "fail_reason": pa.array(columns["fail_reason"][order].tolist(), pa.string()),
+        **{c: pa.array([known[c][i] for i in order]) for c in KNOWN_COLUMNS},
+    }
+    return pa.table(data)
+
+
+def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> Any:
+    """`kept` (ranked rows) with their stamps, read back row group by row group from the
+    cutouts: only the kept rows' stamps are ever held."""
+    import pyarrow as pa
+
+    from jobs.dataset import _parquet_file
+
+    wanted = {int(r): i for i, r in enumerate(rows)}
+    stamps: list[bytes | None] = [None] * len(wanted)
+    for uri in files:
+        for batch in _parquet_file(uri).iter_batches(batch_size=256, columns=["row", "stamp"]):
+            for r, stamp in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
+                if r in wanted:
+                    stamps[wanted[r]] = stamp
+    table = kept.append_column("stamp", pa.array(stamps, pa.binary()))
+    return table.replace_schema_metadata(stamp_contract.arrow_metadata((3, size, size)))
+
+
+def catalog_stem(catalog: str) -> str:
+    """A catalogue's file name, safe as part of an output name."""
     from core.names import check_name
 
     name = Path(str(catalog).rstrip("/")).name
@@ -230,6 +271,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hard-negatives", type=int, default=100, help="how many top-scoring controls to list")
     p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
     p.add_argument("--catalog", help="score these positions (ra, dec[, name, population]) instead")
+    p.add_argument(
+        "--keep-stamps",
+        type=int,
+        default=KEEP_STAMPS,
+        help="stamps kept for the top K (and every known lens)",
+    )
+    p.add_argument(
+        "--device", choices=("cpu", "cuda"), help="where the model runs [default: cuda if present]"
+    )
+    p.add_argument("--loader-workers", type=int, help="DataLoader workers [default: 4 on cuda, 0 on cpu]")
     args = p.parse_args(argv)
     return stage_runtime.main("score", _run_args, args)
 
@@ -243,6 +294,9 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.hard_negatives,
         args.cache,
         args.catalog,
+        args.keep_stamps,
+        args.device,
+        args.loader_workers,
     )
 
 

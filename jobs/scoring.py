@@ -150,6 +150,32 @@ def score_positions(
     return out
 
 
+def stream_logits(
+    model: Any, meta_cols: list[str], files: list[str], device: str, batch: int = 256, workers: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The model over every usable stamp of cutouts parquet, streamed: (rows, logits). Memory
+    holds a few batches, however many galaxies there are."""
+    import torch
+
+    from jobs.dataset import CutoutBatches
+
+    data = CutoutBatches(files, batch, meta_cols)
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=None, num_workers=workers, pin_memory=device.startswith("cuda")
+    )
+    model = model.to(device).eval()
+    rows, logits = [], []
+    with torch.no_grad():
+        for images, index, meta in loader:
+            extra = meta.to(device, non_blocking=True) if meta_cols else None
+            out = model(images.to(device, non_blocking=True), extra)
+            logits.append(out.float().cpu().numpy().reshape(-1))
+            rows.append(index.numpy())
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    return np.concatenate(rows), np.concatenate(logits)
+
+
 def footprint_bricks(cache: str) -> set[str]:
     """The bricks whose r-band image is in the coadd cache: where positions can be scored."""
     from core import storage

@@ -1,9 +1,10 @@
-"""The Spark entry point: `spark-submit jobs/spark_pipeline.py --stage inject ...`.
+"""The Spark entry point: `spark-submit jobs/spark_pipeline.py --stage inject|cutouts ...`.
 
 On EMR the project code travels with `--py-files` (a zip of `core` and `jobs`); locally the
-inject stage calls `run_inject_spark` with a local-mode session. Either way the partitions go
-through the same `inject_batch` as the local runner, via `mapInArrow`, and Spark's output
-committer writes the part files atomically: a retried task leaves no duplicate rows."""
+stages call `run_spark` with a local-mode session. Either way the partitions go through the
+same per-partition function as the local runner (jobs/partitioned.py), via `mapInArrow`, and
+Spark's output committer writes the part files atomically: a retried task leaves no duplicate
+rows."""
 
 from __future__ import annotations
 
@@ -13,32 +14,32 @@ import os
 import sys
 from typing import Any
 
-from jobs.inject_batch import InjectSettings, inject_batch, output_schema
+from jobs.inject_batch import InjectSettings, output_schema
 from jobs.lensing import ENGINES
 
 
-def spark_schema(stamp_size: int) -> Any:
-    """The stamps schema as Spark types, the stamp's shape and dtype in the field metadata."""
+def spark_schema(schema: Any) -> Any:
+    """An Arrow schema as Spark types; the stamp's shape and dtype go in its field metadata."""
     import pyarrow as pa
     from pyspark.sql import types as T
 
-    from core.stamps import STAMP_META
+    from core.stamps import META_KEY
 
     mapping = {
         pa.int64(): T.LongType(),
         pa.int32(): T.IntegerType(),
         pa.int16(): T.ShortType(),
         pa.string(): T.StringType(),
+        pa.large_string(): T.StringType(),
         pa.float64(): T.DoubleType(),
         pa.float32(): T.FloatType(),
         pa.bool_(): T.BooleanType(),
         pa.binary(): T.BinaryType(),
     }
+    stamp = (schema.metadata or {}).get(META_KEY, b"{}").decode()
     fields = []
-    for field in output_schema(stamp_size):
-        meta = {}
-        if field.name == "stamp":
-            meta = {"halo.stamp": json.dumps({**STAMP_META, "shape": [3, stamp_size, stamp_size]})}
+    for field in schema:
+        meta = {"halo.stamp": stamp} if field.name == "stamp" else {}
         fields.append(T.StructField(field.name, mapping[field.type], True, meta))
     return T.StructType(fields)
 
@@ -58,29 +59,51 @@ def session(app: str) -> Any:
     return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "500").getOrCreate()
 
 
+def run_spark(
+    source: str,
+    function: str,
+    settings_json: str,
+    schema: Any,
+    output: str,
+    codec: str,
+    order: tuple[str, ...],
+    partitions: int | None = None,
+) -> None:
+    """`function` (module:name, as the local runner takes it) over every row of the parquet
+    `source`, partitioned by brick, into the parquet folder `output` with Arrow `schema`."""
+    spark = session(f"halo-{function.rsplit(':', 1)[-1]}")
+
+    def apply(batches: Any) -> Any:
+        from jobs.partitioned import partition_function
+
+        run = partition_function(function)
+        for batch in batches:
+            yield run(batch, settings_json)
+
+    frame = spark.read.parquet(source)
+    frame = frame.repartition(partitions or max(2, frame.rdd.getNumPartitions()), "brickname")
+    frame = frame.sortWithinPartitions(*order)
+    out = frame.mapInArrow(apply, spark_schema(schema))
+    out.write.mode("overwrite").option("compression", codec).parquet(output)
+
+
 def run_inject_spark(
     manifest: str, settings: InjectSettings, output: str, codec: str, partitions: int | None = None
 ) -> None:
     """Inject every manifest row with Spark and write the stamps parquet to `output`."""
-    spark = session("halo-inject")
-    settings_json = settings.to_json()
+    from jobs.inject import PARTITION
 
-    def inject(batches: Any) -> Any:
-        local = InjectSettings.from_json(settings_json)
-        for batch in batches:
-            yield inject_batch(batch, local)
-
-    frame = spark.read.parquet(manifest)
-    frame = frame.repartition(partitions or max(2, frame.rdd.getNumPartitions()), "brickname")
-    frame = frame.sortWithinPartitions("brickname", "task_id")
-    out = frame.mapInArrow(inject, spark_schema(settings.stamp_size))
-    out.write.mode("overwrite").option("compression", codec).parquet(output)
+    schema = output_schema(settings.stamp_size)
+    run_spark(
+        manifest, PARTITION, settings.to_json(), schema, output, codec, ("brickname", "task_id"), partitions
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="spark_pipeline.py", description=__doc__.splitlines()[0])
-    p.add_argument("--stage", required=True, choices=("inject",))
-    p.add_argument("--manifest", required=True, help="manifest parquet (local path or s3://)")
+    p.add_argument("--stage", required=True, choices=("inject", "cutouts"))
+    p.add_argument("--manifest", help="inject: manifest parquet (local path or s3://)")
+    p.add_argument("--positions", help="cutouts: positions parquet (local path or s3://)")
     p.add_argument("--output", required=True, help="stamps folder (local path or s3://)")
     p.add_argument("--cache", required=True, help="coadd cache folder or s3:// prefix")
     p.add_argument("--injection", required=True, help="the variant's [injection] table, as JSON")
@@ -89,9 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", default="zstd", choices=("zstd", "gzip", "snappy"))
     p.add_argument("--partitions", type=int)
     args = p.parse_args(argv)
-    settings = InjectSettings.from_injection(
-        json.loads(args.injection), args.cache, args.supersample, args.engine
-    )
+    injection = json.loads(args.injection)
+    if args.stage == "cutouts":
+        from jobs.cutouts import run_cutouts_spark
+
+        run_cutouts_spark(
+            args.positions, args.cache, int(injection["stamp_size"]), args.output, args.codec, args.partitions
+        )
+        return 0
+    settings = InjectSettings.from_injection(injection, args.cache, args.supersample, args.engine)
     run_inject_spark(args.manifest, settings, args.output, args.codec, args.partitions)
     return 0
 

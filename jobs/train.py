@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from core.layout import runs_dir
+from core.layout import default_run_name, runs_dir
 from jobs import stage_runtime
 
 PROGRESS_EVERY_S = 10.0
@@ -49,10 +49,6 @@ def cosine_lr(base: float, epoch: int, epochs: int) -> float:
 def pauc_max_fpr(n_neg_independent: int) -> float:
     """The FPR up to which val's independent negatives can measure a partial AUROC."""
     return min(1.0, max(1e-3, 3.0 / max(n_neg_independent, 1)))
-
-
-def default_run_name(variant: str, grid: str, preset: str) -> str:
-    return f"{variant}-{grid}-{preset}"
 
 
 def focal_loss(logits: Any, targets: Any, gamma: float) -> Any:

@@ -16,7 +16,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
 from core.errors import HaloError
-from core.layout import runs_dir
+from core.layout import run_name_of, runs_dir
 from core.logs import tail
 from core.states import JobState
 from halo_tui.format import STATE_STYLES, duration, job_rows, visible, when
@@ -268,10 +268,7 @@ class JobsScreen(Screen[None]):
             return
         from halo_tui.components.monitor import MonitorScreen
 
-        run = (
-            job.params.get("run")
-            or f"{job.variant}-{job.params.get('grid', '')}-{job.params.get('preset', '')}"
-        )
+        run = run_name_of(self.engine.workspace.config, job.variant, job.params)
         self.app.push_screen(MonitorScreen(runs_dir(self.engine.workspace.root) / run))
 
     def action_launch(self) -> None:

@@ -194,3 +194,14 @@ def test_unreadable_halo_toml_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "halo.toml").mkdir()
     with pytest.raises(ConfigError, match="halo.toml: cannot be read"):
         load(tmp_path, environ={})
+
+
+def test_a_run_launched_without_a_name_is_found_by_the_default_name() -> None:
+    """The console's monitor and the stages agree on the run a train job writes (it once
+    looked for `v4_sota--` when --run, --grid and --preset were left out)."""
+    from core.layout import default_run_name, run_name_of
+
+    config = load(Path("/nonexistent"))
+    assert run_name_of(config, "v4_sota", {}) == default_run_name("v4_sota", "grid_sota", "convnext_v4sota")
+    assert run_name_of(config, "v4_sota", {"preset": "demo_cpu"}) == "v4_sota-grid_sota-demo_cpu"
+    assert run_name_of(config, "v3_color_relaxed", {"run": "mine", "grid": "grid_sota"}) == "mine"

@@ -166,7 +166,18 @@ def test_shipped_stages_do_not_pretend() -> None:
     from core.stages import SHIPPED
 
     names = {s.name for s in SHIPPED}
-    assert names == {"demo", "select", "manifest", "coadds", "inject", "train", "eval", "score", "triage"}
+    assert names == {
+        "demo",
+        "select",
+        "manifest",
+        "coadds",
+        "inject",
+        "train",
+        "eval",
+        "cutouts",
+        "score",
+        "triage",
+    }
     for stage in SHIPPED:
         assert stage.module.startswith("jobs.")
         # available exactly when the module exists on disk

@@ -144,8 +144,14 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
 
 
 def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
-    summary = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=10)
-    table = pq.read_table(summary["outputs"][0])
+    summary = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=10, keep_stamps=5)
+    assert [Path(o).name for o in summary["outputs"]] == [
+        "candidates.parquet",
+        "candidates.scores.parquet",
+        "hard_negatives.parquet",
+    ]
+    table = pq.read_table(summary["outputs"][1])  # every galaxy's score, no stamps
+    assert "stamp" not in table.column_names
     parent = pq.read_table(trained / "data/parent/v3_color_relaxed/parent.parquet")
     assert table.num_rows == parent.num_rows
     keys = set(zip(table.column("brickname").to_pylist(), table.column("objid").to_pylist(), strict=True))
@@ -156,7 +162,7 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
     scores = np.array([s for s, good in zip(table.column("score").to_pylist(), ok, strict=True) if good])
     assert np.all(np.diff(scores) <= 0) and ok[: len(scores)].all()  # sorted, flagged rows last
     assert table.column("rank").to_pylist() == list(range(1, table.num_rows + 1))
-    hard = pq.read_table(summary["outputs"][1])
+    hard = pq.read_table(summary["outputs"][2])
     assert hard.num_rows == 10 and np.all(np.diff(hard.column("score").to_numpy()) <= 0)
     # the planted lens carries its name and reference, and the summary says where it landed
     named = [
@@ -171,6 +177,16 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
     assert not lens_keys & set(
         zip(hard.column("brickname").to_pylist(), hard.column("objid").to_pylist(), strict=True)
     )
+    # candidates.parquet: the top 5 and every known lens, with the stamps the cutouts stage cut
+    candidates = pq.read_table(summary["outputs"][0])
+    ranks = candidates.column("rank").to_pylist()
+    assert ranks[:5] == [1, 2, 3, 4, 5] and summary["stamps_kept"] == candidates.num_rows
+    assert {r["rank"] for r in named} <= set(ranks) and len(ranks) <= 5 + len(named)
+    cut = pq.read_table(sorted((trained / "data/cutouts/v3_color_relaxed").glob("part-*.parquet")))
+    keys = zip(cut.column("brickname").to_pylist(), cut.column("objid").to_pylist(), strict=True)
+    by_key = dict(zip(keys, cut.column("stamp").to_pylist(), strict=True))
+    for row in candidates.select(["brickname", "objid", "stamp"]).to_pylist():
+        assert row["stamp"] == by_key[(row["brickname"], row["objid"])]
 
 
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
