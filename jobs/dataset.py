@@ -23,6 +23,7 @@ from core.leakage import check_meta_cols
 from core.stamps import stamp_meta
 
 COLUMNS = ("task_id", "stamp", "is_control", "ok", "split", "theta_over_psf")
+FILTER_COLUMNS = ("is_control", "ok", "split", "theta_over_psf")
 MAD_SCALE = 1.4826
 CLIP = 10.0
 
@@ -104,6 +105,7 @@ class StampStream(torch.utils.data.IterableDataset):
     seed: int = 0
     epoch: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
+    _usable: list[int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_meta_cols(self.meta_cols)
@@ -130,19 +132,57 @@ class StampStream(torch.utils.data.IterableDataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def my_fragments(self, worker: int = 0, num_workers: int = 1) -> list[Fragment]:
-        """This rank × worker's share of the epoch's (shuffled) fragments."""
+    def _keep(self, data: dict[str, np.ndarray]) -> np.ndarray:
+        """The usable rows of a row group: ok, in the split, resolved enough."""
+        keep = data["ok"].astype(bool)
+        if self.split is not None:
+            keep &= data["split"] == self.split
+        if self.min_theta_over_psf > 0:
+            ratio = np.nan_to_num(data["theta_over_psf"].astype(np.float64), nan=0.0)
+            keep &= data["is_control"].astype(bool) | (ratio >= self.min_theta_over_psf)
+        return keep
+
+    def usable_rows(self) -> list[int]:
+        """Each fragment's usable rows, counted once from the small columns (no stamps)."""
+        if self._usable is None:
+            counts = []
+            for fragment in self.fragments:
+                try:
+                    table = _parquet_file(fragment.uri).read_row_group(
+                        fragment.row_group, columns=FILTER_COLUMNS
+                    )
+                    data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
+                    counts.append(int(self._keep(data).sum()))
+                except Exception:  # noqa: BLE001 - reported when the stream reads it
+                    counts.append(0)
+            self._usable = counts
+        return self._usable
+
+    def my_fragments(self, worker: int = 0, num_workers: int = 1) -> list[tuple[Fragment, int, int]]:
+        """This rank × worker's share of the epoch: the usable rows of the (shuffled) fragments
+        laid end to end and cut in equal runs, so every shard gets the same number of rows, ±1,
+        however few or uneven the row groups. Each piece is (fragment, first, stop) in that
+        fragment's usable rows."""
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.fragments))
+        counts = self.usable_rows()
         shard, shards = self.rank * num_workers + worker, self.world_size * num_workers
-        return [self.fragments[i] for i in order[shard::shards]]
+        total = sum(counts)
+        low, high = shard * total // shards, (shard + 1) * total // shards
+        pieces, start = [], 0
+        for i in order:
+            first, stop = max(low, start), min(high, start + counts[i])
+            if first < stop:
+                pieces.append((self.fragments[i], first - start, stop - start))
+            start += counts[i]
+        return pieces
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
         buffer: list[tuple[Any, ...]] = []
-        for fragment in self.my_fragments(worker, num_workers):
-            for item in self._read(fragment, rng):
+        for fragment, first, stop in self.my_fragments(worker, num_workers):
+            for item in self._read(fragment, first, stop, rng):
                 if self.shuffle_buffer <= 1:
                     yield item
                     continue
@@ -155,7 +195,9 @@ class StampStream(torch.utils.data.IterableDataset):
         rng.shuffle(buffer)
         yield from buffer
 
-    def _read(self, fragment: Fragment, rng: np.random.Generator) -> Iterator[tuple[Any, ...]]:
+    def _read(
+        self, fragment: Fragment, first: int, stop: int, rng: np.random.Generator
+    ) -> Iterator[tuple[Any, ...]]:
         try:
             pf = _parquet_file(fragment.uri)
             columns = list(dict.fromkeys((*COLUMNS, *self.meta_cols)))
@@ -167,13 +209,7 @@ class StampStream(torch.utils.data.IterableDataset):
         data = {
             name: table.column(name).to_numpy(zero_copy_only=False) for name in columns if name != "stamp"
         }
-        keep = data["ok"].astype(bool)
-        if self.split is not None:
-            keep &= data["split"] == self.split
-        if self.min_theta_over_psf > 0:
-            ratio = np.nan_to_num(data["theta_over_psf"].astype(np.float64), nan=0.0)
-            keep &= data["is_control"].astype(bool) | (ratio >= self.min_theta_over_psf)
-        rows = np.flatnonzero(keep)
+        rows = np.flatnonzero(self._keep(data))[first:stop]
         if rows.size == 0:
             return
         shape, dtype = tuple(meta["shape"]), np.dtype(meta["dtype"])

@@ -197,7 +197,16 @@ class Trainer:
                 if cap is not None and seen * self.world >= cap:
                     break
         elapsed = time.monotonic() - started
-        return total / max(seen, 1), seen * self.world / max(elapsed, 1e-9), seen
+        everyone = seen
+        if self.world > 1:  # the epoch's loss and rate over every rank, not rank 0's alone
+            import torch.distributed as dist
+
+            sums = torch.tensor([total, float(seen)], dtype=torch.float64, device=self.device)
+            longest = torch.tensor([elapsed], dtype=torch.float64, device=self.device)
+            dist.all_reduce(sums)
+            dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+            total, everyone, elapsed = float(sums[0]), int(sums[1]), float(longest[0])
+        return total / max(everyone, 1), everyone / max(elapsed, 1e-9), everyone
 
     def validate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         import torch
@@ -241,7 +250,7 @@ class Trainer:
             lr = cosine_lr(self.preset.lr, epoch, self.epochs)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            train_loss, rate, _ = self.train_epoch(epoch)
+            train_loss, rate, train_rows = self.train_epoch(epoch)
             scores, labels, task, val_loss = self.validate()
             if self.rank != 0:
                 continue
@@ -257,6 +266,7 @@ class Trainer:
                 "lr": lr,
                 "seconds": round(time.monotonic() - started, 2),
                 "images/s": round(rate, 1),
+                "train_rows": train_rows,
             }
             line = _finite(line)
             self.history.append(line)

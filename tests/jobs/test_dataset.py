@@ -216,3 +216,38 @@ def test_focal_loss_is_bce_at_gamma_zero_and_down_weights_easy_examples() -> Non
         logits[2:], targets[2:]
     )
     assert easy < 0.01 < hard
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_ranks_get_equal_shares_of_few_uneven_row_groups(tmp_path: Path, world: int) -> None:
+    """Two row groups (300 and 17 rows) for 2 or 3 ranks × 2 workers: every rank reads the same
+    number of rows, ±1, and every row once (dealing whole row groups gave rank 0 all 300)."""
+    from jobs.inject_batch import output_schema
+
+    schema = output_schema(64)
+    rows = {name: [] for name in schema.names}
+    stamp = np.zeros((3, 64, 64), np.float32).tobytes()
+    for i in range(317):
+        values = {name: None for name in schema.names}
+        values.update(
+            task_id=i, split="train", brickname="1499p022", objid=i, ra=0.0, dec=0.0, is_control=bool(i % 2),
+            config_id=0, ok=True, stamp=stamp, theta_over_psf=1.0,
+        )  # fmt: skip
+        for name in schema.names:
+            rows[name].append(values[name])
+    path = tmp_path / "part-00000.parquet"
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pydict(rows, schema=schema), path, row_group_size=300)
+    counts, seen = [], []
+    for rank in range(world):
+        data = StampStream([str(path)], split="train", rank=rank, world_size=world)
+        got = [
+            int(t)
+            for _, _, _, batch in torch.utils.data.DataLoader(data, batch_size=16, num_workers=2)
+            for t in batch
+        ]
+        counts.append(len(got))
+        seen += got
+    assert sorted(seen) == list(range(317))
+    assert max(counts) - min(counts) <= 1, counts

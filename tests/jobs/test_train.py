@@ -240,6 +240,7 @@ def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) 
     lines, bad = read_metrics(train.runs_dir(stamps_ws) / "ddp" / "metrics.jsonl")
     assert bad == [] and [line["epoch"] for line in lines] == [0]
     assert lines[0]["n_pos"] + lines[0]["n_neg"] == _rows(stamps_ws, "val")  # both ranks' shards
+    assert lines[0]["train_rows"] == _rows(stamps_ws, "train")  # all-reduced: both ranks' rows
     assert json.loads((train.runs_dir(stamps_ws) / "ddp" / "run.json").read_text())["world_size"] == 2
     assert done.stdout.count('"run": "ddp"') == 1  # one summary, from rank 0
 
