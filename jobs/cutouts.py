@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from core import stamps as stamp_contract
+from core import storage
 from core.layout import cutouts_dir, parent_dir
 from core.leakage import ALLOWED
 from jobs import partitioned, stage_runtime
@@ -99,36 +100,44 @@ def run_cutouts_spark(
     run_spark(positions, PARTITION, settings, schema, output, codec, ("brickname", "row"), partitions)
 
 
-def positions(workspace: Path, variant: str, catalog: str | None, config: Any) -> tuple[str, Any, Path]:
-    """The input's name (its cutouts folder), its rows as an Arrow table with `row` and
-    `brickname`, and its file."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def input_of(workspace: Path, variant: str, catalog: str | None, config: Any) -> tuple[str, str]:
+    """The input's name (its cutouts folder) and file (a local path or s3:// URI): the
+    catalogue, or the parent sample."""
     if catalog is not None:
-        from jobs.catalogs import read_positions
         from jobs.score import catalog_stem
-        from jobs.survey_layout import brick_at
 
-        columns = read_positions(catalog)
-        columns["brickname"] = np.array(
-            [brick_at(float(r), float(d)).name for r, d in zip(columns["ra"], columns["dec"], strict=True)]
-        )
-        table = pa.table(
-            {
-                c: columns[c].tolist() if columns[c].dtype == object else columns[c]
-                for c in CATALOG_COLUMNS
-                if c in columns
-            }
-        )
-        return f"catalog-{catalog_stem(catalog)}", _numbered(table), Path(catalog)
+        return f"catalog-{catalog_stem(catalog)}", str(catalog)
     parent_name = config.variants[variant].parent_sample
     path = parent_dir(workspace, parent_name) / "parent.parquet"
     if not path.exists():
         raise stage_runtime.StageError(f"{path}: no parent sample; run `halo stage select` first")
-    present = pq.read_schema(path).names
+    return parent_name, str(path)
+
+
+def positions(source: str, is_catalog: bool) -> Any:
+    """The input's rows as an Arrow table with `row` and `brickname`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if is_catalog:
+        from jobs.catalogs import read_positions
+        from jobs.survey_layout import brick_at
+
+        columns = read_positions(source)
+        pairs = zip(columns["ra"], columns["dec"], strict=True)
+        columns["brickname"] = np.array([brick_at(float(r), float(d)).name for r, d in pairs])
+        return _numbered(
+            pa.table(
+                {
+                    c: columns[c].tolist() if columns[c].dtype == object else columns[c]
+                    for c in CATALOG_COLUMNS
+                    if c in columns
+                }
+            )
+        )
+    present = pq.read_schema(source).names
     wanted = [c for c in (*PARENT_COLUMNS, *sorted(ALLOWED)) if c in present]
-    return parent_name, _numbered(pq.read_table(path, columns=wanted)), path
+    return _numbered(pq.read_table(source, columns=wanted))
 
 
 def _numbered(table: Any) -> Any:
@@ -150,17 +159,16 @@ def run(
     from jobs.coadds import default_cache
 
     config, _ = stage_runtime.resolve(workspace, variant)
-    name, table, source = positions(workspace, variant, catalog, config)
+    name, source = input_of(workspace, variant, catalog, config)
     settings = CutoutSettings(
         cache or default_cache(workspace), config.variants[variant].injection.stamp_size
     )
     final = cutouts_dir(workspace, name)
-    digest = stage_runtime.fingerprint(
-        "cutouts", asdict(settings), rows_per_part, stage_runtime.files_fingerprint([source])
-    )
-    if not force and stage_runtime.up_to_date(final, digest):
+    digest = stage_runtime.fingerprint("cutouts", asdict(settings), rows_per_part, storage.signature(source))
+    if not force and stage_runtime.up_to_date(final, digest):  # the input is not even read
         print(f"cutouts {final} are up to date (use --force to redo them)", flush=True)
-        return {"outputs": [str(final)], "skipped": True, "rows": table.num_rows}
+        return {"outputs": [str(final)], "skipped": True}
+    table = positions(source, catalog is not None)
     staging = partitioned.staging_for(final, digest, force)
     if runner == "spark":
         import pyarrow.parquet as pq

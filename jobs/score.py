@@ -102,21 +102,22 @@ def run(
     rows, logits = stream_logits(model, meta_cols, files, device, workers=loader_workers)
     names = CATALOG_COLUMNS if catalog is not None else PARENT_COLUMNS
     target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
-    small = [c for c in pq.read_schema(files[0]).names if c != "stamp"]
-    info = pq.read_table(files, columns=small).sort_by("row")
-    columns = {c: info.column(c).to_numpy(zero_copy_only=False) for c in small}
+    wanted = {"row", "ok", "fail_reason", *names}
+    small = [c for c in pq.read_schema(files[0]).names if c in wanted]
+    info = pq.read_table(files, columns=small).sort_by("row")  # Arrow columns: no Python objects
     n = info.num_rows
     logit = np.full(n, np.nan)
     logit[rows] = logits  # `row` numbers the positions 0..n-1
-    ok = columns["ok"].astype(bool) & np.isfinite(logit)
+    ok = info.column("ok").to_numpy(zero_copy_only=False).astype(bool) & np.isfinite(logit)
     score = sigmoid(logit)
     order = np.argsort(np.where(ok, -score, np.inf), kind="stable")
-    known = known_lenses.annotate(columns["ra"], columns["dec"], lenses)
-    ranked = _ranked(columns, known, score, logit, ok, names, run_name, order)
+    known = known_lenses.annotate(info.column("ra").to_numpy(), info.column("dec").to_numpy(), lenses)
+    ranked = _ranked(info.take(pa_indices(order)), known, score, logit, ok, names, run_name, order)
     is_lens = np.array([k is not None for k in known["known_lens"]], dtype=bool)
     keep = np.flatnonzero((np.arange(n) < keep_stamps) | is_lens[order])  # positions in rank order
     size = config.variants[variant].injection.stamp_size
-    candidates = _with_stamps(ranked.take(keep), columns["row"][order][keep], files, size)
+    kept_rows = info.column("row").to_numpy()[order][keep]
+    candidates = _with_stamps(ranked.take(pa_indices(keep)), kept_rows, files, size)
     found = recovery(ranked)
     summary: dict[str, Any] = {
         "run": run_name,
@@ -159,8 +160,14 @@ def run(
     return {"outputs": outputs, **summary}
 
 
+def pa_indices(values: np.ndarray) -> Any:
+    import pyarrow as pa
+
+    return pa.array(np.asarray(values, dtype=np.int64))
+
+
 def _ranked(
-    columns: dict[str, np.ndarray],
+    info: Any,
     known: dict[str, list[Any]],
     score: np.ndarray,
     logit: np.ndarray,
@@ -169,24 +176,20 @@ def _ranked(
     run: str,
     order: np.ndarray,
 ) -> Any:
-    """Every position's score, in rank order (unusable ones last), without stamps."""
+    """Every position's score, in rank order (unusable ones last), without stamps; `info`
+    is already in rank order."""
     import pyarrow as pa
 
     n = len(order)
     bad = ~ok[order]
-
-    def column(name: str) -> Any:
-        values = columns[name][order]
-        return pa.array(values.tolist() if values.dtype == object else values)
-
     data = {
         "rank": np.arange(1, n + 1),
-        **{c: column(c) for c in names if c in columns},
+        **{c: info.column(c) for c in names if c in info.column_names},
         "score": pa.array(score[order], mask=bad),
         "logit": pa.array(logit[order], mask=bad),
-        "run": pa.array([run] * n, pa.string()),
+        "run": pa.repeat(pa.scalar(run, pa.string()), n),
         "ok": pa.array(~bad),
-        "fail_reason": pa.array(columns["fail_reason"][order].tolist(), pa.string()),
+        "fail_reason": info.column("fail_reason"),
         **{c: pa.array([known[c][i] for i in order]) for c in KNOWN_COLUMNS},
     }
     return pa.table(data)
