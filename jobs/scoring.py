@@ -164,16 +164,25 @@ def stream_logits(
         data, batch_size=None, num_workers=workers, pin_memory=device.startswith("cuda")
     )
     model = model.to(device).eval()
-    rows, logits = [], []
+    # filled in place: small per-batch arrays kept alive between the batches' large freed
+    # buffers would pin memory, and the peak would grow with the number of galaxies
+    capacity = sum(_parquet_rows(uri) for uri in files)
+    rows, logits = np.empty(capacity, np.int64), np.empty(capacity, np.float32)
+    filled = 0
     with torch.no_grad():
         for images, index, meta in loader:
             extra = meta.to(device, non_blocking=True) if meta_cols else None
-            out = model(images.to(device, non_blocking=True), extra)
-            logits.append(out.float().cpu().numpy().reshape(-1))
-            rows.append(index.numpy())
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    return np.concatenate(rows), np.concatenate(logits)
+            out = model(images.to(device, non_blocking=True), extra).float().cpu().numpy().reshape(-1)
+            rows[filled : filled + len(out)] = index.numpy()
+            logits[filled : filled + len(out)] = out
+            filled += len(out)
+    return rows[:filled], logits[:filled]
+
+
+def _parquet_rows(uri: str) -> int:
+    from jobs.dataset import _parquet_file
+
+    return _parquet_file(uri).metadata.num_rows
 
 
 def footprint_bricks(cache: str) -> set[str]:
