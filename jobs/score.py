@@ -43,7 +43,10 @@ KNOWN_COLUMNS = ("known_lens", "known_lens_grade", "known_lens_reference", "know
 def recovery(table: Any) -> list[dict[str, Any]]:
     """The known lenses among ranked candidates, each once (by its nearest galaxy: a
     neighbour within 3″ carries the name too): name, rank, score, grade, reference."""
-    rows = [r for r in table.select(["rank", "score", "ok", *KNOWN_COLUMNS]).to_pylist() if r["known_lens"]]
+    import pyarrow.compute as pc
+
+    named = table.filter(pc.is_valid(table.column("known_lens")))  # Python rows for these only
+    rows = [r for r in named.select(["rank", "score", "ok", *KNOWN_COLUMNS]).to_pylist() if r["known_lens"]]
     nearest: dict[str, dict[str, Any]] = {}
     for r in sorted(rows, key=lambda r: r["known_lens_sep_arcsec"]):
         nearest.setdefault(r["known_lens"], r)
