@@ -160,7 +160,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("grid", "grid", help="the manifest's grid"),
             Param("source", "path", help="URL template of the coadd tree"),
             Param("cache", "path", help="cache folder or s3:// prefix"),
-            Param("workers", "int", help="concurrent bricks", low=1, high=256),
+            Param("workers", "int", 8, help="concurrent bricks", low=1, high=256),
             _FORCE,
         ),
     ),
@@ -177,6 +177,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("engine", "choice", "lenstronomy", ("lenstronomy", "batched"), "arc renderer"),
             Param("device", "choice", "cpu", ("cpu", "cuda"), "the batched engine's device"),
             Param("workers", "int", help="local runner processes", low=1, high=256),
+            Param("rows_per_part", "int", 2000, help="manifest rows per partition", low=1, high=10**7),
             _FORCE,
         ),
     ),
@@ -190,7 +191,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("preset", "preset", help="training preset"),
             Param("run", "name", help="run name"),
             Param("epochs", "int", help="override the preset's epochs", low=1, high=100000),
-            Param("nproc", "int", help="DDP processes (torchrun)", low=1, high=1024),
+            Param("nproc", "int", 1, help="DDP processes (torchrun); one per GPU", low=1, high=1024),
             Param("resume", "bool", False, help="continue from the last checkpoint"),
             _FORCE,
         ),
@@ -205,11 +206,14 @@ SHIPPED: tuple[Stage, ...] = (
             Param("run", "name", help="run name"),
             Param("split", "choice", "test", ("train", "val", "test"), "held-out split"),
             Param("lookalikes", "path", help="lookalike catalogue (ra, dec, population)"),
+            Param("prevalence", "float", 1e-4, help="lenses per galaxy, for the purity", low=1e-12, high=0.5),
             Param(
-                "prevalence", "float", help="lenses per galaxy, for the purity [1e-4]", low=1e-12, high=0.5
-            ),
-            Param(
-                "real_galaxies", "int", help="parent galaxies never trained on to score", low=1, high=10**9
+                "real_galaxies",
+                "int",
+                20000,
+                help="parent galaxies never trained on to score",
+                low=1,
+                high=10**9,
             ),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
         ),
@@ -224,7 +228,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
             Param("workers", "int", help="local runner processes", low=1, high=256),
-            Param("rows_per_part", "int", help="positions per partition", low=1, high=10**7),
+            Param("rows_per_part", "int", 2000, help="positions per partition", low=1, high=10**7),
             _FORCE,
         ),
     ),
@@ -236,12 +240,15 @@ SHIPPED: tuple[Stage, ...] = (
         params=(
             Param("grid", "grid", help="the run's grid"),
             Param("run", "name", help="run name"),
-            Param("hard_negatives", "int", help="how many top-scoring controls to list", low=0, high=10**7),
+            Param(
+                "hard_negatives", "int", 100, help="how many top-scoring controls to list", low=0, high=10**7
+            ),
             Param("cache", "path", help="coadd cache folder or s3:// prefix"),
             Param("catalog", "path", help="score these positions (ra, dec[, name, population])"),
             Param(
                 "keep_stamps",
                 "int",
+                1000,
                 help="stamps kept for the top K (and every known lens)",
                 low=0,
                 high=10**8,

@@ -37,6 +37,8 @@ from jobs import stage_runtime
 from jobs.mock_survey import SURVEY_DIR
 from jobs.survey_layout import BANDS, check_brickname, coadd_path
 
+WORKERS = stage_runtime.declared_default("coadds", "workers")
+
 KINDS = ("image", "invvar")
 RETRIES = 3
 CHUNK = 1 << 20
@@ -360,7 +362,7 @@ def run(
     grid: str | None = None,
     source: str | None = None,
     cache_root: str | None = None,
-    workers: int = 8,
+    workers: int = WORKERS,
     force: bool = False,
 ) -> dict[str, Any]:
     from jobs.manifest import manifest_dir
@@ -402,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid", help="the manifest's grid [default: the variant's]")
     p.add_argument("--source", help="URL template of the coadd tree [default: the mock survey]")
     p.add_argument("--cache", help="cache folder or s3:// prefix [default: data/coadd_cache]")
-    p.add_argument("--workers", type=int, default=8, help="concurrent bricks")
+    p.add_argument("--workers", type=int, default=WORKERS, help="concurrent bricks")
     args = p.parse_args(argv)
     return stage_runtime.main("coadds", _run_args, args)
 

@@ -45,8 +45,8 @@ COMPLETENESS = (0.99, 0.95, 0.90, 0.85, 0.80, 0.70)
 FPRS = (1e-2, 1e-3, 1e-4, 1e-5)
 THETA_PSF_BINS = (0.0, 0.5, 0.75, 1.0, 1.5, np.inf)
 ARC_SNR_BINS = (0.0, 3.0, 5.0, 10.0, 20.0, 50.0, np.inf)
-DEFAULT_PREVALENCE = 1e-4
-DEFAULT_REAL_GALAXIES = 20000
+DEFAULT_PREVALENCE = stage_runtime.declared_default("eval", "prevalence")
+DEFAULT_REAL_GALAXIES = stage_runtime.declared_default("eval", "real_galaxies")
 
 
 # -- thresholds and tables ---------------------------------------------------------------

@@ -18,7 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROWS_PER_PART = 2000
+from jobs import stage_runtime
+
+ROWS_PER_PART = stage_runtime.declared_default("inject", "rows_per_part")  # cutouts' too (a test)
 
 
 def partitions(table: Any, rows_per_part: int, order: tuple[str, ...]) -> list[Any]:
@@ -116,8 +118,6 @@ def run_local(
 
 def publish(staging: Path, final: Path, digest: str, extra: dict[str, Any]) -> None:
     """Move the staged parts (renumbered) and the JSON files `extra` into `final` at once."""
-    from jobs import stage_runtime
-
     with stage_runtime.atomic_dir(final, digest) as tmp:
         for index, part in enumerate(sorted(staging.rglob("part-*.parquet"))):
             os.replace(part, tmp / f"part-{index:05d}.parquet")

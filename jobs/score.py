@@ -36,7 +36,9 @@ from jobs import stage_runtime
 
 PARENT_COLUMNS = ("brickname", "objid", "ra", "dec", "split", "psfsize_r", "mag_r", "mag_z", "type")
 CATALOG_COLUMNS = ("name", "population", "ra", "dec")
-KEEP_STAMPS = 1000  # candidates.parquet keeps the stamps of the top K and of every known lens
+# candidates.parquet keeps the stamps of the top K and of every known lens
+KEEP_STAMPS = stage_runtime.declared_default("score", "keep_stamps")
+HARD_NEGATIVES = stage_runtime.declared_default("score", "hard_negatives")
 KNOWN_COLUMNS = ("known_lens", "known_lens_grade", "known_lens_reference", "known_lens_sep_arcsec")
 
 
@@ -69,7 +71,7 @@ def run(
     variant: str,
     grid: str | None = None,
     run_name: str | None = None,
-    hard_negatives: int = 100,
+    hard_negatives: int = HARD_NEGATIVES,
     cache: str | None = None,
     catalog: str | None = None,
     keep_stamps: int = KEEP_STAMPS,
@@ -274,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("score", "A trained run over real galaxies -> candidates parquet.")
     p.add_argument("--grid", help="the run's grid [default: the variant's]")
     p.add_argument("--run", help="run name [default: <variant>-<grid>-<default preset>]")
-    p.add_argument("--hard-negatives", type=int, default=100, help="how many top-scoring controls to list")
+    p.add_argument(
+        "--hard-negatives", type=int, default=HARD_NEGATIVES, help="how many top-scoring controls to list"
+    )
     p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
     p.add_argument("--catalog", help="score these positions (ra, dec[, name, population]) instead")
     p.add_argument(

@@ -45,6 +45,14 @@ def parser(stage: str, description: str, needs_variant: bool = True) -> argparse
     return p
 
 
+def declared_default(stage: str, name: str) -> Any:
+    """An option's default as `core.stages` declares it: the one place it is written."""
+    from core.stages import SHIPPED
+
+    found = next(p for s in SHIPPED if s.name == stage for p in s.params if p.name == name)
+    return found.default
+
+
 def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> int:
     """Run a stage's entry; print its summary as JSON; map errors to exit codes."""
     started = time.monotonic()

@@ -37,6 +37,8 @@ import numpy as np
 from core.layout import default_run_name, runs_dir
 from jobs import stage_runtime
 
+NPROC = stage_runtime.declared_default("train", "nproc")
+
 PROGRESS_EVERY_S = 10.0
 SELECT_ON = ("pauc", "auroc")  # best.pt: partial AUROC at low FPR, then AUROC
 
@@ -473,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", help="run name [default: <variant>-<grid>-<preset>]")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--nproc", type=int, default=1, help="DDP processes (torchrun); one per GPU")
+    p.add_argument("--nproc", type=int, default=NPROC, help="DDP processes (torchrun); one per GPU")
     if argv is None and ARGV_ENV in os.environ:  # a torchrun child: the arguments come by environment
         argv = json.loads(os.environ[ARGV_ENV])
     args = p.parse_args(argv)

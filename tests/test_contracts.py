@@ -66,3 +66,47 @@ def test_ruff_is_clean() -> None:
         [str(ruff), "check", "--no-cache", str(ROOT)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def _argparse_options(path: Path) -> dict[str, ast.Call]:
+    """A stage module's `add_argument` calls, by flag."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_argument" and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found[first.value] = node
+    return found
+
+
+def test_every_stage_option_is_declared_once_with_its_default() -> None:
+    """Each stage's command line (its argparse) and core.stages (the CLI's options, the
+    console's launch form, the checks before launch) agree: every option is declared there,
+    with the same choices, and no default is written a second time as a literal."""
+    from core.stages import SHIPPED
+
+    common = {"--workspace", "--variant", "--force", "--mirror"}
+    problems = []
+    for stage in SHIPPED:
+        path = ROOT / Path(*stage.module.split(".")).with_suffix(".py")
+        if stage.name == "demo" or not path.exists():
+            continue
+        declared = {p.flag: p for p in stage.params}
+        for flag, call in _argparse_options(path).items():
+            if flag in common:
+                continue
+            if flag not in declared:
+                problems.append(f"{stage.name}: {flag} is not declared in core/stages.py")
+                continue
+            keywords = {k.arg: k.value for k in call.keywords}
+            default = keywords.get("default")
+            if isinstance(default, ast.Constant) and default.value is not None:
+                if declared[flag].kind != "choice" or default.value != declared[flag].default:
+                    problems.append(f"{stage.name}: {flag}'s default {default.value!r} is a second copy")
+            choices = keywords.get("choices")
+            if isinstance(choices, ast.Tuple | ast.List) and declared[flag].choices:
+                if tuple(ast.literal_eval(choices)) != tuple(declared[flag].choices):
+                    problems.append(f"{stage.name}: {flag}'s choices differ from the declaration")
+    assert problems == []
+    by_stage = {s.name: {p.name: p for p in s.params} for s in SHIPPED}
+    assert by_stage["inject"]["rows_per_part"].default == by_stage["cutouts"]["rows_per_part"].default
