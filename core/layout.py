@@ -59,6 +59,16 @@ def run_name_of(config: Any, variant: str, params: dict[str, Any]) -> str:
     return params.get("run") or default_run_name(variant, grid, params.get("preset") or chosen.default_preset)
 
 
+def coadd_cache_dir(workspace: Path) -> Path:
+    """Where `coadds` caches the bricks' image and invvar files (DR10's own layout below)."""
+    return workspace / "data" / "coadd_cache"
+
+
+def on_s3(prefix: str, local: Path) -> str:
+    """A workspace path (made from `Path("")`) under an s3:// prefix: the same layout there."""
+    return f"{prefix.rstrip('/')}/{local.as_posix()}"
+
+
 def runs_dir(workspace: Path) -> Path:
     return workspace / "data" / "runs"
 

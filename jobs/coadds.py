@@ -49,7 +49,9 @@ def default_source(workspace: Path) -> str:
 
 
 def default_cache(workspace: Path) -> str:
-    return str(workspace / "data" / "coadd_cache")
+    from core.layout import coadd_cache_dir
+
+    return str(coadd_cache_dir(workspace))
 
 
 def source_url(template: str, brick: str, kind: str, band: str) -> str:

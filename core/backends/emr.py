@@ -110,16 +110,18 @@ def spark_submit(emr: Any, py_files: str, entry: str, stage_args: list[str]) -> 
 
 def inject_args(emr: Any, variant: str, grid: str, injection: Any, params: dict[str, Any]) -> list[str]:
     """spark_pipeline.py's arguments for the inject stage, on the workspace's S3 prefix."""
-    data = f"{emr.s3_prefix.rstrip('/')}/data"
+    from core.layout import coadd_cache_dir, manifest_dir, on_s3, stamps_dir
+
+    here = Path("")
     return [
         "--stage",
         "inject",
         "--manifest",
-        f"{data}/manifest/{variant}/{grid}/manifest.parquet",
+        on_s3(emr.s3_prefix, manifest_dir(here, variant, grid) / "manifest.parquet"),
         "--output",
-        f"{data}/stamps/{variant}/{grid}",
+        on_s3(emr.s3_prefix, stamps_dir(here, variant, grid)),
         "--cache",
-        params.get("cache") or f"{data}/coadd_cache",
+        params.get("cache") or on_s3(emr.s3_prefix, coadd_cache_dir(here)),
         "--injection",
         injection.model_dump_json(),
         *(("--supersample", str(params["supersample"])) if params.get("supersample") else ()),
