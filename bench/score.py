@@ -91,9 +91,9 @@ def throughput(root: Path, catalog: Path, device: str) -> tuple[float, float]:
 
     from core.layout import cutouts_dir
     from core.stamps import decode, stamp_meta
+    from jobs.catalogs import catalog_stem
     from jobs.dataset import _parquet_file, robust_normalise
     from jobs.models import load_run
-    from jobs.score import catalog_stem
     from jobs.scoring import stream_logits
 
     model, _ = load_run(root / "data" / "runs" / "bench")

@@ -109,3 +109,13 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]], comment: str
         writer.writerow(header)
         writer.writerows(rows)
     tmp.replace(path)
+
+
+def catalog_stem(catalog: str) -> str:
+    """A catalogue's file name, safe as part of an output name."""
+    from core.names import check_name
+
+    name = Path(str(catalog).rstrip("/")).name
+    for suffix in (".gz", ".csv", ".parquet", ".fits", ".fit"):
+        name = name.removesuffix(suffix)
+    return check_name("catalogue", "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "catalog")

@@ -104,7 +104,7 @@ def input_of(workspace: Path, variant: str, catalog: str | None, config: Any) ->
     """The input's name (its cutouts folder) and file (a local path or s3:// URI): the
     catalogue, or the parent sample."""
     if catalog is not None:
-        from jobs.score import catalog_stem
+        from jobs.catalogs import catalog_stem
 
         return f"catalog-{catalog_stem(catalog)}", str(catalog)
     parent_name = config.variants[variant].parent_sample
@@ -181,27 +181,9 @@ def run(
         workers = workers or min(2, os.cpu_count() or 1)
         settings_json = json.dumps(asdict(settings))
         partitioned.run_local("cutouts", PARTITION, parts, settings_json, staging, "zstd", workers)
-    summary = _summarise(staging, table.num_rows)
+    summary, _ = partitioned.summarise(staging, table.num_rows, "row", "cutouts", "positions")
     partitioned.publish(staging, final, digest, {"summary.json": summary})
     return {"outputs": [str(final)], "input": name, **summary}
-
-
-def _summarise(folder: Path, expected: int) -> dict[str, Any]:
-    """Counts over the written parts; every input row must be there exactly once."""
-    import pyarrow.parquet as pq
-
-    parts = sorted(folder.rglob("part-*.parquet"))
-    table = pq.read_table(parts, columns=["row", "ok", "fail_reason"]) if parts else None
-    rows = table.num_rows if table is not None else 0
-    if rows != expected or len(np.unique(table.column("row").to_numpy())) != rows:
-        raise stage_runtime.StageError(f"cutouts hold {rows} rows for {expected} positions (or duplicates)")
-    ok = table.column("ok").to_numpy(zero_copy_only=False)
-    kinds: dict[str, int] = {}
-    for reason in table.column("fail_reason").to_pylist():
-        if reason:
-            kind = reason.split(":", 1)[0]
-            kinds[kind] = kinds.get(kind, 0) + 1
-    return {"rows": rows, "ok": int(ok.sum()), "flagged": int((~ok).sum()), "flag_kinds": kinds}
 
 
 def main(argv: list[str] | None = None) -> int:

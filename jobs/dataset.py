@@ -105,7 +105,6 @@ class StampStream(torch.utils.data.IterableDataset):
     seed: int = 0
     epoch: int = 0
     skipped: list[dict[str, str]] = field(default_factory=list)
-    _usable: list[int] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_meta_cols(self.meta_cols)
@@ -124,6 +123,7 @@ class StampStream(torch.utils.data.IterableDataset):
             self.fragments += [
                 Fragment(uri, i, meta.row_group(i).num_rows) for i in range(meta.num_row_groups)
             ]
+        self.usable = self._count_usable()
 
     def _skip(self, uri: str, reason: str) -> None:
         self.skipped.append({"file": uri, "reason": reason})
@@ -142,21 +142,20 @@ class StampStream(torch.utils.data.IterableDataset):
             keep &= data["is_control"].astype(bool) | (ratio >= self.min_theta_over_psf)
         return keep
 
-    def usable_rows(self) -> list[int]:
-        """Each fragment's usable rows, counted once from the small columns (no stamps)."""
-        if self._usable is None:
-            counts = []
-            for fragment in self.fragments:
-                try:
-                    table = _parquet_file(fragment.uri).read_row_group(
-                        fragment.row_group, columns=FILTER_COLUMNS
-                    )
-                    data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
-                    counts.append(int(self._keep(data).sum()))
-                except Exception:  # noqa: BLE001 - reported when the stream reads it
-                    counts.append(0)
-            self._usable = counts
-        return self._usable
+    def _count_usable(self) -> list[int]:
+        """Each fragment's usable rows, from the small columns (no stamps): counted once, here,
+        so DataLoader workers inherit them instead of reading them again every epoch."""
+        counts = []
+        for fragment in self.fragments:
+            try:
+                handle = _parquet_file(fragment.uri)
+                table = handle.read_row_group(fragment.row_group, columns=FILTER_COLUMNS)
+                data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
+                counts.append(int(self._keep(data).sum()))
+            except Exception as err:  # a damaged row group: report, skip, go on
+                self._skip(f"{fragment.uri}#{fragment.row_group}", f"{type(err).__name__}: {err}")
+                counts.append(0)
+        return counts
 
     def my_fragments(self, worker: int = 0, num_workers: int = 1) -> list[tuple[Fragment, int, int]]:
         """This rank × worker's share of the epoch: the usable rows of the (shuffled) fragments
@@ -164,7 +163,7 @@ class StampStream(torch.utils.data.IterableDataset):
         however few or uneven the row groups. Each piece is (fragment, first, stop) in that
         fragment's usable rows."""
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.fragments))
-        counts = self.usable_rows()
+        counts = self.usable
         shard, shards = self.rank * num_workers + worker, self.world_size * num_workers
         total = sum(counts)
         low, high = shard * total // shards, (shard + 1) * total // shards
@@ -281,17 +280,21 @@ class CutoutBatches(torch.utils.data.IterableDataset):
 
     def __init__(self, files: list[str], batch: int, meta_cols: list[str]) -> None:
         self.files, self.batch, self.meta_cols = files, batch, check_meta_cols(meta_cols)
-        self.fragments = [
-            (uri, g) for uri in files for g in range(_parquet_file(uri).metadata.num_row_groups)
-        ]
+        self.fragments, self.rows = [], 0
+        for uri in files:
+            meta = _parquet_file(uri).metadata
+            self.fragments += [(uri, g) for g in range(meta.num_row_groups)]
+            self.rows += meta.num_rows
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         from core.stamps import decode
 
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        handle, opened = None, None
         for uri, group in self.fragments[worker::workers]:
-            handle = _parquet_file(uri)
+            if uri != opened:
+                handle, opened = _parquet_file(uri), uri
             table = handle.read_row_group(group, columns=["row", "ok", "stamp", *self.meta_cols])
             table = table.filter(table.column("ok"))
             if not table.num_rows:

@@ -43,10 +43,7 @@ def check_device(engine: str, device: str) -> None:
         return
     if engine != "batched":
         raise UsageError(f"--device {device} needs --engine batched (lenstronomy runs on the CPU)")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: torch sees no CUDA device on this machine")
+    stage_runtime.check_cuda(device)
 
 
 def settings_for(
@@ -136,34 +133,14 @@ def _audit(staging: Path, settings: Any, name: Path) -> dict[str, Any]:
 
 
 def _summarise(folder: Path, expected: int) -> dict[str, Any]:
-    """Counts over the written parts; every manifest row must be there exactly once."""
-    import pyarrow.parquet as pq
-
-    parts = sorted(folder.rglob("part-*.parquet"))
-    table = (
-        pq.read_table(parts, columns=["task_id", "ok", "is_control", "fail_reason", "theta_over_psf"])
-        if parts
-        else None
+    """Counts over the written parts (every manifest row exactly once) and the share of
+    positives their PSF leaves unresolved."""
+    summary, table = partitioned.summarise(
+        folder, expected, "task_id", "stamps", "manifest rows", ("is_control", "theta_over_psf")
     )
-    rows = table.num_rows if table is not None else 0
-    if rows != expected or len(set(table.column("task_id").to_pylist())) != rows:
-        raise stage_runtime.StageError(
-            f"stamps hold {rows} rows for {expected} manifest rows (or duplicates)"
-        )
-    ok = table.column("ok").to_numpy(zero_copy_only=False)
-    reasons = [r for r in table.column("fail_reason").to_pylist() if r]
-    kinds: dict[str, int] = {}
-    for r in reasons:
-        kinds[r.split(":", 1)[0]] = kinds.get(r.split(":", 1)[0], 0) + 1
     ratio = table.column("theta_over_psf").to_numpy(zero_copy_only=False).astype(float)
     pos = ~table.column("is_control").to_numpy(zero_copy_only=False)
-    return {
-        "rows": rows,
-        "ok": int(ok.sum()),
-        "flagged": int((~ok).sum()),
-        "flag_kinds": kinds,
-        "unresolved_fraction": float(np.mean(ratio[pos] < 0.5)) if pos.any() else None,
-    }
+    return {**summary, "unresolved_fraction": float(np.mean(ratio[pos] < 0.5)) if pos.any() else None}
 
 
 def main(argv: list[str] | None = None) -> int:

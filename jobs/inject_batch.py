@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from core import stamps as stamp_contract
+from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
 from jobs import lensing, sources
 from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
 from jobs.psf import kernel
@@ -145,7 +146,7 @@ def output_schema(stamp_size: int) -> Any:
 
 def effective_gain(invvar: np.ndarray, sky_mag_arcsec2: tuple[float, ...]) -> np.ndarray:
     """Electrons per nanomaggy per pixel, (3, n, n): sky per pixel × invvar (module doc)."""
-    sky = 10 ** (-0.4 * (np.asarray(sky_mag_arcsec2, dtype=float) - 22.5)) * PIXSCALE**2
+    sky = mag_to_nanomaggies(sky_mag_arcsec2) * PIXSCALE**2
     return invvar * sky[:, None, None]
 
 
@@ -268,9 +269,9 @@ def _add_arcs(
 ) -> dict[int, str]:
     """Render the arcs of rows `todo` at once and add them; returns the rows that failed."""
     failed: dict[int, str] = {}
-    tasks = {name: [rows[i].get(name) for i in todo] for name in rows[0]} if todo else {}
     if not todo:
         return failed
+    tasks = {name: [rows[i].get(name) for i in todo] for name in rows[0]}
     fluxes = sources.fluxes(tasks)
     bad = ~np.isfinite(fluxes).all(axis=1) | (fluxes <= 0).any(axis=1)
     for j in np.flatnonzero(bad):
@@ -321,7 +322,7 @@ def _add_arcs(
             stamps[i] = cut.add_arc(observed, rng)
         arc_flux = float(arc[1].sum())
         measured["mu"][i] = arc_flux / float(fluxes[j, 1])
-        measured["arc_mag_r"][i] = 22.5 - 2.5 * np.log10(arc_flux) if arc_flux > 0 else None
+        measured["arc_mag_r"][i] = float(nanomaggies_to_mag(arc_flux)) if arc_flux > 0 else None
         measured["arc_snr"][i] = arc_snr(arc[1], cut.invvar[1], None if gain is None else gain[1])
         measured["supersample"][i] = int(ss[j])
     return failed

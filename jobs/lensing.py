@@ -99,8 +99,11 @@ class ArcParams:
     def take(self, index: Any) -> ArcParams:
         return ArcParams(**{f.name: np.atleast_1d(getattr(self, f.name)[index]) for f in fields(self)})
 
-    def lenstronomy_kwargs(self, i: int, amp: float = 1.0) -> tuple[list[dict], list[dict]]:
-        """lenstronomy's kwargs for configuration i (SIE + SHEAR, SERSIC_ELLIPSE)."""
+    def lenstronomy_kwargs(self, i: int, amp: float | None = None) -> tuple[list[dict], list[dict]]:
+        """lenstronomy's kwargs for configuration i (SIE + SHEAR, SERSIC_ELLIPSE); the source's
+        amplitude `amp`, or None for a total flux of 1."""
+        if amp is None:
+            amp = 1.0 / float(sersic_total(self.src_reff[i], self.src_n[i]))
         e1, e2 = lenstronomy_e1e2(self.lens_q[i], self.lens_phi[i])
         s1, s2 = lenstronomy_e1e2(self.src_q[i], self.src_phi[i])
         x, y = float(self.lens_x[i]), float(self.lens_y[i])
@@ -173,7 +176,7 @@ def surface_brightness(x: np.ndarray, y: np.ndarray, params: ArcParams, i: int =
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    lens, source = params.lenstronomy_kwargs(i, amp=float(params.unit_amp()[i]))
+    lens, source = params.lenstronomy_kwargs(i)
     bx, by = LensModel(["SIE", "SHEAR"]).ray_shooting(x, y, lens)
     return LightModel(["SERSIC_ELLIPSE"]).surface_brightness(bx, by, source)
 
@@ -258,7 +261,7 @@ class LenstronomyEngine:
 
     def lensed(self, params: ArcParams, i: int, supersample: int, half: int) -> np.ndarray:
         """Configuration i's unit-flux lensed source, unconvolved (size, size)."""
-        lens, source = params.lenstronomy_kwargs(i, amp=float(params.unit_amp()[i]))
+        lens, source = params.lenstronomy_kwargs(i)
         return self.model(supersample, half).image(lens, source)
 
     def arcs(

@@ -68,21 +68,23 @@ class BatchedEngine:
         for ss in np.unique(supersample):
             chosen = np.flatnonzero(supersample == ss)
             chosen = chosen[np.argsort(half[chosen], kind="stable")]  # similar fine squares together
-            start = 0
-            while start < chosen.size:
-                width = (2 * int(half[chosen[start]]) + 1) * int(ss)
-                stop = start + 1
-                while stop < chosen.size:
-                    width = (2 * int(half[chosen[stop]]) + 1) * int(ss)
-                    if (stop - start + 1) * max(width**2, self.size**2) > self.budget:
-                        break
-                    stop += 1
-                chunk = chosen[start:stop]
+            samples = np.maximum(((2 * half[chosen] + 1) * ss) ** 2, self.size**2)  # ascending
+            for run in self._chunks(samples):
+                chunk = chosen[run]
                 out[chunk] = self.render(
                     params.take(chunk), fluxes[chunk], [kernels[i] for i in chunk], int(ss), half[chunk]
                 )
-                start = stop
         return out
+
+    def _chunks(self, samples: np.ndarray) -> Any:
+        """Consecutive runs of tasks (ascending samples each) whose count × largest fits the budget."""
+        start = 0
+        while start < samples.size:
+            stop = start + 1
+            while stop < samples.size and (stop - start + 1) * samples[stop] <= self.budget:
+                stop += 1
+            yield slice(start, stop)
+            start = stop
 
     def render(
         self,

@@ -244,21 +244,22 @@ def _sersic(x: np.ndarray, y: np.ndarray, r_e: float, n: float, q: float, theta:
 def _arc_params(src: Source) -> lensing.ArcParams:
     """A planted lens in jobs/lensing.py's terms, centred at (0, 0)."""
     p = src.extra or {}
-    shear, shear_phi = np.hypot(p["gamma1"], p["gamma2"]), 0.5 * np.arctan2(p["gamma2"], p["gamma1"])
-    src_e = (1 - p["src_q"]) / (1 + p["src_q"])
-    task = {
-        "theta_e_arcsec": [p["theta_e"]],
-        "lens_q": [src.q],
-        "lens_theta": [src.theta],
-        "shear": [shear],
-        "shear_phi": [shear_phi],
-        "src_reff_arcsec": [p["src_reff"]],
-        "src_e": [src_e],
-        "src_phi": [p["src_theta"]],
-        "src_x_arcsec": [p["src_x"]],
-        "src_y_arcsec": [p["src_y"]],
+    values = {
+        "theta_e": p["theta_e"],
+        "lens_q": src.q,
+        "lens_phi": src.theta,
+        "lens_x": 0.0,
+        "lens_y": 0.0,
+        "gamma1": p["gamma1"],
+        "gamma2": p["gamma2"],
+        "src_reff": p["src_reff"],
+        "src_n": 1.0,
+        "src_q": p["src_q"],
+        "src_phi": p["src_theta"],
+        "src_x": p["src_x"],
+        "src_y": p["src_y"],
     }
-    return lensing.ArcParams.from_tasks(task)
+    return lensing.ArcParams(**{k: np.array([float(v)]) for k, v in values.items()})
 
 
 def _arc(x: np.ndarray, y: np.ndarray, src: Source, step: float) -> tuple[np.ndarray, float]:

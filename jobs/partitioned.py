@@ -116,6 +116,28 @@ def run_local(
     return done
 
 
+def summarise(
+    folder: Path, expected: int, key: str, label: str, what: str, columns: tuple[str, ...] = ()
+) -> tuple[dict[str, Any], Any]:
+    """Counts over the parts in `folder` (every input row exactly once, by `key`, else the
+    stage fails), and the table of `key`, ok, fail_reason and `columns` for more."""
+    from collections import Counter
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    parts = sorted(folder.rglob("part-*.parquet"))
+    table = pq.read_table(parts, columns=[key, "ok", "fail_reason", *columns]) if parts else None
+    rows = table.num_rows if table is not None else 0
+    if rows != expected or (rows and len(np.unique(table.column(key).to_numpy())) != rows):
+        raise stage_runtime.StageError(f"{label} hold {rows} rows for {expected} {what} (or duplicates)")
+    ok = table.column("ok").to_numpy(zero_copy_only=False) if rows else np.zeros(0, bool)
+    reasons = table.column("fail_reason").to_pylist() if rows else []
+    kinds = Counter(reason.split(":", 1)[0] for reason in reasons if reason)
+    summary = {"rows": rows, "ok": int(ok.sum()), "flagged": int((~ok).sum()), "flag_kinds": dict(kinds)}
+    return summary, table
+
+
 def publish(staging: Path, final: Path, digest: str, extra: dict[str, Any]) -> None:
     """Move the staged parts (renumbered) and the JSON files `extra` into `final` at once."""
     with stage_runtime.atomic_dir(final, digest) as tmp:

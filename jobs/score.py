@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 
 from core import stamps as stamp_contract
-from core.errors import UsageError
 from core.layout import candidates_dir
 from core.stamps import write_stamps
 from jobs import stage_runtime
@@ -86,6 +85,7 @@ def run(
     from core.layout import default_run_name, runs_dir, stamps_dir
     from core.names import check_name
     from jobs import cutouts, known_lenses
+    from jobs.catalogs import catalog_stem
     from jobs.models import load_run
     from jobs.scoring import sigmoid, stream_logits
 
@@ -93,8 +93,7 @@ def run(
     run_name = check_name(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
     )
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: torch sees no CUDA device on this machine")
+    stage_runtime.check_cuda(device or "cpu")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if loader_workers is None:
         loader_workers = min(4, os.cpu_count() or 1) if device == "cuda" else 0
@@ -210,22 +209,17 @@ def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> An
     wanted = {int(r): i for i, r in enumerate(rows)}
     stamps: list[bytes | None] = [None] * len(wanted)
     for uri in files:
-        for batch in _parquet_file(uri).iter_batches(batch_size=256, columns=["row", "stamp"]):
-            for r, stamp in zip(batch.column(0).to_pylist(), batch.column(1).to_pylist(), strict=True):
-                if r in wanted:
-                    stamps[wanted[r]] = stamp
+        handle = _parquet_file(uri)
+        for group in range(handle.metadata.num_row_groups):
+            numbers = handle.read_row_group(group, columns=["row"]).column(0).to_numpy()
+            hits = [j for j, r in enumerate(numbers) if int(r) in wanted]
+            if not hits:  # the stamps of a row group with no kept row are never read
+                continue
+            picked = handle.read_row_group(group, columns=["stamp"]).column(0).take(hits).to_pylist()
+            for j, stamp in zip(hits, picked, strict=True):
+                stamps[wanted[int(numbers[j])]] = stamp
     table = kept.append_column("stamp", pa.array(stamps, pa.binary()))
     return table.replace_schema_metadata(stamp_contract.arrow_metadata((3, size, size)))
-
-
-def catalog_stem(catalog: str) -> str:
-    """A catalogue's file name, safe as part of an output name."""
-    from core.names import check_name
-
-    name = Path(str(catalog).rstrip("/")).name
-    for suffix in (".gz", ".csv", ".parquet", ".fits", ".fit"):
-        name = name.removesuffix(suffix)
-    return check_name("catalogue", "".join(c if c.isalnum() or c in "-_" else "_" for c in name) or "catalog")
 
 
 def _hard_negatives(

@@ -166,8 +166,7 @@ def stream_logits(
     model = model.to(device).eval()
     # filled in place: small per-batch arrays kept alive between the batches' large freed
     # buffers would pin memory, and the peak would grow with the number of galaxies
-    capacity = sum(_parquet_rows(uri) for uri in files)
-    rows, logits = np.empty(capacity, np.int64), np.empty(capacity, np.float32)
+    rows, logits = np.empty(data.rows, np.int64), np.empty(data.rows, np.float32)
     filled = 0
     with torch.no_grad():
         for images, index, meta in loader:
@@ -177,12 +176,6 @@ def stream_logits(
             logits[filled : filled + len(out)] = out
             filled += len(out)
     return rows[:filled], logits[:filled]
-
-
-def _parquet_rows(uri: str) -> int:
-    from jobs.dataset import _parquet_file
-
-    return _parquet_file(uri).metadata.num_rows
 
 
 def footprint_bricks(cache: str) -> set[str]:

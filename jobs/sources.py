@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from core.schemas import nanomaggies_to_mag
+from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
 
 SOURCE_COLUMNS = ("src_mag_g", "src_mag_r", "src_mag_z", "src_n")
 
@@ -66,4 +66,4 @@ def none(n: int) -> dict[str, np.ndarray]:
 def fluxes(tasks: Any) -> np.ndarray:
     """(n, 3) unlensed source fluxes in g, r, z (nanomaggies) from the manifest's magnitudes."""
     mags = np.stack([np.asarray(tasks[f"src_mag_{b}"], dtype=float) for b in "grz"], axis=1)
-    return 10 ** (-0.4 * (mags - 22.5))
+    return mag_to_nanomaggies(mags)

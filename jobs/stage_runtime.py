@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import jobresult
-from core.errors import HaloError
+from core.errors import HaloError, UsageError
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -51,6 +51,15 @@ def declared_default(stage: str, name: str) -> Any:
 
     found = next(p for s in SHIPPED if s.name == stage for p in s.params if p.name == name)
     return found.default
+
+
+def check_cuda(device: str) -> None:
+    """Refuse `--device cuda` before launch where torch sees no CUDA device (exit 2)."""
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device {device}: torch sees no CUDA device on this machine")
 
 
 def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> int:
