@@ -31,4 +31,7 @@ bench: env
 	$(BIN)/python bench/cli_start.py
 	$(BIN)/python bench/inject.py
 	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/score.py
+	$(BIN)/python bench/survey_scale.py
+	$(BIN)/python bench/convergence.py
 	$(BIN)/python bench/tui.py

@@ -28,11 +28,12 @@ import numpy as np
 def workspace(root: Path, arch: str) -> None:
     import torch
 
+    from core.layout import runs_dir
     from jobs import mock_survey
     from jobs.models import build
 
     mock_survey.run(mock_survey.MockConfig(bricks=4, seed=3), root)
-    run = root / "data" / "runs" / "bench"
+    run = runs_dir(root) / "bench"
     run.mkdir(parents=True)
     model = build(arch, 0)
     torch.save({"arch": arch, "meta_cols": [], "model": model.state_dict()}, run / "best.pt")
@@ -89,14 +90,14 @@ def throughput(root: Path, catalog: Path, device: str) -> tuple[float, float]:
     """Galaxies/s of stream_logits and of the bare forward pass over the same batches."""
     import torch
 
-    from core.layout import cutouts_dir
+    from core.layout import cutouts_dir, runs_dir
     from core.stamps import decode, stamp_meta
     from jobs.catalogs import catalog_stem
     from jobs.dataset import _parquet_file, robust_normalise
     from jobs.models import load_run
     from jobs.scoring import stream_logits
 
-    model, _ = load_run(root / "data" / "runs" / "bench")
+    model, _ = load_run(runs_dir(root) / "bench")
     files = sorted(
         str(p) for p in cutouts_dir(root, f"catalog-{catalog_stem(str(catalog))}").glob("part-*.parquet")
     )

@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from core.backends import BACKENDS, DEFAULT_BACKEND
 from core.errors import ConfigError, UsageError
 from core.leakage import check_meta_cols
 from core.metrics import METRIC_NAMES
@@ -259,7 +260,7 @@ class EmrBackend(_Model):
 
 
 class Backends(_Model):
-    default: Literal["local", "emr"] = "local"
+    default: Literal[tuple(BACKENDS)] = DEFAULT_BACKEND  # type: ignore[valid-type] # the registry's names
     local: LocalBackend = LocalBackend()
     emr: EmrBackend = EmrBackend()
 
@@ -423,12 +424,13 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], source: _Source)
     if ENV_PREFIX + "BACKEND" in environ:
         backends["default"] = environ[ENV_PREFIX + "BACKEND"]
         source.env[("backends", "default")] = ENV_PREFIX + "BACKEND"
-    for name in ("local", "emr"):
+    for name in BACKENDS:
         prefix = f"{ENV_PREFIX}{name.upper()}_"
+        has_spark = "spark" in Backends.model_fields[name].annotation.model_fields
         for var in sorted(v for v in environ if v.startswith(prefix)):
             key = var[len(prefix) :].lower()
             table = backends.setdefault(name, {})
-            if key.startswith("spark_") and name == "emr":
+            if key.startswith("spark_") and has_spark:
                 table = table.setdefault("spark", {}) if isinstance(table, dict) else table
                 key = key.removeprefix("spark_")
                 loc = ("backends", name, "spark", key)
@@ -494,6 +496,17 @@ def _format_loc(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def spark_config(config: HaloConfig, variant: str) -> dict[str, Any]:
+    """What a Spark step needs of the config: the variant and its parent sample's variant, as
+    JSON-ready data (`variants_from_json` reads it back on the cluster)."""
+    names = dict.fromkeys((variant, config.variants[variant].parent_sample))
+    return {"variants": {name: config.variants[name].model_dump(mode="json") for name in names}}
+
+
+def variants_from_json(data: dict[str, Any]) -> dict[str, Variant]:
+    return {name: Variant.model_validate(value) for name, value in data["variants"].items()}
 
 
 def describe(config: HaloConfig) -> dict[str, Any]:

@@ -12,6 +12,35 @@ SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
 SHIPPED_KNOWN_LENSES = SHIPPED_CONFIG / "known_lenses" / "lenscat_dr10.csv"
 
 
+def halo_dir(workspace: Path) -> Path:
+    """The console's own files: the job store, the jobs' logs, scratch space."""
+    return workspace / ".halo"
+
+
+def logs_dir(workspace: Path) -> Path:
+    return halo_dir(workspace) / "logs"
+
+
+def job_file(workspace: Path, job_id: int, kind: str) -> Path:
+    """A job's file: its `log`, `exit` code (the wrapper's) or `result.json` (the stage's)."""
+    return logs_dir(workspace) / f"{job_id}.{kind}"
+
+
+def coadd_scratch_dir(workspace: Path) -> Path:
+    """Where `coadds` writes a brick's files before they enter the cache."""
+    return halo_dir(workspace) / "coadd-scratch"
+
+
+def survey_dir(workspace: Path) -> Path:
+    """The embedded mock survey (DR10's own layout below: tractor/, coadd/)."""
+    return workspace / "survey"
+
+
+def survey_catalogs(workspace: Path) -> Path:
+    """The survey's Tractor catalogues: `select`'s input unless it is given others."""
+    return survey_dir(workspace) / "tractor"
+
+
 def catalogs_dir(workspace: Path) -> Path:
     """A workspace's own position catalogues (CSV, parquet or FITS with ra, dec)."""
     return workspace / "catalogs"

@@ -28,6 +28,7 @@ class Param:
     help: str = ""
     low: float | None = None
     high: float | None = None
+    required: bool = False
 
     @property
     def flag(self) -> str:
@@ -76,6 +77,31 @@ class Param:
             return [self.flag] if value else []
         return [self.flag, str(value)]
 
+    def add_to(self, parser: Any) -> None:
+        """This option on a stage's own command line (an argparse parser): the same name,
+        type, range, choices, default and help as everywhere else."""
+        if self.kind == "bool":
+            parser.add_argument(self.flag, action="store_true", help=self.help)
+            return
+        shown = self.help
+        if self.default is not None and "[default" not in shown:
+            shown += f" [default: {self.default}]"
+        kwargs: dict[str, Any] = {"help": shown, "default": self.default, "required": self.required}
+        if self.kind == "choice":
+            kwargs["choices"] = self.choices
+        elif self.kind in ("int", "float"):
+            kwargs["type"] = self._checked
+            kwargs["metavar"] = self.kind.upper()
+        parser.add_argument(self.flag, **kwargs)
+
+    def _checked(self, raw: str) -> Any:
+        import argparse
+
+        try:
+            return self.parse(raw)
+        except UsageError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"option {self.flag}: ")) from None
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -86,6 +112,7 @@ class Stage:
     needs_variant: bool = True
     params: tuple[Param, ...] = ()
     pythonpath: tuple[str, ...] = field(default=())
+    spark: bool = False  # has `spark_run(SparkJob)`: runs as a Spark step (jobs/spark_pipeline.py)
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -118,6 +145,8 @@ class Stage:
         return argv
 
 
+CACHE_HELP = "coadd cache folder or s3:// prefix [default: data/coadd_cache]"
+RUN_HELP = "run name [default: <variant>-<grid>-<default preset>]"
 _FORCE = Param("force", "bool", False, help="redo the work even if the outputs exist")
 MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// prefix")
 
@@ -129,11 +158,11 @@ SHIPPED: tuple[Stage, ...] = (
         "mock survey",
         needs_variant=False,
         params=(
-            Param("bricks", "int", help="number of bricks", low=1, high=10000),
-            Param("seed", "int", help="random seed", low=0, high=2**63 - 1),
-            Param("brick_px", "int", help="brick size in pixels (DR10: 3600)", low=64, high=3600),
-            Param("no_images", "bool", False, help="catalogues only"),
-            Param("lrgs_per_brick", "int", help="LRGs drawn per brick", low=1, high=10000),
+            Param("bricks", "int", 16, help="number of bricks", low=1, high=10000),
+            Param("seed", "int", 1, help="random seed", low=0, high=2**63 - 1),
+            Param("brick_px", "int", 600, help="brick size in pixels (DR10: 3600)", low=64, high=3600),
+            Param("no_images", "bool", False, help="catalogues only (fast; for select/manifest)"),
+            Param("lrgs_per_brick", "int", 30, help="LRGs drawn per brick", low=1, high=10000),
             _FORCE,
         ),
     ),
@@ -142,14 +171,23 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.select",
         "Tractor catalogue -> LRG parent sample with region splits",
         "Phase 3",
-        params=(Param("catalogs", "path", help="catalogue file, folder, glob or s3:// prefix"), _FORCE),
+        params=(
+            Param(
+                "catalogs",
+                "path",
+                help="catalogue file, folder, glob or s3:// prefix [default: the mock survey]",
+            ),
+            Param("runner", "choice", "local", ("local", "spark"), "where the catalogues are read"),
+            _FORCE,
+        ),
+        spark=True,
     ),
     Stage(
         "manifest",
         "jobs.manifest",
         "grid x galaxies -> injection tasks, hash-assigned controls",
         "Phase 4a",
-        params=(Param("grid", "grid", help="injection grid"), _FORCE),
+        params=(Param("grid", "grid", help="injection grid [default: the variant's]"), _FORCE),
     ),
     Stage(
         "coadds",
@@ -157,9 +195,9 @@ SHIPPED: tuple[Stage, ...] = (
         "fetch and cache the grz coadds of the needed bricks",
         "Phase 4b",
         params=(
-            Param("grid", "grid", help="the manifest's grid"),
-            Param("source", "path", help="URL template of the coadd tree"),
-            Param("cache", "path", help="cache folder or s3:// prefix"),
+            Param("grid", "grid", help="the manifest's grid [default: the variant's]"),
+            Param("source", "path", help="URL template of the coadd tree [default: the mock survey]"),
+            Param("cache", "path", help=CACHE_HELP),
             Param("workers", "int", 8, help="concurrent bricks", low=1, high=256),
             _FORCE,
         ),
@@ -170,16 +208,23 @@ SHIPPED: tuple[Stage, ...] = (
         "64x64 grz cutouts + injected arcs -> stamps parquet",
         "Phase 4c",
         params=(
-            Param("grid", "grid", help="the manifest's grid"),
+            Param("grid", "grid", help="the manifest's grid [default: the variant's]"),
             Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
-            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
-            Param("supersample", "int", help="sub-pixels per pixel side [default: per task]", low=1, high=32),
+            Param("cache", "path", help=CACHE_HELP),
+            Param(
+                "supersample",
+                "int",
+                help="sub-pixels per pixel side [default: per task, from the source size]",
+                low=1,
+                high=32,
+            ),
             Param("engine", "choice", "lenstronomy", ("lenstronomy", "batched"), "arc renderer"),
             Param("device", "choice", "cpu", ("cpu", "cuda"), "the batched engine's device"),
-            Param("workers", "int", help="local runner processes", low=1, high=256),
+            Param("workers", "int", help="local runner processes [default: up to 2]", low=1, high=256),
             Param("rows_per_part", "int", 2000, help="manifest rows per partition", low=1, high=10**7),
             _FORCE,
         ),
+        spark=True,
     ),
     Stage(
         "train",
@@ -187,9 +232,9 @@ SHIPPED: tuple[Stage, ...] = (
         "stamps -> ResNet18-64 / ConvNeXt-Tiny checkpoints and metrics",
         "Phase 5",
         params=(
-            Param("grid", "grid", help="the stamps' grid"),
-            Param("preset", "preset", help="training preset"),
-            Param("run", "name", help="run name"),
+            Param("grid", "grid", help="the stamps' grid [default: the variant's]"),
+            Param("preset", "preset", help="training preset [default: the variant's]"),
+            Param("run", "name", help="run name [default: <variant>-<grid>-<preset>]"),
             Param("epochs", "int", help="override the preset's epochs", low=1, high=100000),
             Param("nproc", "int", 1, help="DDP processes (torchrun); one per GPU", low=1, high=1024),
             Param("resume", "bool", False, help="continue from the last checkpoint"),
@@ -202,10 +247,14 @@ SHIPPED: tuple[Stage, ...] = (
         "operating points, completeness maps, real-galaxy and lookalike FPR, known lenses",
         "Phase 6",
         params=(
-            Param("grid", "grid", help="the stamps' grid"),
-            Param("run", "name", help="run name"),
+            Param("grid", "grid", help="the stamps' grid [default: the variant's]"),
+            Param("run", "name", help=RUN_HELP),
             Param("split", "choice", "test", ("train", "val", "test"), "held-out split"),
-            Param("lookalikes", "path", help="lookalike catalogue (ra, dec, population)"),
+            Param(
+                "lookalikes",
+                "path",
+                help="lookalike catalogue (ra, dec, population) [default: catalogs/lookalikes.csv, if any]",
+            ),
             Param("prevalence", "float", 1e-4, help="lenses per galaxy, for the purity", low=1e-12, high=0.5),
             Param(
                 "real_galaxies",
@@ -215,7 +264,7 @@ SHIPPED: tuple[Stage, ...] = (
                 low=1,
                 high=10**9,
             ),
-            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
+            Param("cache", "path", help=CACHE_HELP),
         ),
     ),
     Stage(
@@ -226,11 +275,12 @@ SHIPPED: tuple[Stage, ...] = (
         params=(
             Param("catalog", "path", help="cut these positions (ra, dec[, name, population]) instead"),
             Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
-            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
-            Param("workers", "int", help="local runner processes", low=1, high=256),
+            Param("cache", "path", help=CACHE_HELP),
+            Param("workers", "int", help="local runner processes [default: up to 2]", low=1, high=256),
             Param("rows_per_part", "int", 2000, help="positions per partition", low=1, high=10**7),
             _FORCE,
         ),
+        spark=True,
     ),
     Stage(
         "score",
@@ -238,13 +288,13 @@ SHIPPED: tuple[Stage, ...] = (
         "a model over the parent sample -> candidates parquet",
         "inference",
         params=(
-            Param("grid", "grid", help="the run's grid"),
-            Param("run", "name", help="run name"),
+            Param("grid", "grid", help="the run's grid [default: the variant's]"),
+            Param("run", "name", help=RUN_HELP),
             Param(
                 "hard_negatives", "int", 100, help="how many top-scoring controls to list", low=0, high=10**7
             ),
-            Param("cache", "path", help="coadd cache folder or s3:// prefix"),
-            Param("catalog", "path", help="score these positions (ra, dec[, name, population])"),
+            Param("cache", "path", help=CACHE_HELP),
+            Param("catalog", "path", help="score these positions (ra, dec[, name, population]) instead"),
             Param(
                 "keep_stamps",
                 "int",
@@ -256,7 +306,13 @@ SHIPPED: tuple[Stage, ...] = (
             Param(
                 "device", "choice", None, ("cpu", "cuda"), "where the model runs [default: cuda if present]"
             ),
-            Param("loader_workers", "int", help="DataLoader workers [4 on cuda, 0 on cpu]", low=0, high=64),
+            Param(
+                "loader_workers",
+                "int",
+                help="DataLoader workers [default: 4 on cuda, 0 on cpu]",
+                low=0,
+                high=64,
+            ),
         ),
     ),
     Stage(
@@ -265,7 +321,10 @@ SHIPPED: tuple[Stage, ...] = (
         "export grades per inspector, consensus and disagreements (grading is in the console)",
         "visual grading",
         needs_variant=False,
-        params=(Param("run", "name", help="the graded run"), Param("out", "path", help="CSV file")),
+        params=(
+            Param("run", "name", help="the run whose candidates were graded", required=True),
+            Param("out", "path", help="CSV file [default: data/candidates/<run>/grades-<run>.csv]"),
+        ),
     ),
 )
 

@@ -31,14 +31,44 @@ def stamp_meta(schema: Any) -> dict[str, Any]:
     raise ValueError("no stamp metadata (shape, dtype) in this file's schema")
 
 
-def decode(column: Any, meta: dict[str, Any]) -> np.ndarray:
-    """A `stamp` column (Arrow binary) as an array of shape (n, *meta['shape'])."""
+def decode(column: Any, meta: dict[str, Any], copy: bool = True) -> np.ndarray:
+    """A `stamp` column (Arrow binary) as an array of shape (n, *meta['shape']). Stamps lie
+    end to end in an Arrow binary buffer, so a chunk whose values all have the stamp's size
+    is read as one array, without a Python object per stamp; with `copy=False` it may be a
+    view of Arrow's memory (never to be written). Other chunks are read value by value; a
+    null or a stamp of the wrong size is a ValueError."""
+    import pyarrow as pa
+
     shape, dtype = tuple(meta["shape"]), np.dtype(meta["dtype"])
-    values = column.to_pylist() if hasattr(column, "to_pylist") else list(column)
-    out = np.empty((len(values), *shape), dtype=dtype)
-    for i, raw in enumerate(values):
-        out[i] = np.frombuffer(raw, dtype=dtype).reshape(shape)
-    return out
+    size = int(np.prod(shape)) * dtype.itemsize
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    if not isinstance(column, pa.ChunkedArray | pa.Array):
+        chunks = [pa.array(list(column), pa.binary())]
+    parts, views = [], 0
+    for chunk in chunks:
+        if not len(chunk):
+            continue
+        offsets_type = np.int64 if pa.types.is_large_binary(chunk.type) else np.int32
+        buffers = chunk.buffers()
+        offsets = np.frombuffer(
+            buffers[1], offsets_type, len(chunk) + 1, chunk.offset * np.dtype(offsets_type).itemsize
+        )
+        if chunk.null_count == 0 and np.all(np.diff(offsets) == size):
+            flat = np.frombuffer(buffers[2], dtype, len(chunk) * size // dtype.itemsize, int(offsets[0]))
+            parts.append(flat.reshape(len(chunk), *shape))
+            views += 1
+            continue
+        out = np.empty((len(chunk), *shape), dtype=dtype)
+        for i, raw in enumerate(chunk.to_pylist()):
+            if raw is None or len(raw) != size:
+                raise ValueError(f"stamp {i}: {'null' if raw is None else f'{len(raw)} bytes'}, not {size}")
+            out[i] = np.frombuffer(raw, dtype=dtype).reshape(shape)
+        parts.append(out)
+    if not parts:
+        return np.empty((0, *shape), dtype=dtype)
+    if len(parts) > 1:
+        return np.concatenate(parts)
+    return parts[0].copy() if copy and views else parts[0]
 
 
 def write_stamps(table: Any, path: Any, codec: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import os
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +118,100 @@ def arrow_fs(uri: str) -> tuple[Any, str]:
         else fs.S3FileSystem(region=region)
     )
     return filesystem, f"{bucket}/{key}"
+
+
+def write_bytes(uri: str, body: bytes) -> None:
+    """A whole file, locally (a temporary name, then a rename) or as one S3 object."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        try:
+            _client().put_object(Bucket=bucket, Key=key, Body=body)
+        except Exception as err:
+            raise BackendUnreachable(f"cannot write {uri}: {err}") from None
+        return
+    from core.safe_io import atomic_write
+
+    Path(uri).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(uri), body)
+
+
+def replace_folder(new: str, final: str) -> None:
+    """Make the complete folder `new` the folder `final`, the previous `final` removed only
+    once `new` is whole. Locally one rename swap. On S3 (no renames) the previous objects are
+    deleted, then `new`'s copied in place and removed: should that stop half-way, `new` still
+    holds the whole output and running the step again finishes the move."""
+    if not is_s3(final):
+        import shutil
+
+        old = Path(f"{final}.old-{os.getpid()}")
+        if Path(final).exists():
+            Path(final).rename(old)
+        Path(new).rename(final)
+        shutil.rmtree(old, ignore_errors=True)
+        return
+    s3 = _client()
+    new_bucket, new_prefix = split_s3(new.rstrip("/") + "/")
+    bucket, prefix = split_s3(final.rstrip("/") + "/")
+    try:
+        pages = s3.get_paginator("list_objects_v2")
+        old = [
+            o["Key"]
+            for page in pages.paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])
+        ]
+        for start in range(0, len(old), 1000):
+            chunk = [{"Key": key} for key in old[start : start + 1000]]
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
+        fresh = [
+            o["Key"]
+            for page in pages.paginate(Bucket=new_bucket, Prefix=new_prefix)
+            for o in page.get("Contents", [])
+        ]
+        for key in fresh:
+            target = prefix + key[len(new_prefix) :]
+            s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": new_bucket, "Key": key})
+        for start in range(0, len(fresh), 1000):
+            chunk = [{"Key": key} for key in fresh[start : start + 1000]]
+            s3.delete_objects(Bucket=new_bucket, Delete={"Objects": chunk})
+    except Exception as err:
+        raise BackendUnreachable(f"cannot move {new} to {final}: {err}") from None
+
+
+def read_parquet(uri: str | list[str], columns: list[str] | None = None) -> Any:
+    """A parquet file, a folder of parts or a list of files (local or s3://) as one table."""
+    import pyarrow.parquet as pq
+
+    uris = [uri] if isinstance(uri, str) else uri
+    filesystem, _ = arrow_fs(uris[0]) if uris else (None, "")
+    paths = [arrow_fs(u)[1] for u in uris]
+    return pq.read_table(paths[0] if isinstance(uri, str) else paths, columns=columns, filesystem=filesystem)
+
+
+def parquet_columns(uri: str) -> list[str]:
+    """The column names of a parquet file or folder of parts (local or s3://)."""
+    import pyarrow.dataset as ds
+
+    filesystem, path = arrow_fs(uri)
+    return ds.dataset(path, format="parquet", filesystem=filesystem).schema.names
+
+
+def write_parquet(table: Any, uri: str, codec: str = "zstd") -> None:
+    """An Arrow table as one parquet file (local: a temporary name, then a rename)."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = arrow_fs(uri)
+    if filesystem is not None:
+        pq.write_table(table, path, compression=codec, filesystem=filesystem)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(f"{path}.tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression=codec)
+    os.replace(tmp, path)
+
+
+def parquet_file(uri: str | Path) -> Any:
+    """A `pyarrow.parquet.ParquetFile` of a local path or an s3:// URI."""
+    import pyarrow.parquet as pq
+
+    filesystem, path = arrow_fs(str(uri))
+    return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))

@@ -7,6 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core import layout
 from core.errors import UsageError
 from core.store import Store
 
@@ -32,11 +33,11 @@ class Workspace:
 
     @property
     def halo_dir(self) -> Path:
-        return self.root / ".halo"
+        return layout.halo_dir(self.root)
 
     @property
     def logs_dir(self) -> Path:
-        return self.halo_dir / "logs"
+        return layout.logs_dir(self.root)
 
     @cached_property
     def store(self) -> Store:

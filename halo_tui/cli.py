@@ -243,8 +243,8 @@ def jobs_logs(
     """Print a job's log; with -f, follow it until the job ends."""
     engine = _engine(workspace)
     job = engine.get(job_id)
-    if job.backend == "emr":
-        _emr_logs(engine, job, follow)
+    if engine.backend(job.backend).late_logs:
+        _late_logs(engine, job, follow)
         return
     if not follow:
         _copy_from(_log_of(engine, job), 0, sys.stdout.buffer)
@@ -253,19 +253,17 @@ def jobs_logs(
     raise typer.Exit(_outcome(job))
 
 
-def _emr_logs(engine: Any, job: Any, follow: bool) -> None:
-    """EMR step logs arrive on S3 minutes late: say so while there are none."""
-    handle = job.handle or {}
-    where = f"{handle.get('log_uri', '?')}/{handle.get('cluster', '?')}/steps/{handle.get('step', '?')}/"
+def _late_logs(engine: Any, job: Any, follow: bool) -> None:
+    """A backend whose logs arrive late (EMR: on S3, minutes after the step starts): say so
+    while there are none, fetch them as they come."""
+    backend = engine.backend(job.backend)
     said = False
-    interval = engine.workspace.config.backends.emr.poll_seconds
+    interval = backend.poll_seconds
     while True:
         if engine.fetch_logs(job):
             break
         if not said:
-            typer.echo(
-                f"waiting for logs: EMR writes them to {where} a few minutes after the step starts", err=True
-            )
+            typer.echo(backend.waiting_for_logs(job), err=True)
             said = True
         if not follow:
             return

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from core import storage
+from core.layout import coadd_cache_dir, coadd_scratch_dir, survey_dir
 from jobs import stage_runtime
-from jobs.mock_survey import SURVEY_DIR
 from jobs.survey_layout import BANDS, check_brickname, coadd_path
 
 WORKERS = stage_runtime.declared_default("coadds", "workers")
@@ -45,11 +45,10 @@ CHUNK = 1 << 20
 
 
 def default_source(workspace: Path) -> str:
-    return str(workspace / SURVEY_DIR / "coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz")
+    return str(survey_dir(workspace) / "coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz")
 
 
 def default_cache(workspace: Path) -> str:
-    from core.layout import coadd_cache_dir
 
     return str(coadd_cache_dir(workspace))
 
@@ -373,7 +372,7 @@ def run(
     bricks = bricks_of_manifest(manifest_dir(workspace, variant, grid) / "manifest.parquet")
     template = source or default_source(workspace)
     cache = Cache(cache_root or default_cache(workspace))
-    scratch = workspace / ".halo" / "coadd-scratch"
+    scratch = coadd_scratch_dir(workspace)
     rows: list[dict[str, Any]] = []
     progress = _Progress(len(bricks))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
@@ -403,10 +402,6 @@ def run(
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("coadds", "Fetch and cache the grz coadds of the bricks a manifest needs.")
-    p.add_argument("--grid", help="the manifest's grid [default: the variant's]")
-    p.add_argument("--source", help="URL template of the coadd tree [default: the mock survey]")
-    p.add_argument("--cache", help="cache folder or s3:// prefix [default: data/coadd_cache]")
-    p.add_argument("--workers", type=int, default=WORKERS, help="concurrent bricks")
     args = p.parse_args(argv)
     return stage_runtime.main("coadds", _run_args, args)
 

@@ -89,35 +89,27 @@ def run_cutouts_spark(
     partitions: int | None = None,
 ) -> None:
     """Every position of the parquet `positions` cut out with Spark into the folder `output`."""
-    import pyarrow.parquet as pq
 
-    from core import storage
     from jobs.spark_pipeline import run_spark
 
     settings = json.dumps(asdict(CutoutSettings(cache, stamp_size)))
-    fs, path = storage.arrow_fs(positions)
-    schema = output_schema(pq.read_schema(path, filesystem=fs), stamp_size)
+    schema = output_schema(storage.parquet_file(positions).schema_arrow, stamp_size)
     run_spark(positions, PARTITION, settings, schema, output, codec, ("brickname", "row"), partitions)
 
 
-def input_of(workspace: Path, variant: str, catalog: str | None, config: Any) -> tuple[str, str]:
-    """The input's name (its cutouts folder) and file (a local path or s3:// URI): the
-    catalogue, or the parent sample."""
+def input_of(variant: Any, catalog: str | None) -> tuple[str, Path | None]:
+    """The input's name (its cutouts folder) and, for the parent sample, its path in the
+    workspace (made from `Path("")`); a catalogue names itself."""
     if catalog is not None:
         from jobs.catalogs import catalog_stem
 
-        return f"catalog-{catalog_stem(catalog)}", str(catalog)
-    parent_name = config.variants[variant].parent_sample
-    path = parent_dir(workspace, parent_name) / "parent.parquet"
-    if not path.exists():
-        raise stage_runtime.StageError(f"{path}: no parent sample; run `halo stage select` first")
-    return parent_name, str(path)
+        return f"catalog-{catalog_stem(catalog)}", None
+    return variant.parent_sample, parent_dir(Path(""), variant.parent_sample) / "parent.parquet"
 
 
 def positions(source: str, is_catalog: bool) -> Any:
     """The input's rows as an Arrow table with `row` and `brickname`."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     if is_catalog:
         from jobs.catalogs import read_positions
@@ -135,9 +127,9 @@ def positions(source: str, is_catalog: bool) -> Any:
                 }
             )
         )
-    present = pq.read_schema(source).names
+    present = storage.parquet_columns(source)  # a file or a folder of parts (Spark's select)
     wanted = [c for c in (*PARENT_COLUMNS, *sorted(ALLOWED)) if c in present]
-    return _numbered(pq.read_table(source, columns=wanted))
+    return _numbered(storage.read_parquet(source, wanted))
 
 
 def _numbered(table: Any) -> Any:
@@ -159,7 +151,10 @@ def run(
     from jobs.coadds import default_cache
 
     config, _ = stage_runtime.resolve(workspace, variant)
-    name, source = input_of(workspace, variant, catalog, config)
+    name, parent = input_of(config.variants[variant], catalog)
+    source = str(catalog) if parent is None else str(workspace / parent)
+    if parent is not None and not Path(source).exists():
+        raise stage_runtime.StageError(f"{source}: no parent sample; run `halo stage select` first")
     settings = CutoutSettings(
         cache or default_cache(workspace), config.variants[variant].injection.stamp_size
     )
@@ -171,11 +166,9 @@ def run(
     table = positions(source, catalog is not None)
     staging = partitioned.staging_for(final, digest, force)
     if runner == "spark":
-        import pyarrow.parquet as pq
-
-        source = staging / "positions.parquet"
-        pq.write_table(table, source)
-        run_cutouts_spark(str(source), settings.cache, settings.stamp_size, str(staging / "spark"))
+        source = str(staging / "positions.parquet")
+        storage.write_parquet(table, source)
+        run_cutouts_spark(source, settings.cache, settings.stamp_size, str(staging / "spark"))
     else:
         parts = partitioned.partitions(table, rows_per_part, ("brickname", "row"))
         workers = workers or min(2, os.cpu_count() or 1)
@@ -186,13 +179,31 @@ def run(
     return {"outputs": [str(final)], "input": name, **summary}
 
 
+def spark_run(job: Any) -> None:
+    """The stage as a Spark step (jobs/spark_pipeline.py): the parent sample (or `catalog`)
+    and the coadd cache under the workspace root in, the cutouts folder out. The positions,
+    numbered, are written beside the output first: Spark's partitions keep their `row`."""
+    from core.layout import coadd_cache_dir
+
+    catalog = job.params.get("catalog")
+    name, parent = input_of(job.config, catalog)
+    table = positions(catalog or job.at(parent), catalog is not None)
+    final = job.at(cutouts_dir(Path(""), name))
+    numbered = f"{final}.positions.parquet"
+    storage.write_parquet(table, numbered)
+    cache = job.params.get("cache") or job.at(coadd_cache_dir(Path("")))
+
+    def write(out: str) -> None:
+        stamp_size = job.config.injection.stamp_size
+        run_cutouts_spark(numbered, cache, stamp_size, out, job.codec, job.partitions)
+        summary, _ = partitioned.summarise(out, table.num_rows, "row", "cutouts", "positions")
+        storage.write_bytes(f"{out}/summary.json", json.dumps(summary, indent=2).encode())
+
+    job.replace(final, write)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("cutouts", "Real galaxies cut out of the coadds -> stamps parquet.")
-    p.add_argument("--catalog", help="cut these positions (ra, dec[, name, population]) instead")
-    p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
-    p.add_argument("--workers", type=int, help="local runner processes [default: up to 2]")
-    p.add_argument("--rows-per-part", type=int, default=ROWS_PER_PART, help="positions per partition")
-    p.add_argument("--runner", choices=("local", "spark"), default="local")
     args = p.parse_args(argv)
     return stage_runtime.main("cutouts", _run_args, args)
 
@@ -206,6 +217,7 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.workers,
         args.force,
         args.rows_per_part,
+        args.runner,
     )
 
 

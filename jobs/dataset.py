@@ -1,12 +1,16 @@
 """The streaming dataset over stamps parquet (local or `s3://`).
 
 Fragments are the files' row groups. Each epoch they are shuffled with the epoch's seed and
-dealt out by DDP rank × DataLoader worker, so every row is read exactly once per epoch — the
-seed's loader sharded by rank only, and its 8 workers read everything 8 times. Rows then pass
-a shuffle buffer, the seed's per-channel robust normalisation (median / 1.4826·MAD, clipped to
-±10), and flip + rot90 augmentation. `min_theta_over_psf` drops unresolved positives;
-metadata columns are allowed only when they are observing conditions (core.leakage). A
-corrupt file is reported and skipped; the rest of the epoch goes on."""
+their usable rows dealt out by DDP rank × DataLoader worker in equal runs, so every row is
+read exactly once per epoch — the seed's loader sharded by rank only, and its 8 workers read
+everything 8 times. A worker decodes whole row groups (no Python object per stamp), mixes
+them in a shuffle pool and yields whole batches. The seed's per-channel robust normalisation
+(median / 1.4826·MAD, clipped to ±10) and the flip + rot90 augmentation work on whole
+batches, numpy or torch alike: in the worker (on the CPU), or — with `prepare_in_worker`
+off — where the consumer calls `prepare`, on the GPU when training there.
+`min_theta_over_psf` drops unresolved positives; metadata columns are allowed only when they
+are observing conditions (core.leakage). A corrupt file is reported and skipped; the rest of
+the epoch goes on."""
 
 from __future__ import annotations
 
@@ -28,42 +32,52 @@ MAD_SCALE = 1.4826
 CLIP = 10.0
 
 
-def _median(values: np.ndarray) -> np.ndarray:
-    """np.median over the last axis, by sorting: numpy's vectorised float32 sort is about 3x
-    faster than the partition np.median uses, on stamp-sized rows."""
-    ordered = np.sort(values, axis=-1)
+def _median(values: Any) -> Any:
+    """The median over the last axis (the mean of the two middle values for an even count,
+    as np.median), by sorting: numpy's vectorised float32 sort is about 3x faster than the
+    partition np.median uses on stamp-sized rows; torch's sort is the GPU's."""
+    ordered = np.sort(values, axis=-1) if isinstance(values, np.ndarray) else values.sort(dim=-1).values
     n = ordered.shape[-1]
     upper = ordered[..., n // 2]
     return upper if n % 2 else 0.5 * (ordered[..., n // 2 - 1] + upper)
 
 
-def robust_normalise(stamps: np.ndarray) -> np.ndarray:
-    """Per stamp and channel: (x − median) / (1.4826 · MAD + ε), clipped to ±10."""
-    flat = stamps.reshape(*stamps.shape[:-2], -1).astype(np.float32, copy=False)
+def robust_normalise(stamps: Any) -> Any:
+    """Per stamp and channel: (x − median) / (1.4826 · MAD + ε), clipped to ±10. A numpy
+    array or a torch tensor (on any device) of shape (..., C, H, W), in float32."""
+    numpy = isinstance(stamps, np.ndarray)
+    flat = stamps.reshape(*stamps.shape[:-2], -1)
+    flat = flat.astype(np.float32, copy=False) if numpy else flat.float()
     median = _median(flat)[..., None]
     deviation = flat - median
-    mad = _median(np.abs(deviation))[..., None]
+    mad = _median(abs(deviation))[..., None]
     out = deviation / (MAD_SCALE * mad + 1e-8)
-    return np.clip(out, -CLIP, CLIP).reshape(stamps.shape).astype(np.float32, copy=False)
+    out = np.clip(out, -CLIP, CLIP) if numpy else out.clamp(-CLIP, CLIP)
+    return out.reshape(stamps.shape)
 
 
-def rot90(stamp: np.ndarray, k: int) -> np.ndarray:
-    """np.rot90(stamp, k, axes=(1, 2)) without its per-call argument checks (hot loop)."""
-    k %= 4
-    if k == 1:
-        return stamp[:, :, ::-1].swapaxes(1, 2)
-    if k == 2:
-        return stamp[:, ::-1, ::-1]
-    if k == 3:
-        return stamp[:, ::-1, :].swapaxes(1, 2)
-    return stamp
+def augment(images: Any, rng: np.random.Generator) -> Any:
+    """Each image of a batch (numpy or torch, (N, C, H, W)) given a random flip and a random
+    quarter-turn (a lens's arcs have no preferred direction); the draws come from `rng`."""
+    n = len(images)
+    flips, turns = rng.random(n) < 0.5, rng.integers(4, size=n)
+    numpy = isinstance(images, np.ndarray)
+    out = images.copy() if numpy else images.clone()
+    for flip in (False, True):
+        for k in range(4):
+            rows = np.flatnonzero((flips == flip) & (turns == k))
+            if rows.size == 0 or (not flip and k == 0):
+                continue
+            if numpy:
+                part = images[rows][..., ::-1] if flip else images[rows]
+                out[rows] = np.rot90(part, k, axes=(-2, -1))
+            else:
+                import torch
 
-
-def augment(stamp: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A random flip and a random quarter-turn (the stamp's arcs have no preferred direction)."""
-    if rng.random() < 0.5:
-        stamp = stamp[:, :, ::-1]
-    return np.ascontiguousarray(rot90(stamp, int(rng.integers(4))))
+                index = torch.from_numpy(rows).to(images.device)
+                part = images[index].flip(-1) if flip else images[index]
+                out[index] = torch.rot90(part, k, dims=(-2, -1))
+    return out
 
 
 def meta_features(columns: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
@@ -88,11 +102,46 @@ class Fragment:
     rows: int
 
 
+@dataclass
+class Block:
+    """Rows of a stream: stamps (n, C, H, W), labels, metadata features, task ids."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    meta: np.ndarray
+    task: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.task)
+
+
+def _gather(blocks: list[Block], rows: np.ndarray) -> Block:
+    """The rows `rows` (indices into the blocks laid end to end), copied once into a Block."""
+    starts = np.cumsum([0] + [len(b) for b in blocks])
+    which = np.searchsorted(starts, rows, side="right") - 1
+    first = blocks[0]
+    out = Block(
+        np.empty((len(rows), *first.images.shape[1:]), np.float32),
+        np.empty(len(rows), np.float32),
+        np.empty((len(rows), first.meta.shape[1]), np.float32),
+        np.empty(len(rows), np.int64),
+    )
+    for b in np.unique(which):
+        mine = which == b
+        local = rows[mine] - starts[b]
+        for name in ("images", "labels", "meta", "task"):
+            getattr(out, name)[mine] = getattr(blocks[b], name)[local]
+    return out
+
+
 @dataclass(eq=False)
 class StampStream(torch.utils.data.IterableDataset):
-    """An iterable over (image, label, meta, task_id) for one split; give it to a DataLoader.
+    """An iterable over batches (images, labels, meta, task_ids) of one split, as tensors;
+    give it to a DataLoader with `batch_size=None`.
 
-    `rank`/`world_size` come from DDP; the DataLoader worker is read from torch at iteration."""
+    `rank`/`world_size` come from DDP; the DataLoader worker is read from torch at iteration.
+    With `prepare_in_worker` (the default) images come normalised (and augmented); without,
+    raw, and the consumer calls `prepare` where it wants the work done."""
 
     location: str | list[str]
     split: str | None = "train"
@@ -104,6 +153,8 @@ class StampStream(torch.utils.data.IterableDataset):
     world_size: int = 1
     seed: int = 0
     epoch: int = 0
+    batch_size: int = 256
+    prepare_in_worker: bool = True
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -175,51 +226,78 @@ class StampStream(torch.utils.data.IterableDataset):
             start += counts[i]
         return pieces
 
+    def prepare(self, images: Any, rng: np.random.Generator) -> Any:
+        """Normalise a batch (numpy or torch, on any device) and, when training, augment it."""
+        images = robust_normalise(images)
+        return augment(images, rng) if self.augment else images
+
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         rng = np.random.default_rng([self.seed, self.epoch, self.rank, worker])
-        buffer: list[tuple[Any, ...]] = []
+        pool: list[Block] = []
+        pooled = 0
+        fill = max(self.shuffle_buffer, self.batch_size) if self.shuffle_buffer > 1 else self.batch_size
         for fragment, first, stop in self.my_fragments(worker, num_workers):
-            for item in self._read(fragment, first, stop, rng):
-                if self.shuffle_buffer <= 1:
-                    yield item
-                    continue
-                if len(buffer) < self.shuffle_buffer:
-                    buffer.append(item)
-                    continue
-                i = int(rng.integers(len(buffer)))
-                buffer[i], item = item, buffer[i]
-                yield item
-        rng.shuffle(buffer)
-        yield from buffer
+            block = self._read(fragment, first, stop)
+            if block is None:
+                continue
+            pool.append(block)
+            pooled += len(block)
+            if pooled >= fill:
+                yield from self._emit(pool, rng, last=False)
+                pooled = sum(len(b) for b in pool)
+        if pool:
+            yield from self._emit(pool, rng, last=True)
 
-    def _read(
-        self, fragment: Fragment, first: int, stop: int, rng: np.random.Generator
-    ) -> Iterator[tuple[Any, ...]]:
+    def _emit(self, pool: list[Block], rng: np.random.Generator, last: bool) -> Iterator[tuple[Any, ...]]:
+        """Whole batches from the pool (shuffled across it when shuffling); the rows short
+        of a batch stay in the pool, unless this is the end of the epoch."""
+        total = sum(len(b) for b in pool)
+        order = rng.permutation(total) if self.shuffle_buffer > 1 else np.arange(total)
+        whole = total if last else total - total % self.batch_size
+        for start in range(0, whole, self.batch_size):
+            yield self._batch(_gather(pool, order[start : start + self.batch_size]), rng)
+        rest = _gather(pool, order[whole:]) if whole < total else None
+        pool.clear()
+        if rest is not None:
+            pool.append(rest)
+
+    def _batch(self, block: Block, rng: np.random.Generator) -> tuple[Any, ...]:
+        images = self.prepare(block.images, rng) if self.prepare_in_worker else block.images
+        return (
+            torch.from_numpy(np.ascontiguousarray(images)),
+            torch.from_numpy(block.labels),
+            torch.from_numpy(block.meta),
+            torch.from_numpy(block.task),
+        )
+
+    def _read(self, fragment: Fragment, first: int, stop: int) -> Block | None:
+        """This share's usable rows of one row group, decoded (a view of Arrow's memory)."""
+        from core.stamps import decode
+
         try:
             pf = _parquet_file(fragment.uri)
             columns = list(dict.fromkeys((*COLUMNS, *self.meta_cols)))
             table = pf.read_row_group(fragment.row_group, columns=columns)
             meta = stamp_meta(pf.schema_arrow)
+            data = {
+                name: table.column(name).to_numpy(zero_copy_only=False) for name in columns if name != "stamp"
+            }
+            rows = np.flatnonzero(self._keep(data))[first:stop]
+            if rows.size == 0:
+                return None
+            images = decode(table.column("stamp"), meta, copy=False)  # a view: no copy yet
+            contiguous = rows[-1] - rows[0] + 1 == rows.size
+            images = images[rows[0] : rows[-1] + 1] if contiguous else images[rows]
         except Exception as err:  # a damaged row group: report, skip, go on
             self._skip(f"{fragment.uri}#{fragment.row_group}", f"{type(err).__name__}: {err}")
-            return
-        data = {
-            name: table.column(name).to_numpy(zero_copy_only=False) for name in columns if name != "stamp"
-        }
-        rows = np.flatnonzero(self._keep(data))[first:stop]
-        if rows.size == 0:
-            return
-        shape, dtype = tuple(meta["shape"]), np.dtype(meta["dtype"])
-        raw = table.column("stamp").take(rows).to_pylist()
-        stamps = np.stack([np.frombuffer(b, dtype=dtype).reshape(shape) for b in raw]).astype(np.float32)
-        images = robust_normalise(stamps)
+            return None
         labels = (~data["is_control"][rows].astype(bool)).astype(np.float32)
         metas = meta_features({k: v[rows] for k, v in data.items()}, self.meta_cols)
-        for i, row in enumerate(rows):
-            image = augment(images[i], rng) if self.augment else images[i]
-            yield image, labels[i], metas[i], int(data["task_id"][row])
+        return Block(
+            images.astype(np.float32, copy=False), labels, metas, data["task_id"][rows].astype(np.int64)
+        )
 
 
 def read_columns(location: str | list[str], columns: list[str]) -> tuple[Any, list[dict[str, str]]]:

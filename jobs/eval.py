@@ -541,15 +541,6 @@ def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser(
         "eval", "Operating points, completeness maps, real-galaxy FPR, known lenses and calibration."
     )
-    p.add_argument("--grid", help="the stamps' grid [default: the variant's]")
-    p.add_argument("--run", help="run name [default: <variant>-<grid>-<default preset>]")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
-    p.add_argument("--lookalikes", help="lookalike catalogue [default: catalogs/lookalikes.csv if present]")
-    p.add_argument("--prevalence", type=float, default=DEFAULT_PREVALENCE, help="lenses per galaxy")
-    p.add_argument(
-        "--real-galaxies", type=int, default=DEFAULT_REAL_GALAXIES, help="parent galaxies to score"
-    )
-    p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
     args = p.parse_args(argv)
     return stage_runtime.main("eval", _run_args, args)
 

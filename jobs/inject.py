@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from core import storage
 from core.errors import UsageError
 from core.layout import stamps_dir
 from jobs import partitioned, stage_runtime
 from jobs.inject_batch import InjectSettings
-from jobs.lensing import ENGINES
 from jobs.partitioned import ROWS_PER_PART
 
 PARTITION = "jobs.inject_batch:inject_partition"  # the per-partition function, local and Spark
@@ -100,9 +100,7 @@ def run(
     staging = partitioned.staging_for(final, digest, force)
     manifest = pq.read_table(manifest_path)
     if runner == "spark":
-        from jobs.spark_pipeline import run_inject_spark
-
-        run_inject_spark(str(manifest_path), settings, str(staging / "spark"), codec)
+        inject_spark(str(manifest_path), settings, str(staging / "spark"), codec)
     else:
         parts = partitioned.partitions(manifest, rows_per_part, ("brickname", "task_id"))
         workers = workers or min(2, os.cpu_count() or 1)
@@ -114,25 +112,65 @@ def run(
     return {"outputs": [str(final)], "variant": variant, "grid": grid, "runner": runner, **summary}
 
 
-def _audit(staging: Path, settings: Any, name: Path) -> dict[str, Any]:
-    """The shortcut audit over the new stamps; a failed audit fails the stage, keeps the
-    stamps in staging (a rerun only audits again) and leaves `<grid>.shortcut-audit-failed.json`."""
+def inject_spark(
+    manifest: str, settings: InjectSettings, output: str, codec: str, partitions: int | None = None
+) -> None:
+    """Inject every manifest row with Spark and write the stamps parquet to `output`."""
+    from jobs.inject_batch import output_schema
+    from jobs.spark_pipeline import run_spark
+
+    schema = output_schema(settings.stamp_size)
+    order = ("brickname", "task_id")
+    run_spark(manifest, PARTITION, settings.to_json(), schema, output, codec, order, partitions)
+
+
+def spark_run(job: Any) -> None:
+    """The stage as a Spark step (jobs/spark_pipeline.py): the manifest and the coadd cache
+    under the workspace root in, the stamps folder out. The shortcut audit runs where the
+    stamps are read back (`halo stage inject` locally): not on the cluster."""
+    from core.layout import coadd_cache_dir, manifest_dir
+
+    here = Path("")
+    grid = job.params.get("grid") or job.config.default_grid
+    manifest = job.at(manifest_dir(here, job.variant, grid) / "manifest.parquet")
+    cache = job.params.get("cache") or job.at(coadd_cache_dir(here))
+    injection = job.config.injection.model_dump(mode="json")
+    settings = InjectSettings.from_injection(
+        injection, cache, job.params.get("supersample"), job.params["engine"], job.params["device"]
+    )
+    expected = storage.read_parquet(manifest, ["task_id"]).num_rows
+
+    def write(out: str) -> None:
+        inject_spark(manifest, settings, out, job.codec, job.partitions)
+        summary = _summarise(out, expected)
+        audit = _audit(out, job.config.audit, job.at(stamps_dir(here, job.variant, grid)))
+        written = {"summary.json": {**summary, "shortcut_audit": audit}, "shortcut_audit.json": audit}
+        for name, value in written.items():
+            storage.write_bytes(f"{out}/{name}", json.dumps(value, indent=2).encode())
+
+    job.replace(job.at(stamps_dir(here, job.variant, grid)), write)
+
+
+def _audit(staging: str | Path, settings: Any, name: str | Path) -> dict[str, Any]:
+    """The shortcut audit over the new stamps (local or s3://); a failed audit fails the
+    stage, keeps the stamps in staging and leaves `<grid>.shortcut-audit-failed.json`."""
     from jobs.shortcut_audit import audit, summary_line
 
-    report = audit(sorted(staging.rglob("part-*.parquet")), settings.max_auroc, settings.rows_per_split)
+    report = audit(partitioned.parts_in(staging), settings.max_auroc, settings.rows_per_split)
     print(summary_line(report), flush=True)
-    failed = name.with_name(f"{name.name}.shortcut-audit-failed.json")
+    failed = f"{name}.shortcut-audit-failed.json"
     if not report["ok"]:
-        failed.write_text(json.dumps(report, indent=2))
+        storage.write_bytes(failed, json.dumps(report, indent=2).encode())
         raise stage_runtime.StageError(
             f"the stamps failed the shortcut audit (pixel-statistic AUROC {report['auroc']:.3f} > "
             f"{report['max_auroc']:.2f}: {', '.join(report['flagged'])}); report in {failed}"
         )
-    failed.unlink(missing_ok=True)
+    if not storage.is_s3(failed):
+        Path(failed).unlink(missing_ok=True)
     return report
 
 
-def _summarise(folder: Path, expected: int) -> dict[str, Any]:
+def _summarise(folder: str | Path, expected: int) -> dict[str, Any]:
     """Counts over the written parts (every manifest row exactly once) and the share of
     positives their PSF leaves unresolved."""
     summary, table = partitioned.summarise(
@@ -145,16 +183,6 @@ def _summarise(folder: Path, expected: int) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("inject", "grz cutouts + injected arcs -> stamps parquet.")
-    p.add_argument("--grid", help="the manifest's grid [default: the variant's]")
-    p.add_argument("--runner", choices=("local", "spark"), default="local")
-    p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
-    p.add_argument(
-        "--supersample", type=int, help="sub-pixels per pixel side [default: per task, from the source size]"
-    )
-    p.add_argument("--engine", choices=ENGINES, default="lenstronomy", help="arc renderer")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="the batched engine's device")
-    p.add_argument("--workers", type=int, help="local runner processes [default: up to 2]")
-    p.add_argument("--rows-per-part", type=int, default=ROWS_PER_PART, help="manifest rows per partition")
     args = p.parse_args(argv)
     return stage_runtime.main("inject", _run_args, args)
 

@@ -465,7 +465,6 @@ def _report_text(report: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("manifest", "Grid x galaxies -> injection tasks with hash-assigned controls.")
-    p.add_argument("--grid", help="injection grid [default: the variant's]")
     args = p.parse_args(argv)
     return stage_runtime.main("manifest", _run_args, args)
 

@@ -33,12 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from core.layout import survey_dir
 from jobs import lensing, stage_runtime
 from jobs.psf import moffat_kernel, noise_equivalent_area
 from jobs.shapes import q_theta_to_tractor
 from jobs.survey_layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
 
-SURVEY_DIR = "survey"
 # the mock's lookalike kinds and the population names the catalogue gives them
 LOOKALIKES = {"spiral": "spiral", "ring": "ring", "merger": "merger", "edgeon": "edge-on disk"}
 TRUTH_DIR = "truth"
@@ -47,13 +47,13 @@ RELEASE = 10000  # DR10 south
 
 @dataclass(frozen=True)
 class MockConfig:
-    bricks: int = 16
-    seed: int = 1
-    brick_px: int = 600
+    bricks: int = stage_runtime.declared_default("demo", "bricks")
+    seed: int = stage_runtime.declared_default("demo", "seed")
+    brick_px: int = stage_runtime.declared_default("demo", "brick_px")
     images: bool = True
     ra0: float = 176.1  # a patch of sky with few published lenses (lenscat: 2 within 1.2 deg)
     dec0: float = 6.1
-    lrgs_per_brick: int = 30
+    lrgs_per_brick: int = stage_runtime.declared_default("demo", "lrgs_per_brick")
     galaxies_per_brick: int = 60
     stars_per_brick: int = 25
     spirals_per_brick: int = 2
@@ -611,7 +611,7 @@ def run(cfg: MockConfig, workspace: Path, force: bool = False) -> dict[str, Any]
 
     if cfg.bricks < 1 or cfg.brick_px < 64:
         raise stage_runtime.StageError("need at least 1 brick of at least 64 px")
-    survey, truth_dir = workspace / SURVEY_DIR, workspace / TRUTH_DIR
+    survey, truth_dir = survey_dir(workspace), workspace / TRUTH_DIR
     digest = stage_runtime.fingerprint("mock_survey", asdict(cfg))
     if not force and stage_runtime.up_to_date(survey, digest):
         print(f"mock survey in {survey} is up to date (use --force to rewrite it)", flush=True)
@@ -676,13 +676,6 @@ def write_catalogs(workspace: Path, truth: list[dict[str, Any]]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("mock_survey", "Write the embedded mini-DR10 survey.", needs_variant=False)
-    p.add_argument("--bricks", type=int, default=MockConfig.bricks)
-    p.add_argument("--seed", type=int, default=MockConfig.seed)
-    p.add_argument("--brick-px", type=int, default=MockConfig.brick_px, help="brick size (DR10: 3600)")
-    p.add_argument("--no-images", action="store_true", help="catalogues only (fast; for select/manifest)")
-    p.add_argument(
-        "--lrgs-per-brick", type=int, default=MockConfig.lrgs_per_brick, help="LRGs drawn per brick"
-    )
     args = p.parse_args(argv)
     cfg = MockConfig(
         bricks=args.bricks,

@@ -116,18 +116,28 @@ def run_local(
     return done
 
 
+def parts_in(folder: str | Path) -> list[str]:
+    """The part files under a folder or s3:// prefix (the local runner's and Spark's)."""
+    from core import storage
+
+    if not storage.is_s3(folder) and not Path(folder).is_dir():
+        return []
+    return storage.list_files(str(folder), "part-*.parquet")
+
+
 def summarise(
-    folder: Path, expected: int, key: str, label: str, what: str, columns: tuple[str, ...] = ()
+    folder: str | Path, expected: int, key: str, label: str, what: str, columns: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], Any]:
-    """Counts over the parts in `folder` (every input row exactly once, by `key`, else the
-    stage fails), and the table of `key`, ok, fail_reason and `columns` for more."""
+    """Counts over the parts in `folder` (local or s3://; every input row exactly once, by
+    `key`, else the stage fails), and the table of `key`, ok, fail_reason and `columns`."""
     from collections import Counter
 
     import numpy as np
-    import pyarrow.parquet as pq
 
-    parts = sorted(folder.rglob("part-*.parquet"))
-    table = pq.read_table(parts, columns=[key, "ok", "fail_reason", *columns]) if parts else None
+    from core import storage
+
+    parts = parts_in(folder)
+    table = storage.read_parquet(parts, [key, "ok", "fail_reason", *columns]) if parts else None
     rows = table.num_rows if table is not None else 0
     if rows != expected or (rows and len(np.unique(table.column(key).to_numpy())) != rows):
         raise stage_runtime.StageError(f"{label} hold {rows} rows for {expected} {what} (or duplicates)")

@@ -268,23 +268,6 @@ def _hard_negatives(
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("score", "A trained run over real galaxies -> candidates parquet.")
-    p.add_argument("--grid", help="the run's grid [default: the variant's]")
-    p.add_argument("--run", help="run name [default: <variant>-<grid>-<default preset>]")
-    p.add_argument(
-        "--hard-negatives", type=int, default=HARD_NEGATIVES, help="how many top-scoring controls to list"
-    )
-    p.add_argument("--cache", help="coadd cache folder or s3:// prefix [default: data/coadd_cache]")
-    p.add_argument("--catalog", help="score these positions (ra, dec[, name, population]) instead")
-    p.add_argument(
-        "--keep-stamps",
-        type=int,
-        default=KEEP_STAMPS,
-        help="stamps kept for the top K (and every known lens)",
-    )
-    p.add_argument(
-        "--device", choices=("cpu", "cuda"), help="where the model runs [default: cuda if present]"
-    )
-    p.add_argument("--loader-workers", type=int, help="DataLoader workers [default: 4 on cuda, 0 on cpu]")
     args = p.parse_args(argv)
     return stage_runtime.main("score", _run_args, args)
 

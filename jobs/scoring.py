@@ -52,10 +52,10 @@ def score_split(
     from core.schemas import galaxy_keys
     from jobs.dataset import StampStream, read_columns
 
-    data = StampStream(str(stamps), split, meta_cols=meta_cols)
+    data = StampStream(str(stamps), split, meta_cols=meta_cols, batch_size=batch)
     logits, ids, labels = [], [], []
     with torch.no_grad():
-        for images, y, meta, task in torch.utils.data.DataLoader(data, batch_size=batch):
+        for images, y, meta, task in torch.utils.data.DataLoader(data, batch_size=None):
             logits.append(model(images, meta if meta_cols else None).float().numpy())
             labels.append(y.numpy())
             ids.append(task.numpy())

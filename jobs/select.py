@@ -24,10 +24,9 @@ from typing import Any
 import numpy as np
 
 from core import storage
-from core.layout import parent_dir
+from core.layout import parent_dir, survey_catalogs
 from core.schemas import PARENT_COLUMNS, TRACTOR_COLUMNS, nanomaggies_to_mag
 from jobs import stage_runtime
-from jobs.mock_survey import SURVEY_DIR
 
 SPLITS = ("train", "val", "test")
 CATALOGUE_NAME = re.compile(r"^(tractor|sweep)-.+\.fits(\.gz)?$")
@@ -131,15 +130,189 @@ def apply_cuts(cat: dict[str, np.ndarray], cuts: Any) -> tuple[np.ndarray, list[
     return keep, counts
 
 
-def run(
-    workspace: Path, variant_name: str, catalogs: str | None = None, force: bool = False
-) -> dict[str, Any]:
+# The helper columns a partition's rows carry: which catalogue (its index in the sorted list)
+# and which row of it, so that any runner gives the rows in the same order; and `report`,
+# set only on each catalogue's one report row (its counts after each cut, or why it failed).
+ORDER = ("file_index", "file_row")
+REPORT = "report"
+
+
+def parent_schema() -> Any:
+    """The parent sample's columns and types (DR10's Tractor types; magnitudes, split)."""
     import pyarrow as pa
 
+    fields = [
+        pa.field(c, pa.string() if _DTYPES[c].startswith("U") else pa.from_numpy_dtype(np.dtype(_DTYPES[c])))
+        for c in PARENT_COLUMNS
+    ]
+    fields += [pa.field(f"mag_{b}", pa.float32()) for b in ("g", "r", "z", "w1")]
+    return pa.schema([*fields, pa.field("split", pa.string())])
+
+
+def partition_schema() -> Any:
+    import pyarrow as pa
+
+    extra = [pa.field(ORDER[0], pa.int64()), pa.field(ORDER[1], pa.int64()), pa.field(REPORT, pa.string())]
+    return pa.schema([*parent_schema(), *extra])
+
+
+def select_partition(batch: Any, settings_json: str) -> Any:
+    """Catalogues (`file_index`, `uri` rows) -> their selected galaxies with magnitudes and
+    split, and one report row per catalogue: the per-partition function of both runners."""
+    import pyarrow as pa
+
+    from core.config import Variant
+
+    variant = Variant.model_validate_json(settings_json)
+    schema = partition_schema()
+    tables = []
+    for index, uri in zip(
+        batch.column("file_index").to_pylist(), batch.column("uri").to_pylist(), strict=True
+    ):
+        try:
+            cat = read_catalogue(uri)
+        except stage_runtime.StageError as err:
+            report = {"file": uri, "failed": str(err)}
+            tables.append(_report_row(schema, index, report))
+            continue
+        keep, counts = apply_cuts(cat, variant.cuts)
+        columns: dict[str, Any] = {c: cat[c][keep] for c in PARENT_COLUMNS}
+        for band in ("g", "r", "z", "w1"):
+            columns[f"mag_{band}"] = nanomaggies_to_mag(columns[f"flux_{band}"]).astype(np.float32)
+        columns["split"] = np.array([split_of(b, variant.splits) for b in columns["brickname"]], dtype=object)
+        n = int(keep.sum())
+        columns[ORDER[0]] = np.full(n, index, dtype=np.int64)
+        columns[ORDER[1]] = np.flatnonzero(keep).astype(np.int64)
+        columns[REPORT] = np.full(n, None, dtype=object)
+        arrays = [
+            pa.array(columns[f.name].tolist() if columns[f.name].dtype == object else columns[f.name], f.type)
+            for f in schema
+        ]
+        tables.append(pa.Table.from_arrays(arrays, schema=schema))
+        tables.append(_report_row(schema, index, {"file": uri, "counts": counts}))
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    return (
+        table.combine_chunks().to_batches()[0] if table.num_rows else pa.RecordBatch.from_pylist([], schema)
+    )
+
+
+def _report_row(schema: Any, index: int, report: dict[str, Any]) -> Any:
+    import pyarrow as pa
+
+    row = {f.name: None for f in schema}
+    row.update({ORDER[0]: index, ORDER[1]: -1, REPORT: json.dumps(report)})
+    return pa.Table.from_pylist([row], schema=schema)
+
+
+def select_files(
+    files: list[str], variant: Any, runner: str, output: str | None = None
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Every catalogue through `select_partition`, here (`local`) or on Spark: the selected
+    rows in catalogue order, and each catalogue's report. With `output`, Spark also writes
+    the rows there as a folder of parts (a step on EMR)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    settings = variant.model_dump_json()
+    listing = pa.table(
+        {"file_index": pa.array(range(len(files)), pa.int64()), "uri": pa.array(files, pa.string())}
+    )
+    if runner == "spark":
+        rows = _select_spark(listing, settings, output)
+    else:
+        rows = pa.Table.from_batches(
+            [select_partition(b, settings) for b in listing.to_batches(max_chunksize=1)],
+            schema=partition_schema(),
+        )
+    is_report = pc.is_valid(rows.column(REPORT))
+    reports = sorted(
+        (json.loads(r) for r in rows.filter(is_report).column(REPORT).to_pylist()),
+        key=lambda r: files.index(r["file"]),
+    )
+    selected = rows.filter(pc.invert(is_report)).sort_by([(c, "ascending") for c in ORDER])
+    return selected.select(parent_schema().names), reports
+
+
+def _select_spark(listing: Any, settings: str, output: str | None) -> Any:
+    """`select_partition` over the catalogues on Spark (one task per catalogue, up to the
+    session's parallelism); the rows come back to the driver (8.5 M parent galaxies of
+    DR10 are ~2 GB), or, with `output`, are written there and only the reports come back."""
+    from pyspark import StorageLevel
+
+    from jobs.spark_pipeline import session, spark_schema
+
+    spark = session("halo-select")
+    frame = spark.createDataFrame(listing)
+    frame = frame.repartition(
+        max(1, min(listing.num_rows, spark.sparkContext.defaultParallelism * 4)), "file_index"
+    )
+
+    def apply(batches: Any) -> Any:
+        from jobs.select import select_partition
+
+        for batch in batches:
+            yield select_partition(batch, settings)
+
+    out = frame.mapInArrow(apply, spark_schema(partition_schema())).persist(StorageLevel.MEMORY_AND_DISK)
+    if output is None:
+        return out.toArrow().cast(partition_schema())
+    rows = out.filter(out[REPORT].isNull()).select(*parent_schema().names)
+    rows.write.mode("overwrite").parquet(output)
+    reports = out.filter(out[REPORT].isNotNull()).toArrow().cast(partition_schema())
+    out.unpersist()
+    return reports
+
+
+def _counts(reports: list[dict[str, Any]]) -> tuple[dict[str, int], list[dict[str, str]]]:
+    totals: dict[str, int] = {}
+    failed = []
+    for report in reports:
+        if "failed" in report:
+            print(f"select: skipped: {report['failed']}", flush=True)
+            failed.append({"file": report["file"], "reason": report["failed"]})
+            continue
+        for label, count in report["counts"]:
+            totals[label] = totals.get(label, 0) + count
+    return totals, failed
+
+
+def _summary(
+    parent_name: str,
+    variant_name: str,
+    files: list[str],
+    reports: list[dict[str, Any]],
+    split: Any,
+    brickname: Any,
+) -> dict[str, Any]:
+    totals, failed = _counts(reports)
+    split = np.asarray(split, dtype=object)
+    brickname = np.asarray(brickname, dtype=object)
+    per_split = {s: int(np.sum(split == s)) for s in SPLITS}
+    bricks_per_split = {s: sorted(set(brickname[split == s].tolist())) for s in SPLITS}
+    return {
+        "parent_sample": parent_name,
+        "variant": variant_name,
+        "catalogues": len(files),
+        "failed_catalogues": failed,
+        "rows_after_each_cut": totals,
+        "selected": int(split.size),
+        "per_split": per_split,
+        "bricks_per_split": {s: len(b) for s, b in bricks_per_split.items()},
+        "split_bricks": bricks_per_split,
+    }
+
+
+def run(
+    workspace: Path,
+    variant_name: str,
+    catalogs: str | None = None,
+    force: bool = False,
+    runner: str = "local",
+) -> dict[str, Any]:
     config, _ = stage_runtime.resolve(workspace, variant_name)
     parent_name = config.variants[variant_name].parent_sample
     variant = config.variants[parent_name]  # the parent sample's own cuts and splits
-    source = catalogs or str(workspace / SURVEY_DIR / "tractor")
+    source = catalogs or str(survey_catalogs(workspace))
     files = catalogue_files(source)
     if not files:
         raise stage_runtime.StageError(
@@ -153,54 +326,66 @@ def run(
         print(f"parent sample {out_dir} is up to date (use --force to redo it)", flush=True)
         return {"outputs": [str(out_dir / "parent.parquet")], "skipped": True}
 
-    selected: list[dict[str, np.ndarray]] = []
-    failed: list[dict[str, str]] = []
-    totals: dict[str, int] = {}
-    for uri in files:
-        try:
-            cat = read_catalogue(uri)
-        except stage_runtime.StageError as err:
-            print(f"select: skipped: {err}", flush=True)
-            failed.append({"file": uri, "reason": str(err)})
-            continue
-        keep, counts = apply_cuts(cat, variant.cuts)
-        for label, count in counts:
-            totals[label] = totals.get(label, 0) + count
-        selected.append({c: v[keep] for c, v in cat.items() if c in PARENT_COLUMNS})
-
-    columns = {
-        c: np.concatenate([s[c] for s in selected]) if selected else np.array([]) for c in PARENT_COLUMNS
-    }
-    for band in ("g", "r", "z", "w1"):
-        columns[f"mag_{band}"] = nanomaggies_to_mag(columns[f"flux_{band}"]).astype(np.float32)
-    splits = {b: split_of(b, variant.splits) for b in set(columns["brickname"].tolist())}
-    columns["split"] = np.array([splits[b] for b in columns["brickname"]], dtype=object)
-    table = pa.table({c: pa.array(v.tolist() if v.dtype == object else v) for c, v in columns.items()})
-    per_split = {s: int(np.sum(columns["split"] == s)) for s in SPLITS}
-    bricks_per_split = {s: sorted(b for b, v in splits.items() if v == s) for s in SPLITS}
-    summary = {
-        "parent_sample": parent_name,
-        "variant": variant_name,
-        "catalogues": len(files),
-        "failed_catalogues": failed,
-        "rows_after_each_cut": totals,
-        "selected": int(table.num_rows),
-        "per_split": per_split,
-        "bricks_per_split": {s: len(b) for s, b in bricks_per_split.items()},
-        "outputs": [str(out_dir / "parent.parquet")],
-    }
+    table, reports = select_files(files, variant, runner)
+    full = _summary(
+        parent_name,
+        variant_name,
+        files,
+        reports,
+        table.column("split").to_pylist(),
+        table.column("brickname").to_pylist(),
+    )
+    bricks_per_split = full.pop("split_bricks")
+    summary = {**full, "outputs": [str(out_dir / "parent.parquet")]}
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
         stage_runtime.write_parquet(table, tmp / "parent.parquet", variant.injection.codec)
         (tmp / "summary.json").write_text(json.dumps({**summary, "split_bricks": bricks_per_split}, indent=2))
     _print_table(summary)
-    if failed:
-        (out_dir / stage_runtime.STAMP_FILE).unlink(missing_ok=True)  # redo once they are fixed
-        listed = out_dir / "summary.json"
-        reasons = "; ".join(f["reason"] for f in failed[:3])
-        raise stage_runtime.StageError(
-            f"{len(failed)} of {len(files)} catalogues could not be used (listed in {listed}): {reasons}"
-        )
+    _fail_on(summary["failed_catalogues"], len(files), out_dir / "summary.json", out_dir)
     return summary
+
+
+def _fail_on(failed: list[dict[str, str]], total: int, listed: str | Path, out_dir: Path | None) -> None:
+    """End the stage non-zero when catalogues could not be used (their rows are missing)."""
+    if not failed:
+        return
+    if out_dir is not None:
+        (out_dir / stage_runtime.STAMP_FILE).unlink(missing_ok=True)  # redo once they are fixed
+    reasons = "; ".join(f["reason"] for f in failed[:3])
+    raise stage_runtime.StageError(
+        f"{len(failed)} of {total} catalogues could not be used (listed in {listed}): {reasons}"
+    )
+
+
+def spark_run(job: Any) -> None:
+    """The stage as a Spark step (jobs/spark_pipeline.py): catalogues (`catalogs`, else the
+    mock survey's under the workspace root) in; the parent sample out as a folder of parts
+    named `parent.parquet` (the stages read a file or such a folder alike), its summary.json
+    beside them."""
+    parent_name = job.config.parent_sample
+    variant = job.variants[parent_name]
+    source = job.params.get("catalogs") or job.at(survey_catalogs(Path("")))
+    files = catalogue_files(source)
+    if not files:
+        raise stage_runtime.StageError(f"{source}: no catalogue files (tractor-*.fits or sweep-*.fits)")
+    final = job.at(parent_dir(Path(""), parent_name) / "parent.parquet")
+
+    def write(out: str) -> None:
+        _, reports = select_files(files, variant, "spark", out)
+        rows = storage.read_parquet(out, ["split", "brickname"])
+        summary = _summary(
+            parent_name,
+            job.variant,
+            files,
+            reports,
+            rows.column("split").to_pylist(),
+            rows.column("brickname").to_pylist(),
+        )
+        storage.write_bytes(f"{out}/_summary.json", json.dumps(summary, indent=2).encode())
+        _print_table(summary)
+        _fail_on(summary["failed_catalogues"], len(files), f"{out}/_summary.json", None)
+
+    job.replace(final, write)
 
 
 def _print_table(summary: dict[str, Any]) -> None:
@@ -213,15 +398,12 @@ def _print_table(summary: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("select", "Tractor catalogues -> LRG parent sample with region splits.")
-    p.add_argument(
-        "--catalogs", help="catalogue file, folder, glob or s3:// prefix [default: the mock survey]"
-    )
     args = p.parse_args(argv)
     return stage_runtime.main("select", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(args.workspace.resolve(), args.variant, args.catalogs, args.force)
+    return run(args.workspace.resolve(), args.variant, args.catalogs, args.force, args.runner)
 
 
 if __name__ == "__main__":

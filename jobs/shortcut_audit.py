@@ -87,18 +87,18 @@ def features(stamps: np.ndarray) -> dict[str, np.ndarray]:
 def _sample(parts: list[Path], rows_per_split: int, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
     """Features and labels of up to `rows_per_split` usable stamps per split, one per galaxy
     and class (a galaxy is one independent unit, however many tasks it served)."""
-    import pyarrow.parquet as pq
-
     from core.stamps import decode, stamp_meta
+    from core.storage import parquet_file
 
-    groups = [(p, g) for p in parts for g in range(pq.ParquetFile(p).metadata.num_row_groups)]
+    # local paths or s3:// URIs
+    groups = [(p, g) for p in parts for g in range(parquet_file(p).metadata.num_row_groups)]
     order = np.random.default_rng(seed).permutation(len(groups))
     taken: dict[str, list[dict[str, np.ndarray]]] = {}
     counts: dict[str, int] = {}
     seen: set[str] = set()
     for k in order:
         path, group = groups[k]
-        file = pq.ParquetFile(path)
+        file = parquet_file(path)
         table = file.read_row_group(
             group, columns=["split", "is_control", "ok", "brickname", "objid", "stamp"]
         )

@@ -1,21 +1,57 @@
-"""The Spark entry point: `spark-submit jobs/spark_pipeline.py --stage inject|cutouts ...`.
+"""The Spark entry point: `spark-submit jobs/spark_pipeline.py --stage S --workspace ROOT ...`.
 
-On EMR the project code travels with `--py-files` (a zip of `core` and `jobs`); locally the
-stages call `run_spark` with a local-mode session. Either way the partitions go through the
+Every stage declared with `spark=True` (core/stages.py) has a `spark_run(SparkJob)`: it finds
+its inputs and outputs under the workspace ROOT (an s3:// prefix on EMR, or a folder) through
+core/layout.py, as it does locally. The EMR backend builds the same arguments for any such
+stage (core/backends/emr.py `step_args`): it knows no stage's internals. On EMR the project
+code travels with `--py-files` (a zip of `core` and `jobs`); locally the stages' `--runner
+spark` calls `run_spark` with a local-mode session. Either way the partitions go through the
 same per-partition function as the local runner (jobs/partitioned.py), via `mapInArrow`, and
 Spark's output committer writes the part files atomically: a retried task leaves no duplicate
-rows."""
+rows. A step writes beside its output and replaces it only once it succeeded
+(`core.storage.replace_folder`)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from jobs.inject_batch import InjectSettings, output_schema
-from jobs.lensing import ENGINES
+
+@dataclass(frozen=True)
+class SparkJob:
+    """One stage's run as a Spark step: where the workspace is, its config, its options."""
+
+    root: str  # the workspace: an s3:// prefix or a folder
+    variants: dict[str, Any]  # core.config.Variant by name: the variant and its parent sample's
+    variant: str
+    params: dict[str, Any]  # the launch's options, with the declared defaults
+    codec: str = "zstd"
+    partitions: int | None = None
+
+    def at(self, relative: Path) -> str:
+        """A workspace path (made from `Path("")` by core/layout.py) under this job's root."""
+        from core.layout import on_s3
+        from core.storage import is_s3
+
+        return on_s3(self.root, relative) if is_s3(self.root) else str(Path(self.root) / relative)
+
+    @property
+    def config(self) -> Any:
+        return self.variants[self.variant]
+
+    def replace(self, final: str, write: Any) -> None:
+        """`write(folder)` into a folder beside `final`, which it then replaces whole."""
+        from core.storage import replace_folder
+
+        fresh = f"{final.rstrip('/')}.next"
+        write(fresh)
+        replace_folder(fresh, final)
 
 
 def spark_schema(schema: Any) -> Any:
@@ -87,41 +123,28 @@ def run_spark(
     out.write.mode("overwrite").option("compression", codec).parquet(output)
 
 
-def run_inject_spark(
-    manifest: str, settings: InjectSettings, output: str, codec: str, partitions: int | None = None
-) -> None:
-    """Inject every manifest row with Spark and write the stamps parquet to `output`."""
-    from jobs.inject import PARTITION
-
-    schema = output_schema(settings.stamp_size)
-    run_spark(
-        manifest, PARTITION, settings.to_json(), schema, output, codec, ("brickname", "task_id"), partitions
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
+    from core.config import variants_from_json
+    from core.stages import SHIPPED
+
+    stages = {stage.name: stage for stage in SHIPPED if stage.spark}
     p = argparse.ArgumentParser(prog="spark_pipeline.py", description=__doc__.splitlines()[0])
-    p.add_argument("--stage", required=True, choices=("inject", "cutouts"))
-    p.add_argument("--manifest", help="inject: manifest parquet (local path or s3://)")
-    p.add_argument("--positions", help="cutouts: positions parquet (local path or s3://)")
-    p.add_argument("--output", required=True, help="stamps folder (local path or s3://)")
-    p.add_argument("--cache", required=True, help="coadd cache folder or s3:// prefix")
-    p.add_argument("--injection", required=True, help="the variant's [injection] table, as JSON")
-    p.add_argument("--supersample", type=int, help="sub-pixels per pixel side [default: per task]")
-    p.add_argument("--engine", default="lenstronomy", choices=ENGINES)
+    p.add_argument("--stage", required=True, choices=sorted(stages))
+    p.add_argument("--workspace", required=True, help="the workspace: an s3:// prefix or a folder")
+    p.add_argument("--variant", required=True)
+    p.add_argument("--config", required=True, help="core.config.spark_config's JSON")
+    p.add_argument("--params", default="{}", help="the launch's options as JSON, checked here again")
     p.add_argument("--codec", default="zstd", choices=("zstd", "gzip", "snappy"))
     p.add_argument("--partitions", type=int)
     args = p.parse_args(argv)
-    injection = json.loads(args.injection)
-    if args.stage == "cutouts":
-        from jobs.cutouts import run_cutouts_spark
-
-        run_cutouts_spark(
-            args.positions, args.cache, int(injection["stamp_size"]), args.output, args.codec, args.partitions
-        )
-        return 0
-    settings = InjectSettings.from_injection(injection, args.cache, args.supersample, args.engine)
-    run_inject_spark(args.manifest, settings, args.output, args.codec, args.partitions)
+    stage = stages[args.stage]
+    variants = variants_from_json(json.loads(args.config))
+    if args.variant not in variants:
+        p.error(f"--variant {args.variant!r} is not in --config")
+    params = {p.name: p.parse(p.default) for p in stage.params if p.default is not None}
+    params.update((key, stage.param(key).parse(value)) for key, value in json.loads(args.params).items())
+    job = SparkJob(args.workspace, variants, args.variant, params, args.codec, args.partitions)
+    importlib.import_module(stage.module).spark_run(job)
     return 0
 
 

@@ -27,8 +27,15 @@ class StageError(Exception):
     """Bad input data (a corrupt file, a missing column): named, recorded, never a traceback."""
 
 
+COMMON = ("workspace", "variant", "force", "mirror")  # every stage's, added here
+
+
 def parser(stage: str, description: str, needs_variant: bool = True) -> argparse.ArgumentParser:
-    """The options every stage takes: --workspace, --variant, --force."""
+    """The stage's command line: the options every stage takes (--workspace, --variant,
+    --force, --mirror), then each option `core.stages` declares for `jobs.<stage>`, made
+    from its declaration (one place for its name, type, range, choices, default and help)."""
+    from core.stages import declared_for
+
     p = argparse.ArgumentParser(prog=f"python -m jobs.{stage}", description=description)
     p.add_argument(
         "--workspace",
@@ -42,6 +49,9 @@ def parser(stage: str, description: str, needs_variant: bool = True) -> argparse
     p.add_argument(
         "--mirror", help="also copy the outputs under this s3:// prefix, workspace-relative paths kept"
     )
+    for param in declared_for(f"jobs.{stage}"):
+        if param.name not in COMMON:
+            param.add_to(p)
     return p
 
 

@@ -85,6 +85,9 @@ class Trainer:
             "rank": rank,
             "world_size": world,
             "seed": preset.seed,
+            "batch_size": preset.batch_size,
+            # on the GPU, batches are normalised and augmented there (`_to_device`)
+            "prepare_in_worker": not self.cuda,
         }
         self.train_data = StampStream(
             str(stamps), "train", augment=preset.augment, shuffle_buffer=preset.shuffle_buffer, **common
@@ -147,15 +150,19 @@ class Trainer:
 
         if shuffle_epoch is not None:
             data.set_epoch(shuffle_epoch)
+        # the augmentation's draws where batches are prepared here (on the GPU)
+        self.rng = np.random.default_rng([self.preset.seed, shuffle_epoch or 0, self.rank, 1 << 20])
         return torch.utils.data.DataLoader(
-            data, batch_size=self.preset.batch_size, num_workers=self.preset.num_workers, drop_last=False
+            data, batch_size=None, num_workers=self.preset.num_workers, pin_memory=self.cuda
         )
 
-    def _to_device(self, batch: Any) -> tuple[Any, Any, Any]:
+    def _to_device(self, batch: Any, data: Any) -> tuple[Any, Any, Any]:
         import torch
 
         images, labels, meta, _ = batch
         images = images.to(self.device, non_blocking=True)
+        if not data.prepare_in_worker:
+            images = data.prepare(images, self.rng)
         if self.cuda:
             images = images.contiguous(memory_format=torch.channels_last)
         meta = meta.to(self.device) if self.preset.meta_cols else None
@@ -176,7 +183,7 @@ class Trainer:
             join = Join([self.net])  # ranks may hold different numbers of batches
         with join:
             for step, batch in enumerate(self._batches(self.train_data, epoch)):
-                images, labels, meta = self._to_device(batch)
+                images, labels, meta = self._to_device(batch, self.train_data)
                 self.opt.zero_grad(set_to_none=True)
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
                     loss = self._loss(self.net(images, meta).float(), labels)
@@ -218,7 +225,7 @@ class Trainer:
         scores, labels, tasks, losses = [], [], [], []
         with torch.no_grad():  # float32 always: bf16 turns distinct scores into ties
             for batch in self._batches(self.val_data):
-                images, y, meta = self._to_device(batch)
+                images, y, meta = self._to_device(batch, self.val_data)
                 logits = self.model(images.float(), meta).float()
                 losses.append(float(F.binary_cross_entropy_with_logits(logits, y, reduction="sum")))
                 scores.append(logits.cpu().numpy())
@@ -470,12 +477,6 @@ ARGV_ENV = "HALO_TRAIN_ARGV"
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("train", "Stamps -> a lens classifier, checkpoints and per-epoch metrics.")
-    p.add_argument("--grid", help="the stamps' grid [default: the variant's]")
-    p.add_argument("--preset", help="training preset [default: the variant's]")
-    p.add_argument("--run", help="run name [default: <variant>-<grid>-<preset>]")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--epochs", type=int, help="override the preset's epochs")
-    p.add_argument("--nproc", type=int, default=NPROC, help="DDP processes (torchrun); one per GPU")
     if argv is None and ARGV_ENV in os.environ:  # a torchrun child: the arguments come by environment
         argv = json.loads(os.environ[ARGV_ENV])
     args = p.parse_args(argv)

@@ -54,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser(
         "triage", "Export a run's grades, consensus and disagreements.", needs_variant=False
     )
-    p.add_argument("--run", required=True, help="the run whose candidates were graded")
-    p.add_argument("--out", help="CSV file [default: data/candidates/<run>/grades-<run>.csv]")
     args = p.parse_args(argv)
     return stage_runtime.main("triage", _run_args, args)
 

@@ -125,6 +125,48 @@ def s3_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_server
 
 
+@pytest.fixture
+def emr_cluster(s3_env: str) -> Callable[[Path], str]:
+    """`add(root)`: a running cluster on moto's EMR, its buckets on moto's S3, and the
+    workspace at `root` pointed at them (`[backends.emr]`); returns the cluster id."""
+    return _add_emr_cluster
+
+
+def _add_emr_cluster(root: Path) -> str:
+    import boto3
+
+    s3 = boto3.client("s3")
+    for bucket in ("halo-data", "halo-logs"):
+        try:
+            s3.create_bucket(Bucket=bucket)
+        except s3.exceptions.BucketAlreadyOwnedByYou:
+            pass
+    cluster = boto3.client("emr", region_name="us-east-1").run_job_flow(
+        Name="halo-test",
+        ReleaseLabel="emr-7.0.0",
+        LogUri="s3://halo-logs/emr/",
+        JobFlowRole="EMR_EC2_DefaultRole",
+        ServiceRole="EMR_DefaultRole",
+        Instances={
+            "InstanceCount": 1,
+            "KeepJobFlowAliveWhenNoSteps": True,
+            "MasterInstanceType": "m5.xlarge",
+        },
+    )["JobFlowId"]
+    toml = root / "halo.toml"
+    toml.write_text(
+        (toml.read_text() if toml.exists() else "")
+        + f"""
+[backends.emr]
+cluster_id = "{cluster}"
+s3_prefix = "s3://halo-data/ws"
+log_uri = "s3://halo-logs/emr"
+poll_seconds = 0.2
+"""
+    )
+    return cluster
+
+
 # -- mock surveys shared by the stage and fault tests (made once per session) ---------
 
 

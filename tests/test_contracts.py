@@ -110,3 +110,48 @@ def test_every_stage_option_is_declared_once_with_its_default() -> None:
     assert problems == []
     by_stage = {s.name: {p.name: p for p in s.params} for s in SHIPPED}
     assert by_stage["inject"]["rows_per_part"].default == by_stage["cutouts"]["rows_per_part"].default
+    from jobs.lensing import ENGINES
+
+    assert by_stage["inject"]["engine"].choices == tuple(ENGINES)
+
+
+@pytest.mark.parametrize(
+    "name", ["demo", "select", "manifest", "coadds", "inject", "train", "eval", "cutouts", "score", "triage"]
+)
+def test_each_stage_command_line_is_made_from_its_declaration(name: str, monkeypatch) -> None:
+    """A stage's argparse (`python -m jobs.<stage> --help`) holds exactly the common options
+    and the declared ones, with the declared defaults, choices and types; a value out of the
+    declared range is refused by the stage itself (exit 2), as a launch refuses it."""
+    import argparse
+    import importlib
+
+    from core.stages import SHIPPED
+    from jobs import stage_runtime
+
+    stage = next(s for s in SHIPPED if s.name == name)
+    module = importlib.import_module(stage.module)
+    captured = {}
+
+    def keep(parser, *args, **kwargs):  # the stage's parser, as its main built it
+        captured["parser"] = parser
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", keep)
+    with pytest.raises(SystemExit):
+        module.main([])
+    parser = captured["parser"]
+    actions = {a.dest: a for a in parser._actions if a.dest != "help"}
+    common = {"workspace", "force", "mirror"} | ({"variant"} if stage.needs_variant else set())
+    assert set(actions) == common | {p.name for p in stage.params}
+    for param in stage.params:
+        action = actions[param.name]
+        if param.kind == "bool":
+            assert action.const is True and action.default is False, param.name
+            continue
+        assert action.default == param.default and action.required == param.required, param.name
+        assert tuple(action.choices or ()) == param.choices, param.name
+        if param.kind == "int" and param.low is not None:
+            with pytest.raises(argparse.ArgumentTypeError, match="out of range"):
+                action.type(str(int(param.low) - 1))
+            assert action.type(str(int(param.low))) == int(param.low)
+    assert stage_runtime.COMMON == ("workspace", "variant", "force", "mirror")

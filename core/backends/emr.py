@@ -7,11 +7,18 @@ Imported on every `halo` start (the engine looks at EMR jobs too): keep its impo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core.errors import BackendUnreachable, UsageError
+from core.backends.base import Backend
+from core.errors import BackendUnreachable, HaloError, UsageError
+from core.safe_io import atomic_write, private_dir
 from core.states import JobState
+
+if TYPE_CHECKING:
+    from core.stages import Stage
+    from core.store import Job
 
 STEP_STATES = {
     "PENDING": JobState.QUEUED,
@@ -24,7 +31,6 @@ STEP_STATES = {
 }
 LIVE = ["PENDING", "RUNNING", "CANCEL_PENDING"]
 LOG_FILES = ("controller", "stderr", "stdout")
-SPARK_STAGES = ("inject",)
 
 
 def client(region: str, patient: bool = True) -> Any:
@@ -108,24 +114,23 @@ def spark_submit(emr: Any, py_files: str, entry: str, stage_args: list[str]) -> 
     return [*argv, "--py-files", py_files, entry, *stage_args]
 
 
-def inject_args(emr: Any, variant: str, grid: str, injection: Any, params: dict[str, Any]) -> list[str]:
-    """spark_pipeline.py's arguments for the inject stage, on the workspace's S3 prefix."""
-    from core.layout import coadd_cache_dir, manifest_dir, on_s3, stamps_dir
+def step_args(emr: Any, config: Any, stage: str, variant: str, params: dict[str, Any]) -> list[str]:
+    """spark_pipeline.py's arguments for any stage with a Spark entry: the workspace is the S3
+    prefix (the same layout as locally, core/layout.py), the config the variant's own. What
+    the stage reads and writes there is the stage's business (its `spark_run`)."""
+    from core.config import spark_config
 
-    here = Path("")
     return [
         "--stage",
-        "inject",
-        "--manifest",
-        on_s3(emr.s3_prefix, manifest_dir(here, variant, grid) / "manifest.parquet"),
-        "--output",
-        on_s3(emr.s3_prefix, stamps_dir(here, variant, grid)),
-        "--cache",
-        params.get("cache") or on_s3(emr.s3_prefix, coadd_cache_dir(here)),
-        "--injection",
-        injection.model_dump_json(),
-        *(("--supersample", str(params["supersample"])) if params.get("supersample") else ()),
-        *(("--engine", str(params["engine"])) if params.get("engine") else ()),
+        stage,
+        "--workspace",
+        emr.s3_prefix,
+        "--variant",
+        variant,
+        "--config",
+        json.dumps(spark_config(config, variant), sort_keys=True),
+        "--params",
+        json.dumps(params, sort_keys=True),
         "--codec",
         emr.spark.parquet_codec,
     ]
@@ -223,3 +228,81 @@ def fetch_logs(handle: dict[str, Any]) -> str | None:
             text = body.decode("utf-8", "replace")
         parts.append(f"==> {name} <==\n{text}")
     return "\n".join(parts) if parts else None
+
+
+class EmrBackend(Backend):
+    """Stages with a Spark entry (`Stage.spark`) as spark-submit steps on the configured cluster."""
+
+    name = "emr"
+    remote = True
+    late_logs = "EMR writes step logs to S3 a few minutes after the step starts"
+
+    @property
+    def config(self) -> Any:
+        return self.workspace.config.backends.emr
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.config.poll_seconds
+
+    def check(self, stage: Stage) -> None:
+        if not stage.spark:
+            from core.stages import SHIPPED
+
+            spark = ", ".join(s.name for s in SHIPPED if s.spark)
+            raise UsageError(f"stage {stage.name!r} has no Spark entry point; on EMR: {spark}")
+
+    def launch(self, job: Job, stage: Stage, variant: str | None, params: dict[str, Any]) -> Job:
+        """Upload the code, add the step; the job stays queued until the step runs."""
+        cfg = self.config
+        try:
+            py_files, entry = upload_code(cfg.s3_prefix)
+            args = step_args(cfg, self.workspace.config, stage.name, str(variant), params)
+            argv = spark_submit(cfg, py_files, entry, args)
+            handle = submit(cfg, step_name(job.uid, job.id, job.stage), job.uid, argv)
+        except HaloError as err:
+            self.store.transition(job.id, JobState.FAILED, failure=f"could not submit: {err}")
+            raise
+        return self.store.update(job.id, handle=handle, argv=argv, log_path=str(self.log_path(job.id)))
+
+    def poll(self, jobs: list[Job], patient: bool = True) -> list[Job]:
+        steps = [job for job in jobs if job.handle]
+        statuses = poll(self.config.region, [job.handle for job in steps], patient=patient) if steps else {}
+        return [self._reconcile(job, statuses) if job.handle else job for job in jobs]
+
+    def _reconcile(self, job: Job, statuses: dict[str, Any]) -> Job:
+        status = statuses.get(job.handle["step"])
+        if status is None:
+            return job
+        state, failure = outcome(status)
+        if state is JobState.QUEUED or state is job.state:
+            return job
+        if job.state is JobState.QUEUED:
+            job = self.store.transition(job.id, JobState.RUNNING)
+        if state.terminal:
+            job = self.store.transition(job.id, state, failure=failure)
+        return job
+
+    def cancel(self, job: Job) -> Job:
+        if job.handle is not None:
+            cancel(self.config.region, job.handle)
+        return self.store.transition(
+            job.id, JobState.CANCELLED, failure="cancelled by the user (cancel_steps)"
+        )
+
+    def fetch_logs(self, job: Job) -> bool:
+        """Bring the step's logs from S3 into the job's local log; False while none exist."""
+        if not job.handle:
+            return False
+        text = fetch_logs(job.handle)
+        if text is None:
+            return False
+        path = self.log_path(job.id)
+        private_dir(path.parent)
+        atomic_write(path, text)
+        return True
+
+    def waiting_for_logs(self, job: Job) -> str:
+        handle = job.handle or {}
+        where = f"{handle.get('log_uri', '?')}/{handle.get('cluster', '?')}/steps/{handle.get('step', '?')}/"
+        return f"waiting for logs: EMR writes them to {where} a few minutes after the step starts"

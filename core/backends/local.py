@@ -10,9 +10,19 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from core import jobresult
+from core.backends.base import Backend
 from core.safe_io import open_append, private_dir
+from core.states import JobState
+
+if TYPE_CHECKING:
+    from core.stages import Stage
+    from core.store import Job
+
+# A job still queued this long after it was recorded lost its launcher before it started.
+QUEUED_TIMEOUT_S = 60.0
 
 # Popen objects of the jobs this process started, so that finished ones are reaped.
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -133,3 +143,100 @@ def _signal_group(pid: int, signum: int) -> None:
         os.killpg(pid, signum)  # the wrapper leads its own session and group
     except ProcessLookupError:
         pass
+
+
+class LocalBackend(Backend):
+    """Jobs as detached process groups on this machine, under core/wrapper.py, which records
+    the exit code; the stage's summary comes back through core/jobresult.py."""
+
+    name = "local"
+
+    def launch(self, job: Job, stage: Stage, variant: str | None, params: dict[str, Any]) -> Job:
+        argv = stage.argv(self.workspace.root, variant, params)
+        log_path = self.log_path(job.id)
+        try:
+            handle = launch(
+                argv, log_path, self.exit_path(job.id), self.workspace.root, self._env(job, stage)
+            )
+        except OSError as err:
+            return self.store.transition(
+                job.id, JobState.FAILED, failure=f"could not start: {err}", argv=argv
+            )
+        return self.store.transition(
+            job.id, JobState.RUNNING, handle=handle, argv=argv, log_path=str(log_path)
+        )
+
+    def _env(self, job: Job, stage: Stage) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            HALO_JOB_ID=str(job.id),
+            HALO_WORKSPACE=str(self.workspace.root),
+            PYTHONUNBUFFERED="1",
+        )
+        env[jobresult.ENV_VAR] = str(self.result_path(job.id))
+        if stage.pythonpath:
+            paths = [str(self.workspace.root / p) for p in stage.pythonpath]
+            env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        return env
+
+    def poll(self, jobs: list[Job], patient: bool = True) -> list[Job]:
+        return [self._reconcile(job) for job in jobs]
+
+    def _reconcile(self, job: Job) -> Job:
+        """A job, against its process group and exit file."""
+        if job.state is JobState.QUEUED:
+            if job.handle is None and time.time() - job.created > QUEUED_TIMEOUT_S:
+                return self.store.transition(
+                    job.id, JobState.FAILED, failure="lost: its launcher ended before it started"
+                )
+            return job
+        if job.handle is None:
+            return self.store.transition(job.id, JobState.FAILED, failure="lost: no process handle recorded")
+        found = probe(job.handle)
+        if found.alive:
+            return job
+        if found.exit_code is None:
+            return self._finish(
+                job, JobState.FAILED, None, "lost: the process ended without recording an exit code"
+            )
+        if found.exit_code == 0:
+            return self._finish(job, JobState.SUCCEEDED, 0, None)
+        return self._finish(job, JobState.FAILED, found.exit_code, exit_reason(found.exit_code))
+
+    def _finish(self, job: Job, state: JobState, code: int | None, failure: str | None) -> Job:
+        outputs, summary = jobresult.read(self.result_path(job.id))
+        fields: dict[str, Any] = {
+            "exit_code": code,
+            "failure": failure,
+            "outputs": outputs,
+            "summary": summary,
+        }
+        try:
+            fields["ended"] = self.exit_path(job.id).stat().st_mtime
+        except OSError:
+            pass
+        return self.store.transition(job.id, state, **fields)
+
+    def cancel(self, job: Job) -> Job:
+        """SIGTERM, then SIGKILL after the configured grace period."""
+        if job.handle is not None:
+            cancel(job.handle, self.workspace.config.backends.local.cancel_grace_seconds)
+        code = read_exit(job.handle) if job.handle else None
+        outputs, summary = jobresult.read(self.result_path(job.id))
+        return self.store.transition(
+            job.id,
+            JobState.CANCELLED,
+            exit_code=code,
+            failure="cancelled by the user",
+            outputs=outputs,
+            summary=summary,
+        )
+
+    def fetch_logs(self, job: Job) -> bool:
+        return self.log_path(job.id).exists()  # the job writes it as it runs
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"

@@ -15,6 +15,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
+from core.backends import BACKENDS
 from core.errors import HaloError
 from core.layout import run_name_of, runs_dir
 from core.logs import tail
@@ -95,7 +96,10 @@ class LaunchScreen(ModalScreen[Any]):
             yield Select(stages, prompt="stage", id="launch-stage")
             yield Select(variants, prompt="variant", id="launch-variant")
             yield Select(
-                [("local", "local"), ("emr", "emr")], value="local", id="launch-backend", allow_blank=False
+                [(name, name) for name in BACKENDS],
+                value=self.engine.workspace.config.backends.default,
+                id="launch-backend",
+                allow_blank=False,
             )
             yield Input(placeholder="options, e.g. --grid grid_sota --preset demo_cpu", id="launch-options")
             yield Static("", id="launch-error")
@@ -106,7 +110,7 @@ class LaunchScreen(ModalScreen[Any]):
     def submit(self) -> None:
         stage = _chosen(self.query_one("#launch-stage", Select))
         variant_name = _chosen(self.query_one("#launch-variant", Select))
-        backend = _chosen(self.query_one("#launch-backend", Select)) or "local"
+        backend = _chosen(self.query_one("#launch-backend", Select))
         error = self.query_one("#launch-error", Static)
         if stage is None:
             error.update("[red]choose a stage[/]")
@@ -256,9 +260,10 @@ class JobsScreen(Screen[None]):
             return
         path = Path(job.log_path) if job.log_path else self.engine.log_path(job.id)
         fetch = None
-        if job.backend == "emr":  # step logs reach S3 minutes late; the log screen keeps fetching them
+        late = self.engine.backend(job.backend).late_logs
+        if late:  # e.g. EMR's reach S3 minutes late: the log screen keeps fetching them
             fetch = lambda: self.engine.fetch_logs(self.engine.store.get(job.id))  # noqa: E731
-            self.notify("EMR step logs are fetched from S3 as they arrive (minutes after the step starts)")
+            self.notify(f"{job.backend}: {late}; the log is fetched as it arrives", markup=False)
         self.app.push_screen(LogScreen(path, f"job {job.id}: {job.stage} ({job.state})", fetch))
 
     def action_monitor(self) -> None:

@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 from core.backends import emr
 from core.engine import Engine
 from core.errors import UsageError
+from core.stages import SHIPPED
 from core.states import JobState
 from core.workspace import Workspace
 
@@ -24,36 +25,9 @@ SECRET = "wJalrXUtnFEMI-halo-test-secret"
 
 
 @pytest.fixture
-def emr_ws(workspace: Path, s3_env: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+def emr_ws(workspace: Path, emr_cluster, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
-    s3 = boto3.client("s3")
-    for bucket in ("halo-data", "halo-logs"):
-        try:
-            s3.create_bucket(Bucket=bucket)
-        except s3.exceptions.BucketAlreadyOwnedByYou:
-            pass
-    cluster = boto3.client("emr", region_name="us-east-1").run_job_flow(
-        Name="halo-test",
-        ReleaseLabel="emr-7.0.0",
-        LogUri="s3://halo-logs/emr/",
-        JobFlowRole="EMR_EC2_DefaultRole",
-        ServiceRole="EMR_DefaultRole",
-        Instances={
-            "InstanceCount": 1,
-            "KeepJobFlowAliveWhenNoSteps": True,
-            "MasterInstanceType": "m5.xlarge",
-        },
-    )["JobFlowId"]
-    (workspace / "halo.toml").write_text(
-        (workspace / "halo.toml").read_text()
-        + f"""
-[backends.emr]
-cluster_id = "{cluster}"
-s3_prefix = "s3://halo-data/ws"
-log_uri = "s3://halo-logs/emr"
-poll_seconds = 0.2
-"""
-    )
+    cluster = emr_cluster(workspace)
     return workspace, cluster
 
 
@@ -64,13 +38,27 @@ def _step(cluster: str, step_id: str):
     return next(s for s in backend.clusters[cluster].steps if s.id == step_id)
 
 
-def test_a_launch_adds_a_spark_submit_step_with_the_code_on_s3(emr_ws) -> None:
+SPARK_STAGES = [stage.name for stage in SHIPPED if stage.spark]
+
+
+def test_select_cutouts_and_inject_have_spark_entries() -> None:
+    assert set(SPARK_STAGES) == {"select", "cutouts", "inject"}
+
+
+@pytest.mark.parametrize("stage", SPARK_STAGES)
+def test_each_spark_stage_runs_as_a_step_through_the_one_backend(
+    emr_ws, halo, cancel_steps_sent, stage: str
+) -> None:
+    """Uploaded code, the step's arguments (the same for every stage: the stage finds its
+    paths under the workspace prefix), polling, duplicate refusal, logs and cancel."""
     root, cluster = emr_ws
     engine = Engine(Workspace(root))
-    job = engine.launch("inject", variant="v4_sota", params={"grid": "grid_sota"}, backend="emr")
+    job = engine.launch(stage, variant="v4_sota", params={}, backend="emr")
     assert job.state is JobState.QUEUED and job.handle["cluster"] == cluster
-    step = boto3.client("emr", region_name="us-east-1").list_steps(ClusterId=cluster)["Steps"][0]
-    assert step["Name"] == f"halo:{job.uid}:{job.id}:inject"
+    api = boto3.client("emr", region_name="us-east-1")
+    step = next(s for s in api.list_steps(ClusterId=cluster)["Steps"] if s["Id"] == job.handle["step"])
+    assert step["Name"] == f"halo:{job.uid}:{job.id}:{stage}"
+    assert step["Config"]["Jar"] == "command-runner.jar"
     args = step["Config"]["Args"]
     assert args[:3] == ["spark-submit", "--deploy-mode", "cluster"]
     assert (
@@ -79,20 +67,56 @@ def test_a_launch_adds_a_spark_submit_step_with_the_code_on_s3(emr_ws) -> None:
     assert "spark.sql.parquet.compression.codec=zstd" in args
     py_files, entry = args[args.index("--py-files") + 1], args[args.index("--py-files") + 2]
     assert py_files.startswith("s3://halo-data/ws/code/") and entry.endswith("/spark_pipeline.py")
-    assert (
-        args[args.index("--manifest") + 1]
-        == "s3://halo-data/ws/data/manifest/v4_sota/grid_sota/manifest.parquet"
-    )
-    assert step["Config"]["Jar"] == "command-runner.jar"
+    step_args = args[args.index("--py-files") + 3 :]
+    assert step_args[:6] == ["--stage", stage, "--workspace", "s3://halo-data/ws", "--variant", "v4_sota"]
+    config = json.loads(step_args[step_args.index("--config") + 1])
+    assert set(config["variants"]) == {"v4_sota", "v3_color_relaxed"}  # the variant and its parent's
+    assert json.loads(step_args[step_args.index("--params") + 1]) == job.params
     bucket, key = py_files.removeprefix("s3://").split("/", 1)
     bundle = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert b"jobs/inject.py" in bundle and b"core/stamps.py" in bundle
+    assert f"jobs/{stage}.py".encode() in bundle and b"core/layout.py" in bundle
+
     with pytest.raises(UsageError, match="already"):
-        engine.launch("inject", variant="v4_sota", params={"grid": "grid_sota"}, backend="emr")
+        engine.launch(stage, variant="v4_sota", params={}, backend="emr")
     with pytest.raises(UsageError, match="already runs this job"):  # the live step carries the uid
         emr.submit(engine.workspace.config.backends.emr, "x", job.uid, ["true"])
-    with pytest.raises(UsageError, match="no Spark entry point"):
-        engine.launch("select", variant="v4_sota", backend="emr")
+    assert engine.refresh()[0].state is JobState.RUNNING  # moto's steps start RUNNING
+
+    waiting = halo("jobs", "logs", str(job.id), check=0)
+    assert "waiting for logs" in waiting.stderr
+    key = f"emr/{cluster}/steps/{job.handle['step']}/stdout.gz"
+    boto3.client("s3").put_object(Bucket="halo-logs", Key=key, Body=gzip.compress(f"{stage} ran\n".encode()))
+    assert f"{stage} ran" in halo("jobs", "logs", str(job.id)).stdout
+
+    sent = cancel_steps_sent  # moto has no cancel_steps: answered as AWS does
+    cancelled = engine.cancel(job.id)
+    assert cancelled.state is JobState.CANCELLED and "cancel_steps" in cancelled.failure
+    assert sent == [
+        {"ClusterId": cluster, "StepIds": [job.handle["step"]], "StepCancellationOption": "SEND_INTERRUPT"}
+    ]
+
+
+@pytest.fixture
+def cancel_steps_sent():
+    """Record each CancelSteps request the default boto3 session sends and answer it with
+    AWS's success body (moto's server does not implement the action)."""
+    sent: list[dict] = []
+
+    def answer(request, **_):
+        sent.append(json.loads(request.body))
+        body = b'{"CancelStepsInfoList": []}'
+        return AWSResponse(request.url, 200, {}, _Raw(body))
+
+    boto3.setup_default_session()
+    boto3.DEFAULT_SESSION.events.register("before-send.emr.CancelSteps", answer)
+    yield sent
+    boto3.DEFAULT_SESSION = None  # the next client gets a fresh default session
+
+
+def test_a_stage_without_a_spark_entry_is_refused_on_emr(emr_ws) -> None:
+    root, _ = emr_ws
+    with pytest.raises(UsageError, match="no Spark entry point; on EMR: select, inject, cutouts"):
+        Engine(Workspace(root)).launch("manifest", variant="v4_sota", backend="emr")
 
 
 def test_steps_are_followed_to_success_and_to_failure_with_details(emr_ws, halo, monkeypatch) -> None:

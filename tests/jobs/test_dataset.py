@@ -13,6 +13,12 @@ from jobs.dataset import StampStream, augment, robust_normalise
 from jobs.inject_batch import output_schema
 
 
+def _ids(data, workers: int = 0) -> list[int]:
+    """The task ids of one pass over a stream, through a DataLoader as training reads it."""
+    loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers)
+    return [int(t) for *_, task in loader for t in task]
+
+
 @pytest.fixture(scope="module")
 def stamp_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], list[int]]:
     """Seven parquet files of synthetic stamps, row groups of uneven sizes (1,113 rows)."""
@@ -65,11 +71,10 @@ def _read_epoch(files: list[str], world: int, workers: int, epoch: int = 0, buff
     seen: list[int] = []
     for rank in range(world):
         data = StampStream(
-            files, split=None, rank=rank, world_size=world, shuffle_buffer=buffer, augment=True
+            files, split=None, rank=rank, world_size=world, shuffle_buffer=buffer, augment=True, batch_size=50
         )
         data.set_epoch(epoch)
-        for _, _, _, task in torch.utils.data.DataLoader(data, batch_size=50, num_workers=workers):
-            seen += task.tolist()
+        seen += _ids(data, workers)
     return seen
 
 
@@ -96,9 +101,10 @@ def test_the_leakage_guard_refuses_label_derived_metadata(stamp_files) -> None:
     for column in ("arc_snr", "theta_e_arcsec", "src_dmag", "is_control"):
         with pytest.raises(UsageError, match="would leak it"):
             StampStream(files, meta_cols=["psfsize_r", column])
-    data = StampStream(files, split=None, meta_cols=["psfsize_r", "psfdepth_r"])
-    _, _, meta, _ = next(iter(data))
-    assert meta.shape == (2,) and meta[0] == pytest.approx(1.3)
+    data = StampStream(files, split=None, meta_cols=["psfsize_r", "psfdepth_r"], batch_size=32)
+    images, labels, meta, task = next(iter(data))
+    assert images.shape == (32, 3, 64, 64) and labels.shape == task.shape == (32,)
+    assert meta.shape == (32, 2) and float(meta[0, 0]) == pytest.approx(1.3)
 
 
 def test_a_corrupt_file_is_reported_and_skipped(stamp_files, tmp_path: Path) -> None:
@@ -111,7 +117,7 @@ def test_a_corrupt_file_is_reported_and_skipped(stamp_files, tmp_path: Path) -> 
         and data.skipped[0]["file"] == str(bad)
         and "not a readable parquet file" in data.skipped[0]["reason"]
     )
-    assert sorted(t for *_, t in data) == ids
+    assert sorted(_ids(data)) == ids
 
 
 def test_normalisation_and_augmentation() -> None:
@@ -122,8 +128,23 @@ def test_normalisation_and_augmentation() -> None:
     assert out.max() == 10.0 and abs(np.median(out[0])) < 1e-5
     mad = np.median(np.abs(out[2] - np.median(out[2])))
     assert mad == pytest.approx(1 / 1.4826, rel=1e-3)
-    turned = {augment(out, np.random.default_rng(s)).tobytes() for s in range(40)}
+    turned = {augment(out[None], np.random.default_rng(s))[0].tobytes() for s in range(40)}
     assert len(turned) == 8  # 4 rotations x optional flip
+    expected = [np.rot90(out[:, :, ::-1] if f else out, k, axes=(1, 2)) for f in (0, 1) for k in range(4)]
+    assert turned == {np.ascontiguousarray(e).tobytes() for e in expected}
+
+
+def test_numpy_and_torch_prepare_batches_alike() -> None:
+    """The worker (numpy, CPU) and the GPU path (torch) normalise and augment a batch the
+    same way from the same draws: one routine, two array libraries."""
+    rng = np.random.default_rng(3)
+    batch = rng.normal(2.0, 3.0, (40, 3, 64, 64)).astype(np.float32)
+    a = robust_normalise(batch)
+    b = robust_normalise(torch.from_numpy(batch)).numpy()
+    assert np.allclose(a, b, atol=1e-5)
+    c = augment(a, np.random.default_rng(9))
+    d = augment(torch.from_numpy(a), np.random.default_rng(9)).numpy()
+    assert np.array_equal(c, d) and not np.array_equal(c, a)
 
 
 def test_the_sorted_median_is_numpys_median() -> None:
@@ -135,12 +156,16 @@ def test_the_sorted_median_is_numpys_median() -> None:
         assert np.allclose(_median(values), np.median(values, axis=-1))
 
 
-def test_rot90_is_numpys() -> None:
-    from jobs.dataset import rot90
-
-    stamp = np.arange(3 * 5 * 5, dtype=np.float32).reshape(3, 5, 5)
-    for k in range(4):
-        assert np.array_equal(rot90(stamp, k), np.rot90(stamp, k, axes=(1, 2)))
+def test_batches_are_whole_and_prepared_where_asked(stamp_files) -> None:
+    files, ids = stamp_files
+    raw = StampStream(files, split=None, batch_size=100, prepare_in_worker=False)
+    sizes = [len(task) for *_, task in raw]
+    assert sum(sizes) == len(ids) and all(n == 100 for n in sizes[:-1])
+    images, *_ = next(iter(raw))
+    prepared = StampStream(files, split=None, batch_size=100)
+    normalised, *_ = next(iter(prepared))
+    assert torch.allclose(robust_normalise(images), normalised, atol=1e-5)
+    assert abs(float(images.std()) - 1.0) < 0.05  # raw: the synthetic stamps' own scale
 
 
 def test_stamps_stream_from_s3(stamp_files, s3_env: str) -> None:
@@ -153,7 +178,7 @@ def test_stamps_stream_from_s3(stamp_files, s3_env: str) -> None:
         s3.upload_file(path, "stamps", f"v4_sota/grid_sota/{Path(path).name}")
     data = StampStream("s3://stamps/v4_sota/grid_sota/", split=None, world_size=2, rank=0)
     other = StampStream("s3://stamps/v4_sota/grid_sota/", split=None, world_size=2, rank=1)
-    seen = [t for *_, t in data] + [t for *_, t in other]
+    seen = _ids(data) + _ids(other)
     assert sorted(seen) == ids
 
 
@@ -196,7 +221,7 @@ def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> N
             rows[name].append(values[name])
     path = tmp_path / "part-00000.parquet"
     write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
-    kept = sorted(t for *_, t in StampStream([str(path)], min_theta_over_psf=0.5))
+    kept = sorted(_ids(StampStream([str(path)], min_theta_over_psf=0.5)))
     assert kept == [1, 2, 3, 4]
 
 
@@ -241,12 +266,8 @@ def test_ranks_get_equal_shares_of_few_uneven_row_groups(tmp_path: Path, world: 
     pq.write_table(pa.Table.from_pydict(rows, schema=schema), path, row_group_size=300)
     counts, seen = [], []
     for rank in range(world):
-        data = StampStream([str(path)], split="train", rank=rank, world_size=world)
-        got = [
-            int(t)
-            for _, _, _, batch in torch.utils.data.DataLoader(data, batch_size=16, num_workers=2)
-            for t in batch
-        ]
+        data = StampStream([str(path)], split="train", rank=rank, world_size=world, batch_size=16)
+        got = _ids(data, workers=2)
         counts.append(len(got))
         seen += got
     assert sorted(seen) == list(range(317))

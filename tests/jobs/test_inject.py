@@ -223,13 +223,13 @@ def _java() -> bool:
 @pytest.mark.slow
 def test_the_spark_runner_gives_the_local_runners_stamps(inject_ws: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
-    from jobs.spark_pipeline import run_inject_spark
+    from jobs.inject import inject_spark
 
     manifest_path = manifest.manifest_dir(inject_ws, "v4_sota", "grid_sota") / "manifest.parquet"
     small = tmp_path / "manifest.parquet"
     pq.write_table(pq.read_table(manifest_path).slice(0, 80), small)
     settings = _settings(inject_ws)
-    run_inject_spark(str(small), settings, str(tmp_path / "spark"), "zstd", partitions=2)
+    inject_spark(str(small), settings, str(tmp_path / "spark"), "zstd", partitions=2)
     spark_rows, spark_stamps = _stamps(tmp_path / "spark")
     local = inject_batch(pq.read_table(small), settings)
     local_table = pa.Table.from_batches([local]).sort_by("task_id")

@@ -79,7 +79,20 @@ def _copy_catalogues(src: Path, dst: Path) -> list[Path]:
     return sorted((dst / "survey" / "tractor").rglob("*.fits"))
 
 
-def test_bad_catalogues_are_named_and_the_rest_goes_on(tmp_path: Path, big_catalog_ws: Path) -> None:
+@pytest.mark.parametrize(
+    "runner",
+    [
+        "local",
+        pytest.param(
+            "spark",
+            marks=[pytest.mark.slow, pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")],
+        ),
+    ],
+)
+def test_bad_catalogues_are_named_and_the_rest_goes_on(
+    tmp_path: Path, big_catalog_ws: Path, runner: str
+) -> None:
+    """Both runners: the same failures named, the same parent sample and summary."""
     files = _copy_catalogues(big_catalog_ws, tmp_path)
     truncated, no_column, wrong_type = files[0], files[1], files[2]
     truncated.write_bytes(truncated.read_bytes()[:5000])
@@ -93,10 +106,11 @@ def test_bad_catalogues_are_named_and_the_rest_goes_on(tmp_path: Path, big_catal
         ]
         fits.BinTableHDU.from_columns(cols).writeto(wrong_type, overwrite=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.select", "--workspace", str(tmp_path), "--variant", "v4_sota"],
+        [sys.executable, "-m", "jobs.select", "--workspace", str(tmp_path), "--variant", "v4_sota"]
+        + ["--runner", runner],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr + proc.stdout
@@ -107,6 +121,13 @@ def test_bad_catalogues_are_named_and_the_rest_goes_on(tmp_path: Path, big_catal
     summary = json.loads((parent_dir(tmp_path, "v3_color_relaxed") / "summary.json").read_text())
     assert {Path(f["file"]) for f in summary["failed_catalogues"]} == {truncated, no_column, wrong_type}
     assert summary["catalogues"] == 16 and summary["selected"] > 1000  # the 13 good ones are in
+    if runner == "spark":  # the local runner over the same catalogues: the same output
+        rows = _parent(tmp_path)
+        with pytest.raises(select.stage_runtime.StageError, match="3 of 16 catalogues"):
+            select.run(tmp_path, "v4_sota", force=True)
+        assert _parent(tmp_path) == rows
+        again = json.loads((parent_dir(tmp_path, "v3_color_relaxed") / "summary.json").read_text())
+        assert again == summary
 
 
 def test_no_catalogues_is_a_clear_error(tmp_path: Path) -> None:
