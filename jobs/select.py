@@ -225,9 +225,10 @@ def select_files(
             schema=partition_schema(),
         )
     is_report = pc.is_valid(rows.column(REPORT))
+    position = {uri: i for i, uri in enumerate(files)}
     reports = sorted(
         (json.loads(r) for r in rows.filter(is_report).column(REPORT).to_pylist()),
-        key=lambda r: files.index(r["file"]),
+        key=lambda r: position[r["file"]],
     )
     selected = rows.filter(pc.invert(is_report)).sort_by([(c, "ascending") for c in ORDER])
     return selected.select(parent_schema().names), reports

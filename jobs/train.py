@@ -194,7 +194,7 @@ class Trainer:
                 else:
                     loss.backward()
                     self.opt.step()
-                total += float(loss) * len(labels)
+                total += float(loss.detach()) * len(labels)
                 seen += len(labels)
                 if self.rank == 0 and time.monotonic() - last_note > PROGRESS_EVERY_S:
                     rate = seen / (time.monotonic() - started)
@@ -206,16 +206,20 @@ class Trainer:
                 if cap is not None and seen * self.world >= cap:
                     break
         elapsed = time.monotonic() - started
-        everyone = seen
+        per_rank = [seen]
         if self.world > 1:  # the epoch's loss and rate over every rank, not rank 0's alone
             import torch.distributed as dist
 
-            sums = torch.tensor([total, float(seen)], dtype=torch.float64, device=self.device)
+            sums = torch.tensor([total], dtype=torch.float64, device=self.device)
             longest = torch.tensor([elapsed], dtype=torch.float64, device=self.device)
+            rows = [torch.zeros(1, dtype=torch.int64, device=self.device) for _ in range(self.world)]
             dist.all_reduce(sums)
             dist.all_reduce(longest, op=dist.ReduceOp.MAX)
-            total, everyone, elapsed = float(sums[0]), int(sums[1]), float(longest[0])
-        return total / max(everyone, 1), everyone / max(elapsed, 1e-9), everyone
+            dist.all_gather(rows, torch.tensor([seen], dtype=torch.int64, device=self.device))
+            total, elapsed = float(sums[0]), float(longest[0])
+            per_rank = [int(r) for r in rows]
+        everyone = sum(per_rank)
+        return total / max(everyone, 1), everyone / max(elapsed, 1e-9), per_rank
 
     def validate(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         import torch
@@ -259,7 +263,7 @@ class Trainer:
             lr = cosine_lr(self.preset.lr, epoch, self.epochs)
             for group in self.opt.param_groups:
                 group["lr"] = lr
-            train_loss, rate, train_rows = self.train_epoch(epoch)
+            train_loss, rate, rank_rows = self.train_epoch(epoch)
             scores, labels, task, val_loss = self.validate()
             if self.rank != 0:
                 continue
@@ -275,7 +279,8 @@ class Trainer:
                 "lr": lr,
                 "seconds": round(time.monotonic() - started, 2),
                 "images/s": round(rate, 1),
-                "train_rows": train_rows,
+                "train_rows": sum(rank_rows),
+                "train_rows_per_rank": rank_rows,
             }
             line = _finite(line)
             self.history.append(line)

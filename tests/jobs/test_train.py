@@ -231,17 +231,43 @@ def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
     assert missing.returncode == 2 and "no run 'nope'" in missing.stderr
 
 
+def _uneven_row_groups(ws: Path) -> list[int]:
+    """Rewrite the workspace's stamps as one part of two row groups: all but 17 rows, then
+    17 (dealing whole row groups gave one rank nearly everything); returns their sizes."""
+    from core.layout import stamps_dir
+
+    folder = stamps_dir(ws, "v4_sota", "grid_sota")
+    parts = sorted(folder.glob("part-*.parquet"))
+    table = pq.read_table(parts)
+    for part in parts:
+        part.unlink()
+    with pq.ParquetWriter(folder / "part-00000.parquet", table.schema) as writer:
+        writer.write_table(table.slice(0, table.num_rows - 17), row_group_size=table.num_rows)
+        writer.write_table(table.slice(table.num_rows - 17), row_group_size=table.num_rows)
+    meta = pq.ParquetFile(folder / "part-00000.parquet").metadata
+    return [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+
+
 @pytest.mark.slow
-def test_ddp_on_two_cpu_processes_validates_on_the_whole_split(stamps_ws: Path) -> None:
-    argv = _train_argv(stamps_ws, "ddp", "--epochs", "1", "--nproc", "2")
+def test_ddp_on_two_cpu_processes_gets_equal_shares_and_validates_on_the_whole_split(
+    stamps_ws: Path, tmp_path: Path
+) -> None:
+    ws = tmp_path / "ws"
+    shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", ".halo"))
+    groups = _uneven_row_groups(ws)
+    argv = _train_argv(ws, "ddp", "--epochs", "1", "--nproc", "2")
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400)
     errors = [ln for ln in done.stderr.splitlines() if "rror" in ln or "what()" in ln or "Abort" in ln]
     assert done.returncode == 0, "\n".join(errors[:30]) + "\n...\n" + done.stderr[-1500:]
-    lines, bad = read_metrics(train.runs_dir(stamps_ws) / "ddp" / "metrics.jsonl")
+    lines, bad = read_metrics(train.runs_dir(ws) / "ddp" / "metrics.jsonl")
     assert bad == [] and [line["epoch"] for line in lines] == [0]
-    assert lines[0]["n_pos"] + lines[0]["n_neg"] == _rows(stamps_ws, "val")  # both ranks' shards
-    assert lines[0]["train_rows"] == _rows(stamps_ws, "train")  # all-reduced: both ranks' rows
-    assert json.loads((train.runs_dir(stamps_ws) / "ddp" / "run.json").read_text())["world_size"] == 2
+    assert lines[0]["n_pos"] + lines[0]["n_neg"] == _rows(ws, "val")  # both ranks' shards
+    assert lines[0]["train_rows"] == _rows(ws, "train")  # all-reduced: both ranks' rows
+    shares = lines[0]["train_rows_per_rank"]
+    assert len(shares) == 2 and sum(shares) == lines[0]["train_rows"]
+    assert max(shares) - min(shares) <= 1, shares  # equal runs per rank, however uneven the groups
+    print(f"DDP: row groups {groups}; train rows per rank {shares} of {lines[0]['train_rows']}")
+    assert json.loads((train.runs_dir(ws) / "ddp" / "run.json").read_text())["world_size"] == 2
     assert done.stdout.count('"run": "ddp"') == 1  # one summary, from rank 0
 
 
