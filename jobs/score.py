@@ -226,44 +226,79 @@ def _hard_negatives(
     model: Any, meta_cols: list[str], stamps: Path, run: str, top: int, lenses: dict[str, np.ndarray]
 ) -> Any:
     """The highest-scoring injection controls: real galaxies with no injected arc, one row per
-    galaxy, known lenses left out (a lens is not a negative, however hard)."""
+    galaxy (its first usable control row), known lenses left out (a lens is not a negative,
+    however hard). Streamed a row group at a time, keeping only the running top `top`: the
+    controls' stamps are never all in memory."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     from core.schemas import galaxy_keys
     from jobs import known_lenses
-    from jobs.dataset import read_columns
+    from jobs.dataset import _parquet_file, meta_features
     from jobs.scoring import logits_of, sigmoid
 
     parts = sorted(stamps.glob("part-*.parquet"))
+    empty = pa.table({"task_id": pa.array([], pa.int64())})
     if not parts or top <= 0:
-        return pa.table({"task_id": pa.array([], pa.int64())})
-    columns = ["task_id", "brickname", "objid", "ra", "dec", "split", "is_control", "ok", "stamp", *meta_cols]
-    table, skipped = read_columns([str(p) for p in parts], list(dict.fromkeys(columns)))
-    for bad in skipped:
-        print(f"score: hard negatives: skipped {bad['file']}: {bad['reason']}", flush=True)
-    if table is None:
-        return pa.table({"task_id": pa.array([], pa.int64())})
-    table = table.filter(pc.and_(table.column("is_control"), table.column("ok")))
-    keys = galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist())
-    first = np.sort(np.unique(keys, return_index=True)[1])  # one row per galaxy
-    table = table.take(first)
-    not_lens = known_lenses.match(table.column("ra").to_numpy(), table.column("dec").to_numpy(), lenses) < 0
-    table = table.filter(pa.array(not_lens))
-    meta = stamp_contract.stamp_meta(table.schema)
-    images = stamp_contract.decode(table.column("stamp"), meta)
-    extra = None
-    if meta_cols:
-        from jobs.dataset import meta_features
-
-        values = {c: table.column(c).to_numpy() for c in meta_cols} | {"task_id": np.arange(table.num_rows)}
-        extra = meta_features(values, meta_cols)
-    scores = sigmoid(logits_of(model, images, extra))
-    order = np.argsort(-scores, kind="stable")[:top]
-    picked = table.take(order).drop_columns(["stamp", "is_control", "ok"])
-    return picked.append_column("score", pa.array(scores[order])).append_column(
-        "run", pa.array([run] * len(order))
+        return empty
+    columns = list(
+        dict.fromkeys(["task_id", "brickname", "objid", "ra", "dec", "split", "is_control", "ok", *meta_cols])
     )
+    seen: set[str] = set()
+    best = None
+    for uri in parts:
+        try:
+            handle = _parquet_file(str(uri))
+            meta = stamp_contract.stamp_meta(handle.schema_arrow)
+            groups = handle.metadata.num_row_groups
+        except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file
+            print(
+                f"score: hard negatives: skipped {uri}: not a readable parquet file ({type(err).__name__})",
+                flush=True,
+            )
+            continue
+        for group in range(groups):
+            try:
+                table = handle.read_row_group(group, columns=columns)
+            except Exception as err:  # noqa: BLE001 - a damaged row group: named, skipped
+                print(f"score: hard negatives: skipped {uri}#{group}: {type(err).__name__}", flush=True)
+                continue
+            usable = table.column("is_control").to_numpy(zero_copy_only=False) & table.column("ok").to_numpy(
+                zero_copy_only=False
+            )
+            keys = galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist())
+            rows = []
+            for i in np.flatnonzero(usable):
+                if keys[i] not in seen:
+                    seen.add(keys[i])
+                    rows.append(int(i))
+            if not rows:
+                continue
+            picked = table.take(rows)
+            ra, dec = picked.column("ra").to_numpy(), picked.column("dec").to_numpy()
+            not_lens = np.flatnonzero(known_lenses.match(ra, dec, lenses) < 0)
+            if not_lens.size == 0:
+                continue
+            picked = picked.take(not_lens)
+            try:  # only a row group holding a new control galaxy has its stamps read
+                stamp_column = handle.read_row_group(group, columns=["stamp"]).column(0)
+                images = stamp_contract.decode(stamp_column.take(np.asarray(rows)[not_lens]), meta)
+            except Exception as err:  # noqa: BLE001 - a damaged row group: named, skipped
+                print(f"score: hard negatives: skipped {uri}#{group}: {type(err).__name__}", flush=True)
+                continue
+            extra = None
+            if meta_cols:
+                values = {c: picked.column(c).to_numpy() for c in meta_cols} | {
+                    "task_id": np.arange(len(images))
+                }
+                extra = meta_features(values, meta_cols)
+            scores = sigmoid(logits_of(model, images, extra))
+            picked = picked.drop_columns(["is_control", "ok"]).append_column("score", pa.array(scores))
+            best = picked if best is None else pa.concat_tables([best, picked])
+            order = np.argsort(-best.column("score").to_numpy(), kind="stable")[:top]  # ties: first seen
+            best = best.take(order)
+    if best is None:
+        return empty
+    return best.append_column("run", pa.array([run] * best.num_rows))
 
 
 def main(argv: list[str] | None = None) -> int:

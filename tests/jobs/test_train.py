@@ -164,6 +164,25 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
     assert table.column("rank").to_pylist() == list(range(1, table.num_rows + 1))
     hard = pq.read_table(summary["outputs"][2])
     assert hard.num_rows == 10 and np.all(np.diff(hard.column("score").to_numpy()) <= 0)
+    # streamed a row group at a time, they are the top 10 of every control galaxy scored at once
+    from core.layout import stamps_dir
+    from core.schemas import galaxy_keys
+    from core.stamps import decode, stamp_meta
+    from jobs.models import load_run
+    from jobs.scoring import logits_of, sigmoid
+
+    stamps = pq.read_table(sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet")))
+    stamps = stamps.filter(
+        np.array(stamps.column("is_control").to_pylist()) & np.array(stamps.column("ok").to_pylist())
+    )
+    galaxy = galaxy_keys(stamps.column("brickname").to_pylist(), stamps.column("objid").to_pylist())
+    stamps = stamps.take(np.sort(np.unique(galaxy, return_index=True)[1]))
+    model, meta_cols = load_run(train.runs_dir(trained) / "tiny")
+    assert meta_cols == []
+    every = sigmoid(logits_of(model, decode(stamps.column("stamp"), stamp_meta(stamps.schema))))
+    top = np.argsort(-every, kind="stable")[:10]
+    assert hard.column("task_id").to_pylist() == stamps.column("task_id").take(top).to_pylist()
+    assert np.allclose(hard.column("score").to_numpy(), every[top], rtol=1e-5)
     # the planted lens carries its name and reference, and the summary says where it landed
     named = [
         r for r in table.select(["rank", "known_lens", "known_lens_reference"]).to_pylist() if r["known_lens"]
