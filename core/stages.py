@@ -145,6 +145,11 @@ class Stage:
         return argv
 
 
+def _runner(help: str) -> Param:
+    """`--runner`: the stage's partitions here, or on Spark (local mode, or the cluster's)."""
+    return Param("runner", "choice", "local", ("local", "spark"), help)
+
+
 CACHE_HELP = "coadd cache folder or s3:// prefix [default: data/coadd_cache]"
 RUN_HELP = "run name [default: <variant>-<grid>-<default preset>]"
 _FORCE = Param("force", "bool", False, help="redo the work even if the outputs exist")
@@ -177,7 +182,7 @@ SHIPPED: tuple[Stage, ...] = (
                 "path",
                 help="catalogue file, folder, glob or s3:// prefix [default: the mock survey]",
             ),
-            Param("runner", "choice", "local", ("local", "spark"), "where the catalogues are read"),
+            _runner("where the catalogues are read"),
             _FORCE,
         ),
         spark=True,
@@ -209,7 +214,7 @@ SHIPPED: tuple[Stage, ...] = (
         "Phase 4c",
         params=(
             Param("grid", "grid", help="the manifest's grid [default: the variant's]"),
-            Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
+            _runner("where partitions run"),
             Param("cache", "path", help=CACHE_HELP),
             Param(
                 "supersample",
@@ -274,7 +279,7 @@ SHIPPED: tuple[Stage, ...] = (
         "inference",
         params=(
             Param("catalog", "path", help="cut these positions (ra, dec[, name, population]) instead"),
-            Param("runner", "choice", "local", ("local", "spark"), "where partitions run"),
+            _runner("where partitions run"),
             Param("cache", "path", help=CACHE_HELP),
             Param("workers", "int", help="local runner processes [default: up to 2]", low=1, high=256),
             Param("rows_per_part", "int", 2000, help="positions per partition", low=1, high=10**7),
