@@ -260,11 +260,12 @@ class JobsScreen(Screen[None]):
             return
         path = Path(job.log_path) if job.log_path else self.engine.log_path(job.id)
         fetch = None
-        late = self.engine.backend(job.backend).late_logs
-        if late:  # e.g. EMR's reach S3 minutes late: the log screen keeps fetching them
+        backend = self.engine.backend(job.backend)
+        if backend.late_logs:  # e.g. EMR's reach S3 minutes late: the log screen keeps fetching them
             fetch = lambda: self.engine.fetch_logs(self.engine.store.get(job.id))  # noqa: E731
-            self.notify(f"{job.backend}: {late}; the log is fetched as it arrives", markup=False)
-        self.app.push_screen(LogScreen(path, f"job {job.id}: {job.stage} ({job.state})", fetch))
+            self.notify(f"{job.backend}: {backend.late_logs}; the log is fetched as it arrives", markup=False)
+        title = f"job {job.id}: {job.stage} ({job.state})"
+        self.app.push_screen(LogScreen(path, title, fetch, backend.poll_seconds))
 
     def action_monitor(self) -> None:
         job = self.selected()

@@ -106,9 +106,16 @@ class LogScreen(Screen[None]):
         Binding("N", "previous", "Previous", id="log.previous"),
     ]
 
-    def __init__(self, path: Path, title: str, fetch: Callable[[], object] | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        title: str,
+        fetch: Callable[[], object] | None = None,
+        poll_seconds: float = POLL_S,
+    ) -> None:
         super().__init__()
-        self.path, self.heading, self.fetch = path, title, fetch  # fetch: bring remote logs (EMR)
+        # fetch: bring a remote backend's logs home, every `poll_seconds` (EMR's on S3)
+        self.path, self.heading, self.fetch, self.poll_seconds = path, title, fetch, poll_seconds
 
     def compose(self) -> ComposeResult:
         yield Static(self.heading, id="log-title")
@@ -155,12 +162,10 @@ class LogScreen(Screen[None]):
         self.query_one("#log-status", Static).update(
             Text(visible(f"{self.path}  {view.line_count} lines  {state}{done}"))
         )
-        pause = (
-            POLL_S
-            if self.fetch is None
-            else max(POLL_S, self.app.engine.workspace.config.backends.emr.poll_seconds)
-        )
-        self.set_timer(0 if not view.index.complete else pause, self.poll)
+        if not view.index.complete:
+            self.call_later(self.poll)  # index the next part at once (a 0 s timer divides by 0)
+        else:
+            self.set_timer(max(POLL_S, self.poll_seconds), self.poll)
 
     def action_top(self) -> None:
         self.query_one(LogView).scroll_home(animate=False)

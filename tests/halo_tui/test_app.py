@@ -152,6 +152,30 @@ async def test_following_a_growing_log(engine, tmp_path: Path) -> None:
         assert view.follow
 
 
+async def test_a_log_bigger_than_one_polls_index_budget_is_indexed_whole(
+    engine, tmp_path: Path, monkeypatch
+) -> None:
+    """Bug 1: past the first poll's budget (64 MiB) the index never grew again: the next
+    poll was a 0 s timer, which Textual's timer divides by. Here the budget is 64 KiB."""
+    from halo_tui.components import logview
+
+    monkeypatch.setattr(logview, "INDEX_BUDGET", 64 << 10)
+    log = tmp_path / "big.log"
+    log.write_text("".join(f"line {i:07d} " + "x" * 60 + "\n" for i in range(20_000)))  # 1.4 MB
+    app = HaloApp(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(LogScreen(log, "big log"))
+        await _until(pilot, lambda: bool(app.screen.query(LogView)))
+        view = app.screen.query_one(LogView)
+        await _until(pilot, lambda: view.index.complete and view.line_count == 20_000, timeout=20)
+        await pilot.press("g")
+        await pilot.pause(0.1)
+        assert "line 0000000" in "".join(seg.text for seg in view.render_line(0))
+        await pilot.press("slash", *"line 0019999", "enter")
+        await _until(pilot, lambda: view.current == 19_999)
+
+
 async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine, tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
