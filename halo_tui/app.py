@@ -12,9 +12,11 @@ import asyncio
 import signal
 from typing import Any
 
+from rich.markup import escape
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -24,21 +26,20 @@ from halo_tui.format import home_relative
 
 
 class ActionCommands(Provider):
-    """Every key-bound action of the current screen and the app, in the command palette."""
+    """Every key-bound action of the screen the palette was opened on, and the app's."""
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        screen = self.app.screen
-        for binding, target in _bindings(self.app):
+        # `self.screen`: the screen under the palette (`app.screen` is the palette itself)
+        for binding, target in _bindings(self.app, self.screen):
             if not binding.show and not binding.description:
                 continue
-            label = f"{binding.description} ({binding.key})"
+            label = f"{binding.description} ({self.app.get_key_display(binding)})"
             score = matcher.match(label)
             if score > 0:
                 yield Hit(
                     score, matcher.highlight(label), _runner(target, binding.action), help=binding.id or ""
                 )
-        del screen
 
 
 def _runner(target: Any, action: str) -> Any:
@@ -48,10 +49,11 @@ def _runner(target: Any, action: str) -> Any:
     return run
 
 
-def _bindings(app: App[Any]) -> list[tuple[Binding, Any]]:
-    """(binding, the node it belongs to) for the active screen and the app, allowed ones only."""
+def _bindings(app: App[Any], screen: Any = None) -> list[tuple[Binding, Any]]:
+    """(binding, the node it belongs to) for `screen` (the active one) and the app, allowed
+    ones only."""
     found = []
-    for node in (app.screen, app):
+    for node in (screen or app.screen, app):
         for binding in getattr(node, "BINDINGS", []):
             if isinstance(binding, Binding):
                 name = binding.action.split("(")[0]
@@ -62,6 +64,9 @@ def _bindings(app: App[Any]) -> list[tuple[Binding, Any]]:
 
 
 class HelpScreen(ModalScreen[None]):
+    """Every key of the screen it was opened on and of the app, as the keyboard shows them;
+    it scrolls when it does not fit."""
+
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
 
     def __init__(self, bindings: list[tuple[Binding, Any]]) -> None:
@@ -71,12 +76,17 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         lines = ["[b]Keys[/b] (remap by id in halo.toml under \\[keys])", ""]
         for binding, _ in self.bindings:
+            key = escape(self.app.get_key_display(binding))
             lines.append(
-                f"  [b]{binding.key:>12}[/b]  {binding.description:<16} [dim]{binding.id or ''}[/dim]"
+                f"  [b]{key:>10}[/b]  {escape(binding.description):<16} [dim]{binding.id or ''}[/dim]"
             )
         if self.app.readonly:
             lines += ["", "[yellow]read-only session: actions that change state are hidden[/yellow]"]
-        yield Static("\n".join(lines), id="help")
+        with VerticalScroll(id="help"):
+            yield Static("\n".join(lines))
+
+    def on_mount(self) -> None:
+        self.query_one("#help").focus()
 
 
 class HaloApp(App[None]):
@@ -128,11 +138,20 @@ class HaloApp(App[None]):
     def action_help(self) -> None:
         self.push_screen(HelpScreen(_bindings(self)))
 
-    def action_jobs(self) -> None:
-        while len(self.screen_stack) > 2:
+    def _back_to(self, kind: type) -> bool:
+        """Pop back to the screen of `kind` if it is open; False if it is not."""
+        if not any(isinstance(screen, kind) for screen in self.screen_stack):
+            return False
+        while not isinstance(self.screen, kind):
             self.pop_screen()
-        if not isinstance(self.screen, JobsScreen):
+        return True
+
+    def action_jobs(self) -> None:
+        if not self._back_to(JobsScreen):
             self.push_screen(JobsScreen())
 
     def action_runs(self) -> None:
-        self.push_screen(RunsScreen())
+        """The runs screen: the open one (never a second), else a new one over the jobs."""
+        if not self._back_to(RunsScreen):
+            self._back_to(JobsScreen)
+            self.push_screen(RunsScreen())

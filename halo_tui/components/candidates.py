@@ -95,7 +95,7 @@ class CandidatesScreen(Screen[None]):
         Binding("z", "zoom", "Zoom", id="cand.zoom"),
         Binding("e", "export", "Export CSV", id="cand.export"),
     ]
-    CHANGES = ("grade", "note", "undo")
+    CHANGES = ("grade", "note", "undo", "export")  # refused in a read-only session
 
     def __init__(self, path: Path, run: str) -> None:
         super().__init__()

@@ -80,6 +80,7 @@ class CompareScreen(Screen[None]):
 
 class RunsScreen(Screen[None]):
     BINDINGS = [
+        Binding("escape", "app.jobs", "Back", id="runs.back"),
         Binding("enter", "monitor", "Monitor", id="runs.monitor"),
         Binding("space", "mark", "Mark", id="runs.mark"),
         Binding("c", "compare", "Compare", id="runs.compare"),

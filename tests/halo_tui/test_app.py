@@ -115,16 +115,69 @@ async def test_readonly_hides_every_action_that_changes_state(engine, candidates
         assert engine.store.get(job.id).state.value == "running"  # nothing cancelled
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
-        text = str(app.screen.query_one("#help").render())
+        text = str(app.screen.query_one("#help Static").render())
         assert "read-only" in text and "jobs.log" in text
         for changing in ("jobs.launch", "jobs.cancel", "jobs.relaunch"):
             assert changing not in text
         await pilot.press("escape")
         app.push_screen(CandidatesScreen(candidates, "demo"))
         await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
-        await pilot.press("a", "t", "U")  # grade, note, undo: refused
+        await pilot.press("a", "t", "U", "e")  # grade, note, undo, export: refused
         await _settle(app, pilot)
         assert grades.current(engine.store, "demo") == {}
+        assert not candidates.with_name("grades-demo.csv").exists()  # bug 7: `e` still exported
+
+
+async def test_the_palette_lists_the_current_screens_actions(engine, candidates: Path) -> None:
+    """Bug 2: the provider read `app.screen`, the palette itself, so no screen action showed."""
+    from textual.command import CommandPalette
+    from textual.widgets import OptionList
+
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+
+        async def found(query: str) -> list[str]:
+            await pilot.press("ctrl+p")
+            await _until(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press(*query)
+            options = app.screen.query_one(OptionList)
+            await _until(pilot, lambda: options.option_count > 0)
+            prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            await pilot.press("escape")
+            await _until(pilot, lambda: not isinstance(app.screen, CommandPalette))
+            return prompts
+
+        assert any("Log (l)" in p for p in await found("log"))  # on Jobs
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        assert any("Export CSV (e)" in p for p in await found("export"))
+
+
+async def test_help_shows_key_names_and_scrolls_and_runs_is_one_screen(engine, candidates: Path) -> None:
+    """Bugs 9 and 13: help printed `question_mark`, `slash`; it could not scroll at 80x24;
+    `esc` did nothing on Runs and each `2` stacked another Runs screen."""
+    from halo_tui.components.runs import RunsScreen
+
+    app = HaloApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("2", "2", "2")
+        await _until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        assert sum(isinstance(s, RunsScreen) for s in app.screen_stack) == 1
+        await pilot.press("escape")
+        await _until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        await pilot.press("question_mark")
+        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        text = str(app.screen.query_one("#help Static").render())
+        assert "?" in text and "question_mark" not in text and "pagedown" not in text
+        assert "cand.export" in text  # listed, if below the fold
+        scroller = app.screen.query_one("#help")
+        await _until(pilot, lambda: scroller.max_scroll_y > 0)  # more keys than 24 rows: it scrolls
+        await pilot.press("end")
+        await _until(pilot, lambda: scroller.scroll_y == scroller.max_scroll_y)
 
 
 async def test_following_a_growing_log(engine, tmp_path: Path) -> None:
