@@ -15,7 +15,9 @@ from core.metrics import OPERATING_POINTS
 from core.names import check_name, check_path
 
 COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "tpr@fpr1e-2", "tpr@fpr0", "fpr@tpr0.85", "fpr@tpr0.90")
-LOWER_IS_BETTER = ("fpr@", "loss")
+# Metrics where lower is better: false-positive rates at a completeness, and every loss
+# (train_loss, val_loss), matched by name, not by prefix alone.
+LOWER_IS_BETTER = ("fpr@",)
 
 
 def runs_root(workspace: Path) -> Path:
@@ -99,8 +101,13 @@ def list_names(workspace: Path) -> list[str]:
     return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
 
 
+def lower_is_better(metric: str) -> bool:
+    return metric.startswith(LOWER_IS_BETTER) or metric == "loss" or metric.endswith("_loss")
+
+
 def better(metric: str, a: float, b: float) -> bool:
-    return a < b if metric.startswith(LOWER_IS_BETTER) else a > b
+    """Whether `a` is a better value of `metric` than `b`."""
+    return a < b if lower_is_better(metric) else a > b
 
 
 def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:

@@ -259,11 +259,18 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert table.row_count == 1
         assert "malformed" in str(app.screen.query_one("#monitor-status").render())
         (run / "metrics.jsonl").write_text(
-            json.dumps(line) + "\n" + json.dumps({**line, "epoch": 1, "auroc": 0.995}) + "\n"
+            json.dumps(line)
+            + "\n"
+            + json.dumps({**line, "epoch": 1, "auroc": 0.995, "train_loss": 0.1})
+            + "\n"
         )
         await _until(pilot, lambda: table.row_count == 2)  # within a second, or so on a loaded machine
         auroc = table.get_row("1")[3]
         assert str(auroc) == "0.9950" and "green" in str(auroc.style) and "bold" in str(auroc.style)
+        # bug 3: the lower loss is the best one (the worse was bolded)
+        column = [str(c.label) for c in table.columns.values()].index("train_loss")
+        assert "bold" in str(table.get_row("1")[column].style)
+        assert "bold" not in str(table.get_row("0")[column].style)
         assert str(table.get_row("0")[6]) == "n/m"  # tpr@fpr1e-4 not measured
         assert "ETA" in str(app.screen.query_one("#monitor-status").render())
 
