@@ -189,8 +189,17 @@ def jobs_list(
         more = engine.store.count(states=states, stage=stage) - len(jobs) if shown else 0
         if more > 0:
             _console(stderr=True).print(f"{more:,} older job(s) not shown: --limit N or --all")
+        return
+    from rich.text import Text
+
+    from halo_tui.format import visible
+
+    if states or stage:  # none match the filter: say so, not that the workspace is empty
+        what = " or ".join(s.value for s in states or []) + (f" {stage}" if stage else "")
+        total = engine.store.count()
+        _console().print(Text(visible(f"no {what.strip()} jobs ({total:,} job(s) in all)")))
     else:
-        _console().print(f"no jobs yet in {engine.workspace.root}")
+        _console().print(Text(visible(f"no jobs yet in {engine.workspace.root}")))
 
 
 @jobs_app.command("show")

@@ -33,6 +33,9 @@ def test_human_output_shows_a_table(halo) -> None:
     assert "sleepy" in out and "succeeded" in out
     shown = halo("jobs", "show", "1", check=0).stdout
     assert "halo stage sleepy" in shown and "result.txt" in shown
+    # bug 12 of issue 14: a filter matching nothing said "no jobs yet" in a workspace with jobs
+    none = halo("jobs", "list", "--state", "running", check=0).stdout
+    assert "no running jobs (1 job(s) in all)" in none and "yet" not in none
 
 
 def test_logs_follow_until_the_job_ends(halo, workspace: Path) -> None:
