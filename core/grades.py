@@ -41,18 +41,39 @@ def grade(
         )
 
 
-def undo(store: Store, run: str, inspector: str) -> tuple[str, int, str] | None:
-    """Undo the inspector's latest grade in this run; return what was undone."""
+@dataclass(frozen=True)
+class Undone:
+    """What an undo took back: a grade, or a note (saved with the grade it was given under)."""
+
+    brickname: str
+    objid: int
+    grade: str
+    note: str | None
+    now: str | None  # the inspector's grade of that candidate after the undo
+
+    def describe(self) -> str:
+        after = f"; your grade is {self.now}" if self.now else "; ungraded"
+        took = f"the note {self.note!r}" if self.note else self.grade
+        return f"undid {took} on {self.brickname}:{self.objid}{after}"
+
+
+def undo(store: Store, run: str, inspector: str) -> Undone | None:
+    """Undo the inspector's latest action in this run (a grade, or a note); return it."""
     with store.write() as db:
         row = db.execute(
-            "SELECT id, brickname, objid, grade FROM grades WHERE run = ? AND inspector = ? AND undone = 0"
-            " ORDER BY id DESC LIMIT 1",
+            "SELECT id, brickname, objid, grade, note FROM grades"
+            " WHERE run = ? AND inspector = ? AND undone = 0 ORDER BY id DESC LIMIT 1",
             (run, inspector),
         ).fetchone()
         if row is None:
             return None
         db.execute("UPDATE grades SET undone = 1 WHERE id = ?", (row["id"],))
-    return row["brickname"], row["objid"], row["grade"]
+        now = db.execute(
+            "SELECT grade FROM grades WHERE run = ? AND inspector = ? AND brickname = ? AND objid = ?"
+            " AND undone = 0 ORDER BY id DESC LIMIT 1",
+            (run, inspector, row["brickname"], row["objid"]),
+        ).fetchone()
+    return Undone(row["brickname"], row["objid"], row["grade"], row["note"], now["grade"] if now else None)
 
 
 def current(store: Store, run: str) -> dict[tuple[str, int], Consensus]:
@@ -84,21 +105,30 @@ def notes(store: Store, run: str) -> dict[tuple[str, int], list[str]]:
     return out
 
 
+HEADER = ("run", "rank", "brickname", "objid", "ra", "dec", "score", "consensus", "disagreement")
+
+
 def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, Any]] | None = None) -> int:
-    """One line per graded candidate: ids, consensus, disagreement, each inspector's grade."""
+    """One line per graded candidate, by rank: ids, position, score, consensus, disagreement,
+    each inspector's grade, and the notes ("inspector: note", joined by " | ")."""
     table = current(store, run)
+    written = notes(store, run)
     inspectors = sorted({i for c in table.values() for i in c.grades})
     extra = {(c["brickname"], c["objid"]): c for c in candidates or []}
+
+    def by_rank(item: tuple[tuple[str, int], Consensus]) -> tuple[float, str, int]:
+        rank = extra.get(item[0], {}).get("rank")
+        return (float("inf") if rank is None else float(rank), *item[0])
+
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
-        out.writerow(
-            ["run", "brickname", "objid", "ra", "dec", "score", "consensus", "disagreement", *inspectors]
-        )
-        for (brick, objid), c in sorted(table.items()):
+        out.writerow([*HEADER, *inspectors, "notes"])
+        for (brick, objid), c in sorted(table.items(), key=by_rank):
             info = extra.get((brick, objid), {})
             out.writerow(
                 [
                     run,
+                    info.get("rank", ""),
                     brick,
                     objid,
                     info.get("ra", ""),
@@ -107,6 +137,7 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
                     "" if c.score is None else f"{c.score:.2f}",
                     int(c.disagreement),
                     *(c.grades.get(i, "") for i in inspectors),
+                    " | ".join(written.get((brick, objid), [])),
                 ]
             )
     return len(table)

@@ -104,6 +104,7 @@ class CandidatesScreen(Screen[None]):
         self.page, self.cursor, self.view, self.filter, self.zoomed = 0, 0, "grz", "all", False
         self.rows: np.ndarray = np.zeros(0, dtype=np.int64)
         self.consensus: dict[tuple[str, int], Any] = {}
+        self.notes: dict[tuple[str, int], list[str]] = {}
         self.cache: dict[tuple[int, str, int], list[Strip]] = {}
         self.who = inspector()
 
@@ -129,10 +130,11 @@ class CandidatesScreen(Screen[None]):
     def load(self) -> None:
         table = CandidateTable(self.path)
         consensus = grades_mod.current(self.store, self.run)
-        self.app.call_from_thread(self._loaded, table, consensus)
+        notes = grades_mod.notes(self.store, self.run)
+        self.app.call_from_thread(self._loaded, table, consensus, notes)
 
-    def _loaded(self, table: CandidateTable, consensus: dict[tuple[str, int], Any]) -> None:
-        self.table, self.consensus = table, consensus
+    def _loaded(self, table: CandidateTable, consensus: dict[tuple[str, int], Any], notes: dict) -> None:
+        self.table, self.consensus, self.notes = table, consensus, notes
         self._filter_rows()
         self.show()
 
@@ -244,6 +246,8 @@ class CandidatesScreen(Screen[None]):
             f"you    {visible(self.who)}",
         ):
             text.append(line + "\n")
+        for note in self.notes.get((info["brickname"], info["objid"]), []):
+            text.append(f"note   {visible(note)}\n", style="italic")
         if c:
             text.append(f"grades {visible(', '.join(f'{k}:{v}' for k, v in sorted(c.grades.items())))}\n")
             text.append(f"consensus {'-' if c.score is None else f'{c.score:.2f}'}")
@@ -302,6 +306,7 @@ class CandidatesScreen(Screen[None]):
 
     def _regrade(self, message: str, advance: bool = False) -> None:
         self.consensus = grades_mod.current(self.store, self.run)
+        self.notes = grades_mod.notes(self.store, self.run)
         self.notify(visible(message), markup=False)
         if advance and self.cursor + 1 < len(self.page_rows(self.page)):
             self.cursor += 1
@@ -324,10 +329,14 @@ class CandidatesScreen(Screen[None]):
         self.app.push_screen(NoteScreen(), save)
 
     def action_undo(self) -> None:
+        """Take back your latest grade or note, and move the cursor to its candidate."""
         undone = grades_mod.undo(self.store, self.run, self.who)
-        self._regrade(
-            "nothing to undo" if undone is None else f"undid {undone[2]} on {undone[0]}:{undone[1]}"
-        )
+        if undone is not None and self.table is not None:
+            key = self.table.key(undone.brickname, undone.objid)
+            where = np.flatnonzero(self.table.keys[self.rows] == key) if key is not None else []
+            if len(where):
+                self.page, self.cursor = divmod(int(where[0]), self.per_page)
+        self._regrade("nothing to undo" if undone is None else undone.describe())
 
     def action_cycle_filter(self) -> None:
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]

@@ -22,9 +22,24 @@ def test_consensus_disagreement_and_undo(tmp_path: Path) -> None:
     assert (
         now[("1499p022", 2)].grades == {"alice": "X", "bob": "unsure"} and now[("1499p022", 2)].score == 0.0
     )
-    assert grades.undo(store, "r", "alice") == ("1499p022", 2, "X")
+    undone = grades.undo(store, "r", "alice")
+    assert (undone.brickname, undone.objid, undone.grade, undone.now) == ("1499p022", 2, "X", "B")
     assert grades.current(store, "r")[("1499p022", 2)].grades["alice"] == "B"
     assert grades.undo(store, "r", "carol") is None
+
+
+def test_undoing_a_note_says_so_and_keeps_the_grade(tmp_path: Path) -> None:
+    """Bug 8 of issue 14: undo after a note said "undid A" while the A stayed."""
+    store = Store(tmp_path / "halo.db")
+    grades.grade(store, "r", "1499p022", 1, "alice", "A")
+    grades.grade(store, "r", "1499p022", 1, "alice", "A", note="arc to the NE")
+    assert grades.notes(store, "r") == {("1499p022", 1): ["alice: arc to the NE"]}
+    undone = grades.undo(store, "r", "alice")
+    assert undone.describe() == "undid the note 'arc to the NE' on 1499p022:1; your grade is A"
+    assert grades.notes(store, "r") == {} and grades.current(store, "r")[("1499p022", 1)].grades == {
+        "alice": "A"
+    }
+    assert grades.undo(store, "r", "alice").describe() == "undid A on 1499p022:1; ungraded"
     with pytest.raises(UsageError, match="not one of"):
         grades.grade(store, "r", "1499p022", 3, "alice", "maybe")
 

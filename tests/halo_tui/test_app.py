@@ -331,7 +331,33 @@ async def test_grading_candidates_survives_a_restart(engine, candidates: Path, m
         assert 0 not in app.screen.rows and 1 not in app.screen.rows and len(app.screen.rows) == 28
         await pilot.press("e")
         exported = (candidates.parent / "grades-demo.csv").read_text().splitlines()
-        assert exported[0].startswith("run,brickname,objid") and len(exported) == 3
+        assert exported[0].startswith("run,rank,brickname,objid") and len(exported) == 3
+        assert exported[0].endswith(",alice,notes") and exported[1].startswith("demo,1,")
+
+
+async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Path, monkeypatch) -> None:
+    """Bug 8 of issue 14: notes were write-only; undo after a note said "undid A" and the A
+    stayed; a second undo changed another candidate while the cursor stayed put."""
+    monkeypatch.setenv("USER", "alice")
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        screen = app.screen
+        meta = lambda: str(screen.query_one("#meta").render())  # noqa: E731
+        await pilot.press("a", "b")  # A on #1, B on #2; the cursor advances to #3
+        await pilot.press("left", "left", "t")
+        await _until(pilot, lambda: app.screen.query("#note"))
+        await pilot.press(*"arc to the NE", "enter")
+        await _until(pilot, lambda: "note   alice: arc to the NE" in meta())
+        await pilot.press("right", "right", "right", "U")  # undo the note: back on #1
+        await _until(pilot, lambda: screen.cursor == 0 and "arc to the NE" not in meta())
+        assert "grades alice:A" in meta()
+        await pilot.press("U")  # undo the B on #2: the cursor follows
+        await _until(pilot, lambda: screen.cursor == 1)
+        assert "grades" not in meta()
+    assert {k[1]: c.grades for k, c in grades.current(engine.store, "demo").items()} == {0: {"alice": "A"}}
 
 
 async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Path, monkeypatch) -> None:

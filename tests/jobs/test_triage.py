@@ -24,4 +24,6 @@ def test_triage_exports_grades_consensus_and_disagreements(halo) -> None:
     assert set(by_objid) == {"3", "7"}
     assert (by_objid["3"]["consensus"], by_objid["3"]["disagreement"]) == ("1.50", "1")
     assert (by_objid["7"]["consensus"], by_objid["7"]["alice"], by_objid["7"]["bob"]) == ("2.00", "B", "B")
+    assert by_objid["7"]["notes"] == "alice: faint arc to the NE" and by_objid["3"]["notes"] == ""
+    assert list(rows[0])[:2] == ["run", "rank"]  # bug 8 of issue 14: the README's rank column
     assert "is not a valid name" in halo("stage", "triage", "--run", "../hostile", check=2).stderr
