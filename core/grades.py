@@ -76,6 +76,15 @@ def undo(store: Store, run: str, inspector: str) -> Undone | None:
     return Undone(row["brickname"], row["objid"], row["grade"], row["note"], now["grade"] if now else None)
 
 
+def version(store: Store, run: str) -> tuple[int, int]:
+    """A cheap mark of the run's grades (latest row, rows undone): it changes whenever any
+    inspector grades, notes or undoes, so a console can tell without reading them all."""
+    row = store.db.execute(
+        "SELECT COALESCE(MAX(id), 0), COALESCE(SUM(undone), 0) FROM grades WHERE run = ?", (run,)
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
 def current(store: Store, run: str) -> dict[tuple[str, int], Consensus]:
     """Every graded candidate of the run with its inspectors' current grades and consensus."""
     rows = store.db.execute(

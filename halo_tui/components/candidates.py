@@ -36,6 +36,7 @@ FILTERS = ("all", "ungraded", "disagreements")
 GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
 META_WIDTH = 28
 SELECTED = "bold black on yellow"
+GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
 def inspector() -> str:
@@ -105,6 +106,7 @@ class CandidatesScreen(Screen[None]):
         self.rows: np.ndarray = np.zeros(0, dtype=np.int64)
         self.consensus: dict[tuple[str, int], Any] = {}
         self.notes: dict[tuple[str, int], list[str]] = {}
+        self.grades_seen: tuple[int, int] | None = None
         self.cache: dict[tuple[int, str, int], list[Strip]] = {}
         self.who = inspector()
 
@@ -125,10 +127,34 @@ class CandidatesScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#meta").styles.width = META_WIDTH
         self.load()
+        self.set_interval(GRADES_POLL_S, self.watch_grades)
+
+    @work(thread=True, exclusive=True, group="grades")
+    def watch_grades(self) -> None:
+        """Other inspectors' grades (another console on the workspace) show within a poll:
+        the filter and consensus are redone only when the store's grades changed."""
+        seen = grades_mod.version(self.store, self.run)
+        if seen == self.grades_seen or self.table is None:
+            return
+        consensus = grades_mod.current(self.store, self.run)
+        notes = grades_mod.notes(self.store, self.run)
+        self.app.call_from_thread(self._grades_changed, seen, consensus, notes)
+
+    def _grades_changed(self, seen: tuple[int, int], consensus: dict, notes: dict) -> None:
+        self.grades_seen, self.consensus, self.notes = seen, consensus, notes
+        before = self._current()
+        self._filter_rows()
+        if before is not None:  # keep the cursor on the candidate it was on, if still listed
+            key = self.table.key(before["brickname"], before["objid"])
+            where = np.flatnonzero(self.table.keys[self.rows] == key)
+            if len(where):
+                self.page, self.cursor = divmod(int(where[0]), self.per_page)
+        self.show()
 
     @work(thread=True, exclusive=True, group="candidates")
     def load(self) -> None:
         table = CandidateTable(self.path)
+        self.grades_seen = grades_mod.version(self.store, self.run)
         consensus = grades_mod.current(self.store, self.run)
         notes = grades_mod.notes(self.store, self.run)
         self.app.call_from_thread(self._loaded, table, consensus, notes)
@@ -305,6 +331,7 @@ class CandidatesScreen(Screen[None]):
         self._regrade(f"graded #{info['rank']} {value}", advance=True)
 
     def _regrade(self, message: str, advance: bool = False) -> None:
+        self.grades_seen = grades_mod.version(self.store, self.run)
         self.consensus = grades_mod.current(self.store, self.run)
         self.notes = grades_mod.notes(self.store, self.run)
         self.notify(visible(message), markup=False)

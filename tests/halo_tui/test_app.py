@@ -387,6 +387,29 @@ async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Pat
         assert current[("1499p022", objid)].disagreement
 
 
+async def test_the_disagreements_filter_follows_another_inspectors_grades(
+    engine, candidates: Path, monkeypatch
+) -> None:
+    """Bug 11 of issue 14: the filter showed another console's grades only once `f` was cycled."""
+    from core.engine import Engine
+    from core.workspace import Workspace
+
+    monkeypatch.setenv("USER", "alice")
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        screen = app.screen
+        await pilot.press("a", "a", "f", "f")  # A on #1 and #2, then the disagreements filter
+        await _until(pilot, lambda: screen.filter == "disagreements" and len(screen.rows) == 0)
+        other = Engine(Workspace(engine.workspace.root)).store  # bob, in another console
+        for objid in (0, 1):
+            grades.grade(other, "demo", "1499p022", objid, "bob", "X")
+        await _until(pilot, lambda: len(screen.rows) == 2 and len(screen.query(StampTile)) == 2)
+        assert "disagree" in str(screen.query_one("#meta").render())
+
+
 async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:
     (engine.workspace.root / "halo.toml").write_text(
         (engine.workspace.root / "halo.toml").read_text() + '\n[keys]\n"jobs.log" = "o"\n'
