@@ -21,7 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from halo_tui.components.jobs import JobsScreen
-from halo_tui.components.runs import RunsScreen
+from halo_tui.components.runs import RunsScreen, latest_candidates
 from halo_tui.format import home_relative
 
 
@@ -115,6 +115,7 @@ class HaloApp(App[None]):
         Binding("question_mark", "help", "Help", id="app.help"),
         Binding("1", "jobs", "Jobs", id="app.jobs"),
         Binding("2", "runs", "Runs", id="app.runs"),
+        Binding("3", "candidates", "Candidates", id="app.candidates"),
     ]
 
     def __init__(self, engine: Any, readonly: bool = False) -> None:
@@ -149,6 +150,22 @@ class HaloApp(App[None]):
     def action_jobs(self) -> None:
         if not self._back_to(JobsScreen):
             self.push_screen(JobsScreen())
+
+    def action_candidates(self) -> None:
+        """The candidates screen: the open one, else the run chosen on Runs, else the run
+        whose candidates were written last."""
+        from halo_tui.components.candidates import CandidatesScreen
+
+        if self._back_to(CandidatesScreen):
+            return
+        runs = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        chosen = runs.selected_candidates() if runs is not None else None
+        found = chosen or latest_candidates(self.engine.workspace.root)
+        if found is None:
+            self.notify("no candidates yet: run `halo stage score` on a trained run")
+            return
+        path, run = found
+        self.push_screen(CandidatesScreen(path, run))
 
     def action_runs(self) -> None:
         """The runs screen: the open one (never a second), else a new one over the jobs."""

@@ -231,6 +231,15 @@ class StampStream(torch.utils.data.IterableDataset):
         images = robust_normalise(images)
         return augment(images, rng) if self.augment else images
 
+    def batches(self, num_workers: int) -> int:
+        """How many batches this rank's DataLoader yields in an epoch (each worker ends on
+        its own partial batch)."""
+        workers = max(1, num_workers)
+        return sum(
+            -(-sum(stop - first for _, first, stop in self.my_fragments(w, workers)) // self.batch_size)
+            for w in range(workers)
+        )
+
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         info = torch.utils.data.get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)

@@ -181,8 +181,10 @@ class Trainer:
             from torch.distributed.algorithms.join import Join
 
             join = Join([self.net])  # ranks may hold different numbers of batches
+        loader = self._batches(self.train_data, epoch)
+        steps = self.train_data.batches(self.preset.num_workers)
         with join:
-            for step, batch in enumerate(self._batches(self.train_data, epoch)):
+            for step, batch in enumerate(loader):
                 images, labels, meta = self._to_device(batch, self.train_data)
                 self.opt.zero_grad(set_to_none=True)
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
@@ -198,8 +200,9 @@ class Trainer:
                 seen += len(labels)
                 if self.rank == 0 and time.monotonic() - last_note > PROGRESS_EVERY_S:
                     rate = seen / (time.monotonic() - started)
-                    print(
-                        f"train: epoch {epoch} step {step} loss {total / seen:.4f} {rate:.0f} images/s",
+                    print(  # the console's jobs table shows "epoch 3/6 · step 23/31" from this
+                        f"train: epoch {epoch + 1}/{self.epochs} step {step + 1}/{steps}"
+                        f" loss {total / seen:.4f} {rate:.0f} images/s",
                         flush=True,
                     )
                     last_note = time.monotonic()
@@ -296,7 +299,7 @@ class Trainer:
                 for k in ("train_loss", "val_loss", "auroc", "pauc")
                 if isinstance(line.get(k), float)
             )
-            print(f"train: epoch {epoch} done in {line['seconds']}s: {shown}", flush=True)
+            print(f"train: epoch {epoch + 1}/{self.epochs} done in {line['seconds']}s: {shown}", flush=True)
         return {"epochs": len(self.history), "last": self.history[-1] if self.history else None}
 
 

@@ -23,20 +23,21 @@ from core.states import JobState
 from halo_tui.format import STATE_STYLES, duration, job_rows, visible, when
 
 REFRESH_S = 2.0
-COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "started", "elapsed")
-PROGRESS = re.compile(r"(\d+)\s*/\s*(\d+)")
+COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "exit", "started", "elapsed")
+PROGRESS = re.compile(r"(?:([a-z]+)\s+)?(\d+)\s*/\s*(\d+)")
 
 
 def progress(job: Any) -> str:
-    """'3/16' from the last lines of a running job's log (bricks, partitions, epochs), else '-'."""
+    """What a running job's last log lines say of its progress: "epoch 3/6 · step 23/31"
+    (train), "3/16" (bricks, partitions), else "started" until it says; "done" once ended."""
     if job.state is not JobState.RUNNING or not job.log_path:
         return "-" if job.state is not JobState.SUCCEEDED else "done"
     for line in reversed(tail(Path(job.log_path), 5)):
         found = PROGRESS.findall(line)
         if found:
-            done, total = found[-1]
-            return f"{done}/{total}"
-    return "…"
+            labelled = [f"{label} {done}/{total}" for label, done, total in found if label]
+            return " · ".join(labelled) if labelled else "{1}/{2}".format(*found[-1])
+    return "started"
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -208,6 +209,7 @@ class JobsScreen(Screen[None]):
                 j.backend,
                 str(j.state),
                 progress(j),
+                "" if j.exit_code is None else str(j.exit_code),
                 when(j.started),
                 duration(j.elapsed),
             )
@@ -224,6 +226,9 @@ class JobsScreen(Screen[None]):
         if rows != self.shown:  # an idle console does not repaint
             self.shown = rows
             table = self.query_one(DataTable)
+            for i, column in enumerate(table.columns.values()):  # the sort column's arrow
+                arrow = ("▼" if i == 0 else "▲") if i == key else ""
+                column.label = Text(COLUMNS[i] + (f" {arrow}" if arrow else ""))
             selected = self.selected_id()
             table.clear()
             for row in rows:
@@ -342,8 +347,8 @@ class JobsScreen(Screen[None]):
         self.query_one(DataTable).focus()
 
     def action_sort(self) -> None:
+        """The next column as the sort key: its header carries the arrow (no toast per press)."""
         self.sort_column = (self.sort_column + 1) % len(COLUMNS)
-        self.notify(f"sorted by {COLUMNS[self.sort_column]}")
         self.shown = None
         self.load()
 

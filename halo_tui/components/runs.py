@@ -3,6 +3,7 @@ the marked runs side by side (the seed's comparison table), g opens a run's cand
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -164,12 +165,27 @@ class RunsScreen(Screen[None]):
         if names:
             self.app.push_screen(CompareScreen(names))
 
+    def selected_candidates(self) -> tuple[Path, str] | None:
+        """The selected run's candidates file and name, if it has been scored."""
+        name = self._selected()
+        path = candidates_path(self.app.engine.workspace.root, name) if name else None
+        return (path, name) if path is not None and path.exists() else None
+
     def action_candidates(self) -> None:
         from halo_tui.components.candidates import CandidatesScreen
 
-        name = self._selected()
-        path = candidates_path(self.app.engine.workspace.root, name) if name else None
-        if path is None or not path.exists():
+        found = self.selected_candidates()
+        if found is None:
             self.notify("no candidates for this run: run `halo stage score` first")
             return
-        self.app.push_screen(CandidatesScreen(path, name))
+        self.app.push_screen(CandidatesScreen(*found))
+
+
+def latest_candidates(workspace: Path) -> tuple[Path, str] | None:
+    """The run whose candidates were written last, and its candidates file."""
+    found = [
+        (path.stat().st_mtime, path, name)
+        for name in runs_mod.list_names(workspace)
+        if (path := candidates_path(workspace, name)).exists()
+    ]
+    return (max(found)[1], max(found)[2]) if found else None

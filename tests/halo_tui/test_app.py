@@ -51,6 +51,57 @@ async def test_jobs_table_lists_jobs_and_picks_up_new_ones(engine) -> None:
         assert isinstance(app.screen, LogScreen)
 
 
+async def test_the_jobs_table_shows_training_progress_exit_codes_and_its_sort(engine) -> None:
+    """Bug 13 of issue 14: a training run showed `…` as progress throughout; each sort press
+    stacked a toast and the header showed no sort."""
+    from halo_tui.components.jobs import COLUMNS, progress
+
+    failed = engine.wait(engine.launch("sleepy", params={"code": "3"}).id)
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await _settle(app, pilot)
+        table = app.screen.query_one(DataTable)
+        assert str(table.get_row(str(failed.id))[COLUMNS.index("exit")]) == "3"
+        labels = lambda: [str(c.label) for c in table.columns.values()]  # noqa: E731
+        assert labels()[0] == "id ▼"
+        await pilot.press("s", "s")
+        await _until(pilot, lambda: labels()[2] == "variant ▲" and labels()[0] == "id")
+        assert len(app._notifications) == 0  # no toast per press
+    log = engine.workspace.root / "train.log"
+    log.write_text("train: epoch 2/6 step 23/31 loss 0.4123 812 images/s\n")
+    running = type("Job", (), {"state": failed.state.__class__("running"), "log_path": str(log)})
+    assert progress(running) == "epoch 2/6 · step 23/31"
+    log.write_text("coadds: brick 3/16 written\n")
+    assert progress(running) == "brick 3/16"
+    log.write_text("inject: partition 4 written (2000 rows, 0 flagged) [5/10]\n")
+    assert progress(running) == "5/10"
+    log.write_text("train: loading the stamps\n")
+    assert progress(running) == "started"
+
+
+async def test_candidates_are_3_from_anywhere(engine, candidates: Path) -> None:
+    """Part 5 of issue 14: Candidates were reachable only from Runs with `g`."""
+    import shutil
+
+    from core.candidates import candidates_path
+
+    run = engine.workspace.root / "data" / "runs" / "demo"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    target = candidates_path(engine.workspace.root, "demo")
+    target.parent.mkdir(parents=True)
+    shutil.copy(candidates, target)
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("3")
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        assert app.screen.run == "demo"
+        await pilot.press("1", "3")  # back to jobs, and to the same candidates again
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        assert sum(isinstance(s, CandidatesScreen) for s in app.screen_stack) == 1
+
+
 async def test_an_idle_console_does_not_rebuild_its_table(engine) -> None:
     engine.wait(engine.launch("sleepy").id)
     app = HaloApp(engine)
