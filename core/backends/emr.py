@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.backends.base import Backend
-from core.errors import BackendUnreachable, HaloError, UsageError
+from core.errors import BackendUnreachable, HaloError, IllegalTransition, UsageError
 from core.safe_io import atomic_write, private_dir
 from core.states import JobState
 
@@ -268,7 +268,13 @@ class EmrBackend(Backend):
     def poll(self, jobs: list[Job], patient: bool = True) -> list[Job]:
         steps = [job for job in jobs if job.handle]
         statuses = poll(self.config.region, [job.handle for job in steps], patient=patient) if steps else {}
-        return [self._reconcile(job, statuses) if job.handle else job for job in jobs]
+        out = []
+        for job in jobs:
+            try:
+                out.append(self._reconcile(job, statuses) if job.handle else job)
+            except IllegalTransition:  # another process recorded its end first (a cancel)
+                out.append(self.store.get(job.id))
+        return out
 
     def _reconcile(self, job: Job, statuses: dict[str, Any]) -> Job:
         status = statuses.get(job.handle["step"])

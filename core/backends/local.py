@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import jobresult
 from core.backends.base import Backend
+from core.errors import IllegalTransition, UsageError
 from core.safe_io import open_append, private_dir
 from core.states import JobState
 
@@ -180,7 +181,13 @@ class LocalBackend(Backend):
         return env
 
     def poll(self, jobs: list[Job], patient: bool = True) -> list[Job]:
-        return [self._reconcile(job) for job in jobs]
+        out = []
+        for job in jobs:
+            try:
+                out.append(self._reconcile(job))
+            except IllegalTransition:  # another process recorded its end first (a cancel)
+                out.append(self.store.get(job.id))
+        return out
 
     def _reconcile(self, job: Job) -> Job:
         """A job, against its process group and exit file."""
@@ -218,19 +225,19 @@ class LocalBackend(Backend):
         return self.store.transition(job.id, state, **fields)
 
     def cancel(self, job: Job) -> Job:
-        """SIGTERM, then SIGKILL after the configured grace period."""
+        """Record the job cancelled, then SIGTERM it (SIGKILL after the grace period), then
+        add its exit code and outputs. Recorded first: another console watching the same
+        workspace, seeing the process end, must find it cancelled, not "killed by SIGTERM"."""
+        try:
+            job = self.store.transition(job.id, JobState.CANCELLED, failure="cancelled by the user")
+        except IllegalTransition:
+            ended = self.store.get(job.id)  # it ended on its own a moment ago
+            raise UsageError(f"job {job.id} has already ended ({ended.state})") from None
         if job.handle is not None:
             cancel(job.handle, self.workspace.config.backends.local.cancel_grace_seconds)
         code = read_exit(job.handle) if job.handle else None
         outputs, summary = jobresult.read(self.result_path(job.id))
-        return self.store.transition(
-            job.id,
-            JobState.CANCELLED,
-            exit_code=code,
-            failure="cancelled by the user",
-            outputs=outputs,
-            summary=summary,
-        )
+        return self.store.update(job.id, exit_code=code, outputs=outputs, summary=summary)
 
     def fetch_logs(self, job: Job) -> bool:
         return self.log_path(job.id).exists()  # the job writes it as it runs

@@ -59,6 +59,28 @@ def test_cancel_stops_a_long_job(engine: Engine) -> None:
         engine.cancel(job.id)
 
 
+def test_a_cancel_stays_a_cancel_while_another_console_watches(engine: Engine, monkeypatch) -> None:
+    """Bug 6 of issue 14: another `halo` on the workspace saw the process end under SIGTERM
+    and recorded "failed / killed by SIGTERM" before the cancel did."""
+    from core.workspace import Workspace
+
+    job = engine.launch("sleepy", params={"seconds": "60"})
+    _until(lambda: "sleepy: start" in Path(job.log_path).read_text())
+    watcher = Engine(Workspace(engine.workspace.root))  # the other console
+    signal_group = local.cancel
+
+    def cancel_then_let_the_watcher_look(handle, grace):  # the race, made to happen every time
+        signal_group(handle, grace)
+        _until(lambda: not local.alive(handle))
+        watcher.refresh()
+
+    monkeypatch.setattr(local, "cancel", cancel_then_let_the_watcher_look)
+    job = engine.cancel(job.id)
+    assert job.state is JobState.CANCELLED and job.failure == "cancelled by the user"
+    assert job.exit_code == -signal.SIGTERM
+    assert watcher.get(job.id).state is JobState.CANCELLED
+
+
 def test_cancel_kills_a_job_that_ignores_sigterm_after_the_grace_period(engine: Engine) -> None:
     job = engine.launch("sleepy", params={"seconds": "60", "stubborn": "true"})
     _until(lambda: "sleepy: start" in Path(job.log_path).read_text())  # its handler is set
