@@ -12,6 +12,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
 
@@ -106,8 +107,17 @@ class LaunchScreen(ModalScreen[Any]):
             yield Static("", id="launch-error")
             yield Button("Launch", variant="primary", id="launch-go")
 
+    class SubmitRequest(Message):
+        """Launch asked for by the button: sent through the options box, so that it arrives
+        after every key the box still has to process (each widget has its own queue: read
+        at once, the box's value could lack the options just typed — they were lost so)."""
+
     @on(Button.Pressed, "#launch-go")
+    def request_submit(self) -> None:
+        self.query_one("#launch-options", Input).post_message(self.SubmitRequest())
+
     @on(Input.Submitted, "#launch-options")
+    @on(SubmitRequest)
     def submit(self) -> None:
         stage = _chosen(self.query_one("#launch-stage", Select))
         variant_name = _chosen(self.query_one("#launch-variant", Select))

@@ -140,6 +140,42 @@ async def test_launch_cancel_and_relaunch_from_the_keyboard(engine) -> None:
         assert [j.state.value for j in engine.store.list()] == ["running", "cancelled"]
 
 
+async def test_the_launch_button_launches_the_options_just_typed(engine, monkeypatch) -> None:
+    """Bug 5 of issue 14: a launch ran with none of the typed options. The options box and
+    the button have their own message queues: a button press handled before the box had
+    processed its last keys read an older value. Here the box is slow (each key takes 20 ms,
+    as on a loaded machine) and the click comes while it still has keys queued."""
+    import asyncio
+
+    from textual import events
+    from textual.widgets import Button, Input
+
+    handle_key = Input._on_key
+
+    async def slow_key(self, event) -> None:  # noqa: ANN001
+        await asyncio.sleep(0.02)
+        await handle_key(self, event)
+
+    monkeypatch.setattr(Input, "_on_key", slow_key)
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("n")
+        await _until(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        app.screen.query_one("#launch-stage").value = "sleepy"
+        box = app.screen.query_one("#launch-options", Input)
+        box.focus()
+        await pilot.pause()
+        for ch in "--seconds 30":  # queued in the box, not yet processed
+            box.post_message(events.Key(ch, ch))
+        app.screen.query_one("#launch-go", Button).press()  # the click, while they wait
+        await _until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await _settle(app, pilot)
+    (job,) = engine.store.list()
+    assert job.params == {"seconds": 30.0}, job.params
+    engine.cancel(job.id)
+
+
 async def test_the_launch_form_refuses_bad_options(engine) -> None:
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
