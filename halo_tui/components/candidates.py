@@ -103,6 +103,7 @@ class CandidatesScreen(Screen[None]):
         self.path, self.run = path, run
         self.table: CandidateTable | None = None
         self.page, self.cursor, self.view, self.filter, self.zoomed = 0, 0, "grz", "all", False
+        self.pan = (0, 0)  # zoomed: the view's offset from the stamp's centre (pixels x, rows)
         self.rows: np.ndarray = np.zeros(0, dtype=np.int64)
         self.consensus: dict[tuple[str, int], Any] = {}
         self.notes: dict[tuple[str, int], list[str]] = {}
@@ -180,6 +181,16 @@ class CandidatesScreen(Screen[None]):
 
     # -- layout ------------------------------------------------------------------------
 
+    def zoom_window(self) -> tuple[int, int, int, int]:
+        """Zoomed: the part of the 64×64 stamp (x0, cells wide, y0, rows high, two pixels a
+        row) that fits the screen, centred on the stamp's centre (the galaxy) and moved by
+        the arrows; the whole stamp where it fits."""
+        width, height = max(8, self.size.width), max(4, self.size.height - 3)
+        cols, rows = min(64, width), min(32, height)
+        x0 = min(max(0, (64 - cols) // 2 + self.pan[0]), 64 - cols)
+        y0 = min(max(0, (32 - rows) // 2 + self.pan[1]), 32 - rows)
+        return x0, cols, y0, rows
+
     def geometry(self) -> tuple[int, int, int]:
         """(bin factor, columns, rows) of the grid for the screen's size."""
         width = max(20, self.size.width - META_WIDTH - 1)
@@ -229,6 +240,7 @@ class CandidatesScreen(Screen[None]):
         grid.styles.grid_size_columns = cols
         grid.styles.grid_columns = str(64 // factor)
         grid.remove_children()
+        self.query_one("#meta").display = not self.zoomed  # zoomed: the stamp takes the width
         tiles = []
         for i, row in enumerate(self.page_rows(page)):
             info = self.table.row(row)
@@ -236,7 +248,13 @@ class CandidatesScreen(Screen[None]):
             mine = c.grades.get(self.who, "") if c else ""
             score = "n/a" if info.get("score") is None else f"{info['score']:.3f}"
             caption = Text(f"#{info['rank']} {score} {mine}", style=SELECTED if i == self.cursor else "")
-            tiles.append(StampTile(rendered[row], caption, 64 // factor))
+            lines, width = rendered[row], 64 // factor
+            if self.zoomed:
+                x0, width, y0, height = self.zoom_window()
+                lines = [line.crop(x0, x0 + width) for line in lines[y0 : y0 + height]]
+                caption.append(f"  x {x0}-{x0 + width - 1} y {2 * y0}-{2 * (y0 + height) - 1} (arrows pan)")
+                grid.styles.grid_columns = str(width)
+            tiles.append(StampTile(lines, caption, width))
         grid.mount_all(tiles)
         self._show_meta()
 
@@ -291,6 +309,12 @@ class CandidatesScreen(Screen[None]):
     # -- actions -----------------------------------------------------------------------
 
     def action_move(self, dx: int, dy: int) -> None:
+        if self.zoomed:  # the arrows pan the zoomed stamp, 4 pixels a press
+            self.pan = (self.pan[0] + 4 * dx, self.pan[1] + 2 * dy)
+            x0, cols, y0, rows = self.zoom_window()  # kept inside the stamp
+            self.pan = (x0 - (64 - cols) // 2, y0 - (32 - rows) // 2)
+            self.show()
+            return
         _, cols, _ = self.geometry()
         n = len(self.page_rows(self.page))
         target = self.cursor + dx + dy * cols
@@ -385,7 +409,7 @@ class CandidatesScreen(Screen[None]):
             self.page, self.cursor = divmod(position, self.per_page)
             self.show()
             return
-        self.zoomed = True
+        self.zoomed, self.pan = True, (0, 0)
         self.show()
 
     def action_export(self) -> None:

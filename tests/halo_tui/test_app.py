@@ -447,6 +447,30 @@ async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Pat
     assert {k[1]: c.grades for k, c in grades.current(engine.store, "demo").items()} == {0: {"alice": "A"}}
 
 
+async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, candidates: Path) -> None:
+    """Bug 10 of issue 14: zoomed at 80×24 the stamp showed 52×44 of its 64×64 pixels with
+    the galaxy at the bottom edge, and nothing moved the view."""
+    app = HaloApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        screen = app.screen
+        await pilot.press("z")
+        await _until(pilot, lambda: len(screen.query(StampTile)) == 1 and screen.zoomed)
+        tile = screen.query_one(StampTile)
+        assert tile.cells == 64 and not screen.query_one("#meta").display  # every column
+        x0, cols, y0, rows = screen.zoom_window()
+        assert (x0, cols) == (0, 64) and rows == 21 and y0 <= 16 < y0 + rows  # the centre row shows
+        assert len(tile.lines) == rows
+        first = tile.lines[0]
+        await pilot.press(*["down"] * 10)  # pan to the bottom edge, and no further
+        await _until(pilot, lambda: screen.zoom_window()[2] == 32 - rows)
+        assert screen.query_one(StampTile).lines[0] != first
+        await pilot.press("z")
+        await _until(pilot, lambda: not screen.zoomed and screen.query_one("#meta").display)
+
+
 async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Path, monkeypatch) -> None:
     """Both consoles open at the same time on one workspace, their grades interleaved."""
     from core.engine import Engine
