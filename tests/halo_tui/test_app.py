@@ -176,6 +176,20 @@ async def test_the_launch_button_launches_the_options_just_typed(engine, monkeyp
     engine.cancel(job.id)
 
 
+async def test_m_on_a_train_job_without_run_opens_the_run_it_writes(engine) -> None:
+    """Bug 4 of issue 14: `m` opened `runs/v4_sota--` for a train job launched without --run."""
+    job = engine.store.create("train", "v4_sota", {"force": False, "resume": False}, "local")
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        table = app.screen.query_one(DataTable)
+        await _until(pilot, lambda: table.row_count == 1)
+        assert str(table.get_row(str(job.id))[1]) == "train"
+        await pilot.press("m")
+        await _until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        assert app.screen.run_dir.name == "v4_sota-grid_sota-convnext_v4sota"
+
+
 async def test_the_launch_form_refuses_bad_options(engine) -> None:
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
