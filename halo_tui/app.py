@@ -107,7 +107,7 @@ class HaloApp(App[None]):
     #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
     #sparks { height: 5; }
     .spark { width: 1fr; }
-    #log-status, #monitor-status, #runs-hint { height: 1; color: $text-muted; }
+    #log-status, #monitor-status, #runs-hint, #cand-progress { height: 1; color: $text-muted; }
     """
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [

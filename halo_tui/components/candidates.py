@@ -39,6 +39,14 @@ SELECTED = "bold black on yellow"
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
+def viewer_url(ra: float, dec: float) -> str:
+    """The Legacy Survey viewer centred on (ra, dec), DR10, zoomed, with a marker."""
+    return (
+        f"https://www.legacysurvey.org/viewer?ra={ra:.6f}&dec={dec:.6f}"
+        f"&layer=ls-dr10&zoom=16&mark={ra:.6f},{dec:.6f}"
+    )
+
+
 def inspector() -> str:
     return os.environ.get("USER") or getpass.getuser()
 
@@ -67,10 +75,16 @@ class StampTile(Widget):
 
 
 class NoteScreen(ModalScreen[str | None]):
+    """One line asked for (a note, a rank to go to); escape gives None."""
+
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
 
+    def __init__(self, prompt: str = "note for this candidate (enter to save)") -> None:
+        super().__init__()
+        self.prompt = prompt
+
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="note for this candidate (enter to save)", id="note")
+        yield Input(placeholder=self.prompt, id="note")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value or None)
@@ -86,6 +100,15 @@ class CandidatesScreen(Screen[None]):
         Binding("right", "move(1, 0)", "→", show=False, id="cand.right"),
         Binding("up", "move(0, -1)", "↑", show=False, id="cand.up"),
         Binding("down", "move(0, 1)", "↓", show=False, id="cand.down"),
+        Binding("h", "move(-1, 0)", "←", show=False, id="cand.h"),
+        Binding("l", "move(1, 0)", "→", show=False, id="cand.l"),
+        Binding("k", "move(0, -1)", "↑", show=False, id="cand.k"),
+        Binding("j", "move(0, 1)", "↓", show=False, id="cand.j"),
+        Binding("g", "first", "First", show=False, id="cand.first"),
+        Binding("G", "last", "Last", show=False, id="cand.last"),
+        Binding("n", "next_ungraded", "Next ungraded", id="cand.next_ungraded"),
+        Binding("number_sign", "jump", "Go to rank", id="cand.jump"),
+        Binding("o", "viewer", "Viewer URL", id="cand.viewer"),
         Binding("pagedown", "page(1)", "Next page", id="cand.next"),
         Binding("pageup", "page(-1)", "Prev page", id="cand.prev"),
         *(Binding(k, f"grade('{g}')", g, id=f"cand.grade_{g.lower()}") for k, g in GRADE_KEYS.items()),
@@ -113,6 +136,7 @@ class CandidatesScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("", id="cand-progress")
         with Horizontal():
             yield Grid(id="tiles")
             yield Static("", id="meta")
@@ -185,7 +209,7 @@ class CandidatesScreen(Screen[None]):
         """Zoomed: the part of the 64×64 stamp (x0, cells wide, y0, rows high, two pixels a
         row) that fits the screen, centred on the stamp's centre (the galaxy) and moved by
         the arrows; the whole stamp where it fits."""
-        width, height = max(8, self.size.width), max(4, self.size.height - 3)
+        width, height = max(8, self.size.width), max(4, self.size.height - 4)
         cols, rows = min(64, width), min(32, height)
         x0 = min(max(0, (64 - cols) // 2 + self.pan[0]), 64 - cols)
         y0 = min(max(0, (32 - rows) // 2 + self.pan[1]), 32 - rows)
@@ -194,7 +218,7 @@ class CandidatesScreen(Screen[None]):
     def geometry(self) -> tuple[int, int, int]:
         """(bin factor, columns, rows) of the grid for the screen's size."""
         width = max(20, self.size.width - META_WIDTH - 1)
-        height = max(6, self.size.height - 3)
+        height = max(6, self.size.height - 4)
         if self.zoomed:
             return 1, 1, 1
         for factor in (2, 4):
@@ -258,7 +282,24 @@ class CandidatesScreen(Screen[None]):
         grid.mount_all(tiles)
         self._show_meta()
 
+    def progress_line(self) -> str:
+        """`graded 12/384 · 2 disagree · 3 known`: this inspector's grades among the
+        candidates, the disagreements, the known lenses, and the filter."""
+        assert self.table is not None
+        keys = set(self.table.keys.tolist())
+        mine = disagree = 0
+        for (brick, objid), c in self.consensus.items():
+            if self.table.key(brick, objid) in keys:
+                mine += self.who in c.grades
+                disagree += c.disagreement
+        known = self.table.info.column("known_lens") if "known_lens" in self.table.info.column_names else None
+        n_known = sum(1 for v in known.to_pylist() if v) if known is not None else 0
+        shown = f" · filter {self.filter} ({len(self.rows)})" if self.filter != "all" else ""
+        return f"graded {mine}/{len(self.table)} · {disagree} disagree · {n_known} known{shown}"
+
     def _show_meta(self) -> None:
+        if self.table is not None:
+            self.query_one("#cand-progress", Static).update(Text(visible(self.progress_line())))
         rows = self.page_rows(self.page)
         meta = self.query_one("#meta", Static)
         if not rows:
@@ -335,6 +376,68 @@ class CandidatesScreen(Screen[None]):
             tile.caption = Text(tile.caption.plain, style=SELECTED if i == self.cursor else "")
             tile.refresh()
         self._show_meta()
+
+    def _go(self, position: int) -> None:
+        """Put the cursor on the `position`-th listed candidate (its page shown)."""
+        if len(self.rows) == 0:
+            return
+        position = min(max(0, position), len(self.rows) - 1)
+        page, cursor = divmod(position, self.per_page)
+        changed = page != self.page
+        self.page, self.cursor = page, cursor
+        self.show() if changed else self._restyle()
+
+    @property
+    def position(self) -> int:
+        return self.page * self.per_page + self.cursor
+
+    def action_first(self) -> None:
+        self._go(0)
+
+    def action_last(self) -> None:
+        self._go(len(self.rows) - 1)
+
+    def action_next_ungraded(self) -> None:
+        """The next listed candidate you have not graded (after the cursor, then from the top)."""
+        if self.table is None or len(self.rows) == 0:
+            return
+        mine = {self.table.key(*k) for k, c in self.consensus.items() if self.who in c.grades}
+        listed = self.table.keys[self.rows]
+        todo = np.flatnonzero(~np.isin(listed, [k for k in mine if k is not None]))
+        if todo.size == 0:
+            self.notify("every listed candidate has your grade")
+            return
+        after = todo[todo > self.position]
+        self._go(int(after[0] if after.size else todo[0]))
+
+    def action_jump(self) -> None:
+        def go(answer: str | None) -> None:
+            if not answer or self.table is None:
+                return
+            try:
+                rank = int(answer)
+            except ValueError:
+                self.notify(visible(f"{answer!r} is not a rank"), severity="warning", markup=False)
+                return
+            ranks = self.table.info.column("rank").to_numpy()[self.rows]
+            where = np.flatnonzero(ranks == rank)
+            if where.size == 0:
+                self.notify(f"rank {rank} is not listed ({self.filter})", severity="warning")
+                return
+            self._go(int(where[0]))
+
+        self.app.push_screen(NoteScreen("go to rank (enter)"), go)
+
+    def action_viewer(self) -> None:
+        """The Legacy Survey viewer at the candidate, as a terminal hyperlink, and copied."""
+        info = self._current()
+        if info is None:
+            return
+        url = viewer_url(info["ra"], info["dec"])
+        self.app.copy_to_clipboard(url)
+        link = Text("viewer: ")
+        link.append(url, style=Style(link=url, underline=True))
+        self.notify(link, title="copied to the clipboard", timeout=8)
 
     def action_page(self, step: int) -> None:
         pages = max(1, -(-len(self.rows) // self.per_page))

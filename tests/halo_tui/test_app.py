@@ -475,7 +475,7 @@ async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, cand
         tile = screen.query_one(StampTile)
         assert tile.cells == 64 and not screen.query_one("#meta").display  # every column
         x0, cols, y0, rows = screen.zoom_window()
-        assert (x0, cols) == (0, 64) and rows == 21 and y0 <= 16 < y0 + rows  # the centre row shows
+        assert (x0, cols) == (0, 64) and rows == 20 and y0 <= 16 < y0 + rows  # the centre row shows
         assert len(tile.lines) == rows
         first = tile.lines[0]
         await pilot.press(*["down"] * 10)  # pan to the bottom edge, and no further
@@ -483,6 +483,36 @@ async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, cand
         assert screen.query_one(StampTile).lines[0] != first
         await pilot.press("z")
         await _until(pilot, lambda: not screen.zoomed and screen.query_one("#meta").display)
+
+
+async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, monkeypatch) -> None:
+    """Part 2 of issue 14: a progress line, n next ungraded, j/k/h/l, g/G, # rank, o viewer."""
+    monkeypatch.setenv("USER", "alice")
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        app.push_screen(CandidatesScreen(candidates, "demo"))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        screen = app.screen
+        progress = lambda: str(screen.query_one("#cand-progress").render())  # noqa: E731
+        assert progress() == "graded 0/30 · 0 disagree · 0 known"
+        await pilot.press("a", "a", "a")  # #1-#3 graded; the cursor on #4
+        await _until(pilot, lambda: progress().startswith("graded 3/30"))
+        await pilot.press("g", "n")  # from the top, the next one you have not graded: #4
+        await _until(pilot, lambda: screen.position == 3)
+        await pilot.press("l", "l", "h", "j")
+        await _until(pilot, lambda: screen.position == 4 + screen.geometry()[1])
+        await pilot.press("G")
+        await _until(pilot, lambda: screen.position == 29)
+        await pilot.press("number_sign")
+        await _until(pilot, lambda: app.screen.query("#note"))
+        await pilot.press("1", "2", "enter")
+        await _until(pilot, lambda: screen.position == 11 and screen._current()["rank"] == 12)
+        await pilot.press("o")
+        await _until(pilot, lambda: "legacysurvey.org/viewer" in app.clipboard)
+        info = screen._current()
+        assert f"ra={info['ra']:.6f}&dec={info['dec']:.6f}&layer=ls-dr10" in app.clipboard
+        assert f"mark={info['ra']:.6f},{info['dec']:.6f}" in app.clipboard
 
 
 async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Path, monkeypatch) -> None:
