@@ -65,7 +65,7 @@ class MonitorScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(Text(visible(f"run {self.run_dir.name}")), id="monitor-title")
-        yield DataTable(id="metrics", zebra_stripes=True)
+        yield DataTable(id="metrics", zebra_stripes=True, fixed_columns=1)  # epoch stays in view
         with Horizontal(id="sparks"):
             for name in SPARKS:
                 with Vertical(classes="spark"):

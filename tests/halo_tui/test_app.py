@@ -373,6 +373,7 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert "bold" in str(table.get_row("1")[column].style)
         assert "bold" not in str(table.get_row("0")[column].style)
         assert str(table.get_row("0")[6]) == "n/m"  # tpr@fpr1e-4 not measured
+        assert table.fixed_columns == 1  # part 5 of issue 14: the epoch stays while scrolling right
         assert "ETA" in str(app.screen.query_one("#monitor-status").render())
 
 
