@@ -5,7 +5,8 @@ terminal lacks truecolor."""
 from __future__ import annotations
 
 import numpy as np
-from rich.color import Color
+from rich.color import Color, ColorType
+from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
@@ -14,22 +15,23 @@ HALF = "▀"
 
 
 def strips(rgb: np.ndarray) -> list[Strip]:
-    """(H, W, 3) uint8 -> H/2 strips of W cells."""
+    """(H, W, 3) uint8 -> H/2 strips of W cells. The hot path of the candidates grid: each
+    cell's two colours are built straight from their RGB triplets (no parsing, no checks)."""
     if rgb.shape[0] % 2:
         rgb = np.concatenate([rgb, rgb[-1:]], axis=0)
+    from_color, truecolor = Style.from_color, ColorType.TRUECOLOR
     out = []
-    cache: dict[tuple[int, ...], Style] = {}
-    pixels = rgb.tolist()
-    for y in range(0, rgb.shape[0], 2):
-        segments = []
-        for top, bottom in zip(pixels[y], pixels[y + 1], strict=True):
-            key = (*top, *bottom)
-            style = cache.get(key)
-            if style is None:
-                style = cache[key] = Style(
-                    color=Color.from_rgb(key[0], key[1], key[2]),
-                    bgcolor=Color.from_rgb(key[3], key[4], key[5]),
-                )
-            segments.append(Segment(HALF, style))
-        out.append(Strip(Segment.simplify(segments), rgb.shape[1]))
+    width = rgb.shape[1]
+    for top_row, bottom_row in zip(rgb[0::2].tolist(), rgb[1::2].tolist(), strict=True):
+        segments = [
+            Segment(
+                HALF,
+                from_color(
+                    Color("", truecolor, triplet=ColorTriplet(*top)),
+                    Color("", truecolor, triplet=ColorTriplet(*bottom)),
+                ),
+            )
+            for top, bottom in zip(top_row, bottom_row, strict=True)
+        ]
+        out.append(Strip(segments, width))
     return out
