@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import work
@@ -36,6 +35,14 @@ FILTERS = ("all", "ungraded", "disagreements")
 GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
 META_WIDTH = 28
 SELECTED = "bold black on yellow"
+# Your grade under each stamp, as a badge: A green to X red, unsure grey.
+GRADE_STYLES = {
+    "A": "bold white on green",
+    "B": "bold black on bright_green",
+    "C": "bold black on yellow",
+    "X": "bold white on red",
+    "unsure": "black on grey62",
+}
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
@@ -57,21 +64,38 @@ def render_rgb(stamp: np.ndarray, view: str, factor: int) -> np.ndarray:
 
 
 class StampTile(Widget):
-    """One stamp and its caption; its strips are rendered in advance."""
+    """One stamp and its caption (rank and score, highlighted when selected, then your grade
+    as a coloured badge); its strips are rendered in advance."""
 
     DEFAULT_CSS = "StampTile { width: auto; height: auto; } StampTile.selected { background: $accent; }"
 
-    def __init__(self, lines: list[Strip], caption: Text, width: int) -> None:
+    def __init__(
+        self, lines: list[Strip], label: str, badge: str, width: int, selected: bool = False
+    ) -> None:
         super().__init__()
-        self.lines, self.caption, self.cells = lines, caption, width
+        self.lines, self.label, self.badge, self.cells = lines, label, badge, width
+        self.selected = selected
         self.styles.width = width
         self.styles.height = len(lines) + 1
+
+    @property
+    def caption(self) -> Text:
+        text = Text(self.label, style=SELECTED if self.selected else "")
+        if self.badge:
+            text.append(" ")
+            text.append(f" {self.badge} ", style=GRADE_STYLES.get(self.badge, ""))
+        return text
+
+    def select(self, selected: bool) -> None:
+        if selected != self.selected:
+            self.selected = selected
+            self.refresh()
 
     def render_line(self, y: int) -> Strip:
         if y < len(self.lines):
             return self.lines[y]
-        style = Style.parse(str(self.caption.style)) if self.caption.style else Style()
-        return Strip([Segment(self.caption.plain, style)]).crop(0, self.cells).extend_cell_length(self.cells)
+        segments = list(self.caption.render(self.app.console))
+        return Strip(segments).crop(0, self.cells).extend_cell_length(self.cells)
 
 
 class NoteScreen(ModalScreen[str | None]):
@@ -271,14 +295,14 @@ class CandidatesScreen(Screen[None]):
             c = self.consensus.get((info["brickname"], info["objid"]))
             mine = c.grades.get(self.who, "") if c else ""
             score = "n/a" if info.get("score") is None else f"{info['score']:.3f}"
-            caption = Text(f"#{info['rank']} {score} {mine}", style=SELECTED if i == self.cursor else "")
+            label = f"#{info['rank']} {score}"
             lines, width = rendered[row], 64 // factor
             if self.zoomed:
                 x0, width, y0, height = self.zoom_window()
                 lines = [line.crop(x0, x0 + width) for line in lines[y0 : y0 + height]]
-                caption.append(f"  x {x0}-{x0 + width - 1} y {2 * y0}-{2 * (y0 + height) - 1} (arrows pan)")
+                label += f"  x {x0}-{x0 + width - 1} y {2 * y0}-{2 * (y0 + height) - 1} (arrows pan)"
                 grid.styles.grid_columns = str(width)
-            tiles.append(StampTile(lines, caption, width))
+            tiles.append(StampTile(lines, label, mine, width, selected=i == self.cursor))
         grid.mount_all(tiles)
         self._show_meta()
 
@@ -373,8 +397,7 @@ class CandidatesScreen(Screen[None]):
 
     def _restyle(self) -> None:
         for i, tile in enumerate(self.query(StampTile)):
-            tile.caption = Text(tile.caption.plain, style=SELECTED if i == self.cursor else "")
-            tile.refresh()
+            tile.select(i == self.cursor)
         self._show_meta()
 
     def _go(self, position: int) -> None:

@@ -499,6 +499,8 @@ async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, m
         assert progress() == "graded 0/30 · 0 disagree · 0 known"
         await pilot.press("a", "a", "a")  # #1-#3 graded; the cursor on #4
         await _until(pilot, lambda: progress().startswith("graded 3/30"))
+        first = screen.query(StampTile).first()
+        assert first.badge == "A" and any("green" in str(span.style) for span in first.caption.spans)
         await pilot.press("g", "n")  # from the top, the next one you have not graded: #4
         await _until(pilot, lambda: screen.position == 3)
         await pilot.press("l", "l", "h", "j")
