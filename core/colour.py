@@ -39,3 +39,18 @@ def bin2(rgb: np.ndarray, factor: int = 2) -> np.ndarray:
     h, w = rgb.shape[0] // factor * factor, rgb.shape[1] // factor * factor
     blocks = rgb[:h, :w].reshape(h // factor, factor, w // factor, factor, 3).astype(np.float32)
     return blocks.mean(axis=(1, 3)).round().astype(np.uint8)
+
+
+NEUTRAL_CHROMA = 48  # max - min of a pixel's RGB below which, in 256 colours, it is shown grey
+NEUTRAL_DARK = 72  # and a pixel no channel of which reaches this (the sky's noise)
+
+
+def neutral_sky(rgb: np.ndarray, chroma: int = NEUTRAL_CHROMA, dark: int = NEUTRAL_DARK) -> np.ndarray:
+    """For terminals of 256 colours: pixels of low chroma or dark (the sky's noise, faint
+    outskirts) made exactly grey, which the terminal shows from its grey ramp; left alone,
+    the 6×6×6 colour cube turns faint noise into saturated red, green and blue speckle.
+    Bright coloured pixels (arcs, galaxies) are untouched."""
+    top = rgb.max(axis=-1).astype(np.int16)
+    flat = (top - rgb.min(axis=-1) < chroma) | (top < dark)
+    grey = rgb.mean(axis=-1, keepdims=True).round().astype(np.uint8)
+    return np.where(flat[..., None], grey, rgb)

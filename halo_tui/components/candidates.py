@@ -26,7 +26,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from core import grades as grades_mod
 from core.candidates import CandidateTable
-from core.colour import bin2, sdss_rgb, single_band
+from core.colour import bin2, neutral_sky, sdss_rgb, single_band
 from halo_tui.components.stamp import strips
 from halo_tui.format import visible
 
@@ -58,9 +58,11 @@ def inspector() -> str:
     return os.environ.get("USER") or getpass.getuser()
 
 
-def render_rgb(stamp: np.ndarray, view: str, factor: int) -> np.ndarray:
-    rgb = sdss_rgb(stamp) if view == "grz" else single_band(stamp, "grz".index(view))
-    return bin2(rgb, factor)
+def render_rgb(stamp: np.ndarray, view: str, factor: int, colours: int | None = None) -> np.ndarray:
+    """The stamp as RGB for the terminal: the view, binned; with 256 colours or fewer, the
+    sky's noise kept neutral (core.colour.neutral_sky)."""
+    rgb = bin2(sdss_rgb(stamp) if view == "grz" else single_band(stamp, "grz".index(view)), factor)
+    return neutral_sky(rgb) if colours is not None and colours <= 256 else rgb
 
 
 class StampTile(Widget):
@@ -267,8 +269,11 @@ class CandidatesScreen(Screen[None]):
         factor = self.geometry()[0]
         rows = [r for r in self.page_rows(page) if (r, self.view, factor) not in self.cache]
         if rows:
+            # the terminal's colours ("truecolor", "256", "standard"): fewer than truecolor
+            # keeps the sky neutral
+            depth = {"256": 256, "standard": 16, "windows": 16}.get(self.app.console.color_system or "")
             for row, stamp in zip(rows, self.table.stamps(rows), strict=True):
-                self.cache[row, self.view, factor] = strips(render_rgb(stamp, self.view, factor))
+                self.cache[row, self.view, factor] = strips(render_rgb(stamp, self.view, factor, depth))
         return {r: self.cache[r, self.view, factor] for r in self.page_rows(page)}
 
     def show(self) -> None:

@@ -16,3 +16,39 @@ def test_each_cell_carries_its_top_and_bottom_pixel() -> None:
         for x, seg in enumerate(cells):
             assert tuple(seg.style.color.triplet) == tuple(padded[2 * y, x])
             assert tuple(seg.style.bgcolor.triplet) == tuple(padded[2 * y + 1, x])
+
+
+def test_in_256_colours_the_sky_stays_neutral_and_arcs_keep_their_colour() -> None:
+    """Part 2 of issue 14: in 256 colours the sky's noise became saturated speckle."""
+    from rich.color import Color
+
+    from core.colour import neutral_sky, sdss_rgb
+
+    rng = np.random.default_rng(4)
+    stamp = rng.normal(0, 0.003, (3, 64, 64)).astype(np.float32)  # faint sky noise
+    stamp[:, 30:34, 30:34] += np.array([0.02, 0.2, 0.6], np.float32)[:, None, None]  # a red galaxy
+    rgb = sdss_rgb(stamp)
+    neutral = neutral_sky(rgb)
+
+    def cube_colours(image: np.ndarray) -> int:  # 256-colour entries off the grey ramp
+        count = 0
+        for r, g, b in image.reshape(-1, 3)[::7]:
+            number = Color.from_rgb(int(r), int(g), int(b)).downgrade(2).number  # EIGHT_BIT
+            count += number is not None and 16 <= number < 232 and (number - 16) % 43 != 0
+        return count
+
+    sky = (slice(0, 20), slice(0, 20))
+    before, after = cube_colours(rgb[sky]), cube_colours(neutral[sky])
+    assert before > 10 and after <= before // 8  # a rare bright noise pixel keeps its colour
+    assert np.array_equal(neutral[31:33, 31:33], rgb[31:33, 31:33])  # the galaxy untouched
+
+
+def test_the_candidates_grid_keeps_the_sky_neutral_below_truecolor() -> None:
+    from core.colour import bin2, neutral_sky, sdss_rgb
+    from halo_tui.components.candidates import render_rgb
+
+    stamp = np.random.default_rng(5).normal(0, 0.003, (3, 64, 64)).astype(np.float32)
+    plain = bin2(sdss_rgb(stamp), 2)
+    assert np.array_equal(render_rgb(stamp, "grz", 2, None), plain)  # truecolor: as is
+    for depth in (256, 16):
+        assert np.array_equal(render_rgb(stamp, "grz", 2, depth), neutral_sky(plain))
