@@ -105,8 +105,8 @@ class HaloApp(App[None]):
     }
     #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
     #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
-    #sparks { height: 5; }
-    .spark { width: 1fr; }
+    #plots { height: 12; }
+    #plots > * { width: 1fr; }
     #log-status, #monitor-status, #runs-hint, #cand-progress { height: 1; color: $text-muted; }
     """
     COMMANDS = App.COMMANDS | {ActionCommands}

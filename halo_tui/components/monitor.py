@@ -4,8 +4,8 @@ The table shows every epoch; each metric is coloured against the configured targ
 value so far is bold, a figure that could not be measured shows as "n/m", one bounded above
 only (no negative passed) as "< bound"; the validation negatives are counted in galaxies
 (`neg gal.`), the unit every figure's measurability rests on, and `pauc` is the partial AUROC
-best.pt is chosen on. Sparklines follow the losses, AUROC and tpr@fpr1e-4; the ETA is the mean
-epoch time times the epochs left."""
+best.pt is chosen on. Two plots follow the losses and the rates (AUROC, tpr@fpr) per epoch on
+labelled axes; the ETA is the mean epoch time times the epochs left."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, Sparkline, Static
+from textual.widgets import DataTable, Footer, Static
 
 from core.runs import better, read_metrics
 from halo_tui.format import duration, visible
@@ -39,7 +39,6 @@ SHOWN = (
     "seconds",
 )
 LABELS = {"n_neg_independent": "neg gal."}
-SPARKS = ("train_loss", "val_loss", "auroc", "tpr@fpr1e-4")
 
 
 def cell(metric: str, value: Any, best: bool, target: Any, bound: float | None = None) -> Text:
@@ -66,11 +65,11 @@ class MonitorScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(visible(f"run {self.run_dir.name}")), id="monitor-title")
         yield DataTable(id="metrics", zebra_stripes=True, fixed_columns=1)  # epoch stays in view
-        with Horizontal(id="sparks"):
-            for name in SPARKS:
-                with Vertical(classes="spark"):
-                    yield Label(name)
-                    yield Sparkline([], id=f"spark-{name.replace('@', '-').replace('.', '_')}")
+        from halo_tui.components.plots import LOSSES, RATES, EpochPlot
+
+        with Horizontal(id="plots"):
+            yield EpochPlot("loss", LOSSES, id="plot-loss")
+            yield EpochPlot("rates", RATES, unit_range=True, id="plot-rates")
         yield Static("", id="monitor-status")
         yield Footer()
 
@@ -116,9 +115,8 @@ class MonitorScreen(Screen[None]):
                 ),
                 key=str(line["epoch"]),
             )
-        for name in SPARKS:
-            values = [line[name] for line in epochs if isinstance(line.get(name), float)]
-            self.query_one(f"#spark-{name.replace('@', '-').replace('.', '_')}", Sparkline).data = values
+        for plot in self.query("#plots > *"):
+            plot.show(epochs)
         self.query_one("#monitor-status", Static).update(self._status(epochs, bad))
 
     def _status(self, epochs: list[dict[str, Any]], bad: list[int]) -> str:

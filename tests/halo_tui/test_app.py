@@ -359,6 +359,10 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         table = app.screen.query_one(DataTable)
         assert table.row_count == 1
         assert "malformed" in str(app.screen.query_one("#monitor-status").render())
+        from halo_tui.components.plots import EpochPlot
+
+        loss = app.screen.query_one("#plot-loss", EpochPlot)  # part 4 of issue 14: axes, not a bar
+        assert loss.drawn == {"train_loss": [(0, 0.3)], "val_loss": [(0, 0.2)]}
         (run / "metrics.jsonl").write_text(
             json.dumps(line)
             + "\n"
@@ -374,6 +378,10 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert "bold" not in str(table.get_row("0")[column].style)
         assert str(table.get_row("0")[6]) == "n/m"  # tpr@fpr1e-4 not measured
         assert table.fixed_columns == 1  # part 5 of issue 14: the epoch stays while scrolling right
+        await _until(pilot, lambda: loss.drawn["train_loss"] == [(0, 0.3), (1, 0.1)])
+        rates = app.screen.query_one("#plot-rates", EpochPlot)
+        assert rates.drawn["auroc"] == [(0, 0.98), (1, 0.995)] and "tpr@fpr1e-2" not in rates.drawn
+        assert "epoch" in "".join(seg.text for seg in loss.render_line(loss.size.height - 1))
         assert "ETA" in str(app.screen.query_one("#monitor-status").render())
 
 
