@@ -20,7 +20,9 @@ On a held-out split of the injection stamps (test by default), scored in float32
   the thresholds it passes;
 - **calibration**: the reliability table and its ECE, and the purity each threshold would
   reach at `--prevalence` lenses per galaxy (default one per 10,000 LRGs), from the real
-  galaxies' FPR.
+  galaxies' FPR;
+- **roc**: the ROC curve on the rows, thinned to 256 vertices evenly in log FPR (the
+  console plots it).
 
 JSON and markdown land in `data/runs/<run>/eval/eval-<split>.{json,md}`.
 
@@ -252,7 +254,7 @@ def run(
     from jobs.coadd_reader import CoaddReader
     from jobs.coadds import default_cache
     from jobs.models import load_run
-    from jobs.operating_points import operating_points
+    from jobs.operating_points import operating_points, roc_points
     from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
     from jobs.survey_layout import brick_at
     from jobs.train import pauc_max_fpr
@@ -277,6 +279,7 @@ def run(
         "tables": {"overall": tables(scored, thresholds, ops)},
         "completeness": completeness_maps(scored, thresholds),
         "calibration": reliability(label, sigmoid(logit)),
+        "roc": roc_points(label, logit),  # thinned, for plots (halo_tui/components/plots.py)
     }
 
     # real galaxies never trained on, lookalikes, known lenses

@@ -39,6 +39,22 @@ def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return fpr, tpr
 
 
+ROC_POINTS = 256  # points of a stored ROC curve
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray, points: int = ROC_POINTS) -> dict[str, list[float]]:
+    """The ROC curve (sklearn's, on the rows) thinned to at most `points` vertices for
+    plotting: its first and last vertices kept, the rest evenly spaced in log FPR, where a
+    lens finder's operating points are."""
+    fpr, tpr = roc(labels, scores)
+    if fpr.size > points:
+        positive = np.flatnonzero(fpr > 0)
+        grid = np.geomspace(fpr[positive[0]], 1.0, points - 2) if positive.size else np.array([])
+        keep = np.unique(np.concatenate([[0, fpr.size - 1], np.searchsorted(fpr, grid, side="right") - 1]))
+        fpr, tpr = fpr[keep], tpr[keep]
+    return {"fpr": fpr.round(8).tolist(), "tpr": tpr.round(8).tolist()}
+
+
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     """The highest completeness reached while the FPR stays at or below `target`."""
     return float(tpr[fpr <= target].max())

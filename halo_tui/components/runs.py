@@ -28,6 +28,7 @@ class CompareScreen(Screen[None]):
     CompareScreen Horizontal { height: 1fr; }
     CompareScreen #compare { width: auto; max-width: 60%; }
     CompareScreen #maps { width: 1fr; padding: 0 1; }
+    CompareScreen #roc { height: 16; }
     """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="compare.back"),
@@ -45,6 +46,9 @@ class CompareScreen(Screen[None]):
         with Horizontal():
             yield DataTable(id="compare", zebra_stripes=True)
             with VerticalScroll(id="maps"):
+                from halo_tui.components.plots import RocPlot
+
+                yield RocPlot(id="roc")
                 yield Static("", id="heatmaps")
         yield Footer()
 
@@ -63,6 +67,10 @@ class CompareScreen(Screen[None]):
                     Text(text, style="bold green" if row["best"] == name and len(self.names) > 1 else "")
                 )
             view.add_row(row["metric"], *cells, row["target"] or "")
+        curves = {r.name: r.evaluation["roc"] for r in self.runs if r.evaluation and r.evaluation.get("roc")}
+        roc = self.query_one("#roc")
+        roc.display = bool(curves)  # runs evaluated before the curve was stored have none
+        roc.show(curves)
         self._show_maps()
 
     def _show_maps(self) -> None:

@@ -596,7 +596,7 @@ async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:
 def _evaluation(completeness: float) -> dict:
     """An eval-test.json built by the eval stage's own functions on a made-up split."""
     from jobs.eval import completeness_maps, operating_thresholds
-    from jobs.operating_points import operating_points
+    from jobs.operating_points import operating_points, roc_points
 
     rng = np.random.default_rng(0)
     n_pos, n_neg = 400, 300
@@ -619,6 +619,7 @@ def _evaluation(completeness: float) -> dict:
         "operating_points": operating_points(label, logit, galaxy),
         "thresholds": thresholds,
         "completeness": completeness_maps(scored, thresholds),
+        "roc": roc_points(label, logit),
     }
 
 
@@ -649,6 +650,8 @@ async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> 
         assert any("negatives (galaxies)" in str(table.get_row_at(i)[0]) for i in range(table.row_count))
         await pilot.press("t")  # the next threshold: FPR 0
         assert "completeness at FPR 0" in str(app.screen.query_one("#heatmaps", Static).content)
+        roc = app.screen.query_one("#roc")  # part 4 of issue 14: the runs' ROC curves, plotted
+        assert roc.display and set(roc.drawn) == {"gen1", "gen2"} and min(roc.drawn.values()) > 10
 
 
 async def test_a_known_lens_is_named_on_its_candidate_and_hostile_text_stays_text(

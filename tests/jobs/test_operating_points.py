@@ -162,3 +162,19 @@ def test_reliability_and_purity() -> None:
     overconfident = reliability(rng.random(20000) < 0.5, np.where(p > 0.5, 0.99, 0.01))
     assert overconfident["ece"] > 0.4
     assert purity(0.8, 1e-3, 1e-4) == pytest.approx(0.8e-4 / (0.8e-4 + 0.9999e-3))
+
+
+def test_a_stored_roc_curve_is_sklearns_thinned_in_log_fpr() -> None:
+    from sklearn.metrics import roc_curve
+
+    from jobs.operating_points import roc_points
+
+    rng = np.random.default_rng(7)
+    labels = rng.random(30_000) < 0.3
+    scores = rng.normal(size=labels.size) + 1.5 * labels
+    fpr, tpr, _ = roc_curve(labels, scores)
+    stored = roc_points(labels, scores)
+    assert fpr.size > 256 >= len(stored["fpr"]) > 100
+    pairs = set(zip(fpr.round(8).tolist(), tpr.round(8).tolist(), strict=True))
+    assert all(p in pairs for p in zip(stored["fpr"], stored["tpr"], strict=True))  # its own vertices
+    assert (stored["fpr"][0], stored["fpr"][-1]) == (0.0, 1.0) and np.all(np.diff(stored["fpr"]) >= 0)

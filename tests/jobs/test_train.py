@@ -132,6 +132,8 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
     assert planted and all(k["rank"] >= 1 and k["score"] is not None for k in planted)
     assert not [k for k in result["known_lenses"] if not k["name"].startswith("mock-")]  # none here
     assert 0 <= result["calibration"]["ece"] <= 1 and result["purity"]["prevalence"] == 1e-4
+    roc = result["roc"]  # the curve the console plots: sklearn's, thinned, from (0, 0) to (1, 1)
+    assert roc["fpr"][0] == 0 and roc["fpr"][-1] == roc["tpr"][-1] == 1 and len(roc["fpr"]) <= 256
     text = Path(summary["outputs"][1]).read_text()
     for heading in (
         "## Operating points",
