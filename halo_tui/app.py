@@ -103,12 +103,8 @@ class HaloApp(App[None]):
         width: 96%; max-width: 90; height: auto; max-height: 96%; border: round $accent; padding: 1 2;
         background: $panel;
     }
-    #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
-    #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
-    #plots { height: 12; }
-    #plots > * { width: 1fr; }
-    #log-status, #monitor-status, #runs-hint, #cand-progress { height: 1; color: $text-muted; }
-    """
+    .status { height: 1; color: $text-muted; }
+    """  # the dialogs' shared look; each screen keeps its own CSS beside it
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),

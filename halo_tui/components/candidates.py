@@ -120,6 +120,10 @@ class NoteScreen(ModalScreen[str | None]):
 
 
 class CandidatesScreen(Screen[None]):
+    CSS = """
+    CandidatesScreen #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
+    CandidatesScreen #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
+    """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="cand.back"),
         Binding("left", "move(-1, 0)", "←", show=False, id="cand.left"),
@@ -162,7 +166,7 @@ class CandidatesScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static("", id="cand-progress")
+        yield Static("", id="cand-progress", classes="status")
         with Horizontal():
             yield Grid(id="tiles")
             yield Static("", id="meta")

@@ -121,7 +121,7 @@ class LogScreen(Screen[None]):
         yield Static(self.heading, id="log-title")
         yield LogView(self.path, id="log")
         yield Input(placeholder="search (regex)", id="log-search")
-        yield Static("", id="log-status")
+        yield Static("", id="log-status", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -54,6 +54,10 @@ def cell(metric: str, value: Any, best: bool, target: Any, bound: float | None =
 
 
 class MonitorScreen(Screen[None]):
+    CSS = """
+    MonitorScreen #plots { height: 12; }
+    MonitorScreen #plots > * { width: 1fr; }
+    """
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="monitor.back")]
 
     def __init__(self, run_dir: Path) -> None:
@@ -70,7 +74,7 @@ class MonitorScreen(Screen[None]):
         with Horizontal(id="plots"):
             yield EpochPlot("loss", LOSSES, id="plot-loss")
             yield EpochPlot("rates", RATES, unit_range=True, id="plot-rates")
-        yield Static("", id="monitor-status")
+        yield Static("", id="monitor-status", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -103,7 +103,7 @@ class RunsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
-        yield Static("space marks runs to compare", id="runs-hint")
+        yield Static("space marks runs to compare", id="runs-hint", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
