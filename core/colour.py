@@ -12,11 +12,12 @@ OFFSET = 0.03
 Q = 20.0
 
 
-def sdss_rgb(stamp: np.ndarray, bands: str = "grz") -> np.ndarray:
-    """A (3, H, W) stamp in nanomaggies -> (H, W, 3) uint8 RGB, north up (row 0 at the top)."""
+def sdss_rgb(stamp: np.ndarray, bands: str = "grz", q: float = Q) -> np.ndarray:
+    """A (3, H, W) stamp in nanomaggies -> (H, W, 3) uint8 RGB, north up (row 0 at the top).
+    `q` is the asinh stretch (the viewer's 20; larger shows fainter light)."""
     planes = [np.maximum(0.0, stamp[i].astype(np.float64) * SCALES[b] + OFFSET) for i, b in enumerate(bands)]
     intensity = sum(planes) / len(planes)
-    stretch = np.arcsinh(Q * intensity) / np.sqrt(Q)
+    stretch = np.arcsinh(q * intensity) / np.sqrt(q)
     intensity = intensity + (intensity == 0) * 1e-6
     rgb = np.zeros((*stamp.shape[1:], 3))
     for plane, band in zip(planes, bands, strict=True):
@@ -25,10 +26,10 @@ def sdss_rgb(stamp: np.ndarray, bands: str = "grz") -> np.ndarray:
     return (np.clip(rgb, 0.0, 1.0)[::-1] * 255).round().astype(np.uint8)
 
 
-def single_band(stamp: np.ndarray, index: int) -> np.ndarray:
+def single_band(stamp: np.ndarray, index: int, q: float = Q) -> np.ndarray:
     """One band as grey, with the same asinh stretch: for the per-band view."""
     plane = np.maximum(0.0, stamp[index].astype(np.float64) * 3.0 + OFFSET)
-    grey = np.clip(np.arcsinh(Q * plane) / np.sqrt(Q), 0.0, 1.0)[::-1]
+    grey = np.clip(np.arcsinh(q * plane) / np.sqrt(q), 0.0, 1.0)[::-1]
     return (np.repeat(grey[..., None], 3, axis=2) * 255).round().astype(np.uint8)
 
 

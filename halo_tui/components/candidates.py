@@ -26,7 +26,7 @@ from textual.widgets import Footer, Header, Input, Static
 
 from core import grades as grades_mod
 from core.candidates import CandidateTable
-from core.colour import bin2, neutral_sky, sdss_rgb, single_band
+from core.colour import Q, bin2, neutral_sky, sdss_rgb, single_band
 from halo_tui.components.stamp import strips
 from halo_tui.format import visible
 
@@ -43,6 +43,7 @@ GRADE_STYLES = {
     "X": "bold white on red",
     "unsure": "black on grey62",
 }
+STRETCH_RANGE = (5.0, 320.0)
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
@@ -58,10 +59,13 @@ def inspector() -> str:
     return os.environ.get("USER") or getpass.getuser()
 
 
-def render_rgb(stamp: np.ndarray, view: str, factor: int, colours: int | None = None) -> np.ndarray:
-    """The stamp as RGB for the terminal: the view, binned; with 256 colours or fewer, the
-    sky's noise kept neutral (core.colour.neutral_sky)."""
-    rgb = bin2(sdss_rgb(stamp) if view == "grz" else single_band(stamp, "grz".index(view)), factor)
+def render_rgb(
+    stamp: np.ndarray, view: str, factor: int, colours: int | None = None, q: float = Q
+) -> np.ndarray:
+    """The stamp as RGB for the terminal: the view at stretch `q`, binned; with 256 colours
+    or fewer, the sky's noise kept neutral (core.colour.neutral_sky)."""
+    rgb = sdss_rgb(stamp, q=q) if view == "grz" else single_band(stamp, "grz".index(view), q)
+    rgb = bin2(rgb, factor)
     return neutral_sky(rgb) if colours is not None and colours <= 256 else rgb
 
 
@@ -146,6 +150,8 @@ class CandidatesScreen(Screen[None]):
         Binding("U", "undo", "Undo", id="cand.undo"),
         Binding("f", "cycle_filter", "Filter", id="cand.filter"),
         Binding("v", "cycle_view", "View", id="cand.view"),
+        Binding("plus", "stretch(2)", "Stretch +", id="cand.stretch_up"),
+        Binding("minus", "stretch(0.5)", "Stretch -", id="cand.stretch_down"),
         Binding("z", "zoom", "Zoom", id="cand.zoom"),
         Binding("e", "export", "Export CSV", id="cand.export"),
     ]
@@ -157,11 +163,12 @@ class CandidatesScreen(Screen[None]):
         self.table: CandidateTable | None = None
         self.page, self.cursor, self.view, self.filter, self.zoomed = 0, 0, "grz", "all", False
         self.pan = (0, 0)  # zoomed: the view's offset from the stamp's centre (pixels x, rows)
+        self.stretch = Q  # the asinh stretch: + and - (the viewer's 20 to start)
         self.rows: np.ndarray = np.zeros(0, dtype=np.int64)
         self.consensus: dict[tuple[str, int], Any] = {}
         self.notes: dict[tuple[str, int], list[str]] = {}
         self.grades_seen: tuple[int, int] | None = None
-        self.cache: dict[tuple[int, str, int], list[Strip]] = {}
+        self.cache: dict[tuple[int, tuple[str, float], int], list[Strip]] = {}
         self.who = inspector()
 
     def compose(self) -> ComposeResult:
@@ -271,14 +278,16 @@ class CandidatesScreen(Screen[None]):
         """Strips of a page's stamps (cached): the costly part, done in workers."""
         assert self.table is not None
         factor = self.geometry()[0]
-        rows = [r for r in self.page_rows(page) if (r, self.view, factor) not in self.cache]
+        look = (self.view, self.stretch)
+        rows = [r for r in self.page_rows(page) if (r, look, factor) not in self.cache]
         if rows:
             # the terminal's colours ("truecolor", "256", "standard"): fewer than truecolor
             # keeps the sky neutral
             depth = {"256": 256, "standard": 16, "windows": 16}.get(self.app.console.color_system or "")
             for row, stamp in zip(rows, self.table.stamps(rows), strict=True):
-                self.cache[row, self.view, factor] = strips(render_rgb(stamp, self.view, factor, depth))
-        return {r: self.cache[r, self.view, factor] for r in self.page_rows(page)}
+                rgb = render_rgb(stamp, self.view, factor, depth, self.stretch)
+                self.cache[row, look, factor] = strips(rgb)
+        return {r: self.cache[r, look, factor] for r in self.page_rows(page)}
 
     def show(self) -> None:
         if self.table is None:
@@ -360,7 +369,8 @@ class CandidatesScreen(Screen[None]):
             f"split  {info.get('split')}",
             f"run    {visible(info.get('run'))}",
             "",
-            f"view {self.view}  filter {self.filter}",
+            f"view {self.view}  stretch {self.stretch:g}",
+            f"filter {self.filter}",
             f"you    {visible(self.who)}",
         ):
             text.append(line + "\n")
@@ -529,6 +539,11 @@ class CandidatesScreen(Screen[None]):
         self.page = self.cursor = 0
         self.consensus = grades_mod.current(self.store, self.run)
         self._filter_rows()
+        self.show()
+
+    def action_stretch(self, factor: float) -> None:
+        """The asinh stretch ×2 or ÷2 (5 to 320): fainter arcs, or the galaxy's core."""
+        self.stretch = min(max(self.stretch * factor, STRETCH_RANGE[0]), STRETCH_RANGE[1])
         self.show()
 
     def action_cycle_view(self) -> None:

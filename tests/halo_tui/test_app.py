@@ -519,6 +519,18 @@ async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, m
         await _until(pilot, lambda: app.screen.query("#note"))
         await pilot.press("1", "2", "enter")
         await _until(pilot, lambda: screen.position == 11 and screen._current()["rank"] == 12)
+        lines_before = [seg.text for seg in screen.query(StampTile).first().lines[5]]
+        styles_before = [seg.style for seg in screen.query(StampTile).first().lines[5]]
+        await pilot.press("plus")  # a harder stretch: the same stamp drawn brighter
+        await _until(
+            pilot, lambda: screen.stretch == 40 and "stretch 40" in str(screen.query_one("#meta").render())
+        )
+        await _until(
+            pilot, lambda: [s.style for s in screen.query(StampTile).first().lines[5]] != styles_before
+        )
+        assert [seg.text for seg in screen.query(StampTile).first().lines[5]] == lines_before
+        await pilot.press("minus", "minus", "minus", "minus", "minus")
+        await _until(pilot, lambda: screen.stretch == 5)  # and no lower
         await pilot.press("o")
         await _until(pilot, lambda: "legacysurvey.org/viewer" in app.clipboard)
         info = screen._current()
