@@ -7,7 +7,9 @@
 3. peak memory while browsing a 1,000,000-row candidates file (paging through it), against
    the memory of the process before the file was opened;
 4. CPU used by an idle console over 30 s (a real `halo` in tmux), against the same 30 s
-   of wall time.
+   of wall time;
+5. a key press on Candidates (cursor move, page turn), from the press to the screen idle
+   again, against the 50 ms a person notices.
 
     python bench/tui.py [--log-gb 1] [--rows 1000000] [--idle 30]
 """
@@ -171,6 +173,57 @@ def candidates_memory(root: Path, rows: int) -> None:
     )
 
 
+def key_latency(root: Path) -> None:
+    """Wall time of a key press on Candidates (cursor moves, and page turns whose stamps were
+    rendered ahead), from the press to the screen idle again (Textual pilot, 120×40)."""
+    import statistics
+
+    from core.engine import Engine
+    from core.workspace import Workspace
+    from halo_tui.app import HaloApp
+    from halo_tui.components.candidates import CandidatesScreen, StampTile
+
+    rng = np.random.default_rng(1)
+    n = 120
+    path = root / "latency.parquet"
+    table = pa.table(
+        {
+            "rank": np.arange(1, n + 1),
+            "brickname": ["1499p022"] * n,
+            "objid": np.arange(n),
+            "ra": np.linspace(150, 151, n),
+            "dec": np.full(n, 2.0),
+            "score": np.linspace(1, 0, n),
+            "stamp": [rng.normal(0, 0.05, (3, 64, 64)).astype(np.float32).tobytes() for _ in range(n)],
+        }
+    )
+    pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
+
+    async def presses() -> dict[str, list[float]]:
+        app = HaloApp(Engine(Workspace(root)))
+        times: dict[str, list[float]] = {"right": [], "pagedown": []}
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.push_screen(CandidatesScreen(path, "bench"))
+            while not (isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile)):
+                await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            for key in ["right"] * 30 + ["pagedown"] * 6:
+                start = time.perf_counter()
+                await pilot.press(key)
+                times[key].append(time.perf_counter() - start)
+                await app.workers.wait_for_complete()  # the page ahead rendered before the next
+        return times
+
+    times = asyncio.run(presses())
+    for key, values in times.items():
+        values = sorted(values)
+        p95 = values[min(len(values) - 1, int(0.95 * len(values)))]
+        print(
+            f"key press on Candidates ({key}): median {statistics.median(values) * 1000:.1f} ms, "
+            f"95th percentile {p95 * 1000:.1f} ms (goal: 50 ms)"
+        )
+
+
 def idle_cpu(root: Path, seconds: float) -> None:
     if shutil.which("tmux") is None:
         print("idle CPU: tmux is not installed")
@@ -215,6 +268,7 @@ def main() -> None:
             candidates_memory(root, args.rows)
             return
         stamp_pages(root)
+        key_latency(root)
         log_tail(root, args.log_gb)
         subprocess.run([sys.executable, __file__, "--memory-only", "--rows", str(args.rows)], check=True)
         idle_cpu(root, args.idle)
