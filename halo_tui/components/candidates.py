@@ -97,6 +97,13 @@ class StampTile(Widget):
             self.selected = selected
             self.refresh()
 
+    def show(self, lines: list[Strip], label: str, badge: str, width: int, selected: bool) -> None:
+        """Another stamp in this tile (a page turn reuses the tiles)."""
+        self.lines, self.label, self.badge, self.cells, self.selected = lines, label, badge, width, selected
+        self.styles.width = width
+        self.styles.height = len(lines) + 1
+        self.refresh(layout=True)
+
     def render_line(self, y: int) -> Strip:
         if y < len(self.lines):
             return self.lines[y]
@@ -305,9 +312,8 @@ class CandidatesScreen(Screen[None]):
         grid = self.query_one("#tiles", Grid)
         grid.styles.grid_size_columns = cols
         grid.styles.grid_columns = str(64 // factor)
-        grid.remove_children()
         self.query_one("#meta").display = not self.zoomed  # zoomed: the stamp takes the width
-        tiles = []
+        shown = []
         for i, row in enumerate(self.page_rows(page)):
             info = self.table.row(row)
             c = self.consensus.get((info["brickname"], info["objid"]))
@@ -320,8 +326,14 @@ class CandidatesScreen(Screen[None]):
                 lines = [line.crop(x0, x0 + width) for line in lines[y0 : y0 + height]]
                 label += f"  x {x0}-{x0 + width - 1} y {2 * y0}-{2 * (y0 + height) - 1} (arrows pan)"
                 grid.styles.grid_columns = str(width)
-            tiles.append(StampTile(lines, label, mine, width, selected=i == self.cursor))
-        grid.mount_all(tiles)
+            shown.append((lines, label, mine, width, i == self.cursor))
+        tiles = list(self.query(StampTile))
+        if len(tiles) == len(shown):  # a page turn: the tiles drawn anew, not mounted again
+            for tile, args in zip(tiles, shown, strict=True):
+                tile.show(*args)
+        else:
+            grid.remove_children()
+            grid.mount_all([StampTile(*args[:4], selected=args[4]) for args in shown])
         self._show_meta()
 
     def progress_line(self) -> str:
