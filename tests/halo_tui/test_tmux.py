@@ -71,3 +71,80 @@ def test_halo_in_tmux(halo, workspace: Path) -> None:
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not Path(f"/proc/{pid}").exists(), "the console outlived its terminal"
+
+
+def _candidates(workspace: Path, run: str, n: int) -> Path:
+    """A scored run's candidates file, as `score` writes it (stamps of noise and a galaxy)."""
+    import json
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from core.candidates import candidates_path
+    from core.stamps import arrow_metadata
+
+    (workspace / "data" / "runs" / run).mkdir(parents=True)
+    (workspace / "data" / "runs" / run / "run.json").write_text(json.dumps({"run": run}))
+    rng = np.random.default_rng(2)
+    stamps = rng.normal(0, 0.01, (n, 3, 64, 64)).astype(np.float32)
+    stamps[:, :, 28:36, 28:36] += 0.3
+    table = pa.table(
+        {
+            "rank": np.arange(1, n + 1),
+            "brickname": ["1499p022"] * n,
+            "objid": np.arange(n),
+            "ra": np.linspace(150, 151, n),
+            "dec": np.full(n, 2.0),
+            "score": np.linspace(0.99, 0.5, n),
+            "stamp": [s.tobytes() for s in stamps],
+        }
+    )
+    path = candidates_path(workspace, run)
+    path.parent.mkdir(parents=True)
+    pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
+    return path
+
+
+def test_a_triage_pass_at_80x24(halo, workspace: Path) -> None:
+    """Issue 14: a person's triage pass in a real terminal at 80×24: open the candidates with
+    3, grade, note, undo the note, filter, export, quit; the grades and the CSV are there."""
+    from core import grades
+    from core.workspace import Workspace
+
+    path = _candidates(workspace, "demo", 30)
+    session = f"halo-triage-{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
+    _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", halo.executable, check=True, env=env)
+    _tmux("set-option", "-s", "escape-time", "10", check=True)
+    try:
+        _wait_for(session, "Dark Halo Scope")
+        _keys(session, "3")
+        _wait_for(session, "graded 0/30")
+        _keys(session, "a")
+        _wait_for(session, "graded 1/30")
+        _keys(session, "k")  # back up to #1 (the grade moved the cursor on)
+        _keys(session, "h")
+        _keys(session, "t")
+        _tmux("send-keys", "-t", session, "-l", "arc NE", check=True)
+        _keys(session, "Enter")
+        _wait_for(session, "alice: arc NE")
+        assert grades.notes(Workspace(workspace).store, "demo") == {("1499p022", 0): ["alice: arc NE"]}
+        _keys(session, "U")  # the note goes; the A stays
+        _wait_for(session, "undid the note")
+        _keys(session, "f")
+        _wait_for(session, "filter ungraded (29)")
+        _keys(session, "e")
+        _wait_for(session, "exported")
+        _keys(session, "q")
+    finally:
+        _tmux("kill-session", "-t", session, capture_output=True)
+        _tmux("kill-server", capture_output=True)
+    store = Workspace(workspace).store
+    assert {k: c.grades for k, c in grades.current(store, "demo").items()} == {
+        ("1499p022", 0): {"alice": "A"}
+    }
+    assert grades.notes(store, "demo") == {}
+    exported = path.with_name("grades-demo.csv").read_text().splitlines()
+    assert exported[0].startswith("run,rank,brickname,objid") and exported[1].startswith("demo,1,1499p022,0,")
