@@ -136,43 +136,48 @@ def write_bytes(uri: str, body: bytes) -> None:
 
 
 def replace_folder(new: str, final: str) -> None:
-    """Make the complete folder `new` the folder `final`, the previous `final` removed only
-    once `new` is whole. Locally one rename swap. On S3 (no renames) the previous objects are
-    deleted, then `new`'s copied in place and removed: should that stop half-way, `new` still
-    holds the whole output and running the step again finishes the move."""
+    """Make the complete folder `new` the folder `final`; nothing of the previous `final` is
+    removed before every file of `new` is in place. Locally one rename swap, undone if the
+    second rename fails. On S3 (no renames) `new`'s objects are copied in first (Spark's part
+    names are unique per write), then the previous objects they did not overwrite are
+    deleted, then `new`: stopped half-way, `final` holds the old output and some of the new,
+    and `new` still the whole new one."""
     if not is_s3(final):
         import shutil
 
         old = Path(f"{final}.old-{os.getpid()}")
-        if Path(final).exists():
+        had = Path(final).exists()
+        if had:
             Path(final).rename(old)
-        Path(new).rename(final)
+        try:
+            Path(new).rename(final)
+        except BaseException:
+            if had:
+                old.rename(final)
+            raise
         shutil.rmtree(old, ignore_errors=True)
         return
     s3 = _client()
     new_bucket, new_prefix = split_s3(new.rstrip("/") + "/")
     bucket, prefix = split_s3(final.rstrip("/") + "/")
-    try:
-        pages = s3.get_paginator("list_objects_v2")
-        old = [
-            o["Key"]
-            for page in pages.paginate(Bucket=bucket, Prefix=prefix)
-            for o in page.get("Contents", [])
-        ]
-        for start in range(0, len(old), 1000):
-            chunk = [{"Key": key} for key in old[start : start + 1000]]
+
+    def keys(bucket: str, prefix: str) -> list[str]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+    def delete(bucket: str, doomed: list[str]) -> None:
+        for start in range(0, len(doomed), 1000):
+            chunk = [{"Key": key} for key in doomed[start : start + 1000]]
             s3.delete_objects(Bucket=bucket, Delete={"Objects": chunk})
-        fresh = [
-            o["Key"]
-            for page in pages.paginate(Bucket=new_bucket, Prefix=new_prefix)
-            for o in page.get("Contents", [])
-        ]
+
+    try:
+        previous, fresh = keys(bucket, prefix), keys(new_bucket, new_prefix)
+        placed = {prefix + key[len(new_prefix) :] for key in fresh}
         for key in fresh:
             target = prefix + key[len(new_prefix) :]
             s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": new_bucket, "Key": key})
-        for start in range(0, len(fresh), 1000):
-            chunk = [{"Key": key} for key in fresh[start : start + 1000]]
-            s3.delete_objects(Bucket=new_bucket, Delete={"Objects": chunk})
+        delete(bucket, [key for key in previous if key not in placed])
+        delete(new_bucket, fresh)
     except Exception as err:
         raise BackendUnreachable(f"cannot move {new} to {final}: {err}") from None
 
