@@ -92,8 +92,9 @@ def throughput(root: Path, catalog: Path, device: str) -> tuple[float, float]:
 
     from core.layout import cutouts_dir, runs_dir
     from core.stamps import decode, stamp_meta
+    from core.storage import parquet_file
     from jobs.catalogs import catalog_stem
-    from jobs.dataset import _parquet_file, robust_normalise
+    from jobs.dataset import robust_normalise
     from jobs.models import load_run
     from jobs.scoring import stream_logits
 
@@ -107,7 +108,7 @@ def throughput(root: Path, catalog: Path, device: str) -> tuple[float, float]:
     streamed = len(rows) / (time.perf_counter() - start)
     batches = []
     for uri in files:
-        handle = _parquet_file(uri)
+        handle = parquet_file(uri)
         for group in range(handle.metadata.num_row_groups):
             table = handle.read_row_group(group, columns=["stamp"])
             images = robust_normalise(decode(table.column("stamp"), stamp_meta(handle.schema_arrow)))

@@ -4,6 +4,7 @@ ranking, without stamps, is beside it in `candidates.scores.parquet`)."""
 
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,12 @@ class CandidateTable:
     def __init__(self, path: Path | str) -> None:
         import numpy as np
         import pyarrow.compute as pc
-        import pyarrow.parquet as pq
 
         from core.stamps import stamp_meta
-        from core.storage import arrow_fs
+        from core.storage import parquet_file
 
         self.path = path
-        fs, where = arrow_fs(str(path))
-        self.file = pq.ParquetFile(where, filesystem=fs) if fs is not None else pq.ParquetFile(where)
+        self.file = parquet_file(path)
         self.meta = stamp_meta(self.file.schema_arrow)
         present = [c for c in self.INFO if c in self.file.schema_arrow.names]
         self.info = self.file.read(columns=present)
@@ -60,6 +59,24 @@ class CandidateTable:
 
     def __len__(self) -> int:
         return self.info.num_rows
+
+    @cached_property
+    def key_set(self) -> frozenset[int]:
+        """Every row's key, for membership tests (built once)."""
+        return frozenset(self.keys.tolist())
+
+    def has(self, brickname: str, objid: int) -> bool:
+        return self.key(brickname, objid) in self.key_set
+
+    @cached_property
+    def known_lenses(self) -> int:
+        """How many rows are known lenses (counted once)."""
+        if "known_lens" not in self.info.column_names:
+            return 0
+        import pyarrow.compute as pc
+
+        names = self.info.column("known_lens")
+        return int(pc.sum(pc.and_(pc.is_valid(names), pc.not_equal(names, ""))).as_py() or 0)
 
     def key(self, brickname: str, objid: int) -> int | None:
         code = self._brick_code.get(brickname)

@@ -151,6 +151,19 @@ def _runner(help: str) -> Param:
 
 
 CACHE_HELP = "coadd cache folder or s3:// prefix [default: data/coadd_cache]"
+
+
+def _partitioned(rows: str) -> tuple[Param, ...]:
+    """The options of a stage run by jobs/partitioned.py over the coadds (inject, cutouts):
+    where its partitions run, the coadd cache, local processes, `rows` per partition."""
+    return (
+        _runner("where partitions run"),
+        Param("cache", "path", help=CACHE_HELP),
+        Param("workers", "int", help="local runner processes [default: up to 2]", low=1, high=256),
+        Param("rows_per_part", "int", 2000, help=f"{rows} per partition", low=1, high=10**7),
+    )
+
+
 RUN_HELP = "run name [default: <variant>-<grid>-<default preset>]"
 _FORCE = Param("force", "bool", False, help="redo the work even if the outputs exist")
 MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// prefix")
@@ -214,8 +227,6 @@ SHIPPED: tuple[Stage, ...] = (
         "Phase 4c",
         params=(
             Param("grid", "grid", help="the manifest's grid [default: the variant's]"),
-            _runner("where partitions run"),
-            Param("cache", "path", help=CACHE_HELP),
             Param(
                 "supersample",
                 "int",
@@ -225,8 +236,7 @@ SHIPPED: tuple[Stage, ...] = (
             ),
             Param("engine", "choice", "lenstronomy", ("lenstronomy", "batched"), "arc renderer"),
             Param("device", "choice", "cpu", ("cpu", "cuda"), "the batched engine's device"),
-            Param("workers", "int", help="local runner processes [default: up to 2]", low=1, high=256),
-            Param("rows_per_part", "int", 2000, help="manifest rows per partition", low=1, high=10**7),
+            *_partitioned("manifest rows"),
             _FORCE,
         ),
         spark=True,
@@ -279,10 +289,7 @@ SHIPPED: tuple[Stage, ...] = (
         "inference",
         params=(
             Param("catalog", "path", help="cut these positions (ra, dec[, name, population]) instead"),
-            _runner("where partitions run"),
-            Param("cache", "path", help=CACHE_HELP),
-            Param("workers", "int", help="local runner processes [default: up to 2]", low=1, high=256),
-            Param("rows_per_part", "int", 2000, help="positions per partition", low=1, high=10**7),
+            *_partitioned("positions"),
             _FORCE,
         ),
         spark=True,

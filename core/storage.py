@@ -219,4 +219,4 @@ def parquet_file(uri: str | Path) -> Any:
     import pyarrow.parquet as pq
 
     filesystem, path = arrow_fs(str(uri))
-    return pq.ParquetFile(path if filesystem is None else filesystem.open_input_file(path))
+    return pq.ParquetFile(path, filesystem=filesystem) if filesystem is not None else pq.ParquetFile(path)

@@ -25,6 +25,7 @@ import torch.utils.data
 from core import storage
 from core.leakage import check_meta_cols
 from core.stamps import stamp_meta
+from core.storage import parquet_file
 
 COLUMNS = ("task_id", "stamp", "is_control", "ok", "split", "theta_over_psf")
 FILTER_COLUMNS = ("is_control", "ok", "split", "theta_over_psf")
@@ -167,7 +168,7 @@ class StampStream(torch.utils.data.IterableDataset):
         self.fragments: list[Fragment] = []
         for uri in sorted(uris):
             try:
-                meta = _parquet_file(uri).metadata
+                meta = parquet_file(uri).metadata
             except Exception as err:  # pyarrow raises several kinds for a damaged file
                 self._skip(uri, f"not a readable parquet file ({type(err).__name__}: {err})")
                 continue
@@ -197,9 +198,11 @@ class StampStream(torch.utils.data.IterableDataset):
         """Each fragment's usable rows, from the small columns (no stamps): counted once, here,
         so DataLoader workers inherit them instead of reading them again every epoch."""
         counts = []
-        for fragment in self.fragments:
+        handle, opened = None, None
+        for fragment in self.fragments:  # sorted by file: each file opened once
             try:
-                handle = _parquet_file(fragment.uri)
+                if fragment.uri != opened:
+                    handle, opened = parquet_file(fragment.uri), fragment.uri
                 table = handle.read_row_group(fragment.row_group, columns=FILTER_COLUMNS)
                 data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
                 counts.append(int(self._keep(data).sum()))
@@ -286,7 +289,7 @@ class StampStream(torch.utils.data.IterableDataset):
         from core.stamps import decode
 
         try:
-            pf = _parquet_file(fragment.uri)
+            pf = parquet_file(fragment.uri)
             columns = list(dict.fromkeys((*COLUMNS, *self.meta_cols)))
             table = pf.read_row_group(fragment.row_group, columns=columns)
             meta = stamp_meta(pf.schema_arrow)
@@ -318,7 +321,7 @@ def read_columns(location: str | list[str], columns: list[str]) -> tuple[Any, li
     tables, skipped = [], []
     for uri in sorted(uris):
         try:
-            tables.append(_parquet_file(uri).read(columns=columns))
+            tables.append(parquet_file(uri).read(columns=columns))
         except Exception as err:  # pyarrow raises several kinds for a damaged file
             skipped.append(
                 {"file": str(uri), "reason": f"not a readable parquet file ({type(err).__name__})"}
@@ -338,7 +341,7 @@ def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
     ids, keys = [], []
     for uri in sorted(uris):
         try:
-            table = _parquet_file(uri).read(columns=["task_id", "brickname", "objid", "split"])
+            table = parquet_file(uri).read(columns=["task_id", "brickname", "objid", "split"])
         except Exception:  # noqa: S112 - a damaged file is reported by the stream itself
             continue
         if split is not None:
@@ -369,7 +372,7 @@ class CutoutBatches(torch.utils.data.IterableDataset):
         self.files, self.batch, self.meta_cols = files, batch, check_meta_cols(meta_cols)
         self.fragments, self.rows = [], 0
         for uri in files:
-            meta = _parquet_file(uri).metadata
+            meta = parquet_file(uri).metadata
             self.fragments += [(uri, g) for g in range(meta.num_row_groups)]
             self.rows += meta.num_rows
 
@@ -381,7 +384,7 @@ class CutoutBatches(torch.utils.data.IterableDataset):
         handle, opened = None, None
         for uri, group in self.fragments[worker::workers]:
             if uri != opened:
-                handle, opened = _parquet_file(uri), uri
+                handle, opened = parquet_file(uri), uri
             table = handle.read_row_group(group, columns=["row", "ok", "stamp", *self.meta_cols])
             table = table.filter(table.column("ok"))
             if not table.num_rows:
@@ -399,10 +402,3 @@ class CutoutBatches(torch.utils.data.IterableDataset):
                     torch.from_numpy(rows[part]),
                     torch.from_numpy(meta[part]) if meta is not None else torch.zeros(0),
                 )
-
-
-def _parquet_file(uri: str) -> Any:
-    import pyarrow.parquet as pq
-
-    fs, path = storage.arrow_fs(uri)
-    return pq.ParquetFile(path, filesystem=fs) if fs is not None else pq.ParquetFile(path)

@@ -126,8 +126,8 @@ def inject_spark(
 
 def spark_run(job: Any) -> None:
     """The stage as a Spark step (jobs/spark_pipeline.py): the manifest and the coadd cache
-    under the workspace root in, the stamps folder out. The shortcut audit runs where the
-    stamps are read back (`halo stage inject` locally): not on the cluster."""
+    under the workspace root in, the stamps folder out, with its summary and the shortcut
+    audit (run on the driver, over the new parts), as the local runner writes them."""
     from core.layout import coadd_cache_dir, manifest_dir
 
     here = Path("")

@@ -20,7 +20,7 @@ from typing import Any
 
 from jobs import stage_runtime
 
-ROWS_PER_PART = stage_runtime.declared_default("inject", "rows_per_part")  # cutouts' too (a test)
+ROWS_PER_PART = stage_runtime.declared_default("inject", "rows_per_part")  # core.stages._partitioned
 
 
 def partitions(table: Any, rows_per_part: int, order: tuple[str, ...]) -> list[Any]:

@@ -116,12 +116,12 @@ def run(
     score = sigmoid(logit)
     order = np.argsort(np.where(ok, -score, np.inf), kind="stable")
     known = known_lenses.annotate(info.column("ra").to_numpy(), info.column("dec").to_numpy(), lenses)
-    ranked = _ranked(info.take(pa_indices(order)), known, score, logit, ok, names, run_name, order)
+    ranked = _ranked(info.take(order), known, score, logit, ok, names, run_name, order)
     is_lens = np.array([k is not None for k in known["known_lens"]], dtype=bool)
     keep = np.flatnonzero((np.arange(n) < keep_stamps) | is_lens[order])  # positions in rank order
     size = config.variants[variant].injection.stamp_size
     kept_rows = info.column("row").to_numpy()[order][keep]
-    candidates = _with_stamps(ranked.take(pa_indices(keep)), kept_rows, files, size)
+    candidates = _with_stamps(ranked.take(keep), kept_rows, files, size)
     found = recovery(ranked)
     summary: dict[str, Any] = {
         "run": run_name,
@@ -164,12 +164,6 @@ def run(
     return {"outputs": outputs, **summary}
 
 
-def pa_indices(values: np.ndarray) -> Any:
-    import pyarrow as pa
-
-    return pa.array(np.asarray(values, dtype=np.int64))
-
-
 def _ranked(
     info: Any,
     known: dict[str, list[Any]],
@@ -204,12 +198,12 @@ def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> An
     cutouts: only the kept rows' stamps are ever held."""
     import pyarrow as pa
 
-    from jobs.dataset import _parquet_file
+    from core.storage import parquet_file
 
     wanted = {int(r): i for i, r in enumerate(rows)}
     stamps: list[bytes | None] = [None] * len(wanted)
     for uri in files:
-        handle = _parquet_file(uri)
+        handle = parquet_file(uri)
         for group in range(handle.metadata.num_row_groups):
             numbers = handle.read_row_group(group, columns=["row"]).column(0).to_numpy()
             hits = [j for j, r in enumerate(numbers) if int(r) in wanted]
@@ -232,8 +226,9 @@ def _hard_negatives(
     import pyarrow as pa
 
     from core.schemas import galaxy_keys
+    from core.storage import parquet_file
     from jobs import known_lenses
-    from jobs.dataset import _parquet_file, meta_features
+    from jobs.dataset import meta_features
     from jobs.scoring import logits_of, sigmoid
 
     parts = sorted(stamps.glob("part-*.parquet"))
@@ -247,7 +242,7 @@ def _hard_negatives(
     best = None
     for uri in parts:
         try:
-            handle = _parquet_file(str(uri))
+            handle = parquet_file(str(uri))
             meta = stamp_contract.stamp_meta(handle.schema_arrow)
             groups = handle.metadata.num_row_groups
         except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file

@@ -134,6 +134,7 @@ def apply_cuts(cat: dict[str, np.ndarray], cuts: Any) -> tuple[np.ndarray, list[
 # and which row of it, so that any runner gives the rows in the same order; and `report`,
 # set only on each catalogue's one report row (its counts after each cut, or why it failed).
 ORDER = ("file_index", "file_row")
+PARTITION = "jobs.select:select_partition"  # the per-partition function, local and Spark
 REPORT = "report"
 
 
@@ -240,21 +241,15 @@ def _select_spark(listing: Any, settings: str, output: str | None) -> Any:
     DR10 are ~2 GB), or, with `output`, are written there and only the reports come back."""
     from pyspark import StorageLevel
 
-    from jobs.spark_pipeline import session, spark_schema
+    from jobs.spark_pipeline import map_partitions, session
 
     spark = session("halo-select")
     frame = spark.createDataFrame(listing)
     frame = frame.repartition(
         max(1, min(listing.num_rows, spark.sparkContext.defaultParallelism * 4)), "file_index"
     )
-
-    def apply(batches: Any) -> Any:
-        from jobs.select import select_partition
-
-        for batch in batches:
-            yield select_partition(batch, settings)
-
-    out = frame.mapInArrow(apply, spark_schema(partition_schema())).persist(StorageLevel.MEMORY_AND_DISK)
+    out = map_partitions(frame, PARTITION, settings, partition_schema())
+    out = out.persist(StorageLevel.MEMORY_AND_DISK)
     if output is None:
         return out.toArrow().cast(partition_schema())
     rows = out.filter(out[REPORT].isNull()).select(*parent_schema().names)

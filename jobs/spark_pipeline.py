@@ -95,6 +95,20 @@ def session(app: str) -> Any:
     return builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "500").getOrCreate()
 
 
+def map_partitions(frame: Any, function: str, settings_json: str, schema: Any) -> Any:
+    """`frame` through the per-partition function `module:name` (as the local runner takes
+    it), batch by batch (`mapInArrow`), into a DataFrame of Arrow `schema`."""
+
+    def apply(batches: Any) -> Any:
+        from jobs.partitioned import partition_function
+
+        run = partition_function(function)
+        for batch in batches:
+            yield run(batch, settings_json)
+
+    return frame.mapInArrow(apply, spark_schema(schema))
+
+
 def run_spark(
     source: str,
     function: str,
@@ -105,21 +119,13 @@ def run_spark(
     order: tuple[str, ...],
     partitions: int | None = None,
 ) -> None:
-    """`function` (module:name, as the local runner takes it) over every row of the parquet
-    `source`, partitioned by brick, into the parquet folder `output` with Arrow `schema`."""
+    """`function` over every row of the parquet `source`, partitioned by brick, into the
+    parquet folder `output` with Arrow `schema`."""
     spark = session(f"halo-{function.rsplit(':', 1)[-1]}")
-
-    def apply(batches: Any) -> Any:
-        from jobs.partitioned import partition_function
-
-        run = partition_function(function)
-        for batch in batches:
-            yield run(batch, settings_json)
-
     frame = spark.read.parquet(source)
     frame = frame.repartition(partitions or max(2, frame.rdd.getNumPartitions()), "brickname")
     frame = frame.sortWithinPartitions(*order)
-    out = frame.mapInArrow(apply, spark_schema(schema))
+    out = map_partitions(frame, function, settings_json, schema)
     out.write.mode("overwrite").option("compression", codec).parquet(output)
 
 

@@ -340,16 +340,14 @@ class CandidatesScreen(Screen[None]):
         """`graded 12/384 · 2 disagree · 3 known`: this inspector's grades among the
         candidates, the disagreements, the known lenses, and the filter."""
         assert self.table is not None
-        keys = set(self.table.keys.tolist())
         mine = disagree = 0
-        for (brick, objid), c in self.consensus.items():
-            if self.table.key(brick, objid) in keys:
+        for (brick, objid), c in self.consensus.items():  # the graded candidates only
+            if self.table.has(brick, objid):
                 mine += self.who in c.grades
                 disagree += c.disagreement
-        known = self.table.info.column("known_lens") if "known_lens" in self.table.info.column_names else None
-        n_known = sum(1 for v in known.to_pylist() if v) if known is not None else 0
         shown = f" · filter {self.filter} ({len(self.rows)})" if self.filter != "all" else ""
-        return f"graded {mine}/{len(self.table)} · {disagree} disagree · {n_known} known{shown}"
+        known = self.table.known_lenses
+        return f"graded {mine}/{len(self.table)} · {disagree} disagree · {known} known{shown}"
 
     def _show_meta(self) -> None:
         if self.table is not None:

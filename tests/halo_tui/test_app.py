@@ -4,13 +4,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
 from textual.widgets import DataTable
 
 from core import grades
-from core.stamps import arrow_metadata
 from halo_tui.app import HaloApp, HelpScreen
 from halo_tui.components.candidates import CandidatesScreen, StampTile
 from halo_tui.components.jobs import ConfirmScreen, DetailsScreen, JobsScreen, LaunchScreen
@@ -25,6 +21,12 @@ async def _until(pilot, condition, timeout: float = 5.0) -> None:
             return
         await pilot.pause(0.05)
     assert condition()
+
+
+async def _open_candidates(app, pilot, path: Path) -> None:
+    """The candidates screen of run `demo` over `path`, once its first stamps show."""
+    app.push_screen(CandidatesScreen(path, "demo"))
+    await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
 
 
 async def _settle(app, pilot) -> None:
@@ -221,8 +223,7 @@ async def test_readonly_hides_every_action_that_changes_state(engine, candidates
         for changing in ("jobs.launch", "jobs.cancel", "jobs.relaunch"):
             assert changing not in text
         await pilot.press("escape")
-        app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await _open_candidates(app, pilot, candidates)
         await pilot.press("a", "t", "U", "e")  # grade, note, undo, export: refused
         await _settle(app, pilot)
         assert grades.current(engine.store, "demo") == {}
@@ -385,35 +386,6 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert "ETA" in str(app.screen.query_one("#monitor-status").render())
 
 
-def _candidates_file(path: Path, n: int, **extra: list) -> Path:
-    """A candidates parquet as the score stage writes it, with `extra` columns."""
-    rng = np.random.default_rng(3)
-    table = pa.table(
-        {
-            "rank": np.arange(1, n + 1),
-            "brickname": ["1499p022"] * n,
-            "objid": np.arange(n),
-            "ra": np.linspace(150, 151, n),
-            "dec": np.full(n, 2.0),
-            "split": ["test"] * n,
-            "psfsize_r": np.full(n, 1.2),
-            "score": np.linspace(1, 0, n),
-            "run": ["demo"] * n,
-            "ok": [True] * n,
-            "fail_reason": [None] * n,
-            **extra,
-            "stamp": [rng.normal(0, 0.05, (3, 64, 64)).astype(np.float32).tobytes() for _ in range(n)],
-        }
-    ).replace_schema_metadata(arrow_metadata((3, 64, 64)))
-    pq.write_table(table, path, row_group_size=8)
-    return path
-
-
-@pytest.fixture
-def candidates(tmp_path: Path) -> Path:
-    return _candidates_file(tmp_path / "candidates.parquet", 30)
-
-
 async def test_grading_candidates_survives_a_restart(engine, candidates: Path, monkeypatch) -> None:
     monkeypatch.setenv("USER", "alice")
     app = HaloApp(engine)
@@ -452,8 +424,7 @@ async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Pat
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
-        app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await _open_candidates(app, pilot, candidates)
         screen = app.screen
         meta = lambda: str(screen.query_one("#meta").render())  # noqa: E731
         await pilot.press("a", "b")  # A on #1, B on #2; the cursor advances to #3
@@ -476,8 +447,7 @@ async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, cand
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await _settle(app, pilot)
-        app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await _open_candidates(app, pilot, candidates)
         screen = app.screen
         await pilot.press("z")
         await _until(pilot, lambda: len(screen.query(StampTile)) == 1 and screen.zoomed)
@@ -500,8 +470,7 @@ async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, m
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
-        app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await _open_candidates(app, pilot, candidates)
         screen = app.screen
         progress = lambda: str(screen.query_one("#cand-progress").render())  # noqa: E731
         assert progress() == "graded 0/30 · 0 disagree · 0 known"
@@ -583,8 +552,7 @@ async def test_the_disagreements_filter_follows_another_inspectors_grades(
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
-        app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await _open_candidates(app, pilot, candidates)
         screen = app.screen
         await pilot.press("a", "a", "f", "f")  # A on #1 and #2, then the disagreements filter
         await _until(pilot, lambda: screen.filter == "disagreements" and len(screen.rows) == 0)
@@ -674,10 +642,10 @@ async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> 
 
 
 async def test_a_known_lens_is_named_on_its_candidate_and_hostile_text_stays_text(
-    engine, tmp_path: Path, monkeypatch
+    engine, tmp_path: Path, monkeypatch, make_candidates
 ) -> None:
     monkeypatch.setenv("USER", "[/evil]")
-    path = _candidates_file(
+    path = make_candidates(
         tmp_path / "candidates.parquet",
         4,
         known_lens=["SLACS J0912+0029 [bold]x[/]", None, None, None],
@@ -687,8 +655,7 @@ async def test_a_known_lens_is_named_on_its_candidate_and_hostile_text_stays_tex
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
-        app.push_screen(CandidatesScreen(path, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
+        await _open_candidates(app, pilot, path)
         meta = str(app.screen.query_one("#meta").content)
         assert "known lens SLACS J0912+0029 [bold]x[/]" in meta  # shown as typed, not as markup
         assert "\x1b" not in meta and "\\x1b]0;pwn\\x07" in meta

@@ -73,46 +73,16 @@ def test_halo_in_tmux(halo, workspace: Path) -> None:
     assert not Path(f"/proc/{pid}").exists(), "the console outlived its terminal"
 
 
-def _candidates(workspace: Path, run: str, n: int) -> Path:
-    """A scored run's candidates file, as `score` writes it (stamps of noise and a galaxy)."""
-    import json
-
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from core.candidates import candidates_path
-    from core.stamps import arrow_metadata
-
-    (workspace / "data" / "runs" / run).mkdir(parents=True)
-    (workspace / "data" / "runs" / run / "run.json").write_text(json.dumps({"run": run}))
-    rng = np.random.default_rng(2)
-    stamps = rng.normal(0, 0.01, (n, 3, 64, 64)).astype(np.float32)
-    stamps[:, :, 28:36, 28:36] += 0.3
-    table = pa.table(
-        {
-            "rank": np.arange(1, n + 1),
-            "brickname": ["1499p022"] * n,
-            "objid": np.arange(n),
-            "ra": np.linspace(150, 151, n),
-            "dec": np.full(n, 2.0),
-            "score": np.linspace(0.99, 0.5, n),
-            "stamp": [s.tobytes() for s in stamps],
-        }
-    )
-    path = candidates_path(workspace, run)
-    path.parent.mkdir(parents=True)
-    pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
-    return path
-
-
-def test_a_triage_pass_at_80x24(halo, workspace: Path) -> None:
+def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
     """Issue 14: a person's triage pass in a real terminal at 80×24: open the candidates with
     3, grade, note, undo the note, filter, export, quit; the grades and the CSV are there."""
     from core import grades
+    from core.candidates import candidates_path
     from core.workspace import Workspace
 
-    path = _candidates(workspace, "demo", 30)
+    (workspace / "data" / "runs" / "demo").mkdir(parents=True)
+    (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo"}')
+    path = make_candidates(candidates_path(workspace, "demo"), 30)
     session = f"halo-triage-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
