@@ -102,3 +102,121 @@ class CandidateTable:
             for (position, _), stamp in zip(wanted, picked, strict=True):
                 out[position] = stamp
         return out
+
+    def find(self, brickname: str, objid: int) -> int | None:
+        """The row of a candidate, or None."""
+        import numpy as np
+
+        key = self.key(brickname, objid)
+        found = np.flatnonzero(self.keys == key) if key is not None else []
+        return int(found[0]) if len(found) else None
+
+    def rows_of(self, pairs: Any) -> list[dict[str, Any]]:
+        """The rows of the (brickname, objid) pairs that are candidates here."""
+        rows = (self.find(brick, objid) for brick, objid in pairs)
+        return [self.row(r) for r in rows if r is not None]
+
+
+def blinds_path(candidates: Path) -> Path | None:
+    """The blind items `score` wrote beside a run's candidates (none beside a catalogue's)."""
+    return candidates.with_name("blinds.parquet") if Path(candidates).name == "candidates.parquet" else None
+
+
+class TriageStream:
+    """What an inspector grades: the run's candidates in rank order and, mixed in at `rate`
+    (the fraction of the stream), blind items (jobs/blinds.py), half each truth, at fixed
+    pseudo-random positions (the same for every inspector of the run). With blind items in
+    it the stream is numbered by position and `scored` is False: a model score would tell a
+    blind item from the candidates around it (and grading blind to the score is the field's
+    practice). Without, the numbers are the candidates' ranks. A grade's key is (brickname,
+    objid) for a candidate and (brickname, objid, truth) for a blind item."""
+
+    def __init__(
+        self,
+        candidates: CandidateTable,
+        blinds: CandidateTable | None = None,
+        rate: float = 0.0,
+        seed: str = "",
+    ) -> None:
+        import hashlib
+
+        import numpy as np
+
+        from core.schemas import hash_order
+
+        self.candidates, self.blinds = candidates, blinds
+        n = len(candidates)
+        chosen: list[int] = []
+        truth: list[str] = []
+        if blinds is not None and len(blinds) and 0 < rate < 1:
+            want = min(len(blinds), round(rate * n / (1 - rate)))
+            truth = blinds.file.read(columns=["truth"]).column("truth").to_pylist()
+            ids = blinds.info.select(["brickname", "objid"]).to_pylist()
+            order = hash_order(
+                [f"{seed}:{r['brickname']}:{r['objid']}:{t}" for r, t in zip(ids, truth, strict=True)]
+            )
+            by_truth = [[int(i) for i in order if truth[i] == t] for t in ("lens", "not_lens")]
+            lens = min(len(by_truth[0]), (want + 1) // 2)
+            dud = min(len(by_truth[1]), want - lens)
+            lens = min(len(by_truth[0]), want - dud)  # one truth short: the other makes it up
+            picked = by_truth[0][:lens] + by_truth[1][:dud]
+            chosen = [picked[i] for i in hash_order([f"{seed}:{j}" for j in picked])]  # truths mixed
+        self.truth = {j: truth[j] for j in chosen}
+        m = len(chosen)
+        self.scored = m == 0
+        source = np.zeros(n + m, dtype=np.int64)
+        if m:
+            digest = hashlib.blake2b(f"blinds:{seed}".encode(), digest_size=8).digest()
+            rng = np.random.default_rng(int.from_bytes(digest, "little"))
+            source[rng.choice(n + m, m, replace=False)] = 1
+        self.source = source
+        self.index = np.zeros(n + m, dtype=np.int64)  # the row in its table
+        self.index[source == 0] = np.arange(n)
+        self.index[source == 1] = np.array(chosen, dtype=np.int64)
+        self.ranks = np.arange(1, n + m + 1) if m else candidates.info.column("rank").to_numpy()
+        real = candidates.keys[np.where(source == 0, self.index, 0)]
+        self.keys = np.where(source == 1, -(1 + self.index), real)  # a blind item's key: negative
+        self._blind_key = {
+            (row["brickname"], row["objid"], self.truth[j]): -(1 + j)
+            for j, row in ((j, blinds.row(j)) for j in chosen)
+        }
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    @property
+    def n_blind(self) -> int:
+        return len(self.truth)
+
+    @property
+    def known_lenses(self) -> int:
+        return self.candidates.known_lenses
+
+    def key(self, brickname: str, objid: int, blind: str | None = None) -> int | None:
+        if blind is None:
+            return self.candidates.key(brickname, objid)
+        return self._blind_key.get((brickname, objid, blind))
+
+    def has(self, brickname: str, objid: int, blind: str | None = None) -> bool:
+        key = self.key(brickname, objid, blind)
+        return key is not None and (key < 0 or key in self.candidates.key_set)
+
+    def row(self, position: int) -> dict[str, Any]:
+        """The item at `position`: its table row with `rank` its number in the stream, and
+        `blind` (its truth, None for a candidate: for grading, never to be shown)."""
+        j = int(self.index[position])
+        if self.source[position] == 1:
+            info = self.blinds.row(j) | {"blind": self.truth[j]}
+        else:
+            info = self.candidates.row(j) | {"blind": None}
+        return info | {"rank": int(self.ranks[position])}
+
+    def stamps(self, positions: list[int]) -> Any:
+        import numpy as np
+
+        out = np.zeros((len(positions), *self.candidates.meta["shape"]), dtype=self.candidates.meta["dtype"])
+        for which, table in ((0, self.candidates), (1, self.blinds)):
+            mine = [i for i, p in enumerate(positions) if self.source[p] == which]
+            if mine:
+                out[mine] = table.stamps([int(self.index[positions[i]]) for i in mine])
+        return out

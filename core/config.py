@@ -265,6 +265,14 @@ class Backends(_Model):
     emr: EmrBackend = EmrBackend()
 
 
+class Triage(_Model):
+    """Visual grading in the console."""
+
+    # the fraction of the triage stream that is blind items (simulated lenses and known
+    # non-lenses that measure each inspector; 0: none, and the model's scores are shown)
+    blind_rate: float = Field(0.05, ge=0.0, le=0.5)
+
+
 # -- workspace-declared stages -------------------------------------------------------------
 
 
@@ -311,6 +319,7 @@ class HaloConfig(_Model):
     backends: Backends
     stages: dict[str, StageDecl] = {}
     keys: dict[str, str] = {}  # console key bindings by id, e.g. {"jobs.cancel" = "ctrl+k"}
+    triage: Triage = Triage()
 
     @field_validator("variants", "grids", "presets", "stages", mode="before")
     @classmethod

@@ -2,42 +2,66 @@
 
 Grades: A (definite), B (probable), C (possible), X (not a lens), and "unsure". Each grade is
 a new row (the history is kept); an inspector's current grade of a candidate is their latest
-row not undone. Consensus is the mean of A=3, B=2, C=1, X=0 over the inspectors' current
-grades ("unsure" does not count); a spread of 2 or more is a disagreement."""
+row not undone. A spread of 2 or more points (A=3, B=2, C=1, X=0) is a disagreement.
+
+Blind items (`blind` = "lens": a simulated lens from the test stamps; "not_lens": a known
+non-lens) are graded in the same stream, indistinguishable, and measure each inspector: the
+completeness (simulated lenses called A or B) and the false-positive rate (non-lenses called
+A or B), counted in galaxies with intervals. The consensus on a real candidate is the mean of
+its inspectors' points weighted by their skill on the blinds (Youden's J, Laplace-smoothed,
+floored at WEIGHT_FLOOR): equal weights, the plain mean, until blinds are graded. Blind
+grades never enter the candidates' consensus or export."""
 
 from __future__ import annotations
 
 import csv
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import UsageError
+from core.intervals import binomial
+from core.safe_io import atomic_write
 from core.store import Store
 
 GRADES = ("A", "B", "C", "X", "unsure")
 POINTS = {"A": 3, "B": 2, "C": 1, "X": 0}
 DISAGREEMENT = 2
+BLIND_TRUTHS = ("lens", "not_lens")  # what a blind item is (the store's CHECK says the same)
+CALLS_LENS = ("A", "B")  # the grades that call a blind item a lens
+WEIGHT_FLOOR = 0.05  # an inspector no better than chance still counts, a little
 
 
 @dataclass(frozen=True)
 class Consensus:
     grades: dict[str, str]  # inspector -> current grade
-    score: float | None  # mean points over graded (not unsure) inspectors
+    score: float | None  # mean points over graded (not unsure) inspectors, weighted by skill
     disagreement: bool
+    mean: float | None = None  # the unweighted mean
 
 
 def grade(
-    store: Store, run: str, brickname: str, objid: int, inspector: str, value: str, note: str | None = None
+    store: Store,
+    run: str,
+    brickname: str,
+    objid: int,
+    inspector: str,
+    value: str,
+    note: str | None = None,
+    blind: str | None = None,
 ) -> None:
+    """Record a grade (with a note) of a candidate, or of a blind item (`blind`: its truth)."""
     if value not in GRADES:
         raise UsageError(f"grade {value!r} is not one of {', '.join(GRADES)}")
+    if blind is not None and blind not in BLIND_TRUTHS:
+        raise UsageError(f"blind item {blind!r} is not one of {', '.join(BLIND_TRUTHS)}")
     with store.write() as db:
         db.execute(
-            "INSERT INTO grades (run, brickname, objid, inspector, grade, note, created)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (run, brickname, int(objid), inspector, value, note, time.time()),
+            "INSERT INTO grades (run, brickname, objid, inspector, grade, note, created, blind)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run, brickname, int(objid), inspector, value, note, time.time(), blind),
         )
 
 
@@ -50,6 +74,7 @@ class Undone:
     grade: str
     note: str | None
     now: str | None  # the inspector's grade of that candidate after the undo
+    blind: str | None = None  # a blind item's truth (never shown: the item stays blind)
 
     def describe(self) -> str:
         after = f"; your grade is {self.now}" if self.now else "; ungraded"
@@ -61,7 +86,7 @@ def undo(store: Store, run: str, inspector: str) -> Undone | None:
     """Undo the inspector's latest action in this run (a grade, or a note); return it."""
     with store.write() as db:
         row = db.execute(
-            "SELECT id, brickname, objid, grade, note FROM grades"
+            "SELECT id, brickname, objid, grade, note, blind FROM grades"
             " WHERE run = ? AND inspector = ? AND undone = 0 ORDER BY id DESC LIMIT 1",
             (run, inspector),
         ).fetchone()
@@ -70,10 +95,12 @@ def undo(store: Store, run: str, inspector: str) -> Undone | None:
         db.execute("UPDATE grades SET undone = 1 WHERE id = ?", (row["id"],))
         now = db.execute(
             "SELECT grade FROM grades WHERE run = ? AND inspector = ? AND brickname = ? AND objid = ?"
-            " AND undone = 0 ORDER BY id DESC LIMIT 1",
-            (run, inspector, row["brickname"], row["objid"]),
+            " AND blind IS ? AND undone = 0 ORDER BY id DESC LIMIT 1",
+            (run, inspector, row["brickname"], row["objid"], row["blind"]),
         ).fetchone()
-    return Undone(row["brickname"], row["objid"], row["grade"], row["note"], now["grade"] if now else None)
+    return Undone(
+        row["brickname"], row["objid"], row["grade"], row["note"], now["grade"] if now else None, row["blind"]
+    )
 
 
 def version(store: Store, run: str) -> tuple[int, int]:
@@ -85,41 +112,171 @@ def version(store: Store, run: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def current(store: Store, run: str) -> dict[tuple[str, int], Consensus]:
-    """Every graded candidate of the run with its inspectors' current grades and consensus."""
+_BLIND = {False: "blind IS NULL", True: "blind IS NOT NULL"}
+
+
+def _latest(store: Store, run: str, blinds: bool) -> dict[tuple[Any, ...], dict[str, str]]:
+    """{key: {inspector: current grade}}; key (brickname, objid), or with the truth for blinds."""
     rows = store.db.execute(
-        "SELECT brickname, objid, inspector, grade FROM grades WHERE run = ? AND undone = 0 ORDER BY id",
+        "SELECT brickname, objid, blind, inspector, grade FROM grades"
+        f" WHERE run = ? AND undone = 0 AND {_BLIND[blinds]} ORDER BY id",
         (run,),
     )
-    latest: dict[tuple[str, int], dict[str, str]] = {}
+    latest: dict[tuple[Any, ...], dict[str, str]] = {}
     for row in rows:
-        latest.setdefault((row["brickname"], row["objid"]), {})[row["inspector"]] = row["grade"]
+        key = (row["brickname"], row["objid"], *((row["blind"],) if blinds else ()))
+        latest.setdefault(key, {})[row["inspector"]] = row["grade"]
+    return latest
+
+
+def current(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...], Consensus]:
+    """Every graded candidate of the run, keyed (brickname, objid), with its inspectors' current
+    grades and the consensus weighted by their calibration; with `blinds`, the blind items
+    instead, keyed (brickname, objid, truth)."""
+    latest = _latest(store, run, blinds)
+    weights = {c.inspector: c.weight for c in calibration(store, run).values()}
     out = {}
     for key, by in latest.items():
-        points = [POINTS[g] for g in by.values() if g in POINTS]
-        score = sum(points) / len(points) if points else None
-        out[key] = Consensus(by, score, bool(points) and max(points) - min(points) >= DISAGREEMENT)
+        graded = {i: POINTS[g] for i, g in by.items() if g in POINTS}
+        points = list(graded.values())
+        mean = sum(points) / len(points) if points else None
+        w = {i: weights.get(i, WEIGHT_FLOOR) for i in graded}
+        score = sum(w[i] * p for i, p in graded.items()) / sum(w.values()) if points else None
+        spread = bool(points) and max(points) - min(points) >= DISAGREEMENT
+        out[key] = Consensus(by, score, spread, mean)
     return out
 
 
-def notes(store: Store, run: str) -> dict[tuple[str, int], list[str]]:
+def notes(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...], list[str]]:
+    """The notes on each candidate (or, with `blinds`, each blind item): "inspector: note"."""
     rows = store.db.execute(
-        "SELECT brickname, objid, inspector, note FROM grades"
-        " WHERE run = ? AND undone = 0 AND note IS NOT NULL ORDER BY id",
+        "SELECT brickname, objid, blind, inspector, note FROM grades"
+        f" WHERE run = ? AND undone = 0 AND note IS NOT NULL AND {_BLIND[blinds]} ORDER BY id",
         (run,),
     )
-    out: dict[tuple[str, int], list[str]] = {}
+    out: dict[tuple[Any, ...], list[str]] = {}
     for row in rows:
-        out.setdefault((row["brickname"], row["objid"]), []).append(f"{row['inspector']}: {row['note']}")
+        key = (row["brickname"], row["objid"], *((row["blind"],) if blinds else ()))
+        out.setdefault(key, []).append(f"{row['inspector']}: {row['note']}")
     return out
 
 
-HEADER = ("run", "rank", "brickname", "objid", "ra", "dec", "score", "consensus", "disagreement")
+# -- inspector calibration on the blind items ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One inspector on the blind items: simulated lenses graded and called lenses (A or B),
+    known non-lenses graded and called lenses ("unsure" is neither)."""
+
+    inspector: str
+    sims: int = 0
+    found: int = 0
+    duds: int = 0
+    false: int = 0
+    unsure: int = 0
+
+    @property
+    def weight(self) -> float:
+        """Youden's J (completeness − FPR), each Laplace-smoothed, floored at WEIGHT_FLOOR:
+        0.05 with no blinds graded, near 1 for an inspector who finds every simulated lens
+        and calls no non-lens one."""
+        j = (self.found + 1) / (self.sims + 2) - (self.false + 1) / (self.duds + 2)
+        return max(WEIGHT_FLOOR, j)
+
+    def completeness(self) -> dict[str, Any]:
+        return binomial(self.found, self.sims)  # each blind item its own galaxy
+
+    def fpr(self) -> dict[str, Any]:
+        return binomial(self.false, self.duds)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "inspector": self.inspector,
+            "simulated_lenses": self.sims,
+            "found": self.found,
+            "completeness": self.completeness(),
+            "known_non_lenses": self.duds,
+            "called_lens": self.false,
+            "fpr": self.fpr(),
+            "unsure": self.unsure,
+            "weight": round(self.weight, 4),
+        }
+
+    def line(self) -> str:
+        """`alice  completeness 9/10 90% (55–100%) · FPR 0/8 < 31% · weight 0.80`"""
+        return (
+            f"{self.inspector}  completeness {format_rate(self.completeness())}"
+            f" · FPR {format_rate(self.fpr())} · weight {self.weight:.2f}"
+        )
+
+
+def format_rate(r: dict[str, Any]) -> str:
+    """`9/10 90% (55–100%)`, `0/8 < 31%` where none passed, `0/0 not measured`."""
+    if not r["n"]:
+        return "0/0 not measured"
+    if "upper" in r:
+        return f"0/{r['n']} < {100 * r['upper']:.0f}%"
+    return f"{r['k']}/{r['n']} {100 * r['value']:.0f}% ({100 * r['lo']:.0f}–{100 * r['hi']:.0f}%)"
+
+
+def calibration(store: Store, run: str) -> dict[str, Calibration]:
+    """Each inspector who graded a blind item of the run, on the blind items."""
+    counts: dict[str, dict[str, int]] = {}
+    for (_, _, truth), by in _latest(store, run, blinds=True).items():
+        for who, value in by.items():
+            c = counts.setdefault(who, {"sims": 0, "found": 0, "duds": 0, "false": 0, "unsure": 0})
+            if value not in POINTS:
+                c["unsure"] += 1
+            elif truth == "lens":
+                c["sims"] += 1
+                c["found"] += value in CALLS_LENS
+            else:
+                c["duds"] += 1
+                c["false"] += value in CALLS_LENS
+    return {who: Calibration(who, **c) for who, c in sorted(counts.items())}
+
+
+HEADER = (
+    "run",
+    "rank",
+    "brickname",
+    "objid",
+    "ra",
+    "dec",
+    "score",
+    "consensus",
+    "mean_grade",
+    "disagreement",
+)
+CALIBRATION_HEADER = (
+    "run",
+    "inspector",
+    "simulated_lenses",
+    "found",
+    "completeness",
+    "completeness_lo",
+    "completeness_hi",
+    "known_non_lenses",
+    "called_lens",
+    "fpr",
+    "fpr_lo",
+    "fpr_hi",
+    "unsure",
+    "weight",
+)
+
+
+def calibration_path(grades_csv: Path) -> Path:
+    """The per-inspector figures beside a grades CSV: `<name>.inspectors.csv`."""
+    return grades_csv.with_name(f"{grades_csv.stem}.inspectors.csv")
 
 
 def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, Any]] | None = None) -> int:
-    """One line per graded candidate, by rank: ids, position, score, consensus, disagreement,
-    each inspector's grade, and the notes ("inspector: note", joined by " | ")."""
+    """One line per graded candidate (blind items never), by rank: ids, position, score,
+    consensus (weighted by the inspectors' calibration), the unweighted mean, disagreement,
+    each inspector's grade, and the notes ("inspector: note", joined by " | "). Beside it,
+    `calibration_path(path)`: each inspector's completeness and FPR on the blind items."""
     table = current(store, run)
     written = notes(store, run)
     inspectors = sorted({i for c in table.values() for i in c.grades})
@@ -129,24 +286,44 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
         rank = extra.get(item[0], {}).get("rank")
         return (float("inf") if rank is None else float(rank), *item[0])
 
-    with path.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow([*HEADER, *inspectors, "notes"])
-        for (brick, objid), c in sorted(table.items(), key=by_rank):
-            info = extra.get((brick, objid), {})
-            out.writerow(
-                [
-                    run,
-                    info.get("rank", ""),
-                    brick,
-                    objid,
-                    info.get("ra", ""),
-                    info.get("dec", ""),
-                    info.get("score", ""),
-                    "" if c.score is None else f"{c.score:.2f}",
-                    int(c.disagreement),
-                    *(c.grades.get(i, "") for i in inspectors),
-                    " | ".join(written.get((brick, objid), [])),
-                ]
-            )
+    handle = io.StringIO(newline="")
+    out = csv.writer(handle)
+    out.writerow([*HEADER, *inspectors, "notes"])
+    for (brick, objid), c in sorted(table.items(), key=by_rank):
+        info = extra.get((brick, objid), {})
+        out.writerow(
+            [
+                run,
+                info.get("rank", ""),
+                brick,
+                objid,
+                info.get("ra", ""),
+                info.get("dec", ""),
+                info.get("score", ""),
+                "" if c.score is None else f"{c.score:.2f}",
+                "" if c.mean is None else f"{c.mean:.2f}",
+                int(c.disagreement),
+                *(c.grades.get(i, "") for i in inspectors),
+                " | ".join(written.get((brick, objid), [])),
+            ]
+        )
+    atomic_write(path, handle.getvalue())
+    export_calibration(store, run, calibration_path(path))
     return len(table)
+
+
+def export_calibration(store: Store, run: str, path: Path) -> None:
+    """Each inspector's figures on the blind items, one line each."""
+
+    def cells(r: dict[str, Any]) -> list[Any]:
+        return ["" if r.get(k) is None else f"{r[k]:.4f}" for k in ("value", "lo", "hi")]
+
+    handle = io.StringIO(newline="")
+    out = csv.writer(handle)
+    out.writerow(CALIBRATION_HEADER)
+    for c in calibration(store, run).values():
+        out.writerow(
+            [run, c.inspector, c.sims, c.found, *cells(c.completeness()), c.duds, c.false]
+            + [*cells(c.fpr()), c.unsure, f"{c.weight:.4f}"]
+        )
+    atomic_write(path, handle.getvalue())

@@ -61,6 +61,14 @@ def galaxy_keys(brickname, objid):
     return np.array([f"{b}:{int(o)}" for b, o in zip(brickname, objid, strict=True)], dtype=object)
 
 
+def hash_order(keys) -> np.ndarray:
+    """A fixed pseudo-random order of `keys` (galaxies): the same sample on every run."""
+    import hashlib
+
+    digests = [hashlib.blake2b(str(k).encode(), digest_size=8).digest() for k in keys]
+    return np.argsort(np.array(digests, dtype="S8"), kind="stable")
+
+
 def nanomaggies_to_mag(flux):
     """AB magnitude from nanomaggies, m = 22.5 − 2.5 log10(flux); NaN where flux ≤ 0."""
     flux = np.asarray(flux, dtype=np.float64)

@@ -305,6 +305,14 @@ SHIPPED: tuple[Stage, ...] = (
             Param(
                 "hard_negatives", "int", 100, help="how many top-scoring controls to list", low=0, high=10**7
             ),
+            Param(
+                "blinds",
+                "int",
+                200,
+                help="blind items for calibrating inspectors (half simulated lenses, half known non-lenses)",
+                low=0,
+                high=10**6,
+            ),
             Param("cache", "path", help=CACHE_HELP),
             Param("catalog", "path", help="score these positions (ra, dec[, name, population]) instead"),
             Param(

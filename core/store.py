@@ -56,6 +56,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX grades_candidate ON grades(run, brickname, objid);
     """,
+    """
+    ALTER TABLE grades ADD COLUMN blind TEXT CHECK (blind IS NULL OR blind IN ('lens', 'not_lens'));
+    """,
 )
 
 _JSON_FIELDS = ("params", "handle", "outputs", "summary", "argv")

@@ -98,7 +98,9 @@ class HaloApp(App[None]):
         width: 96%; max-width: 110; height: auto; max-height: 90%; border: round $accent; padding: 1 2;
         background: $panel;
     }
-    ConfirmScreen, DetailsScreen, LaunchScreen, HelpScreen, NoteScreen { align: center middle; }
+    ConfirmScreen, DetailsScreen, LaunchScreen, HelpScreen, NoteScreen, InspectorsScreen {
+        align: center middle;
+    }
     #help {
         width: 96%; max-width: 90; height: auto; max-height: 96%; border: round $accent; padding: 1 2;
         background: $panel;
@@ -114,10 +116,12 @@ class HaloApp(App[None]):
         Binding("3", "candidates", "Candidates", id="app.candidates"),
     ]
 
-    def __init__(self, engine: Any, readonly: bool = False) -> None:
+    def __init__(self, engine: Any, readonly: bool = False, blind_rate: float | None = None) -> None:
         super().__init__()
         self.engine = engine
         self.readonly = readonly
+        # the fraction of the triage stream that is blind items (halo.toml [triage])
+        self.blind_rate = engine.workspace.config.triage.blind_rate if blind_rate is None else blind_rate
 
     def on_mount(self) -> None:
         self.sub_title = home_relative(self.engine.workspace.root) + (

@@ -135,6 +135,16 @@ def root(
     readonly: Annotated[
         bool, typer.Option("--readonly", help="console: hide every action that changes state")
     ] = False,
+    blind_rate: Annotated[
+        float | None,
+        typer.Option(
+            "--blind-rate",
+            min=0.0,
+            max=0.5,
+            help="console: the fraction of the triage stream that is blind items"
+            " [default: halo.toml [triage] blind_rate, 0.05]",
+        ),
+    ] = None,
 ) -> None:
     """Bare `halo` opens the console on the workspace."""
     _pass_workspace_down(workspace)
@@ -142,7 +152,7 @@ def root(
         engine = _engine(workspace)
         from halo_tui.app import HaloApp
 
-        HaloApp(engine, readonly=readonly).run()
+        HaloApp(engine, readonly=readonly, blind_rate=blind_rate).run()
 
 
 # -- jobs --------------------------------------------------------------------------------

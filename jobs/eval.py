@@ -33,7 +33,6 @@ JSON and markdown land in `data/runs/<run>/eval/eval-<split>.{json,md}`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -160,11 +159,6 @@ def completeness_maps(scored: dict[str, Any], thresholds: list[dict[str, Any]]) 
 # -- real galaxies, lookalikes, known lenses ---------------------------------------------
 
 
-def _hash_order(keys: np.ndarray) -> np.ndarray:
-    """A fixed pseudo-random order of galaxies (the same sample on every run)."""
-    return np.argsort([hashlib.blake2b(str(k).encode(), digest_size=8).digest() for k in keys], kind="stable")
-
-
 def real_galaxies(
     workspace: Path, variant: Any, known: Any, limit: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
@@ -173,7 +167,7 @@ def real_galaxies(
     in the known-lens table. One read of the parent sample serves both."""
     import pyarrow.parquet as pq
 
-    from core.schemas import galaxy_keys
+    from core.schemas import galaxy_keys, hash_order
     from jobs import known_lenses
     from jobs.select import parent_dir
 
@@ -185,7 +179,7 @@ def real_galaxies(
     lens_index, separation = known_lenses.match_with_separation(parent["ra"], parent["dec"], known)
     eligible = np.flatnonzero((parent["split"] != "train") & (lens_index < 0))
     keys = galaxy_keys(parent["brickname"][eligible], parent["objid"][eligible])
-    chosen = eligible[_hash_order(keys)[:limit]]
+    chosen = eligible[hash_order(keys)[:limit]]
     sample = {k: v[chosen] for k, v in parent.items()}
     lenses = known_lenses.nearest_per_lens(lens_index, separation)
     return sample, {k: v[lenses] for k, v in parent.items()}, lens_index[lenses]

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from core.intervals import LEVEL, upper_bound_zero
 from core.metrics import FPR_AT_TPR, TPR_AT_FPR
 
-LEVEL = 0.95
 N_BOOT = 200
 _CHUNK = 25_000_000  # weights held at once by the bootstrap (resamples x rows)
 
@@ -63,12 +63,6 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     """The lowest FPR at which the completeness reaches `target`."""
     return float(fpr[tpr >= target].min())
-
-
-def upper_bound_zero(n: int, level: float = LEVEL) -> float:
-    """One-sided upper bound on a rate of which 0 of `n` independent trials passed
-    (Clopper–Pearson: 1 − (1 − level)^(1/n))."""
-    return 1.0 - (1.0 - level) ** (1.0 / n) if n > 0 else 1.0
 
 
 def measurable_fpr(level: float, n_neg_independent: int) -> bool:

@@ -16,20 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from jobs.operating_points import LEVEL, upper_bound_zero
+from core.intervals import LEVEL, binomial, clopper_pearson, upper_bound_zero
 
 N_BOOT = 1000
-
-
-def clopper_pearson(k: int, n: int, level: float = LEVEL) -> tuple[float | None, float | None]:
-    from scipy.stats import beta
-
-    if n == 0:
-        return None, None
-    a = (1 - level) / 2
-    lo = 0.0 if k == 0 else float(beta.ppf(a, k, n - k + 1))
-    hi = 1.0 if k == n else float(beta.ppf(1 - a, k + 1, n - k))
-    return lo, hi
 
 
 def _codes(groups: Any, n: int) -> np.ndarray:
@@ -42,8 +31,8 @@ def rate(passed: np.ndarray, groups: Any = None, n_boot: int = N_BOOT, seed: int
     """{value, k, n, n_independent, lo, hi[, upper]} for the rows that `passed`."""
     passed = np.asarray(passed, dtype=bool)
     n, k = int(passed.size), int(passed.sum())
-    if n == 0:
-        return {"value": None, "k": 0, "n": 0, "n_independent": 0, "lo": None, "hi": None}
+    if groups is None or n == 0:
+        return binomial(k, n)
     code = _codes(groups, n)
     per_k = np.bincount(code, weights=passed.astype(float))
     per_n = np.bincount(code).astype(float)

@@ -8,7 +8,9 @@ the logit), logit, run, the stamp, and — for a galaxy within 3″ of a known l
 lenscat table or the workspace's catalogs/known_lenses.csv) — the lens's name, grade and
 reference. The summary lists every known lens among them with its rank ("known-lens
 recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
-to hold no injected arc, known lenses excluded) for hard-negative mining.
+to hold no injected arc, known lenses excluded) for hard-negative mining. `blinds.parquet`
+holds `--blinds` items for calibrating the inspectors (jobs/blinds.py): simulated lenses and
+known non-lenses from the test split, scored alike, that the console mixes into triage.
 
 `--catalog FILE` scores any list of positions instead (CSV, parquet or FITS with ra, dec and
 optionally name, population), cut from the cached coadds, into
@@ -16,7 +18,7 @@ optionally name, population), cut from the cached coadds, into
 targets.
 
     python -m jobs.score --workspace DIR --variant V [--grid G] [--run NAME] [--hard-negatives N]
-        [--catalog FILE] [--cache DIR]
+        [--blinds N] [--catalog FILE] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ CATALOG_COLUMNS = ("name", "population", "ra", "dec")
 # candidates.parquet keeps the stamps of the top K and of every known lens
 KEEP_STAMPS = stage_runtime.declared_default("score", "keep_stamps")
 HARD_NEGATIVES = stage_runtime.declared_default("score", "hard_negatives")
+BLINDS = stage_runtime.declared_default("score", "blinds")
 KNOWN_COLUMNS = ("known_lens", "known_lens_grade", "known_lens_reference", "known_lens_sep_arcsec")
 
 
@@ -76,6 +79,7 @@ def run(
     keep_stamps: int = KEEP_STAMPS,
     device: str | None = None,
     loader_workers: int | None = None,
+    blinds: int = BLINDS,
 ) -> dict[str, Any]:
     import os
 
@@ -84,6 +88,7 @@ def run(
 
     from core.layout import default_run_name, runs_dir, stamps_dir
     from core.names import check_name
+    from core.schemas import galaxy_keys
     from jobs import cutouts, known_lenses
     from jobs.catalogs import catalog_stem
     from jobs.models import load_run
@@ -138,20 +143,41 @@ def run(
         .to_pylist(),
     }
     if catalog is None:
+        from jobs import blinds as blind_items
+
         hard = _hard_negatives(
             model.cpu(), meta_cols, stamps_dir(workspace, variant, grid), run_name, hard_negatives, lenses
         )
         summary["hard_negatives"] = hard.num_rows
+        usable = ranked.column("score").drop_null().to_numpy()  # highest first
+        shown = set(
+            galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
+        )
+        blind = blind_items.build(
+            model,
+            meta_cols,
+            stamps_dir(workspace, variant, grid),
+            run_name,
+            blinds,
+            lenses,
+            usable,
+            (3, size, size),
+            exclude=shown,
+        )
+        truths = blind.column("truth").to_pylist()
+        summary["blinds"] = {t: truths.count(t) for t in ("lens", "not_lens")}
     scores_name = f"{Path(target).stem}.scores.parquet"
     digest = stage_runtime.fingerprint("score", run_name, target, n)
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
-    written = (target, scores_name, summary_name, *(("hard_negatives.parquet",) if catalog is None else ()))
+    extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
+    written = (target, scores_name, summary_name, *extra)
     out = candidates_dir(workspace, run_name)
     with stage_runtime.atomic_dir(out, digest, replaces=written) as tmp:  # other files stay
         write_stamps(candidates, tmp / target, "zstd")
         pq.write_table(ranked, tmp / scores_name, compression="zstd")
         if catalog is None:
             pq.write_table(hard, tmp / "hard_negatives.parquet")
+            write_stamps(blind, tmp / "blinds.parquet", "zstd")
         (tmp / summary_name).write_text(json.dumps(summary, indent=2))
     for row in summary["top"]:
         label = row.get("name") or f"{row.get('brickname')} {row.get('objid')}"
@@ -160,7 +186,7 @@ def run(
         where = f"#{lens['rank']} of {n}" if lens["rank"] else "not scored"
         print(f"score: known lens {lens['name']} ({lens['grade']}): {where}", flush=True)
     outputs = [str(out / target), str(out / scores_name)]
-    outputs += [str(out / "hard_negatives.parquet")] if catalog is None else []
+    outputs += [str(out / name) for name in extra]
     return {"outputs": outputs, **summary}
 
 
@@ -314,6 +340,7 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.keep_stamps,
         args.device,
         args.loader_workers,
+        args.blinds,
     )
 
 

@@ -1,6 +1,9 @@
 """`triage` (visual grading, headless): export a run's grades — each inspector's current
-grade, the consensus and the disagreements — to CSV, with each candidate's rank, position
-and score. The grading itself happens in the console (`halo` → runs → g).
+grade, the consensus (weighted by the inspectors' calibration) and the disagreements — to CSV,
+with each candidate's rank, position and score; blind items are never in it. Beside it,
+`<name>.inspectors.csv`: each inspector's completeness and false-positive rate on the blind
+items (simulated lenses and known non-lenses mixed into the stream), also printed and in the
+job's result. The grading itself happens in the console (`halo` → 3).
 
     python -m jobs.triage --workspace DIR --run NAME [--out FILE]
 """
@@ -10,8 +13,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from jobs import stage_runtime
 
@@ -25,28 +26,25 @@ def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any
     check_name("run", run_name)
     store = Workspace(workspace).store
     current = grades.current(store, run_name)
-    rows = []
     path = candidates_path(workspace, run_name)
-    if path.exists():
-        table = CandidateTable(path)
-        for brick, objid in current:
-            key = table.key(brick, objid)
-            found = np.flatnonzero(table.keys == key) if key is not None else []
-            if len(found):
-                rows.append(table.row(int(found[0])))
+    rows = CandidateTable(path).rows_of(current) if path.exists() else []
     target = Path(out) if out else path.parent / f"grades-{run_name}.csv"
     if not target.is_absolute():
         target = workspace / target
     target.parent.mkdir(parents=True, exist_ok=True)
     n = grades.export_csv(store, run_name, target, rows)
+    calibration = grades.calibration(store, run_name)
+    for figures in calibration.values():
+        print(f"triage: {figures.line()}", flush=True)
     scores = [c.score for c in current.values() if c.score is not None]
     return {
-        "outputs": [str(target)],
+        "outputs": [str(target), str(grades.calibration_path(target))],
         "run": run_name,
         "graded": n,
         "inspectors": sorted({i for c in current.values() for i in c.grades}),
         "disagreements": sum(1 for c in current.values() if c.disagreement),
         "consensus_at_least_B": sum(1 for s in scores if s >= 2.0),
+        "calibration": [c.as_dict() for c in calibration.values()],
     }
 
 

@@ -10,6 +10,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 STAGELIB = Path(__file__).parent / "stagelib"
@@ -298,3 +301,41 @@ async def _log_screen_rows(engine, path: Path, rows: int) -> list[str]:
             await pilot.pause(0.05)
         view = app.screen.query_one(LogView)
         return ["".join(seg.text for seg in view.render_line(y)) for y in range(rows)]
+
+
+def _write_candidates(path: Path, n: int, stamps: list[bytes] | None = None, **extra: list) -> Path:
+    """A candidates parquet as the score stage writes it, with `extra` columns (or others in
+    place of its own: `brickname=[...]`); blind items beside it: `truth=[...]`."""
+    from core.stamps import arrow_metadata as stamp_metadata
+
+    rng = np.random.default_rng(3)
+
+    def noise(rng: np.random.Generator) -> bytes:
+        return rng.normal(0, 0.05, (3, 64, 64)).astype(np.float32).tobytes()
+
+    table = pa.table(
+        {
+            "rank": np.arange(1, n + 1),
+            "brickname": ["1499p022"] * n,
+            "objid": np.arange(n),
+            "ra": np.linspace(150, 151, n),
+            "dec": np.full(n, 2.0),
+            "split": ["test"] * n,
+            "psfsize_r": np.full(n, 1.2),
+            "score": np.linspace(1, 0, n),
+            "run": ["demo"] * n,
+            "ok": [True] * n,
+            "fail_reason": [None] * n,
+            **extra,
+            "stamp": stamps or [noise(rng) for _ in range(n)],
+        }
+    ).replace_schema_metadata(stamp_metadata((3, 64, 64)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, row_group_size=8)
+    return path
+
+
+@pytest.fixture
+def make_candidates() -> Callable[..., Path]:
+    """`make(path, n, stamps=None, **columns)`: a candidates file of `n` ranked stamps."""
+    return _write_candidates

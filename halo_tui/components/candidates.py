@@ -3,7 +3,10 @@
 a b c x u grade the selected stamp (A, B, C, X, unsure) for this inspector ($USER) and move
 on; t adds a note; U undoes the last grade; f cycles the filter (all, ungraded,
 disagreements); v cycles the view (grz composite, g, r, z); z zooms to one full-size stamp;
-e exports the grades to CSV. The next page is rendered in a worker ahead of time."""
+e exports the grades to CSV; i shows each inspector's calibration. Blind items (simulated
+lenses and known non-lenses, core.candidates.TriageStream) are mixed into the stream at the
+workspace's `[triage] blind_rate`, looking like any candidate; their grades measure the
+inspectors and weight the consensus. The next page is rendered in a worker ahead of time."""
 
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static
 
 from core import grades as grades_mod
-from core.candidates import CandidateTable
+from core.candidates import CandidateTable, TriageStream, blinds_path
 from core.colour import Q, bin2, neutral_sky, sdss_rgb, single_band
 from halo_tui.components.stamp import strips
 from halo_tui.format import visible
@@ -57,6 +60,23 @@ def viewer_url(ra: float, dec: float) -> str:
 
 def inspector() -> str:
     return os.environ.get("USER") or getpass.getuser()
+
+
+def ident(info: dict[str, Any]) -> tuple[Any, ...]:
+    """A stream item's grade key: (brickname, objid), with the truth for a blind item."""
+    blind = info.get("blind")
+    return (info["brickname"], info["objid"], *((blind,) if blind else ()))
+
+
+def gather(
+    store: Any, run: str
+) -> tuple[tuple[int, int], dict[tuple[Any, ...], Any], dict[tuple[Any, ...], list[str]]]:
+    """The run's grades as the screen keeps them: (version, consensus, notes), candidates and
+    blind items keyed alike (`ident`)."""
+    seen = grades_mod.version(store, run)
+    consensus = grades_mod.current(store, run) | grades_mod.current(store, run, blinds=True)
+    notes = grades_mod.notes(store, run) | grades_mod.notes(store, run, blinds=True)
+    return seen, consensus, notes
 
 
 def render_rgb(
@@ -161,13 +181,14 @@ class CandidatesScreen(Screen[None]):
         Binding("minus", "stretch(0.5)", "Stretch -", id="cand.stretch_down"),
         Binding("z", "zoom", "Zoom", id="cand.zoom"),
         Binding("e", "export", "Export CSV", id="cand.export"),
+        Binding("i", "inspectors", "Inspectors", id="cand.inspectors"),
     ]
     CHANGES = ("grade", "note", "undo", "export")  # refused in a read-only session
 
     def __init__(self, path: Path, run: str) -> None:
         super().__init__()
         self.path, self.run = path, run
-        self.table: CandidateTable | None = None
+        self.table: TriageStream | None = None
         self.page, self.cursor, self.view, self.filter, self.zoomed = 0, 0, "grz", "all", False
         self.pan = (0, 0)  # zoomed: the view's offset from the stamp's centre (pixels x, rows)
         self.stretch = Q  # the asinh stretch: + and - (the viewer's 20 to start)
@@ -202,19 +223,16 @@ class CandidatesScreen(Screen[None]):
     def watch_grades(self) -> None:
         """Other inspectors' grades (another console on the workspace) show within a poll:
         the filter and consensus are redone only when the store's grades changed."""
-        seen = grades_mod.version(self.store, self.run)
-        if seen == self.grades_seen or self.table is None:
+        if grades_mod.version(self.store, self.run) == self.grades_seen or self.table is None:
             return
-        consensus = grades_mod.current(self.store, self.run)
-        notes = grades_mod.notes(self.store, self.run)
-        self.app.call_from_thread(self._grades_changed, seen, consensus, notes)
+        self.app.call_from_thread(self._grades_changed, *gather(self.store, self.run))
 
     def _grades_changed(self, seen: tuple[int, int], consensus: dict, notes: dict) -> None:
         self.grades_seen, self.consensus, self.notes = seen, consensus, notes
         before = self._current()
         self._filter_rows()
         if before is not None:  # keep the cursor on the candidate it was on, if still listed
-            key = self.table.key(before["brickname"], before["objid"])
+            key = self.table.key(*ident(before))
             where = np.flatnonzero(self.table.keys[self.rows] == key)
             if len(where):
                 self.page, self.cursor = divmod(int(where[0]), self.per_page)
@@ -222,14 +240,17 @@ class CandidatesScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="candidates")
     def load(self) -> None:
-        table = CandidateTable(self.path)
-        self.grades_seen = grades_mod.version(self.store, self.run)
-        consensus = grades_mod.current(self.store, self.run)
-        notes = grades_mod.notes(self.store, self.run)
-        self.app.call_from_thread(self._loaded, table, consensus, notes)
+        blinds = blinds_path(self.path)
+        table = TriageStream(
+            CandidateTable(self.path),
+            CandidateTable(blinds) if blinds is not None and blinds.exists() else None,
+            self.app.blind_rate,
+            seed=self.run,
+        )
+        self.app.call_from_thread(self._loaded, table, *gather(self.store, self.run))
 
-    def _loaded(self, table: CandidateTable, consensus: dict[tuple[str, int], Any], notes: dict) -> None:
-        self.table, self.consensus, self.notes = table, consensus, notes
+    def _loaded(self, table: TriageStream, seen: tuple[int, int], consensus: dict, notes: dict) -> None:
+        self.table, self.grades_seen, self.consensus, self.notes = table, seen, consensus, notes
         self._filter_rows()
         self.show()
 
@@ -316,10 +337,11 @@ class CandidatesScreen(Screen[None]):
         shown = []
         for i, row in enumerate(self.page_rows(page)):
             info = self.table.row(row)
-            c = self.consensus.get((info["brickname"], info["objid"]))
+            c = self.consensus.get(ident(info))
             mine = c.grades.get(self.who, "") if c else ""
-            score = "n/a" if info.get("score") is None else f"{info['score']:.3f}"
-            label = f"#{info['rank']} {score}"
+            label = f"#{info['rank']}"
+            if self.table.scored:
+                label += " n/a" if info.get("score") is None else f" {info['score']:.3f}"
             lines, width = rendered[row], 64 // factor
             if self.zoomed:
                 x0, width, y0, height = self.zoom_window()
@@ -341,8 +363,8 @@ class CandidatesScreen(Screen[None]):
         candidates, the disagreements, the known lenses, and the filter."""
         assert self.table is not None
         mine = disagree = 0
-        for (brick, objid), c in self.consensus.items():  # the graded candidates only
-            if self.table.has(brick, objid):
+        for key, c in self.consensus.items():  # the graded items only
+            if self.table.has(*key):
                 mine += self.who in c.grades
                 disagree += c.disagreement
         shown = f" · filter {self.filter} ({len(self.rows)})" if self.filter != "all" else ""
@@ -359,7 +381,7 @@ class CandidatesScreen(Screen[None]):
             return
         self.cursor = min(self.cursor, len(rows) - 1)
         info = self.table.row(rows[self.cursor])
-        c = self.consensus.get((info["brickname"], info["objid"]))
+        c = self.consensus.get(ident(info))
         pages = max(1, -(-len(self.rows) // self.per_page))
         text = Text()  # never markup: names and reasons come from files and users
         text.append(f"#{info['rank']}", style="bold")
@@ -370,7 +392,7 @@ class CandidatesScreen(Screen[None]):
             text.append(f"  {visible(info.get('known_lens_grade') or '')}: ")
             text.append(visible(info.get("known_lens_reference") or "") + "\n")
         for line in (
-            f"score  {info.get('score')}",
+            f"score  {info.get('score') if self.table.scored else 'hidden (blind items)'}",
             f"ra     {info['ra']:.5f}",
             f"dec    {info['dec']:.5f}",
             f"brick  {info['brickname']}",
@@ -384,7 +406,7 @@ class CandidatesScreen(Screen[None]):
             f"you    {visible(self.who)}",
         ):
             text.append(line + "\n")
-        for note in self.notes.get((info["brickname"], info["objid"]), []):
+        for note in self.notes.get(ident(info), []):
             text.append(f"note   {visible(note)}\n", style="italic")
         if c:
             text.append(f"grades {visible(', '.join(f'{k}:{v}' for k, v in sorted(c.grades.items())))}\n")
@@ -471,7 +493,7 @@ class CandidatesScreen(Screen[None]):
             except ValueError:
                 self.notify(visible(f"{answer!r} is not a rank"), severity="warning", markup=False)
                 return
-            ranks = self.table.info.column("rank").to_numpy()[self.rows]
+            ranks = self.table.ranks[self.rows]
             where = np.flatnonzero(ranks == rank)
             if where.size == 0:
                 self.notify(f"rank {rank} is not listed ({self.filter})", severity="warning")
@@ -506,13 +528,13 @@ class CandidatesScreen(Screen[None]):
         info = self._current()
         if info is None:
             return
-        grades_mod.grade(self.store, self.run, info["brickname"], info["objid"], self.who, value)
+        grades_mod.grade(
+            self.store, self.run, info["brickname"], info["objid"], self.who, value, blind=info["blind"]
+        )
         self._regrade(f"graded #{info['rank']} {value}", advance=True)
 
     def _regrade(self, message: str, advance: bool = False) -> None:
-        self.grades_seen = grades_mod.version(self.store, self.run)
-        self.consensus = grades_mod.current(self.store, self.run)
-        self.notes = grades_mod.notes(self.store, self.run)
+        self.grades_seen, self.consensus, self.notes = gather(self.store, self.run)
         self.notify(visible(message), markup=False)
         if advance and self.cursor + 1 < len(self.page_rows(self.page)):
             self.cursor += 1
@@ -525,10 +547,17 @@ class CandidatesScreen(Screen[None]):
 
         def save(note: str | None) -> None:
             if note:
-                c = self.consensus.get((info["brickname"], info["objid"]))
+                c = self.consensus.get(ident(info))
                 value = (c.grades.get(self.who) if c else None) or "unsure"
                 grades_mod.grade(
-                    self.store, self.run, info["brickname"], info["objid"], self.who, value, note
+                    self.store,
+                    self.run,
+                    info["brickname"],
+                    info["objid"],
+                    self.who,
+                    value,
+                    note,
+                    info["blind"],
                 )
                 self._regrade(f"note saved on #{info['rank']}")
 
@@ -538,7 +567,7 @@ class CandidatesScreen(Screen[None]):
         """Take back your latest grade or note, and move the cursor to its candidate."""
         undone = grades_mod.undo(self.store, self.run, self.who)
         if undone is not None and self.table is not None:
-            key = self.table.key(undone.brickname, undone.objid)
+            key = self.table.key(undone.brickname, undone.objid, undone.blind)
             where = np.flatnonzero(self.table.keys[self.rows] == key) if key is not None else []
             if len(where):
                 self.page, self.cursor = divmod(int(where[0]), self.per_page)
@@ -547,7 +576,7 @@ class CandidatesScreen(Screen[None]):
     def action_cycle_filter(self) -> None:
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
         self.page = self.cursor = 0
-        self.consensus = grades_mod.current(self.store, self.run)
+        self.grades_seen, self.consensus, self.notes = gather(self.store, self.run)
         self._filter_rows()
         self.show()
 
@@ -573,12 +602,38 @@ class CandidatesScreen(Screen[None]):
         self.show()
 
     def action_export(self) -> None:
+        """The candidates' grades (never the blind items') to CSV, and beside it each
+        inspector's calibration."""
+        if self.table is None:
+            return
         target = self.path.with_name(f"grades-{self.run}.csv")
-        rows = []
-        for brick, objid in grades_mod.current(self.store, self.run):
-            key = self.table.key(brick, objid) if self.table else None
-            found = np.flatnonzero(self.table.keys == key) if key is not None else []
-            if len(found):
-                rows.append(self.table.row(int(found[0])))
+        rows = self.table.candidates.rows_of(grades_mod.current(self.store, self.run))
         n = grades_mod.export_csv(self.store, self.run, target, rows)
-        self.notify(visible(f"{n} graded candidates exported to {target}"), markup=False)
+        also = grades_mod.calibration_path(target).name
+        self.notify(visible(f"{n} graded candidates exported to {target} (and {also})"), markup=False)
+
+    def action_inspectors(self) -> None:
+        """Each inspector's completeness and false-positive rate on the blind items."""
+        self.app.push_screen(InspectorsScreen(self.run, grades_mod.calibration(self.store, self.run)))
+
+
+class InspectorsScreen(ModalScreen[None]):
+    """The inspectors' calibration on the run's blind items, and their consensus weights."""
+
+    BINDINGS = [Binding("escape,i,q", "app.pop_screen", "Close", id="inspectors.close")]
+
+    def __init__(self, run: str, figures: dict[str, grades_mod.Calibration]) -> None:
+        super().__init__()
+        self.run, self.figures = run, figures
+
+    def compose(self) -> ComposeResult:
+        text = Text(f"Inspectors on the blind items of {visible(self.run)}\n\n", style="bold")
+        for c in self.figures.values():
+            text.append(visible(c.line()) + "\n")
+        if not self.figures:
+            text.append("no blind item graded yet\n")
+        text.append(
+            "\ncompleteness: simulated lenses graded A or B; FPR: known non-lenses graded A or B;"
+            " intervals 95 %. The consensus weights each inspector by completeness − FPR."
+        )
+        yield Static(text, id="dialog")

@@ -61,3 +61,100 @@ def test_concurrent_graders_lose_nothing(tmp_path: Path) -> None:
         t.join()
     now = grades.current(Store(path), "r")
     assert len(now) == 150 and all(set(c.grades) == {"alice", "bob", "carol"} for c in now.values())
+
+
+def _calibrate(store: Store) -> None:
+    """alice finds 9 of 10 simulated lenses and calls none of 8 non-lenses a lens; bob calls
+    everything A."""
+    for objid in range(10):
+        grades.grade(store, "r", "0001p000", objid, "alice", "B" if objid < 9 else "X", blind="lens")
+        grades.grade(store, "r", "0001p000", objid, "bob", "A", blind="lens")
+    for objid in range(10, 18):
+        grades.grade(store, "r", "0001p000", objid, "alice", "X", blind="not_lens")
+        grades.grade(store, "r", "0001p000", objid, "bob", "A", blind="not_lens")
+    grades.grade(store, "r", "0001p000", 18, "alice", "unsure", blind="lens")
+
+
+def test_blind_items_measure_each_inspector_with_intervals(tmp_path: Path) -> None:
+    from scipy.stats import beta
+
+    store = Store(tmp_path / "halo.db")
+    _calibrate(store)
+    figures = grades.calibration(store, "r")
+    alice, bob = figures["alice"], figures["bob"]
+    assert (alice.sims, alice.found, alice.duds, alice.false, alice.unsure) == (10, 9, 8, 0, 1)
+    assert (bob.sims, bob.found, bob.duds, bob.false) == (10, 10, 8, 8)
+    completeness = alice.completeness()
+    # Clopper-Pearson, each blind item its own galaxy
+    assert completeness["lo"] == pytest.approx(beta.ppf(0.025, 9, 2)) and completeness["n_independent"] == 10
+    assert completeness["hi"] == pytest.approx(beta.ppf(0.975, 10, 1))
+    assert alice.fpr()["upper"] == pytest.approx(1 - 0.05 ** (1 / 8))  # none called: an upper bound
+    assert alice.line() == "alice  completeness 9/10 90% (55–100%) · FPR 0/8 < 31% · weight 0.73"
+    assert alice.weight == pytest.approx(10 / 12 - 1 / 10) and bob.weight == grades.WEIGHT_FLOOR
+    # blind grades are never candidates: not in the consensus table, the notes or the disagreements
+    assert grades.current(store, "r") == {} and len(grades.current(store, "r", blinds=True)) == 19
+
+
+def test_the_consensus_weights_inspectors_by_their_calibration(tmp_path: Path) -> None:
+    store = Store(tmp_path / "halo.db")
+    grades.grade(store, "r", "1499p022", 1, "alice", "X")
+    grades.grade(store, "r", "1499p022", 1, "bob", "A")
+    before = grades.current(store, "r")[("1499p022", 1)]
+    assert before.score == pytest.approx(1.5) and before.mean == 1.5  # no blind graded: equal weights
+    _calibrate(store)
+    after = grades.current(store, "r")[("1499p022", 1)]
+    w_alice, w_bob = 10 / 12 - 1 / 10, grades.WEIGHT_FLOOR
+    assert after.score == pytest.approx(3 * w_bob / (w_alice + w_bob)) and after.mean == 1.5
+    assert after.disagreement
+
+
+def test_the_export_leaves_blind_items_out_and_reports_the_inspectors(tmp_path: Path) -> None:
+    import csv
+
+    store = Store(tmp_path / "halo.db")
+    grades.grade(store, "r", "1499p022", 1, "alice", "A", note="arc")
+    _calibrate(store)
+    grades.grade(store, "r", "0001p000", 3, "alice", "B", note="a note on a blind item", blind="lens")
+    target = tmp_path / "grades-r.csv"
+    assert grades.export_csv(store, "r", target, [{"brickname": "1499p022", "objid": 1, "rank": 4}]) == 1
+    rows = list(csv.DictReader(target.open()))
+    assert [(r["rank"], r["objid"], r["notes"]) for r in rows] == [("4", "1", "alice: arc")]
+    inspectors = {r["inspector"]: r for r in csv.DictReader(grades.calibration_path(target).open())}
+    assert set(inspectors) == {"alice", "bob"}
+    assert (inspectors["alice"]["found"], inspectors["alice"]["simulated_lenses"]) == ("9", "10")
+    assert (inspectors["bob"]["called_lens"], inspectors["bob"]["fpr"]) == ("8", "1.0000")
+
+
+def test_undoing_a_blind_grade_keeps_it_blind_and_takes_it_back(tmp_path: Path) -> None:
+    store = Store(tmp_path / "halo.db")
+    grades.grade(store, "r", "1499p022", 1, "alice", "A")  # the same galaxy, as a candidate
+    grades.grade(store, "r", "1499p022", 1, "alice", "X", blind="lens")
+    undone = grades.undo(store, "r", "alice")
+    assert (undone.blind, undone.now) == ("lens", None)  # the candidate's A is another item
+    assert "lens" not in undone.describe() and undone.describe().endswith("ungraded")
+    assert grades.calibration(store, "r") == {}
+    with pytest.raises(UsageError, match="blind item"):
+        grades.grade(store, "r", "1499p022", 1, "alice", "X", blind="sim")
+
+
+def test_an_older_workspace_keeps_its_grades(tmp_path: Path) -> None:
+    """A store made before blind items (schema 2) gains the column; its grades are candidates'."""
+    import sqlite3
+
+    from core.store import MIGRATIONS, _statements
+
+    path = tmp_path / "halo.db"
+    db = sqlite3.connect(path)
+    for number, script in enumerate(MIGRATIONS[:2]):
+        for statement in _statements(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number + 1}")
+    db.execute(
+        "INSERT INTO grades (run, brickname, objid, inspector, grade, created)"
+        " VALUES ('r', 'b', 1, 'al', 'A', 0)"
+    )
+    db.commit()
+    db.close()
+    store = Store(path)
+    assert store.version == len(MIGRATIONS)
+    assert grades.current(store, "r")[("b", 1)].grades == {"al": "A"}

@@ -660,3 +660,56 @@ async def test_a_known_lens_is_named_on_its_candidate_and_hostile_text_stays_tex
         assert "known lens SLACS J0912+0029 [bold]x[/]" in meta  # shown as typed, not as markup
         assert "\x1b" not in meta and "\\x1b]0;pwn\\x07" in meta
         assert "you    [/evil]" in meta
+
+
+async def test_blind_items_look_like_candidates_and_measure_the_inspector(
+    engine, candidates: Path, make_candidates, monkeypatch
+) -> None:
+    """Issue 14 part 3: simulated lenses and known non-lenses in the stream, told apart by
+    nothing on screen; their grades give each inspector's completeness and FPR, never the CSV."""
+    import csv
+    import re
+
+    from core.candidates import blinds_path
+    from halo_tui.components.candidates import InspectorsScreen
+
+    monkeypatch.setenv("USER", "alice")
+    truth = ["lens"] * 5 + ["not_lens"] * 5
+    make_candidates(blinds_path(candidates), 10, brickname=["0001p000"] * 10, truth=truth)
+    app = HaloApp(engine, blind_rate=0.25)  # 30 candidates: 10 blind items make a quarter
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_candidates(app, pilot, candidates)
+        screen = app.screen
+        stream = screen.table
+        assert len(stream) == 40 and stream.n_blind == 10
+        meta = lambda: str(screen.query_one("#meta").render())  # noqa: E731
+        fields = lambda: [line.split()[0] for line in meta().splitlines()[1:] if line.strip()]  # noqa: E731
+        assert all(re.fullmatch(r"#\d+", tile.label) for tile in screen.query(StampTile))  # no score
+        candidate = int(np.flatnonzero(stream.source == 0)[0])
+        screen._go(candidate)
+        await _until(pilot, lambda: screen.position == candidate)
+        seen = fields()
+        assert "hidden (blind items)" in meta()
+        for blind in np.flatnonzero(stream.source == 1)[:4]:  # 4 blind items graded A
+            screen._go(int(blind))
+            await _until(pilot, lambda b=blind: screen.position == b and fields() == seen)  # the same fields
+            await pilot.press("a")
+        screen._go(candidate)
+        await pilot.press("x")
+        await _until(pilot, lambda: grades.current(engine.store, "demo"))
+        figures = grades.calibration(engine.store, "demo")["alice"]
+        picked = [stream.truth[int(stream.index[b])] for b in np.flatnonzero(stream.source == 1)[:4]]
+        assert (figures.sims, figures.found) == (picked.count("lens"),) * 2
+        assert (figures.duds, figures.false) == (picked.count("not_lens"),) * 2
+        assert f"graded 5/{len(stream)}" in str(screen.query_one("#cand-progress").render())
+        await pilot.press("i")
+        await _until(pilot, lambda: isinstance(app.screen, InspectorsScreen))
+        assert figures.line() in str(app.screen.query_one("#dialog").render())
+        await pilot.press("escape", "e")
+        target = candidates.with_name("grades-demo.csv")
+        await _until(pilot, lambda: grades.calibration_path(target).exists())
+    rows = list(csv.DictReader(target.open()))
+    assert [(r["brickname"], r["alice"]) for r in rows] == [("1499p022", "X")]  # no blind item in it
+    inspectors = list(csv.DictReader(grades.calibration_path(target).open()))
+    assert [(r["inspector"], r["found"]) for r in inspectors] == [("alice", str(figures.found))]

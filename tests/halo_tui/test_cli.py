@@ -60,6 +60,8 @@ def test_user_errors_exit_2_with_one_message(halo, workspace: Path) -> None:
         (("jobs", "show", "forty-two"), "Invalid value"),
         (("nosuchcommand",), "No such command"),
         (("--workspace", str(workspace / "missing"), "jobs", "list"), "is not a folder"),
+        (("--blind-rate", "0.9", "jobs", "list"), "0.9 is not in the range"),
+        (("--blind-rate", "many", "jobs", "list"), "is not a valid float"),
     ]:
         proc = halo(*args, check=2)
         assert message in proc.stderr, (args, proc.stderr)
@@ -74,6 +76,8 @@ def test_a_broken_halo_toml_is_named_with_exit_2(halo, workspace: Path) -> None:
         == f"halo: error: {workspace / 'halo.toml'}: grids.grid_sota.theta_e_arcsec[2]: must be > 0"
     )
     halo("stage", "sleepy", check=2)
+    (workspace / "halo.toml").write_text("[triage]\nblind_rate = 0.8\n")
+    assert "triage.blind_rate: must be <= 0.5" in halo("config", "check", check=2).stderr
 
 
 def test_config_show_json_counts_grid_configurations(halo) -> None:

@@ -7,12 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from core.engine import Engine
-from core.stamps import arrow_metadata
 from core.states import JobState
 from core.workspace import Workspace
 from halo_tui.app import HaloApp
@@ -72,7 +69,8 @@ def fixed_workspace(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Engine:
     return engine
 
 
-def _candidates(root: Path) -> Path:
+def _candidates(root: Path, make_candidates) -> Path:
+    """Eight stamps, an arc in every other one."""
     rng = np.random.default_rng(7)
     n = 8
     yy, xx = np.mgrid[0:64, 0:64]
@@ -82,26 +80,16 @@ def _candidates(root: Path) -> Path:
         arc = np.exp(-((np.hypot(xx - 32, yy - 32) - 10) ** 2) / 3.0) * (i % 2)
         stamp = np.stack([0.2 * galaxy + 0.3 * arc, 0.5 * galaxy + 0.2 * arc, 0.9 * galaxy + 0.1 * arc])
         stamps.append((stamp + rng.normal(0, 0.01, stamp.shape)).astype(np.float32).tobytes())
-    table = pa.table(
-        {
-            "rank": np.arange(1, n + 1),
-            "brickname": ["1499p022"] * n,
-            "objid": np.arange(n),
-            "ra": np.linspace(150, 150.1, n),
-            "dec": np.full(n, 2.25),
-            "split": ["test"] * n,
-            "psfsize_r": np.full(n, 1.21),
-            "score": np.linspace(0.99, 0.5, n),
-            "run": ["demo"] * n,
-            "ok": [True] * n,
-            "fail_reason": [None] * n,
-            "stamp": stamps,
-        }
-    )
     path = root / "data" / "candidates" / "demo" / "candidates.parquet"
-    path.parent.mkdir(parents=True)
-    pq.write_table(table.replace_schema_metadata(arrow_metadata((3, 64, 64))), path)
-    return path
+    return make_candidates(
+        path,
+        n,
+        stamps=stamps,
+        ra=np.linspace(150, 150.1, n),
+        dec=np.full(n, 2.25),
+        psfsize_r=np.full(n, 1.21),
+        score=np.linspace(0.99, 0.5, n),
+    )
 
 
 async def _settle(pilot) -> None:
@@ -134,8 +122,8 @@ def test_monitor_screen(snap_compare, fixed_workspace: Engine) -> None:
     assert snap_compare(HaloApp(fixed_workspace), terminal_size=(80, 24), run_before=run_before)
 
 
-def test_candidates_screen(snap_compare, fixed_workspace: Engine) -> None:
-    path = _candidates(fixed_workspace.workspace.root)
+def test_candidates_screen(snap_compare, fixed_workspace: Engine, make_candidates) -> None:
+    path = _candidates(fixed_workspace.workspace.root, make_candidates)
 
     async def run_before(pilot) -> None:
         from halo_tui.components.candidates import CandidatesScreen

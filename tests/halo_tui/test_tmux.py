@@ -74,37 +74,60 @@ def test_halo_in_tmux(halo, workspace: Path) -> None:
 
 
 def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
-    """Issue 14: a person's triage pass in a real terminal at 80×24: open the candidates with
-    3, grade, note, undo the note, filter, export, quit; the grades and the CSV are there."""
+    """Issue 14: a person's triage pass in a real terminal at 80×24, blind items mixed in at
+    the workspace's rate: open the candidates with 3, jump, grade, note, undo the note, grade a
+    blind item, see the calibration, filter, export, quit; the grades and the CSVs are there."""
     from core import grades
-    from core.candidates import candidates_path
+    from core.candidates import CandidateTable, TriageStream, blinds_path, candidates_path
     from core.workspace import Workspace
 
     (workspace / "data" / "runs" / "demo").mkdir(parents=True)
     (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo"}')
+    (workspace / "halo.toml").write_text("[triage]\nblind_rate = 0.25\n")
     path = make_candidates(candidates_path(workspace, "demo"), 30)
+    truth = ["lens"] * 5 + ["not_lens"] * 5
+    blinds = make_candidates(blinds_path(path), 10, brickname=["0001p000"] * 10, truth=truth)
+    stream = TriageStream(CandidateTable(path), CandidateTable(blinds), 0.25, seed="demo")
+    candidate = stream.row(int(stream.source.tolist().index(0)))
+    blind = stream.row(int(stream.source.tolist().index(1)))
     session = f"halo-triage-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
     _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", halo.executable, check=True, env=env)
     _tmux("set-option", "-s", "escape-time", "10", check=True)
+
+    def jump(item: dict) -> None:
+        _keys(session, "#")
+        _wait_for(session, "go to rank")
+        _tmux("send-keys", "-t", session, "-l", str(item["rank"]), check=True)
+        _keys(session, "Enter")
+        _wait_for(session, f"#{item['rank']} of 40")
+
     try:
         _wait_for(session, "Dark Halo Scope")
         _keys(session, "3")
-        _wait_for(session, "graded 0/30")
+        _wait_for(session, "graded 0/40")
+        jump(candidate)
         _keys(session, "a")
-        _wait_for(session, "graded 1/30")
-        _keys(session, "k")  # back up to #1 (the grade moved the cursor on)
-        _keys(session, "h")
+        _wait_for(session, "graded 1/40")
+        jump(candidate)  # back (the grade moved the cursor on)
         _keys(session, "t")
         _tmux("send-keys", "-t", session, "-l", "arc NE", check=True)
         _keys(session, "Enter")
         _wait_for(session, "alice: arc NE")
-        assert grades.notes(Workspace(workspace).store, "demo") == {("1499p022", 0): ["alice: arc NE"]}
+        assert grades.notes(Workspace(workspace).store, "demo") == {
+            (candidate["brickname"], candidate["objid"]): ["alice: arc NE"]
+        }
         _keys(session, "U")  # the note goes; the A stays
         _wait_for(session, "undid the note")
+        jump(blind)  # nothing on screen says it is one
+        _keys(session, "x")
+        _wait_for(session, "graded 2/40")
+        _keys(session, "i")
+        _wait_for(session, "FPR 0/1" if blind["blind"] == "not_lens" else "completeness 0/1")
+        _keys(session, "Escape")
         _keys(session, "f")
-        _wait_for(session, "filter ungraded (29)")
+        _wait_for(session, "filter ungraded (38)")
         _keys(session, "e")
         _wait_for(session, "exported")
         _keys(session, "q")
@@ -113,8 +136,11 @@ def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
         _tmux("kill-server", capture_output=True)
     store = Workspace(workspace).store
     assert {k: c.grades for k, c in grades.current(store, "demo").items()} == {
-        ("1499p022", 0): {"alice": "A"}
+        (candidate["brickname"], candidate["objid"]): {"alice": "A"}
     }
     assert grades.notes(store, "demo") == {}
     exported = path.with_name("grades-demo.csv").read_text().splitlines()
-    assert exported[0].startswith("run,rank,brickname,objid") and exported[1].startswith("demo,1,1499p022,0,")
+    assert exported[0].startswith("run,rank,brickname,objid") and len(exported) == 2
+    assert exported[1].startswith(f"demo,{candidate['objid'] + 1},1499p022,{candidate['objid']},")  # its rank
+    inspectors = grades.calibration_path(path.with_name("grades-demo.csv")).read_text().splitlines()
+    assert len(inspectors) == 2 and inspectors[1].startswith("demo,alice,")

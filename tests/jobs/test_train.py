@@ -151,6 +151,7 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
         "candidates.parquet",
         "candidates.scores.parquet",
         "hard_negatives.parquet",
+        "blinds.parquet",
     ]
     table = pq.read_table(summary["outputs"][1])  # every galaxy's score, no stamps
     assert "stamp" not in table.column_names
@@ -208,6 +209,62 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
     by_key = dict(zip(keys, cut.column("stamp").to_pylist(), strict=True))
     for row in candidates.select(["brickname", "objid", "stamp"]).to_pylist():
         assert row["stamp"] == by_key[(row["brickname"], row["objid"])]
+
+
+def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> None:
+    """Simulated lenses (injected test rows, hosts in a fixed pseudo-random order) and the
+    hardest known non-lenses (test controls), one per galaxy, none shown as a candidate, each
+    scored as the candidates are."""
+    from core.layout import stamps_dir
+    from core.schemas import galaxy_keys
+    from core.stamps import decode, stamp_meta
+    from jobs import known_lenses
+    from jobs.models import load_run
+    from jobs.scoring import logits_of, sigmoid
+
+    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8)
+    assert summary["blinds"] == {"lens": 4, "not_lens": 4}
+    blinds = pq.read_table(summary["outputs"][3])
+    candidates = pq.read_table(summary["outputs"][0], columns=["brickname", "objid"])
+    galaxy = galaxy_keys(blinds.column("brickname").to_pylist(), blinds.column("objid").to_pylist())
+    shown = set(
+        galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
+    )
+    assert (
+        len(set(galaxy)) == 8
+        and not set(galaxy) & shown
+        and set(blinds.column("split").to_pylist()) == {"test"}
+    )
+    stamps = pq.read_table(sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet")))
+    keys = galaxy_keys(stamps.column("brickname").to_pylist(), stamps.column("objid").to_pylist())
+    control = np.array(stamps.column("is_control").to_pylist())
+    raw = stamps.column("stamp").to_pylist()
+    model, _ = load_run(train.runs_dir(trained) / "tiny")
+    images = decode(blinds.column("stamp"), stamp_meta(blinds.schema))
+    assert np.allclose(blinds.column("score").to_numpy(), sigmoid(logits_of(model, images)), rtol=1e-5)
+    truth = blinds.column("truth").to_pylist()
+    for g, t, stamp in zip(galaxy, truth, blinds.column("stamp").to_pylist(), strict=True):
+        rows = np.flatnonzero((keys == g) & (control == (t == "not_lens")))
+        assert stamp in [raw[i] for i in rows]  # the galaxy's own injected (or control) stamp
+    # the non-lenses are the top-scoring eligible test controls
+    lenses = known_lenses.load(trained)
+    ok = np.array(stamps.column("ok").to_pylist()) & (np.array(stamps.column("split").to_pylist()) == "test")
+    ok &= known_lenses.match(stamps.column("ra").to_numpy(), stamps.column("dec").to_numpy(), lenses) < 0
+    sims = {g for g, t in zip(galaxy, truth, strict=True) if t == "lens"}
+    eligible, seen = [], set()
+    for i in np.flatnonzero(control & ok):
+        if keys[i] not in seen and keys[i] not in shown and keys[i] not in sims:
+            seen.add(keys[i])
+            eligible.append(i)
+    every = sigmoid(
+        logits_of(model, decode(stamps.column("stamp").take(eligible), stamp_meta(stamps.schema)))
+    )
+    top = {keys[eligible[i]] for i in np.argsort(-every, kind="stable")[:4]}
+    assert top == {g for g, t in zip(galaxy, truth, strict=True) if t == "not_lens"}
+    # each item's rank is the one it would have among the run's scored galaxies
+    scored = pq.read_table(summary["outputs"][1], columns=["score"]).column("score").drop_null().to_numpy()
+    for s, rank in zip(blinds.column("score").to_numpy(), blinds.column("rank").to_pylist(), strict=True):
+        assert rank == 1 + int(np.sum(scored > s))
 
 
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
