@@ -149,10 +149,16 @@ def root(
     """Bare `halo` opens the console on the workspace."""
     _pass_workspace_down(workspace)
     if ctx.invoked_subcommand is None:
-        engine = _engine(workspace)
-        from halo_tui.app import HaloApp
+        _open_console(_engine(workspace), readonly=readonly, blind_rate=blind_rate)
 
-        HaloApp(engine, readonly=readonly, blind_rate=blind_rate).run()
+
+def _open_console(engine: Any, **options: Any) -> None:
+    """The console on the engine's workspace, in this terminal."""
+    from halo_tui.app import HaloApp
+    from halo_tui.components import pixels
+
+    pixels.detect()  # before Textual owns the terminal
+    HaloApp(engine, **options).run()
 
 
 # -- jobs --------------------------------------------------------------------------------
@@ -644,9 +650,7 @@ def demo(
     jobs_list(workspace=engine.workspace.root)
     _demo_report(engine.workspace.root)
     if not headless and sys.stdin.isatty() and sys.stdout.isatty():
-        from halo_tui.app import HaloApp
-
-        HaloApp(engine).run()
+        _open_console(engine)
 
 
 def _demo_report(root: Path) -> None:

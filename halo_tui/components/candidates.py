@@ -2,8 +2,9 @@
 
 a b c x u grade the selected stamp (A, B, C, X, unsure) for this inspector ($USER) and move
 on; t adds a note; U undoes the last grade; f cycles the filter (all, ungraded,
-disagreements); v cycles the view (grz composite, g, r, z); z zooms to one full-size stamp;
-e exports the grades to CSV; i shows each inspector's calibration. Blind items (simulated
+disagreements); v cycles the view (grz composite, g, r, z, all four side by side); z zooms
+to one full-size stamp; e exports the grades to CSV; i shows each inspector's calibration.
+Blind items (simulated
 lenses and known non-lenses, core.candidates.TriageStream) are mixed into the stream at the
 workspace's `[triage] blind_rate`, looking like any candidate; their grades measure the
 inspectors and weight the consensus. The next page is rendered in a worker ahead of time."""
@@ -12,6 +13,9 @@ from __future__ import annotations
 
 import getpass
 import os
+import sqlite3
+import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +25,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Horizontal
+from textual.containers import Grid, Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
 from textual.strip import Strip
 from textual.widget import Widget
@@ -30,10 +34,13 @@ from textual.widgets import Footer, Header, Input, Static
 from core import grades as grades_mod
 from core.candidates import CandidateTable, TriageStream, blinds_path
 from core.colour import Q, bin2, neutral_sky, sdss_rgb, single_band
+from core.errors import UsageError
+from halo_tui.components import pixels
 from halo_tui.components.stamp import strips
 from halo_tui.format import visible
+from halo_tui.messages import Exported, GradesChanged, PageRendered, StreamLoaded
 
-VIEWS = ("grz", "g", "r", "z")
+VIEWS = ("grz", "g", "r", "z", "all")  # all: the composite, g, r and z side by side
 FILTERS = ("all", "ungraded", "disagreements")
 GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
 META_WIDTH = 28
@@ -84,9 +91,18 @@ def render_rgb(
 ) -> np.ndarray:
     """The stamp as RGB for the terminal: the view at stretch `q`, binned; with 256 colours
     or fewer, the sky's noise kept neutral (core.colour.neutral_sky)."""
+    if view == "all":  # each panel binned, a dark pixel between them
+        panels = [render_rgb(stamp, v, factor, colours, q) for v in VIEWS[:4]]
+        gap = np.zeros((panels[0].shape[0], 1, 3), dtype=panels[0].dtype)
+        return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
     rgb = sdss_rgb(stamp, q=q) if view == "grz" else single_band(stamp, "grz".index(view), q)
     rgb = bin2(rgb, factor)
     return neutral_sky(rgb) if colours is not None and colours <= 256 else rgb
+
+
+def span(side: int, view: str) -> int:
+    """Cells a stamp of `side` pixels takes in `view` (four panels and their gaps for all)."""
+    return 4 * side + 3 if view == "all" else side
 
 
 class StampTile(Widget):
@@ -154,6 +170,8 @@ class CandidatesScreen(Screen[None]):
     CSS = """
     CandidatesScreen #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
     CandidatesScreen #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
+    CandidatesScreen #pixels { display: none; height: 1fr; width: 1fr; }
+    CandidatesScreen #pixels .pixels { width: auto; }
     """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="cand.back"),
@@ -196,6 +214,8 @@ class CandidatesScreen(Screen[None]):
         self.consensus: dict[tuple[str, int], Any] = {}
         self.notes: dict[tuple[str, int], list[str]] = {}
         self.grades_seen: tuple[int, int] | None = None
+        self.pending: deque[Any] = deque()  # grade, note and undo writes not yet in the store
+        self.writing = threading.Lock()
         self.cache: dict[tuple[int, tuple[str, float], int], list[Strip]] = {}
         self.who = inspector()
 
@@ -204,6 +224,7 @@ class CandidatesScreen(Screen[None]):
         yield Static("", id="cand-progress", classes="status")
         with Horizontal():
             yield Grid(id="tiles")
+            yield Vertical(Static("", id="pixels-caption"), id="pixels")  # zoomed, real pixels
             yield Static("", id="meta")
         yield Footer()
 
@@ -223,20 +244,50 @@ class CandidatesScreen(Screen[None]):
     def watch_grades(self) -> None:
         """Other inspectors' grades (another console on the workspace) show within a poll:
         the filter and consensus are redone only when the store's grades changed."""
-        if grades_mod.version(self.store, self.run) == self.grades_seen or self.table is None:
-            return
-        self.app.call_from_thread(self._grades_changed, *gather(self.store, self.run))
+        if self.pending or self.table is None:
+            return  # your own writes are on their way; the next poll looks again
+        if grades_mod.version(self.store, self.run) != self.grades_seen:
+            self.post_message(GradesChanged(gather(self.store, self.run), refilter=True))
 
-    def _grades_changed(self, seen: tuple[int, int], consensus: dict, notes: dict) -> None:
-        self.grades_seen, self.consensus, self.notes = seen, consensus, notes
+    def on_grades_changed(self, message: GradesChanged) -> None:
+        self.grades_seen, self.consensus, self.notes = message.grades
+        if self.table is None:
+            return
         before = self._current()
-        self._filter_rows()
-        if before is not None:  # keep the cursor on the candidate it was on, if still listed
-            key = self.table.key(*ident(before))
-            where = np.flatnonzero(self.table.keys[self.rows] == key)
+        if message.refilter:
+            self._filter_rows()
+        undone = message.undone
+        if undone is not None:  # the cursor goes to what was undone
+            key = self.table.key(undone.brickname, undone.objid, undone.blind)
+            where = np.flatnonzero(self.table.keys[self.rows] == key) if key is not None else []
             if len(where):
                 self.page, self.cursor = divmod(int(where[0]), self.per_page)
+        elif before is not None and message.refilter:  # kept on the item it was on, if still listed
+            where = np.flatnonzero(self.table.keys[self.rows] == self.table.key(*ident(before)))
+            if len(where):
+                self.page, self.cursor = divmod(int(where[0]), self.per_page)
+        if message.said:
+            self.notify(visible(message.said), markup=False)
         self.show()
+
+    def write(self, change: Any) -> None:
+        """Run `change(store)` (a grade, a note, an undo: it returns what to say and what was
+        undone) off the UI thread, in the order asked; the screen hears GradesChanged."""
+        self.pending.append(change)
+        self._drain()
+
+    @work(thread=True, group="grading")
+    def _drain(self) -> None:
+        with self.writing:  # one writer at a time, each draining the queue in order
+            while self.pending:
+                try:
+                    said, undone = self.pending[0](self.store)
+                except (OSError, sqlite3.Error, UsageError) as err:  # said, and the rest goes on
+                    said, undone = f"not saved: {err}", None
+                grades = gather(self.store, self.run)
+                self.grades_seen = grades[0]  # the poll must not take your write for another's
+                self.pending.popleft()
+                self.post_message(GradesChanged(grades, said, undone))
 
     @work(thread=True, exclusive=True, group="candidates")
     def load(self) -> None:
@@ -247,10 +298,11 @@ class CandidatesScreen(Screen[None]):
             self.app.blind_rate,
             seed=self.run,
         )
-        self.app.call_from_thread(self._loaded, table, *gather(self.store, self.run))
+        self.post_message(StreamLoaded(table, gather(self.store, self.run)))
 
-    def _loaded(self, table: TriageStream, seen: tuple[int, int], consensus: dict, notes: dict) -> None:
-        self.table, self.grades_seen, self.consensus, self.notes = table, seen, consensus, notes
+    def on_stream_loaded(self, message: StreamLoaded) -> None:
+        self.table = message.table
+        self.grades_seen, self.consensus, self.notes = message.grades
         self._filter_rows()
         self.show()
 
@@ -275,20 +327,26 @@ class CandidatesScreen(Screen[None]):
         row) that fits the screen, centred on the stamp's centre (the galaxy) and moved by
         the arrows; the whole stamp where it fits."""
         width, height = max(8, self.size.width), max(4, self.size.height - 4)
-        cols, rows = min(64, width), min(32, height)
-        x0 = min(max(0, (64 - cols) // 2 + self.pan[0]), 64 - cols)
+        wide = span(64, self.view)
+        cols, rows = min(wide, width), min(32, height)
+        x0 = min(max(0, (wide - cols) // 2 + self.pan[0]), wide - cols)
         y0 = min(max(0, (32 - rows) // 2 + self.pan[1]), 32 - rows)
         return x0, cols, y0, rows
 
+    @property
+    def meta_shown(self) -> bool:
+        """The side panel, unless zoomed or the side-by-side bands need its width."""
+        return not self.zoomed and self.size.width - META_WIDTH - 1 >= span(16, self.view)
+
     def geometry(self) -> tuple[int, int, int]:
         """(bin factor, columns, rows) of the grid for the screen's size."""
-        width = max(20, self.size.width - META_WIDTH - 1)
+        width = max(20, self.size.width - (META_WIDTH + 1 if self.meta_shown else 0))
         height = max(6, self.size.height - 4)
         if self.zoomed:
             return 1, 1, 1
         for factor in (2, 4):
             side = 64 // factor
-            cols, rows = width // (side + 1), height // (side // 2 + 1)
+            cols, rows = width // (span(side, self.view) + 1), height // (side // 2 + 1)
             if cols * rows >= 4 or factor == 4:
                 return factor, max(1, cols), max(1, rows)
         return 4, 1, 1
@@ -324,25 +382,31 @@ class CandidatesScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="render")
     def _render_and_place(self, page: int) -> None:
-        rendered = self.render_page(page)
-        self.app.call_from_thread(self._place, page, rendered)
+        self.post_message(PageRendered(page, self.render_page(page)))
         self.render_page(page + 1)  # ahead of time
+
+    def on_page_rendered(self, message: PageRendered) -> None:
+        self._place(message.page, message.rendered)
 
     def _place(self, page: int, rendered: dict[int, list[Strip]]) -> None:
         factor, cols, _ = self.geometry()
         grid = self.query_one("#tiles", Grid)
+        real = self.zoomed and pixels.protocol() is not None
+        grid.display, self.query_one("#pixels").display = not real, real
+        if real:
+            self._place_pixels(page)
+            return
+        self.query("#pixels .pixels").remove()
         grid.styles.grid_size_columns = cols
-        grid.styles.grid_columns = str(64 // factor)
-        self.query_one("#meta").display = not self.zoomed  # zoomed: the stamp takes the width
+        grid.styles.grid_columns = str(span(64 // factor, self.view))
+        self.query_one("#meta").display = self.meta_shown  # zoomed: the stamp takes the width
         shown = []
         for i, row in enumerate(self.page_rows(page)):
             info = self.table.row(row)
             c = self.consensus.get(ident(info))
             mine = c.grades.get(self.who, "") if c else ""
-            label = f"#{info['rank']}"
-            if self.table.scored:
-                label += " n/a" if info.get("score") is None else f" {info['score']:.3f}"
-            lines, width = rendered[row], 64 // factor
+            label = self._label(info)
+            lines, width = rendered[row], span(64 // factor, self.view)
             if self.zoomed:
                 x0, width, y0, height = self.zoom_window()
                 lines = [line.crop(x0, x0 + width) for line in lines[y0 : y0 + height]]
@@ -356,6 +420,29 @@ class CandidatesScreen(Screen[None]):
         else:
             grid.remove_children()
             grid.mount_all([StampTile(*args[:4], selected=args[4]) for args in shown])
+        self._show_meta()
+
+    def _label(self, info: dict[str, Any]) -> str:
+        """A stamp's caption: its number, and its score unless blind items are in the stream."""
+        if not self.table.scored:
+            return f"#{info['rank']}"
+        return f"#{info['rank']} " + ("n/a" if info.get("score") is None else f"{info['score']:.3f}")
+
+    def _place_pixels(self, page: int) -> None:
+        """Zoomed in a terminal that draws images: the stamp's own pixels, whole."""
+        rows = self.page_rows(page)
+        box = self.query_one("#pixels")
+        box.query(".pixels").remove()
+        if rows:
+            info = self.table.row(rows[0])
+            rgb = render_rgb(self.table.stamps(rows[:1])[0], self.view, 1, None, self.stretch)
+            drawn = pixels.image(rgb)
+            drawn.styles.height = max(4, self.size.height - 5)
+            box.mount(drawn)
+            c = self.consensus.get(ident(info))
+            mine = c.grades.get(self.who, "") if c else ""
+            caption = StampTile([], self._label(info), mine, 64).caption
+            self.query_one("#pixels-caption", Static).update(caption)
         self._show_meta()
 
     def progress_line(self) -> str:
@@ -428,7 +515,7 @@ class CandidatesScreen(Screen[None]):
         if self.zoomed:  # the arrows pan the zoomed stamp, 4 pixels a press
             self.pan = (self.pan[0] + 4 * dx, self.pan[1] + 2 * dy)
             x0, cols, y0, rows = self.zoom_window()  # kept inside the stamp
-            self.pan = (x0 - (64 - cols) // 2, y0 - (32 - rows) // 2)
+            self.pan = (x0 - (span(64, self.view) - cols) // 2, y0 - (32 - rows) // 2)
             self.show()
             return
         _, cols, _ = self.geometry()
@@ -528,55 +615,49 @@ class CandidatesScreen(Screen[None]):
         info = self._current()
         if info is None:
             return
-        grades_mod.grade(
-            self.store, self.run, info["brickname"], info["objid"], self.who, value, blind=info["blind"]
-        )
-        self._regrade(f"graded #{info['rank']} {value}", advance=True)
+        who, run = self.who, self.run
 
-    def _regrade(self, message: str, advance: bool = False) -> None:
-        self.grades_seen, self.consensus, self.notes = gather(self.store, self.run)
-        self.notify(visible(message), markup=False)
-        if advance and self.cursor + 1 < len(self.page_rows(self.page)):
+        def change(store: Any) -> tuple[str, None]:
+            grades_mod.grade(store, run, info["brickname"], info["objid"], who, value, blind=info["blind"])
+            return f"graded #{info['rank']} {value}", None
+
+        self.write(change)
+        if self.cursor + 1 < len(self.page_rows(self.page)):  # on to the next at once
             self.cursor += 1
-        self.show()
+            self._restyle()
 
     def action_note(self) -> None:
         info = self._current()
         if info is None:
             return
 
+        who, run = self.who, self.run
+
+        def change(store: Any, note: str) -> tuple[str, None]:
+            c = grades_mod.current(store, run, blinds=bool(info["blind"])).get(ident(info))
+            value = (c.grades.get(who) if c else None) or "unsure"  # the grade it is given under
+            grades_mod.grade(store, run, info["brickname"], info["objid"], who, value, note, info["blind"])
+            return f"note saved on #{info['rank']}", None
+
         def save(note: str | None) -> None:
             if note:
-                c = self.consensus.get(ident(info))
-                value = (c.grades.get(self.who) if c else None) or "unsure"
-                grades_mod.grade(
-                    self.store,
-                    self.run,
-                    info["brickname"],
-                    info["objid"],
-                    self.who,
-                    value,
-                    note,
-                    info["blind"],
-                )
-                self._regrade(f"note saved on #{info['rank']}")
+                self.write(lambda store: change(store, note))
 
         self.app.push_screen(NoteScreen(), save)
 
     def action_undo(self) -> None:
         """Take back your latest grade or note, and move the cursor to its candidate."""
-        undone = grades_mod.undo(self.store, self.run, self.who)
-        if undone is not None and self.table is not None:
-            key = self.table.key(undone.brickname, undone.objid, undone.blind)
-            where = np.flatnonzero(self.table.keys[self.rows] == key) if key is not None else []
-            if len(where):
-                self.page, self.cursor = divmod(int(where[0]), self.per_page)
-        self._regrade("nothing to undo" if undone is None else undone.describe())
+        who, run = self.who, self.run
+
+        def change(store: Any) -> tuple[str, Any]:
+            undone = grades_mod.undo(store, run, who)
+            return ("nothing to undo" if undone is None else undone.describe()), undone
+
+        self.write(change)
 
     def action_cycle_filter(self) -> None:
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
         self.page = self.cursor = 0
-        self.grades_seen, self.consensus, self.notes = gather(self.store, self.run)
         self._filter_rows()
         self.show()
 
@@ -606,11 +687,22 @@ class CandidatesScreen(Screen[None]):
         inspector's calibration."""
         if self.table is None:
             return
-        target = self.path.with_name(f"grades-{self.run}.csv")
-        rows = self.table.candidates.rows_of(grades_mod.current(self.store, self.run))
-        n = grades_mod.export_csv(self.store, self.run, target, rows)
+        self._export(self.path.with_name(f"grades-{self.run}.csv"))
+
+    @work(thread=True, group="grading")
+    def _export(self, target: Path) -> None:
+        with self.writing:  # after the grades asked for before it
+            try:
+                rows = self.table.candidates.rows_of(grades_mod.current(self.store, self.run))
+                n = grades_mod.export_csv(self.store, self.run, target, rows)
+            except (OSError, sqlite3.Error) as err:
+                self.post_message(Exported(f"not exported to {target}: {err}", ok=False))
+                return
         also = grades_mod.calibration_path(target).name
-        self.notify(visible(f"{n} graded candidates exported to {target} (and {also})"), markup=False)
+        self.post_message(Exported(f"{n} graded candidates exported to {target} (and {also})"))
+
+    def on_exported(self, message: Exported) -> None:
+        self.notify(visible(message.said), markup=False, severity="information" if message.ok else "error")
 
     def action_inspectors(self) -> None:
         """Each inspector's completeness and false-positive rate on the blind items."""

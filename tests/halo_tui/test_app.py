@@ -4,9 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from textual.widgets import DataTable
 
 from core import grades
+from core.errors import UsageError
 from halo_tui.app import HaloApp, HelpScreen
 from halo_tui.components.candidates import CandidatesScreen, StampTile
 from halo_tui.components.jobs import ConfirmScreen, DetailsScreen, JobsScreen, LaunchScreen
@@ -713,3 +715,97 @@ async def test_blind_items_look_like_candidates_and_measure_the_inspector(
     assert [(r["brickname"], r["alice"]) for r in rows] == [("1499p022", "X")]  # no blind item in it
     inspectors = list(csv.DictReader(grades.calibration_path(target).open()))
     assert [(r["inspector"], r["found"]) for r in inspectors] == [("alice", str(figures.found))]
+
+
+async def test_grading_writes_off_the_ui_thread_in_the_order_pressed(
+    engine, candidates: Path, monkeypatch
+) -> None:
+    """Issue 14 part 7: a slow store does not hold the keyboard up; a grade then an undo
+    pressed while the first write waits still land in that order."""
+    import threading
+
+    monkeypatch.setenv("USER", "alice")
+    release, threads = threading.Event(), []
+    real_grade = grades.grade
+
+    def slow_grade(*args, **kwargs) -> None:
+        threads.append(threading.current_thread())
+        assert release.wait(10)
+        real_grade(*args, **kwargs)
+
+    monkeypatch.setattr(grades, "grade", slow_grade)
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_candidates(app, pilot, candidates)
+        screen = app.screen
+        await pilot.press("a")  # the write waits; the cursor moves on at once
+        assert screen.cursor == 1 and grades.current(engine.store, "demo") == {}
+        await pilot.press("b", "U")
+        assert screen.cursor == 2 and len(screen.pending) == 3
+        release.set()
+        await _until(pilot, lambda: not screen.pending)
+        await _until(pilot, lambda: screen.cursor == 1)  # the undo took back the B on #2
+        assert threads and threading.main_thread() not in threads
+    assert {k[1]: c.grades for k, c in grades.current(engine.store, "demo").items()} == {0: {"alice": "A"}}
+
+
+async def test_the_bands_and_the_composite_side_by_side(engine, candidates: Path) -> None:
+    """Issue 14 part 2: `v` to `all` shows the grz composite and g, r, z side by side; at
+    80×24 the side panel gives them its width."""
+    from core.candidates import CandidateTable
+    from halo_tui.components.candidates import render_rgb
+
+    stamp = CandidateTable(candidates).stamps([0])[0]
+    for size, meta in (((200, 50), True), ((80, 24), False)):
+        app = HaloApp(engine)
+        async with app.run_test(size=size) as pilot:
+            await _settle(app, pilot)
+            await _open_candidates(app, pilot, candidates)
+            screen = app.screen
+            await pilot.press("v", "v", "v", "v")
+            await _until(pilot, lambda s=screen: s.view == "all" and s.query(StampTile).first().cells > 64)
+            await _settle(app, pilot)
+            factor = screen.geometry()[0]
+            side = 64 // factor
+            tile = screen.query(StampTile).first()
+            assert tile.cells == 4 * side + 3 and screen.query_one("#meta").display == meta
+            top = [seg.style for seg in tile.lines[0]]
+            for i, band in enumerate(("grz", "g", "r", "z")):  # each panel is that view, a gap between
+                rgb = render_rgb(stamp, band, factor)
+                expected = [tuple(rgb[0, x]) for x in range(side)]
+                drawn = [tuple(st.color.triplet) for st in top[i * (side + 1) : i * (side + 1) + side]]
+                assert drawn == expected, band
+
+
+async def test_zoom_shows_real_pixels_where_the_terminal_draws_images(
+    engine, candidates: Path, monkeypatch
+) -> None:
+    """Issue 14 part 2: Sixel or Kitty's protocol for the zoomed stamp where the terminal has
+    one (textual-image), the stamp's own pixels whole; half blocks elsewhere."""
+    from textual_image.widget import SixelImage
+
+    from core.candidates import CandidateTable
+    from halo_tui.components import pixels
+    from halo_tui.components.candidates import render_rgb
+
+    monkeypatch.setattr(pixels, "_chosen", None)  # put back whatever happens
+    assert pixels.detect({"HALO_PIXELS": "off"}) is None
+    assert pixels.detect({"HALO_PIXELS": "sixel"}) == "sixel" == pixels.protocol()
+    app = HaloApp(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _settle(app, pilot)
+        await _open_candidates(app, pilot, candidates)
+        await pilot.press("z")
+        await _until(pilot, lambda: app.screen.query(SixelImage))
+        await _settle(app, pilot)
+        drawn = app.screen.query_one(SixelImage)
+        expected = render_rgb(CandidateTable(candidates).stamps([0])[0], "grz", 1)
+        assert np.array_equal(np.asarray(drawn.image), expected)
+        assert not app.screen.query_one("#tiles").display
+        await pilot.press("z")  # back to the grid of half blocks
+        grid = app.screen.query_one("#tiles")
+        await _until(pilot, lambda: grid.display and not app.screen.query(SixelImage))
+    assert pixels.detect({}) is None  # not a terminal: half blocks
+    with pytest.raises(UsageError, match="HALO_PIXELS"):
+        pixels.detect({"HALO_PIXELS": "png"})
