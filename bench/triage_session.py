@@ -53,7 +53,8 @@ def decide(who: str, stamp: np.ndarray, rng: np.random.Generator) -> str:
 async def grade_as(who: str, engine, path: Path, run: str, items: int, rate: float) -> float:
     """One inspector's pass over the first `items` of the stream; the seconds it took."""
     from halo_tui.app import HaloApp
-    from halo_tui.components.candidates import CandidatesScreen, StampTile, ident
+    from halo_tui.components.stamp_tile import StampTile
+    from halo_tui.screens.candidates import CandidatesScreen, ident
 
     os.environ["USER"] = who
     rng = np.random.default_rng(len(who))

@@ -75,7 +75,8 @@ def log_tail(root: Path, gigabytes: float) -> None:
     from core.engine import Engine
     from core.workspace import Workspace
     from halo_tui.app import HaloApp
-    from halo_tui.components.logview import LogScreen, LogView
+    from halo_tui.components.logview import LogView
+    from halo_tui.screens.log import LogScreen
 
     async def shown() -> float:
         app = HaloApp(Engine(Workspace(root)))
@@ -149,7 +150,7 @@ def candidates_memory(root: Path, rows: int) -> None:
     from core.engine import Engine
     from core.workspace import Workspace
     from halo_tui.app import HaloApp
-    from halo_tui.components.candidates import CandidatesScreen
+    from halo_tui.screens.candidates import CandidatesScreen
 
     async def browse() -> None:
         app = HaloApp(Engine(Workspace(root)))
@@ -181,7 +182,8 @@ def key_latency(root: Path) -> None:
     from core.engine import Engine
     from core.workspace import Workspace
     from halo_tui.app import HaloApp
-    from halo_tui.components.candidates import CandidatesScreen, StampTile
+    from halo_tui.components.stamp_tile import StampTile
+    from halo_tui.screens.candidates import CandidatesScreen
 
     rng = np.random.default_rng(1)
     n = 120

@@ -12,17 +12,14 @@ import asyncio
 import signal
 from typing import Any
 
-from rich.markup import escape
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
-from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Static
 
-from halo_tui.components.jobs import JobsScreen
-from halo_tui.components.runs import RunsScreen, latest_candidates
 from halo_tui.format import home_relative
+from halo_tui.screens.help import HelpScreen
+from halo_tui.screens.jobs import JobsScreen
+from halo_tui.screens.runs import RunsScreen, latest_candidates
 
 
 class ActionCommands(Provider):
@@ -63,32 +60,6 @@ def _bindings(app: App[Any], screen: Any = None) -> list[tuple[Binding, Any]]:
     return found
 
 
-class HelpScreen(ModalScreen[None]):
-    """Every key of the screen it was opened on and of the app, as the keyboard shows them;
-    it scrolls when it does not fit."""
-
-    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
-
-    def __init__(self, bindings: list[tuple[Binding, Any]]) -> None:
-        super().__init__()
-        self.bindings = bindings
-
-    def compose(self) -> ComposeResult:
-        lines = ["[b]Keys[/b] (remap by id in halo.toml under \\[keys])", ""]
-        for binding, _ in self.bindings:
-            key = escape(self.app.get_key_display(binding))
-            lines.append(
-                f"  [b]{key:>10}[/b]  {escape(binding.description):<16} [dim]{binding.id or ''}[/dim]"
-            )
-        if self.app.readonly:
-            lines += ["", "[yellow]read-only session: actions that change state are hidden[/yellow]"]
-        with VerticalScroll(id="help"):
-            yield Static("\n".join(lines))
-
-    def on_mount(self) -> None:
-        self.query_one("#help").focus()
-
-
 class HaloApp(App[None]):
     """`halo`: the operator console on one workspace."""
 
@@ -98,15 +69,8 @@ class HaloApp(App[None]):
         width: 96%; max-width: 110; height: auto; max-height: 90%; border: round $accent; padding: 1 2;
         background: $panel;
     }
-    ConfirmScreen, DetailsScreen, LaunchScreen, HelpScreen, NoteScreen, InspectorsScreen {
-        align: center middle;
-    }
-    #help {
-        width: 96%; max-width: 90; height: auto; max-height: 96%; border: round $accent; padding: 1 2;
-        background: $panel;
-    }
     .status { height: 1; color: $text-muted; }
-    """  # the dialogs' shared look; each screen keeps its own CSS beside it
+    """  # the dialogs' shared look (#dialog), the status lines; each screen's own CSS is beside it
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
@@ -154,7 +118,7 @@ class HaloApp(App[None]):
     def action_candidates(self) -> None:
         """The candidates screen: the open one, else the run chosen on Runs, else the run
         whose candidates were written last."""
-        from halo_tui.components.candidates import CandidatesScreen
+        from halo_tui.screens.candidates import CandidatesScreen
 
         if self._back_to(CandidatesScreen):
             return

@@ -288,7 +288,8 @@ async def _log_screen_rows(engine, path: Path, rows: int) -> list[str]:
     """Open `path` in the console's log screen (80-ish columns) and return what its first
     `rows` rows show, once that many lines are there (waiting on state, not a fixed pause)."""
     from halo_tui.app import HaloApp
-    from halo_tui.components.logview import LogScreen, LogView
+    from halo_tui.components.logview import LogView
+    from halo_tui.screens.log import LogScreen
 
     app = HaloApp(engine)
     async with app.run_test(size=(100, 20)) as pilot:

@@ -1,6 +1,7 @@
-"""A stamp drawn with truecolor half blocks: two pixels a cell ("▀": top pixel as the
-foreground, bottom pixel as the background). Textual downsamples to 256 colours where the
-terminal lacks truecolor."""
+"""A stamp drawn in the terminal: the view (the grz composite, one band, or all four side by
+side) as RGB at a bin factor and asinh stretch, its sky kept neutral in 256 colours or fewer;
+then truecolor half blocks, two pixels a cell ("▀": top pixel as the foreground, bottom pixel
+as the background). Textual downsamples to 256 colours where the terminal lacks truecolor."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rich.color_triplet import ColorTriplet
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
+
+from core.colour import Q, bin2, neutral_sky, sdss_rgb, single_band
 
 HALF = "▀"
 
@@ -34,3 +37,25 @@ def strips(rgb: np.ndarray) -> list[Strip]:
         styles = map(from_color, map(color, top_row), map(color, bottom_row))
         out.append(Strip(list(map(Segment, repeat(HALF, width), styles)), width))
     return out
+
+
+VIEWS = ("grz", "g", "r", "z", "all")  # all: the composite, g, r and z side by side
+
+
+def render_rgb(
+    stamp: np.ndarray, view: str, factor: int, colours: int | None = None, q: float = Q
+) -> np.ndarray:
+    """The stamp as RGB for the terminal: the view at stretch `q`, binned; with 256 colours
+    or fewer, the sky's noise kept neutral (core.colour.neutral_sky)."""
+    if view == "all":  # each panel binned, a dark pixel between them
+        panels = [render_rgb(stamp, v, factor, colours, q) for v in VIEWS[:4]]
+        gap = np.zeros((panels[0].shape[0], 1, 3), dtype=panels[0].dtype)
+        return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
+    rgb = sdss_rgb(stamp, q=q) if view == "grz" else single_band(stamp, "grz".index(view), q)
+    rgb = bin2(rgb, factor)
+    return neutral_sky(rgb) if colours is not None and colours <= 256 else rgb
+
+
+def span(side: int, view: str) -> int:
+    """Cells a stamp of `side` pixels takes in `view` (four panels and their gaps for all)."""
+    return 4 * side + 3 if view == "all" else side

@@ -41,7 +41,7 @@ async def test_the_console_shows_hostile_text_as_typed(engine) -> None:
     from textual.widgets import Static
 
     from halo_tui.app import HaloApp
-    from halo_tui.components.jobs import DetailsScreen
+    from halo_tui.screens.job_details import DetailsScreen
 
     job_id = _failed_job(engine.workspace.root, REASON)
     app = HaloApp(engine)

@@ -9,11 +9,17 @@ from textual.widgets import DataTable
 
 from core import grades
 from core.errors import UsageError
-from halo_tui.app import HaloApp, HelpScreen
-from halo_tui.components.candidates import CandidatesScreen, StampTile
-from halo_tui.components.jobs import ConfirmScreen, DetailsScreen, JobsScreen, LaunchScreen
-from halo_tui.components.logview import LogScreen, LogView
-from halo_tui.components.monitor import MonitorScreen
+from halo_tui.app import HaloApp
+from halo_tui.components.logview import LogView
+from halo_tui.components.stamp_tile import StampTile
+from halo_tui.screens.candidates import CandidatesScreen
+from halo_tui.screens.confirm import ConfirmScreen
+from halo_tui.screens.help import HelpScreen
+from halo_tui.screens.job_details import DetailsScreen
+from halo_tui.screens.jobs import JobsScreen
+from halo_tui.screens.launch import LaunchScreen
+from halo_tui.screens.log import LogScreen
+from halo_tui.screens.monitor import MonitorScreen
 
 
 async def _until(pilot, condition, timeout: float = 5.0) -> None:
@@ -58,7 +64,7 @@ async def test_jobs_table_lists_jobs_and_picks_up_new_ones(engine) -> None:
 async def test_the_jobs_table_shows_training_progress_exit_codes_and_its_sort(engine) -> None:
     """Bug 13 of issue 14: a training run showed `…` as progress throughout; each sort press
     stacked a toast and the header showed no sort."""
-    from halo_tui.components.jobs import COLUMNS, progress
+    from halo_tui.screens.jobs import COLUMNS, progress
 
     failed = engine.wait(engine.launch("sleepy", params={"code": "3"}).id)
     app = HaloApp(engine)
@@ -261,7 +267,7 @@ async def test_the_palette_lists_the_current_screens_actions(engine, candidates:
 async def test_help_shows_key_names_and_scrolls_and_runs_is_one_screen(engine, candidates: Path) -> None:
     """Bugs 9 and 13: help printed `question_mark`, `slash`; it could not scroll at 80x24;
     `esc` did nothing on Runs and each `2` stacked another Runs screen."""
-    from halo_tui.components.runs import RunsScreen
+    from halo_tui.screens.runs import RunsScreen
 
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -314,9 +320,9 @@ async def test_a_log_bigger_than_one_polls_index_budget_is_indexed_whole(
 ) -> None:
     """Bug 1: past the first poll's budget (64 MiB) the index never grew again: the next
     poll was a 0 s timer, which Textual's timer divides by. Here the budget is 64 KiB."""
-    from halo_tui.components import logview
+    from halo_tui.screens import log
 
-    monkeypatch.setattr(logview, "INDEX_BUDGET", 64 << 10)
+    monkeypatch.setattr(log, "INDEX_BUDGET", 64 << 10)
     log = tmp_path / "big.log"
     log.write_text("".join(f"line {i:07d} " + "x" * 60 + "\n" for i in range(20_000)))  # 1.4 MB
     app = HaloApp(engine)
@@ -615,7 +621,7 @@ def _evaluation(completeness: float) -> dict:
 async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> None:
     from textual.widgets import Static
 
-    from halo_tui.components.runs import CompareScreen
+    from halo_tui.screens.compare import CompareScreen
 
     root = engine.workspace.root
     for name, level in (("gen1", 0.3), ("gen2", 1.2)):
@@ -673,7 +679,7 @@ async def test_blind_items_look_like_candidates_and_measure_the_inspector(
     import re
 
     from core.candidates import blinds_path
-    from halo_tui.components.candidates import InspectorsScreen
+    from halo_tui.screens.inspectors import InspectorsScreen
 
     monkeypatch.setenv("USER", "alice")
     truth = ["lens"] * 5 + ["not_lens"] * 5
@@ -754,7 +760,7 @@ async def test_the_bands_and_the_composite_side_by_side(engine, candidates: Path
     """Issue 14 part 2: `v` to `all` shows the grz composite and g, r, z side by side; at
     80×24 the side panel gives them its width."""
     from core.candidates import CandidateTable
-    from halo_tui.components.candidates import render_rgb
+    from halo_tui.components.stamp import render_rgb
 
     stamp = CandidateTable(candidates).stamps([0])[0]
     for size, meta in (((200, 50), True), ((80, 24), False)):
@@ -787,7 +793,7 @@ async def test_zoom_shows_real_pixels_where_the_terminal_draws_images(
 
     from core.candidates import CandidateTable
     from halo_tui.components import pixels
-    from halo_tui.components.candidates import render_rgb
+    from halo_tui.components.stamp import render_rgb
 
     monkeypatch.setattr(pixels, "_chosen", None)  # put back whatever happens
     assert pixels.detect({"HALO_PIXELS": "off"}) is None

@@ -112,7 +112,7 @@ def test_help_screen(snap_compare, fixed_workspace: Engine) -> None:
 
 def test_monitor_screen(snap_compare, fixed_workspace: Engine) -> None:
     async def run_before(pilot) -> None:
-        from halo_tui.components.monitor import MonitorScreen
+        from halo_tui.screens.monitor import MonitorScreen
 
         await _settle(pilot)
         pilot.app.push_screen(MonitorScreen(fixed_workspace.workspace.root / "data" / "runs" / "demo"))
@@ -126,7 +126,7 @@ def test_candidates_screen(snap_compare, fixed_workspace: Engine, make_candidate
     path = _candidates(fixed_workspace.workspace.root, make_candidates)
 
     async def run_before(pilot) -> None:
-        from halo_tui.components.candidates import CandidatesScreen
+        from halo_tui.screens.candidates import CandidatesScreen
 
         await _settle(pilot)
         pilot.app.push_screen(CandidatesScreen(path, "demo"))

@@ -45,7 +45,7 @@ def test_in_256_colours_the_sky_stays_neutral_and_arcs_keep_their_colour() -> No
 
 def test_the_candidates_grid_keeps_the_sky_neutral_below_truecolor() -> None:
     from core.colour import bin2, neutral_sky, sdss_rgb
-    from halo_tui.components.candidates import render_rgb
+    from halo_tui.components.stamp import render_rgb
 
     stamp = np.random.default_rng(5).normal(0, 0.003, (3, 64, 64)).astype(np.float32)
     plain = bin2(sdss_rgb(stamp), 2)

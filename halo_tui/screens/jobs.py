@@ -1,30 +1,34 @@
-"""The jobs screen: a live table of jobs, details, launch form, cancel, relaunch, log."""
+"""The jobs screen: a live table of jobs (progress, exit code), details, launch, cancel,
+relaunch, log, monitor."""
 
 from __future__ import annotations
 
 import re
-import shlex
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
-from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Label, Select, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input
 
-from core.backends import BACKENDS
 from core.errors import HaloError
 from core.layout import run_name_of, runs_dir
 from core.logs import tail
 from core.states import JobState
-from halo_tui.format import STATE_STYLES, duration, job_rows, visible, when
+from halo_tui.format import STATE_STYLES, duration, visible, when
+from halo_tui.screens.confirm import ConfirmScreen
+from halo_tui.screens.job_details import DetailsScreen
+from halo_tui.screens.launch import LaunchScreen
 
 REFRESH_S = 2.0
+
+
 COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "exit", "started", "elapsed")
+
+
 PROGRESS = re.compile(r"(?:([a-z]+)\s+)?(\d+)\s*/\s*(\d+)")
 
 
@@ -39,126 +43,6 @@ def progress(job: Any) -> str:
             labelled = [f"{label} {done}/{total}" for label, done, total in found if label]
             return " · ".join(labelled) if labelled else "{1}/{2}".format(*found[-1])
     return "started"
-
-
-class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [
-        Binding("y", "yes", "Yes", id="confirm.yes"),
-        Binding("n,escape", "no", "No", id="confirm.no"),
-    ]
-
-    def __init__(self, question: str) -> None:
-        super().__init__()
-        self.question = question
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Label(self.question)
-            yield Label("[b]y[/b] yes   [b]n[/b] no")
-
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    def action_no(self) -> None:
-        self.dismiss(False)
-
-
-class DetailsScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,enter,q", "app.pop_screen", "Close", id="details.close")]
-
-    def __init__(self, job: Any) -> None:
-        super().__init__()
-        self.job = job
-
-    def compose(self) -> ComposeResult:
-        rows = job_rows(self.job)
-        with Vertical(id="dialog"):
-            for key, value in rows:
-                yield Static(Text.assemble((f"{key:>10}", "bold"), "  ", value))
-
-
-class LaunchScreen(ModalScreen[Any]):
-    """Stage, variant, backend and options; validated against the config before it submits."""
-
-    BINDINGS = [Binding("escape", "app.pop_screen", "Cancel", id="launch.cancel")]
-
-    def __init__(self, engine: Any) -> None:
-        super().__init__()
-        self.engine = engine
-
-    def compose(self) -> ComposeResult:
-        stages = [
-            (f"{s.name} — {s.description}", s.name)
-            for s in self.engine.stages().values()
-            if s.available(self.engine.workspace.root)
-        ]
-        variants = [(v, v) for v in self.engine.workspace.config.variants]
-        with Vertical(id="dialog"):
-            yield Label("Launch a stage")
-            yield Select(stages, prompt="stage", id="launch-stage")
-            yield Select(variants, prompt="variant", id="launch-variant")
-            yield Select(
-                [(name, name) for name in BACKENDS],
-                value=self.engine.workspace.config.backends.default,
-                id="launch-backend",
-                allow_blank=False,
-            )
-            yield Input(placeholder="options, e.g. --grid grid_sota --preset demo_cpu", id="launch-options")
-            yield Static("", id="launch-error")
-            yield Button("Launch", variant="primary", id="launch-go")
-
-    class SubmitRequest(Message):
-        """Launch asked for by the button: sent through the options box, so that it arrives
-        after every key the box still has to process (each widget has its own queue: read
-        at once, the box's value could lack the options just typed — they were lost so)."""
-
-    @on(Button.Pressed, "#launch-go")
-    def request_submit(self) -> None:
-        self.query_one("#launch-options", Input).post_message(self.SubmitRequest())
-
-    @on(Input.Submitted, "#launch-options")
-    @on(SubmitRequest)
-    def submit(self) -> None:
-        stage = _chosen(self.query_one("#launch-stage", Select))
-        variant_name = _chosen(self.query_one("#launch-variant", Select))
-        backend = _chosen(self.query_one("#launch-backend", Select))
-        error = self.query_one("#launch-error", Static)
-        if stage is None:
-            error.update("[red]choose a stage[/]")
-            return
-        try:
-            params = parse_options(self.engine.stage(stage), self.query_one("#launch-options", Input).value)
-            self.engine.validate(stage, variant_name, params, backend)
-        except (HaloError, ValueError) as err:
-            error.update(Text(visible(str(err)), style="red"))
-            return
-        self.dismiss((str(stage), variant_name, params, str(backend)))
-
-
-def _chosen(select: Select[Any]) -> str | None:
-    value = select.value
-    return None if value in (Select.BLANK, getattr(Select, "NULL", Select.BLANK)) else str(value)
-
-
-def parse_options(stage: Any, text: str) -> dict[str, Any]:
-    """`--name VALUE` pairs (and bare `--flag`s) for a stage, as `halo stage` takes them."""
-    words, params, i = shlex.split(text), {}, 0
-    while i < len(words):
-        if not words[i].startswith("--"):
-            raise ValueError(f"unexpected {words[i]!r}: options look like --name VALUE")
-        key, eq, value = words[i][2:].partition("=")
-        param = stage.param(key)
-        if not eq:
-            if param.kind == "bool":
-                value = "true"
-            else:
-                i += 1
-                if i >= len(words):
-                    raise ValueError(f"option {param.flag} needs a value")
-                value = words[i]
-        params[param.name] = value
-        i += 1
-    return params
 
 
 class JobsScreen(Screen[None]):
@@ -268,7 +152,7 @@ class JobsScreen(Screen[None]):
             self.app.push_screen(DetailsScreen(job))
 
     def action_log(self) -> None:
-        from halo_tui.components.logview import LogScreen
+        from halo_tui.screens.log import LogScreen
 
         job = self.selected()
         if job is None:
@@ -287,7 +171,7 @@ class JobsScreen(Screen[None]):
         if job is None or job.stage != "train":
             self.notify("the training monitor opens on a train job")
             return
-        from halo_tui.components.monitor import MonitorScreen
+        from halo_tui.screens.monitor import MonitorScreen
 
         run = run_name_of(self.engine.workspace.config, job.variant, job.params)
         self.app.push_screen(MonitorScreen(runs_dir(self.engine.workspace.root) / run))

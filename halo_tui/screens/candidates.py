@@ -26,34 +26,34 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.strip import Strip
-from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Footer, Header, Static
 
 from core import grades as grades_mod
 from core.candidates import CandidateTable, TriageStream, blinds_path
-from core.colour import Q, bin2, neutral_sky, sdss_rgb, single_band
+from core.colour import Q
 from core.errors import UsageError
 from halo_tui.components import pixels
-from halo_tui.components.stamp import strips
+from halo_tui.components.stamp import VIEWS, render_rgb, span, strips
+from halo_tui.components.stamp_tile import StampTile
 from halo_tui.format import visible
 from halo_tui.messages import Exported, GradesChanged, PageRendered, StreamLoaded
+from halo_tui.screens.inspectors import InspectorsScreen
+from halo_tui.screens.prompt import NoteScreen
 
-VIEWS = ("grz", "g", "r", "z", "all")  # all: the composite, g, r and z side by side
 FILTERS = ("all", "ungraded", "disagreements")
+
+
 GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
+
+
 META_WIDTH = 28
-SELECTED = "bold black on yellow"
-# Your grade under each stamp, as a badge: A green to X red, unsure grey.
-GRADE_STYLES = {
-    "A": "bold white on green",
-    "B": "bold black on bright_green",
-    "C": "bold black on yellow",
-    "X": "bold white on red",
-    "unsure": "black on grey62",
-}
+
+
 STRETCH_RANGE = (5.0, 320.0)
+
+
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
@@ -84,86 +84,6 @@ def gather(
     consensus = grades_mod.current(store, run) | grades_mod.current(store, run, blinds=True)
     notes = grades_mod.notes(store, run) | grades_mod.notes(store, run, blinds=True)
     return seen, consensus, notes
-
-
-def render_rgb(
-    stamp: np.ndarray, view: str, factor: int, colours: int | None = None, q: float = Q
-) -> np.ndarray:
-    """The stamp as RGB for the terminal: the view at stretch `q`, binned; with 256 colours
-    or fewer, the sky's noise kept neutral (core.colour.neutral_sky)."""
-    if view == "all":  # each panel binned, a dark pixel between them
-        panels = [render_rgb(stamp, v, factor, colours, q) for v in VIEWS[:4]]
-        gap = np.zeros((panels[0].shape[0], 1, 3), dtype=panels[0].dtype)
-        return np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1)
-    rgb = sdss_rgb(stamp, q=q) if view == "grz" else single_band(stamp, "grz".index(view), q)
-    rgb = bin2(rgb, factor)
-    return neutral_sky(rgb) if colours is not None and colours <= 256 else rgb
-
-
-def span(side: int, view: str) -> int:
-    """Cells a stamp of `side` pixels takes in `view` (four panels and their gaps for all)."""
-    return 4 * side + 3 if view == "all" else side
-
-
-class StampTile(Widget):
-    """One stamp and its caption (rank and score, highlighted when selected, then your grade
-    as a coloured badge); its strips are rendered in advance."""
-
-    DEFAULT_CSS = "StampTile { width: auto; height: auto; } StampTile.selected { background: $accent; }"
-
-    def __init__(
-        self, lines: list[Strip], label: str, badge: str, width: int, selected: bool = False
-    ) -> None:
-        super().__init__()
-        self.lines, self.label, self.badge, self.cells = lines, label, badge, width
-        self.selected = selected
-        self.styles.width = width
-        self.styles.height = len(lines) + 1
-
-    @property
-    def caption(self) -> Text:
-        text = Text(self.label, style=SELECTED if self.selected else "")
-        if self.badge:
-            text.append(" ")
-            text.append(f" {self.badge} ", style=GRADE_STYLES.get(self.badge, ""))
-        return text
-
-    def select(self, selected: bool) -> None:
-        if selected != self.selected:
-            self.selected = selected
-            self.refresh()
-
-    def show(self, lines: list[Strip], label: str, badge: str, width: int, selected: bool) -> None:
-        """Another stamp in this tile (a page turn reuses the tiles)."""
-        self.lines, self.label, self.badge, self.cells, self.selected = lines, label, badge, width, selected
-        self.styles.width = width
-        self.styles.height = len(lines) + 1
-        self.refresh(layout=True)
-
-    def render_line(self, y: int) -> Strip:
-        if y < len(self.lines):
-            return self.lines[y]
-        segments = list(self.caption.render(self.app.console))
-        return Strip(segments).crop(0, self.cells).extend_cell_length(self.cells)
-
-
-class NoteScreen(ModalScreen[str | None]):
-    """One line asked for (a note, a rank to go to); escape gives None."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
-
-    def __init__(self, prompt: str = "note for this candidate (enter to save)") -> None:
-        super().__init__()
-        self.prompt = prompt
-
-    def compose(self) -> ComposeResult:
-        yield Input(placeholder=self.prompt, id="note")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
 
 
 class CandidatesScreen(Screen[None]):
@@ -707,25 +627,3 @@ class CandidatesScreen(Screen[None]):
     def action_inspectors(self) -> None:
         """Each inspector's completeness and false-positive rate on the blind items."""
         self.app.push_screen(InspectorsScreen(self.run, grades_mod.calibration(self.store, self.run)))
-
-
-class InspectorsScreen(ModalScreen[None]):
-    """The inspectors' calibration on the run's blind items, and their consensus weights."""
-
-    BINDINGS = [Binding("escape,i,q", "app.pop_screen", "Close", id="inspectors.close")]
-
-    def __init__(self, run: str, figures: dict[str, grades_mod.Calibration]) -> None:
-        super().__init__()
-        self.run, self.figures = run, figures
-
-    def compose(self) -> ComposeResult:
-        text = Text(f"Inspectors on the blind items of {visible(self.run)}\n\n", style="bold")
-        for c in self.figures.values():
-            text.append(visible(c.line()) + "\n")
-        if not self.figures:
-            text.append("no blind item graded yet\n")
-        text.append(
-            "\ncompleteness: simulated lenses graded A or B; FPR: known non-lenses graded A or B;"
-            " intervals 95 %. The consensus weights each inspector by completeness − FPR."
-        )
-        yield Static(text, id="dialog")

@@ -1,90 +1,19 @@
-"""The runs screen: every training run; enter opens its monitor, space marks runs, c compares
-the marked runs side by side (the seed's comparison table), g opens a run's candidates."""
+"""The runs screen: every training run with its latest figures; monitor, compare, candidates."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
 from core.candidates import candidates_path
-from halo_tui.components.heatmap import heatmap, thresholds
-from halo_tui.format import visible
-
-
-class CompareScreen(Screen[None]):
-    """The seed's comparison table, and beside it each run's completeness map (θE × src_dmag)
-    at an operating threshold; `t` steps through the thresholds."""
-
-    CSS = """
-    CompareScreen Horizontal { height: 1fr; }
-    CompareScreen #compare { width: auto; max-width: 60%; }
-    CompareScreen #maps { width: 1fr; padding: 0 1; }
-    CompareScreen #roc { height: 16; }
-    """
-    BINDINGS = [
-        Binding("escape", "app.pop_screen", "Back", id="compare.back"),
-        Binding("t", "threshold", "Threshold", id="compare.threshold"),
-    ]
-
-    def __init__(self, names: list[str]) -> None:
-        super().__init__()
-        self.names = names
-        self.runs: list[Any] = []
-        self.threshold = 0
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        with Horizontal():
-            yield DataTable(id="compare", zebra_stripes=True)
-            with VerticalScroll(id="maps"):
-                from halo_tui.components.plots import RocPlot
-
-                yield RocPlot(id="roc")
-                yield Static("", id="heatmaps")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        ws = self.app.engine.workspace
-        self.runs = [runs_mod.load(ws.root, n) for n in self.names]
-        table = runs_mod.compare(self.runs, ws.config.targets)
-        view = self.query_one(DataTable)
-        view.add_columns("metric", *table["runs"], "target")
-        for row in table["rows"]:
-            cells = []
-            bounds = row.get("upper_bounds") or [None] * len(table["runs"])
-            for name, value, bound in zip(table["runs"], row["values"], bounds, strict=True):
-                text = runs_mod._cell(row["metric"], value, bound)
-                cells.append(
-                    Text(text, style="bold green" if row["best"] == name and len(self.names) > 1 else "")
-                )
-            view.add_row(row["metric"], *cells, row["target"] or "")
-        curves = {r.name: r.evaluation["roc"] for r in self.runs if r.evaluation and r.evaluation.get("roc")}
-        roc = self.query_one("#roc")
-        roc.display = bool(curves)  # runs evaluated before the curve was stored have none
-        roc.show(curves)
-        self._show_maps()
-
-    def _show_maps(self) -> None:
-        names = thresholds(next((r.evaluation for r in self.runs if r.evaluation), None))
-        chosen = names[self.threshold % len(names)] if names else None
-        maps = Text()
-        for run in self.runs:
-            maps.append_text(heatmap(run.evaluation, chosen, title=visible(run.name)))
-            maps.append("\n\n")
-        self.query_one("#heatmaps", Static).update(maps)
-
-    def action_threshold(self) -> None:
-        self.threshold += 1
-        self._show_maps()
+from halo_tui.screens.compare import CompareScreen
 
 
 class RunsScreen(Screen[None]):
@@ -156,7 +85,7 @@ class RunsScreen(Screen[None]):
         self.action_monitor()
 
     def action_monitor(self) -> None:
-        from halo_tui.components.monitor import MonitorScreen
+        from halo_tui.screens.monitor import MonitorScreen
 
         name = self._selected()
         if name:
@@ -180,7 +109,7 @@ class RunsScreen(Screen[None]):
         return (path, name) if path is not None and path.exists() else None
 
     def action_candidates(self) -> None:
-        from halo_tui.components.candidates import CandidatesScreen
+        from halo_tui.screens.candidates import CandidatesScreen
 
         found = self.selected_candidates()
         if found is None:

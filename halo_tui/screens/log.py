@@ -1,0 +1,151 @@
+"""A job's log, followed live (the LogView widget), with search and a jump to its end."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from core.logs import tail
+from halo_tui.components.logview import LogView
+from halo_tui.format import visible
+
+POLL_S = 0.5
+INDEX_BUDGET = 64 << 20  # bytes indexed per poll: a huge log is indexed while its tail shows
+
+
+class LogScreen(Screen[None]):
+    """One job's log, live."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", id="log.back"),
+        Binding("g", "top", "Top", id="log.top"),
+        Binding("G", "bottom", "Bottom", id="log.bottom"),
+        Binding("f", "toggle_follow", "Follow", id="log.follow"),
+        Binding("slash", "search", "Search", id="log.search"),
+        Binding("n", "next", "Next", id="log.next"),
+        Binding("N", "previous", "Previous", id="log.previous"),
+    ]
+
+    def __init__(
+        self,
+        path: Path,
+        title: str,
+        fetch: Callable[[], object] | None = None,
+        poll_seconds: float = POLL_S,
+    ) -> None:
+        super().__init__()
+        # fetch: bring a remote backend's logs home, every `poll_seconds` (EMR's on S3)
+        self.path, self.heading, self.fetch, self.poll_seconds = path, title, fetch, poll_seconds
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.heading, id="log-title")
+        yield LogView(self.path, id="log")
+        yield Input(placeholder="search (regex)", id="log-search")
+        yield Static("", id="log-status", classes="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#log-search").display = False
+        view = self.query_one(LogView)
+        view.focus()
+        self.load_tail()
+        self.poll()
+
+    @work(thread=True, group="log-tail")
+    def load_tail(self) -> None:
+        """The end of the log, read in a worker: the screen never waits on a big file."""
+        lines = tail(self.path, max(50, self.app.size.height))
+        self.app.call_from_thread(self._show_tail, lines)
+
+    def _show_tail(self, lines: list[str]) -> None:
+        views = self.query(LogView)  # on the UI thread; the screen may have closed meanwhile
+        if views:
+            views.first().show_tail(lines)
+
+    @work(thread=True, exclusive=True, group="log")
+    def poll(self) -> None:
+        view = self.query_one(LogView)
+        if self.fetch is not None:
+            try:
+                self.fetch()
+            except Exception as err:  # the backend may be unreachable for a while: say so, go on
+                message = visible(f"could not fetch the logs: {err}")
+                self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
+        event = view.index.refresh(INDEX_BUDGET)
+        self.app.call_from_thread(self._indexed, event)
+
+    def _indexed(self, event: str) -> None:
+        view = self.query_one(LogView)
+        view.indexed(event)
+        state = "following" if view.follow else "paused (G to follow)"
+        done = "" if view.index.complete else f" — indexing {view.index.indexed >> 20} MiB"
+        self.query_one("#log-status", Static).update(
+            Text(visible(f"{self.path}  {view.line_count} lines  {state}{done}"))
+        )
+        if not view.index.complete:
+            self.call_later(self.poll)  # index the next part at once (a 0 s timer divides by 0)
+        else:
+            self.set_timer(max(POLL_S, self.poll_seconds), self.poll)
+
+    def action_top(self) -> None:
+        self.query_one(LogView).scroll_home(animate=False)
+
+    def action_bottom(self) -> None:
+        view = self.query_one(LogView)
+        view.follow = True
+        view.scroll_end(animate=False)
+
+    def action_toggle_follow(self) -> None:
+        view = self.query_one(LogView)
+        view.follow = not view.follow
+        if view.follow:
+            view.scroll_end(animate=False)
+
+    def action_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        view = self.query_one(LogView)
+        event.input.display = False
+        view.focus()
+        try:
+            view.pattern = re.compile(event.value, re.IGNORECASE) if event.value else None
+        except re.error as err:
+            self.notify(visible(f"not a regular expression: {err}"), severity="error", markup=False)
+            return
+        view.follow = False
+        self.action_next()
+
+    def _jump(self, forward: bool) -> None:
+        view = self.query_one(LogView)
+        if view.pattern is None or view.preview is not None:
+            if view.preview is not None:
+                self.notify("still indexing the log; search works once it is done")
+            return
+        start = (
+            view.current
+            if view.current is not None
+            else (view.scroll_offset.y - 1 if forward else view.line_count)
+        )
+        found = view.index.search(view.pattern.pattern, start, forward)
+        if found is None:
+            self.notify("no more matches")
+            return
+        view.follow = False
+        view.goto(found)
+
+    def action_next(self) -> None:
+        self._jump(True)
+
+    def action_previous(self) -> None:
+        self._jump(False)
