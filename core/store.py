@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -123,19 +125,39 @@ class DuplicateJob(UsageError):
         self.job = job
 
 
+class _Connection(sqlite3.Connection):
+    """A connection the store can keep a weak reference to (the base class takes none)."""
+
+
 class Store:
-    """Access to `<workspace>/.halo/halo.db`. Safe to share between processes."""
+    """Access to `<workspace>/.halo/halo.db`. Safe to share between processes and threads:
+    each thread gets a connection of its own (one connection used by two threads at once
+    interleaves their transactions, and has crashed the interpreter); a thread's connection
+    closes when the thread ends."""
 
     def __init__(self, path: Path) -> None:
         private_dir(path.parent)
         if not path.exists():
             create_private(path)  # 0600, and never a planted link
         self.path = path
-        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
+        self._local = threading.local()
+        self._open: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._wal()
-        self._db.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection (opened on first use)."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False, factory=_Connection
+            )
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+            self._open.add(db)
+        return db
 
     def _wal(self) -> None:
         """Switch to WAL once, when the database is new. Setting the journal mode ignores the
@@ -151,7 +173,10 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
 
     def close(self) -> None:
-        self._db.close()
+        """Close every thread's connection."""
+        for db in list(self._open):
+            db.close()
+        self._local = threading.local()
 
     @property
     def version(self) -> int:

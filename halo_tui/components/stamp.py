@@ -5,6 +5,10 @@ as the background). Textual downsamples to 256 colours where the terminal lacks 
 
 from __future__ import annotations
 
+import gc
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import repeat
 
 import numpy as np
@@ -59,3 +63,37 @@ def render_rgb(
 def span(side: int, view: str) -> int:
     """Cells a stamp of `side` pixels takes in `view` (four panels and their gaps for all)."""
     return 4 * side + 3 if view == "all" else side
+
+
+_gc_hold = threading.Lock()
+_gc_holders = 0
+_gc_was_enabled = True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Hold the cyclic garbage collector off while a page's cells are built. A page is some
+    40,000 small objects that hold no cycles (refcounting frees them as ever), yet their
+    allocation sets off collections that scan everything the console holds. The collector is
+    put back as the first holder found it once the last one is done."""
+    global _gc_holders, _gc_was_enabled
+    with _gc_hold:
+        if _gc_holders == 0:
+            _gc_was_enabled = gc.isenabled()
+        _gc_holders += 1
+        gc.disable()
+    try:
+        yield
+    finally:
+        with _gc_hold:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def render_stamps(
+    stamps: np.ndarray, view: str, factor: int, colours: int | None = None, q: float = Q
+) -> list[list[Strip]]:
+    """Each stamp's half-block strips in `view` (render_rgb): a page of the candidates grid."""
+    with collector_paused():
+        return [strips(render_rgb(stamp, view, factor, colours, q)) for stamp in stamps]

@@ -35,7 +35,7 @@ from core.candidates import CandidateTable, TriageStream, blinds_path
 from core.colour import Q
 from core.errors import UsageError
 from halo_tui.components import pixels
-from halo_tui.components.stamp import VIEWS, render_rgb, span, strips
+from halo_tui.components.stamp import VIEWS, render_rgb, render_stamps, span
 from halo_tui.components.stamp_tile import StampTile
 from halo_tui.format import visible
 from halo_tui.messages import Exported, GradesChanged, PageRendered, StreamLoaded
@@ -54,6 +54,7 @@ META_WIDTH = 28
 STRETCH_RANGE = (5.0, 320.0)
 
 
+CACHED_STAMPS = 512  # rendered stamps kept (pages back and ahead), about 30 MB at 2×2 binning
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
@@ -285,15 +286,19 @@ class CandidatesScreen(Screen[None]):
         assert self.table is not None
         factor = self.geometry()[0]
         look = (self.view, self.stretch)
-        rows = [r for r in self.page_rows(page) if (r, look, factor) not in self.cache]
+        wanted = self.page_rows(page)
+        page_strips = {r: self.cache[r, look, factor] for r in wanted if (r, look, factor) in self.cache}
+        rows = [r for r in wanted if r not in page_strips]
         if rows:
             # the terminal's colours ("truecolor", "256", "standard"): fewer than truecolor
             # keeps the sky neutral
             depth = {"256": 256, "standard": 16, "windows": 16}.get(self.app.console.color_system or "")
-            for row, stamp in zip(rows, self.table.stamps(rows), strict=True):
-                rgb = render_rgb(stamp, self.view, factor, depth, self.stretch)
-                self.cache[row, look, factor] = strips(rgb)
-        return {r: self.cache[r, look, factor] for r in self.page_rows(page)}
+            drawn = render_stamps(self.table.stamps(rows), self.view, factor, depth, self.stretch)
+            for row, lines in zip(rows, drawn, strict=True):
+                page_strips[row] = self.cache[row, look, factor] = lines
+            while len(self.cache) > CACHED_STAMPS:  # the oldest go: a long session stays small
+                del self.cache[next(iter(self.cache))]
+        return {r: page_strips[r] for r in wanted}
 
     def show(self) -> None:
         if self.table is None:

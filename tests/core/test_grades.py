@@ -158,3 +158,27 @@ def test_an_older_workspace_keeps_its_grades(tmp_path: Path) -> None:
     store = Store(path)
     assert store.version == len(MIGRATIONS)
     assert grades.current(store, "r")[("b", 1)].grades == {"al": "A"}
+
+
+def test_one_store_shared_by_threads_keeps_their_transactions_apart(tmp_path: Path) -> None:
+    """The console writes grades in one worker thread while others read: each thread has its
+    own connection (one shared connection interleaved their transactions)."""
+    store = Store(tmp_path / "halo.db")
+    errors: list[BaseException] = []
+
+    def grader(name: str) -> None:
+        try:
+            for objid in range(60):
+                grades.grade(store, "r", "1499p022", objid, name, "A")
+                grades.current(store, "r")
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=grader, args=(f"i{n}",)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert all(len(c.grades) == 6 for c in grades.current(store, "r").values())
+    store.close()

@@ -52,3 +52,49 @@ def test_the_candidates_grid_keeps_the_sky_neutral_below_truecolor() -> None:
     assert np.array_equal(render_rgb(stamp, "grz", 2, None), plain)  # truecolor: as is
     for depth in (256, 16):
         assert np.array_equal(render_rgb(stamp, "grz", 2, depth), neutral_sky(plain))
+
+
+def test_a_page_renders_with_the_collector_held_off_and_put_back() -> None:
+    """Issue 14 part 6: a page's ~40,000 cell objects set off cyclic collections that scan
+    the whole console; render_stamps holds the collector off, and puts it back as it was."""
+    import gc
+    import threading
+
+    from halo_tui.components.stamp import collector_paused, render_rgb, render_stamps, strips
+
+    rng = np.random.default_rng(5)
+    stamps = rng.normal(0, 0.05, (3, 3, 64, 64)).astype(np.float32)
+    drawn = render_stamps(stamps, "grz", 2)
+    assert [[s._segments for s in lines] for lines in drawn] == [
+        [s._segments for s in strips(render_rgb(stamp, "grz", 2))] for stamp in stamps
+    ]
+    assert gc.isenabled()
+    inside, release = threading.Event(), threading.Event()
+
+    def other_page() -> None:
+        with collector_paused():
+            inside.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=other_page)
+    worker.start()
+    assert inside.wait(5)
+    with collector_paused():
+        assert not gc.isenabled()
+    assert not gc.isenabled()  # the other page is still being built
+    release.set()
+    worker.join()
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a collector someone else turned off stays off, whoever finishes last
+        inside.clear()
+        release.clear()
+        with collector_paused():  # first in, first out; the other page finishes last
+            worker = threading.Thread(target=other_page)
+            worker.start()
+            assert inside.wait(5)
+        release.set()
+        worker.join()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
