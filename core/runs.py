@@ -132,6 +132,8 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
                 "upper_bounds": bounds,
                 "best": None if best is None else runs[best].name,
                 "target": None if target is None else f"{target.op} {target.value:g}",
+                # per run: True/False against the target, None where unmeasured or none set
+                "met": [None if target is None or v is None else target.met(v) for v in values],
             }
         )
     setup = []

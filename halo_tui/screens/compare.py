@@ -16,6 +16,10 @@ from core import runs as runs_mod
 from halo_tui.components.heatmap import heatmap, thresholds
 from halo_tui.format import visible
 
+# a figure's colour says whether it meets its target (green) or not (red); ▲ marks the
+# better run on the row, whatever the target
+TARGET_STYLES = {True: "green", False: "red", None: ""}
+
 
 class CompareScreen(Screen[None]):
     """The seed's comparison table, and beside it each run's completeness map (θE × src_dmag)
@@ -58,10 +62,12 @@ class CompareScreen(Screen[None]):
         for row in table["rows"]:
             cells = []
             bounds = row.get("upper_bounds") or [None] * len(table["runs"])
-            for name, value, bound in zip(table["runs"], row["values"], bounds, strict=True):
+            met = row.get("met") or [None] * len(table["runs"])
+            for name, value, bound, ok in zip(table["runs"], row["values"], bounds, met, strict=True):
                 text = runs_mod._cell(row["metric"], value, bound)
+                best = row["best"] == name and len(self.names) > 1
                 cells.append(
-                    Text(text, style="bold green" if row["best"] == name and len(self.names) > 1 else "")
+                    Text(text + (" ▲" if best else ""), style=TARGET_STYLES[ok] + (" bold" if best else ""))
                 )
             view.add_row(row["metric"], *cells, row["target"] or "")
         curves = {r.name: r.evaluation["roc"] for r in self.runs if r.evaluation and r.evaluation.get("roc")}

@@ -643,6 +643,22 @@ async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> 
         assert len(coloured) > 3  # cells coloured by their completeness
         table = app.screen.query_one(DataTable)
         assert any("negatives (galaxies)" in str(table.get_row_at(i)[0]) for i in range(table.row_count))
+        # green meets the target, red misses it (not "the better run"); ▲ marks the better run
+        targets, judged = engine.workspace.config.targets, 0
+        for i in range(table.row_count):
+            metric, *cells, target = table.get_row_at(i)
+            if str(metric) not in targets or not target:
+                continue
+            for cell in cells:
+                if str(cell).startswith(("n/m", "<")):  # not measured: no verdict either way
+                    assert not {"green", "red"} & set(str(cell.style).split())
+                    continue
+                value = float(str(cell).split()[0].rstrip("%")) / (100 if "%" in str(cell) else 1)
+                met = targets[str(metric)].met(value)
+                assert str(cell.style).split()[0] == ("green" if met else "red"), (metric, cell)
+                judged += 1
+            assert sum("▲" in str(cell) for cell in cells) <= 1
+        assert judged >= 4
         await pilot.press("t")  # the next threshold: FPR 0
         assert "completeness at FPR 0" in str(app.screen.query_one("#heatmaps", Static).content)
         roc = app.screen.query_one("#roc")  # part 4 of issue 14: the runs' ROC curves, plotted
