@@ -4,6 +4,7 @@ ranking, without stamps, is beside it in `candidates.scores.parquet`)."""
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class CandidateTable:
         brick_index = bricks.indices.to_numpy().astype(np.int64)
         self.keys = brick_index << 32 | self.info.column("objid").to_numpy().astype(np.int64)
         self._brick_code = {name: i for i, name in enumerate(self.brick_names)}
+        self._reading = threading.Lock()
 
     def __len__(self) -> int:
         return self.info.num_rows
@@ -86,7 +88,13 @@ class CandidateTable:
         return self.info.slice(i, 1).to_pylist()[0]
 
     def stamps(self, rows: list[int]) -> Any:
-        """The stamps of `rows` as (n, 3, H, W), reading only the row groups they sit in."""
+        """The stamps of `rows` as (n, 3, H, W), reading only the row groups they sit in.
+        One thread at a time: a parquet reader read from two threads at once fails ("did not
+        find matching cache entry") or crashes."""
+        with self._reading:
+            return self._stamps(rows)
+
+    def _stamps(self, rows: list[int]) -> Any:
         import numpy as np
 
         from core.stamps import decode

@@ -18,11 +18,12 @@ class StreamLoaded(Message):
 
 
 class PageRendered(Message):
-    """A page's stamps are rendered (strips by row) and can be placed."""
+    """A page's stamps are rendered (strips by row) and can be placed; zoomed in a terminal
+    that draws images, `pixels` is the stamp's RGB."""
 
-    def __init__(self, page: int, rendered: dict[int, Any]) -> None:
+    def __init__(self, page: int, rendered: dict[int, Any], pixels: Any = None) -> None:
         super().__init__()
-        self.page, self.rendered = page, rendered
+        self.page, self.rendered, self.pixels = page, rendered, pixels
 
 
 class GradesChanged(Message):
@@ -48,3 +49,48 @@ class Exported(Message):
     def __init__(self, said: str, ok: bool = True) -> None:
         super().__init__()
         self.said, self.ok = said, ok
+
+
+class JobsLoaded(Message):
+    """The store's jobs as the jobs table shows them (`rows`), and a remote backend's
+    trouble to warn of once (`warning`)."""
+
+    def __init__(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]], warning: str | None) -> None:
+        super().__init__()
+        self.jobs, self.rows, self.warning = jobs, rows, warning
+
+
+class JobActed(Message):
+    """A launch or cancel done by a worker: what to tell the operator."""
+
+    def __init__(self, said: str, ok: bool = True) -> None:
+        super().__init__()
+        self.said, self.ok = said, ok
+
+
+class MetricsRead(Message):
+    """A run's metrics.jsonl looked at: `epochs` (and the `bad` line numbers) when it changed
+    since the last look (`mtime`), None when it did not."""
+
+    def __init__(self, mtime: float | None, epochs: list[dict[str, Any]] | None, bad: list[int]) -> None:
+        super().__init__()
+        self.mtime, self.epochs, self.bad = mtime, epochs, bad
+
+
+class LogRead(Message):
+    """A log looked at: its last `lines` (the first look), how far the index got (`event`),
+    or a warning (logs a remote backend could not fetch)."""
+
+    def __init__(
+        self, lines: list[str] | None = None, event: str | None = None, warning: str | None = None
+    ) -> None:
+        super().__init__()
+        self.lines, self.event, self.warning = lines, event, warning
+
+
+class RunsLoaded(Message):
+    """The training runs as the runs table shows them."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        super().__init__()
+        self.rows = rows

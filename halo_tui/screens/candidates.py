@@ -307,19 +307,23 @@ class CandidatesScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="render")
     def _render_and_place(self, page: int) -> None:
-        self.post_message(PageRendered(page, self.render_page(page)))
+        real = None  # zoomed where the terminal draws images: the stamp's own pixels
+        rows = self.page_rows(page)
+        if self.zoomed and pixels.protocol() is not None and rows:
+            real = render_rgb(self.table.stamps(rows[:1])[0], self.view, 1, None, self.stretch)
+        self.post_message(PageRendered(page, self.render_page(page), real))
         self.render_page(page + 1)  # ahead of time
 
     def on_page_rendered(self, message: PageRendered) -> None:
-        self._place(message.page, message.rendered)
+        self._place(message.page, message.rendered, message.pixels)
 
-    def _place(self, page: int, rendered: dict[int, list[Strip]]) -> None:
+    def _place(self, page: int, rendered: dict[int, list[Strip]], real: np.ndarray | None = None) -> None:
         factor, cols, _ = self.geometry()
         grid = self.query_one("#tiles", Grid)
-        real = self.zoomed and pixels.protocol() is not None
-        grid.display, self.query_one("#pixels").display = not real, real
-        if real:
-            self._place_pixels(page)
+        shown = real is not None and self.zoomed
+        grid.display, self.query_one("#pixels").display = not shown, shown
+        if shown:
+            self._place_pixels(page, real)
             return
         self.query("#pixels .pixels").remove()
         grid.styles.grid_size_columns = cols
@@ -353,14 +357,13 @@ class CandidatesScreen(Screen[None]):
             return f"#{info['rank']}"
         return f"#{info['rank']} " + ("n/a" if info.get("score") is None else f"{info['score']:.3f}")
 
-    def _place_pixels(self, page: int) -> None:
+    def _place_pixels(self, page: int, rgb: np.ndarray) -> None:
         """Zoomed in a terminal that draws images: the stamp's own pixels, whole."""
         rows = self.page_rows(page)
         box = self.query_one("#pixels")
         box.query(".pixels").remove()
         if rows:
             info = self.table.row(rows[0])
-            rgb = render_rgb(self.table.stamps(rows[:1])[0], self.view, 1, None, self.stretch)
             drawn = pixels.image(rgb)
             drawn.styles.height = max(4, self.size.height - 5)
             box.mount(drawn)

@@ -19,6 +19,7 @@ from core.layout import run_name_of, runs_dir
 from core.logs import tail
 from core.states import JobState
 from halo_tui.format import STATE_STYLES, duration, visible, when
+from halo_tui.messages import JobActed, JobsLoaded
 from halo_tui.screens.confirm import ConfirmScreen
 from halo_tui.screens.job_details import DetailsScreen
 from halo_tui.screens.launch import LaunchScreen
@@ -89,11 +90,9 @@ class JobsScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="jobs")
     def load(self) -> None:
         self.engine.refresh(strict=False)  # an unreachable EMR leaves its jobs as last seen
-        if self.engine.remote_error and self.engine.remote_error != self.warned:
-            self.app.call_from_thread(
-                self.notify, visible(self.engine.remote_error), severity="warning", markup=False
-            )
-        self.warned = self.engine.remote_error
+        error = self.engine.remote_error
+        warning = error if error and error != self.warned else None
+        self.warned = error
         jobs = self.engine.store.list(limit=1000)
         rows = [
             (
@@ -109,7 +108,12 @@ class JobsScreen(Screen[None]):
             )
             for j in jobs
         ]
-        self.app.call_from_thread(self._show, {str(j.id): j for j in jobs}, rows)
+        self.post_message(JobsLoaded({str(j.id): j for j in jobs}, rows, warning))
+
+    def on_jobs_loaded(self, message: JobsLoaded) -> None:
+        if message.warning:
+            self.notify(visible(message.warning), severity="warning", markup=False)
+        self._show(message.jobs, message.rows)
 
     def _show(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
         self.jobs = jobs
@@ -190,10 +194,9 @@ class JobsScreen(Screen[None]):
         try:
             job = self.engine.launch(stage, variant=variant, params=params, backend=backend, force=force)
         except HaloError as err:
-            self.app.call_from_thread(self.notify, str(err), severity="error")
+            self.post_message(JobActed(str(err), ok=False))
             return
-        self.app.call_from_thread(self.notify, f"job {job.id} {job.state}: {job.stage}")
-        self.app.call_from_thread(self.load)
+        self.post_message(JobActed(f"job {job.id} {job.state}: {job.stage}"))
 
     def action_cancel(self) -> None:
         job = self.selected()
@@ -212,10 +215,14 @@ class JobsScreen(Screen[None]):
         try:
             job = self.engine.cancel(job_id)
         except HaloError as err:
-            self.app.call_from_thread(self.notify, str(err), severity="error")
+            self.post_message(JobActed(str(err), ok=False))
             return
-        self.app.call_from_thread(self.notify, f"job {job.id} {job.state}")
-        self.app.call_from_thread(self.load)
+        self.post_message(JobActed(f"job {job.id} {job.state}"))
+
+    def on_job_acted(self, message: JobActed) -> None:
+        self.notify(visible(message.said), severity="information" if message.ok else "error", markup=False)
+        if message.ok:
+            self.load()
 
     def action_relaunch(self) -> None:
         job = self.selected()

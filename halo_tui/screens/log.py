@@ -16,6 +16,7 @@ from textual.widgets import Footer, Input, Static
 from core.logs import tail
 from halo_tui.components.logview import LogView
 from halo_tui.format import visible
+from halo_tui.messages import LogRead
 
 POLL_S = 0.5
 INDEX_BUDGET = 64 << 20  # bytes indexed per poll: a huge log is indexed while its tail shows
@@ -62,13 +63,16 @@ class LogScreen(Screen[None]):
     @work(thread=True, group="log-tail")
     def load_tail(self) -> None:
         """The end of the log, read in a worker: the screen never waits on a big file."""
-        lines = tail(self.path, max(50, self.app.size.height))
-        self.app.call_from_thread(self._show_tail, lines)
+        self.post_message(LogRead(lines=tail(self.path, max(50, self.app.size.height))))
 
-    def _show_tail(self, lines: list[str]) -> None:
+    def on_log_read(self, message: LogRead) -> None:
+        if message.warning:
+            self.notify(message.warning, severity="warning", markup=False)
         views = self.query(LogView)  # on the UI thread; the screen may have closed meanwhile
-        if views:
-            views.first().show_tail(lines)
+        if message.lines is not None and views:
+            views.first().show_tail(message.lines)
+        if message.event is not None and views:
+            self._indexed(message.event)
 
     @work(thread=True, exclusive=True, group="log")
     def poll(self) -> None:
@@ -77,10 +81,8 @@ class LogScreen(Screen[None]):
             try:
                 self.fetch()
             except Exception as err:  # the backend may be unreachable for a while: say so, go on
-                message = visible(f"could not fetch the logs: {err}")
-                self.app.call_from_thread(self.notify, message, severity="warning", markup=False)
-        event = view.index.refresh(INDEX_BUDGET)
-        self.app.call_from_thread(self._indexed, event)
+                self.post_message(LogRead(warning=visible(f"could not fetch the logs: {err}")))
+        self.post_message(LogRead(event=view.index.refresh(INDEX_BUDGET)))
 
     def _indexed(self, event: str) -> None:
         view = self.query_one(LogView)

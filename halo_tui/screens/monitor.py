@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.runs import better, read_metrics
 from halo_tui.format import duration, visible
+from halo_tui.messages import MetricsRead
 
 POLL_S = 0.5
 SHOWN = (
@@ -89,9 +90,14 @@ class MonitorScreen(Screen[None]):
         except FileNotFoundError:
             mtime = None
         if mtime != self.mtime:  # re-read only when the file changed
-            epochs, bad = read_metrics(path)
-            self.app.call_from_thread(self._show, mtime, epochs, bad)
-        self.app.call_from_thread(self.set_timer, POLL_S, self.poll)
+            self.post_message(MetricsRead(mtime, *read_metrics(path)))
+        else:
+            self.post_message(MetricsRead(mtime, None, []))
+
+    def on_metrics_read(self, message: MetricsRead) -> None:
+        if message.epochs is not None:
+            self._show(message.mtime, message.epochs, message.bad)
+        self.set_timer(POLL_S, self.poll)
 
     def _show(self, mtime: float | None, epochs: list[dict[str, Any]], bad: list[int]) -> None:
         self.mtime, self.epochs = mtime, epochs

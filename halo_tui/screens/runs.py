@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
 from core.candidates import candidates_path
+from halo_tui.messages import RunsLoaded
 from halo_tui.screens.compare import CompareScreen
 
 
@@ -58,7 +59,10 @@ class RunsScreen(Screen[None]):
                     candidates_path(root, name).exists(),
                 )
             )
-        self.app.call_from_thread(self._show, rows)
+        self.post_message(RunsLoaded(rows))
+
+    def on_runs_loaded(self, message: RunsLoaded) -> None:
+        self._show(message.rows)
 
     def _show(self, rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(DataTable)

@@ -57,3 +57,30 @@ def test_a_short_pool_gives_what_it_has(stream_files) -> None:
     path, blinds = stream_files
     stream = TriageStream(CandidateTable(path), CandidateTable(blinds), rate=0.5)  # 100 wanted, 30 there
     assert stream.n_blind == 30 and sorted(stream.truth.values()).count("not_lens") == 10
+
+
+def test_two_threads_reading_stamps_at_once_get_them_whole(stream_files) -> None:
+    """The console reads a page's stamps in a worker while another shows the zoomed one: a
+    parquet reader used by two threads at once failed ("did not find matching cache entry")
+    and could crash the process."""
+    import threading
+
+    path, _ = stream_files
+    table = CandidateTable(path)
+    expected = table.stamps(list(range(100)))
+    errors: list[BaseException] = []
+
+    def reader(start: int) -> None:
+        try:
+            for i in range(100):
+                rows = [(start + 7 * i + k) % 100 for k in range(12)]
+                assert np.array_equal(table.stamps(rows), expected[rows])
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=reader, args=(s,)) for s in (0, 33, 66, 99)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
