@@ -26,6 +26,21 @@ def clip(line: bytes) -> str:
     return line[:MAX_LINE].decode("utf-8", "replace") + CLIPPED.format(len(line) - MAX_LINE)
 
 
+ERROR_LINE = re.compile(r": error: |^(?:[A-Za-z_][\w.]*)?(?:Error|Exception)\b[^\n]*:")
+WRAPPER_LINE = "[halo "  # the job wrapper's own lines: start, end, exit code
+ERROR_CHARS = 300
+
+
+def last_error(path: Path, lines: int = 50) -> str | None:
+    """The last line among a log's last `lines` that says what went wrong (a stage's "NAME:
+    error: ...", or a traceback's exception line), clipped; None where none does."""
+    for line in reversed(tail(path, lines)):
+        text = line.strip()
+        if text and not text.startswith(WRAPPER_LINE) and ERROR_LINE.search(text):
+            return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
+    return None
+
+
 def tail(path: Path, n: int) -> list[str]:
     """The last `n` lines of a file, read backwards from its end in blocks (linear in what it
     reads, and never more than MAX_TAIL bytes: a 100 MB line shows as its clipped end)."""

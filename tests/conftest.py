@@ -32,6 +32,8 @@ kind = "int"
 kind = "bool"
 [stages.sleepy.params.out]
 kind = "path"
+[stages.sleepy.params.error]
+kind = "str"
 
 [stages.ghost]
 module = "ghost_stage_not_written_yet"

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from core import jobresult
 from core.backends.base import Backend
 from core.errors import IllegalTransition, UsageError
+from core.logs import last_error
 from core.safe_io import open_append, private_dir
 from core.states import JobState
 
@@ -208,7 +209,9 @@ class LocalBackend(Backend):
             )
         if found.exit_code == 0:
             return self._finish(job, JobState.SUCCEEDED, 0, None)
-        return self._finish(job, JobState.FAILED, found.exit_code, exit_reason(found.exit_code))
+        reason = exit_reason(found.exit_code)
+        said = last_error(self.log_path(job.id))  # what the stage said, not only its exit code
+        return self._finish(job, JobState.FAILED, found.exit_code, f"{reason}: {said}" if said else reason)
 
     def _finish(self, job: Job, state: JobState, code: int | None, failure: str | None) -> Job:
         outputs, summary = jobresult.read(self.result_path(job.id))

@@ -56,3 +56,21 @@ def test_search_both_ways(tmp_path: Path) -> None:
     assert index.search("error", 4999) == 9999
     assert index.search("error", 12000, forward=False) == 9999
     assert index.search("error", 19999) is None
+
+
+def test_the_last_error_line_of_a_log(tmp_path: Path) -> None:
+    from core.logs import last_error
+
+    log = tmp_path / "job.log"
+    log.write_text(
+        "[halo t] start: python -m jobs.train\nepoch 1\nTraceback (most recent call last):\n"
+        '  File "train.py", line 3, in <module>\ntorch.OutOfMemoryError: CUDA out of memory\n'
+        "[halo t] end: exit code 1\n"
+    )
+    assert last_error(log) == "torch.OutOfMemoryError: CUDA out of memory"
+    log.write_text("eval: error: /w/data/runs/x: no checkpoint\n[halo t] end: exit code 1\n")
+    assert last_error(log) == "eval: error: /w/data/runs/x: no checkpoint"
+    log.write_text("[halo t] start\nall fine, then killed\n[halo t] end: exit code 9\n")
+    assert last_error(log) is None and last_error(tmp_path / "missing.log") is None
+    log.write_text("score: error: " + "x" * 1000 + "\n")
+    assert len(last_error(log)) == 300 and last_error(log).endswith("…")

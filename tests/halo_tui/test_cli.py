@@ -15,6 +15,19 @@ def test_stage_wait_json_gives_the_job_record_and_exit_code(halo) -> None:
     assert json.loads(failed.stdout)["failure"] == "exited with code 4"
 
 
+def test_a_failed_job_says_why_where_people_look(halo) -> None:
+    """Issue 15: `--wait` and `jobs show` said only "exited with code 1"; the stage's own
+    message ("no checkpoint; train the run first") was in the log alone."""
+    reason = "no_checkpoint:train_the_run_first"
+    waited = halo("stage", "sleepy", "--code", "1", "--error", reason, "--wait", check=1)
+    said = f"exited with code 1: sleepy: error: {reason}"
+    assert said in " ".join((waited.stdout + waited.stderr).split())
+    job = halo.json("jobs", "list")[0]
+    assert job["failure"] == said
+    shown = halo("jobs", "show", str(job["id"]))
+    assert said in " ".join(shown.stdout.split())
+
+
 def test_stage_without_wait_returns_at_once_and_lists_the_job(halo) -> None:
     started = time.monotonic()
     job = halo.json("stage", "sleepy", "--seconds", "30")
@@ -90,7 +103,13 @@ def test_stages_json_lists_availability(halo) -> None:
     stages = {s["name"]: s for s in halo.json("stages")}
     assert stages["sleepy"]["available"] is True
     assert stages["triage"]["available"] is True and stages["ghost"]["available"] is False
-    assert {o["flag"] for o in stages["sleepy"]["options"]} == {"--seconds", "--code", "--stubborn", "--out"}
+    assert {o["flag"] for o in stages["sleepy"]["options"]} == {
+        "--seconds",
+        "--code",
+        "--stubborn",
+        "--out",
+        "--error",
+    }
 
 
 def test_workspace_option_works_before_and_after_the_command(halo, workspace: Path, tmp_path: Path) -> None:
