@@ -407,17 +407,7 @@ def stages(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
             "available": s.available(engine.workspace.root),
             "needs_variant": s.needs_variant,
             "description": s.description,
-            "options": [
-                {
-                    "flag": p.flag,
-                    "kind": p.kind,
-                    "default": p.default,
-                    "choices": list(p.choices),
-                    "range": None if p.low is None and p.high is None else [p.low, p.high],
-                    "help": p.help,
-                }
-                for p in s.params
-            ],
+            "options": _options_of(s),
         }
         for s in engine.stages().values()
     ]
@@ -433,13 +423,56 @@ def stages(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     _console().print(table)
 
 
+def _options_of(stage_def: Any) -> list[dict[str, Any]]:
+    """A stage's declared options as `halo stages --json` and `halo stage NAME --help` show them."""
+    return [
+        {
+            "flag": p.flag,
+            "kind": p.kind,
+            "default": p.default,
+            "choices": list(p.choices),
+            "range": None if p.low is None and p.high is None else [p.low, p.high],
+            "help": p.help,
+        }
+        for p in stage_def.params
+    ]
+
+
+def _stage_help(ctx: typer.Context, workspace: Path | None, name: str | None) -> None:
+    """`halo stage [NAME] --help`: the command's own options, then NAME's."""
+    from rich.text import Text
+
+    from halo_tui.format import visible
+
+    out = _console()
+    out.print(ctx.get_help(), markup=False, highlight=False)
+    if name is None:
+        out.print("\nEach stage's options: halo stage NAME --help (the stages: halo stages)")
+        return
+    stage_def = _engine(workspace).stage(name)
+    table = _table(("option", "type", "default", "allowed", "does"))
+    for option in _options_of(stage_def):
+        bounds = option["range"]
+        allowed = ", ".join(map(str, option["choices"])) or (
+            "-" if bounds is None else " to ".join("…" if v is None else f"{v:g}" for v in bounds)
+        )
+        default = "-" if option["default"] in (None, "") else str(option["default"])
+        cells = (option["flag"], option["kind"], default, allowed, option["help"] or "")
+        table.add_row(*(Text(visible(str(c))) for c in cells))
+    out.print(Text(visible(f"\nOptions of {name} ({stage_def.description}):")))
+    out.print(table)
+
+
 @app.command(
     "stage",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
 )
 def stage(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="stage name (see `halo stages`)")],
+    name: Annotated[
+        str | None, typer.Argument(help="stage name (see `halo stages`)", show_default=False)
+    ] = None,
     workspace: WorkspaceOpt = None,
     variant: Annotated[str | None, typer.Option("--variant", help="config variant, e.g. v4_sota")] = None,
     backend: Annotated[
@@ -452,8 +485,16 @@ def stage(
         bool, typer.Option("--wait", help="block until the job ends; exit with its outcome")
     ] = False,
     as_json: JsonOpt = False,
+    show_help: Annotated[
+        bool, typer.Option("--help", help="this help, and with a NAME that stage's options")
+    ] = False,
 ) -> None:
-    """Launch a stage as a job. Stage options (see `halo stages`) follow as --name VALUE."""
+    """Launch a stage as a job. Stage options (`halo stage NAME --help`) follow as --name VALUE."""
+    if show_help or "--help" in ctx.args:
+        _stage_help(ctx, workspace, name)
+        raise typer.Exit(EXIT_OK)
+    if name is None:
+        raise UsageError("which stage? halo stage NAME (the stages: halo stages)")
     engine = _engine(workspace)
     stage_def = engine.stage(name)
     params = _stage_options(stage_def, ctx.args)
@@ -658,11 +699,11 @@ def _demo_report(root: Path) -> None:
     real-galaxy and lookalike false positives, and where the known lenses landed."""
     from rich.text import Text
 
-    from halo_tui.demo_report import lines
+    from halo_tui.demo_report import lines, next_steps
 
     console = _console()
     console.rule("[bold]demo results")
-    for line in lines(root, DEMO_RUN, "v4_sota", "grid_sota"):
+    for line in [*lines(root, DEMO_RUN, "v4_sota", "grid_sota"), "", *next_steps(root, DEMO_RUN)]:
         console.print(Text(line), soft_wrap=True)
 
 

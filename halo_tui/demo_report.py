@@ -90,3 +90,26 @@ def lines(root: Path, run: str, variant: str, grid: str) -> list[str]:
         passes = ", ".join(lens["passes"]) or "no threshold"
         out.append(f"  {lens['name']}: {score}, {where}, passes {passes}")
     return out
+
+
+def next_steps(root: Path, run: str) -> list[str]:
+    """What to do after the demo, with the workspace spelled as this shell reaches it: the
+    console (its screens), the headless commands, and the workspace variable."""
+    import os
+
+    try:
+        where = os.path.relpath(root)
+        where = where if not where.startswith("..") else str(root)
+    except ValueError:  # another drive
+        where = str(root)
+    return [
+        f"next steps: the demo's workspace is {where}; give halo -w {where} (here it would use this folder)",
+        f"  halo -w {where}                      the console: 1 jobs, 2 runs (enter monitor, c compare,"
+        " g candidates), 3 candidates (grade them); ? lists the keys",
+        f"  halo jobs list -w {where}            the jobs, headless (jobs show N: one job and why it failed)",
+        f"  halo runs list -w {where}            the runs' figures; eval's report: {where}/"
+        + str(layout.eval_dir(root, run).relative_to(root) / "eval-test.md"),
+        f"  halo stage triage --run {run} -w {where}   after grading: the grades and each inspector's"
+        " calibration as CSV",
+        f"  export HALO_WORKSPACE={Path(root).resolve()}   to leave -w out",
+    ]

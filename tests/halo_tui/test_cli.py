@@ -134,3 +134,31 @@ def test_demo_init_creates_a_workspace_and_writes_the_survey_as_a_job(halo, tmp_
     assert "up to date" in again.stderr  # the job's log is shown while it runs
     listed = halo("jobs", "list", "--workspace", str(target), check=0).stdout
     assert listed.count("demo") == 2
+
+
+def test_the_demos_next_steps_are_commands_that_run(halo, workspace: Path) -> None:
+    """Issue 15: after `make demo` nothing said the workspace was `-w halo-demo`, nor how to
+    reopen the console. The report's next steps name it, and each headless command runs."""
+    import shlex
+
+    from halo_tui.demo_report import next_steps
+
+    steps = next_steps(workspace, "demo")
+    assert f"-w {workspace}" in steps[0] and any("3 candidates" in s for s in steps)
+    commands = [shlex.split(s.split("   ")[0].strip()) for s in steps[1:] if s.strip().startswith("halo ")]
+    assert ["halo", "-w", str(workspace)] in commands  # the console (not opened here)
+    for command in commands:
+        if command[1:3] != ["-w", str(workspace)]:
+            halo(*command[1:], check=0)
+    assert any(s.strip().startswith(f"export HALO_WORKSPACE={workspace.resolve()}") for s in steps)
+
+
+def test_stage_help_lists_that_stages_options(halo) -> None:
+    """Issue 15: `halo stage train --help` showed only the generic options."""
+    shown = " ".join(halo("stage", "train", "--help", check=0).stdout.split())
+    assert "--wait" in shown and "Options of train" in shown
+    assert "--epochs int - 1 to 100000 override the preset's epochs" in shown
+    assert "--nproc int 1 1 to 1024" in shown
+    assert "halo stage NAME --help" in halo("stage", "--help", check=0).stdout
+    assert "which stage?" in halo("stage", check=2).stderr
+    assert "unknown stage 'nosuch'" in halo("stage", "nosuch", "--help", check=2).stderr

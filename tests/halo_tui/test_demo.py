@@ -31,3 +31,4 @@ def test_the_demo_runs_every_stage_and_reports(halo, tmp_path: Path) -> None:
     assert "independent galaxies" in out.stdout and "tpr@fpr1e-3 n/m" in out.stdout
     assert "known lenses in the footprint" in out.stdout and "mock-" in out.stdout
     assert (ws / "data" / "candidates" / "demo" / "candidates.parquet").exists()
+    assert "next steps: the demo's workspace is" in out.stdout and f"export HALO_WORKSPACE={ws}" in out.stdout
