@@ -72,11 +72,31 @@ class Engine:
                 parsed[param.name] = param.parse(param.default)
             if param.required and param.name not in parsed:
                 raise UsageError(f"stage {stage.name!r} needs {param.flag}")
+        if stage.trained_run and variant is not None:
+            self._check_trained(variant, parsed)
         backend = check_backend(backend or config.backends.default)
         self.backend(backend).check(stage)
         if not stage.available(self.workspace.root):
             raise UsageError(f"stage {stage.name!r} is not built yet (no module {stage.module})")
         return stage, variant, parsed, backend
+
+    def _check_trained(self, variant: str, params: dict[str, Any]) -> None:
+        """A stage that works on a trained run is refused before launch when the run (named,
+        or the variant's default) has no checkpoint: it would start only to fail."""
+        from core.layout import default_run_name, run_checkpoint, runs_dir
+
+        spec = self.workspace.config.variants[variant]
+        run = params.get("run") or default_run_name(
+            variant, params.get("grid") or spec.default_grid, spec.default_preset
+        )
+        where = runs_dir(self.workspace.root)
+        if run_checkpoint(where / run) is None:
+            trained = sorted({p.name for p in where.glob("*") if run_checkpoint(p) is not None})
+            known = f"trained runs here: {', '.join(trained)}" if trained else "no trained run here yet"
+            raise UsageError(
+                f"run {run!r} has not been trained (no checkpoint in {where / run}); {known};"
+                f" train it first: halo stage train --variant {variant} --run {run}"
+            )
 
     def launch(
         self,

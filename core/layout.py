@@ -102,6 +102,18 @@ def runs_dir(workspace: Path) -> Path:
     return workspace / "data" / "runs"
 
 
+BEST_CHECKPOINT, LAST_CHECKPOINT = "best.pt", "checkpoint.pt"  # in a run's folder
+
+
+def run_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a run is evaluated and scored with: its best epoch, else its last; None
+    before it trained."""
+    for name in (BEST_CHECKPOINT, LAST_CHECKPOINT):
+        if (run_dir / name).exists():
+            return run_dir / name
+    return None
+
+
 def eval_dir(workspace: Path, run: str) -> Path:
     return runs_dir(workspace) / run / "eval"
 

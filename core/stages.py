@@ -113,6 +113,7 @@ class Stage:
     params: tuple[Param, ...] = ()
     pythonpath: tuple[str, ...] = field(default=())
     spark: bool = False  # has `spark_run(SparkJob)`: runs as a Spark step (jobs/spark_pipeline.py)
+    trained_run: bool = False  # works on a trained run (--run): refused before launch without one
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -261,6 +262,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.eval",
         "operating points, completeness maps, real-galaxy and lookalike FPR, known lenses",
         "Phase 6",
+        trained_run=True,
         params=(
             Param("grid", "grid", help="the stamps' grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),
@@ -299,6 +301,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.score",
         "a model over the parent sample -> candidates parquet",
         "inference",
+        trained_run=True,
         params=(
             Param("grid", "grid", help="the run's grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),

@@ -83,10 +83,11 @@ def build(arch: str, n_meta: int = 0) -> LensClassifier:
 
 def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
     """A run's best model (else its last checkpoint), in eval mode, and its metadata columns."""
+    from core.layout import run_checkpoint
     from jobs.stage_runtime import StageError
 
-    checkpoint = run_dir / "best.pt" if (run_dir / "best.pt").exists() else run_dir / "checkpoint.pt"
-    if not checkpoint.exists():
+    checkpoint = run_checkpoint(run_dir)
+    if checkpoint is None:
         raise StageError(f"{run_dir}: no checkpoint; train the run first")
     try:  # tensors and plain containers only: a planted checkpoint cannot run code
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)

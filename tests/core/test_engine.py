@@ -214,3 +214,19 @@ def test_job_environment_carries_no_credentials(engine: Engine, monkeypatch) -> 
     assert "s3cr3t-value" not in rows
     assert "s3cr3t-value" not in Path(job.log_path).read_text()
     assert "s3cr3t-value" not in engine.store.path.read_bytes().decode("latin-1")
+
+
+def test_a_stage_on_an_untrained_run_is_refused_before_launch(engine: Engine) -> None:
+    """Issue 15: `halo stage eval --run nosuchrun` started, then failed 0.3 s later."""
+    from core.errors import UsageError
+    from core.layout import runs_dir
+
+    with pytest.raises(UsageError, match="run 'nosuchrun' has not been trained.*no trained run here yet"):
+        engine.launch("eval", variant="v4_sota", params={"run": "nosuchrun"})
+    with pytest.raises(UsageError, match="'v4_sota-grid_sota-convnext_v4sota' has not been trained"):
+        engine.launch("score", variant="v4_sota")  # the variant's default run
+    (runs_dir(engine.workspace.root) / "r1").mkdir(parents=True)
+    (runs_dir(engine.workspace.root) / "r1" / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(UsageError, match="trained runs here: r1"):
+        engine.launch("eval", variant="v4_sota", params={"run": "r2"})
+    assert engine.store.list() == []  # nothing was recorded
