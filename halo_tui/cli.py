@@ -71,10 +71,17 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
 
+PIPED_WIDTH = 240  # piped or redirected: wide enough that rows and paths do not break
+
+
 def _console(stderr: bool = False):
+    """Rich output for people: the terminal's width in a terminal; piped, a wide fixed width
+    (Rich's 80 columns split paths and rows a script or `less -S` reads)."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    stream = sys.stderr if stderr else sys.stdout
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS") or PIPED_WIDTH)
+    return Console(stderr=stderr, highlight=False, width=width)
 
 
 def _job_json(job: Any) -> dict[str, Any]:
@@ -186,12 +193,11 @@ def jobs_list(
     """List jobs, newest first (the table the newest 50 unless --limit or --all; --json all)."""
     states = None
     if state:
-        try:
-            states = [JobState(s) for s in state]
-        except ValueError:
-            raise UsageError(
-                f"unknown state in {state}; known: {', '.join(s.value for s in JobState)}"
-            ) from None
+        known = [s.value for s in JobState]
+        bad = [s for s in state if s not in known]
+        if bad:
+            raise UsageError(f"unknown state {bad[0]!r}; known: {', '.join(known)}")
+        states = [JobState(s) for s in state]
     engine = _engine(workspace)
     _glance(engine)
     if as_json:
@@ -611,17 +617,35 @@ def runs_compare(
     names: Annotated[list[str], typer.Argument(help="run names (see `halo runs list`)")],
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
+    as_markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table, to paste")] = False,
 ) -> None:
-    """The seed's comparison table across runs (markdown, or --json); the better value in bold."""
+    """The seed's comparison table across runs: ▲ marks the better run on a row; in a terminal
+    green meets the target and red misses it (--markdown to paste, --json for scripts)."""
+    from rich.text import Text
+
     from core import runs as runs_mod
     from core.workspace import Workspace
+    from halo_tui.format import TARGET_STYLES, visible
 
     ws = Workspace.resolve(workspace)
     table = runs_mod.compare([runs_mod.load(ws.root, n) for n in names], ws.config.targets)
     if as_json:
         _emit_json(table)
-    else:
+        return
+    if as_markdown:
         sys.stdout.write(runs_mod.markdown(table))
+        return
+    out = _table(("metric", *table["runs"], "target"))
+    for row in table["rows"]:
+        bounds = row.get("upper_bounds") or [None] * len(table["runs"])
+        met = row.get("met") or [None] * len(table["runs"])
+        cells = []
+        for name, value, bound, ok in zip(table["runs"], row["values"], bounds, met, strict=True):
+            best = row["best"] == name and len(table["runs"]) > 1
+            text = runs_mod._cell(row["metric"], value, bound) + (" ▲" if best else "")
+            cells.append(Text(visible(text), style=TARGET_STYLES[ok]))
+        out.add_row(row["metric"], *cells, row["target"] or "")
+    _console().print(out)
 
 
 # -- config ------------------------------------------------------------------------------

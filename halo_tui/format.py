@@ -14,6 +14,11 @@ STATE_STYLES = {
 }
 
 
+# a figure's colour says whether it meets its target (green) or not (red), none where it is
+# unmeasured or has no target; ▲ beside it marks the better run on its row, whatever the target
+TARGET_STYLES = {True: "green", False: "red", None: ""}
+
+
 def visible(text: Any) -> str:
     """Text from files, logs or users made safe to show: control characters (an ESC that
     would retitle the terminal, say) become visible `\x1b` escapes. Show it as a Rich

@@ -14,11 +14,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
 from halo_tui.components.heatmap import heatmap, thresholds
-from halo_tui.format import visible
-
-# a figure's colour says whether it meets its target (green) or not (red); ▲ marks the
-# better run on the row, whatever the target
-TARGET_STYLES = {True: "green", False: "red", None: ""}
+from halo_tui.format import TARGET_STYLES, visible
 
 
 class CompareScreen(Screen[None]):

@@ -162,3 +162,23 @@ def test_stage_help_lists_that_stages_options(halo) -> None:
     assert "halo stage NAME --help" in halo("stage", "--help", check=0).stdout
     assert "which stage?" in halo("stage", check=2).stderr
     assert "unknown stage 'nosuch'" in halo("stage", "nosuch", "--help", check=2).stderr
+
+
+def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
+    """Issue 15: piped output wrapped at 80 columns and split paths; `runs compare` printed raw
+    Markdown; a bad state showed a Python list."""
+    halo("stage", "sleepy", "--wait", check=0)
+    job = halo.json("jobs", "list")[0]
+    shown = halo("jobs", "show", str(job["id"])).stdout
+    assert job["log_path"] in shown and len(job["log_path"]) > 60  # whole, on one line
+    refused = halo("jobs", "list", "--state", "broken", check=2)
+    assert "unknown state 'broken'; known: queued" in refused.stderr
+    for name, auroc in (("gen1", 0.91), ("gen2", 0.995)):
+        run = workspace / "data" / "runs" / name
+        run.mkdir(parents=True)
+        (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota"}))
+        line = {"epoch": 0, "auroc": auroc, "tpr@fpr1e-2": auroc / 2, "n_pos": 100, "n_neg": 100}
+        (run / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    table = halo("runs", "compare", "gen1", "gen2").stdout
+    assert "**" not in table and "0.9950 ▲" in table and "0.9100" in table
+    assert "**0.9950**" in halo("runs", "compare", "gen1", "gen2", "--markdown").stdout

@@ -21,6 +21,13 @@ def _tmux(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["tmux", "-L", SOCKET, *args], **kwargs)
 
 
+def _start(session: str, env: dict[str, str], *command: str) -> None:
+    """A session at 80×24 on the private server, the console's settings passed explicitly
+    (`-e`): a server already running keeps its own environment for new sessions."""
+    passed = [a for k in ("HALO_WORKSPACE", "TERM", "USER") if k in env for a in ("-e", f"{k}={env[k]}")]
+    _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", *passed, *command, check=True, env=env)
+
+
 def _screen(session: str) -> str:
     return _tmux("capture-pane", "-p", "-t", session, capture_output=True, text=True).stdout
 
@@ -47,7 +54,7 @@ def test_halo_in_tmux(halo, workspace: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace))
     env.pop("COLORTERM", None)  # no truecolor: the console falls back to 256 colours
-    _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", halo.executable, check=True, env=env)
+    _start(session, env, halo.executable)
     _tmux("set-option", "-s", "escape-time", "10", check=True)  # on the private server only
     try:
         screen = _wait_for(session, "succeeded")
@@ -93,7 +100,7 @@ def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
     session = f"halo-triage-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
-    _tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", halo.executable, check=True, env=env)
+    _start(session, env, halo.executable)
     _tmux("set-option", "-s", "escape-time", "10", check=True)
 
     def jump(item: dict) -> None:
