@@ -107,6 +107,12 @@ class Trainer:
             {"bf16": torch.bfloat16, "fp16": torch.float16}.get(preset.precision) if self.cuda else None
         )
         self.scaler = torch.amp.GradScaler("cuda") if self.amp is torch.float16 else None
+        if not self.cuda and preset.precision != "fp32" and rank == 0:
+            print(
+                f"train: warning: this preset asks for {preset.precision} on a GPU; there is none here,"
+                " so it trains in float32 on the CPU, slowly (the progress lines give the time left)",
+                flush=True,
+            )
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
 
@@ -199,10 +205,12 @@ class Trainer:
                 total += float(loss.detach()) * len(labels)
                 seen += len(labels)
                 if self.rank == 0 and time.monotonic() - last_note > PROGRESS_EVERY_S:
-                    rate = seen / (time.monotonic() - started)
+                    took = time.monotonic() - started
+                    left = (steps - step - 1) + (self.epochs - epoch - 1) * steps  # training steps
                     print(  # the console's jobs table shows "epoch 3/6 · step 23/31" from this
                         f"train: epoch {epoch + 1}/{self.epochs} step {step + 1}/{steps}"
-                        f" loss {total / seen:.4f} {rate:.0f} images/s",
+                        f" loss {total / seen:.4f} {seen / took:.0f} images/s"
+                        f" · about {time_left(left * took / (step + 1))} of training left",
                         flush=True,
                     )
                     last_note = time.monotonic()
@@ -327,6 +335,13 @@ def _rewrite(path: Path, history: list[dict[str, Any]]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
     os.replace(tmp, path)
+
+
+def time_left(seconds: float) -> str:
+    """A rough remaining time for a person: seconds, minutes or hours."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
 def run(

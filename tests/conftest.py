@@ -258,6 +258,16 @@ precision = "fp32"
 augment = true
 num_workers = 0
 shuffle_buffer = 64
+
+[presets.test_gpu_on_cpu]        # a GPU's precision, asked for on this CPU
+arch = "small_cnn"
+lr = 3e-3
+weight_decay = 1e-4
+batch_size = 64
+epochs = 1
+precision = "fp16"
+num_workers = 0
+shuffle_buffer = 64
 """
 
 

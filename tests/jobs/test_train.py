@@ -454,3 +454,18 @@ def test_best_is_chosen_on_partial_auroc_then_auroc() -> None:
     history.append({"pauc": 0.75, "auroc": 0.99})
     assert not train._is_best(history[3], history)
     assert train.pauc_max_fpr(80) == pytest.approx(3 / 80) and train.pauc_max_fpr(10**6) == 1e-3
+
+
+def test_a_gpu_preset_on_the_cpu_warns_and_says_how_long(stamps_ws: Path, capsys, monkeypatch) -> None:
+    """Issue 15: an fp16 preset on a CPU ran at a few images/s with no warning and no ETA."""
+    monkeypatch.setattr(train, "PROGRESS_EVERY_S", 0.0)  # every step says where it is
+    train.run(stamps_ws, "v4_sota", preset_name="test_gpu_on_cpu", run_name="gpu-on-cpu")
+    said = capsys.readouterr().out
+    assert "train: warning: this preset asks for fp16 on a GPU; there is none here" in said
+    progress = [line for line in said.splitlines() if line.startswith("train: epoch 1/1 step")]
+    assert progress and all(line.endswith("of training left") for line in progress)
+    assert (
+        train.time_left(45) == "45 s"
+        and train.time_left(600) == "10 min"
+        and train.time_left(7200) == "2.0 h"
+    )
