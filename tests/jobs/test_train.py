@@ -290,7 +290,15 @@ def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
         text=True,
         timeout=60,
     )
-    assert out.returncode == 0 and "| auroc |" in out.stdout and "> 0.99" in out.stdout
+    assert out.returncode == 0 and " auroc " in out.stdout and "> 0.99" in out.stdout
+    assert "|" not in out.stdout  # a table for people, not raw Markdown
+    pasted = subprocess.run(
+        [halo.executable, "runs", "compare", "tiny", "--markdown", "--workspace", str(trained)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "| auroc |" in pasted.stdout
     table = json.loads(
         subprocess.run(
             [halo.executable, "runs", "compare", "tiny", "--json", "-w", str(trained)],
