@@ -582,7 +582,8 @@ def _stage_options(stage_def: Any, args: list[str]) -> dict[str, Any]:
 
 @runs_app.command("list")
 def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
-    """List the training runs with their last epoch's figures."""
+    """List the training runs: the last epoch's validation figures and, once evaluated, the
+    test split's ("-": no figure; "n/m": too few independent negatives to measure it)."""
     from core import runs as runs_mod
     from core.workspace import Workspace
 
@@ -591,6 +592,7 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     for name in runs_mod.list_names(ws.root):
         run = runs_mod.load(ws.root, name)
         last = run.epochs[-1] if run.epochs else {}
+        tested = (run.evaluation or {}).get("operating_points", {})
         rows.append(
             {
                 "run": name,
@@ -598,18 +600,32 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
                 "auroc": last.get("auroc"),
                 "tpr@fpr1e-3": last.get("tpr@fpr1e-3"),
                 "evaluated": run.evaluation is not None,
+                "test_auroc": tested.get("auroc"),
+                "test_tpr@fpr1e-3": tested.get("tpr@fpr1e-3"),
+                "_unmeasured": {
+                    *last.get("unmeasured", {}),
+                    *(f"test_{k}" for k in tested.get("unmeasured", {})),
+                },
             }
         )
     if as_json:
-        _emit_json(rows)
+        _emit_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
         return
 
-    table = _table(("run", "epochs", "auroc", "tpr@fpr1e-3", "evaluated"))
+    def cell(row: dict[str, Any], key: str) -> str:
+        value = row[key]
+        if value is None:
+            return "n/m" if key in row["_unmeasured"] else "-"
+        return f"{value:.4f}"
+
+    columns = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3")
+    table = _table(("run", "epochs", "val auroc", "val tpr@fpr1e-3", "test auroc", "test tpr@fpr1e-3"))
     for row in rows:
-        table.add_row(
-            *("n/m" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row.values())
-        )
-    _console().print(table if rows else f"no runs yet in {runs_mod.runs_root(ws.root)}")
+        table.add_row(row["run"], str(row["epochs"]), *(cell(row, key) for key in columns))
+    out = _console()
+    out.print(table if rows else f"no runs yet in {runs_mod.runs_root(ws.root)}")
+    if rows:
+        out.print("val: the last epoch's validation split; test: `halo stage eval` (n/m: not measurable)")
 
 
 @runs_app.command("compare")

@@ -178,7 +178,30 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
         run.mkdir(parents=True)
         (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota"}))
         line = {"epoch": 0, "auroc": auroc, "tpr@fpr1e-2": auroc / 2, "n_pos": 100, "n_neg": 100}
+        if name == "gen2":  # too few negatives for FPR 1e-3: not measurable, not missing
+            line |= {"tpr@fpr1e-3": None, "unmeasured": {"tpr@fpr1e-3": "needs 1,000 negatives"}}
         (run / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    listed = [row.split() for row in halo("runs", "list").stdout.splitlines()]
+    assert listed[0] == [
+        "run",
+        "epochs",
+        "val",
+        "auroc",
+        "val",
+        "tpr@fpr1e-3",
+        "test",
+        "auroc",
+        "test",
+        "tpr@fpr1e-3",
+    ]
+    assert listed[1] == ["gen1", "1", "0.9100", "-", "-", "-"] and listed[2] == [
+        "gen2",
+        "1",
+        "0.9950",
+        "n/m",
+        "-",
+        "-",
+    ]
     table = halo("runs", "compare", "gen1", "gen2").stdout
     assert "**" not in table and "0.9950 ▲" in table and "0.9100" in table
     assert "**0.9950**" in halo("runs", "compare", "gen1", "gen2", "--markdown").stdout
