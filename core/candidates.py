@@ -63,12 +63,15 @@ class CandidateTable:
         return self.info.num_rows
 
     @cached_property
-    def key_set(self) -> frozenset[int]:
-        """Every row's key, for membership tests (built once)."""
-        return frozenset(self.keys.tolist())
+    def row_of_key(self) -> dict[int, int]:
+        """Each key's row (the first, should a galaxy repeat), for lookups (built once)."""
+        rows: dict[int, int] = {}
+        for row, key in enumerate(self.keys.tolist()):
+            rows.setdefault(key, row)
+        return rows
 
     def has(self, brickname: str, objid: int) -> bool:
-        return self.key(brickname, objid) in self.key_set
+        return self.key(brickname, objid) in self.row_of_key
 
     @cached_property
     def known_lenses(self) -> int:
@@ -113,11 +116,8 @@ class CandidateTable:
 
     def find(self, brickname: str, objid: int) -> int | None:
         """The row of a candidate, or None."""
-        import numpy as np
-
         key = self.key(brickname, objid)
-        found = np.flatnonzero(self.keys == key) if key is not None else []
-        return int(found[0]) if len(found) else None
+        return None if key is None else self.row_of_key.get(key)
 
     def rows_of(self, pairs: Any) -> list[dict[str, Any]]:
         """The rows of the (brickname, objid) pairs that are candidates here."""
@@ -207,7 +207,7 @@ class TriageStream:
 
     def has(self, brickname: str, objid: int, blind: str | None = None) -> bool:
         key = self.key(brickname, objid, blind)
-        return key is not None and (key < 0 or key in self.candidates.key_set)
+        return key is not None and (key < 0 or key in self.candidates.row_of_key)
 
     def row(self, position: int) -> dict[str, Any]:
         """The item at `position`: its table row with `rank` its number in the stream, and

@@ -133,8 +133,22 @@ def current(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...
     """Every graded candidate of the run, keyed (brickname, objid), with its inspectors' current
     grades and the consensus weighted by their calibration; with `blinds`, the blind items
     instead, keyed (brickname, objid, truth)."""
-    latest = _latest(store, run, blinds)
-    weights = {c.inspector: c.weight for c in calibration(store, run).values()}
+    blind = _latest(store, run, blinds=True)
+    return _consensus(blind if blinds else _latest(store, run, blinds=False), _calibrate(blind))
+
+
+def current_all(store: Store, run: str) -> dict[tuple[Any, ...], Consensus]:
+    """`current` of the candidates and of the blind items together (each key tells which),
+    the blind grades read once for both."""
+    blind = _latest(store, run, blinds=True)
+    figures = _calibrate(blind)
+    return _consensus(_latest(store, run, blinds=False), figures) | _consensus(blind, figures)
+
+
+def _consensus(
+    latest: dict[tuple[Any, ...], dict[str, str]], figures: dict[str, Calibration]
+) -> dict[tuple[Any, ...], Consensus]:
+    weights = {who: c.weight for who, c in figures.items()}
     out = {}
     for key, by in latest.items():
         graded = {i: POINTS[g] for i, g in by.items() if g in POINTS}
@@ -147,16 +161,18 @@ def current(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...
     return out
 
 
-def notes(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...], list[str]]:
-    """The notes on each candidate (or, with `blinds`, each blind item): "inspector: note"."""
+def notes(store: Store, run: str, blinds: bool | None = False) -> dict[tuple[Any, ...], list[str]]:
+    """The notes on each candidate, keyed (brickname, objid): "inspector: note"; with `blinds`,
+    on each blind item instead, keyed with its truth; with `blinds=None`, on both."""
+    where = "" if blinds is None else f" AND {_BLIND[blinds]}"
     rows = store.db.execute(
         "SELECT brickname, objid, blind, inspector, note FROM grades"
-        f" WHERE run = ? AND undone = 0 AND note IS NOT NULL AND {_BLIND[blinds]} ORDER BY id",
+        f" WHERE run = ? AND undone = 0 AND note IS NOT NULL{where} ORDER BY id",
         (run,),
     )
     out: dict[tuple[Any, ...], list[str]] = {}
     for row in rows:
-        key = (row["brickname"], row["objid"], *((row["blind"],) if blinds else ()))
+        key = (row["brickname"], row["objid"], *((row["blind"],) if row["blind"] else ()))
         out.setdefault(key, []).append(f"{row['inspector']}: {row['note']}")
     return out
 
@@ -222,8 +238,12 @@ def format_rate(r: dict[str, Any]) -> str:
 
 def calibration(store: Store, run: str) -> dict[str, Calibration]:
     """Each inspector who graded a blind item of the run, on the blind items."""
+    return _calibrate(_latest(store, run, blinds=True))
+
+
+def _calibrate(blind: dict[tuple[Any, ...], dict[str, str]]) -> dict[str, Calibration]:
     counts: dict[str, dict[str, int]] = {}
-    for (_, _, truth), by in _latest(store, run, blinds=True).items():
+    for (_, _, truth), by in blind.items():
         for who, value in by.items():
             c = counts.setdefault(who, {"sims": 0, "found": 0, "duds": 0, "false": 0, "unsure": 0})
             if value not in POINTS:

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from core.layout import default_run_name, runs_dir
+from core.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, default_run_name, runs_dir
 from jobs import stage_runtime
 
 NPROC = stage_runtime.declared_default("train", "nproc")
@@ -295,10 +295,10 @@ class Trainer:
             }
             line = _finite(line)
             self.history.append(line)
-            self.save(epoch, self.run_dir / "checkpoint.pt")
+            self.save(epoch, self.run_dir / LAST_CHECKPOINT)
             if _is_best(line, self.history):
-                best = self.run_dir / "best.pt"
-                shutil.copyfile(self.run_dir / "checkpoint.pt", best.with_suffix(".tmp"))
+                best = self.run_dir / BEST_CHECKPOINT
+                shutil.copyfile(self.run_dir / LAST_CHECKPOINT, best.with_suffix(".tmp"))
                 os.replace(best.with_suffix(".tmp"), best)  # a kill mid-copy leaves the old best.pt
             with metrics_path.open("a") as out:
                 out.write(json.dumps(line) + "\n")
@@ -368,7 +368,7 @@ def run(
     run_name = check_name("run", run_name or default_run_name(variant, grid, preset_name))
     run_dir = runs_dir(workspace) / run_name
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    checkpoint = run_dir / "checkpoint.pt"
+    checkpoint = run_dir / LAST_CHECKPOINT
     if rank == 0 and checkpoint.exists() and not resume and not force:
         done = _finished(run_dir, preset, stamps, epochs or preset.epochs)
         if done is not None:

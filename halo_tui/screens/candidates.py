@@ -4,10 +4,10 @@ a b c x u grade the selected stamp (A, B, C, X, unsure) for this inspector ($USE
 on; t adds a note; U undoes the last grade; f cycles the filter (all, ungraded,
 disagreements); v cycles the view (grz composite, g, r, z, all four side by side); z zooms
 to one full-size stamp; e exports the grades to CSV; i shows each inspector's calibration.
-Blind items (simulated
-lenses and known non-lenses, core.candidates.TriageStream) are mixed into the stream at the
-workspace's `[triage] blind_rate`, looking like any candidate; their grades measure the
-inspectors and weight the consensus. The next page is rendered in a worker ahead of time."""
+Blind items (simulated lenses and known non-lenses, core.candidates.TriageStream) are mixed
+into the stream at the workspace's `[triage] blind_rate`, looking like any candidate; their
+grades measure the inspectors and weight the consensus. The next page is rendered in a
+worker ahead of time."""
 
 from __future__ import annotations
 
@@ -82,9 +82,7 @@ def gather(
     """The run's grades as the screen keeps them: (version, consensus, notes), candidates and
     blind items keyed alike (`ident`)."""
     seen = grades_mod.version(store, run)
-    consensus = grades_mod.current(store, run) | grades_mod.current(store, run, blinds=True)
-    notes = grades_mod.notes(store, run) | grades_mod.notes(store, run, blinds=True)
-    return seen, consensus, notes
+    return seen, grades_mod.current_all(store, run), grades_mod.notes(store, run, blinds=None)
 
 
 class CandidatesScreen(Screen[None]):
