@@ -11,7 +11,7 @@ from typing import Any
 
 from core import layout, storage
 from core.errors import UsageError
-from core.metrics import OPERATING_POINTS
+from core.figures import figure
 from core.names import check_name, check_path
 
 COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "tpr@fpr1e-2", "tpr@fpr0", "fpr@tpr0.85", "fpr@tpr0.90")
@@ -130,6 +130,7 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
                 "metric": metric,
                 "values": values,
                 "upper_bounds": bounds,
+                "negatives": [r.final.get("n_neg_independent") for r in runs],
                 "best": None if best is None else runs[best].name,
                 "target": None if target is None else f"{target.op} {target.value:g}",
                 # per run: True/False against the target, None where unmeasured or none set
@@ -160,8 +161,9 @@ def markdown(table: dict[str, Any]) -> str:
     for row in table["rows"]:
         cells = []
         bounds = row.get("upper_bounds") or [None] * len(runs)
-        for name, value, bound in zip(runs, row["values"], bounds, strict=True):
-            text = _cell(row["metric"], value, bound)
+        negatives = row.get("negatives") or [None] * len(runs)
+        for name, value, bound, negs in zip(runs, row["values"], bounds, negatives, strict=True):
+            text = cell(row["metric"], value, bound, negs)
             cells.append(f"**{text}**" if row["best"] == name and len(runs) > 1 else text)
         lines.append(f"| {row['metric']} | " + " | ".join(cells) + f" | {row['target'] or ''} |")
     return "\n".join(lines) + "\n"
@@ -176,14 +178,6 @@ def _counts(figures: dict[str, Any]) -> tuple[str, str]:
     return out[0], out[1]
 
 
-def _cell(metric: str, value: Any, upper_bound: float | None = None) -> str:
-    """A figure for display: "n/m" where not measurable, "< bound" where nothing passed."""
-    if value is None:
-        return f"< {upper_bound:.1e}" if upper_bound is not None else "n/m"
-    if metric in OPERATING_POINTS or metric == "auroc":
-        return (
-            f"{value:.4f}"
-            if metric == "auroc"
-            else (f"{value * 100:.1f}%" if metric.startswith("tpr@") else f"{value:.2e}")
-        )
-    return str(value)
+def cell(metric: str, value: Any, upper_bound: float | None = None, negatives: int | None = None) -> str:
+    """A figure of the table for display (`core.figures.figure`)."""
+    return figure(metric, value, upper_bound, negatives)

@@ -653,12 +653,15 @@ def runs_compare(
         return
     out = _table(("metric", *table["runs"], "target"))
     for row in table["rows"]:
-        bounds = row.get("upper_bounds") or [None] * len(table["runs"])
-        met = row.get("met") or [None] * len(table["runs"])
+        n = len(table["runs"])
+        bounds, negatives = row.get("upper_bounds") or [None] * n, row.get("negatives") or [None] * n
+        met = row.get("met") or [None] * n
         cells = []
-        for name, value, bound, ok in zip(table["runs"], row["values"], bounds, met, strict=True):
-            best = row["best"] == name and len(table["runs"]) > 1
-            text = runs_mod._cell(row["metric"], value, bound) + (" ▲" if best else "")
+        for name, value, bound, negs, ok in zip(
+            table["runs"], row["values"], bounds, negatives, met, strict=True
+        ):
+            best = row["best"] == name and n > 1
+            text = runs_mod.cell(row["metric"], value, bound, negs) + (" ▲" if best else "")
             cells.append(Text(visible(text), style=TARGET_STYLES[ok]))
         out.add_row(row["metric"], *cells, row["target"] or "")
     _console().print(out)

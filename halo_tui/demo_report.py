@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from core import layout
+from core.figures import figure
 
 FIGURES = ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3", "tpr@fpr1e-4", "tpr@fpr0", "fpr@tpr0.85")
 
@@ -23,13 +24,13 @@ def _json(path: Path) -> dict[str, Any] | None:
 
 def _figure(ops: dict[str, Any], name: str) -> str:
     value = ops.get(name)
+    bound = ops.get("fpr_upper_bounds", {}).get(name)
+    text = f"{name} {figure(name, value, bound, ops.get('n_neg_independent'))}"
     if value is None:
-        bound = ops.get("fpr_upper_bounds", {}).get(name)
         if bound is not None:
-            return f"{name} < {bound:.1e} (no negative above that completeness's threshold)"
-        return f"{name} n/m: {ops.get('unmeasured', {}).get(name, 'not measurable')}"
+            return text + " (no negative above that completeness's threshold)"
+        return f"{text}: {ops.get('unmeasured', {}).get(name, 'not measurable')}"
     interval = ops.get("intervals", {}).get(name)
-    text = f"{name} {value:.4f}" if not name.startswith("fpr@") else f"{name} {value:.2e}"
     if interval:
         text += f" [{interval[0]:.3g}, {interval[1]:.3g}]"
     if name == "tpr@fpr0":

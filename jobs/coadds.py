@@ -391,6 +391,12 @@ def run(
         "bytes": sum(r["bytes"] for r in rows),
         "source": template,
     }
+    print(
+        f"coadds: {summary['files_cached']} files already in {cache.root} "
+        f"(each checked against the source's size), {summary['files_fetched']} fetched"
+        + ("" if force else " (--force fetches every file again)"),
+        flush=True,
+    )
     if failed:
         print(summary, flush=True)
         raise stage_runtime.StageError(

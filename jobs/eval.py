@@ -240,8 +240,11 @@ def run(
     prevalence: float = DEFAULT_PREVALENCE,
     real_galaxy_limit: int = DEFAULT_REAL_GALAXIES,
     cache: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    from core.layout import default_run_name, eval_dir, lookalikes_path, runs_dir, stamps_dir
+    """Evaluate a run on a split; skipped when the model, stamps, parent sample, coadds,
+    lookalikes, known lenses and options are those of the evaluation in place, unless `force`."""
+    from core.layout import default_run_name, eval_dir, lookalikes_path, run_checkpoint, runs_dir, stamps_dir
     from core.names import check_name
     from jobs import known_lenses
     from jobs.catalogs import read_positions
@@ -250,6 +253,7 @@ def run(
     from jobs.models import load_run
     from jobs.operating_points import operating_points, roc_points
     from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
+    from jobs.select import parent_dir
     from jobs.survey_layout import brick_at
     from jobs.train import pauc_max_fpr
 
@@ -258,6 +262,29 @@ def run(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
     )
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
+    cache = cache or default_cache(workspace)
+    looks_path = lookalikes or (
+        str(lookalikes_path(workspace)) if lookalikes_path(workspace).exists() else None
+    )
+    out, name = eval_dir(workspace, run_name), f"eval-{split}.json"
+    digest = stage_runtime.fingerprint(
+        "eval",
+        split,
+        prevalence,
+        real_galaxy_limit,
+        cache,
+        sorted(footprint_bricks(cache)),
+        stage_runtime.signatures(
+            run_checkpoint(runs_dir(workspace) / run_name),
+            stamps_dir(workspace, variant, grid) / stage_runtime.STAMP_FILE,
+            parent_dir(workspace, config.variants[variant].parent_sample) / "parent.parquet",
+            looks_path,
+            *(path for _, path in known_lenses.sources(workspace)),
+        ),
+    )
+    if not force and stage_runtime.up_to_date(out, digest, key=name):
+        stage_runtime.unchanged(f"eval: {out / name} is")
+        return _summary(json.loads((out / name).read_text()), out)
     scored = score_split(model, meta_cols, stamps_dir(workspace, variant, grid), split)
     label, logit, galaxy = scored["label"], scored["logit"], scored["galaxy"]
     n_neg_ind = int(np.unique(galaxy[~label]).size)
@@ -277,7 +304,6 @@ def run(
     }
 
     # real galaxies never trained on, lookalikes, known lenses
-    cache = cache or default_cache(workspace)
     reader = CoaddReader(cache, config.variants[variant].injection.stamp_size, with_invvar=False)
     known = known_lenses.load(workspace)
     sample, parent_lenses, lens_index = real_galaxies(
@@ -289,9 +315,6 @@ def run(
         **fpr_table(real["logit"], real["ok"], thresholds),
         "flagged": int((~real["ok"]).sum()),
     }
-    looks_path = lookalikes or (
-        str(lookalikes_path(workspace)) if lookalikes_path(workspace).exists() else None
-    )
     result["lookalikes"] = {}
     if looks_path:
         looks = read_positions(looks_path, default_population="lookalike")
@@ -336,15 +359,20 @@ def run(
         ],
     }
 
-    out = eval_dir(workspace, run_name)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / f"eval-{split}.json", json.dumps(result, indent=2))
     text = markdown(result)
-    _write_atomic(out / f"eval-{split}.md", text)
+    with stage_runtime.atomic_dir(out, digest, replaces=(name, f"eval-{split}.md"), key=name) as tmp:
+        (tmp / name).write_text(json.dumps(result, indent=2))
+        (tmp / f"eval-{split}.md").write_text(text)
     print(text, flush=True)
+    return _summary(result, out)
+
+
+def _summary(result: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The job's result: the outputs and the headline figures of an evaluation."""
+    ops, split = result["operating_points"], result["split"]
     return {
         "outputs": [str(out / f"eval-{split}.json"), str(out / f"eval-{split}.md")],
-        "run": run_name,
+        "run": result["run"],
         "split": split,
         **{
             k: ops.get(k)
@@ -383,12 +411,6 @@ def _purity_row(
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 # -- markdown ----------------------------------------------------------------------------
 
 
@@ -417,12 +439,12 @@ def _fpr(cell: dict[str, Any]) -> str:
 
 
 def _figure(ops: dict[str, Any], name: str) -> str:
+    from core.figures import figure
+
     value = ops.get(name)
-    if value is None:
-        bound = ops.get("fpr_upper_bounds", {}).get(name)
-        return f"< {bound:.1e} (none passes)" if bound is not None else "n/m"
-    interval = ops.get("intervals", {}).get(name)
-    text = f"{value:.4f}" if name in ("auroc", "pauc") or name.startswith("tpr@") else f"{value:.2e}"
+    bound = ops.get("fpr_upper_bounds", {}).get(name)
+    interval = ops.get("intervals", {}).get(name) if value is not None else None
+    text = figure(name, value, bound, ops.get("n_neg_independent"))
     return text + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
 
 
@@ -553,6 +575,7 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.prevalence,
         args.real_galaxies,
         args.cache,
+        args.force,
     )
 
 

@@ -19,15 +19,17 @@ from core import layout
 MATCH_RADIUS_ARCSEC = 3.0
 
 
+def sources(workspace: Path) -> tuple[tuple[str, Path], ...]:
+    """Where known lenses come from: the shipped table and the workspace's own."""
+    return (("lenscat", layout.SHIPPED_KNOWN_LENSES), ("workspace", layout.known_lenses_path(workspace)))
+
+
 def load(workspace: Path) -> dict[str, np.ndarray]:
     """Every known lens: name, ra, dec, grade, reference, and `source` (shipped or workspace)."""
     from jobs.catalogs import read_positions
 
     parts = []
-    for source, path in (
-        ("lenscat", layout.SHIPPED_KNOWN_LENSES),
-        ("workspace", layout.known_lenses_path(workspace)),
-    ):
+    for source, path in sources(workspace):
         if path.exists():
             table = read_positions(path)
             table["source"] = np.full(table["ra"].size, source, dtype=object)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from core import figures
 from core import stamps as stamp_contract
 from core.layout import candidates_dir
 from core.stamps import write_stamps
@@ -80,13 +81,17 @@ def run(
     device: str | None = None,
     loader_workers: int | None = None,
     blinds: int = BLINDS,
+    force: bool = False,
 ) -> dict[str, Any]:
+    """Score every galaxy of the parent sample (or `catalog`) with the run's model; skipped
+    when the model, the cutouts, the stamps, the known lenses and the options are those of
+    the output in place, unless `force`."""
     import os
 
     import pyarrow.parquet as pq
     import torch
 
-    from core.layout import default_run_name, runs_dir, stamps_dir
+    from core.layout import default_run_name, run_checkpoint, runs_dir, stamps_dir
     from core.names import check_name
     from core.schemas import galaxy_keys
     from jobs import cutouts, known_lenses
@@ -103,14 +108,35 @@ def run(
     if loader_workers is None:
         loader_workers = min(4, os.cpu_count() or 1) if device == "cuda" else 0
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
-    lenses = known_lenses.load(workspace)
     made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
+    target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
+    summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
+    out = candidates_dir(workspace, run_name)
+    stamps = stamps_dir(workspace, variant, grid)
+    digest = stage_runtime.fingerprint(
+        "score",
+        run_name,
+        target,
+        (hard_negatives, keep_stamps, blinds) if catalog is None else keep_stamps,
+        stage_runtime.signatures(
+            run_checkpoint(runs_dir(workspace) / run_name),
+            Path(made["outputs"][0]) / stage_runtime.STAMP_FILE,
+            stamps / stage_runtime.STAMP_FILE if catalog is None else None,
+            *(path for _, path in known_lenses.sources(workspace)),
+        ),
+    )
+    if not force and stage_runtime.up_to_date(out, digest, key=target):
+        stage_runtime.unchanged(f"score: {out / target} is")
+        summary = json.loads((out / summary_name).read_text())
+        extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
+        outputs = [str(out / name) for name in (target, f"{Path(target).stem}.scores.parquet", *extra)]
+        return {"outputs": outputs, "skipped": True, **summary}
+    lenses = known_lenses.load(workspace)
     files = sorted(str(p) for p in Path(made["outputs"][0]).glob("part-*.parquet"))
     if not files:
         raise stage_runtime.StageError(f"{made['outputs'][0]}: no cutouts to score")
     rows, logits = stream_logits(model, meta_cols, files, device, workers=loader_workers)
     names = CATALOG_COLUMNS if catalog is not None else PARENT_COLUMNS
-    target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
     wanted = {"row", "ok", "fail_reason", *names}
     small = [c for c in pq.read_schema(files[0]).names if c in wanted]
     info = pq.read_table(files, columns=small).sort_by("row")  # Arrow columns: no Python objects
@@ -145,9 +171,7 @@ def run(
     if catalog is None:
         from jobs import blinds as blind_items
 
-        hard = _hard_negatives(
-            model.cpu(), meta_cols, stamps_dir(workspace, variant, grid), run_name, hard_negatives, lenses
-        )
+        hard = _hard_negatives(model.cpu(), meta_cols, stamps, run_name, hard_negatives, lenses)
         summary["hard_negatives"] = hard.num_rows
         usable = ranked.column("score").drop_null().to_numpy()  # highest first
         shown = set(
@@ -156,7 +180,7 @@ def run(
         blind = blind_items.build(
             model,
             meta_cols,
-            stamps_dir(workspace, variant, grid),
+            stamps,
             run_name,
             blinds,
             lenses,
@@ -167,12 +191,9 @@ def run(
         truths = blind.column("truth").to_pylist()
         summary["blinds"] = {t: truths.count(t) for t in ("lens", "not_lens")}
     scores_name = f"{Path(target).stem}.scores.parquet"
-    digest = stage_runtime.fingerprint("score", run_name, target, n)
-    summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
     extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
     written = (target, scores_name, summary_name, *extra)
-    out = candidates_dir(workspace, run_name)
-    with stage_runtime.atomic_dir(out, digest, replaces=written) as tmp:  # other files stay
+    with stage_runtime.atomic_dir(out, digest, replaces=written, key=target) as tmp:  # other files stay
         write_stamps(candidates, tmp / target, "zstd")
         pq.write_table(ranked, tmp / scores_name, compression="zstd")
         if catalog is None:
@@ -181,7 +202,7 @@ def run(
         (tmp / summary_name).write_text(json.dumps(summary, indent=2))
     for row in summary["top"]:
         label = row.get("name") or f"{row.get('brickname')} {row.get('objid')}"
-        print(f"score: #{row['rank']} {label} {row['score']}", flush=True)
+        print(f"score: #{row['rank']} {label} {figures.score(row['score'])}", flush=True)
     for lens in found:
         where = f"#{lens['rank']} of {n}" if lens["rank"] else "not scored"
         print(f"score: known lens {lens['name']} ({lens['grade']}): {where}", flush=True)
@@ -341,6 +362,7 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.device,
         args.loader_workers,
         args.blinds,
+        args.force,
     )
 
 

@@ -170,15 +170,18 @@ def files_fingerprint(paths: list[Path]) -> list[tuple[str, int, int]]:
     return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(paths)]
 
 
-def up_to_date(folder: Path, digest: str) -> bool:
+def up_to_date(folder: Path, digest: str, key: str | None = None) -> bool:
     """Whether `folder` was written by a run with the same inputs and still holds what it
     wrote: every file at its recorded size, every parquet file's footer readable. A damaged
-    or truncated output is redone, never reported "up to date". What a killed run left
-    beside it is cleared first (`recover`)."""
+    or truncated output is redone, never reported "up to date". `key` is the file name of one
+    of several outputs sharing the folder (score's candidates and each catalogue's; eval's
+    splits), each with its own inputs. What a killed run left beside it is cleared first
+    (`recover`)."""
     recover(folder)
     try:
         stamp = json.loads((folder / STAMP_FILE).read_text())
-        if stamp["inputs"] != digest:
+        recorded = stamp["inputs"] if key is None else stamp.get("inputs_by", {}).get(key)
+        if recorded != digest or (key is not None and key not in stamp.get("files", {})):
             return False
         for name, size in stamp.get("files", {}).items():
             path = folder / name
@@ -195,6 +198,27 @@ def up_to_date(folder: Path, digest: str) -> bool:
         return False
     except Exception:  # noqa: BLE001 - unreadable stamp or parquet footer: redo the output
         return False
+
+
+def unchanged(what: str) -> None:
+    """Say that a stage skipped its work, and how to redo it: the one wording for all."""
+    print(f"{what} up to date: its inputs have not changed (use --force to redo it)", flush=True)
+
+
+def signatures(*paths: Path | str | None) -> list[Any]:
+    """The version (size and time, or ETag) of each input that exists, for a fingerprint."""
+    from core import storage
+
+    out: list[Any] = []
+    for path in paths:
+        if path is None:
+            out.append(None)
+            continue
+        try:
+            out.append(storage.signature(str(path)))
+        except (OSError, HaloError):
+            out.append((str(path), "missing"))
+    return out
 
 
 def _pid_alive(pid: int) -> bool:
@@ -222,17 +246,27 @@ def recover(final: Path) -> None:
 
 
 @contextmanager
-def atomic_dir(final: Path, digest: str, replaces: tuple[str, ...] | None = None) -> Iterator[Path]:
+def atomic_dir(
+    final: Path, digest: str, replaces: tuple[str, ...] | None = None, key: str | None = None
+) -> Iterator[Path]:
     """Yield a temporary folder beside `final`; on success it replaces `final` in one rename
     (with the inputs' digest and its files' sizes stamped in it); on failure it is removed
     and `final` is untouched. With `replaces` (the names this stage writes), the temporary
     folder starts with `final`'s other files (hard links: never written through), so they
-    stay in place. What a killed run left behind is cleared first (`recover`)."""
+    stay in place; `key` records `digest` as that output's inputs beside the others' (see
+    `up_to_date`). What a killed run left behind is cleared first (`recover`)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     recover(final)
     tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    inputs_by: dict[str, str] = {}
+    if key is not None:
+        try:
+            inputs_by = json.loads((final / STAMP_FILE).read_text()).get("inputs_by", {})
+        except (OSError, ValueError):
+            inputs_by = {}
+        inputs_by[key] = digest
     try:
         if replaces is not None and final.is_dir():
             for old in final.iterdir():
@@ -243,7 +277,10 @@ def atomic_dir(final: Path, digest: str, replaces: tuple[str, ...] | None = None
                         shutil.copy2(old, tmp / old.name)
         yield tmp
         files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-        (tmp / STAMP_FILE).write_text(json.dumps({"inputs": digest, "written": time.time(), "files": files}))
+        stamp = {"inputs": digest, "written": time.time(), "files": files}
+        if key is not None:
+            stamp["inputs_by"] = inputs_by
+        (tmp / STAMP_FILE).write_text(json.dumps(stamp))
         old = final.parent / f".{final.name}.old-{os.getpid()}"
         if final.exists():
             final.rename(old)

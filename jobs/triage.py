@@ -32,6 +32,10 @@ def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any
     if not target.is_absolute():
         target = workspace / target
     target.parent.mkdir(parents=True, exist_ok=True)
+    print(
+        "triage: exporting the grades as they stand now (never skipped: they change as people grade)",
+        flush=True,
+    )
     n = grades.export_csv(store, run_name, target, rows)
     calibration = grades.calibration(store, run_name)
     for figures in calibration.values():

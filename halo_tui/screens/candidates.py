@@ -34,6 +34,7 @@ from core import grades as grades_mod
 from core.candidates import CandidateTable, TriageStream, blinds_path
 from core.colour import Q
 from core.errors import UsageError
+from core.figures import score as score_text
 from halo_tui.components import pixels
 from halo_tui.components.stamp import VIEWS, render_rgb, render_stamps, span
 from halo_tui.components.stamp_tile import StampTile
@@ -353,7 +354,7 @@ class CandidatesScreen(Screen[None]):
         """A stamp's caption: its number, and its score unless blind items are in the stream."""
         if not self.table.scored:
             return f"#{info['rank']}"
-        return f"#{info['rank']} " + ("n/a" if info.get("score") is None else f"{info['score']:.3f}")
+        return f"#{info['rank']} " + ("n/a" if info.get("score") is None else score_text(info["score"], 3))
 
     def _place_pixels(self, page: int, rgb: np.ndarray) -> None:
         """Zoomed in a terminal that draws images: the stamp's own pixels, whole."""
@@ -405,7 +406,7 @@ class CandidatesScreen(Screen[None]):
             text.append(f"  {visible(info.get('known_lens_grade') or '')}: ")
             text.append(visible(info.get("known_lens_reference") or "") + "\n")
         for line in (
-            f"score  {info.get('score') if self.table.scored else 'hidden (blind items)'}",
+            f"score  {score_text(info.get('score')) if self.table.scored else 'hidden (blind items)'}",
             f"ra     {info['ra']:.5f}",
             f"dec    {info['dec']:.5f}",
             f"brick  {info['brickname']}",

@@ -57,10 +57,13 @@ class CompareScreen(Screen[None]):
         view.add_columns("metric", *table["runs"], "target")
         for row in table["rows"]:
             cells = []
-            bounds = row.get("upper_bounds") or [None] * len(table["runs"])
-            met = row.get("met") or [None] * len(table["runs"])
-            for name, value, bound, ok in zip(table["runs"], row["values"], bounds, met, strict=True):
-                text = runs_mod._cell(row["metric"], value, bound)
+            n = len(table["runs"])
+            bounds, negatives = row.get("upper_bounds") or [None] * n, row.get("negatives") or [None] * n
+            met = row.get("met") or [None] * n
+            for name, value, bound, negs, ok in zip(
+                table["runs"], row["values"], bounds, negatives, met, strict=True
+            ):
+                text = runs_mod.cell(row["metric"], value, bound, negs)
                 best = row["best"] == name and len(self.names) > 1
                 cells.append(
                     Text(text + (" ▲" if best else ""), style=TARGET_STYLES[ok] + (" bold" if best else ""))

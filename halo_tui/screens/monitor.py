@@ -21,6 +21,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from core.figures import figure
 from core.runs import better, read_metrics
 from halo_tui.format import duration, visible
 from halo_tui.messages import MetricsRead
@@ -42,12 +43,14 @@ SHOWN = (
 LABELS = {"n_neg_independent": "neg gal."}
 
 
-def cell(metric: str, value: Any, best: bool, target: Any, bound: float | None = None) -> Text:
+def cell(
+    metric: str, value: Any, best: bool, target: Any, bound: float | None = None, negatives: int | None = None
+) -> Text:
+    text = figure(metric, value, bound, negatives)
     if value is None:
-        return Text("n/m" if bound is None else f"< {bound:.1e}", style="dim")
+        return Text(text, style="dim")
     if isinstance(value, int) or metric == "seconds":
-        return Text(str(value))
-    text = f"{value:.4f}"
+        return Text(text)
     style = ""
     if target is not None:
         style = "green" if target.met(value) else "red"
@@ -120,6 +123,7 @@ class MonitorScreen(Screen[None]):
                         line.get(m) == best.get(m),
                         targets.get(m),
                         (line.get("fpr_upper_bounds") or {}).get(m),
+                        line.get("n_neg_independent"),
                     )
                     for m in SHOWN
                 ),

@@ -180,6 +180,9 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
         line = {"epoch": 0, "auroc": auroc, "tpr@fpr1e-2": auroc / 2, "n_pos": 100, "n_neg": 100}
         if name == "gen2":  # too few negatives for FPR 1e-3: not measurable, not missing
             line |= {"tpr@fpr1e-3": None, "unmeasured": {"tpr@fpr1e-3": "needs 1,000 negatives"}}
+            # and no negative above the 85 % completeness threshold: only a bound is known
+            line |= {"fpr@tpr0.85": None, "fpr_upper_bounds": {"fpr@tpr0.85": 0.02951}}
+            line |= {"n_neg_independent": 100}
         (run / "metrics.jsonl").write_text(json.dumps(line) + "\n")
     listed = [row.split() for row in halo("runs", "list").stdout.splitlines()]
     assert listed[0] == [
@@ -205,3 +208,4 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
     table = halo("runs", "compare", "gen1", "gen2").stdout
     assert "**" not in table and "0.9950 ▲" in table and "0.9100" in table
     assert "**0.9950**" in halo("runs", "compare", "gen1", "gen2", "--markdown").stdout
+    assert "< 3.0e-02 (0/100)" in table and "n/m" in table  # a bound with its count; not measurable

@@ -115,7 +115,7 @@ def test_a_corrupt_file_and_a_missing_brick_fail_alone(mirror: Mirror, tmp_path:
 
 
 def test_the_stage_records_failed_bricks_and_fetches_the_rest(
-    mirror: Mirror, mock_ws: Path, tmp_path: Path
+    mirror: Mirror, mock_ws: Path, tmp_path: Path, capsys
 ) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(mock_ws / "survey", ws / "survey")
@@ -132,6 +132,10 @@ def test_the_stage_records_failed_bricks_and_fetches_the_rest(
         coadds.run(ws, "v3_color_relaxed", "grid_small", source=mirror.url + TEMPLATE, workers=4)
     for brick in bricks[1:]:
         assert (Path(coadds.default_cache(ws)) / coadd_path(brick, "image", "g")).exists()
+    capsys.readouterr()
+    with pytest.raises(coadds.stage_runtime.StageError):  # a rerun keeps what it has and says so
+        coadds.run(ws, "v3_color_relaxed", "grid_small", source=mirror.url + TEMPLATE, workers=4)
+    assert f"coadds: {6 * (len(bricks) - 1)} files already in " in capsys.readouterr().out
 
 
 def test_coadds_from_s3_into_an_s3_cache(mock_ws: Path, tmp_path: Path, s3_env: str) -> None:

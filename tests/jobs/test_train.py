@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -145,8 +146,11 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
     assert "HOLISMOKES" in text and "independent galaxies" in text
 
 
-def test_score_ranks_every_parent_galaxy_once(trained: Path) -> None:
-    summary = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=10, keep_stamps=5)
+def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
+    summary = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=10, keep_stamps=5, force=True)
+    top = [line for line in capsys.readouterr().out.splitlines() if line.startswith("score: #")]
+    # the top ten printed with rounded scores
+    assert len(top) == 10 and all(re.fullmatch(r"score: #\d+ .+ [01]\.\d{4}", line) for line in top)
     assert [Path(o).name for o in summary["outputs"]] == [
         "candidates.parquet",
         "candidates.scores.parquet",
@@ -281,6 +285,38 @@ def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -
     bad.write_text("name,ra,dec\nx,12.5,95\n")
     with pytest.raises(StageError, match=r"bad.csv: row 1: dec 95 is outside \[-90, 90\]"):
         score.run(trained, "v4_sota", run_name="tiny", catalog=str(bad))
+
+
+def test_eval_and_score_skip_unchanged_work_and_say_so(trained: Path, capsys) -> None:
+    """A rerun with the same inputs does nothing and says so; `--force`, another option or a
+    changed input (the model) redoes it; a catalogue scored beside the candidates keeps them
+    up to date."""
+    from core.layout import lookalikes_path, run_checkpoint, runs_dir
+
+    first = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
+    report = Path(first["outputs"][0])
+    written = report.stat().st_mtime_ns
+    capsys.readouterr()
+    again = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
+    assert "up to date: its inputs have not changed (use --force to redo it)" in capsys.readouterr().out
+    assert report.stat().st_mtime_ns == written and again == first
+    assert eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50, force=True) == first
+    assert report.stat().st_mtime_ns != written  # redone, the same figures
+
+    scored = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=6)
+    candidates = Path(scored["outputs"][0])
+    written = candidates.stat().st_mtime_ns
+    score.run(trained, "v4_sota", run_name="tiny", catalog=str(lookalikes_path(trained)))
+    capsys.readouterr()
+    again = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=6)
+    assert again["skipped"] and "up to date" in capsys.readouterr().out
+    assert candidates.stat().st_mtime_ns == written and again["top"] == scored["top"]
+    assert not score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
+    os.utime(run_checkpoint(runs_dir(trained) / "tiny"))  # the model changed: redo both
+    assert not score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
+    capsys.readouterr()
+    eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
+    assert "up to date" not in capsys.readouterr().out
 
 
 def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
