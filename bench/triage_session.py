@@ -80,7 +80,9 @@ async def grade_as(who: str, engine, path: Path, run: str, items: int, rate: flo
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workspace", type=Path, default=Path("halo-demo"))
+    from core.layout import DEMO_DIR
+
+    p.add_argument("--workspace", type=Path, default=Path(DEMO_DIR))
     p.add_argument("--run", default="demo")
     p.add_argument("--items", type=int, default=250)
     p.add_argument("--blind-rate", type=float, default=0.2)

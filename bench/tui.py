@@ -256,6 +256,9 @@ def idle_cpu(root: Path, seconds: float) -> None:
     if shutil.which("tmux") is None:
         print("idle CPU: tmux is not installed")
         return
+    from core.workspace import Workspace
+
+    Workspace(root).store  # noqa: B018 - a workspace already, so the console opens without asking
     session = f"halo-bench-{os.getpid()}"
     halo = str(Path(sys.executable).with_name("halo"))
     env = {**os.environ, "HALO_WORKSPACE": str(root), "TERM": "xterm-256color"}

@@ -28,12 +28,12 @@ from pydantic import (
 
 from core.backends import BACKENDS, DEFAULT_BACKEND
 from core.errors import ConfigError, UsageError
+from core.layout import SHIPPED_CONFIG, WORKSPACE_FILE
 from core.leakage import check_meta_cols
 from core.metrics import METRIC_NAMES
 from core.names import check_module, check_name, check_path
 
-SHIPPED = Path(__file__).resolve().parent.parent / "config"
-WORKSPACE_FILE = "halo.toml"
+SHIPPED = SHIPPED_CONFIG  # a test points it elsewhere
 SECTIONS = ("variants", "grids", "presets")
 ENV_PREFIX = "HALO_"
 

@@ -14,7 +14,7 @@ from core.errors import BackendUnreachable, UsageError
 from core.layout import job_file
 from core.names import check_name
 from core.stages import Stage, registry
-from core.store import Job
+from core.store import Job, Store
 from core.workspace import Workspace
 
 
@@ -23,8 +23,13 @@ class Engine:
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.store = workspace.store
         self._backends: dict[str, Backend] = {}
+
+    @property
+    def store(self) -> Store:
+        """The workspace's job store, created on first use: a launch refused by its checks
+        leaves no `.halo/` behind."""
+        return self.workspace.store
 
     def backend(self, name: str) -> Backend:
         """The backend called `name` (opened once per engine)."""
@@ -124,6 +129,8 @@ class Engine:
         never wait on a remote backend: with `remote=False` remote ones are not looked at;
         with `strict=False` an unreachable one is a quick look that gives up, leaving its
         jobs as last seen and the reason in `remote_error`."""
+        if not self.workspace.has_store:
+            return []  # nothing was ever launched here: nothing to reconcile, nothing created
         live = self.store.live()
         by_backend: dict[str, list[Job]] = {}
         for job in live:
@@ -143,6 +150,8 @@ class Engine:
         return [found.get(job.id, job) for job in live]
 
     def get(self, job_id: int) -> Job:
+        if not self.workspace.has_store:
+            raise UsageError(f"no job {job_id}: {self.workspace.not_yet()}")
         job = self.store.get(job_id)
         if not job.state.live:
             return job

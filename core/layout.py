@@ -10,6 +10,18 @@ from typing import Any
 SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
 # Published galaxy-scale lenses in the DR10 footprint (lenscat, MIT): see its header.
 SHIPPED_KNOWN_LENSES = SHIPPED_CONFIG / "known_lenses" / "lenscat_dr10.csv"
+WORKSPACE_FILE = "halo.toml"  # a workspace's own settings, over the shipped config
+DEMO_DIR = "halo-demo"  # `halo demo`'s workspace, in the folder it is run from
+
+
+def store_path(workspace: Path) -> Path:
+    """The job store: its presence is what makes a folder a workspace."""
+    return halo_dir(workspace) / "halo.db"
+
+
+def data_dir(workspace: Path) -> Path:
+    """Every stage's outputs: parent sample, manifest, stamps, runs, cutouts, candidates."""
+    return workspace / "data"
 
 
 def halo_dir(workspace: Path) -> Path:
@@ -59,20 +71,20 @@ def lookalikes_path(workspace: Path) -> Path:
 
 
 def parent_dir(workspace: Path, parent_sample: str) -> Path:
-    return workspace / "data" / "parent" / parent_sample
+    return data_dir(workspace) / "parent" / parent_sample
 
 
 def manifest_dir(workspace: Path, variant: str, grid: str) -> Path:
-    return workspace / "data" / "manifest" / variant / grid
+    return data_dir(workspace) / "manifest" / variant / grid
 
 
 def stamps_dir(workspace: Path, variant: str, grid: str) -> Path:
-    return workspace / "data" / "stamps" / variant / grid
+    return data_dir(workspace) / "stamps" / variant / grid
 
 
 def cutouts_dir(workspace: Path, name: str) -> Path:
     """Real galaxies' stamps (no injection): `name` is the parent sample's or `catalog-<stem>`."""
-    return workspace / "data" / "cutouts" / name
+    return data_dir(workspace) / "cutouts" / name
 
 
 def default_run_name(variant: str, grid: str, preset: str) -> str:
@@ -90,7 +102,7 @@ def run_name_of(config: Any, variant: str, params: dict[str, Any]) -> str:
 
 def coadd_cache_dir(workspace: Path) -> Path:
     """Where `coadds` caches the bricks' image and invvar files (DR10's own layout below)."""
-    return workspace / "data" / "coadd_cache"
+    return data_dir(workspace) / "coadd_cache"
 
 
 def on_s3(prefix: str, local: Path) -> str:
@@ -99,7 +111,7 @@ def on_s3(prefix: str, local: Path) -> str:
 
 
 def runs_dir(workspace: Path) -> Path:
-    return workspace / "data" / "runs"
+    return data_dir(workspace) / "runs"
 
 
 BEST_CHECKPOINT, LAST_CHECKPOINT = "best.pt", "checkpoint.pt"  # in a run's folder
@@ -119,4 +131,4 @@ def eval_dir(workspace: Path, run: str) -> Path:
 
 
 def candidates_dir(workspace: Path, run: str) -> Path:
-    return workspace / "data" / "candidates" / run
+    return data_dir(workspace) / "candidates" / run

@@ -282,6 +282,7 @@ SHIPPED: tuple[Stage, ...] = (
                 high=10**9,
             ),
             Param("cache", "path", help=CACHE_HELP),
+            _FORCE,
         ),
     ),
     Stage(
@@ -336,6 +337,7 @@ SHIPPED: tuple[Stage, ...] = (
                 low=0,
                 high=64,
             ),
+            _FORCE,
         ),
     ),
     Stage(

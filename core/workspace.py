@@ -39,9 +39,35 @@ class Workspace:
     def logs_dir(self) -> Path:
         return layout.logs_dir(self.root)
 
+    @property
+    def has_store(self) -> bool:
+        """Whether this folder is a workspace yet: its job store exists (halo creates it on the
+        first launch, never on a look)."""
+        return layout.store_path(self.root).is_file()
+
+    @property
+    def in_use(self) -> bool:
+        """Whether the folder shows any sign of being a workspace: a job store, a `halo.toml`
+        or stage outputs (a stage run alone, `python -m jobs.score`, writes no store)."""
+        return (
+            self.has_store
+            or (self.root / layout.WORKSPACE_FILE).is_file()
+            or layout.data_dir(self.root).is_dir()
+        )
+
+    def not_yet(self) -> str:
+        """What to say where a look finds no workspace: where it looked, and where to go (a
+        demo workspace beside it, the flag and the variable)."""
+        text = f"{self.root} is not a halo workspace yet (no .halo/ there: nothing was launched here)"
+        demo = self.root / layout.DEMO_DIR
+        if layout.store_path(demo).is_file():
+            text += f"; the demo's workspace is {demo}: halo -w {layout.DEMO_DIR}"
+        return text + f"; choose one with -w DIR or ${ENV_VAR}"
+
     @cached_property
     def store(self) -> Store:
-        return Store(self.halo_dir / "halo.db")
+        """The job store, created (with `.halo/`) on first use."""
+        return Store(layout.store_path(self.root))
 
     @cached_property
     def config(self) -> HaloConfig:

@@ -55,6 +55,21 @@ def _engine(workspace: Path | None, create: bool = False):
     return engine
 
 
+def _say(text: str, console: Any = None) -> None:
+    """A line of text from files, users or paths, shown as typed (never markup)."""
+    from rich.text import Text
+
+    from halo_tui.format import visible
+
+    (console or _console()).print(Text(visible(text)))
+
+
+def _started_here(engine: Any) -> str:
+    """Said once, when a launch made a folder a workspace: where its store and logs went."""
+    root = engine.workspace.root
+    return f"halo: {root} is a new workspace: its job store and logs are in {root / '.halo'}"
+
+
 def _glance(engine: Any) -> None:
     """Look at EMR steps too, quickly; if AWS cannot be reached say so and go on (exit 0):
     listing jobs must not depend on a remote backend."""
@@ -156,7 +171,28 @@ def root(
     """Bare `halo` opens the console on the workspace."""
     _pass_workspace_down(workspace)
     if ctx.invoked_subcommand is None:
-        _open_console(_engine(workspace), readonly=readonly, blind_rate=blind_rate)
+        engine = _engine(workspace)
+        if not engine.workspace.in_use:
+            _ask_to_start(engine)
+        _open_console(engine, readonly=readonly, blind_rate=blind_rate)
+
+
+def _ask_to_start(engine: Any) -> None:
+    """The console on a folder that is not a workspace: say so and ask before making it one
+    (a user who typed `halo` in the wrong folder is sent to the right one instead)."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"{engine.workspace.not_yet()} (not a terminal: nothing asked, nothing created)")
+    err = _console(stderr=True)
+    _say(f"halo: {engine.workspace.not_yet()}.", err)
+    try:
+        answer = input(f"Make {engine.workspace.root} a workspace and open the console? [y/N] ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        err.print("nothing created")
+        raise typer.Exit(EXIT_OK)
+    engine.store  # noqa: B018 - creates .halo/ with the store
+    _say(_started_here(engine), err)
 
 
 def _open_console(engine: Any, **options: Any) -> None:
@@ -199,6 +235,12 @@ def jobs_list(
             raise UsageError(f"unknown state {bad[0]!r}; known: {', '.join(known)}")
         states = [JobState(s) for s in state]
     engine = _engine(workspace)
+    if not engine.workspace.has_store:  # a look never creates a workspace
+        if as_json:
+            sys.stdout.write("[]\n")
+        else:
+            _say(f"no jobs: {engine.workspace.not_yet()}")
+        return
     _glance(engine)
     if as_json:
         rows = engine.store.list_json(states=states, stage=stage, limit=limit)
@@ -212,16 +254,11 @@ def jobs_list(
         if more > 0:
             _console(stderr=True).print(f"{more:,} older job(s) not shown: --limit N or --all")
         return
-    from rich.text import Text
-
-    from halo_tui.format import visible
-
     if states or stage:  # none match the filter: say so, not that the workspace is empty
         what = " or ".join(s.value for s in states or []) + (f" {stage}" if stage else "")
-        total = engine.store.count()
-        _console().print(Text(visible(f"no {what.strip()} jobs ({total:,} job(s) in all)")))
+        _say(f"no {what.strip()} jobs ({engine.store.count():,} job(s) in all)")
     else:
-        _console().print(Text(visible(f"no jobs yet in {engine.workspace.root}")))
+        _say(f"no jobs yet in {engine.workspace.root}")
 
 
 @jobs_app.command("show")
@@ -506,9 +543,12 @@ def stage(
     params = _stage_options(stage_def, ctx.args)
     if force and any(p.name == "force" for p in stage_def.params):
         params["force"] = True
+    fresh = not engine.workspace.has_store
     with _interruptible() as stopped:
         job = engine.launch(name, variant=variant, params=params, backend=backend, force=force)
         err = _console(stderr=True)
+        if fresh:
+            _say(_started_here(engine), err)
         if not as_json:
             err.print(f"job {job.id} {job.state}: {job.stage}" + (f" ({job.variant})" if job.variant else ""))
             err.print(f"log: {job.log_path}")
@@ -706,8 +746,6 @@ def config_show(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> Non
 
 # -- demo --------------------------------------------------------------------------------
 
-DEMO_DIR = "halo-demo"
-
 
 @demo_app.callback(invoke_without_command=True)
 def demo(
@@ -803,8 +841,10 @@ DEMO_RUN = "demo"
 
 
 def _demo_workspace(workspace: Path | None) -> Any:
-    engine = _engine(workspace or os.environ.get("HALO_WORKSPACE") or Path(DEMO_DIR), create=True)
-    toml = engine.workspace.root / "halo.toml"
+    from core import layout
+
+    engine = _engine(workspace or os.environ.get("HALO_WORKSPACE") or Path(layout.DEMO_DIR), create=True)
+    toml = engine.workspace.root / layout.WORKSPACE_FILE
     if not toml.exists():
         toml.write_text(DEMO_TOML)
     engine.workspace.config  # noqa: B018 - validate now, so a broken halo.toml is named at once

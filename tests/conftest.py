@@ -91,7 +91,9 @@ class Halo:
     ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
         env["HALO_WORKSPACE"] = str(self.root)
-        proc = subprocess.run([HALO, *args], capture_output=True, text=True, timeout=timeout, env=env)
+        proc = subprocess.run(
+            [HALO, *args], capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL
+        )
         assert "Traceback" not in proc.stderr, proc.stderr
         if check is not None:
             assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)

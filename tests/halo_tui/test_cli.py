@@ -209,3 +209,33 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
     assert "**" not in table and "0.9950 ▲" in table and "0.9100" in table
     assert "**0.9950**" in halo("runs", "compare", "gen1", "gen2", "--markdown").stdout
     assert "< 3.0e-02 (0/100)" in table and "n/m" in table  # a bound with its count; not measurable
+
+
+def test_a_look_never_makes_a_workspace_and_a_launch_says_where(
+    halo, workspace: Path, tmp_path: Path
+) -> None:
+    """Issue 15: `halo` run in any folder silently created `.halo/` there. Looks (jobs list,
+    show, runs, config, the console without a terminal) create nothing and say where the
+    workspace is; a refused launch creates nothing; the first launch says where it put it."""
+    from core.store import Store
+
+    elsewhere = tmp_path / "clone"
+    Store(tmp_path / "clone" / "halo-demo" / ".halo" / "halo.db")  # the demo's workspace beside
+    look = type(halo)(elsewhere)
+    listed = look("jobs", "list", check=0).stdout
+    assert f"{elsewhere} is not a halo workspace yet" in listed and "halo -w halo-demo" in listed
+    assert look.json("jobs", "list") == []
+    shown = look("jobs", "show", "3", check=2).stderr
+    assert shown.startswith("halo: error: no job 3: ") and shown.count("\n") == 1
+    look("runs", "list", check=0)
+    look("config", "check", check=0)
+    console = look(check=2).stderr  # bare `halo`, stdin not a terminal: asks nothing
+    assert "is not a halo workspace yet" in console and console.count("\n") == 1
+    assert not (elsewhere / ".halo").exists()
+
+    halo("stage", "nosuch", check=2)
+    halo("stage", "sleepy", "--seconds", "soon", check=2)
+    assert not (workspace / ".halo").exists()  # refused before anything was made
+    first = halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0).stderr
+    assert f"{workspace.resolve()} is a new workspace: its job store and logs are in " in first
+    assert "new workspace" not in halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0).stderr

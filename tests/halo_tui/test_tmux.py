@@ -151,3 +151,26 @@ def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
     assert exported[1].startswith(f"demo,{candidate['objid'] + 1},1499p022,{candidate['objid']},")  # its rank
     inspectors = grades.calibration_path(path.with_name("grades-demo.csv")).read_text().splitlines()
     assert len(inspectors) == 2 and inspectors[1].startswith("demo,alice,")
+
+
+def test_the_console_asks_before_making_a_folder_a_workspace(halo, tmp_path: Path) -> None:
+    """`halo` typed in a folder that is not a workspace says so and asks; no makes nothing."""
+    folder = tmp_path / "somewhere"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    env.update(TERM="xterm-256color", HALO_WORKSPACE=str(folder))
+    for answer, shown in (("n", "nothing created"), ("y", "Dark Halo Scope")):
+        session = f"halo-ask-{os.getpid()}-{answer}"
+        _start(session, env, "sh", "-c", f"{halo.executable}; echo halo exited; sleep 30")
+        try:
+            screen = _wait_for(session, "open the console? [y/N]")
+            assert "is not a halo workspace yet" in " ".join(screen.split())
+            _keys(session, answer)
+            _keys(session, "Enter")
+            _wait_for(session, shown)
+            assert (folder / ".halo").exists() == (answer == "y")
+            if answer == "y":
+                _keys(session, "q")
+                _wait_for(session, "halo exited")
+        finally:
+            _tmux("kill-session", "-t", session, capture_output=True)
