@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Installed once per version of pyproject.toml (its hash names the stamp), not per checkout.
 STAMP := $(VENV)/.halo-installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 
-.PHONY: demo test lint bench env
+.PHONY: demo test lint bench env screenshots
 
 $(STAMP):
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: env
 
 test: env
 	$(BIN)/python -m pytest -q
+
+# The README's pictures of the console, from the demo's workspace (run `make demo` first).
+screenshots: env
+	$(BIN)/python -m halo_tui.screenshots -w halo-demo --out docs/screenshots
 
 lint: env
 	$(BIN)/ruff check .
