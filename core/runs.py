@@ -181,3 +181,32 @@ def _counts(figures: dict[str, Any]) -> tuple[str, str]:
 def cell(metric: str, value: Any, upper_bound: float | None = None, negatives: int | None = None) -> str:
     """A figure of the table for display (`core.figures.figure`)."""
     return figure(metric, value, upper_bound, negatives)
+
+
+OVERVIEW = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3")  # val (last epoch), test (eval)
+
+
+def overview(workspace: Path, name: str) -> dict[str, Any]:
+    """A run in one row: its epochs, the last epoch's validation AUROC and tpr@fpr1e-3 and,
+    once evaluated, the test split's; `_unmeasured` names the figures that could not be
+    measured (too few independent negatives), as opposed to missing."""
+    run = load(workspace, name)
+    last = run.epochs[-1] if run.epochs else {}
+    tested = (run.evaluation or {}).get("operating_points", {})
+    return {
+        "run": name,
+        "epochs": len(run.epochs),
+        "auroc": last.get("auroc"),
+        "tpr@fpr1e-3": last.get("tpr@fpr1e-3"),
+        "evaluated": run.evaluation is not None,
+        "test_auroc": tested.get("auroc"),
+        "test_tpr@fpr1e-3": tested.get("tpr@fpr1e-3"),
+        "_unmeasured": {*last.get("unmeasured", {}), *(f"test_{k}" for k in tested.get("unmeasured", {}))},
+    }
+
+
+def overview_cell(row: dict[str, Any], key: str) -> str:
+    """A figure of `overview`'s row: `-` where there is none, `n/m` where not measurable."""
+    if row[key] is None:
+        return "n/m" if key in row["_unmeasured"] else "-"
+    return figure(key.removeprefix("test_"), row[key])

@@ -24,10 +24,15 @@ class UnsafePath(UsageError, OSError):
     """A path the workspace will not write through (a link, or a folder that is a link)."""
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if needed; refuse it if it is a link; make it 0700."""
+def refuse_link(path: Path) -> None:
+    """Refuse a folder of halo's own that someone made a link (to write, or read, elsewhere)."""
     if path.is_symlink():
         raise UnsafePath(f"{path}: is a symbolic link; halo writes its own files only in real folders")
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) if needed; refuse it if it is a link; make it 0700."""
+    refuse_link(path)
     path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     os.chmod(path, DIR_MODE)
     return path

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from core import layout
 from core.errors import UsageError
+from core.safe_io import refuse_link
 from core.store import Store
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Workspace:
     def has_store(self) -> bool:
         """Whether this folder is a workspace yet: its job store exists (halo creates it on the
         first launch, never on a look)."""
+        refuse_link(self.halo_dir)  # a planted `.halo` link is refused on a look too
         return layout.store_path(self.root).is_file()
 
     @property

@@ -628,40 +628,16 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     from core.workspace import Workspace
 
     ws = Workspace.resolve(workspace)
-    rows = []
-    for name in runs_mod.list_names(ws.root):
-        run = runs_mod.load(ws.root, name)
-        last = run.epochs[-1] if run.epochs else {}
-        tested = (run.evaluation or {}).get("operating_points", {})
-        rows.append(
-            {
-                "run": name,
-                "epochs": len(run.epochs),
-                "auroc": last.get("auroc"),
-                "tpr@fpr1e-3": last.get("tpr@fpr1e-3"),
-                "evaluated": run.evaluation is not None,
-                "test_auroc": tested.get("auroc"),
-                "test_tpr@fpr1e-3": tested.get("tpr@fpr1e-3"),
-                "_unmeasured": {
-                    *last.get("unmeasured", {}),
-                    *(f"test_{k}" for k in tested.get("unmeasured", {})),
-                },
-            }
-        )
+    rows = [runs_mod.overview(ws.root, name) for name in runs_mod.list_names(ws.root)]
     if as_json:
         _emit_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
         return
 
-    def cell(row: dict[str, Any], key: str) -> str:
-        value = row[key]
-        if value is None:
-            return "n/m" if key in row["_unmeasured"] else "-"
-        return f"{value:.4f}"
-
-    columns = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3")
     table = _table(("run", "epochs", "val auroc", "val tpr@fpr1e-3", "test auroc", "test tpr@fpr1e-3"))
     for row in rows:
-        table.add_row(row["run"], str(row["epochs"]), *(cell(row, key) for key in columns))
+        table.add_row(
+            row["run"], str(row["epochs"]), *(runs_mod.overview_cell(row, k) for k in runs_mod.OVERVIEW)
+        )
     out = _console()
     out.print(table if rows else f"no runs yet in {runs_mod.runs_root(ws.root)}")
     if rows:

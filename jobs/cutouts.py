@@ -161,7 +161,7 @@ def run(
     final = cutouts_dir(workspace, name)
     digest = stage_runtime.fingerprint("cutouts", asdict(settings), rows_per_part, storage.signature(source))
     if not force and stage_runtime.up_to_date(final, digest):  # the input is not even read
-        print(f"cutouts {final} are up to date (use --force to redo them)", flush=True)
+        stage_runtime.unchanged(f"cutouts: {final} is")
         return {"outputs": [str(final)], "skipped": True}
     table = positions(source, catalog is not None)
     staging = partitioned.staging_for(final, digest, force)

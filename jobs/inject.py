@@ -94,7 +94,7 @@ def run(
         stage_runtime.files_fingerprint([manifest_path]),
     )
     if not force and stage_runtime.up_to_date(final, digest):
-        print(f"stamps {final} are up to date (use --force to redo them)", flush=True)
+        stage_runtime.unchanged(f"inject: the stamps {final} are")
         return {"outputs": [str(final)], "skipped": True}
 
     staging = partitioned.staging_for(final, digest, force)

@@ -405,7 +405,7 @@ def run(
         stage_runtime.files_fingerprint([parent_path, *lens_tables]),
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
-        print(f"manifest {out_dir} is up to date (use --force to redo it)", flush=True)
+        stage_runtime.unchanged(f"manifest: {out_dir} is")
         return {"outputs": [str(out_dir / "manifest.parquet")], "skipped": True}
     if grid.control_mode == "paired":
         print(

@@ -614,7 +614,7 @@ def run(cfg: MockConfig, workspace: Path, force: bool = False) -> dict[str, Any]
     survey, truth_dir = survey_dir(workspace), workspace / TRUTH_DIR
     digest = stage_runtime.fingerprint("mock_survey", asdict(cfg))
     if not force and stage_runtime.up_to_date(survey, digest):
-        print(f"mock survey in {survey} is up to date (use --force to rewrite it)", flush=True)
+        stage_runtime.unchanged(f"demo: the mock survey in {survey} is")
         if (truth_dir / "planted.parquet").exists():
             write_catalogs(workspace, pq.read_table(truth_dir / "planted.parquet").to_pylist())
         return {"outputs": [str(survey), str(truth_dir)], "skipped": True}

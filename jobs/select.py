@@ -319,7 +319,7 @@ def run(
         "select", variant.model_dump(mode="json"), [storage.signature(f) for f in files]
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
-        print(f"parent sample {out_dir} is up to date (use --force to redo it)", flush=True)
+        stage_runtime.unchanged(f"select: the parent sample {out_dir} is")
         return {"outputs": [str(out_dir / "parent.parquet")], "skipped": True}
 
     table, reports = select_files(files, variant, runner)

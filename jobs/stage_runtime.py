@@ -178,6 +178,8 @@ def up_to_date(folder: Path, digest: str, key: str | None = None) -> bool:
     splits), each with its own inputs. What a killed run left beside it is cleared first
     (`recover`)."""
     recover(folder)
+    if not folder.is_dir():
+        return False  # never written: nothing to say
     try:
         stamp = json.loads((folder / STAMP_FILE).read_text())
         recorded = stamp["inputs"] if key is None else stamp.get("inputs_by", {}).get(key)
@@ -202,7 +204,7 @@ def up_to_date(folder: Path, digest: str, key: str | None = None) -> bool:
 
 def unchanged(what: str) -> None:
     """Say that a stage skipped its work, and how to redo it: the one wording for all."""
-    print(f"{what} up to date: its inputs have not changed (use --force to redo it)", flush=True)
+    print(f"{what} up to date: the inputs have not changed (--force redoes the work)", flush=True)
 
 
 def signatures(*paths: Path | str | None) -> list[Any]:

@@ -37,28 +37,18 @@ class RunsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "", "run", "epochs", "auroc", "tpr@fpr1e-3", "evaluated", "candidates"
+        self.query_one(DataTable).add_columns(  # val: the last epoch; test: `halo stage eval`
+            "", "run", "epochs", "val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3", "stamps"
         )
         self.load()
 
     @work(thread=True, exclusive=True, group="runs")
     def load(self) -> None:
         root = self.app.engine.workspace.root
-        rows = []
-        for name in runs_mod.list_names(root):
-            run = runs_mod.load(root, name)
-            last: dict[str, Any] = run.epochs[-1] if run.epochs else {}
-            rows.append(
-                (
-                    name,
-                    len(run.epochs),
-                    last.get("auroc"),
-                    last.get("tpr@fpr1e-3"),
-                    run.evaluation is not None,
-                    candidates_path(root, name).exists(),
-                )
-            )
+        rows = [
+            (runs_mod.overview(root, name), candidates_path(root, name).exists())
+            for name in runs_mod.list_names(root)
+        ]
         self.post_message(RunsLoaded(rows))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
@@ -67,16 +57,14 @@ class RunsScreen(Screen[None]):
     def _show(self, rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(DataTable)
         table.clear()
-        for name, epochs, auroc, tpr, evaluated, cands in rows:
+        for row, cands in rows:
             table.add_row(
-                "*" if name in self.marked else "",
-                name,
-                str(epochs),
-                runs_mod.cell("auroc", auroc),
-                runs_mod.cell("tpr@fpr1e-3", tpr),
-                "yes" if evaluated else "-",
+                "*" if row["run"] in self.marked else "",
+                row["run"],
+                str(row["epochs"]),
+                *(runs_mod.overview_cell(row, key) for key in runs_mod.OVERVIEW),
                 "yes" if cands else "-",
-                key=name,
+                key=row["run"],
             )
 
     def _selected(self) -> str | None:

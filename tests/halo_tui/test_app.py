@@ -831,3 +831,28 @@ async def test_zoom_shows_real_pixels_where_the_terminal_draws_images(
     assert pixels.detect({}) is None  # not a terminal: half blocks
     with pytest.raises(UsageError, match="HALO_PIXELS"):
         pixels.detect({"HALO_PIXELS": "png"})
+
+
+async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(engine) -> None:
+    """Issue 15: `n/m` also stood for "no data"; val figures showed without saying which."""
+    from halo_tui.screens.runs import RunsScreen
+
+    root = engine.workspace.root
+    for name, line in (
+        ("gen1", {"epoch": 0, "auroc": 0.91}),
+        ("gen2", {"epoch": 0, "auroc": 0.99, "tpr@fpr1e-3": None, "unmeasured": {"tpr@fpr1e-3": "few"}}),
+    ):
+        (root / "data" / "runs" / name).mkdir(parents=True)
+        (root / "data" / "runs" / name / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    app = HaloApp(engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("2")
+        await _until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        table = app.screen.query_one(DataTable)
+        await _until(pilot, lambda: table.row_count == 2)
+        labels = [str(c.label) for c in table.columns.values()]
+        assert labels[3:7] == ["val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3"]
+        assert [str(c) for c in table.get_row("gen1")[3:7]] == ["0.9100", "-", "-", "-"]
+        assert [str(c) for c in table.get_row("gen2")[3:7]] == ["0.9900", "n/m", "-", "-"]
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80  # no scrolling
