@@ -16,7 +16,9 @@ $(STAMP):
 
 # Re-point the editable install at this checkout (a cached VENV may have served another).
 env: $(STAMP)
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@# setuptools warns on every editable install that folders named like the packages may shadow
+	@# them; here those folders are the packages
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 
 demo: env
 	$(BIN)/halo demo

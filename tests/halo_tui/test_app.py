@@ -1,6 +1,7 @@
 """The console, driven by Textual's pilot: every screen and action."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -423,6 +424,9 @@ async def test_grading_candidates_survives_a_restart(engine, candidates: Path, m
         exported = (candidates.parent / "grades-demo.csv").read_text().splitlines()
         assert exported[0].startswith("run,rank,brickname,objid") and len(exported) == 3
         assert exported[0].endswith(",alice,notes") and exported[1].startswith("demo,1,")
+        row = dict(zip(exported[0].split(","), exported[1].split(","), strict=True))
+        # issue 15: rounded for people, as scores read everywhere else (ra, dec to 1e-6 degrees)
+        assert re.fullmatch(r"[01]\.\d{6}", row["score"]) and re.fullmatch(r"\d+\.\d{6}", row["ra"])
 
 
 async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Path, monkeypatch) -> None:
