@@ -81,9 +81,27 @@ class Engine:
             self._check_trained(variant, parsed)
         backend = check_backend(backend or config.backends.default)
         self.backend(backend).check(stage)
+        if variant is not None and not self.backend(backend).remote:  # a step reads them from S3
+            self._check_inputs(stage, variant, parsed)
         if not stage.available(self.workspace.root):
             raise UsageError(f"stage {stage.name!r} is not built yet (no module {stage.module})")
         return stage, variant, parsed, backend
+
+    def _check_inputs(self, stage: Stage, variant: str, params: dict[str, Any]) -> None:
+        """A launch whose input an earlier stage has not written yet is refused before it
+        starts (it would start only to fail), naming the stage that writes it."""
+        from core.layout import INPUT_MAKERS, stage_input
+
+        for name, instead in stage.needs:
+            if instead is not None and params.get(instead):
+                continue
+            path = stage_input(self.workspace.root, self.workspace.config, name, variant, params)
+            if not path.exists():
+                grid = f" --grid {params['grid']}" if params.get("grid") and name != "parent" else ""
+                raise UsageError(
+                    f"{stage.name} reads {path}, which is not there yet;"
+                    f" write it first: halo stage {INPUT_MAKERS[name]} --variant {variant}{grid}"
+                )
 
     def _check_trained(self, variant: str, params: dict[str, Any]) -> None:
         """A stage that works on a trained run is refused before launch when the run (named,

@@ -132,3 +132,18 @@ def eval_dir(workspace: Path, run: str) -> Path:
 
 def candidates_dir(workspace: Path, run: str) -> Path:
     return data_dir(workspace) / "candidates" / run
+
+
+# What a stage reads that an earlier stage writes: its name, the stage that writes it
+INPUT_MAKERS = {"parent": "select", "manifest": "manifest", "stamps": "inject"}
+
+
+def stage_input(workspace: Path, config: Any, name: str, variant: str, params: dict[str, Any]) -> Path:
+    """Where a launch of `variant` with `params` finds the input `name` (see `INPUT_MAKERS`)."""
+    chosen = config.variants[variant]
+    grid = params.get("grid") or chosen.default_grid
+    if name == "parent":
+        return parent_dir(workspace, chosen.parent_sample) / "parent.parquet"
+    if name == "manifest":
+        return manifest_dir(workspace, variant, grid) / "manifest.parquet"
+    return stamps_dir(workspace, variant, grid)

@@ -114,6 +114,9 @@ class Stage:
     pythonpath: tuple[str, ...] = field(default=())
     spark: bool = False  # has `spark_run(SparkJob)`: runs as a Spark step (jobs/spark_pipeline.py)
     trained_run: bool = False  # works on a trained run (--run): refused before launch without one
+    # what it reads that an earlier stage writes (core.layout.INPUT_MAKERS), each with the option
+    # that replaces it (or None): a local launch without it is refused before it starts
+    needs: tuple[tuple[str, str | None], ...] = ()
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -206,6 +209,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.manifest",
         "grid x galaxies -> injection tasks, hash-assigned controls",
         "Phase 4a",
+        needs=(("parent", None),),
         params=(Param("grid", "grid", help="injection grid [default: the variant's]"), _FORCE),
     ),
     Stage(
@@ -213,6 +217,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.coadds",
         "fetch and cache the grz coadds of the needed bricks",
         "Phase 4b",
+        needs=(("manifest", None),),
         params=(
             Param("grid", "grid", help="the manifest's grid [default: the variant's]"),
             Param("source", "path", help="URL template of the coadd tree [default: the mock survey]"),
@@ -226,6 +231,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.inject",
         "64x64 grz cutouts + injected arcs -> stamps parquet",
         "Phase 4c",
+        needs=(("manifest", None),),
         params=(
             Param("grid", "grid", help="the manifest's grid [default: the variant's]"),
             Param(
@@ -247,6 +253,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.train",
         "stamps -> ResNet18-64 / ConvNeXt-Tiny checkpoints and metrics",
         "Phase 5",
+        needs=(("stamps", None),),
         params=(
             Param("grid", "grid", help="the stamps' grid [default: the variant's]"),
             Param("preset", "preset", help="training preset [default: the variant's]"),
@@ -263,6 +270,7 @@ SHIPPED: tuple[Stage, ...] = (
         "operating points, completeness maps, real-galaxy and lookalike FPR, known lenses",
         "Phase 6",
         trained_run=True,
+        needs=(("stamps", None), ("parent", None)),
         params=(
             Param("grid", "grid", help="the stamps' grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),
@@ -290,6 +298,7 @@ SHIPPED: tuple[Stage, ...] = (
         "jobs.cutouts",
         "real galaxies cut out of the coadds -> stamps parquet (what score streams)",
         "inference",
+        needs=(("parent", "catalog"),),
         params=(
             Param("catalog", "path", help="cut these positions (ra, dec[, name, population]) instead"),
             *_partitioned("positions"),
@@ -303,6 +312,7 @@ SHIPPED: tuple[Stage, ...] = (
         "a model over the parent sample -> candidates parquet",
         "inference",
         trained_run=True,
+        needs=(("parent", "catalog"), ("stamps", "catalog")),
         params=(
             Param("grid", "grid", help="the run's grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),

@@ -230,3 +230,36 @@ def test_a_stage_on_an_untrained_run_is_refused_before_launch(engine: Engine) ->
     with pytest.raises(UsageError, match="trained runs here: r1"):
         engine.launch("eval", variant="v4_sota", params={"run": "r2"})
     assert engine.store.list() == []  # nothing was recorded
+
+
+def test_a_launch_whose_input_is_not_written_yet_is_refused_before_it_starts(engine: Engine) -> None:
+    """Issue 15: a launch with a missing input returned 0 and failed 0.3 s later. Each stage's
+    input, where an earlier stage writes it, is looked for first; the error names the stage."""
+    from core.errors import UsageError
+    from core.layout import manifest_dir, parent_dir, stamps_dir
+
+    root, config = engine.workspace.root, engine.workspace.config
+    parent = parent_dir(root, config.variants["v4_sota"].parent_sample) / "parent.parquet"
+    with pytest.raises(
+        UsageError, match=f"manifest reads {parent}, which is not there yet; .* halo stage select"
+    ):
+        engine.launch("manifest", variant="v4_sota")
+    manifest = manifest_dir(root, "v4_sota", "grid_small") / "manifest.parquet"
+    for stage in ("inject", "coadds"):
+        with pytest.raises(
+            UsageError, match=f"reads {manifest}.*halo stage manifest --variant v4_sota --grid"
+        ):
+            engine.launch(stage, variant="v4_sota", params={"grid": "grid_small"})
+    with pytest.raises(UsageError, match="train reads .*stamps.*halo stage inject"):
+        engine.launch("train", variant="v4_sota")
+    with pytest.raises(UsageError, match="cutouts reads .*parent.parquet"):
+        engine.launch("cutouts", variant="v4_sota")
+    assert engine.store.list() == []  # nothing was recorded
+    parent.parent.mkdir(parents=True)
+    parent.write_bytes(b"")
+    manifest.parent.mkdir(parents=True)
+    manifest.write_bytes(b"")
+    stamps_dir(root, "v4_sota", "grid_sota").mkdir(parents=True)
+    for stage, params in (("manifest", {}), ("inject", {"grid": "grid_small"}), ("train", {})):
+        engine.validate(stage, "v4_sota", params, None)  # now each may start
+    engine.validate("cutouts", "v4_sota", {"catalog": "elsewhere.csv"}, None)  # its own positions
