@@ -15,7 +15,7 @@ from core.layout import job_file
 
 if TYPE_CHECKING:
     from core.stages import Stage
-    from core.store import Job
+    from core.store import Job, Store
     from core.workspace import Workspace
 
 
@@ -29,7 +29,11 @@ class Backend(ABC):
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
-        self.store = workspace.store
+
+    @property
+    def store(self) -> Store:
+        """The workspace's job store, opened (and created) on first use, never by a refusal."""
+        return self.workspace.store
 
     # -- the job's files in the workspace ---------------------------------------------------
 

@@ -235,6 +235,8 @@ def test_a_look_never_makes_a_workspace_and_a_launch_says_where(
 
     halo("stage", "nosuch", check=2)
     halo("stage", "sleepy", "--seconds", "soon", check=2)
+    refused = halo("stage", "inject", "--variant", "v4_sota", check=2).stderr  # no manifest yet
+    assert "halo stage manifest --variant v4_sota" in refused and refused.count("\n") == 1
     assert not (workspace / ".halo").exists()  # refused before anything was made
     first = halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0).stderr
     assert f"{workspace.resolve()} is a new workspace: its job store and logs are in " in first
