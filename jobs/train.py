@@ -61,6 +61,13 @@ def focal_loss(logits: Any, targets: Any, gamma: float) -> Any:
     return ((1 - p_t) ** gamma * bce).mean()
 
 
+def cpus_here() -> int:
+    """The CPUs this process may run on (its affinity where the OS says, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Trainer:
     """One training run: model, optimiser, data, the loop and what it writes."""
 
@@ -77,7 +84,7 @@ class Trainer:
         self.cuda = torch.cuda.is_available()
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if self.cuda else "cpu")
         if not self.cuda:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+            torch.set_num_threads(max(1, cpus_here() // world))
         torch.manual_seed(preset.seed)
         common = {
             "min_theta_over_psf": preset.min_theta_over_psf,
@@ -111,6 +118,16 @@ class Trainer:
             print(
                 f"train: warning: this preset asks for {preset.precision} on a GPU; there is none here,"
                 " so it trains in float32 on the CPU, slowly (the progress lines give the time left)",
+                flush=True,
+            )
+        # DataLoader workers: the preset's, at most the CPUs this rank has (more only thrash,
+        # and torch warns about each); said once where that changes the preset's number
+        cpus = max(1, cpus_here() // world)
+        self.workers = min(preset.num_workers, cpus)
+        if self.workers < preset.num_workers and rank == 0:
+            print(
+                f"train: the preset asks for {preset.num_workers} loader workers per process;"
+                f" this machine has {cpus} CPU(s) for each: using {self.workers}",
                 flush=True,
             )
         self.history: list[dict[str, Any]] = []
@@ -159,7 +176,7 @@ class Trainer:
         # the augmentation's draws where batches are prepared here (on the GPU)
         self.rng = np.random.default_rng([self.preset.seed, shuffle_epoch or 0, self.rank, 1 << 20])
         return torch.utils.data.DataLoader(
-            data, batch_size=None, num_workers=self.preset.num_workers, pin_memory=self.cuda
+            data, batch_size=None, num_workers=self.workers, pin_memory=self.cuda
         )
 
     def _to_device(self, batch: Any, data: Any) -> tuple[Any, Any, Any]:
@@ -188,7 +205,7 @@ class Trainer:
 
             join = Join([self.net])  # ranks may hold different numbers of batches
         loader = self._batches(self.train_data, epoch)
-        steps = self.train_data.batches(self.preset.num_workers)
+        steps = self.train_data.batches(self.workers)
         with join:
             for step, batch in enumerate(loader):
                 images, labels, meta = self._to_device(batch, self.train_data)

@@ -268,7 +268,7 @@ weight_decay = 1e-4
 batch_size = 64
 epochs = 1
 precision = "fp16"
-num_workers = 0
+num_workers = 512                # more than any machine running the tests has CPUs
 shuffle_buffer = 64
 """
 

@@ -501,11 +501,17 @@ def test_best_is_chosen_on_partial_auroc_then_auroc() -> None:
 
 
 def test_a_gpu_preset_on_the_cpu_warns_and_says_how_long(stamps_ws: Path, capsys, monkeypatch) -> None:
-    """Issue 15: an fp16 preset on a CPU ran at a few images/s with no warning and no ETA."""
+    """Issue 15: an fp16 preset on a CPU ran at a few images/s with no warning and no ETA, and
+    torch warned about more DataLoader workers than CPUs."""
+    import warnings
+
     monkeypatch.setattr(train, "PROGRESS_EVERY_S", 0.0)  # every step says where it is
-    train.run(stamps_ws, "v4_sota", preset_name="test_gpu_on_cpu", run_name="gpu-on-cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the project's own runs raise none
+        train.run(stamps_ws, "v4_sota", preset_name="test_gpu_on_cpu", run_name="gpu-on-cpu")
     said = capsys.readouterr().out
     assert "train: warning: this preset asks for fp16 on a GPU; there is none here" in said
+    assert f"asks for 512 loader workers per process; this machine has {train.cpus_here()} CPU(s)" in said
     progress = [line for line in said.splitlines() if line.startswith("train: epoch 1/1 step")]
     assert progress and all(line.endswith("of training left") for line in progress)
     assert (
