@@ -106,12 +106,9 @@ class Engine:
     def _check_trained(self, variant: str, params: dict[str, Any]) -> None:
         """A stage that works on a trained run is refused before launch when the run (named,
         or the variant's default) has no checkpoint: it would start only to fail."""
-        from core.layout import default_run_name, run_checkpoint, runs_dir
+        from core.layout import run_checkpoint, run_name_of, runs_dir
 
-        spec = self.workspace.config.variants[variant]
-        run = params.get("run") or default_run_name(
-            variant, params.get("grid") or spec.default_grid, spec.default_preset
-        )
+        run = run_name_of(self.workspace.config, variant, params)
         where = runs_dir(self.workspace.root)
         if run_checkpoint(where / run) is None:
             trained = sorted({p.name for p in where.glob("*") if run_checkpoint(p) is not None})

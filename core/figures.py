@@ -21,6 +21,11 @@ def figure(metric: str, value: Any, bound: float | None = None, negatives: int |
     return str(value)
 
 
+def degrees(value: float | None) -> str:
+    """A position in degrees to 1e-6 (4 milliarcseconds), as people read and paste it."""
+    return "" if value is None else f"{value:.6f}"
+
+
 def score(value: float | None, digits: int = 4) -> str:
     """A model score (a probability), rounded; `-` where there is none."""
     return "-" if value is None else f"{value:.{digits}f}"

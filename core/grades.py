@@ -142,14 +142,14 @@ def current_all(store: Store, run: str) -> dict[tuple[Any, ...], Consensus]:
     """`current` of the candidates and of the blind items together (each key tells which),
     the blind grades read once for both."""
     blind = _latest(store, run, blinds=True)
-    figures = _calibrate(blind)
-    return _consensus(_latest(store, run, blinds=False), figures) | _consensus(blind, figures)
+    calibrated = _calibrate(blind)
+    return _consensus(_latest(store, run, blinds=False), calibrated) | _consensus(blind, calibrated)
 
 
 def _consensus(
-    latest: dict[tuple[Any, ...], dict[str, str]], figures: dict[str, Calibration]
+    latest: dict[tuple[Any, ...], dict[str, str]], calibrated: dict[str, Calibration]
 ) -> dict[tuple[Any, ...], Consensus]:
-    weights = {who: c.weight for who, c in figures.items()}
+    weights = {who: c.weight for who, c in calibrated.items()}
     out = {}
     for key, by in latest.items():
         graded = {i: POINTS[g] for i, g in by.items() if g in POINTS}
@@ -318,7 +318,7 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
                 info.get("rank", ""),
                 brick,
                 objid,
-                *(_degrees(info.get(k)) for k in ("ra", "dec")),
+                *(figures.degrees(info.get(k)) for k in ("ra", "dec")),
                 "" if info.get("score") is None else figures.score(info["score"], 6),
                 "" if c.score is None else f"{c.score:.2f}",
                 "" if c.mean is None else f"{c.mean:.2f}",
@@ -330,11 +330,6 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
     atomic_write(path, handle.getvalue())
     export_calibration(store, run, calibration_path(path))
     return len(table)
-
-
-def _degrees(value: float | None) -> str:
-    """A position in degrees to 1e-6 (4 milliarcseconds), as people read and paste it."""
-    return "" if value is None else f"{value:.6f}"
 
 
 def export_calibration(store: Store, run: str, path: Path) -> None:

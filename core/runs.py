@@ -159,14 +159,23 @@ def markdown(table: dict[str, Any]) -> str:
     runs = table["runs"]
     lines = ["| Metric | " + " | ".join(runs) + " | Target |", "|---" * (len(runs) + 2) + "|"]
     for row in table["rows"]:
-        cells = []
-        bounds = row.get("upper_bounds") or [None] * len(runs)
-        negatives = row.get("negatives") or [None] * len(runs)
-        for name, value, bound, negs in zip(runs, row["values"], bounds, negatives, strict=True):
-            text = cell(row["metric"], value, bound, negs)
-            cells.append(f"**{text}**" if row["best"] == name and len(runs) > 1 else text)
+        cells = [f"**{text}**" if best else text for text, best, _ in row_cells(table, row)]
         lines.append(f"| {row['metric']} | " + " | ".join(cells) + f" | {row['target'] or ''} |")
     return "\n".join(lines) + "\n"
+
+
+def row_cells(table: dict[str, Any], row: dict[str, Any]) -> list[tuple[str, bool, bool | None]]:
+    """Each run's cell of a `compare` row: its figure's text, whether it is the better run's
+    (with more than one run), and whether it meets the target (None: unmeasured or none)."""
+    n = len(table["runs"])
+    bounds, negatives = row.get("upper_bounds") or [None] * n, row.get("negatives") or [None] * n
+    met = row.get("met") or [None] * n
+    return [
+        (figure(row["metric"], value, bound, negs), row["best"] == name and n > 1, ok)
+        for name, value, bound, negs, ok in zip(
+            table["runs"], row["values"], bounds, negatives, met, strict=True
+        )
+    ]
 
 
 def _counts(figures: dict[str, Any]) -> tuple[str, str]:
@@ -176,11 +185,6 @@ def _counts(figures: dict[str, Any]) -> tuple[str, str]:
         rows, galaxies = figures.get(f"n_{kind}"), figures.get(f"n_{kind}_independent")
         out.append("-" if rows is None else f"{rows} ({galaxies if galaxies is not None else '?'})")
     return out[0], out[1]
-
-
-def cell(metric: str, value: Any, upper_bound: float | None = None, negatives: int | None = None) -> str:
-    """A figure of the table for display (`core.figures.figure`)."""
-    return figure(metric, value, upper_bound, negatives)
 
 
 OVERVIEW = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3")  # val (last epoch), test (eval)

@@ -66,8 +66,8 @@ def _say(text: str, console: Any = None) -> None:
 
 def _started_here(engine: Any) -> str:
     """Said once, when a launch made a folder a workspace: where its store and logs went."""
-    root = engine.workspace.root
-    return f"halo: {root} is a new workspace: its job store and logs are in {root / '.halo'}"
+    ws = engine.workspace
+    return f"halo: {ws.root} is a new workspace: its job store and logs are in {ws.halo_dir}"
 
 
 def _glance(engine: Any) -> None:
@@ -669,16 +669,10 @@ def runs_compare(
         return
     out = _table(("metric", *table["runs"], "target"))
     for row in table["rows"]:
-        n = len(table["runs"])
-        bounds, negatives = row.get("upper_bounds") or [None] * n, row.get("negatives") or [None] * n
-        met = row.get("met") or [None] * n
-        cells = []
-        for name, value, bound, negs, ok in zip(
-            table["runs"], row["values"], bounds, negatives, met, strict=True
-        ):
-            best = row["best"] == name and n > 1
-            text = runs_mod.cell(row["metric"], value, bound, negs) + (" ▲" if best else "")
-            cells.append(Text(visible(text), style=TARGET_STYLES[ok]))
+        cells = [
+            Text(visible(text + (" ▲" if best else "")), style=TARGET_STYLES[ok])
+            for text, best, ok in runs_mod.row_cells(table, row)
+        ]
         out.add_row(row["metric"], *cells, row["target"] or "")
     _console().print(out)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core import layout
-from core.errors import EXIT_USAGE, HaloError
+from core.errors import EXIT_USAGE, HaloError, UsageError
 
 SIZE = (120, 34)
 SHOTS = ("jobs", "monitor", "candidates")
@@ -30,7 +30,6 @@ async def _settle(pilot: Any) -> None:
 async def shoot(workspace: Path, out: Path) -> list[Path]:
     """Save the three screens of `workspace` as `out/<screen>.svg`; return their paths."""
     from core.engine import Engine
-    from core.errors import UsageError
     from core.workspace import Workspace
     from halo_tui.app import HaloApp
 

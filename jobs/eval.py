@@ -244,7 +244,15 @@ def run(
 ) -> dict[str, Any]:
     """Evaluate a run on a split; skipped when the model, stamps, parent sample, coadds,
     lookalikes, known lenses and options are those of the evaluation in place, unless `force`."""
-    from core.layout import default_run_name, eval_dir, lookalikes_path, run_checkpoint, runs_dir, stamps_dir
+    from core.layout import (
+        default_run_name,
+        eval_dir,
+        lookalikes_path,
+        parent_dir,
+        run_checkpoint,
+        runs_dir,
+        stamps_dir,
+    )
     from core.names import check_name
     from jobs import known_lenses
     from jobs.catalogs import read_positions
@@ -253,7 +261,6 @@ def run(
     from jobs.models import load_run
     from jobs.operating_points import operating_points, roc_points
     from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
-    from jobs.select import parent_dir
     from jobs.survey_layout import brick_at
     from jobs.train import pauc_max_fpr
 

@@ -111,7 +111,10 @@ def run(
     made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
     target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
+    scores_name = f"{Path(target).stem}.scores.parquet"
+    extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
     out = candidates_dir(workspace, run_name)
+    outputs = [str(out / name) for name in (target, scores_name, *extra)]
     stamps = stamps_dir(workspace, variant, grid)
     digest = stage_runtime.fingerprint(
         "score",
@@ -127,10 +130,7 @@ def run(
     )
     if not force and stage_runtime.up_to_date(out, digest, key=target):
         stage_runtime.unchanged(f"score: {out / target} is")
-        summary = json.loads((out / summary_name).read_text())
-        extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
-        outputs = [str(out / name) for name in (target, f"{Path(target).stem}.scores.parquet", *extra)]
-        return {"outputs": outputs, "skipped": True, **summary}
+        return {"outputs": outputs, "skipped": True, **json.loads((out / summary_name).read_text())}
     lenses = known_lenses.load(workspace)
     files = sorted(str(p) for p in Path(made["outputs"][0]).glob("part-*.parquet"))
     if not files:
@@ -190,8 +190,6 @@ def run(
         )
         truths = blind.column("truth").to_pylist()
         summary["blinds"] = {t: truths.count(t) for t in ("lens", "not_lens")}
-    scores_name = f"{Path(target).stem}.scores.parquet"
-    extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
     written = (target, scores_name, summary_name, *extra)
     with stage_runtime.atomic_dir(out, digest, replaces=written, key=target) as tmp:  # other files stay
         write_stamps(candidates, tmp / target, "zstd")
@@ -206,8 +204,6 @@ def run(
     for lens in found:
         where = f"#{lens['rank']} of {n}" if lens["rank"] else "not scored"
         print(f"score: known lens {lens['name']} ({lens['grade']}): {where}", flush=True)
-    outputs = [str(out / target), str(out / scores_name)]
-    outputs += [str(out / name) for name in extra]
     return {"outputs": outputs, **summary}
 
 

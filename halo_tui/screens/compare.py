@@ -56,18 +56,10 @@ class CompareScreen(Screen[None]):
         view = self.query_one(DataTable)
         view.add_columns("metric", *table["runs"], "target")
         for row in table["rows"]:
-            cells = []
-            n = len(table["runs"])
-            bounds, negatives = row.get("upper_bounds") or [None] * n, row.get("negatives") or [None] * n
-            met = row.get("met") or [None] * n
-            for name, value, bound, negs, ok in zip(
-                table["runs"], row["values"], bounds, negatives, met, strict=True
-            ):
-                text = runs_mod.cell(row["metric"], value, bound, negs)
-                best = row["best"] == name and len(self.names) > 1
-                cells.append(
-                    Text(text + (" ▲" if best else ""), style=TARGET_STYLES[ok] + (" bold" if best else ""))
-                )
+            cells = [
+                Text(text + (" ▲" if best else ""), style=TARGET_STYLES[ok] + (" bold" if best else ""))
+                for text, best, ok in runs_mod.row_cells(table, row)
+            ]
             view.add_row(row["metric"], *cells, row["target"] or "")
         curves = {r.name: r.evaluation["roc"] for r in self.runs if r.evaluation and r.evaluation.get("roc")}
         roc = self.query_one("#roc")

@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from core.figures import figure
 from core.runs import better, read_metrics
-from halo_tui.format import duration, visible
+from halo_tui.format import TARGET_STYLES, duration, visible
 from halo_tui.messages import MetricsRead
 
 POLL_S = 0.5
@@ -51,9 +51,7 @@ def cell(
         return Text(text, style="dim")
     if isinstance(value, int) or metric == "seconds":
         return Text(text)
-    style = ""
-    if target is not None:
-        style = "green" if target.met(value) else "red"
+    style = TARGET_STYLES[None if target is None else target.met(value)]
     return Text(text, style=f"{style} bold" if best else style)
 
 
