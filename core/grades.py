@@ -52,42 +52,55 @@ def grade(
     value: str,
     note: str | None = None,
     blind: str | None = None,
+    *,
+    note_only: bool = False,
 ) -> None:
-    """Record a grade (with a note) of a candidate, or of a blind item (`blind`: its truth)."""
+    """Record a grade (with a note) of a candidate, or of a blind item (`blind`: its truth);
+    `note_only`: a note on its own, which never counts as a grade (`note`)."""
     if value not in GRADES:
         raise UsageError(f"grade {value!r} is not one of {', '.join(GRADES)}")
     if blind is not None and blind not in BLIND_TRUTHS:
         raise UsageError(f"blind item {blind!r} is not one of {', '.join(BLIND_TRUTHS)}")
     with store.write() as db:
         db.execute(
-            "INSERT INTO grades (run, brickname, objid, inspector, grade, note, created, blind)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run, brickname, int(objid), inspector, value, note, time.time(), blind),
+            "INSERT INTO grades (run, brickname, objid, inspector, grade, note, created, blind, note_only)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run, brickname, int(objid), inspector, value, note, time.time(), blind, int(note_only)),
         )
+
+
+def note(
+    store: Store, run: str, brickname: str, objid: int, inspector: str, text: str, blind: str | None = None
+) -> None:
+    """Record a note on a candidate (or blind item): a note is never a grade, so an ungraded
+    candidate stays ungraded and a graded one keeps its grade; `undo` takes it back alone."""
+    grade(store, run, brickname, objid, inspector, "unsure", text, blind, note_only=True)
 
 
 @dataclass(frozen=True)
 class Undone:
-    """What an undo took back: a grade, or a note (saved with the grade it was given under)."""
+    """What an undo took back: a grade (`grade`), or a note (`note`; `grade` is then None)."""
 
     brickname: str
     objid: int
-    grade: str
+    grade: str | None
     note: str | None
     now: str | None  # the inspector's grade of that candidate after the undo
     blind: str | None = None  # a blind item's truth (never shown: the item stays blind)
 
-    def describe(self) -> str:
-        after = f"; your grade is {self.now}" if self.now else "; ungraded"
-        took = f"the note {self.note!r}" if self.note else self.grade
-        return f"undid {took} on {self.brickname}:{self.objid}{after}"
+    def describe(self, label: str | None = None) -> str:
+        """`undid the grade A on #14 (1499p022:1); now ungraded`: `label` is how the inspector
+        knows the candidate (its number in the stream), else its brick and objid alone."""
+        where = f"{label} ({self.brickname}:{self.objid})" if label else f"{self.brickname}:{self.objid}"
+        took = f"the note {self.note!r}" if self.grade is None else f"the grade {self.grade}"
+        return f"undid {took} on {where}; " + (f"your grade is {self.now}" if self.now else "now ungraded")
 
 
 def undo(store: Store, run: str, inspector: str) -> Undone | None:
     """Undo the inspector's latest action in this run (a grade, or a note); return it."""
     with store.write() as db:
         row = db.execute(
-            "SELECT id, brickname, objid, grade, note, blind FROM grades"
+            "SELECT id, brickname, objid, grade, note, blind, note_only FROM grades"
             " WHERE run = ? AND inspector = ? AND undone = 0 ORDER BY id DESC LIMIT 1",
             (run, inspector),
         ).fetchone()
@@ -96,12 +109,11 @@ def undo(store: Store, run: str, inspector: str) -> Undone | None:
         db.execute("UPDATE grades SET undone = 1 WHERE id = ?", (row["id"],))
         now = db.execute(
             "SELECT grade FROM grades WHERE run = ? AND inspector = ? AND brickname = ? AND objid = ?"
-            " AND blind IS ? AND undone = 0 ORDER BY id DESC LIMIT 1",
+            " AND blind IS ? AND undone = 0 AND note_only = 0 ORDER BY id DESC LIMIT 1",
             (run, inspector, row["brickname"], row["objid"], row["blind"]),
         ).fetchone()
-    return Undone(
-        row["brickname"], row["objid"], row["grade"], row["note"], now["grade"] if now else None, row["blind"]
-    )
+    took, after = (None if row["note_only"] else row["grade"]), (now["grade"] if now else None)
+    return Undone(row["brickname"], row["objid"], took, row["note"], after, row["blind"])
 
 
 def version(store: Store, run: str) -> tuple[int, int]:
@@ -120,7 +132,7 @@ def _latest(store: Store, run: str, blinds: bool) -> dict[tuple[Any, ...], dict[
     """{key: {inspector: current grade}}; key (brickname, objid), or with the truth for blinds."""
     rows = store.db.execute(
         "SELECT brickname, objid, blind, inspector, grade FROM grades"
-        f" WHERE run = ? AND undone = 0 AND {_BLIND[blinds]} ORDER BY id",
+        f" WHERE run = ? AND undone = 0 AND note_only = 0 AND {_BLIND[blinds]} ORDER BY id",
         (run,),
     )
     latest: dict[tuple[Any, ...], dict[str, str]] = {}

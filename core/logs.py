@@ -41,6 +41,25 @@ def last_error(path: Path, lines: int = 50) -> str | None:
     return None
 
 
+PROGRESS = re.compile(r"(?:([a-z]+)\s+)?(\d+)\s*/\s*(\d+)")
+LEFT = re.compile(r"about (\S+(?: \S+)?) of [a-z]+ left")
+
+
+def progress(path: Path, lines: int = 5) -> tuple[str | None, str | None]:
+    """What a running job's last log lines say of its progress and of the time left:
+    ("epoch 3/6 · step 23/31", "4m10s") from train's "train: epoch 3/6 step 23/31 … · about
+    4m10s of training left", ("3/16", None) from "brick 3/16"; (None, None) until one says."""
+    for line in reversed(tail(path, lines)):
+        found = PROGRESS.findall(line)
+        if found:
+            labelled = [f"{label} {done}/{total}" for label, done, total in found if label]
+            left = LEFT.search(line)
+            return (" · ".join(labelled) if labelled else "{1}/{2}".format(*found[-1])), (
+                left.group(1) if left else None
+            )
+    return None, None
+
+
 def tail(path: Path, n: int) -> list[str]:
     """The last `n` lines of a file, read backwards from its end in blocks (linear in what it
     reads, and never more than MAX_TAIL bytes: a 100 MB line shows as its clipped end)."""
@@ -141,6 +160,15 @@ class LineIndex:
                     clip(head) + (CLIPPED.format(end - begin - MAX_LINE) if end - begin > MAX_LINE else "")
                 )
             return out
+
+    def matching(self, pattern: str, step: int = 4096) -> array:
+        """Every line (its number) that matches `pattern` (a regex, case-insensitive)."""
+        regex, found, position = re.compile(pattern, re.IGNORECASE), array("Q"), 0
+        while position < len(self):
+            block = self.lines(position, position + step)
+            found.extend(position + i for i, line in enumerate(block) if regex.search(line))
+            position += step
+        return found
 
     def search(self, pattern: str, start: int, forward: bool = True) -> int | None:
         """The next line (from `start`, excluded) matching `pattern` (a regex, case-insensitive)."""

@@ -61,6 +61,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE grades ADD COLUMN blind TEXT CHECK (blind IS NULL OR blind IN ('lens', 'not_lens'));
     """,
+    # a note on its own: it never counts as a grade (its `grade` column is a placeholder)
+    """
+    ALTER TABLE grades ADD COLUMN note_only INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _JSON_FIELDS = ("params", "handle", "outputs", "summary", "argv")

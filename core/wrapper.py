@@ -31,6 +31,9 @@ def main(args: list[str]) -> int:
         print("usage: python -m core.wrapper EXIT_FILE -- ARGV...", file=sys.stderr)
         return 2
     exit_path, argv = args[0], args[2:]
+    # a console launching it blocks SIGHUP in its threads (halo_tui.lifeline): the job gets
+    # the ordinary signal mask back, so `jobs cancel` and a hang-up reach it as they should
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     _say(f"start: {shlex.join(argv)}")
     try:
         child = subprocess.Popen(argv)

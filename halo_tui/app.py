@@ -3,40 +3,50 @@
 Screens: jobs (live table, details, launch, cancel, relaunch, logs), runs (monitor, compare,
 candidates). `?` lists every action; the command palette (ctrl+p) does too. Key bindings have
 ids and can be remapped in halo.toml under [keys]. `--readonly` hides every action that
-changes state. All I/O runs in thread workers; an idle console does not repaint. The app
-exits on SIGHUP (a lost SSH link)."""
+changes state. All I/O runs in thread workers; an idle console does not repaint. A lost
+terminal ends it (halo_tui.lifeline, started by the CLI); an unexpected exception ends it with
+one line, its traceback in the workspace's console log."""
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
-from textual.command import Hit, Hits, Provider
+from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from halo_tui.components.textual_fixes import monochrome_filters
 from halo_tui.format import home_relative
+from halo_tui.lifeline import crash_log
 from halo_tui.screens.help import HelpScreen
 from halo_tui.screens.jobs import JobsScreen
 from halo_tui.screens.runs import RunsScreen, latest_candidates
+from halo_tui.write_queue import WriteQueue
 
 
 class ActionCommands(Provider):
-    """Every key-bound action of the screen the palette was opened on, and the app's."""
+    """Every key-bound action of the screen the palette was opened on, and the app's: all of
+    them as soon as it opens, the matching ones as you type."""
+
+    def _actions(self) -> list[tuple[str, Any, str, str]]:
+        # `self.screen`: the screen under the palette (`app.screen` is the palette itself)
+        found = []
+        for binding, target in _bindings(self.app, self.screen):
+            if binding.description:
+                label = f"{binding.description} ({self.app.get_key_display(binding)})"
+                found.append((label, target, binding.action, binding.id or ""))
+        return found
+
+    async def discover(self) -> Hits:
+        for label, target, action, ident in self._actions():
+            yield DiscoveryHit(label, _runner(target, action), help=ident)
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
-        # `self.screen`: the screen under the palette (`app.screen` is the palette itself)
-        for binding, target in _bindings(self.app, self.screen):
-            if not binding.show and not binding.description:
-                continue
-            label = f"{binding.description} ({self.app.get_key_display(binding)})"
+        for label, target, action, ident in self._actions():
             score = matcher.match(label)
             if score > 0:
-                yield Hit(
-                    score, matcher.highlight(label), _runner(target, binding.action), help=binding.id or ""
-                )
+                yield Hit(score, matcher.highlight(label), _runner(target, action), help=ident)
 
 
 def _runner(target: Any, action: str) -> Any:
@@ -47,17 +57,30 @@ def _runner(target: Any, action: str) -> Any:
 
 
 def _bindings(app: App[Any], screen: Any = None) -> list[tuple[Binding, Any]]:
-    """(binding, the node it belongs to) for `screen` (the active one) and the app, allowed
-    ones only."""
-    found = []
-    for node in (screen or app.screen, app):
+    """(binding, the node it belongs to) for `screen` (the active one), its focused widget
+    (a table's or a log's own keys) and the app, allowed ones only; a key bound twice is
+    listed where it acts (the focused widget, then the screen, then the app)."""
+    screen = screen or app.screen
+    focused = getattr(screen, "focused", None)
+    chain = [n for n in (focused, screen, app) if n is not None]
+    taken: set[str] = set()
+    found: dict[Any, list[tuple[Binding, Any]]] = {id(n): [] for n in chain}
+    for node in chain:
         for binding in getattr(node, "BINDINGS", []):
-            if isinstance(binding, Binding):
-                name = binding.action.split("(")[0]
-                check = getattr(node, "check_action", None)
-                if check is None or check(name, ()) is not False:
-                    found.append((binding, node))
-    return found
+            if not isinstance(binding, Binding):
+                continue
+            keys = {k.strip() for k in binding.key.split(",")}
+            name = binding.action.split("(")[0]
+            check = getattr(node, "check_action", None)
+            if keys <= taken or (check is not None and check(name, ()) is False):
+                continue
+            taken |= keys
+            found[id(node)].append((binding, node))
+    order = [screen, focused, app]  # as a person reads them: the screen's own keys first
+    return [pair for node in order if node is not None for pair in found[id(node)]]
+
+
+SCREENS = Binding.Group("jobs runs cands", compact=True)  # 1 2 3 in the footer, as one item
 
 
 class HaloApp(App[None]):
@@ -70,20 +93,25 @@ class HaloApp(App[None]):
         background: $panel;
     }
     .status { height: 1; color: $text-muted; }
-    """  # the dialogs' shared look (#dialog), the status lines; each screen's own CSS is beside it
+    Toast { width: auto; max-width: 96%; }
+    """  # the dialogs' shared look (#dialog), the status lines, toasts as wide as their text (a path
+    # or URL is not wrapped mid-word where the screen has room); each screen's own CSS is beside it
     COMMANDS = App.COMMANDS | {ActionCommands}
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit"),
         Binding("question_mark", "help", "Help", id="app.help"),
-        Binding("1", "jobs", "Jobs", id="app.jobs"),
-        Binding("2", "runs", "Runs", id="app.runs"),
-        Binding("3", "candidates", "Candidates", id="app.candidates"),
+        Binding("1", "jobs", "Jobs", id="app.jobs", group=SCREENS),
+        Binding("2", "runs", "Runs", id="app.runs", group=SCREENS),
+        Binding("3", "candidates", "Candidates", id="app.candidates", group=SCREENS),
     ]
 
     def __init__(self, engine: Any, readonly: bool = False, blind_rate: float | None = None) -> None:
         super().__init__()
+        self._filters = monochrome_filters(self._filters)  # NO_COLOR without its crash
         self.engine = engine
         self.readonly = readonly
+        self.writes = WriteQueue()  # grades, notes and undos on their way to the store
+        self.crash: str | None = None  # what failed, as one line, if something did
         # the fraction of the triage stream that is blind items (halo.toml [triage])
         self.blind_rate = engine.workspace.config.triage.blind_rate if blind_rate is None else blind_rate
 
@@ -95,10 +123,22 @@ class HaloApp(App[None]):
         if keys:
             self.set_keymap(keys)
         self.push_screen(JobsScreen())
-        try:  # a lost SSH link hangs up: leave cleanly (the jobs go on)
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass
+
+    def flush_writes(self) -> bool:
+        """Write the queued grades now (on the way out: after q, a crash, a hang-up)."""
+        return self.writes.flush(self.engine.store)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unexpected exception: its traceback to the console log (never to the terminal,
+        never with locals: rendering those froze the console for seconds), one line kept for
+        the terminal, and the app closes as Textual closes it."""
+        if self.crash is None:
+            path, line = crash_log(self.engine.workspace.logs_dir, error)
+            self.crash = line + (f" (the traceback is in {path})" if path else "")
+        super()._handle_exception(error)
+
+    def _fatal_error(self) -> None:
+        self._close_messages_no_wait()  # Textual's own renders the traceback with locals
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(_bindings(self)))

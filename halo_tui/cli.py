@@ -196,12 +196,24 @@ def _ask_to_start(engine: Any) -> None:
 
 
 def _open_console(engine: Any, **options: Any) -> None:
-    """The console on the engine's workspace, in this terminal."""
+    """The console on the engine's workspace, in this terminal; it ends with its terminal
+    (halo_tui.lifeline), and a crash is one line on stderr (exit 1), the grades kept."""
     from halo_tui.app import HaloApp
     from halo_tui.components import pixels
+    from halo_tui.lifeline import Lifeline
 
+    app = HaloApp(engine, **options)
+    Lifeline(app.flush_writes, sys.stdin.fileno() if sys.stdin else None).start()
     pixels.detect()  # before Textual owns the terminal
-    HaloApp(engine, **options).run()
+    try:
+        app.run()
+    finally:
+        app.flush_writes()
+    if app.crash:
+        from halo_tui.format import visible
+
+        typer.echo(f"halo: the console failed: {visible(app.crash)}", err=True)
+        raise typer.Exit(EXIT_JOB_FAILED)
 
 
 # -- jobs --------------------------------------------------------------------------------
@@ -239,7 +251,7 @@ def jobs_list(
         if as_json:
             sys.stdout.write("[]\n")
         else:
-            _say(f"no jobs: {engine.workspace.not_yet()}")
+            _say(f"no jobs: {engine.workspace.not_yet()}", _console(stderr=True))
         return
     _glance(engine)
     if as_json:
@@ -256,9 +268,9 @@ def jobs_list(
         return
     if states or stage:  # none match the filter: say so, not that the workspace is empty
         what = " or ".join(s.value for s in states or []) + (f" {stage}" if stage else "")
-        _say(f"no {what.strip()} jobs ({engine.store.count():,} job(s) in all)")
+        _say(f"no {what.strip()} jobs ({engine.store.count():,} job(s) in all)", _console(stderr=True))
     else:
-        _say(f"no jobs yet in {engine.workspace.root}")
+        _say(f"no jobs yet in {engine.workspace.root}", _console(stderr=True))
 
 
 @jobs_app.command("show")
@@ -279,6 +291,12 @@ def jobs_show(
 
     from halo_tui.format import job_rows
 
+    if not sys.stdout.isatty():  # piped: one field a line, as long as it is (no padding, no wrap)
+        for key, value in job_rows(job):
+            lines = value.plain.splitlines() or [""]
+            for i, line in enumerate(lines):
+                sys.stdout.write(f"{key if i == 0 else '':<10}  {line}\n")
+        return
     table = Table.grid(padding=(0, 2))
     for key, value in job_rows(job):
         table.add_row(Text(key, style="bold"), value)
@@ -360,7 +378,7 @@ def _late_logs(engine: Any, job: Any, follow: bool) -> None:
 
 @jobs_app.command("watch")
 def jobs_watch(
-    job_ids: Annotated[list[int], typer.Argument(help="job ids")],
+    job_ids: Annotated[list[int] | None, typer.Argument(help="job ids", show_default=False)] = None,
     workspace: WorkspaceOpt = None,
     interval: Annotated[
         float | None, typer.Option("--interval", min=0.05, help="seconds between looks")
@@ -368,6 +386,8 @@ def jobs_watch(
     as_json: JsonOpt = False,
 ) -> None:
     """Poll until the jobs end, printing each state change; exit 0 if all succeeded, else 1 (for cron)."""
+    if not job_ids:
+        raise UsageError("which jobs? halo jobs watch ID [ID …] (the ids: halo jobs list)")
     engine = _engine(workspace)
     jobs = {i: engine.get(i) for i in job_ids}
     pause = interval or min(2.0, engine.workspace.config.backends.emr.poll_seconds)
@@ -494,7 +514,10 @@ def _stage_help(ctx: typer.Context, workspace: Path | None, name: str | None) ->
         return
     stage_def = _engine(workspace).stage(name)
     table = _table(("option", "type", "default", "allowed", "does"))
+    own = {flag for param in ctx.command.params for flag in getattr(param, "opts", [])}
     for option in _options_of(stage_def):
+        if option["flag"] in own:  # --force: the command's own option passes it on
+            continue
         bounds = option["range"]
         allowed = ", ".join(map(str, option["choices"])) or (
             "-" if bounds is None else " to ".join("…" if v is None else f"{v:g}" for v in bounds)
@@ -863,19 +886,29 @@ n_total_per_split = 2000
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run `halo`; map user errors to one message and the documented exit code."""
+    """Run `halo`; map user errors to one line (with --json, one JSON object on stdout:
+    {"error": ..., "exit": N}) and the documented exit code."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        result = app(args=argv, prog_name="halo", standalone_mode=False)
+        result = app(args=args, prog_name="halo", standalone_mode=False)
         code = result if isinstance(result, int) else EXIT_OK
     except HaloError as err:
-        typer.echo(f"halo: error: {err}", err=True)
-        code = err.exit_code
+        code = _error(str(err), err.exit_code, args)
     except typer.Exit as exc:
         code = exc.exit_code
-    except typer.TyperException as exc:  # the command line did not parse
-        exc.show()  # type: ignore[attr-defined]
-        code = EXIT_USAGE
+    except typer.TyperException as exc:  # the command line did not parse: one line, not usage
+        command = getattr(getattr(exc, "ctx", None), "command_path", "halo")
+        code = _error(f"{exc.format_message().rstrip('.')} (see {command} --help)", EXIT_USAGE, args)
     except (KeyboardInterrupt, typer.Abort):
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
     sys.exit(code)
+
+
+def _error(message: str, code: int, args: list[str]) -> int:
+    """A user error: `halo: error: …` on stderr, or with --json one object on stdout."""
+    if "--json" in args:
+        _emit_json({"error": message, "exit": code})
+    else:
+        typer.echo(f"halo: error: {message}", err=True)
+    return code

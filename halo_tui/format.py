@@ -51,9 +51,16 @@ def home_relative(path: Any) -> str:
     return "~" + text[len(home) :] if home not in ("", "/") and (text + "/").startswith(home + "/") else text
 
 
-def when(ts: float | None) -> str:
-    """A timestamp as local `YYYY-MM-DD HH:MM:SS`, or '-'."""
-    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+def when(ts: float | None, short: bool = False) -> str:
+    """A timestamp as local `YYYY-MM-DD HH:MM:SS`, or '-'; `short`: `HH:MM:SS` today, else
+    `MM-DD HH:MM` (a table at 80 columns)."""
+    if ts is None:
+        return "-"
+    local = time.localtime(ts)
+    if not short:
+        return time.strftime("%Y-%m-%d %H:%M:%S", local)
+    today = time.localtime()[:3] == local[:3]
+    return time.strftime("%H:%M:%S" if today else "%m-%d %H:%M", local)
 
 
 def duration(seconds: float | None) -> str:

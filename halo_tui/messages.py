@@ -19,11 +19,12 @@ class StreamLoaded(Message):
 
 class PageRendered(Message):
     """A page's stamps are rendered (strips by row) and can be placed; zoomed in a terminal
-    that draws images, `pixels` is the stamp's RGB."""
+    that draws images, `pixels` is the stamp's RGB; `asked`: the redraw it answers (a newer
+    one makes it stale)."""
 
-    def __init__(self, page: int, rendered: dict[int, Any], pixels: Any = None) -> None:
+    def __init__(self, page: int, rendered: dict[int, Any], pixels: Any = None, asked: int = 0) -> None:
         super().__init__()
-        self.page, self.rendered, self.pixels = page, rendered, pixels
+        self.page, self.rendered, self.pixels, self.asked = page, rendered, pixels, asked
 
 
 class GradesChanged(Message):
@@ -61,20 +62,28 @@ class JobsLoaded(Message):
 
 
 class JobActed(Message):
-    """A launch or cancel done by a worker: what to tell the operator."""
+    """A launch or cancel done by a worker: what to tell the operator, and the job launched
+    (the cursor goes to it)."""
 
-    def __init__(self, said: str, ok: bool = True) -> None:
+    def __init__(self, said: str, ok: bool = True, job_id: int | None = None) -> None:
         super().__init__()
-        self.said, self.ok = said, ok
+        self.said, self.ok, self.job_id = said, ok, job_id
 
 
 class MetricsRead(Message):
     """A run's metrics.jsonl looked at: `epochs` (and the `bad` line numbers) when it changed
-    since the last look (`mtime`), None when it did not."""
+    since the last look (`mtime`), None when it did not; `live`: (progress, time left) as the
+    running train job's log says them."""
 
-    def __init__(self, mtime: float | None, epochs: list[dict[str, Any]] | None, bad: list[int]) -> None:
+    def __init__(
+        self,
+        mtime: float | None,
+        epochs: list[dict[str, Any]] | None,
+        bad: list[int],
+        live: tuple[str | None, str | None] = (None, None),
+    ) -> None:
         super().__init__()
-        self.mtime, self.epochs, self.bad = mtime, epochs, bad
+        self.mtime, self.epochs, self.bad, self.live = mtime, epochs, bad, live
 
 
 class LogRead(Message):
@@ -86,6 +95,14 @@ class LogRead(Message):
     ) -> None:
         super().__init__()
         self.lines, self.event, self.warning = lines, event, warning
+
+
+class MatchesCounted(Message):
+    """The lines of a log that match a search `pattern`, counted in a worker."""
+
+    def __init__(self, pattern: str, lines: Any) -> None:
+        super().__init__()
+        self.pattern, self.lines = pattern, lines
 
 
 class RunsLoaded(Message):

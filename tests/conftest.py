@@ -73,8 +73,13 @@ def engine(workspace: Path):
 
     eng = Engine(Workspace(workspace))
     yield eng
+    from core.errors import UsageError
+
     for job in eng.store.live():  # leave no process behind
-        eng.cancel(job.id)
+        try:
+            eng.cancel(job.id)
+        except UsageError:  # it ended meanwhile
+            pass
     eng.store.close()
 
 

@@ -5,6 +5,7 @@ without plotext."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from textual_plotext import PlotextPlot
 # Series of the monitor's two plots: losses (their own scale), and the rates in [0, 1].
 LOSSES = ("train_loss", "val_loss")
 RATES = ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3")
+LEGEND_ROOM = 0.12  # the part of the y range added above the data per legend line
 
 
 class EpochPlot(PlotextPlot):
@@ -24,6 +26,8 @@ class EpochPlot(PlotextPlot):
         self.drawn: dict[str, list[tuple[int, float]]] = {}
 
     def show(self, epochs: list[dict[str, Any]]) -> None:
+        """Epochs numbered from 1 (as the log and the table number them); the y range leaves
+        room above the data for the legend, which would otherwise cover the first points."""
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
@@ -32,7 +36,7 @@ class EpochPlot(PlotextPlot):
         self.drawn = {}
         for metric in self.metrics:
             points = [
-                (int(line["epoch"]), float(line[metric]))
+                (int(line["epoch"]) + 1, float(line[metric]))
                 for line in epochs
                 if isinstance(line.get(metric), int | float) and not isinstance(line.get(metric), bool)
             ]
@@ -40,17 +44,27 @@ class EpochPlot(PlotextPlot):
                 self.drawn[metric] = points
                 xs, ys = zip(*points, strict=True)
                 plt.plot(list(xs), list(ys), label=metric, marker="dot")
+        values = [y for points in self.drawn.values() for _, y in points]
         if self.unit_range:
-            plt.ylim(0, 1)
+            low, high = 0.0, 1.0
+        elif values:
+            low, high = min(values), max(values)
+            low, high = (low - 0.5, high + 0.5) if high - low < 1e-9 else (low, high)
+        if values or self.unit_range:
+            room = LEGEND_ROOM * len(self.drawn) * (high - low)
+            plt.ylim(low, high + room)
+            plt.yticks([low + (high - low) * k / 4 for k in range(5)])
         if epochs:
-            last = max(int(line["epoch"]) for line in epochs)
-            plt.xlim(-0.5, max(last, 1) + 0.5)
-            plt.xticks(list(range(0, last + 1, max(1, (last + 1) // 8))))
+            last = max(int(line["epoch"]) for line in epochs) + 1
+            plt.xlim(0.5, max(last, 2) + 0.5)
+            plt.xticks(list(range(1, last + 1, max(1, last // 8))))
         self.refresh()
 
 
 class RocPlot(PlotextPlot):
-    """ROC curves of evaluated runs, the FPR axis logarithmic (where lens finders work)."""
+    """ROC curves of evaluated runs against log10 of the FPR (where lens finders work): the
+    logarithm is taken here and the ticks named by decade (1e-3), because plotext's own log
+    scale takes the log of its tick positions again and fails on narrow plots."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -63,13 +77,17 @@ class RocPlot(PlotextPlot):
         plt.title("ROC (test split)")
         plt.xlabel("false-positive rate")
         plt.ylabel("completeness")
-        plt.xscale("log")
         self.drawn = {}
+        lowest = 0
         for name, curve in curves.items():
-            pairs = [(f, t) for f, t in zip(curve["fpr"], curve["tpr"], strict=True) if f > 0]
+            pairs = [(math.log10(f), t) for f, t in zip(curve["fpr"], curve["tpr"], strict=True) if f > 0]
             if pairs:
                 xs, ys = zip(*pairs, strict=True)
                 plt.plot(list(xs), list(ys), label=name)
                 self.drawn[name] = len(pairs)
+                lowest = min(lowest, math.floor(min(xs)))
+        decades = list(range(lowest, 1))
+        plt.xlim(lowest, 0)
+        plt.xticks(decades, ["1" if d == 0 else f"1e{d}" for d in decades])
         plt.ylim(0, 1)
         self.refresh()

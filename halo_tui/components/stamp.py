@@ -60,6 +60,15 @@ def render_rgb(
     return neutral_sky(rgb) if colours is not None and colours <= 256 else rgb
 
 
+def panel_names(side: int) -> Strip:
+    """The names over the side-by-side panels of the `all` view (grz, g, r, z), each at its
+    panel's first cell."""
+    cells = [" "] * span(side, "all")
+    for i, name in enumerate(VIEWS[:4]):
+        cells[i * (side + 1) : i * (side + 1) + len(name)] = name
+    return Strip([Segment("".join(cells), Style(bold=True))])
+
+
 def span(side: int, view: str) -> int:
     """Cells a stamp of `side` pixels takes in `view` (four panels and their gaps for all)."""
     return 4 * side + 3 if view == "all" else side

@@ -14,32 +14,29 @@ from __future__ import annotations
 import getpass
 import os
 import sqlite3
-import threading
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.style import Style
+from rich.markup import escape
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import Screen
 from textual.strip import Strip
 from textual.widgets import Footer, Header, Static
 
 from core import grades as grades_mod
 from core.candidates import CandidateTable, TriageStream, blinds_path
 from core.colour import Q
-from core.errors import UsageError
 from core.figures import score as score_text
 from halo_tui.components import pixels
-from halo_tui.components.stamp import VIEWS, render_rgb, render_stamps, span
+from halo_tui.components.stamp import VIEWS, panel_names, render_rgb, render_stamps, span
 from halo_tui.components.stamp_tile import StampTile
 from halo_tui.format import visible
 from halo_tui.messages import Exported, GradesChanged, PageRendered, StreamLoaded
+from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.inspectors import InspectorsScreen
 from halo_tui.screens.prompt import NoteScreen
 
@@ -47,6 +44,8 @@ FILTERS = ("all", "ungraded", "disagreements")
 
 
 GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
+# keys shown as one footer item each: "abcxu grade", "pgdn pgup page", "+- stretch"
+GRADING, PAGES, STRETCH = (Binding.Group(d, compact=True) for d in ("grade", "page", "stretch"))
 
 
 META_WIDTH = 28
@@ -86,14 +85,21 @@ def gather(
     return seen, grades_mod.current_all(store, run), grades_mod.notes(store, run, blinds=None)
 
 
-class CandidatesScreen(Screen[None]):
+class CandidatesScreen(HaloScreen):
     CSS = """
     CandidatesScreen #tiles { grid-gutter: 0 1; height: 1fr; width: 1fr; }
     CandidatesScreen #meta { border-left: solid $accent; padding: 0 1; height: 1fr; }
     CandidatesScreen #pixels { display: none; height: 1fr; width: 1fr; }
     CandidatesScreen #pixels .pixels { width: auto; }
     """
+    # the footer shows them in this order: grading first, so that it shows at 80 columns
     BINDINGS = [
+        *(
+            Binding(k, f"grade('{g}')", f"Grade {g}", id=f"cand.grade_{g.lower()}", group=GRADING)
+            for k, g in GRADE_KEYS.items()
+        ),
+        Binding("t", "note", "Note", id="cand.note"),
+        Binding("U", "undo", "Undo", id="cand.undo"),
         Binding("escape", "app.pop_screen", "Back", id="cand.back"),
         Binding("left", "move(-1, 0)", "←", show=False, id="cand.left"),
         Binding("right", "move(1, 0)", "→", show=False, id="cand.right"),
@@ -108,15 +114,12 @@ class CandidatesScreen(Screen[None]):
         Binding("n", "next_ungraded", "Next ungraded", id="cand.next_ungraded"),
         Binding("number_sign", "jump", "Go to rank", id="cand.jump"),
         Binding("o", "viewer", "Viewer URL", id="cand.viewer"),
-        Binding("pagedown", "page(1)", "Next page", id="cand.next"),
-        Binding("pageup", "page(-1)", "Prev page", id="cand.prev"),
-        *(Binding(k, f"grade('{g}')", g, id=f"cand.grade_{g.lower()}") for k, g in GRADE_KEYS.items()),
-        Binding("t", "note", "Note", id="cand.note"),
-        Binding("U", "undo", "Undo", id="cand.undo"),
+        Binding("pagedown", "page(1)", "Next page", id="cand.next", group=PAGES),
+        Binding("pageup", "page(-1)", "Prev page", id="cand.prev", group=PAGES),
         Binding("f", "cycle_filter", "Filter", id="cand.filter"),
         Binding("v", "cycle_view", "View", id="cand.view"),
-        Binding("plus", "stretch(2)", "Stretch +", id="cand.stretch_up"),
-        Binding("minus", "stretch(0.5)", "Stretch -", id="cand.stretch_down"),
+        Binding("plus", "stretch(2)", "Stretch +", id="cand.stretch_up", group=STRETCH),
+        Binding("minus", "stretch(0.5)", "Stretch -", id="cand.stretch_down", group=STRETCH),
         Binding("z", "zoom", "Zoom", id="cand.zoom"),
         Binding("e", "export", "Export CSV", id="cand.export"),
         Binding("i", "inspectors", "Inspectors", id="cand.inspectors"),
@@ -134,9 +137,8 @@ class CandidatesScreen(Screen[None]):
         self.consensus: dict[tuple[str, int], Any] = {}
         self.notes: dict[tuple[str, int], list[str]] = {}
         self.grades_seen: tuple[int, int] | None = None
-        self.pending: deque[Any] = deque()  # grade, note and undo writes not yet in the store
-        self.writing = threading.Lock()
         self.cache: dict[tuple[int, tuple[str, float], int], list[Strip]] = {}
+        self.asked, self.rendering = 0, False  # redraws asked for; whether a renderer runs
         self.who = inspector()
 
     def compose(self) -> ComposeResult:
@@ -164,7 +166,7 @@ class CandidatesScreen(Screen[None]):
     def watch_grades(self) -> None:
         """Other inspectors' grades (another console on the workspace) show within a poll:
         the filter and consensus are redone only when the store's grades changed."""
-        if self.pending or self.table is None:
+        if self.app.writes.pending or self.table is None:
             return  # your own writes are on their way; the next poll looks again
         if grades_mod.version(self.store, self.run) != self.grades_seen:
             self.post_message(GradesChanged(gather(self.store, self.run), refilter=True))
@@ -192,22 +194,19 @@ class CandidatesScreen(Screen[None]):
 
     def write(self, change: Any) -> None:
         """Run `change(store)` (a grade, a note, an undo: it returns what to say and what was
-        undone) off the UI thread, in the order asked; the screen hears GradesChanged."""
-        self.pending.append(change)
+        undone) off the UI thread, in the order asked (the app's WriteQueue); the screen hears
+        GradesChanged after each."""
+        self.app.writes.submit(change)
         self._drain()
 
     @work(thread=True, group="grading")
     def _drain(self) -> None:
-        with self.writing:  # one writer at a time, each draining the queue in order
-            while self.pending:
-                try:
-                    said, undone = self.pending[0](self.store)
-                except (OSError, sqlite3.Error, UsageError) as err:  # said, and the rest goes on
-                    said, undone = f"not saved: {err}", None
-                grades = gather(self.store, self.run)
-                self.grades_seen = grades[0]  # the poll must not take your write for another's
-                self.pending.popleft()
-                self.post_message(GradesChanged(grades, said, undone))
+        def done(said: str, undone: Any) -> None:
+            grades = gather(self.store, self.run)
+            self.grades_seen = grades[0]  # the poll must not take your write for another's
+            self.post_message(GradesChanged(grades, said, undone))
+
+        self.app.writes.drain(self.store, done)
 
     @work(thread=True, exclusive=True, group="candidates")
     def load(self) -> None:
@@ -246,7 +245,7 @@ class CandidatesScreen(Screen[None]):
         """Zoomed: the part of the 64×64 stamp (x0, cells wide, y0, rows high, two pixels a
         row) that fits the screen, centred on the stamp's centre (the galaxy) and moved by
         the arrows; the whole stamp where it fits."""
-        width, height = max(8, self.size.width), max(4, self.size.height - 4)
+        width, height = max(8, self.size.width), max(4, self.size.height - 4 - (self.view == "all"))
         wide = span(64, self.view)
         cols, rows = min(wide, width), min(32, height)
         x0 = min(max(0, (wide - cols) // 2 + self.pan[0]), wide - cols)
@@ -266,7 +265,8 @@ class CandidatesScreen(Screen[None]):
             return 1, 1, 1
         for factor in (2, 4):
             side = 64 // factor
-            cols, rows = width // (span(side, self.view) + 1), height // (side // 2 + 1)
+            tall = side // 2 + 1 + (self.view == "all")  # the caption, and the panels' names
+            cols, rows = width // (span(side, self.view) + 1), height // tall
             if cols * rows >= 4 or factor == 4:
                 return factor, max(1, cols), max(1, rows)
         return 4, 1, 1
@@ -300,20 +300,35 @@ class CandidatesScreen(Screen[None]):
         return {r: page_strips[r] for r in wanted}
 
     def show(self) -> None:
+        """Draw the current page. Asks coalesce: while a page renders, further asks (a held
+        pgdn) only raise `asked`, and the renderer then draws the page the keys stopped on,
+        skipping the pages in between."""
         if self.table is None:
             return
-        self._render_and_place(self.page)
+        self.asked += 1
+        if not self.rendering:
+            self.rendering = True
+            self._render_latest()
 
-    @work(thread=True, exclusive=True, group="render")
-    def _render_and_place(self, page: int) -> None:
-        real = None  # zoomed where the terminal draws images: the stamp's own pixels
-        rows = self.page_rows(page)
-        if self.zoomed and pixels.protocol() is not None and rows:
-            real = render_rgb(self.table.stamps(rows[:1])[0], self.view, 1, None, self.stretch)
-        self.post_message(PageRendered(page, self.render_page(page), real))
+    @work(thread=True, group="render")
+    def _render_latest(self) -> None:
+        while True:
+            asked, page = self.asked, self.page
+            real = None  # zoomed where the terminal draws images: the stamp's own pixels
+            rows = self.page_rows(page)
+            if self.zoomed and pixels.protocol() is not None and rows:
+                real = render_rgb(self.table.stamps(rows[:1])[0], self.view, 1, None, self.stretch)
+            rendered = self.render_page(page)
+            if asked == self.asked:  # nothing asked meanwhile: this is the page to show
+                break
+        self.post_message(PageRendered(page, rendered, real, asked))
         self.render_page(page + 1)  # ahead of time
 
     def on_page_rendered(self, message: PageRendered) -> None:
+        self.rendering = False
+        if message.asked != self.asked:  # asked again since: render the latest instead
+            self.show()
+            return
         self._place(message.page, message.rendered, message.pixels)
 
     def _place(self, page: int, rendered: dict[int, list[Strip]], real: np.ndarray | None = None) -> None:
@@ -340,6 +355,10 @@ class CandidatesScreen(Screen[None]):
                 lines = [line.crop(x0, x0 + width) for line in lines[y0 : y0 + height]]
                 label += f"  x {x0}-{x0 + width - 1} y {2 * y0}-{2 * (y0 + height) - 1} (arrows pan)"
                 grid.styles.grid_columns = str(width)
+                if self.view == "all":
+                    lines = [panel_names(64 // factor).crop(x0, x0 + width), *lines]
+            elif self.view == "all":
+                lines = [panel_names(64 // factor), *lines]
             shown.append((lines, label, mine, width, i == self.cursor))
         tiles = list(self.query(StampTile))
         if len(tiles) == len(shown):  # a page turn: the tiles drawn anew, not mounted again
@@ -523,9 +542,8 @@ class CandidatesScreen(Screen[None]):
             return
         url = viewer_url(info["ra"], info["dec"])
         self.app.copy_to_clipboard(url)
-        link = Text("viewer: ")
-        link.append(url, style=Style(link=url, underline=True))
-        self.notify(link, title="copied to the clipboard", timeout=8)
+        # a toast takes markup, never a Rich Text (it crashed on one); the URL is ours, escaped anyway
+        self.notify(f'[link="{url}"]{escape(url)}[/link]', title="viewer (copied)", timeout=8)
 
     def action_page(self, step: int) -> None:
         pages = max(1, -(-len(self.rows) // self.per_page))
@@ -549,9 +567,7 @@ class CandidatesScreen(Screen[None]):
             return f"graded #{info['rank']} {value}", None
 
         self.write(change)
-        if self.cursor + 1 < len(self.page_rows(self.page)):  # on to the next at once
-            self.cursor += 1
-            self._restyle()
+        self._go(self.position + 1)  # on to the next at once, over a page's end too
 
     def action_note(self) -> None:
         info = self._current()
@@ -561,9 +577,7 @@ class CandidatesScreen(Screen[None]):
         who, run = self.who, self.run
 
         def change(store: Any, note: str) -> tuple[str, None]:
-            c = grades_mod.current(store, run, blinds=bool(info["blind"])).get(ident(info))
-            value = (c.grades.get(who) if c else None) or "unsure"  # the grade it is given under
-            grades_mod.grade(store, run, info["brickname"], info["objid"], who, value, note, info["blind"])
+            grades_mod.note(store, run, info["brickname"], info["objid"], who, note, info["blind"])
             return f"note saved on #{info['rank']}", None
 
         def save(note: str | None) -> None:
@@ -578,14 +592,27 @@ class CandidatesScreen(Screen[None]):
 
         def change(store: Any) -> tuple[str, Any]:
             undone = grades_mod.undo(store, run, who)
-            return ("nothing to undo" if undone is None else undone.describe()), undone
+            return ("nothing to undo" if undone is None else undone.describe(self._label_of(undone))), undone
 
         self.write(change)
 
+    def _label_of(self, undone: Any) -> str | None:
+        """`#14`: an undone item's number in the stream, as its tile shows it."""
+        key = self.table.key(undone.brickname, undone.objid, undone.blind) if self.table else None
+        where = np.flatnonzero(self.table.keys == key) if key is not None else []
+        return f"#{self.table.row(int(where[0]))['rank']}" if len(where) else None
+
     def action_cycle_filter(self) -> None:
+        """The next filter; the cursor stays on its candidate where that is still listed,
+        else on the first listed after it."""
+        if self.table is None:
+            return
+        here = int(self.rows[self.position]) if self.position < len(self.rows) else 0
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
-        self.page = self.cursor = 0
         self._filter_rows()
+        self.page, self.cursor = divmod(int(np.searchsorted(self.rows, here)), self.per_page)
+        if self.page * self.per_page + self.cursor >= len(self.rows):
+            self.page, self.cursor = divmod(max(0, len(self.rows) - 1), self.per_page)
         self.show()
 
     def action_stretch(self, factor: float) -> None:
@@ -618,7 +645,7 @@ class CandidatesScreen(Screen[None]):
 
     @work(thread=True, group="grading")
     def _export(self, target: Path) -> None:
-        with self.writing:  # after the grades asked for before it
+        with self.app.writes.lock:  # after the grades asked for before it
             try:
                 rows = self.table.candidates.rows_of(grades_mod.current(self.store, self.run))
                 n = grades_mod.export_csv(self.store, self.run, target, rows)

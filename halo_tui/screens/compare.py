@@ -9,28 +9,42 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
 from halo_tui.components.heatmap import heatmap, thresholds
 from halo_tui.format import TARGET_STYLES, visible
+from halo_tui.screens.base import HaloScreen
+
+SCROLLING = Binding.Group("scroll", compact=True)
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(HaloScreen):
     """The seed's comparison table, and beside it each run's completeness map (θE × src_dmag)
     at an operating threshold; `t` steps through the thresholds."""
 
     CSS = """
-    CompareScreen Horizontal { height: 1fr; }
+    CompareScreen #body { height: 1fr; }
     CompareScreen #compare { width: auto; max-width: 60%; }
     CompareScreen #maps { width: 1fr; padding: 0 1; }
     CompareScreen #roc { height: 16; }
+    CompareScreen.-narrow #body { layout: vertical; overflow-y: auto; }
+    CompareScreen.-narrow #compare { max-width: 100%; height: auto; }
+    CompareScreen.-narrow #maps { height: auto; overflow-y: hidden; }
     """
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="compare.back"),
         Binding("t", "threshold", "Threshold", id="compare.threshold"),
+        # priority: before the table's own PgUp/PgDn, which would move its cursor instead
+        *(
+            Binding(key, f"scroll_maps({step})", what, id=ident, group=SCROLLING, priority=True)
+            for key, step, what, ident in (
+                ("pagedown", 1, "Scroll down", "compare.down"),
+                ("pageup", -1, "Scroll up", "compare.up"),
+            )
+        ),
     ]
+    NARROW = 120  # columns under which the maps go below the table instead of beside it
 
     def __init__(self, names: list[str]) -> None:
         super().__init__()
@@ -40,7 +54,7 @@ class CompareScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with Horizontal():
+        with Horizontal(id="body"):
             yield DataTable(id="compare", zebra_stripes=True)
             with VerticalScroll(id="maps"):
                 from halo_tui.components.plots import RocPlot
@@ -75,6 +89,15 @@ class CompareScreen(Screen[None]):
             maps.append_text(heatmap(run.evaluation, chosen, title=visible(run.name)))
             maps.append("\n\n")
         self.query_one("#heatmaps", Static).update(maps)
+
+    def on_resize(self) -> None:
+        """Narrow (80 columns): the table, the ROC and every map one under the other, the
+        whole scrolled with pgup/pgdn; wide: the maps beside the table, scrolled alone."""
+        self.set_class(self.size.width < self.NARROW, "-narrow")
+
+    def action_scroll_maps(self, direction: int) -> None:
+        target = self.query_one("#body" if self.has_class("-narrow") else "#maps")
+        target.scroll_relative(y=direction * max(1, target.size.height - 2), animate=False)
 
     def action_threshold(self) -> None:
         self.threshold += 1

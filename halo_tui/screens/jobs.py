@@ -3,7 +3,6 @@ relaunch, log, monitor."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -11,15 +10,15 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input
 
 from core.errors import HaloError
 from core.layout import run_name_of, runs_dir
-from core.logs import tail
+from core.logs import progress as log_progress
 from core.states import JobState
 from halo_tui.format import STATE_STYLES, duration, visible, when
 from halo_tui.messages import JobActed, JobsLoaded
+from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.confirm import ConfirmScreen
 from halo_tui.screens.job_details import DetailsScreen
 from halo_tui.screens.launch import LaunchScreen
@@ -27,10 +26,8 @@ from halo_tui.screens.launch import LaunchScreen
 REFRESH_S = 2.0
 
 
-COLUMNS = ("id", "stage", "variant", "backend", "state", "progress", "exit", "started", "elapsed")
-
-
-PROGRESS = re.compile(r"(?:([a-z]+)\s+)?(\d+)\s*/\s*(\d+)")
+# what a person looks for first comes first: at 80 columns the table shows up to `started`
+COLUMNS = ("id", "stage", "state", "progress", "elapsed", "exit", "started", "variant", "backend")
 
 
 def progress(job: Any) -> str:
@@ -38,15 +35,10 @@ def progress(job: Any) -> str:
     (train), "3/16" (bricks, partitions), else "started" until it says; "done" once ended."""
     if job.state is not JobState.RUNNING or not job.log_path:
         return "-" if job.state is not JobState.SUCCEEDED else "done"
-    for line in reversed(tail(Path(job.log_path), 5)):
-        found = PROGRESS.findall(line)
-        if found:
-            labelled = [f"{label} {done}/{total}" for label, done, total in found if label]
-            return " · ".join(labelled) if labelled else "{1}/{2}".format(*found[-1])
-    return "started"
+    return log_progress(Path(job.log_path))[0] or "started"
 
 
-class JobsScreen(Screen[None]):
+class JobsScreen(HaloScreen):
     BINDINGS = [
         Binding("enter", "details", "Details", id="jobs.details"),
         Binding("l", "log", "Log", id="jobs.log"),
@@ -56,6 +48,9 @@ class JobsScreen(Screen[None]):
         Binding("r", "relaunch", "Relaunch", id="jobs.relaunch"),
         Binding("slash", "filter", "Filter", id="jobs.filter"),
         Binding("s", "sort", "Sort", id="jobs.sort"),
+        Binding("S", "reverse", "Reverse sort", show=False, id="jobs.reverse"),
+        Binding("j", "cursor(1)", "Down", show=False, id="jobs.down"),
+        Binding("k", "cursor(-1)", "Up", show=False, id="jobs.up"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="jobs.clear"),
     ]
     CHANGES = ("launch", "cancel", "relaunch")
@@ -66,7 +61,8 @@ class JobsScreen(Screen[None]):
         self.shown: list[tuple[Any, ...]] | None = None
         self.filter_text = ""
         self.warned: str | None = None  # the remote backend error last shown
-        self.sort_column = 0
+        self.sort_column, self.descending = 0, True  # newest first
+        self.launched: str | None = None  # a job just launched: the cursor goes to it
         self._timer: Any = None
 
     def compose(self) -> ComposeResult:
@@ -77,7 +73,9 @@ class JobsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#jobs-filter").display = False
-        self.query_one(DataTable).add_columns(*COLUMNS)
+        # each header keeps a cell for the sort arrow: a column as narrow as its name (id,
+        # exit) would otherwise cut the arrow off
+        self.query_one(DataTable).add_columns(*(f"{c}  " for c in COLUMNS))
         self.load()
 
     @property
@@ -98,13 +96,13 @@ class JobsScreen(Screen[None]):
             (
                 str(j.id),
                 j.stage,
-                j.variant or "-",
-                j.backend,
                 str(j.state),
                 progress(j),
-                "" if j.exit_code is None else str(j.exit_code),
-                when(j.started),
                 duration(j.elapsed),
+                "" if j.exit_code is None else str(j.exit_code),
+                when(j.started, short=True),
+                j.variant or "-",
+                j.backend,
             )
             for j in jobs
         ]
@@ -115,24 +113,40 @@ class JobsScreen(Screen[None]):
             self.notify(visible(message.warning), severity="warning", markup=False)
         self._show(message.jobs, message.rows)
 
+    def _sort_key(self, row: tuple[Any, ...]) -> Any:
+        """The sort column's value as it orders: ids, exit codes and times as numbers (the
+        elapsed time in seconds, not its text), the rest as text; none last."""
+        name, job = COLUMNS[self.sort_column], self.jobs[row[0]]
+        value = {
+            "id": job.id,
+            "elapsed": job.elapsed,
+            "exit": job.exit_code,
+            "started": job.started,
+        }.get(name, row[self.sort_column])
+        return (value is None, value if value is not None else 0)
+
     def _show(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
         self.jobs = jobs
         text = self.filter_text.lower()
         rows = [r for r in rows if not text or any(text in str(c).lower() for c in r)]
-        key = self.sort_column
-        rows.sort(key=lambda r: int(r[0]) if key == 0 else str(r[key]), reverse=key == 0)
+        missing = sorted(rows, key=self._sort_key)
+        last = [r for r in missing if self._sort_key(r)[0]]  # no value: last either way
+        rows = [r for r in missing if not self._sort_key(r)[0]]
+        rows = (rows[::-1] if self.descending else rows) + last
         if rows != self.shown:  # an idle console does not repaint
             self.shown = rows
             table = self.query_one(DataTable)
             for i, column in enumerate(table.columns.values()):  # the sort column's arrow
-                arrow = ("▼" if i == 0 else "▲") if i == key else ""
-                column.label = Text(COLUMNS[i] + (f" {arrow}" if arrow else ""))
-            selected = self.selected_id()
+                arrow = ("▼" if self.descending else "▲") if i == self.sort_column else " "
+                column.label = Text(f"{COLUMNS[i]} {arrow}")  # the same width, arrow or not
+            selected = self.launched or self.selected_id()
             table.clear()
             for row in rows:
-                table.add_row(*row[:4], Text(row[4], style=STATE_STYLES[row[4]]), *row[5:], key=row[0])
+                state = Text(row[2], style=STATE_STYLES[row[2]])
+                table.add_row(*row[:2], state, *row[3:], key=row[0])
             if selected in {r[0] for r in rows}:
                 table.move_cursor(row=table.get_row_index(selected))
+                self.launched = None
         if self._timer is not None:  # one refresh armed at a time, after the last one finished
             self._timer.stop()
         self._timer = self.set_timer(REFRESH_S, self.load)
@@ -196,7 +210,7 @@ class JobsScreen(Screen[None]):
         except HaloError as err:
             self.post_message(JobActed(str(err), ok=False))
             return
-        self.post_message(JobActed(f"job {job.id} {job.state}: {job.stage}"))
+        self.post_message(JobActed(f"job {job.id} {job.state}: {job.stage}", job_id=job.id))
 
     def action_cancel(self) -> None:
         job = self.selected()
@@ -220,8 +234,13 @@ class JobsScreen(Screen[None]):
         self.post_message(JobActed(f"job {job.id} {job.state}"))
 
     def on_job_acted(self, message: JobActed) -> None:
-        self.notify(visible(message.said), severity="information" if message.ok else "error", markup=False)
+        # a launch or cancel the engine refused (a job already running, say) is a warning: the
+        # console did what it should; "error" is kept for what went wrong
+        self.notify(visible(message.said), severity="information" if message.ok else "warning", markup=False)
+        if message.job_id is not None:
+            self.launched = str(message.job_id)
         if message.ok:
+            self.shown = None
             self.load()
 
     def action_relaunch(self) -> None:
@@ -249,11 +268,23 @@ class JobsScreen(Screen[None]):
 
     def action_sort(self) -> None:
         """The next column as the sort key: its header carries the arrow (no toast per press)."""
-        self.sort_column = (self.sort_column + 1) % len(COLUMNS)
+        self._sort_by((self.sort_column + 1) % len(COLUMNS))
+
+    def action_reverse(self) -> None:
+        self._sort_by(self.sort_column, not self.descending)
+
+    def _sort_by(self, column: int, descending: bool | None = None) -> None:
+        """Sort on `column`: ids newest first, the rest ascending, unless told."""
+        self.sort_column = column
+        self.descending = (column == 0) if descending is None else descending
         self.shown = None
         self.load()
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        self.sort_column = event.column_index
-        self.shown = None
-        self.load()
+        """A click on a header sorts by it; on the sorted one, reverses the order."""
+        same = event.column_index == self.sort_column
+        self._sort_by(event.column_index, not self.descending if same else None)
+
+    def action_cursor(self, step: int) -> None:
+        table = self.query_one(DataTable)
+        table.move_cursor(row=table.cursor_row + step)

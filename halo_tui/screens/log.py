@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from core.logs import tail
 from halo_tui.components.logview import LogView
 from halo_tui.format import visible
-from halo_tui.messages import LogRead
+from halo_tui.messages import LogRead, MatchesCounted
+from halo_tui.screens.base import HaloScreen
 
 POLL_S = 0.5
 INDEX_BUDGET = 64 << 20  # bytes indexed per poll: a huge log is indexed while its tail shows
 
 
-class LogScreen(Screen[None]):
+class LogScreen(HaloScreen):
     """One job's log, live."""
 
     BINDINGS = [
@@ -33,6 +35,10 @@ class LogScreen(Screen[None]):
         Binding("slash", "search", "Search", id="log.search"),
         Binding("n", "next", "Next", id="log.next"),
         Binding("N", "previous", "Previous", id="log.previous"),
+        Binding("j", "scroll(1)", "Down", show=False, id="log.down"),
+        Binding("k", "scroll(-1)", "Up", show=False, id="log.up"),
+        Binding("ctrl+d", "half_page(1)", "Half page down", show=False, id="log.half_down"),
+        Binding("ctrl+u", "half_page(-1)", "Half page up", show=False, id="log.half_up"),
     ]
 
     def __init__(
@@ -45,6 +51,7 @@ class LogScreen(Screen[None]):
         super().__init__()
         # fetch: bring a remote backend's logs home, every `poll_seconds` (EMR's on S3)
         self.path, self.heading, self.fetch, self.poll_seconds = path, title, fetch, poll_seconds
+        self.matches: Any = None  # the matching lines' numbers, once counted (a worker)
 
     def compose(self) -> ComposeResult:
         yield Static(self.heading, id="log-title")
@@ -87,15 +94,42 @@ class LogScreen(Screen[None]):
     def _indexed(self, event: str) -> None:
         view = self.query_one(LogView)
         view.indexed(event)
-        state = "following" if view.follow else "paused (G to follow)"
-        done = "" if view.index.complete else f" — indexing {view.index.indexed >> 20} MiB"
-        self.query_one("#log-status", Static).update(
-            Text(visible(f"{self.path}  {view.line_count} lines  {state}{done}"))
-        )
+        self._status()
         if not view.index.complete:
             self.call_later(self.poll)  # index the next part at once (a 0 s timer divides by 0)
         else:
             self.set_timer(max(POLL_S, self.poll_seconds), self.poll)
+
+    def _status(self) -> None:
+        """`path  120 lines  following · match 3 of 17` (the count once the search has it)."""
+        view = self.query_one(LogView)
+        state = "following" if view.follow else "paused (G to follow)"
+        done = "" if view.index.complete else f" — indexing {view.index.indexed >> 20} MiB"
+        found = ""
+        if view.pattern is not None and self.matches is not None:
+            at = bisect_left(self.matches, view.current) if view.current is not None else -1
+            shown = at + 1 if 0 <= at < len(self.matches) and self.matches[at] == view.current else "-"
+            found = f" · match {shown} of {len(self.matches)}" if self.matches else " · no match"
+        self.query_one("#log-status", Static).update(
+            Text(visible(f"{self.path}  {view.line_count} lines  {state}{done}{found}"))
+        )
+
+    @work(thread=True, exclusive=True, group="log-count")
+    def _count(self, index: Any, pattern: str) -> None:
+        self.post_message(MatchesCounted(pattern, index.matching(pattern)))
+
+    def on_matches_counted(self, message: MatchesCounted) -> None:
+        view = self.query_one(LogView)
+        if view.pattern is not None and view.pattern.pattern == message.pattern:
+            self.matches = message.lines
+            self._status()
+
+    def action_scroll(self, lines: int) -> None:
+        self.query_one(LogView).scroll_relative(y=lines, animate=False)
+
+    def action_half_page(self, direction: int) -> None:
+        view = self.query_one(LogView)
+        view.scroll_relative(y=direction * max(1, view.size.height // 2), animate=False)
 
     def action_top(self) -> None:
         self.query_one(LogView).scroll_home(animate=False)
@@ -126,6 +160,9 @@ class LogScreen(Screen[None]):
             self.notify(visible(f"not a regular expression: {err}"), severity="error", markup=False)
             return
         view.follow = False
+        self.matches = None
+        if view.pattern is not None:
+            self._count(view.index, view.pattern.pattern)
         self.action_next()
 
     def _jump(self, forward: bool) -> None:
@@ -140,11 +177,15 @@ class LogScreen(Screen[None]):
             else (view.scroll_offset.y - 1 if forward else view.line_count)
         )
         found = view.index.search(view.pattern.pattern, start, forward)
-        if found is None:
-            self.notify("no more matches")
-            return
+        if found is None:  # wrap around, as less and vim do
+            found = view.index.search(view.pattern.pattern, -1 if forward else view.line_count, forward)
+            if found is None:
+                self.notify("no match")
+                return
+            self.notify("search wrapped to the " + ("top" if forward else "bottom"))
         view.follow = False
         view.goto(found)
+        self._status()
 
     def action_next(self) -> None:
         self._jump(True)

@@ -5,7 +5,10 @@ value so far is bold, a figure that could not be measured shows as "n/m", one bo
 only (no negative passed) as "< bound"; the validation negatives are counted in galaxies
 (`neg gal.`), the unit every figure's measurability rests on, and `pauc` is the partial AUROC
 best.pt is chosen on. Two plots follow the losses and the rates (AUROC, tpr@fpr) per epoch on
-labelled axes; the ETA is the mean epoch time times the epochs left."""
+labelled axes. Epochs are numbered from 1, as train's log and the jobs table number them.
+While the run's train job runs, the status line says which epoch and step it is on and the
+time left as the log says it (the rate of the epoch under way); otherwise the ETA is the mean
+epoch time times the epochs left."""
 
 from __future__ import annotations
 
@@ -18,13 +21,16 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.figures import figure
+from core.layout import run_name_of
+from core.logs import progress
 from core.runs import better, read_metrics
+from core.states import JobState
 from halo_tui.format import TARGET_STYLES, duration, visible
 from halo_tui.messages import MetricsRead
+from halo_tui.screens.base import HaloScreen
 
 POLL_S = 0.5
 SHOWN = (
@@ -55,7 +61,7 @@ def cell(
     return Text(text, style=f"{style} bold" if best else style)
 
 
-class MonitorScreen(Screen[None]):
+class MonitorScreen(HaloScreen):
     CSS = """
     MonitorScreen #plots { height: 12; }
     MonitorScreen #plots > * { width: 1fr; }
@@ -67,6 +73,8 @@ class MonitorScreen(Screen[None]):
         self.run_dir = run_dir
         self.mtime: float | None = None
         self.epochs: list[dict[str, Any]] = []
+        self.bad: list[int] = []
+        self.live: tuple[str | None, str | None] = (None, None)  # (progress, time left) from the log
 
     def compose(self) -> ComposeResult:
         yield Static(Text(visible(f"run {self.run_dir.name}")), id="monitor-title")
@@ -90,18 +98,32 @@ class MonitorScreen(Screen[None]):
             mtime = path.stat().st_mtime_ns
         except FileNotFoundError:
             mtime = None
+        log = self._train_log()
+        live = progress(log) if log is not None else (None, None)
         if mtime != self.mtime:  # re-read only when the file changed
-            self.post_message(MetricsRead(mtime, *read_metrics(path)))
+            self.post_message(MetricsRead(mtime, *read_metrics(path), live=live))
         else:
-            self.post_message(MetricsRead(mtime, None, []))
+            self.post_message(MetricsRead(mtime, None, [], live=live))
+
+    def _train_log(self) -> Path | None:
+        """The log of the running train job that writes this run, if one does."""
+        engine = self.app.engine
+        config = engine.workspace.config
+        for job in engine.store.list(states=[JobState.RUNNING], stage="train", limit=20):
+            if job.log_path and run_name_of(config, job.variant, job.params) == self.run_dir.name:
+                return Path(job.log_path)
+        return None
 
     def on_metrics_read(self, message: MetricsRead) -> None:
         if message.epochs is not None:
             self._show(message.mtime, message.epochs, message.bad)
+        if message.live != self.live or message.epochs is not None:
+            self.live = message.live
+            self.query_one("#monitor-status", Static).update(self._status(self.epochs, self.bad))
         self.set_timer(POLL_S, self.poll)
 
     def _show(self, mtime: float | None, epochs: list[dict[str, Any]], bad: list[int]) -> None:
-        self.mtime, self.epochs = mtime, epochs
+        self.mtime, self.epochs, self.bad = mtime, epochs, bad
         targets = self.app.engine.workspace.config.targets
         table = self.query_one(DataTable)
         table.clear()
@@ -113,7 +135,7 @@ class MonitorScreen(Screen[None]):
                     best[m] = v
         for line in epochs:
             table.add_row(
-                str(line["epoch"]),
+                str(line["epoch"] + 1),  # 1-based, as the log and the jobs table count
                 *(
                     cell(
                         m,
@@ -129,17 +151,22 @@ class MonitorScreen(Screen[None]):
             )
         for plot in self.query("#plots > *"):
             plot.show(epochs)
-        self.query_one("#monitor-status", Static).update(self._status(epochs, bad))
 
     def _status(self, epochs: list[dict[str, Any]], bad: list[int]) -> str:
+        """`2 of 6 epochs done · epoch 3/6 · step 15/21 · about 4 min left`."""
         try:
             total = json.loads((self.run_dir / "run.json").read_text()).get("epochs")
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             total = None
-        parts = [f"{len(epochs)} epoch(s)" + (f" of {total}" if total else "")]
+        parts = [f"{len(epochs)}" + (f" of {total}" if total else "") + " epoch(s) done"]
+        now, left = self.live
+        if now:
+            parts.append(f"now {now}")
         times = [line["seconds"] for line in epochs if isinstance(line.get("seconds"), (int, float))]
-        if total and times and len(epochs) < total:
+        if left:
+            parts.append(f"about {left} left (the log's rate)")
+        elif total and times and len(epochs) < total:
             parts.append(f"ETA {duration(sum(times) / len(times) * (total - len(epochs)))}")
         if bad:
             parts.append(f"skipped malformed line(s) {bad}")
-        return "  ".join(parts)
+        return " · ".join(parts)

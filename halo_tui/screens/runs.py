@@ -8,16 +8,16 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
 from core.candidates import candidates_path
 from halo_tui.messages import RunsLoaded
+from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.compare import CompareScreen
 
 
-class RunsScreen(Screen[None]):
+class RunsScreen(HaloScreen):
     BINDINGS = [
         Binding("escape", "app.jobs", "Back", id="runs.back"),
         Binding("enter", "monitor", "Monitor", id="runs.monitor"),

@@ -32,16 +32,32 @@ def test_undoing_a_note_says_so_and_keeps_the_grade(tmp_path: Path) -> None:
     """Bug 8 of issue 14: undo after a note said "undid A" while the A stayed."""
     store = Store(tmp_path / "halo.db")
     grades.grade(store, "r", "1499p022", 1, "alice", "A")
-    grades.grade(store, "r", "1499p022", 1, "alice", "A", note="arc to the NE")
+    grades.note(store, "r", "1499p022", 1, "alice", "arc to the NE")
     assert grades.notes(store, "r") == {("1499p022", 1): ["alice: arc to the NE"]}
     undone = grades.undo(store, "r", "alice")
     assert undone.describe() == "undid the note 'arc to the NE' on 1499p022:1; your grade is A"
     assert grades.notes(store, "r") == {} and grades.current(store, "r")[("1499p022", 1)].grades == {
         "alice": "A"
     }
-    assert grades.undo(store, "r", "alice").describe() == "undid A on 1499p022:1; ungraded"
+    said = grades.undo(store, "r", "alice").describe("#3")
+    assert said == "undid the grade A on #3 (1499p022:1); now ungraded"
     with pytest.raises(UsageError, match="not one of"):
         grades.grade(store, "r", "1499p022", 3, "alice", "maybe")
+
+
+def test_a_note_on_an_ungraded_candidate_is_no_grade(tmp_path: Path) -> None:
+    """Issue 22 item 7: a note on an ungraded candidate recorded a grade (`unsure`), and the
+    graded count went up."""
+    store = Store(tmp_path / "halo.db")
+    grades.note(store, "r", "1499p022", 1, "alice", "odd colour")
+    assert grades.current(store, "r") == {} and grades.current_all(store, "r") == {}
+    assert grades.notes(store, "r") == {("1499p022", 1): ["alice: odd colour"]}
+    grades.grade(store, "r", "1499p022", 1, "alice", "B")
+    grades.note(store, "r", "1499p022", 1, "alice", "arc NE")
+    assert grades.current(store, "r")[("1499p022", 1)].grades == {"alice": "B"}
+    undone = grades.undo(store, "r", "alice")  # the note alone goes
+    assert (undone.grade, undone.note, undone.now) == (None, "arc NE", "B")
+    assert grades.notes(store, "r") == {("1499p022", 1): ["alice: odd colour"]}
 
 
 def test_concurrent_graders_lose_nothing(tmp_path: Path) -> None:
@@ -131,7 +147,7 @@ def test_undoing_a_blind_grade_keeps_it_blind_and_takes_it_back(tmp_path: Path) 
     grades.grade(store, "r", "1499p022", 1, "alice", "X", blind="lens")
     undone = grades.undo(store, "r", "alice")
     assert (undone.blind, undone.now) == ("lens", None)  # the candidate's A is another item
-    assert "lens" not in undone.describe() and undone.describe().endswith("ungraded")
+    assert "lens" not in undone.describe() and undone.describe().endswith("now ungraded")
     assert grades.calibration(store, "r") == {}
     with pytest.raises(UsageError, match="blind item"):
         grades.grade(store, "r", "1499p022", 1, "alice", "X", blind="sim")

@@ -50,7 +50,7 @@ async def test_jobs_table_lists_jobs_and_picks_up_new_ones(engine) -> None:
         await _settle(app, pilot)
         table = app.screen.query_one(DataTable)
         assert isinstance(app.screen, JobsScreen) and table.row_count == 1
-        assert str(table.get_row(str(done.id))[4]) == "failed"
+        assert str(table.get_row(str(done.id))[2]) == "failed"
         engine.wait(engine.launch("sleepy").id)
         app.screen.load()
         await _settle(app, pilot)
@@ -76,7 +76,7 @@ async def test_the_jobs_table_shows_training_progress_exit_codes_and_its_sort(en
         labels = lambda: [str(c.label) for c in table.columns.values()]  # noqa: E731
         assert labels()[0] == "id ▼"
         await pilot.press("s", "s")
-        await _until(pilot, lambda: labels()[2] == "variant ▲" and labels()[0] == "id")
+        await _until(pilot, lambda: labels()[2] == "state ▲" and labels()[0] == "id  ")
         assert len(app._notifications) == 0  # no toast per press
     log = engine.workspace.root / "train.log"
     log.write_text("train: epoch 2/6 step 23/31 loss 0.4123 812 images/s\n")
@@ -372,7 +372,7 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         from halo_tui.components.plots import EpochPlot
 
         loss = app.screen.query_one("#plot-loss", EpochPlot)  # part 4 of issue 14: axes, not a bar
-        assert loss.drawn == {"train_loss": [(0, 0.3)], "val_loss": [(0, 0.2)]}
+        assert loss.drawn == {"train_loss": [(1, 0.3)], "val_loss": [(1, 0.2)]}  # epochs from 1
         (run / "metrics.jsonl").write_text(
             json.dumps(line)
             + "\n"
@@ -388,9 +388,9 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert "bold" not in str(table.get_row("0")[column].style)
         assert str(table.get_row("0")[6]) == "n/m"  # tpr@fpr1e-4 not measured
         assert table.fixed_columns == 1  # part 5 of issue 14: the epoch stays while scrolling right
-        await _until(pilot, lambda: loss.drawn["train_loss"] == [(0, 0.3), (1, 0.1)])
+        await _until(pilot, lambda: loss.drawn["train_loss"] == [(1, 0.3), (2, 0.1)])
         rates = app.screen.query_one("#plot-rates", EpochPlot)
-        assert rates.drawn["auroc"] == [(0, 0.98), (1, 0.995)] and "tpr@fpr1e-2" not in rates.drawn
+        assert rates.drawn["auroc"] == [(1, 0.98), (2, 0.995)] and "tpr@fpr1e-2" not in rates.drawn
         assert "epoch" in "".join(seg.text for seg in loss.render_line(loss.size.height - 1))
         assert "ETA" in str(app.screen.query_one("#monitor-status").render())
 
@@ -592,37 +592,7 @@ async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:
         assert isinstance(app.screen, LogScreen)
 
 
-def _evaluation(completeness: float) -> dict:
-    """An eval-test.json built by the eval stage's own functions on a made-up split."""
-    from jobs.eval import completeness_maps, operating_thresholds
-    from jobs.operating_points import operating_points, roc_points
-
-    rng = np.random.default_rng(0)
-    n_pos, n_neg = 400, 300
-    theta = np.repeat([0.5, 1.0, 2.0], [150, 150, 100])
-    dmag = np.tile([0.5, 1.0, 1.5, 2.0], 100)
-    label = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
-    logit = np.r_[rng.normal(3 * completeness - 1.5 * dmag, 1), rng.normal(-2, 1, n_neg)]
-    galaxy = np.r_[np.arange(n_pos) % 150, 1000 + np.arange(n_neg)]
-    scored = {
-        "label": label,
-        "logit": logit,
-        "galaxy": galaxy,
-        "theta_e": np.r_[theta, np.zeros(n_neg)],
-        "src_dmag": np.r_[dmag, np.zeros(n_neg)],
-        "arc_snr": np.r_[rng.uniform(3, 80, n_pos), np.zeros(n_neg)],
-        "theta_over_psf": np.r_[theta / 1.2, np.zeros(n_neg)],
-    }
-    thresholds = operating_thresholds(logit[~label], galaxy[~label])
-    return {
-        "operating_points": operating_points(label, logit, galaxy),
-        "thresholds": thresholds,
-        "completeness": completeness_maps(scored, thresholds),
-        "roc": roc_points(label, logit),
-    }
-
-
-async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> None:
+async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine, make_evaluation) -> None:
     from textual.widgets import Static
 
     from halo_tui.screens.compare import CompareScreen
@@ -632,7 +602,7 @@ async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine) -> 
         run = root / "data" / "runs" / name
         (run / "eval").mkdir(parents=True)
         (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota"}))
-        (run / "eval" / "eval-test.json").write_text(json.dumps(_evaluation(level)))
+        (run / "eval" / "eval-test.json").write_text(json.dumps(make_evaluation(level)))
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
@@ -768,9 +738,9 @@ async def test_grading_writes_off_the_ui_thread_in_the_order_pressed(
         await pilot.press("a")  # the write waits; the cursor moves on at once
         assert screen.cursor == 1 and grades.current(engine.store, "demo") == {}
         await pilot.press("b", "U")
-        assert screen.cursor == 2 and len(screen.pending) == 3
+        assert screen.cursor == 2 and len(app.writes) == 3
         release.set()
-        await _until(pilot, lambda: not screen.pending)
+        await _until(pilot, lambda: not app.writes.pending)
         await _until(pilot, lambda: screen.cursor == 1)  # the undo took back the B on #2
         assert threads and threading.main_thread() not in threads
     assert {k[1]: c.grades for k, c in grades.current(engine.store, "demo").items()} == {0: {"alice": "A"}}
@@ -796,7 +766,8 @@ async def test_the_bands_and_the_composite_side_by_side(engine, candidates: Path
             side = 64 // factor
             tile = screen.query(StampTile).first()
             assert tile.cells == 4 * side + 3 and screen.query_one("#meta").display == meta
-            top = [seg.style for seg in tile.lines[0]]
+            assert "".join(seg.text for seg in tile.lines[0]).split() == ["grz", "g", "r", "z"]  # named
+            top = [seg.style for seg in tile.lines[1]]
             for i, band in enumerate(("grz", "g", "r", "z")):  # each panel is that view, a gap between
                 rgb = render_rgb(stamp, band, factor)
                 expected = [tuple(rgb[0, x]) for x in range(side)]

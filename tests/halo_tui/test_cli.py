@@ -47,8 +47,34 @@ def test_human_output_shows_a_table(halo) -> None:
     shown = halo("jobs", "show", "1", check=0).stdout
     assert "halo stage sleepy" in shown and "result.txt" in shown
     # bug 12 of issue 14: a filter matching nothing said "no jobs yet" in a workspace with jobs
-    none = halo("jobs", "list", "--state", "running", check=0).stdout
-    assert "no running jobs (1 job(s) in all)" in none and "yet" not in none
+    none = halo("jobs", "list", "--state", "running", check=0)
+    assert "no running jobs (1 job(s) in all)" in none.stderr and "yet" not in none.stderr
+    assert none.stdout == ""  # stdout is data; what is said about it goes to stderr
+
+
+def test_headless_errors_are_one_line_or_one_json_object(halo) -> None:
+    """Issue 22 item 13: --json errors were prose on stderr with nothing on stdout; a command
+    line that did not parse printed Typer's three-line usage; `jobs show` piped padded every
+    line to 240 columns; `halo stage train --help` listed --force twice."""
+    for args, code in (
+        (("jobs", "show", "999", "--json"), 2),
+        (("jobs", "show", "abc", "--json"), 2),
+        (("jobs", "watch", "--json"), 2),
+        (("stage", "nosuch", "--json"), 2),
+    ):
+        proc = halo(*args, check=code)
+        error = json.loads(proc.stdout)
+        assert error["exit"] == code and error["error"] and set(error) == {"error", "exit"}, proc.stdout
+    for args in (("jobs", "watch"), ("jobs", "show", "abc"), ("nosuch",)):
+        said = halo(*args, check=2).stderr
+        assert said.startswith("halo: error: ") and said.count("\n") == 1, said
+    assert "which jobs?" in halo("jobs", "watch", check=2).stderr
+    halo("stage", "sleepy", "--seconds", "0.1", "--code", "3", "--wait", check=1)
+    shown = halo("jobs", "show", "1", check=0).stdout.splitlines()
+    assert shown and all(line == line.rstrip() for line in shown)
+    assert next(line for line in shown if line.startswith("failure")).endswith("exited with code 3")
+    helped = halo("stage", "train", "--help", check=0).stdout
+    assert sum(line.split()[0] == "--force" for line in helped.splitlines() if line.split()) == 1
 
 
 def test_logs_follow_until_the_job_ends(halo, workspace: Path) -> None:
@@ -222,7 +248,7 @@ def test_a_look_never_makes_a_workspace_and_a_launch_says_where(
     elsewhere = tmp_path / "clone"
     Store(tmp_path / "clone" / "halo-demo" / ".halo" / "halo.db")  # the demo's workspace beside
     look = type(halo)(elsewhere)
-    listed = look("jobs", "list", check=0).stdout
+    listed = look("jobs", "list", check=0).stderr
     assert f"{elsewhere} is not a halo workspace yet" in listed and "halo -w halo-demo" in listed
     assert look.json("jobs", "list") == []
     shown = look("jobs", "show", "3", check=2).stderr

@@ -4,6 +4,7 @@ server is a private one (`tmux -L`, its own socket), so a user's own tmux server
 sessions and options, are never touched, and two test runs at once do not meet."""
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -174,3 +175,99 @@ def test_the_console_asks_before_making_a_folder_a_workspace(halo, tmp_path: Pat
                 _wait_for(session, "halo exited")
         finally:
             _tmux("kill-session", "-t", session, capture_output=True)
+
+
+def _halo_processes(workspace: Path) -> list[int]:
+    """Console processes on `workspace` (a `halo` whose environment names it), still alive."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(part.endswith(b"/halo") for part in cmdline[:2]) and (
+            f"HALO_WORKSPACE={workspace}".encode() in environ
+        ):
+            found.append(int(proc.name))
+    return found
+
+
+def test_the_console_is_gone_when_its_terminal_is(halo, workspace: Path, make_candidates) -> None:
+    """Issue 22 item 5: after its tmux server (or SSH link) went away the console lived on with
+    PPID 1, in a futex wait, holding the store. Twenty times, on a random screen (jobs, the
+    log, the candidates with grades just pressed, a modal open), the tmux server is killed at a
+    random moment; within 2 s no console is left, and every grade the screen showed as saved
+    is in the store. A second tmux server, the user's own, runs beside it and is untouched."""
+    import random
+
+    from core import grades
+    from core.candidates import candidates_path
+    from core.workspace import Workspace
+
+    (workspace / "data" / "runs" / "demo").mkdir(parents=True)
+    (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo"}')
+    make_candidates(candidates_path(workspace, "demo"), 60)
+    halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
+    users = f"halo-user-{os.getpid()}"  # the user's own server, which must outlive every kill
+    subprocess.run(["tmux", "-L", users, "new-session", "-d", "-s", "mine", "sleep", "600"], check=True)
+    rng = random.Random(22)
+    scenes = {
+        "jobs": [],
+        "log": ["l"],
+        "help": ["?"],
+        "launch form": ["n"],
+        "candidates, grading": ["3", "a", "b", "x", "c"],
+        "zoomed": ["3", "z", "Right"],
+    }
+    took = []
+    try:
+        for loop in range(20):
+            name = rng.choice(sorted(scenes))
+            socket = f"halo-hup-{os.getpid()}-{loop}"
+            tmux = ["tmux", "-L", socket]
+            passed = [a for k in ("HALO_WORKSPACE", "TERM", "USER") for a in ("-e", f"{k}={env[k]}")]
+            subprocess.run(
+                [*tmux, "new-session", "-d", "-s", "c", "-x", "120", "-y", "35", *passed, halo.executable],
+                check=True,
+                env=env,
+            )
+            try:
+                subprocess.run([*tmux, "set-option", "-s", "escape-time", "10"], check=True)
+                _wait_in(tmux, "Dark Halo Scope")
+                for key in scenes[name]:
+                    subprocess.run([*tmux, "send-keys", "-t", "c", key], check=True)
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0, 0.6))  # a random moment: mid-render, mid-write, idle
+                shown = _screen_in(tmux)
+            finally:
+                killed = time.monotonic()
+                subprocess.run([*tmux, "kill-server"], capture_output=True)
+            while _halo_processes(workspace) and time.monotonic() - killed < 10:
+                time.sleep(0.05)
+            left = _halo_processes(workspace)
+            took.append(time.monotonic() - killed)
+            assert not left, f"loop {loop} ({name}): the console outlived its terminal: {left}"
+            assert took[-1] < 2.0, f"loop {loop} ({name}): it took {took[-1]:.1f} s to go"
+            graded = re.search(r"graded (\d+)/", shown)
+            mine = grades.current(Workspace(workspace).store, "demo")
+            assert not graded or len(mine) >= int(graded.group(1)), (name, shown)
+        mine = subprocess.run(["tmux", "-L", users, "has-session", "-t", "mine"], capture_output=True)
+        assert mine.returncode == 0, "the user's own tmux server was touched"
+    finally:
+        subprocess.run(["tmux", "-L", users, "kill-server"], capture_output=True)
+
+
+def _screen_in(tmux: list[str]) -> str:
+    return subprocess.run([*tmux, "capture-pane", "-p", "-t", "c"], capture_output=True, text=True).stdout
+
+
+def _wait_in(tmux: list[str], text: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in _screen_in(tmux):
+        assert time.monotonic() < deadline, f"{text!r} never showed:\n{_screen_in(tmux)}"
+        time.sleep(0.1)
