@@ -199,10 +199,11 @@ def candidates_memory(root: Path, rows: int) -> None:
 
 def key_latency(root: Path) -> None:
     """Key presses on Candidates timed to the result a person sees (Textual pilot, 120×40):
-    a cursor move to the screen idle again; a page turn to the moment its page is placed
-    (`_place`), one press at a time (the page ahead already rendered, as after reading a
-    page); and a burst of 10 pgdn sent back to back (a held key), to the moment the page the
-    keys stopped on is placed. The baseline: an unbound key's round trip."""
+    each key sent as the terminal sends it (no pilot wait). A cursor move, to every widget
+    having handled it; a page turn, to the moment its page is placed (`_place`), one press at
+    a time onto a page rendered ahead (as after reading a page) and onto one not rendered yet;
+    a burst of 10 pgdn sent back to back (a held key), to the moment the page the keys stopped
+    on is placed. The baseline: an unbound key (f12), to every widget having handled it."""
     import statistics
 
     from textual import events
@@ -231,7 +232,13 @@ def key_latency(root: Path) -> None:
 
     async def presses() -> dict[str, list[float]]:
         app = HaloApp(Engine(Workspace(root)))
-        times: dict[str, list[float]] = {"f12": [], "right": [], "pagedown": [], "burst of 10": []}
+        times: dict[str, list[float]] = {
+            "f12": [],
+            "right": [],
+            "pagedown": [],
+            "pagedown, not rendered ahead": [],
+            "burst of 10": [],
+        }
         async with app.run_test(size=(120, 40)) as pilot:
             app.push_screen(CandidatesScreen(path, "bench"))
             while not (isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile)):
@@ -248,23 +255,37 @@ def key_latency(root: Path) -> None:
             screen._place = placing
 
             async def until_placed(page: int) -> None:
+                """The page placed, and drawn: every widget has handled what placing it set off."""
                 while not placed or placed[-1] != page:
                     await asyncio.sleep(0.0005)
+                for _ in range(2):
+                    await pilot._wait_for_screen()
 
             def send(key: str) -> None:
                 app._driver.send_message(events.Key(key, None))
 
             for key in ["f12"] * 30 + ["right"] * 30:  # f12 is bound to nothing: the baseline
-                start = time.perf_counter()
-                await pilot.press(key)
-                times[key].append(time.perf_counter() - start)
-            for _ in range(20):
-                await app.workers.wait_for_complete()  # the page ahead is ready, as after reading
+                await app.workers.wait_for_complete()
                 await pilot.pause()
-                target, start = screen.page + 1, time.perf_counter()
-                send("pagedown")
-                await until_placed(target)
-                times["pagedown"].append(time.perf_counter() - start)
+                before, start = screen.position, time.perf_counter()
+                send(key)
+                while key == "right" and screen.position != before + 1:
+                    await asyncio.sleep(0.0005)
+                for _ in range(2):  # every widget has handled what the key set off (and passed on)
+                    await pilot._wait_for_screen()
+                times[key].append(time.perf_counter() - start)
+            for ahead in (True, False):  # the page ahead rendered (as after reading a page), or not
+                for _ in range(20):
+                    await app.workers.wait_for_complete()
+                    await pilot.pause()
+                    if not ahead:
+                        screen.cache.clear()
+                    target, start = screen.page + 1, time.perf_counter()
+                    send("pagedown")
+                    await until_placed(target)
+                    times["pagedown" if ahead else "pagedown, not rendered ahead"].append(
+                        time.perf_counter() - start
+                    )
             for _ in range(6):
                 await app.workers.wait_for_complete()
                 await pilot.pause()
@@ -287,10 +308,13 @@ def key_latency(root: Path) -> None:
             f" to the screen drawn; an unbound key's round trip {base * 1000:.1f} ms, so the screen's"
             f" own work {(median - base) * 1000:.1f} ms (goal: within 50 ms)"
         )
+    burst, fresh = medians["burst of 10"], medians["pagedown, not rendered ahead"]
     print(
-        f"a held pgdn (burst of 10) lands its page in {medians['burst of 10'] * 1000:.0f} ms, "
-        f"{medians['burst of 10'] / medians['pagedown']:.2f}x one pgdn's {medians['pagedown'] * 1000:.0f} ms"
-        " (goal: <= 2x; the pages in between are skipped)"
+        f"a held pgdn (burst of 10) lands its page in {burst * 1000:.0f} ms: "
+        f"{burst / medians['pagedown']:.2f}x one pgdn onto a page rendered ahead "
+        f"({medians['pagedown'] * 1000:.0f} ms), {burst / fresh:.2f}x one onto a page not rendered "
+        f"yet ({fresh * 1000:.0f} ms); goal <= 2x (the pages in between are skipped; drawing every "
+        f"page would cost about {10 * fresh * 1000:.0f} ms)"
     )
 
 

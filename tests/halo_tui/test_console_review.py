@@ -94,6 +94,26 @@ async def test_3_compare_at_80x24_plots_scrolls_and_has_a_footer(engine, make_ev
         assert app._exception is None
 
 
+async def test_4_a_burst_of_keys_at_200x50_leaves_it_answering(engine, candidates: Path, monkeypatch) -> None:
+    """Once, at 200×50 on Candidates, `e`, `#`, `q` with a stray `o` in the burst left the
+    console deaf at 50–90 % CPU (the crash of item 1 rendering its locals). The burst, sent
+    as fast as a terminal sends it, then a key that must still be answered."""
+    from textual import events
+
+    monkeypatch.setenv("USER", "alice")
+    app = HaloApp(engine)
+    async with app.run_test(size=(200, 50), notifications=True) as pilot:
+        await _settle(app, pilot)
+        screen = await _candidates(app, pilot, candidates)
+        for key in ("e", "number_sign", "q", "o", "escape", "o", "e", "pagedown", "o"):
+            app._driver.send_message(events.Key(key, None))
+        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and screen.page == 1)
+        await _settle(app, pilot)
+        await pilot.press("g")
+        await _until(pilot, lambda: screen.position == 0)
+        assert app._exception is None and app.is_running
+
+
 async def test_6_grading_the_last_stamp_of_a_page_moves_to_the_next(
     engine, candidates: Path, monkeypatch
 ) -> None:
