@@ -73,9 +73,6 @@ class JobsScreen(HaloScreen):
 
     def on_mount(self) -> None:
         self.query_one("#jobs-filter").display = False
-        # each header keeps a cell for the sort arrow: a column as narrow as its name (id,
-        # exit) would otherwise cut the arrow off
-        self.query_one(DataTable).add_columns(*(f"{c}  " for c in COLUMNS))
         self.load()
 
     @property
@@ -136,11 +133,11 @@ class JobsScreen(HaloScreen):
         if rows != self.shown:  # an idle console does not repaint
             self.shown = rows
             table = self.query_one(DataTable)
-            for i, column in enumerate(table.columns.values()):  # the sort column's arrow
-                arrow = ("▼" if self.descending else "▲") if i == self.sort_column else " "
-                column.label = Text(f"{COLUMNS[i]} {arrow}")  # the same width, arrow or not
             selected = self.launched or self.selected_id()
-            table.clear()
+            table.clear(columns=True)  # the headers anew, so that their widths are measured again
+            for i, name in enumerate(COLUMNS):  # the sort column's arrow, a cell kept for it on all
+                arrow = ("▼" if self.descending else "▲") if i == self.sort_column else " "
+                table.add_column(Text(f"{name} {arrow}"), key=name)
             for row in rows:
                 state = Text(row[2], style=STATE_STYLES[row[2]])
                 table.add_row(*row[:2], state, *row[3:], key=row[0])

@@ -186,24 +186,23 @@ class Session:
         return self.app is not None and self.app.is_running and not self.app._exit
 
     async def goto(self, keys: tuple[str, ...], kind: type) -> None:
-        """The keys that reach a screen of `kind`: from the candidates or runs screen when one
-        is open (as it was when it opened: the composite, not zoomed, the first page), else
-        from a fresh jobs screen (no filter, newest first, the cursor on a running job)."""
+        """The keys that reach a screen of `kind`: from the candidates screen when one is open
+        (as it was when it opened: the composite, not zoomed, the first page), else from a
+        fresh jobs screen (no filter, newest first, the cursor on a running job)."""
         if not self.running:
             await self.stop()
             await self.start()
         app = self.app
-        base = {"3": CandidatesScreen, "2": RunsScreen}.get(keys[0] if keys else "")
+        base = CandidatesScreen if keys[:1] == ("3",) else None
         if base is not None and any(isinstance(s, base) for s in app.screen_stack):
             while not isinstance(app.screen, base):
                 app.pop_screen()
                 await self.idle()
             screen = app.screen
-            if base is CandidatesScreen:
-                screen.view, screen.zoomed, screen.pan = "grz", False, (0, 0)
-                screen.page = screen.cursor = 0
-                screen.show()
-                await self.idle()
+            screen.view, screen.zoomed, screen.pan = "grz", False, (0, 0)
+            screen.page = screen.cursor = 0
+            screen.show()
+            await self.idle()
             for key in keys[1:]:
                 await self.press(key, f"reaching {kind.__name__}")
         else:
