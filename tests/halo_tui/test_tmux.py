@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual.binding import Binding
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -271,3 +272,76 @@ def _wait_in(tmux: list[str], text: str, timeout: float = 30.0) -> None:
     while text not in _screen_in(tmux):
         assert time.monotonic() < deadline, f"{text!r} never showed:\n{_screen_in(tmux)}"
         time.sleep(0.1)
+
+
+TMUX_KEYS = {
+    "escape": "Escape", "enter": "Enter", "question_mark": "?", "number_sign": "#", "plus": "+",
+    "minus": "-", "slash": "/", "space": "Space", "pagedown": "NPage", "pageup": "PPage",
+    "up": "Up", "down": "Down", "left": "Left", "right": "Right", "home": "Home", "end": "End",
+}  # fmt: skip
+
+
+# actions that open a dialog or another screen: their keys go last in a screen's row of keys,
+# so that the others reach the screen itself
+LEAVES = {
+    "app.pop_screen", "app.jobs", "note", "jump", "inspectors", "details", "log", "monitor",
+    "launch", "cancel", "compare", "candidates", "search", "filter", "help", "yes", "no", "zoom",
+}  # fmt: skip
+
+
+def _tmux_key(key: str) -> str:
+    """A Textual key name as tmux's send-keys names it (ctrl+p: C-p, pagedown: NPage)."""
+    if key.startswith("ctrl+"):
+        return "C-" + key[5:]
+    return TMUX_KEYS.get(key, key)
+
+
+def test_every_declared_key_through_a_real_terminal(halo, workspace: Path, make_candidates) -> None:
+    """Issue 22: one pass of the every-key guard through tmux (the pilot's test covers the
+    sizes, colour modes and random sequences): each screen reached with its keys, then every
+    binding it declares (but q) pressed in a row, as a hurried person would; the console is
+    alive at the end, its screen shows no failure, and it wrote no crash log."""
+    from test_every_key import SCREENS, keys_of  # the guard's own list of screens
+
+    from core.candidates import candidates_path
+
+    (workspace / "data" / "runs" / "demo").mkdir(parents=True)
+    (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo", "epochs": 2}')
+    make_candidates(candidates_path(workspace, "demo"), 30)
+    halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0)
+    session = f"halo-keys-{os.getpid()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
+    env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
+    _start(session, env, halo.executable)
+    _tmux("set-option", "-s", "escape-time", "10", check=True)
+    seen = set()
+    try:
+        _wait_for(session, "Dark Halo Scope")
+        pid = _tmux("list-panes", "-t", session, "-F", "#{pane_pid}", capture_output=True, text=True).stdout
+        assert pid.strip().isdigit()
+        for _, keys, kind, _ in SCREENS:
+            if kind in seen:
+                continue
+            seen.add(kind)
+            bindings = [b for b in getattr(kind, "BINDINGS", []) if isinstance(b, Binding)]
+            stays = [b for b in bindings if b.action.split("(")[0] not in LEAVES]
+            declared = [k for k in keys_of(stays + [b for b in bindings if b not in stays]) if k != "q"]
+            # back to jobs from anywhere, then to the screen; once it shows, its keys in a row
+            # (tmux keeps their order; the pauses keep an Escape from merging with the next key)
+            for step in ("Escape", "Escape", "Escape", "1", *map(_tmux_key, keys)):
+                _tmux("send-keys", "-t", session, step, check=True)
+                time.sleep(0.03)
+            if kind.__name__ == "CandidatesScreen":
+                _wait_for(session, "graded ")  # its stamps are read: the keys have a candidate
+            time.sleep(0.5)
+            for key in declared:
+                _tmux("send-keys", "-t", session, _tmux_key(key), check=True)
+                time.sleep(0.03)
+        time.sleep(0.5)
+        screen = _screen(session)
+        assert Path(f"/proc/{pid.strip()}").exists(), f"the console ended:\n{screen}"
+        assert "Traceback" not in screen and "console failed" not in screen, screen
+        assert not list((workspace / ".halo" / "logs").glob("console-*.log"))
+    finally:
+        _tmux("kill-session", "-t", session, capture_output=True)
+        _tmux("kill-server", capture_output=True)
