@@ -15,7 +15,7 @@ from typing import Any
 from core.errors import UsageError
 
 # a change takes the store and returns (what to tell the inspector, what an undo took back)
-Change = Callable[[Any], tuple[str, Any]]
+Change = Callable[[Any], tuple[str | None, Any]]
 
 
 class WriteQueue:
@@ -31,7 +31,7 @@ class WriteQueue:
     def submit(self, change: Change) -> None:
         self.pending.append(change)
 
-    def drain(self, store: Any, done: Callable[[str, Any], None] | None = None) -> int:
+    def drain(self, store: Any, done: Callable[[str | None, Any], None] | None = None) -> int:
         """Write every queued change (blocking on the lock); `done(said, undone)` after each.
         A change that fails is said ("not saved: …") and the rest go on."""
         written = 0

@@ -14,7 +14,7 @@ from textual_plotext import PlotextPlot
 # Series of the monitor's two plots: losses (their own scale), and the rates in [0, 1].
 LOSSES = ("train_loss", "val_loss")
 RATES = ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3")
-LEGEND_ROOM = 0.12  # the part of the y range added above the data per legend line
+LEGEND_ROOM = 0.3  # the part of the y range added above the data per legend line
 
 
 class EpochPlot(PlotextPlot):

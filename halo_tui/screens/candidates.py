@@ -201,7 +201,7 @@ class CandidatesScreen(HaloScreen):
 
     @work(thread=True, group="grading")
     def _drain(self) -> None:
-        def done(said: str, undone: Any) -> None:
+        def done(said: str | None, undone: Any) -> None:
             grades = gather(self.store, self.run)
             self.grades_seen = grades[0]  # the poll must not take your write for another's
             self.post_message(GradesChanged(grades, said, undone))
@@ -564,7 +564,7 @@ class CandidatesScreen(HaloScreen):
 
         def change(store: Any) -> tuple[str, None]:
             grades_mod.grade(store, run, info["brickname"], info["objid"], who, value, blind=info["blind"])
-            return f"graded #{info['rank']} {value}", None
+            return None, None  # the badge under the stamp says it: no toast per grade to pile up
 
         self.write(change)
         self._go(self.position + 1)  # on to the next at once, over a page's end too

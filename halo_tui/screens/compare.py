@@ -16,7 +16,7 @@ from halo_tui.components.heatmap import heatmap, thresholds
 from halo_tui.format import TARGET_STYLES, visible
 from halo_tui.screens.base import HaloScreen
 
-SCROLLING = Binding.Group("scroll", compact=True)
+SCROLLING = Binding.Group("scroll")
 
 
 class CompareScreen(HaloScreen):

@@ -7,7 +7,7 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -25,6 +25,9 @@ class DetailsScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         rows = job_rows(self.job)
-        with Vertical(id="dialog"):
+        with VerticalScroll(id="dialog"):  # at 80×24 a failed job's outputs and reason scroll
             for key, value in rows:
                 yield Static(Text.assemble((f"{key:>10}", "bold"), "  ", value))
+
+    def on_mount(self) -> None:
+        self.query_one("#dialog").focus()  # the arrows, PgDn and End scroll it

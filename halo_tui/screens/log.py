@@ -111,7 +111,7 @@ class LogScreen(HaloScreen):
             shown = at + 1 if 0 <= at < len(self.matches) and self.matches[at] == view.current else "-"
             found = f" · match {shown} of {len(self.matches)}" if self.matches else " · no match"
         self.query_one("#log-status", Static).update(
-            Text(visible(f"{self.path}  {view.line_count} lines  {state}{done}{found}"))
+            Text(visible(f"{state}{found} · {view.line_count} lines{done} · {self.path}"))  # the path last
         )
 
     @work(thread=True, exclusive=True, group="log-count")
