@@ -139,6 +139,7 @@ class CandidatesScreen(HaloScreen):
         self.grades_seen: tuple[int, int] | None = None
         self.cache: dict[tuple[int, tuple[str, float], int], list[Strip]] = {}
         self.asked, self.rendering = 0, False  # redraws asked for; whether a renderer runs
+        self.anchor = 0  # the row the cursor was on when a filter was last cycled
         self.who = inspector()
 
     def compose(self) -> ComposeResult:
@@ -607,7 +608,9 @@ class CandidatesScreen(HaloScreen):
         else on the first listed after it."""
         if self.table is None:
             return
-        here = int(self.rows[self.position]) if self.position < len(self.rows) else 0
+        if self.position < len(self.rows):  # through an empty filter, the candidate before it
+            self.anchor = int(self.rows[self.position])
+        here = self.anchor
         self.filter = FILTERS[(FILTERS.index(self.filter) + 1) % len(FILTERS)]
         self._filter_rows()
         self.page, self.cursor = divmod(int(np.searchsorted(self.rows, here)), self.per_page)

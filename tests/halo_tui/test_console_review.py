@@ -257,6 +257,9 @@ async def test_12_the_smaller_things(engine, candidates: Path, monkeypatch) -> N
         await pilot.press("f")  # ungraded: #5 is still listed, the cursor stays on it
         await _settle(app, pilot)
         assert screen.filter == "ungraded" and screen._current()["rank"] == 5
+        await pilot.press("f", "f")  # through disagreements (none listed) back to all: still #5
+        await _settle(app, pilot)
+        assert screen.filter == "all" and screen._current()["rank"] == 5
         await pilot.press("v", "v", "v", "v")
         await _settle(app, pilot)
         first = screen.query(StampTile).first()
