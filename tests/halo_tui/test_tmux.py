@@ -335,7 +335,9 @@ def test_every_declared_key_through_a_real_terminal(halo, workspace: Path, make_
                 _wait_for(session, "graded ")  # its stamps are read: the keys have a candidate
             time.sleep(0.5)
             for key in declared:
-                _tmux("send-keys", "-t", session, _tmux_key(key), check=True)
+                sent = _tmux("send-keys", "-t", session, _tmux_key(key), capture_output=True)
+                crashes = [p.read_text() for p in (workspace / ".halo" / "logs").glob("console-*.log")]
+                assert sent.returncode == 0, f"the console ended before {kind.__name__} {key!r}: {crashes}"
                 time.sleep(0.03)
         time.sleep(0.5)
         screen = _screen(session)
