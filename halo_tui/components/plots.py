@@ -53,7 +53,9 @@ class EpochPlot(PlotextPlot):
         if values or self.unit_range:
             room = LEGEND_ROOM * len(self.drawn) * (high - low)
             plt.ylim(low, high + room)
-            plt.yticks([low + (high - low) * k / 4 for k in range(5)])
+            # three ticks: more collide on a 12-row plot, and which label plotext keeps then
+            # changed with the plot's height as the layout settled
+            plt.yticks([low, (low + high) / 2, high])
         if epochs:
             last = max(int(line["epoch"]) for line in epochs) + 1
             plt.xlim(0.5, max(last, 2) + 0.5)

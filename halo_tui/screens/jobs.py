@@ -110,26 +110,21 @@ class JobsScreen(HaloScreen):
             self.notify(visible(message.warning), severity="warning", markup=False)
         self._show(message.jobs, message.rows)
 
-    def _sort_key(self, row: tuple[Any, ...]) -> Any:
+    def _sort_value(self, row: tuple[Any, ...]) -> Any:
         """The sort column's value as it orders: ids, exit codes and times as numbers (the
-        elapsed time in seconds, not its text), the rest as text; none last."""
-        name, job = COLUMNS[self.sort_column], self.jobs[row[0]]
-        value = {
-            "id": job.id,
-            "elapsed": job.elapsed,
-            "exit": job.exit_code,
-            "started": job.started,
-        }.get(name, row[self.sort_column])
-        return (value is None, value if value is not None else 0)
+        elapsed time in seconds, not its text), the rest as text; None where there is none."""
+        job = self.jobs[row[0]]
+        numbers = {"id": job.id, "elapsed": job.elapsed, "exit": job.exit_code, "started": job.started}
+        return numbers.get(COLUMNS[self.sort_column], row[self.sort_column])
 
     def _show(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
         self.jobs = jobs
         text = self.filter_text.lower()
         rows = [r for r in rows if not text or any(text in str(c).lower() for c in r)]
-        missing = sorted(rows, key=self._sort_key)
-        last = [r for r in missing if self._sort_key(r)[0]]  # no value: last either way
-        rows = [r for r in missing if not self._sort_key(r)[0]]
-        rows = (rows[::-1] if self.descending else rows) + last
+        valued = [r for r in rows if self._sort_value(r) is not None]
+        rows = sorted(valued, key=self._sort_value, reverse=self.descending) + [  # none last either way
+            r for r in rows if self._sort_value(r) is None
+        ]
         if rows != self.shown:  # an idle console does not repaint
             self.shown = rows
             table = self.query_one(DataTable)
