@@ -250,8 +250,12 @@ def format_rate(r: dict[str, Any]) -> str:
 
 
 def calibration(store: Store, run: str) -> dict[str, Calibration]:
-    """Each inspector who graded a blind item of the run, on the blind items."""
-    return _calibrate(_latest(store, run, blinds=True))
+    """Each inspector who graded an item of the run (a candidate or a blind item), on the
+    blind items: one who graded none of them has nothing measured and the floor weight (what
+    the consensus gives them), listed all the same."""
+    measured = _calibrate(_latest(store, run, blinds=True))
+    everyone = {who for by in _latest(store, run, blinds=False).values() for who in by} | set(measured)
+    return {who: measured.get(who, Calibration(who)) for who in sorted(everyone)}
 
 
 def _calibrate(blind: dict[tuple[Any, ...], dict[str, str]]) -> dict[str, Calibration]:

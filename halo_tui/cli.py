@@ -675,7 +675,7 @@ def runs_compare(
     as_markdown: Annotated[bool, typer.Option("--markdown", help="a Markdown table, to paste")] = False,
 ) -> None:
     """The seed's comparison table across runs: ▲ marks the better run on a row; in a terminal
-    green meets the target and red misses it (--markdown to paste, --json for scripts)."""
+    green meets the target and red, underlined, misses it (--markdown to paste, --json for scripts)."""
     from rich.text import Text
 
     from core import runs as runs_mod

@@ -14,9 +14,10 @@ STATE_STYLES = {
 }
 
 
-# a figure's colour says whether it meets its target (green) or not (red), none where it is
-# unmeasured or has no target; ▲ beside it marks the better run on its row, whatever the target
-TARGET_STYLES = {True: "green", False: "red", None: ""}
+# a figure's colour says whether it meets its target (green) or not (red, and underlined: a
+# mark that survives NO_COLOR and red-green colour blindness), none where it is unmeasured or
+# has no target; ▲ beside it marks the better run on its row, whatever the target
+TARGET_STYLES = {True: "green", False: "red underline", None: ""}
 
 
 def visible(text: Any) -> str:

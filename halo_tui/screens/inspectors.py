@@ -28,8 +28,8 @@ class InspectorsScreen(ModalScreen[None]):
         text = Text(f"Inspectors on the blind items of {visible(self.run)}\n\n", style="bold")
         for c in self.figures.values():
             text.append(visible(c.line()) + "\n")
-        if not self.figures:
-            text.append("no blind item graded yet\n")
+        if not any(c.sims or c.duds or c.unsure for c in self.figures.values()):
+            text.append("no blind item graded yet: every inspector weighs the same\n")
         text.append(
             "\ncompleteness: simulated lenses graded A or B; FPR: known non-lenses graded A or B;"
             " intervals 95 %. The consensus weights each inspector by completeness − FPR."

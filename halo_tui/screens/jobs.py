@@ -16,6 +16,7 @@ from core.errors import HaloError
 from core.layout import run_name_of, runs_dir
 from core.logs import progress as log_progress
 from core.states import JobState
+from halo_tui.components.row_table import RowTable
 from halo_tui.format import STATE_STYLES, duration, visible, when
 from halo_tui.messages import JobActed, JobsLoaded
 from halo_tui.screens.base import HaloScreen
@@ -67,7 +68,7 @@ class JobsScreen(HaloScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="jobs", cursor_type="row", zebra_stripes=True)
         yield Input(placeholder="filter jobs (any column)", id="jobs-filter")
         yield Footer()
 

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
@@ -23,7 +23,12 @@ from halo_tui.format import visible
 class LaunchScreen(ModalScreen[Any]):
     """Stage, variant, backend and options; validated against the config before it submits."""
 
-    DEFAULT_CSS = "LaunchScreen { align: center middle; }"
+    DEFAULT_CSS = """
+    LaunchScreen { align: center middle; }
+    LaunchScreen #launch-row { height: auto; }
+    LaunchScreen #launch-error { width: 1fr; height: auto; max-height: 3; overflow-y: auto; padding-left: 2; }
+    """  # the button and the reason it refused side by side: at 80×24 a reason under the
+    # button pushed it off the dialog
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Cancel", id="launch.cancel")]
 
@@ -49,8 +54,9 @@ class LaunchScreen(ModalScreen[Any]):
                 allow_blank=False,
             )
             yield Input(placeholder="options, e.g. --grid grid_sota --preset demo_cpu", id="launch-options")
-            yield Static("", id="launch-error")
-            yield Button("Launch", variant="primary", id="launch-go")
+            with Horizontal(id="launch-row"):
+                yield Button("Launch", variant="primary", id="launch-go")
+                yield Static("", id="launch-error")
 
     class SubmitRequest(Message):
         """Launch asked for by the button: sent through the options box, so that it arrives

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
 from core.candidates import candidates_path
+from halo_tui.components.row_table import RowTable
 from halo_tui.messages import RunsLoaded
 from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.compare import CompareScreen
@@ -32,7 +33,7 @@ class RunsScreen(HaloScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("space marks runs to compare", id="runs-hint", classes="status")
         yield Footer()
 

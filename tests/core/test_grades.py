@@ -141,6 +141,20 @@ def test_the_export_leaves_blind_items_out_and_reports_the_inspectors(tmp_path: 
     assert (inspectors["bob"]["called_lens"], inspectors["bob"]["fpr"]) == ("8", "1.0000")
 
 
+def test_an_inspector_with_no_blind_graded_is_listed_unmeasured(tmp_path: Path) -> None:
+    """The inspectors' CSV was a header alone until someone graded a blind item."""
+    import csv
+
+    store = Store(tmp_path / "halo.db")
+    grades.grade(store, "r", "1499p022", 1, "carol", "A")
+    target = tmp_path / "grades-r.csv"
+    grades.export_csv(store, "r", target)
+    (row,) = csv.DictReader(grades.calibration_path(target).open())
+    assert (row["inspector"], row["simulated_lenses"], row["completeness"]) == ("carol", "0", "")
+    assert float(row["weight"]) == grades.WEIGHT_FLOOR
+    assert grades.calibration(store, "r")["carol"].line().endswith("0/0 not measured · weight 0.05")
+
+
 def test_undoing_a_blind_grade_keeps_it_blind_and_takes_it_back(tmp_path: Path) -> None:
     store = Store(tmp_path / "halo.db")
     grades.grade(store, "r", "1499p022", 1, "alice", "A")  # the same galaxy, as a candidate
@@ -148,7 +162,7 @@ def test_undoing_a_blind_grade_keeps_it_blind_and_takes_it_back(tmp_path: Path) 
     undone = grades.undo(store, "r", "alice")
     assert (undone.blind, undone.now) == ("lens", None)  # the candidate's A is another item
     assert "lens" not in undone.describe() and undone.describe().endswith("now ungraded")
-    assert grades.calibration(store, "r") == {}
+    assert grades.calibration(store, "r") == {"alice": grades.Calibration("alice")}  # no blind measured
     with pytest.raises(UsageError, match="blind item"):
         grades.grade(store, "r", "1499p022", 1, "alice", "X", blind="sim")
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from console_pilot import open_candidates, settle, until
 from textual.widgets import DataTable
 
 from core import grades
@@ -23,37 +24,17 @@ from halo_tui.screens.log import LogScreen
 from halo_tui.screens.monitor import MonitorScreen
 
 
-async def _until(pilot, condition, timeout: float = 5.0) -> None:
-    """Wait for what the console does on its own timers (slow machines take longer)."""
-    for _ in range(int(timeout / 0.05)):
-        if condition():
-            return
-        await pilot.pause(0.05)
-    assert condition()
-
-
-async def _open_candidates(app, pilot, path: Path) -> None:
-    """The candidates screen of run `demo` over `path`, once its first stamps show."""
-    app.push_screen(CandidatesScreen(path, "demo"))
-    await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
-
-
-async def _settle(app, pilot) -> None:
-    await app.workers.wait_for_complete()
-    await pilot.pause(0.05)
-
-
 async def test_jobs_table_lists_jobs_and_picks_up_new_ones(engine) -> None:
     done = engine.wait(engine.launch("sleepy", params={"code": "3"}).id)
     app = HaloApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         table = app.screen.query_one(DataTable)
         assert isinstance(app.screen, JobsScreen) and table.row_count == 1
         assert str(table.get_row(str(done.id))[2]) == "failed"
         engine.wait(engine.launch("sleepy").id)
         app.screen.load()
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert table.row_count == 2
         await pilot.press("enter")
         assert isinstance(app.screen, DetailsScreen)
@@ -70,13 +51,13 @@ async def test_the_jobs_table_shows_training_progress_exit_codes_and_its_sort(en
     failed = engine.wait(engine.launch("sleepy", params={"code": "3"}).id)
     app = HaloApp(engine)
     async with app.run_test(size=(120, 30)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         table = app.screen.query_one(DataTable)
         assert str(table.get_row(str(failed.id))[COLUMNS.index("exit")]) == "3"
         labels = lambda: [str(c.label) for c in table.columns.values()]  # noqa: E731
         assert labels()[0] == "id ▼"
         await pilot.press("s", "s")
-        await _until(pilot, lambda: labels()[2] == "state ▲" and labels()[0] == "id  ")
+        await until(pilot, lambda: labels()[2] == "state ▲" and labels()[0] == "id  ")
         assert len(app._notifications) == 0  # no toast per press
     log = engine.workspace.root / "train.log"
     log.write_text("train: epoch 2/6 step 23/31 loss 0.4123 812 images/s\n")
@@ -104,12 +85,12 @@ async def test_candidates_are_3_from_anywhere(engine, candidates: Path) -> None:
     shutil.copy(candidates, target)
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("3")
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        await until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
         assert app.screen.run == "demo"
         await pilot.press("1", "3")  # back to jobs, and to the same candidates again
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        await until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
         assert sum(isinstance(s, CandidatesScreen) for s in app.screen_stack) == 1
 
 
@@ -117,37 +98,37 @@ async def test_an_idle_console_does_not_rebuild_its_table(engine) -> None:
     engine.wait(engine.launch("sleepy").id)
     app = HaloApp(engine)
     async with app.run_test() as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         table = app.screen.query_one(DataTable)
         rebuilt = []
         table.clear = lambda *a, **k: rebuilt.append(1)  # type: ignore[method-assign]
         app.screen.load()
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert rebuilt == []
 
 
 async def test_launch_cancel_and_relaunch_from_the_keyboard(engine) -> None:
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("n")
         assert isinstance(app.screen, LaunchScreen)
         app.screen.query_one("#launch-stage").value = "sleepy"
         await pilot.click("#launch-options")
         await pilot.press(*"--seconds 30", "enter")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert isinstance(app.screen, JobsScreen)
         (job,) = engine.store.list()
         assert job.stage == "sleepy" and job.params == {"seconds": 30.0} and job.state.value == "running"
         app.screen.load()
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("c")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("y")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert engine.store.get(job.id).state.value == "cancelled"
         await pilot.press("r")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert [j.state.value for j in engine.store.list()] == ["running", "cancelled"]
 
 
@@ -170,9 +151,9 @@ async def test_the_launch_button_launches_the_options_just_typed(engine, monkeyp
     monkeypatch.setattr(Input, "_on_key", slow_key)
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("n")
-        await _until(pilot, lambda: isinstance(app.screen, LaunchScreen))
+        await until(pilot, lambda: isinstance(app.screen, LaunchScreen))
         app.screen.query_one("#launch-stage").value = "sleepy"
         box = app.screen.query_one("#launch-options", Input)
         box.focus()
@@ -180,8 +161,8 @@ async def test_the_launch_button_launches_the_options_just_typed(engine, monkeyp
         for ch in "--seconds 30":  # queued in the box, not yet processed
             box.post_message(events.Key(ch, ch))
         app.screen.query_one("#launch-go", Button).press()  # the click, while they wait
-        await _until(pilot, lambda: isinstance(app.screen, JobsScreen))
-        await _settle(app, pilot)
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await settle(app, pilot)
     (job,) = engine.store.list()
     assert job.params == {"seconds": 30.0}, job.params
     engine.cancel(job.id)
@@ -192,19 +173,19 @@ async def test_m_on_a_train_job_without_run_opens_the_run_it_writes(engine) -> N
     job = engine.store.create("train", "v4_sota", {"force": False, "resume": False}, "local")
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         table = app.screen.query_one(DataTable)
-        await _until(pilot, lambda: table.row_count == 1)
+        await until(pilot, lambda: table.row_count == 1)
         assert str(table.get_row(str(job.id))[1]) == "train"
         await pilot.press("m")
-        await _until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen))
         assert app.screen.run_dir.name == "v4_sota-grid_sota-convnext_v4sota"
 
 
 async def test_the_launch_form_refuses_bad_options(engine) -> None:
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("n")
         app.screen.query_one("#launch-stage").value = "sleepy"
         await pilot.click("#launch-options")
@@ -218,10 +199,10 @@ async def test_readonly_hides_every_action_that_changes_state(engine, candidates
     job = engine.launch("sleepy", params={"seconds": "30"})
     app = HaloApp(engine, readonly=True)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         for key in ("n", "c", "r"):  # launch, cancel, relaunch: each would change the store
             await pilot.press(key)
-            await _settle(app, pilot)
+            await settle(app, pilot)
             assert isinstance(app.screen, JobsScreen)
         assert [j.id for j in engine.store.list()] == [job.id]  # nothing launched or relaunched
         assert engine.store.get(job.id).state.value == "running"  # nothing cancelled
@@ -232,9 +213,9 @@ async def test_readonly_hides_every_action_that_changes_state(engine, candidates
         for changing in ("jobs.launch", "jobs.cancel", "jobs.relaunch"):
             assert changing not in text
         await pilot.press("escape")
-        await _open_candidates(app, pilot, candidates)
+        await open_candidates(app, pilot, candidates)
         await pilot.press("a", "t", "U", "e")  # grade, note, undo, export: refused
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert grades.current(engine.store, "demo") == {}
         assert not candidates.with_name("grades-demo.csv").exists()  # bug 7: `e` still exported
 
@@ -246,22 +227,22 @@ async def test_the_palette_lists_the_current_screens_actions(engine, candidates:
 
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
 
         async def found(query: str) -> list[str]:
             await pilot.press("ctrl+p")
-            await _until(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await until(pilot, lambda: isinstance(app.screen, CommandPalette))
             await pilot.press(*query)
             options = app.screen.query_one(OptionList)
-            await _until(pilot, lambda: options.option_count > 0)
+            await until(pilot, lambda: options.option_count > 0)
             prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
             await pilot.press("escape")
-            await _until(pilot, lambda: not isinstance(app.screen, CommandPalette))
+            await until(pilot, lambda: not isinstance(app.screen, CommandPalette))
             return prompts
 
         assert any("Log (l)" in p for p in await found("log"))  # on Jobs
         app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        await until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
         assert any("Export CSV (e)" in p for p in await found("export"))
 
 
@@ -272,23 +253,23 @@ async def test_help_shows_key_names_and_scrolls_and_runs_is_one_screen(engine, c
 
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("2", "2", "2")
-        await _until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         assert sum(isinstance(s, RunsScreen) for s in app.screen_stack) == 1
         await pilot.press("escape")
-        await _until(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await until(pilot, lambda: isinstance(app.screen, JobsScreen))
         app.push_screen(CandidatesScreen(candidates, "demo"))
-        await _until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
+        await until(pilot, lambda: isinstance(app.screen, CandidatesScreen))
         await pilot.press("question_mark")
-        await _until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = str(app.screen.query_one("#help Static").render())
         assert "?" in text and "question_mark" not in text and "pagedown" not in text
         assert "cand.export" in text  # listed, if below the fold
         scroller = app.screen.query_one("#help")
-        await _until(pilot, lambda: scroller.max_scroll_y > 0)  # more keys than 24 rows: it scrolls
+        await until(pilot, lambda: scroller.max_scroll_y > 0)  # more keys than 24 rows: it scrolls
         await pilot.press("end")
-        await _until(pilot, lambda: scroller.scroll_y == scroller.max_scroll_y)
+        await until(pilot, lambda: scroller.scroll_y == scroller.max_scroll_y)
 
 
 async def test_following_a_growing_log(engine, tmp_path: Path) -> None:
@@ -296,16 +277,16 @@ async def test_following_a_growing_log(engine, tmp_path: Path) -> None:
     log.write_text("".join(f"line {i}\n" for i in range(500)))
     app = HaloApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.push_screen(LogScreen(log, "test log"))
-        await _until(pilot, lambda: bool(app.screen.query(LogView)))
+        await until(pilot, lambda: bool(app.screen.query(LogView)))
         view = app.screen.query_one(LogView)
         at_end = lambda n: view.line_count == n and view.scroll_offset.y == view.max_scroll_y  # noqa: E731
-        await _until(pilot, lambda: at_end(500))
+        await until(pilot, lambda: at_end(500))
         assert view.follow
         with log.open("a") as out:
             out.write("".join(f"line {i}\n" for i in range(500, 600)) + "ERROR here\n")
-        await _until(pilot, lambda: at_end(601))
+        await until(pilot, lambda: at_end(601))
         await pilot.press("g")
         await pilot.pause(0.1)
         assert not view.follow and view.scroll_offset.y == 0
@@ -328,16 +309,16 @@ async def test_a_log_bigger_than_one_polls_index_budget_is_indexed_whole(
     log.write_text("".join(f"line {i:07d} " + "x" * 60 + "\n" for i in range(20_000)))  # 1.4 MB
     app = HaloApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.push_screen(LogScreen(log, "big log"))
-        await _until(pilot, lambda: bool(app.screen.query(LogView)))
+        await until(pilot, lambda: bool(app.screen.query(LogView)))
         view = app.screen.query_one(LogView)
-        await _until(pilot, lambda: view.index.complete and view.line_count == 20_000, timeout=20)
+        await until(pilot, lambda: view.index.complete and view.line_count == 20_000, timeout=20)
         await pilot.press("g")
         await pilot.pause(0.1)
         assert "line 0000000" in "".join(seg.text for seg in view.render_line(0))
         await pilot.press("slash", *"line 0019999", "enter")
-        await _until(pilot, lambda: view.current == 19_999)
+        await until(pilot, lambda: view.current == 19_999)
 
 
 async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine, tmp_path: Path) -> None:
@@ -357,9 +338,9 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
     (run / "metrics.jsonl").write_text(json.dumps(line) + "\n" + '{"epoch": 1, "tra')  # a torn last line
     app = HaloApp(engine)
     async with app.run_test(size=(140, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.push_screen(MonitorScreen(run))
-        await _until(
+        await until(
             pilot,
             lambda: (
                 isinstance(app.screen, MonitorScreen)
@@ -379,7 +360,7 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
             + json.dumps({**line, "epoch": 1, "auroc": 0.995, "train_loss": 0.1})
             + "\n"
         )
-        await _until(pilot, lambda: table.row_count == 2)  # within a second, or so on a loaded machine
+        await until(pilot, lambda: table.row_count == 2)  # within a second, or so on a loaded machine
         auroc = table.get_row("1")[3]
         assert str(auroc) == "0.9950" and "green" in str(auroc.style) and "bold" in str(auroc.style)
         # bug 3: the lower loss is the best one (the worse was bolded)
@@ -388,7 +369,7 @@ async def test_a_metrics_line_appended_while_the_monitor_is_open_shows_up(engine
         assert "bold" not in str(table.get_row("0")[column].style)
         assert str(table.get_row("0")[6]) == "n/m"  # tpr@fpr1e-4 not measured
         assert table.fixed_columns == 1  # part 5 of issue 14: the epoch stays while scrolling right
-        await _until(pilot, lambda: loss.drawn["train_loss"] == [(1, 0.3), (2, 0.1)])
+        await until(pilot, lambda: loss.drawn["train_loss"] == [(1, 0.3), (2, 0.1)])
         rates = app.screen.query_one("#plot-rates", EpochPlot)
         assert rates.drawn["auroc"] == [(1, 0.98), (2, 0.995)] and "tpr@fpr1e-2" not in rates.drawn
         assert "epoch" in "".join(seg.text for seg in loss.render_line(loss.size.height - 1))
@@ -399,26 +380,26 @@ async def test_grading_candidates_survives_a_restart(engine, candidates: Path, m
     monkeypatch.setenv("USER", "alice")
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.push_screen(CandidatesScreen(candidates, "demo"))
         await pilot.pause(0.5)
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert len(app.screen.query(StampTile)) >= 4
         await pilot.press("a", "x", "c")
         await pilot.press("U")  # undo the C
         await pilot.press("pagedown")
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert app.screen.page == 1
     current = grades.current(engine.store, "demo")
     assert {k[1]: c.grades["alice"] for k, c in current.items()} == {0: "A", 1: "X"}
     app = HaloApp(engine)  # a new session sees them
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.push_screen(CandidatesScreen(candidates, "demo"))
         await pilot.pause(0.5)
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("f")  # ungraded
-        await _settle(app, pilot)
+        await settle(app, pilot)
         assert 0 not in app.screen.rows and 1 not in app.screen.rows and len(app.screen.rows) == 28
         await pilot.press("e")
         exported = (candidates.parent / "grades-demo.csv").read_text().splitlines()
@@ -435,20 +416,20 @@ async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Pat
     monkeypatch.setenv("USER", "alice")
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         screen = app.screen
         meta = lambda: str(screen.query_one("#meta").render())  # noqa: E731
         await pilot.press("a", "b")  # A on #1, B on #2; the cursor advances to #3
         await pilot.press("left", "left", "t")
-        await _until(pilot, lambda: app.screen.query("#note"))
+        await until(pilot, lambda: app.screen.query("#note"))
         await pilot.press(*"arc to the NE", "enter")
-        await _until(pilot, lambda: "note   alice: arc to the NE" in meta())
+        await until(pilot, lambda: "note   alice: arc to the NE" in meta())
         await pilot.press("right", "right", "right", "U")  # undo the note: back on #1
-        await _until(pilot, lambda: screen.cursor == 0 and "arc to the NE" not in meta())
+        await until(pilot, lambda: screen.cursor == 0 and "arc to the NE" not in meta())
         assert "grades alice:A" in meta()
         await pilot.press("U")  # undo the B on #2: the cursor follows
-        await _until(pilot, lambda: screen.cursor == 1)
+        await until(pilot, lambda: screen.cursor == 1)
         assert "grades" not in meta()
     assert {k[1]: c.grades for k, c in grades.current(engine.store, "demo").items()} == {0: {"alice": "A"}}
 
@@ -458,11 +439,11 @@ async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, cand
     the galaxy at the bottom edge, and nothing moved the view."""
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         screen = app.screen
         await pilot.press("z")
-        await _until(pilot, lambda: len(screen.query(StampTile)) == 1 and screen.zoomed)
+        await until(pilot, lambda: len(screen.query(StampTile)) == 1 and screen.zoomed)
         tile = screen.query_one(StampTile)
         assert tile.cells == 64 and not screen.query_one("#meta").display  # every column
         x0, cols, y0, rows = screen.zoom_window()
@@ -470,10 +451,10 @@ async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, cand
         assert len(tile.lines) == rows
         first = tile.lines[0]
         await pilot.press(*["down"] * 10)  # pan to the bottom edge, and no further
-        await _until(pilot, lambda: screen.zoom_window()[2] == 32 - rows)
+        await until(pilot, lambda: screen.zoom_window()[2] == 32 - rows)
         assert screen.query_one(StampTile).lines[0] != first
         await pilot.press("z")
-        await _until(pilot, lambda: not screen.zoomed and screen.query_one("#meta").display)
+        await until(pilot, lambda: not screen.zoomed and screen.query_one("#meta").display)
 
 
 async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, monkeypatch) -> None:
@@ -481,46 +462,46 @@ async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, m
     monkeypatch.setenv("USER", "alice")
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         screen = app.screen
         progress = lambda: str(screen.query_one("#cand-progress").render())  # noqa: E731
         assert progress() == "graded 0/30 · 0 disagree · 0 known"
         await pilot.press("a", "a", "a")  # #1-#3 graded; the cursor on #4
-        await _until(pilot, lambda: progress().startswith("graded 3/30"))
+        await until(pilot, lambda: progress().startswith("graded 3/30"))
         first = screen.query(StampTile).first()
         assert first.badge == "A" and any("green" in str(span.style) for span in first.caption.spans)
         await pilot.press("g", "n")  # from the top, the next one you have not graded: #4
-        await _until(pilot, lambda: screen.position == 3)
+        await until(pilot, lambda: screen.position == 3)
         await pilot.press("l", "l", "h", "j")
-        await _until(pilot, lambda: screen.position == 4 + screen.geometry()[1])
+        await until(pilot, lambda: screen.position == 4 + screen.geometry()[1])
         await pilot.press("G")
-        await _until(pilot, lambda: screen.position == 29)
+        await until(pilot, lambda: screen.position == 29)
         first_row = screen.page_rows(screen.page)[0]  # the page's tiles, reused, show its stamps
-        await _until(pilot, lambda: screen.query(StampTile).first().label.startswith(f"#{first_row + 1} "))
+        await until(pilot, lambda: screen.query(StampTile).first().label.startswith(f"#{first_row + 1} "))
         tiles = list(screen.query(StampTile))
         assert (
             len(tiles) == len(screen.page_rows(screen.page))
             and tiles[0].lines == screen.cache[first_row, (screen.view, screen.stretch), screen.geometry()[0]]
         )
         await pilot.press("number_sign")
-        await _until(pilot, lambda: app.screen.query("#note"))
+        await until(pilot, lambda: app.screen.query("#note"))
         await pilot.press("1", "2", "enter")
-        await _until(pilot, lambda: screen.position == 11 and screen._current()["rank"] == 12)
+        await until(pilot, lambda: screen.position == 11 and screen._current()["rank"] == 12)
         lines_before = [seg.text for seg in screen.query(StampTile).first().lines[5]]
         styles_before = [seg.style for seg in screen.query(StampTile).first().lines[5]]
         await pilot.press("plus")  # a harder stretch: the same stamp drawn brighter
-        await _until(
+        await until(
             pilot, lambda: screen.stretch == 40 and "stretch 40" in str(screen.query_one("#meta").render())
         )
-        await _until(
+        await until(
             pilot, lambda: [s.style for s in screen.query(StampTile).first().lines[5]] != styles_before
         )
         assert [seg.text for seg in screen.query(StampTile).first().lines[5]] == lines_before
         await pilot.press("minus", "minus", "minus", "minus", "minus")
-        await _until(pilot, lambda: screen.stretch == 5)  # and no lower
+        await until(pilot, lambda: screen.stretch == 5)  # and no lower
         await pilot.press("o")
-        await _until(pilot, lambda: "legacysurvey.org/viewer" in app.clipboard)
+        await until(pilot, lambda: "legacysurvey.org/viewer" in app.clipboard)
         info = screen._current()
         assert f"ra={info['ra']:.6f}&dec={info['dec']:.6f}&layer=ls-dr10" in app.clipboard
         assert f"mark={info['ra']:.6f},{info['dec']:.6f}" in app.clipboard
@@ -535,18 +516,18 @@ async def test_two_consoles_grading_at_once_lose_nothing(engine, candidates: Pat
     alice_app, bob_app = HaloApp(engine), HaloApp(other)
     async with alice_app.run_test(size=(120, 40)) as alice, bob_app.run_test(size=(120, 40)) as bob:
         for who, app, pilot in (("alice", alice_app, alice), ("bob", bob_app, bob)):
-            await _settle(app, pilot)
+            await settle(app, pilot)
             monkeypatch.setenv("USER", who)  # each screen takes its inspector when it opens
             app.push_screen(CandidatesScreen(candidates, "demo"))
-            await _until(
+            await until(
                 pilot,
                 lambda app=app: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile),
             )
         for _ in range(2):  # interleaved: alice grades, bob grades, on the same candidates
             await alice.press("a")
             await bob.press("x")
-        await _settle(alice_app, alice)
-        await _settle(bob_app, bob)
+        await settle(alice_app, alice)
+        await settle(bob_app, bob)
     current = grades.current(engine.store, "demo")
     for objid in (0, 1):
         assert current[("1499p022", objid)].grades == {"alice": "A", "bob": "X"}
@@ -563,15 +544,15 @@ async def test_the_disagreements_filter_follows_another_inspectors_grades(
     monkeypatch.setenv("USER", "alice")
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         screen = app.screen
         await pilot.press("a", "a", "f", "f")  # A on #1 and #2, then the disagreements filter
-        await _until(pilot, lambda: screen.filter == "disagreements" and len(screen.rows) == 0)
+        await until(pilot, lambda: screen.filter == "disagreements" and len(screen.rows) == 0)
         other = Engine(Workspace(engine.workspace.root)).store  # bob, in another console
         for objid in (0, 1):
             grades.grade(other, "demo", "1499p022", objid, "bob", "X")
-        await _until(pilot, lambda: len(screen.rows) == 2 and len(screen.query(StampTile)) == 2)
+        await until(pilot, lambda: len(screen.rows) == 2 and len(screen.query(StampTile)) == 2)
         assert "disagree" in str(screen.query_one("#meta").render())
 
 
@@ -585,7 +566,7 @@ async def test_bindings_are_remapped_by_id_from_halo_toml(engine) -> None:
     engine.wait(engine.launch("sleepy").id)
     app = HaloApp(Engine(Workspace(engine.workspace.root)))
     async with app.run_test(size=(100, 30)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("l")
         assert isinstance(app.screen, JobsScreen)  # no longer bound
         await pilot.press("o")
@@ -605,10 +586,10 @@ async def test_compare_shows_each_runs_completeness_map_as_a_heatmap(engine, mak
         (run / "eval" / "eval-test.json").write_text(json.dumps(make_evaluation(level)))
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         app.push_screen(CompareScreen(["gen1", "gen2"]))
-        await _until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.query("#heatmaps"))
-        await _until(pilot, lambda: "gen2" in str(app.screen.query_one("#heatmaps", Static).content))
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.query("#heatmaps"))
+        await until(pilot, lambda: "gen2" in str(app.screen.query_one("#heatmaps", Static).content))
         text = app.screen.query_one("#heatmaps", Static).content
         plain = str(text)
         assert "gen1" in plain and "gen2" in plain and "completeness at FPR 1e-02" in plain
@@ -652,8 +633,8 @@ async def test_a_known_lens_is_named_on_its_candidate_and_hostile_text_stays_tex
     )
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, path)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, path)
         meta = str(app.screen.query_one("#meta").content)
         assert "known lens SLACS J0912+0029 [bold]x[/]" in meta  # shown as typed, not as markup
         assert "\x1b" not in meta and "\\x1b]0;pwn\\x07" in meta
@@ -676,8 +657,8 @@ async def test_blind_items_look_like_candidates_and_measure_the_inspector(
     make_candidates(blinds_path(candidates), 10, brickname=["0001p000"] * 10, truth=truth)
     app = HaloApp(engine, blind_rate=0.25)  # 30 candidates: 10 blind items make a quarter
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         screen = app.screen
         stream = screen.table
         assert len(stream) == 40 and stream.n_blind == 10
@@ -686,27 +667,27 @@ async def test_blind_items_look_like_candidates_and_measure_the_inspector(
         assert all(re.fullmatch(r"#\d+", tile.label) for tile in screen.query(StampTile))  # no score
         candidate = int(np.flatnonzero(stream.source == 0)[0])
         screen._go(candidate)
-        await _until(pilot, lambda: screen.position == candidate)
+        await until(pilot, lambda: screen.position == candidate)
         seen = fields()
         assert "hidden (blind items)" in meta()
         for blind in np.flatnonzero(stream.source == 1)[:4]:  # 4 blind items graded A
             screen._go(int(blind))
-            await _until(pilot, lambda b=blind: screen.position == b and fields() == seen)  # the same fields
+            await until(pilot, lambda b=blind: screen.position == b and fields() == seen)  # the same fields
             await pilot.press("a")
         screen._go(candidate)
         await pilot.press("x")
-        await _until(pilot, lambda: grades.current(engine.store, "demo"))
+        await until(pilot, lambda: grades.current(engine.store, "demo"))
         figures = grades.calibration(engine.store, "demo")["alice"]
         picked = [stream.truth[int(stream.index[b])] for b in np.flatnonzero(stream.source == 1)[:4]]
         assert (figures.sims, figures.found) == (picked.count("lens"),) * 2
         assert (figures.duds, figures.false) == (picked.count("not_lens"),) * 2
         assert f"graded 5/{len(stream)}" in str(screen.query_one("#cand-progress").render())
         await pilot.press("i")
-        await _until(pilot, lambda: isinstance(app.screen, InspectorsScreen))
+        await until(pilot, lambda: isinstance(app.screen, InspectorsScreen))
         assert figures.line() in str(app.screen.query_one("#dialog").render())
         await pilot.press("escape", "e")
         target = candidates.with_name("grades-demo.csv")
-        await _until(pilot, lambda: grades.calibration_path(target).exists())
+        await until(pilot, lambda: grades.calibration_path(target).exists())
     rows = list(csv.DictReader(target.open()))
     assert [(r["brickname"], r["alice"]) for r in rows] == [("1499p022", "X")]  # no blind item in it
     inspectors = list(csv.DictReader(grades.calibration_path(target).open()))
@@ -732,16 +713,16 @@ async def test_grading_writes_off_the_ui_thread_in_the_order_pressed(
     monkeypatch.setattr(grades, "grade", slow_grade)
     app = HaloApp(engine)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         screen = app.screen
         await pilot.press("a")  # the write waits; the cursor moves on at once
         assert screen.cursor == 1 and grades.current(engine.store, "demo") == {}
         await pilot.press("b", "U")
         assert screen.cursor == 2 and len(app.writes) == 3
         release.set()
-        await _until(pilot, lambda: not app.writes.pending)
-        await _until(pilot, lambda: screen.cursor == 1)  # the undo took back the B on #2
+        await until(pilot, lambda: not app.writes.pending)
+        await until(pilot, lambda: screen.cursor == 1)  # the undo took back the B on #2
         assert threads and threading.main_thread() not in threads
     assert {k[1]: c.grades for k, c in grades.current(engine.store, "demo").items()} == {0: {"alice": "A"}}
 
@@ -756,12 +737,12 @@ async def test_the_bands_and_the_composite_side_by_side(engine, candidates: Path
     for size, meta in (((200, 50), True), ((80, 24), False)):
         app = HaloApp(engine)
         async with app.run_test(size=size) as pilot:
-            await _settle(app, pilot)
-            await _open_candidates(app, pilot, candidates)
+            await settle(app, pilot)
+            await open_candidates(app, pilot, candidates)
             screen = app.screen
             await pilot.press("v", "v", "v", "v")
-            await _until(pilot, lambda s=screen: s.view == "all" and s.query(StampTile).first().cells > 64)
-            await _settle(app, pilot)
+            await until(pilot, lambda s=screen: s.view == "all" and s.query(StampTile).first().cells > 64)
+            await settle(app, pilot)
             factor = screen.geometry()[0]
             side = 64 // factor
             tile = screen.query(StampTile).first()
@@ -791,18 +772,18 @@ async def test_zoom_shows_real_pixels_where_the_terminal_draws_images(
     assert pixels.detect({"HALO_PIXELS": "sixel"}) == "sixel" == pixels.protocol()
     app = HaloApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await _settle(app, pilot)
-        await _open_candidates(app, pilot, candidates)
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
         await pilot.press("z")
-        await _until(pilot, lambda: app.screen.query(SixelImage))
-        await _settle(app, pilot)
+        await until(pilot, lambda: app.screen.query(SixelImage))
+        await settle(app, pilot)
         drawn = app.screen.query_one(SixelImage)
         expected = render_rgb(CandidateTable(candidates).stamps([0])[0], "grz", 1)
         assert np.array_equal(np.asarray(drawn.image), expected)
         assert not app.screen.query_one("#tiles").display
         await pilot.press("z")  # back to the grid of half blocks
         grid = app.screen.query_one("#tiles")
-        await _until(pilot, lambda: grid.display and not app.screen.query(SixelImage))
+        await until(pilot, lambda: grid.display and not app.screen.query(SixelImage))
     assert pixels.detect({}) is None  # not a terminal: half blocks
     with pytest.raises(UsageError, match="HALO_PIXELS"):
         pixels.detect({"HALO_PIXELS": "png"})
@@ -821,11 +802,11 @@ async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(
         (root / "data" / "runs" / name / "metrics.jsonl").write_text(json.dumps(line) + "\n")
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _settle(app, pilot)
+        await settle(app, pilot)
         await pilot.press("2")
-        await _until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         table = app.screen.query_one(DataTable)
-        await _until(pilot, lambda: table.row_count == 2)
+        await until(pilot, lambda: table.row_count == 2)
         labels = [str(c.label) for c in table.columns.values()]
         assert labels[3:7] == ["val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3"]
         assert [str(c) for c in table.get_row("gen1")[3:7]] == ["0.9100", "-", "-", "-"]
