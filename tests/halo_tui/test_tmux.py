@@ -314,6 +314,23 @@ def test_every_declared_key_through_a_real_terminal(halo, workspace: Path, make_
     env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
     _start(session, env, halo.executable)
     _tmux("set-option", "-s", "escape-time", "10", check=True)
+    _tmux("set-option", "-w", "-t", session, "remain-on-exit", "on", check=True)  # a dead pane says how
+
+    def dead(before: str) -> str | None:
+        """Why the console ended, if it did: its exit status, its last screen, any crash log."""
+        state = _tmux(
+            "display-message",
+            "-p",
+            "-t",
+            session,
+            "#{pane_dead} status #{pane_dead_status} signal #{pane_dead_signal}",
+            capture_output=True,
+        )
+        if state.returncode == 0 and not state.stdout.startswith(b"1"):
+            return None
+        crashes = [p.read_text() for p in (workspace / ".halo" / "logs").glob("console-*.log")]
+        return f"the console ended before {before} ({state.stdout!r}):\n{_screen(session)}\n{crashes}"
+
     seen = set()
     try:
         _wait_for(session, "Dark Halo Scope")
@@ -335,13 +352,12 @@ def test_every_declared_key_through_a_real_terminal(halo, workspace: Path, make_
                 _wait_for(session, "graded ")  # its stamps are read: the keys have a candidate
             time.sleep(0.5)
             for key in declared:
-                sent = _tmux("send-keys", "-t", session, _tmux_key(key), capture_output=True)
-                crashes = [p.read_text() for p in (workspace / ".halo" / "logs").glob("console-*.log")]
-                assert sent.returncode == 0, f"the console ended before {kind.__name__} {key!r}: {crashes}"
+                assert (why := dead(f"{kind.__name__} {key!r}")) is None, why
+                _tmux("send-keys", "-t", session, _tmux_key(key), check=True)
                 time.sleep(0.03)
         time.sleep(0.5)
         screen = _screen(session)
-        assert Path(f"/proc/{pid.strip()}").exists(), f"the console ended:\n{screen}"
+        assert (why := dead("the end")) is None and Path(f"/proc/{pid.strip()}").exists(), why
         assert "Traceback" not in screen and "console failed" not in screen, screen
         assert not list((workspace / ".halo" / "logs").glob("console-*.log"))
     finally:
