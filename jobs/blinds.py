@@ -8,8 +8,8 @@ among the candidates kept for triage (the same galaxy twice in the stream would 
 - simulated lenses (`truth` = "lens"): injected rows, in a fixed pseudo-random order of their
   hosts (not chosen by score: an inspector's completeness must not inherit the model's);
 - known non-lenses (`truth` = "not_lens"): the injection controls the model scores highest
-  (real galaxies known to hold no injected arc that look most like lenses to it), known
-  lenses excluded and no host shared with a simulated lens.
+  (real galaxies known to hold no injected arc that look most like lenses to it), none with a
+  known lens in its stamp (for both kinds) and no host shared with a simulated lens.
 
 Half each, scored by the run's model like every candidate. A row has the candidates' columns
 (its host galaxy's ids and position, split, PSF, the score, and `rank`: the rank it would have
@@ -41,9 +41,9 @@ COLUMNS = (
 
 
 def _eligible(
-    parts: list[Path], meta_cols: list[str], lenses: dict[str, np.ndarray]
+    parts: list[Path], meta_cols: list[str], lenses: dict[str, np.ndarray], stamp_size: int
 ) -> dict[str, np.ndarray]:
-    """The small columns of the usable test-split rows that are not known lenses, with
+    """The small columns of the usable test-split rows with no known lens in their stamp, with
     where each row is (`part`, `row`); a damaged file is named and skipped."""
     from core.storage import parquet_file
     from jobs import known_lenses
@@ -67,7 +67,7 @@ def _eligible(
         return {}
     data = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
     usable = (data["split"] == SPLIT) & data["ok"].astype(bool)
-    usable &= known_lenses.match(data["ra"], data["dec"], lenses) < 0
+    usable &= ~known_lenses.in_stamp(data["ra"], data["dec"], lenses, stamp_size)
     return {c: v[usable] for c, v in data.items()}
 
 
@@ -135,7 +135,7 @@ def build(
     from jobs.scoring import sigmoid
 
     parts = sorted(stamps.glob("part-*.parquet"))
-    data = _eligible(parts, meta_cols, lenses) if parts and n > 0 else {}
+    data = _eligible(parts, meta_cols, lenses, shape[-1]) if parts and n > 0 else {}
     if not data or not len(data["ok"]):
         return _table(pa, [], None, run, shape)
     keys = galaxy_keys(data["brickname"], data["objid"])

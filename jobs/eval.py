@@ -162,7 +162,8 @@ def completeness_maps(scored: dict[str, Any], thresholds: list[dict[str, Any]]) 
 def real_galaxies(
     workspace: Path, variant: Any, known: Any, limit: int
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
-    """Parent-sample galaxies never in training (not in the train split), up to `limit`; the
+    """Parent-sample galaxies never in training (not in the train split) and with no known lens
+    in their stamp, up to `limit`; the
     parent's known lenses (any split, each by its nearest galaxy); and those lenses' indexes
     in the known-lens table. One read of the parent sample serves both."""
     import pyarrow.parquet as pq
@@ -177,7 +178,8 @@ def real_galaxies(
     table = pq.read_table(path)
     parent = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
     lens_index, separation = known_lenses.match_with_separation(parent["ra"], parent["dec"], known)
-    eligible = np.flatnonzero((parent["split"] != "train") & (lens_index < 0))
+    near = known_lenses.in_stamp(parent["ra"], parent["dec"], known, variant.injection.stamp_size)
+    eligible = np.flatnonzero((parent["split"] != "train") & ~near)
     keys = galaxy_keys(parent["brickname"][eligible], parent["objid"][eligible])
     chosen = eligible[hash_order(keys)[:limit]]
     sample = {k: v[chosen] for k, v in parent.items()}
@@ -318,13 +320,21 @@ def run(
     )
     real = score_positions(model, meta_cols, reader, sample)
     result["real_galaxies"] = {
-        "population": "parent sample, never in training (val and test splits), known lenses excluded",
+        "population": "parent sample, never in training (val and test splits), no known lens in the stamp",
         **fpr_table(real["logit"], real["ok"], thresholds),
         "flagged": int((~real["ok"]).sum()),
     }
     result["lookalikes"] = {}
     if looks_path:
         looks = read_positions(looks_path, default_population="lookalike")
+        clear = ~known_lenses.in_stamp(
+            looks["ra"], looks["dec"], known, config.variants[variant].injection.stamp_size
+        )
+        if not clear.all():
+            print(
+                f"eval: {int((~clear).sum())} lookalike(s) left out: a known lens in their stamp", flush=True
+            )
+        looks = {k: v[clear] for k, v in looks.items()}
         scored_looks = score_positions(model, meta_cols, reader, looks)
         for population in sorted(set(looks["population"])):
             mask = looks["population"] == population

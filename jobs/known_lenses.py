@@ -1,14 +1,19 @@
-"""Known lenses: the shipped table of published lenses plus the workspace's own, and the
-3″ cross-match every stage uses.
+"""Known lenses: the shipped table of published lenses plus the workspace's own, the 3″
+cross-match that says a galaxy *is* one, and the wider exclusion that says a known lens lies
+in a galaxy's stamp.
 
-A known lens is never a control (it would be a negative that holds a lens) nor a positive's
-host, never a hard negative, and eval and score report where each one in the scored footprint
-landed ("known-lens recovery"). The shipped table is lenscat's galaxy-scale lenses and
-candidates in DR10's footprint (config/known_lenses/, MIT); a workspace adds its own in
-`catalogs/known_lenses.csv` (the mock survey writes its planted lenses there)."""
+No galaxy with a known lens in its stamp is a control (it would be a negative that holds a
+lens), a positive's host, a hard negative, a lookalike or a non-lens blind: the exclusion
+radius is the stamp's half-diagonal plus the 3″ cross-match tolerance (14.9″ for 64-pixel
+stamps; 3″ let eight demo galaxies have a planted lens inside their stamp). Eval and score
+report where each known lens in the scored footprint landed ("known-lens recovery"). The
+shipped table is lenscat's galaxy-scale lenses and candidates in DR10's footprint
+(config/known_lenses/, MIT); a workspace adds its own in `catalogs/known_lenses.csv` (the
+mock survey writes its planted lenses there)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +21,20 @@ import numpy as np
 
 from core import layout
 
-MATCH_RADIUS_ARCSEC = 3.0
+MATCH_RADIUS_ARCSEC = 3.0  # a galaxy is a known lens: catalogue positions agree this well
+
+
+def exclusion_radius_arcsec(stamp_size: int) -> float:
+    """How near a known lens no negative or host may be: the stamp's half-diagonal (a lens
+    anywhere in the stamp) plus MATCH_RADIUS_ARCSEC (catalogues disagree by up to that)."""
+    from jobs.survey_layout import PIXSCALE
+
+    return stamp_size * PIXSCALE * math.sqrt(2.0) / 2.0 + MATCH_RADIUS_ARCSEC
+
+
+def in_stamp(ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray], stamp_size: int) -> np.ndarray:
+    """For each position, whether a known lens lies within its stamp's exclusion radius."""
+    return match(ra, dec, lenses, exclusion_radius_arcsec(stamp_size)) >= 0
 
 
 def sources(workspace: Path) -> tuple[tuple[str, Path], ...]:

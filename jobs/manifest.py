@@ -35,7 +35,7 @@ import numpy as np
 
 from core.layout import SHIPPED_KNOWN_LENSES, known_lenses_path, manifest_dir
 from core.schemas import galaxy_keys
-from jobs import sources, stage_runtime
+from jobs import known_lenses, sources, stage_runtime
 from jobs.select import SPLITS, parent_dir
 from jobs.shapes import tractor_to_q_theta
 
@@ -115,7 +115,7 @@ def build(
     exclude: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """The manifest's columns for a parent sample and a grid; galaxies flagged in `exclude`
-    (known lenses) are neither controls nor hosts."""
+    (a known lens in their stamp) are neither controls nor hosts."""
     configs = np.array(grid_configs(grid), dtype=np.float64)
     keys = galaxy_keys(parent["brickname"], parent["objid"])
     is_ctrl_galaxy = control_galaxies(keys, grid.control_frac)
@@ -259,21 +259,22 @@ def verify(
     columns: dict[str, np.ndarray],
     control_mode: str,
     configs: np.ndarray,
-    known_lenses: set[str] | None = None,
+    near_lenses: set[str] | None = None,
 ) -> dict[str, Any]:
     """Check a manifest: disjoint controls (unpaired), one split per galaxy, even coverage,
-    controls used once, and (given their galaxy keys) no known lens among the tasks."""
+    controls used once, and (given their galaxy keys) no galaxy with a known lens in its stamp
+    among the tasks."""
     keys = galaxy_keys(columns["brickname"], columns["objid"])
     ctrl = np.asarray(columns["is_control"], dtype=bool)
     checks: list[dict[str, Any]] = []
-    if known_lenses is not None:
-        ctrl_lenses = sorted(set(keys[ctrl]) & known_lenses)
-        host_lenses = sorted(set(keys[~ctrl]) & known_lenses)
+    if near_lenses is not None:
+        ctrl_lenses = sorted(set(keys[ctrl]) & near_lenses)
+        host_lenses = sorted(set(keys[~ctrl]) & near_lenses)
         checks.append(
             {
-                "check": "no known lens is a control or a host",
+                "check": "no galaxy with a known lens in its stamp is a control or a host",
                 "ok": not ctrl_lenses and not host_lenses,
-                "known_lenses_in_parent": len(known_lenses),
+                "near_known_lenses_in_parent": len(near_lenses),
                 "as_controls": len(ctrl_lenses),
                 "as_hosts": len(host_lenses),
                 "examples": (ctrl_lenses + host_lenses)[:5],
@@ -349,25 +350,23 @@ def verify(
     }
 
 
-def _known_lenses(workspace: Path, parent: dict[str, np.ndarray]) -> np.ndarray:
-    """Parent galaxies within 3″ of a known lens (shipped table and the workspace's)."""
-    from jobs import known_lenses
-
+def _known_lenses(workspace: Path, parent: dict[str, np.ndarray], stamp_size: int) -> np.ndarray:
+    """Parent galaxies with a known lens (shipped table and the workspace's) in their stamp:
+    within `known_lenses.exclusion_radius_arcsec` of one. Said in the log: how many, how many
+    of them are the lens itself (within 3″), and the lenses' names."""
     lenses = known_lenses.load(workspace)
-    found = known_lenses.match(parent["ra"], parent["dec"], lenses) >= 0
-    if found.any():
-        names = ", ".join(
-            sorted(
-                {
-                    str(n)
-                    for n in lenses["name"][
-                        known_lenses.match(parent["ra"][found], parent["dec"][found], lenses)
-                    ]
-                }
-            )
+    radius = known_lenses.exclusion_radius_arcsec(stamp_size)
+    index = known_lenses.match(parent["ra"], parent["dec"], lenses, radius)
+    near = index >= 0
+    if near.any():
+        itself = int((known_lenses.match(parent["ra"][near], parent["dec"][near], lenses) >= 0).sum())
+        names = ", ".join(sorted({str(n) for n in lenses["name"][index[near]]}))
+        print(
+            f"manifest: {int(near.sum())} galaxies kept out of the tasks, a known lens within {radius:.1f}″"
+            f" (in their stamp; {itself} of them the lens itself): {names[:300]}",
+            flush=True,
         )
-        print(f"manifest: {int(found.sum())} known lens(es) kept out of the tasks: {names[:300]}", flush=True)
-    return found
+    return near
 
 
 def read_parent(path: Path) -> dict[str, np.ndarray]:
@@ -402,6 +401,7 @@ def run(
         "manifest",
         variant_name,
         grid.model_dump(mode="json"),
+        known_lenses.exclusion_radius_arcsec(variant.injection.stamp_size),
         stage_runtime.files_fingerprint([parent_path, *lens_tables]),
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
@@ -414,7 +414,7 @@ def run(
             flush=True,
         )
 
-    known = _known_lenses(workspace, parent)
+    known = _known_lenses(workspace, parent, variant.injection.stamp_size)
     columns = build(parent, grid, variant_name, grid_name, exclude=known)
     known_keys = set(galaxy_keys(parent["brickname"][known], parent["objid"][known]))
     report = verify(columns, grid.control_mode, np.array(grid_configs(grid)), known_keys)

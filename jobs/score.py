@@ -8,7 +8,7 @@ the logit), logit, run, the stamp, and — for a galaxy within 3″ of a known l
 lenscat table or the workspace's catalogs/known_lenses.csv) — the lens's name, grade and
 reference. The summary lists every known lens among them with its rank ("known-lens
 recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
-to hold no injected arc, known lenses excluded) for hard-negative mining. `blinds.parquet`
+to hold no injected arc, none with a known lens in its stamp) for hard-negative mining. `blinds.parquet`
 holds `--blinds` items for calibrating the inspectors (jobs/blinds.py): simulated lenses and
 known non-lenses from the test split, scored alike, that the console mixes into triage.
 
@@ -263,8 +263,8 @@ def _hard_negatives(
     model: Any, meta_cols: list[str], stamps: Path, run: str, top: int, lenses: dict[str, np.ndarray]
 ) -> Any:
     """The highest-scoring injection controls: real galaxies with no injected arc, one row per
-    galaxy (its first usable control row), known lenses left out (a lens is not a negative,
-    however hard). Streamed a row group at a time, keeping only the running top `top`: the
+    galaxy (its first usable control row), none with a known lens in its stamp (a lens is not
+    a negative, however hard). Streamed a row group at a time, keeping only the running top `top`: the
     controls' stamps are never all in memory."""
     import pyarrow as pa
 
@@ -313,7 +313,7 @@ def _hard_negatives(
                 continue
             picked = table.take(rows)
             ra, dec = picked.column("ra").to_numpy(), picked.column("dec").to_numpy()
-            not_lens = np.flatnonzero(known_lenses.match(ra, dec, lenses) < 0)
+            not_lens = np.flatnonzero(~known_lenses.in_stamp(ra, dec, lenses, meta["shape"][-1]))
             if not_lens.size == 0:
                 continue
             picked = picked.take(not_lens)

@@ -189,45 +189,56 @@ def test_manifest_through_the_engine(parent_ws: Path, halo) -> None:
     )
 
 
-def test_a_known_lens_is_never_a_control_nor_a_host(parent_ws: Path, parent: dict, sota, tmp_path) -> None:
-    """A galaxy within 3″ of a known lens stays out of the tasks, and verify catches one that
-    does not; 3.5″ away is another galaxy."""
+def test_no_galaxy_with_a_known_lens_in_its_stamp_is_a_control_or_a_host(
+    parent_ws: Path, parent: dict, sota, tmp_path
+) -> None:
+    """A galaxy with a known lens anywhere in its stamp (within the half-diagonal plus 3″:
+    14.9″ for 64 px) stays out of the tasks (3″ let planted lenses sit in controls' stamps);
+    16″ away is outside; verify catches a manifest that does not keep them out."""
     from core.layout import known_lenses_path
     from jobs import known_lenses
     from jobs.catalogs import write_csv
 
+    assert known_lenses.exclusion_radius_arcsec(64) == pytest.approx(64 * 0.262 / 2**0.5 + 3.0)
     keys = galaxy_keys(parent["brickname"], parent["objid"])
     ctrl = control_galaxies(keys, sota.control_frac)
-    lens_c, lens_p, near = (
-        int(np.flatnonzero(ctrl)[0]),
-        int(np.flatnonzero(~ctrl)[0]),
-        int(np.flatnonzero(ctrl)[1]),
-    )
-    offset = 2.5 / 3600 / np.cos(np.radians(parent["dec"][lens_c]))  # 2.5″ east: within 3″
+    lens_c, in_stamp = (int(i) for i in np.flatnonzero(ctrl)[:2])  # controls
+    lens_p, outside = (int(i) for i in np.flatnonzero(~ctrl)[:2])  # hosts
+
+    def east(i: int, arcsec: float) -> float:
+        return parent["ra"][i] + arcsec / 3600 / np.cos(np.radians(parent["dec"][i]))
+
     rows = [
-        ["SLACS-like", parent["ra"][lens_c] + offset, parent["dec"][lens_c], "confident", "test"],
+        ["SLACS-like", east(lens_c, 2.5), parent["dec"][lens_c], "confident", "test"],
         ["candidate", parent["ra"][lens_p], parent["dec"][lens_p], "probable", "test"],
-        ["too far", parent["ra"][near], parent["dec"][near] + 3.5 / 3600, "probable", "test"],
+        ["in the stamp", east(in_stamp, 10.0), parent["dec"][in_stamp], "probable", "test"],
+        ["beyond it", east(outside, 16.0), parent["dec"][outside], "probable", "test"],
     ]
     write_csv(known_lenses_path(parent_ws), ["name", "ra", "dec", "grade", "reference"], rows)
     try:
         lenses = known_lenses.load(parent_ws)
         assert lenses["source"][-1] == "workspace" and lenses["ra"].size > 25000  # lenscat's too
-        found = known_lenses.match(parent["ra"], parent["dec"], lenses) >= 0
-        assert found[lens_c] and found[lens_p] and not found[near]
+        near = known_lenses.in_stamp(parent["ra"], parent["dec"], lenses, 64)
+        assert near[lens_c] and near[lens_p] and near[in_stamp]
+        # independently: the angular distance of every galaxy to every planted row
+        ra, dec = np.radians(parent["ra"])[:, None], np.radians(parent["dec"])[:, None]
+        lra, ldec = np.radians([r[1] for r in rows])[None], np.radians([r[2] for r in rows])[None]
+        cos = np.sin(dec) * np.sin(ldec) + np.cos(dec) * np.cos(ldec) * np.cos(ra - lra)
+        arcsec = np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600
+        expected = (arcsec < known_lenses.exclusion_radius_arcsec(64)).any(axis=1)
+        assert np.array_equal(near, expected) and arcsec[outside, 3] == pytest.approx(16.0, abs=0.01)
         summary = manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
         table = pq.read_table(summary["outputs"][0]).to_pydict()
         tasks = set(zip(table["brickname"], table["objid"], strict=True))
-        assert (parent["brickname"][lens_c], parent["objid"][lens_c]) not in tasks
-        assert (parent["brickname"][lens_p], parent["objid"][lens_p]) not in tasks
+        assert not {(parent["brickname"][i], parent["objid"][i]) for i in np.flatnonzero(near)} & tasks
         report = json.loads(
             (manifest_dir(parent_ws, "v4_sota", "grid_sota") / "verification.json").read_text()
         )
         check = next(c for c in report["checks"] if "known lens" in c["check"])
-        assert check["ok"] and check["known_lenses_in_parent"] == 2
-        # a manifest that made the lens a control fails verification
+        assert check["ok"] and check["near_known_lenses_in_parent"] == int(expected.sum())
+        # a manifest that made such a galaxy a control fails verification
         columns = build(parent, sota, "v4_sota", "grid_sota")
-        failed = verify(columns, "unpaired", np.array(grid_configs(sota)), {keys[lens_c], keys[lens_p]})
+        failed = verify(columns, "unpaired", np.array(grid_configs(sota)), set(keys[near]))
         check = next(c for c in failed["checks"] if "known lens" in c["check"])
         assert not failed["ok"] and check["as_controls"] + check["as_hosts"] >= 1
     finally:

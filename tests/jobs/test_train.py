@@ -253,7 +253,7 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     # the non-lenses are the top-scoring eligible test controls
     lenses = known_lenses.load(trained)
     ok = np.array(stamps.column("ok").to_pylist()) & (np.array(stamps.column("split").to_pylist()) == "test")
-    ok &= known_lenses.match(stamps.column("ra").to_numpy(), stamps.column("dec").to_numpy(), lenses) < 0
+    ok &= ~known_lenses.in_stamp(stamps.column("ra").to_numpy(), stamps.column("dec").to_numpy(), lenses, 64)
     sims = {g for g, t in zip(galaxy, truth, strict=True) if t == "lens"}
     eligible, seen = [], set()
     for i in np.flatnonzero(control & ok):
@@ -269,6 +269,43 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     scored = pq.read_table(summary["outputs"][1], columns=["score"]).column("score").drop_null().to_numpy()
     for s, rank in zip(blinds.column("score").to_numpy(), blinds.column("rank").to_pylist(), strict=True):
         assert rank == 1 + int(np.sum(scored > s))
+
+
+def test_no_negative_has_a_known_lens_in_its_stamp(trained: Path) -> None:
+    """A known lens 10″ from a galaxy is inside its 64-pixel stamp: that galaxy is never a
+    non-lens blind, a hard negative or a lookalike measuring the FPR (3″ let it be one)."""
+    from core.layout import known_lenses_path, lookalikes_path
+    from jobs.catalogs import write_csv
+
+    stamps = pq.read_table(
+        sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet")),
+        columns=["brickname", "objid", "ra", "dec", "is_control", "split"],
+    ).to_pydict()
+    controls = {
+        (b, o): (r, d)
+        for b, o, r, d, c in zip(
+            *(stamps[k] for k in ("brickname", "objid", "ra", "dec", "is_control")), strict=True
+        )
+        if c
+    }
+    looks = read_positions(lookalikes_path(trained))
+    near = [*controls.values(), *zip(looks["ra"], looks["dec"], strict=True)]
+    rows = [
+        [f"L{i}", r + 10 / 3600 / np.cos(np.radians(d)), d, "confident", "test"]
+        for i, (r, d) in enumerate(near)
+    ]
+    path = known_lenses_path(trained)
+    kept = path.read_bytes() if path.exists() else None
+    write_csv(path, ["name", "ra", "dec", "grade", "reference"], rows)
+    try:
+        summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8, hard_negatives=5)
+        assert summary["blinds"]["not_lens"] == 0 and summary["hard_negatives"] == 0
+        report = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50, force=True)
+        assert json.loads(Path(report["outputs"][0]).read_text())["lookalikes"] == {}
+    finally:
+        path.write_bytes(kept) if kept is not None else path.unlink()
+    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8, hard_negatives=5)
+    assert summary["blinds"]["not_lens"] == 4 and summary["hard_negatives"] == 5  # without them
 
 
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
