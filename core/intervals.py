@@ -1,13 +1,24 @@
 """Binomial intervals at one confidence level, for counts of independent units (galaxies,
 blind items): Clopper–Pearson, exact, and where none passed the one-sided upper bound to
-print as "< upper". jobs/rates.py builds the grouped (bootstrap) case on these; the console's
-inspector calibration (core/grades.py) uses `binomial` directly."""
+print as "< upper"; and the galaxy bootstrap's draws (`resample_counts`). jobs/rates.py and
+jobs/operating_points.py build the grouped (bootstrap) case on these; the console's inspector
+calibration (core/grades.py) uses `binomial` directly."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 LEVEL = 0.95
+
+
+def resample_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """(size, n) int32: how often each of `n` units is drawn in each of `size` bootstrap
+    resamples of n draws with replacement (a uniform multinomial, drawn as indices and
+    counted: ~10x faster than `rng.multinomial` over thousands of units)."""
+    drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+    return np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n).astype(np.int32)
 
 
 def upper_bound_zero(n: int, level: float = LEVEL) -> float:

@@ -246,6 +246,8 @@ def run(
 ) -> dict[str, Any]:
     """Evaluate a run on a split; skipped when the model, stamps, parent sample, coadds,
     lookalikes, known lenses and options are those of the evaluation in place, unless `force`."""
+    import pyarrow.parquet as pq
+
     from core.layout import (
         default_run_name,
         eval_dir,
@@ -319,6 +321,7 @@ def run(
         workspace, config.variants[variant], known, real_galaxy_limit
     )
     real = score_positions(model, meta_cols, reader, sample)
+    parts = [_split_rows(scored), _rows("real galaxy" for _ in real["ok"]) | _positions(sample, real)]
     result["real_galaxies"] = {
         "population": "parent sample, never in training (val and test splits), no known lens in the stamp",
         **fpr_table(real["logit"], real["ok"], thresholds),
@@ -342,6 +345,7 @@ def run(
                 scored_looks["logit"][mask], scored_looks["ok"][mask], thresholds
             )
         result["lookalikes_file"] = str(looks_path)
+        parts.append(_rows(f"lookalike: {p}" for p in looks["population"]) | _positions(looks, scored_looks))
 
     scored_lenses: list[tuple[int, float, str]] = []
     if lens_index.size:
@@ -366,6 +370,14 @@ def run(
         ]
     reference = real["logit"][real["ok"]]
     result["known_lenses"] = known_lens_recovery(known, scored_lenses, reference, thresholds)
+    parts.append(
+        _rows("known lens" for _ in scored_lenses)
+        | {
+            "name": [str(known["name"][i]) for i, _, _ in scored_lenses],
+            "logit": np.array([lg for _, lg, _ in scored_lenses], dtype=np.float64),
+            "ok": np.isfinite([lg for _, lg, _ in scored_lenses]),
+        }
+    )
 
     tpr_by = {t["name"]: rate(logit[label] > t["threshold"])["value"] for t in thresholds}
     result["purity"] = {
@@ -377,18 +389,86 @@ def run(
     }
 
     text = markdown(result)
-    with stage_runtime.atomic_dir(out, digest, replaces=(name, f"eval-{split}.md"), key=name) as tmp:
+    scores_name = f"scores-{split}.parquet"
+    written = (name, f"eval-{split}.md", scores_name)
+    with stage_runtime.atomic_dir(out, digest, replaces=written, key=name) as tmp:
         (tmp / name).write_text(json.dumps(result, indent=2))
         (tmp / f"eval-{split}.md").write_text(text)
+        pq.write_table(per_stamp_scores(parts), tmp / scores_name)
     print(text, flush=True)
     return _summary(result, out)
+
+
+# -- the per-stamp scores behind every figure ------------------------------------------------
+
+SCORE_COLUMNS = {
+    # injection / control (the split's stamps), real galaxy, lookalike: <kind>, known lens
+    "population": "string",
+    "galaxy": "string",  # brickname:objid (the independent unit), else the catalogue's name
+    "task_id": "int64",
+    "label": "bool",  # a lens (injection or known lens)
+    "logit": "float64",
+    "ok": "bool",
+    "theta_e": "float64",
+    "src_dmag": "float64",
+    "arc_snr": "float64",
+    "theta_over_psf": "float64",
+    "name": "string",
+}
+
+
+def _rows(populations: Any) -> dict[str, Any]:
+    return {"population": list(populations)}
+
+
+def _split_rows(scored: dict[str, Any]) -> dict[str, Any]:
+    """The split's stamps, as scored by `score_split`."""
+    label = np.asarray(scored["label"], bool)
+    return {
+        "population": np.where(label, "injection", "control").tolist(),
+        "galaxy": [str(g) for g in scored["galaxy"]],
+        "label": label,
+        "ok": np.ones(label.size, bool),
+        **{c: scored[c] for c in ("task_id", "logit", "theta_e", "src_dmag", "arc_snr", "theta_over_psf")},
+    }
+
+
+def _positions(positions: dict[str, Any], scored: dict[str, Any]) -> dict[str, Any]:
+    """Sky positions scored by `score_positions` (real galaxies, lookalikes)."""
+    from core.schemas import galaxy_keys
+
+    n = len(positions["ra"])
+    if "brickname" in positions and "objid" in positions:
+        galaxy = [str(k) for k in galaxy_keys(positions["brickname"], positions["objid"])]
+    else:  # a catalogue's row: its name, else its position
+        where = zip(positions["ra"], positions["dec"], strict=True)
+        galaxy = [str(x) for x in positions.get("name", [f"{r:.6f},{d:.6f}" for r, d in where])]
+    return {"galaxy": galaxy, "label": np.zeros(n, bool), "logit": scored["logit"], "ok": scored["ok"]}
+
+
+def per_stamp_scores(parts: list[dict[str, Any]]) -> Any:
+    """Every stamp and position eval scored, one row each, as a table (`scores-<split>.parquet`):
+    enough to recompute every figure of the report."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {c: [] for c in SCORE_COLUMNS}
+    for part in parts:
+        n = len(part["population"])
+        for c in SCORE_COLUMNS:
+            values = part.get(c)
+            columns[c].extend([None] * n if values is None else np.asarray(values).tolist())
+    return pa.table({c: pa.array(columns[c], type=pa.type_for_alias(t)) for c, t in SCORE_COLUMNS.items()})
 
 
 def _summary(result: dict[str, Any], out: Path) -> dict[str, Any]:
     """The job's result: the outputs and the headline figures of an evaluation."""
     ops, split = result["operating_points"], result["split"]
     return {
-        "outputs": [str(out / f"eval-{split}.json"), str(out / f"eval-{split}.md")],
+        "outputs": [
+            str(out / f"eval-{split}.json"),
+            str(out / f"eval-{split}.md"),
+            str(out / f"scores-{split}.parquet"),
+        ],
         "run": result["run"],
         "split": split,
         **{

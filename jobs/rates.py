@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.intervals import LEVEL, binomial, clopper_pearson, upper_bound_zero
+from core.intervals import LEVEL, binomial, clopper_pearson, resample_counts, upper_bound_zero
 
 N_BOOT = 1000
 
@@ -47,7 +47,7 @@ def rate(passed: np.ndarray, groups: Any = None, n_boot: int = N_BOOT, seed: int
         rng = np.random.default_rng(seed)
         used = per_n > 0
         ks, ns = per_k[used], per_n[used]
-        draws = rng.multinomial(n_ind, np.full(n_ind, 1.0 / n_ind), size=n_boot).astype(float)
+        draws = resample_counts(rng, n_ind, n_boot).astype(float)
         ratios = (draws @ ks) / np.maximum(draws @ ns, 1e-12)
         lo, hi = (float(v) for v in np.quantile(ratios, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2]))
     out.update(lo=lo, hi=hi)

@@ -278,7 +278,7 @@ class Trainer:
         return s, y, task, loss_sum / max(len(y), 1)
 
     def fit(self) -> dict[str, Any]:
-        from jobs.operating_points import operating_points
+        from jobs.operating_points import EPOCH_N_BOOT, operating_points
 
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.rank == 0:
@@ -303,7 +303,9 @@ class Trainer:
                 "epoch": epoch,
                 "train_loss": train_loss,
                 "val_loss": val_loss,
-                **operating_points(labels, scores, groups, pauc_max_fpr=pauc_max_fpr(n_neg_ind)),
+                **operating_points(
+                    labels, scores, groups, n_boot=EPOCH_N_BOOT, pauc_max_fpr=pauc_max_fpr(n_neg_ind)
+                ),
                 "lr": lr,
                 "seconds": round(time.monotonic() - started, 2),
                 "images/s": round(rate, 1),

@@ -144,6 +144,26 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
     ):
         assert heading in text
     assert "HOLISMOKES" in text and "independent galaxies" in text
+    # the per-stamp scores behind it: every figure recomputed from them
+    from jobs.operating_points import operating_points
+
+    rows = pq.read_table(summary["outputs"][2]).to_pydict()
+    pop, logit = np.array(rows["population"]), np.array(rows["logit"], dtype=float)
+    split = np.isin(pop, ["injection", "control"])
+    again = operating_points(
+        np.array(rows["label"])[split], logit[split], np.array(rows["galaxy"])[split], n_boot=0
+    )
+    assert (
+        again["auroc"] == pytest.approx(ops["auroc"])
+        and again["n_neg_independent"] == ops["n_neg_independent"]
+    )
+    real = (pop == "real galaxy") & np.array(rows["ok"], dtype=bool)
+    assert real.sum() == result["real_galaxies"]["n"]
+    for t in result["thresholds"]:
+        assert int((logit[real] > t["threshold"]).sum()) == result["real_galaxies"][t["name"]]["k"]
+    for kind, figures in result["lookalikes"].items():
+        assert int(((pop == f"lookalike: {kind}") & np.array(rows["ok"], dtype=bool)).sum()) == figures["n"]
+    assert (pop == "known lens").sum() == len(result["known_lenses"])
 
 
 def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
