@@ -93,7 +93,8 @@ class Engine:
         from core.layout import INPUT_MAKERS, stage_input
 
         for name, instead in stage.needs:
-            if instead is not None and params.get(instead):
+            options = (instead,) if isinstance(instead, str) else instead or ()
+            if any(params.get(option) for option in options):
                 continue
             path = stage_input(self.workspace.root, self.workspace.config, name, variant, params)
             if not path.exists():

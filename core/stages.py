@@ -116,7 +116,7 @@ class Stage:
     trained_run: bool = False  # works on a trained run (--run): refused before launch without one
     # what it reads that an earlier stage writes (core.layout.INPUT_MAKERS), each with the option
     # that replaces it (or None): a local launch without it is refused before it starts
-    needs: tuple[tuple[str, str | None], ...] = ()
+    needs: tuple[tuple[str, str | tuple[str, ...] | None], ...] = ()
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -312,7 +312,7 @@ SHIPPED: tuple[Stage, ...] = (
         "a model over the parent sample -> candidates parquet",
         "inference",
         trained_run=True,
-        needs=(("parent", "catalog"), ("stamps", "catalog")),
+        needs=(("parent", ("catalog", "cutouts")), ("stamps", ("catalog", "cutouts"))),
         params=(
             Param("grid", "grid", help="the run's grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),
@@ -329,6 +329,11 @@ SHIPPED: tuple[Stage, ...] = (
             ),
             Param("cache", "path", help=CACHE_HELP),
             Param("catalog", "path", help="score these positions (ra, dec[, name, population]) instead"),
+            Param(
+                "cutouts",
+                "path",
+                help="score the FITS cutouts in this folder instead (the Legacy Survey viewer's files)",
+            ),
             Param(
                 "keep_stamps",
                 "int",

@@ -75,15 +75,19 @@ def match(
 def match_with_separation(
     ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray], radius_arcsec: float = MATCH_RADIUS_ARCSEC
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`match`, and each match's separation in arcsec (inf where none)."""
+    """`match`, and each match's separation in arcsec (inf where none; a position that is not
+    finite, a file that gave none, matches nothing)."""
     from scipy.spatial import cKDTree
 
     n = len(ra)
     if n == 0 or lenses["ra"].size == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
     chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
-    distance, index = cKDTree(_unit(lenses["ra"], lenses["dec"])).query(
-        _unit(ra, dec), k=1, distance_upper_bound=chord
+    where = _unit(ra, dec)
+    finite = np.isfinite(where).all(axis=1)
+    distance, index = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
+    distance[finite], index[finite] = cKDTree(_unit(lenses["ra"], lenses["dec"])).query(
+        where[finite], k=1, distance_upper_bound=chord
     )
     found = np.isfinite(distance)
     separation = np.degrees(2.0 * np.arcsin(np.minimum(np.where(found, distance, 0.0), 2.0) / 2.0)) * 3600.0

@@ -37,7 +37,7 @@ from core.stamps import write_stamps
 from jobs import stage_runtime
 
 PARENT_COLUMNS = ("brickname", "objid", "ra", "dec", "split", "psfsize_r", "mag_r", "mag_z", "type")
-CATALOG_COLUMNS = ("name", "population", "ra", "dec")
+CATALOG_COLUMNS = ("name", "population", "ra", "dec", "noise_from", "noise_g", "noise_r", "noise_z")
 # candidates.parquet keeps the stamps of the top K and of every known lens
 KEEP_STAMPS = stage_runtime.declared_default("score", "keep_stamps")
 HARD_NEGATIVES = stage_runtime.declared_default("score", "hard_negatives")
@@ -82,10 +82,11 @@ def run(
     loader_workers: int | None = None,
     blinds: int = BLINDS,
     force: bool = False,
+    cutouts_folder: str | None = None,
 ) -> dict[str, Any]:
-    """Score every galaxy of the parent sample (or `catalog`) with the run's model; skipped
-    when the model, the cutouts, the stamps, the known lenses and the options are those of
-    the output in place, unless `force`."""
+    """Score every galaxy of the parent sample (or `catalog`, or the FITS cutout files in
+    `cutouts_folder`) with the run's model; skipped when the model, the cutouts, the stamps,
+    the known lenses and the options are those of the output in place, unless `force`."""
     import os
 
     import pyarrow.parquet as pq
@@ -107,9 +108,17 @@ def run(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if loader_workers is None:
         loader_workers = min(4, os.cpu_count() or 1) if device == "cuda" else 0
+    if catalog is not None and cutouts_folder is not None:
+        raise stage_runtime.StageError("--catalog and --cutouts: give one or the other")
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
-    made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
-    target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
+    if cutouts_folder is not None:
+        size = config.variants[variant].injection.stamp_size
+        made = _cutout_files(workspace, Path(cutouts_folder), size, force)
+        catalog = f"cutouts-{Path(cutouts_folder).name}"  # scored like a catalogue, named for its folder
+        target = f"{catalog}.parquet"
+    else:
+        made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
+        target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
     scores_name = f"{Path(target).stem}.scores.parquet"
     extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
@@ -339,6 +348,38 @@ def _hard_negatives(
     return best.append_column("run", pa.array([run] * best.num_rows))
 
 
+def _cutout_files(workspace: Path, folder: Path, size: int, force: bool) -> dict[str, Any]:
+    """The FITS cutout files of `folder` as a cutouts folder (jobs/survey/fits_cutouts.py),
+    redone when a file's content changes; a file that is not a cutout is one line here and a
+    row with its reason."""
+    import hashlib
+
+    from core.layout import cutouts_dir
+    from jobs.survey import fits_cutouts
+
+    if not folder.is_dir():
+        raise stage_runtime.StageError(f"{folder}: not a folder of FITS cutouts")
+    found = fits_cutouts.files(folder)
+    if not found:
+        raise stage_runtime.StageError(f"{folder}: no FITS files ({', '.join(fits_cutouts.SUFFIXES)})")
+    contents = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in found]
+    final = cutouts_dir(workspace, f"files-{folder.name}")
+    digest = stage_runtime.fingerprint("fits cutouts", str(folder.resolve()), size, contents)
+    if not force and stage_runtime.up_to_date(final, digest):
+        stage_runtime.unchanged(f"score: {final} is")
+        return {"outputs": [str(final)]}
+    table, said = fits_cutouts.table(folder, size)
+    for line in said:
+        print(f"score: skipped {line}", flush=True)
+    ok = sum(table.column("ok").to_pylist())
+    print(f"score: {ok} of {table.num_rows} FITS file(s) in {folder} are grz cutouts", flush=True)
+    if not ok:
+        raise stage_runtime.StageError(f"{folder}: none of its {table.num_rows} FITS file(s) is a grz cutout")
+    with stage_runtime.atomic_dir(final, digest) as tmp:
+        stage_runtime.write_parquet(table, tmp / "part-00000.parquet", "zstd")
+    return {"outputs": [str(final)]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser("score", "A trained run over real galaxies -> candidates parquet.")
     args = p.parse_args(argv)
@@ -359,6 +400,7 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.loader_workers,
         args.blinds,
         args.force,
+        args.cutouts,
     )
 
 

@@ -328,6 +328,101 @@ def test_no_negative_has_a_known_lens_in_its_stamp(trained: Path) -> None:
     assert summary["blinds"]["not_lens"] == 4 and summary["hard_negatives"] == 5  # without them
 
 
+def _service_cutout(survey: Path, ra: float, dec: float, size: int = 80) -> tuple[np.ndarray, object, list]:
+    """A (g, r, z) cube of `size` pixels around (ra, dec) cut from the mock survey's coadds,
+    its WCS header and inverse variance, as the viewer's fits-cutout service makes them."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from jobs.survey_layout import brick_at, coadd_path
+
+    brick = brick_at(ra, dec).name
+    planes, invvar, header = [], [], None
+    for band in "grz":
+        with fits.open(survey / coadd_path(brick, "image", band)) as hdus:
+            hdu = next(h for h in hdus if h.data is not None)
+            wcs = WCS(hdu.header)
+            x, y = (int(round(float(v))) for v in wcs.all_world2pix([[ra, dec]], 0)[0])
+            y0, x0 = y - size // 2, x - size // 2
+            planes.append(hdu.data[y0 : y0 + size, x0 : x0 + size].astype(np.float32))
+            header = wcs[y0 : y0 + size, x0 : x0 + size].to_header()
+        with fits.open(survey / coadd_path(brick, "invvar", band)) as hdus:
+            hdu = next(h for h in hdus if h.data is not None)
+            invvar.append(hdu.data[y0 : y0 + size, x0 : x0 + size].astype(np.float32))
+    return np.stack(planes), header, np.stack(invvar)
+
+
+def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_path: Path, capsys) -> None:
+    """Issue 23, part 5: `score --cutouts DIR` scores the viewer's fits-cutout files (bands
+    named 'grz', 'g,r,z' or BAND0.., any order; WCS or RA/DEC; an invvar extension or not),
+    cropped to the stamp; a file that is not such a cutout is one line and a flagged row."""
+    from astropy.io import fits
+
+    from core.layout import parent_dir
+    from jobs.models import load_run
+    from jobs.scoring import logits_of
+
+    parent = pq.read_table(parent_dir(trained, "v3_color_relaxed") / "parent.parquet").to_pydict()
+    folder = tmp_path / "paper_candidates"
+    folder.mkdir()
+    expected = {}
+    cuts = (
+        _service_cutout(trained / "survey", float(r), float(d)) + (r, d)
+        for r, d in zip(parent["ra"], parent["dec"], strict=True)
+    )
+    inside = [c for c, _ in zip((c for c in cuts if c[0].shape == (3, 80, 80)), range(3), strict=False)]
+    for i, (cube, header, invvar, ra, dec) in enumerate(inside):
+        if i == 0:  # BANDS = 'grz', a WCS
+            hdus = [fits.PrimaryHDU(cube, header=header)]
+            hdus[0].header["BANDS"] = "grz"
+        elif i == 1:  # 'g,r,z' and the inverse variance as the service's invvar option adds it
+            hdus = [fits.PrimaryHDU(cube, header=header), fits.ImageHDU(invvar)]
+            hdus[0].header["BANDS"] = "g,r,z"
+        else:  # planes z r g named BAND0..2, the position in RA/DEC keywords only
+            hdus = [fits.PrimaryHDU(cube[::-1])]
+            hdus[0].header.update(BAND0="z", BAND1="r", BAND2="g", RA=float(ra), DEC=float(dec))
+        fits.HDUList(hdus).writeto(folder / f"cand{i}.fits")
+        expected[f"cand{i}.fits"] = (cube[:, 8:72, 8:72], float(ra), float(dec))
+    (folder / "junk.fits").write_text("not a FITS file")
+    fits.PrimaryHDU(np.zeros((80, 80), np.float32)).writeto(folder / "one_plane.fits")
+    coarse = header.copy()
+    for key in ("CDELT1", "CDELT2", "CD1_1", "CD2_2"):  # twice the pixel: a pixscale=0.524 cutout
+        if key in coarse:
+            coarse[key] *= 2
+    wide = fits.PrimaryHDU(cube, header=coarse)
+    wide.header["BANDS"] = "grz"
+    wide.writeto(folder / "wrong_scale.fits")
+
+    summary = score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(folder))
+    out = capsys.readouterr().out
+    assert "junk.fits: not a readable FITS file" in out and "one_plane.fits: a single plane" in out
+    assert "wrong_scale.fits: pixel scale 0.524″, not 0.262″" in out, out
+    assert "3 of 6 FITS file(s)" in out
+    table = pq.read_table(summary["outputs"][1]).to_pydict()  # every file, ranked
+    assert Path(summary["outputs"][0]).name == "cutouts-paper_candidates.parquet"
+    rows = {n: i for i, n in enumerate(table["name"])}
+    assert set(rows) == {*expected, "junk.fits", "one_plane.fits", "wrong_scale.fits"}
+    model, _ = load_run(train.runs_dir(trained) / "tiny")
+    for name, (stamp, ra, dec) in expected.items():
+        i = rows[name]
+        # the stamp's centre, within a pixel of the galaxy (the cutout was cut on whole pixels)
+        assert table["ok"][i] and abs(table["ra"][i] - ra) < 0.262 / 3600 / np.cos(np.radians(dec))
+        assert abs(table["dec"][i] - dec) < 0.262 / 3600
+        assert table["logit"][i] == pytest.approx(float(logits_of(model, stamp[None])[0]), rel=1e-4, abs=1e-4)
+    assert (
+        table["noise_from"][rows["cand1.fits"]] == "invvar"
+        and table["noise_from"][rows["cand0.fits"]] == "sky MAD"
+    )
+    assert (
+        not table["ok"][rows["junk.fits"]]
+        and "not a readable FITS file" in table["fail_reason"][rows["junk.fits"]]
+    )
+    again = score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(folder))
+    assert again.get("skipped")
+    with pytest.raises(StageError, match="not a folder of FITS cutouts"):
+        score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(tmp_path / "none"))
+
+
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
     from core.layout import lookalikes_path
 

@@ -1,0 +1,1 @@
+"""Survey data as users have it: release layout, coadds, catalogues, cutout files."""
