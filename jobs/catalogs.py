@@ -19,6 +19,8 @@ from core import storage
 from jobs.stage_runtime import StageError
 
 TEXT_COLUMNS = ("name", "population", "grade", "reference")
+# two catalogue positions closer than this are one object (one independent unit)
+SAME_OBJECT_ARCSEC = 1.5
 ALIASES = {"ra [deg]": "ra", "dec [deg]": "dec", "ref": "reference", "grading": "grade"}
 
 

@@ -161,11 +161,12 @@ def completeness_maps(scored: dict[str, Any], thresholds: list[dict[str, Any]]) 
 
 def real_galaxies(
     workspace: Path, variant: Any, known: Any, limit: int
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]:
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
     """Parent-sample galaxies never in training (not in the train split) and with no known lens
     in their stamp, up to `limit`; the
     parent's known lenses (any split, each by its nearest galaxy); and those lenses' indexes
-    in the known-lens table. One read of the parent sample serves both."""
+    in the known-lens table; and the positions of the train split (what the model saw). One
+    read of the parent sample serves all three."""
     import pyarrow.parquet as pq
 
     from core.schemas import galaxy_keys, hash_order
@@ -184,7 +185,9 @@ def real_galaxies(
     chosen = eligible[hash_order(keys)[:limit]]
     sample = {k: v[chosen] for k, v in parent.items()}
     lenses = known_lenses.nearest_per_lens(lens_index, separation)
-    return sample, {k: v[lenses] for k, v in parent.items()}, lens_index[lenses]
+    train = parent["split"] == "train"
+    seen = {"ra": parent["ra"][train], "dec": parent["dec"][train]}
+    return sample, {k: v[lenses] for k, v in parent.items()}, lens_index[lenses], seen
 
 
 def fpr_table(logits: np.ndarray, ok: np.ndarray, thresholds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -259,7 +262,7 @@ def run(
     )
     from core.names import check_name
     from jobs import known_lenses
-    from jobs.catalogs import read_positions
+    from jobs.catalogs import SAME_OBJECT_ARCSEC, read_positions
     from jobs.coadd_reader import CoaddReader
     from jobs.coadds import default_cache
     from jobs.models import load_run
@@ -317,7 +320,7 @@ def run(
     # real galaxies never trained on, lookalikes, known lenses
     reader = CoaddReader(cache, config.variants[variant].injection.stamp_size, with_invvar=False)
     known = known_lenses.load(workspace)
-    sample, parent_lenses, lens_index = real_galaxies(
+    sample, parent_lenses, lens_index, trained_on = real_galaxies(
         workspace, config.variants[variant], known, real_galaxy_limit
     )
     real = score_positions(model, meta_cols, reader, sample)
@@ -337,6 +340,10 @@ def run(
             print(
                 f"eval: {int((~clear).sum())} lookalike(s) left out: a known lens in their stamp", flush=True
             )
+        seen = known_lenses.match(looks["ra"], looks["dec"], trained_on, SAME_OBJECT_ARCSEC) >= 0
+        if seen.any():
+            print(f"eval: {int(seen.sum())} lookalike(s) left out: galaxies of the train split", flush=True)
+        clear &= ~seen
         looks = {k: v[clear] for k, v in looks.items()}
         scored_looks = score_positions(model, meta_cols, reader, looks)
         for population in sorted(set(looks["population"])):

@@ -164,6 +164,22 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
     for kind, figures in result["lookalikes"].items():
         assert int(((pop == f"lookalike: {kind}") & np.array(rows["ok"], dtype=bool)).sum()) == figures["n"]
     assert (pop == "known lens").sum() == len(result["known_lenses"])
+    # lookalikes measure the FPR only where the model never trained on them
+    from core.layout import lookalikes_path, parent_dir
+
+    looks = read_positions(lookalikes_path(trained))
+    parent = pq.read_table(parent_dir(trained, "v3_color_relaxed") / "parent.parquet").to_pydict()
+    train_split = np.array(parent["split"]) == "train"
+    tra, tdec = (
+        np.radians(np.array(parent["ra"])[train_split]),
+        np.radians(np.array(parent["dec"])[train_split]),
+    )
+    ra, dec = np.radians(looks["ra"])[:, None], np.radians(looks["dec"])[:, None]
+    cos = np.sin(dec) * np.sin(tdec) + np.cos(dec) * np.cos(tdec) * np.cos(ra - tra)
+    trained_on = (np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600 < 1.5).any(axis=1)
+    assert trained_on.any()  # the mock's lookalikes include parent galaxies of every split
+    assert sum(v["n"] for v in result["lookalikes"].values()) <= int((~trained_on).sum())
+    assert int(np.char.startswith(pop.astype(str), "lookalike").sum()) == int((~trained_on).sum())
 
 
 def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
