@@ -77,9 +77,19 @@ class Engine:
                 parsed[param.name] = param.parse(param.default)
             if param.required and param.name not in parsed:
                 raise UsageError(f"stage {stage.name!r} needs {param.flag}")
+        for group in stage.exclusive:
+            given = [stage.param(name).flag for name in group if parsed.get(name) is not None]
+            if len(given) > 1:
+                raise UsageError(f"options {' and '.join(given)}: give one or the other")
+        backend = check_backend(backend or config.backends.default)
+        if not self.backend(backend).remote:  # a step reads its folders from S3
+            for param in stage.params:
+                value = parsed.get(param.name)
+                if param.kind == "folder" and value is not None:
+                    if not (self.workspace.root / value).is_dir():
+                        raise UsageError(f"option {param.flag}: {value} is not a folder")
         if stage.trained_run and variant is not None:
             self._check_trained(variant, parsed)
-        backend = check_backend(backend or config.backends.default)
         self.backend(backend).check(stage)
         if variant is not None and not self.backend(backend).remote:  # a step reads them from S3
             self._check_inputs(stage, variant, parsed)

@@ -68,7 +68,7 @@ class Param:
             raise UsageError(f"{where}: {raw!r} is not one of {', '.join(self.choices)}")
         if self.kind in ("grid", "preset"):
             return check_name(self.kind, raw)
-        if self.kind == "path":
+        if self.kind in ("path", "folder"):  # a folder must also exist, for a local launch (core.engine)
             return check_path(where, raw)
         return check_value(where, raw)
 
@@ -117,6 +117,7 @@ class Stage:
     # what it reads that an earlier stage writes (core.layout.INPUT_MAKERS), each with the option
     # that replaces it (or None): a local launch without it is refused before it starts
     needs: tuple[tuple[str, str | tuple[str, ...] | None], ...] = ()
+    exclusive: tuple[tuple[str, ...], ...] = ()  # options of which one at most may be given
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -313,6 +314,7 @@ SHIPPED: tuple[Stage, ...] = (
         "inference",
         trained_run=True,
         needs=(("parent", ("catalog", "cutouts")), ("stamps", ("catalog", "cutouts"))),
+        exclusive=(("catalog", "cutouts"),),
         params=(
             Param("grid", "grid", help="the run's grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),
@@ -331,7 +333,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("catalog", "path", help="score these positions (ra, dec[, name, population]) instead"),
             Param(
                 "cutouts",
-                "path",
+                "folder",
                 help="score the FITS cutouts in this folder instead (the Legacy Survey viewer's files)",
             ),
             Param(

@@ -15,6 +15,8 @@ from textual_plotext import PlotextPlot
 LOSSES = ("train_loss", "val_loss")
 RATES = ("auroc", "tpr@fpr1e-2", "tpr@fpr1e-3")
 LEGEND_ROOM = 0.3  # the part of the y range added above the data per legend line
+# one marker per series, so that series differ by shape too (NO_COLOR draws them all grey)
+MARKERS = ("dot", "x", "+", "o", "*")
 
 
 class EpochPlot(PlotextPlot):
@@ -34,7 +36,7 @@ class EpochPlot(PlotextPlot):
         plt.title(self.title)
         plt.xlabel("epoch")
         self.drawn = {}
-        for metric in self.metrics:
+        for n, metric in enumerate(self.metrics):
             points = [
                 (int(line["epoch"]) + 1, float(line[metric]))
                 for line in epochs
@@ -43,7 +45,7 @@ class EpochPlot(PlotextPlot):
             if points:
                 self.drawn[metric] = points
                 xs, ys = zip(*points, strict=True)
-                plt.plot(list(xs), list(ys), label=metric, marker="dot")
+                plt.plot(list(xs), list(ys), label=metric, marker=MARKERS[n % len(MARKERS)])
         values = [y for points in self.drawn.values() for _, y in points]
         if self.unit_range:
             low, high = 0.0, 1.0
@@ -81,11 +83,11 @@ class RocPlot(PlotextPlot):
         plt.ylabel("completeness")
         self.drawn = {}
         lowest = 0
-        for name, curve in curves.items():
+        for n, (name, curve) in enumerate(curves.items()):
             pairs = [(math.log10(f), t) for f, t in zip(curve["fpr"], curve["tpr"], strict=True) if f > 0]
             if pairs:
                 xs, ys = zip(*pairs, strict=True)
-                plt.plot(list(xs), list(ys), label=name)
+                plt.plot(list(xs), list(ys), label=name, marker=MARKERS[n % len(MARKERS)])
                 self.drawn[name] = len(pairs)
                 lowest = min(lowest, math.floor(min(xs)))
         decades = list(range(lowest, 1))

@@ -35,7 +35,10 @@ class StampTile(Widget):
 
     @property
     def caption(self) -> Text:
-        text = Text(self.label, style=SELECTED if self.selected else "")
+        # a span, not the Text's own style: `Text.render` (what render_line draws) applies
+        # spans only, and the selected stamp's highlight was lost so (no cursor on the grid)
+        text = Text()
+        text.append(self.label, style=SELECTED if self.selected else "")
         if self.badge:
             text.append(" ")
             text.append(f" {self.badge} ", style=GRADE_STYLES.get(self.badge, ""))

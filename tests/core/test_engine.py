@@ -175,6 +175,15 @@ def test_a_second_launch_of_a_running_job_is_refused(engine: Engine) -> None:
         ({"stage_name": "ghost"}, "not built yet"),
         ({"stage_name": "manifest", "variant": "v4_sota", "params": {"grid": "grid_huge"}}, "unknown grid"),
         ({"stage_name": "manifest"}, "needs --variant"),
+        # from a new user's walk: each started a score job that failed three seconds later
+        (
+            {"stage_name": "score", "variant": "v4_sota", "params": {"cutouts": "cuts", "catalog": "x.csv"}},
+            "options --catalog and --cutouts: give one or the other",
+        ),
+        (
+            {"stage_name": "score", "variant": "v4_sota", "params": {"cutouts": "nowhere"}},
+            "--cutouts: nowhere is not a folder",
+        ),
     ],
 )
 def test_bad_launches_are_refused_before_anything_runs(engine: Engine, kwargs, message) -> None:

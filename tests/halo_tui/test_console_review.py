@@ -103,6 +103,28 @@ async def test_2_no_color_text_is_readable_and_misses_are_marked(
         assert all("underline" in s for s in styles if "red" in s)
 
 
+async def test_2_plot_series_differ_by_shape_not_only_colour(engine, tmp_path: Path, monkeypatch) -> None:
+    """From a new user's walk: in NO_COLOR the monitor's two loss series were both `•` in
+    greys 243 and 250. Each series has its own marker."""
+    from halo_tui.screens.monitor import MonitorScreen
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text(json.dumps({"epochs": 3}))
+    lines = [{"epoch": e, "train_loss": 0.9 - 0.2 * e, "val_loss": 0.5 + 0.1 * e} for e in range(3)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    app = HaloApp(engine)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await settle(app, pilot)
+        app.push_screen(MonitorScreen(run))
+        await until(pilot, lambda: isinstance(app.screen, MonitorScreen) and app.screen.query("EpochPlot"))
+        await settle(app, pilot)
+        plot = app.screen.query("EpochPlot").first()
+        drawn = "".join(s.text for y in range(plot.region.height) for s in plot.render_line(y))
+        assert "•" in drawn and "x" in drawn.replace("epoch", "")
+
+
 async def test_3_compare_at_80x24_plots_scrolls_and_has_a_footer(engine, make_evaluation) -> None:
     """Compare at 80×24: the ROC plot took log10 of logarithms (math domain error), the
     completeness maps were cut after 2 of 7 rows with no way to scroll, and no footer."""
@@ -321,6 +343,28 @@ async def test_12_enter_is_named_for_what_it_opens(engine) -> None:
         assert "jobs.details" in listed and "Select" not in listed
         await pilot.press("escape", "enter")
         await until(pilot, lambda: isinstance(app.screen, DetailsScreen))
+
+
+async def test_the_selected_stamp_is_highlighted_and_follows_the_cursor(engine, candidates: Path) -> None:
+    """From a new user's walk: no stamp's caption had any style (Text.render drops a Text's
+    own style), so nothing on the grid said which stamp a grade would go to."""
+
+    def highlighted(app) -> list[str]:
+        rows = app.screen._compositor.render_strips()
+        out = []
+        for y in sorted({t.region.y + t.region.height - 1 for t in app.screen.query(StampTile)}):
+            for text, style, _ in rows[y]:
+                if text.strip().startswith("#") and style is not None and style.bgcolor is not None:
+                    out.append(text.strip().split()[0])
+        return out
+
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await open_candidates(app, pilot, candidates)
+        assert highlighted(app) == ["#1"]
+        await pilot.press("right", "right")
+        await until(pilot, lambda: highlighted(app) == ["#3"])
 
 
 async def test_12_a_refused_launch_at_80x24_keeps_its_button_and_says_why(engine) -> None:
