@@ -8,9 +8,10 @@ the logit), logit, run, the stamp, and — for a galaxy within 3″ of a known l
 lenscat table or the workspace's catalogs/known_lenses.csv) — the lens's name, grade and
 reference. The summary lists every known lens among them with its rank ("known-lens
 recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
-to hold no injected arc, none with a known lens in its stamp) for hard-negative mining. `blinds.parquet`
-holds `--blinds` items for calibrating the inspectors (jobs/blinds.py): simulated lenses and
-known non-lenses from the test split, scored alike, that the console mixes into triage.
+to hold no injected arc, none with a known lens in its stamp) for hard-negative mining.
+`blinds.parquet` holds `--blinds` items for calibrating the inspectors (jobs/blinds.py):
+simulated lenses and known non-lenses from the test split, scored alike, that the console
+mixes into triage. `--cutouts DIR` scores FITS cutout files instead (jobs/survey/fits_cutouts.py).
 
 `--catalog FILE` scores any list of positions instead (CSV, parquet or FITS with ra, dec and
 optionally name, population), cut from the cached coadds, into
@@ -114,7 +115,7 @@ def run(
     if cutouts_folder is not None:
         size = config.variants[variant].injection.stamp_size
         made = _cutout_files(workspace, Path(cutouts_folder), size, force)
-        catalog = f"cutouts-{Path(cutouts_folder).name}"  # scored like a catalogue, named for its folder
+        catalog = f"cutouts-{catalog_stem(cutouts_folder)}"  # scored like a catalogue, named for its folder
         target = f"{catalog}.parquet"
     else:
         made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
@@ -273,8 +274,8 @@ def _hard_negatives(
 ) -> Any:
     """The highest-scoring injection controls: real galaxies with no injected arc, one row per
     galaxy (its first usable control row), none with a known lens in its stamp (a lens is not
-    a negative, however hard). Streamed a row group at a time, keeping only the running top `top`: the
-    controls' stamps are never all in memory."""
+    a negative, however hard). Streamed a row group at a time, keeping only the running top
+    `top`: the controls' stamps are never all in memory."""
     import pyarrow as pa
 
     from core.schemas import galaxy_keys
@@ -355,6 +356,7 @@ def _cutout_files(workspace: Path, folder: Path, size: int, force: bool) -> dict
     import hashlib
 
     from core.layout import cutouts_dir
+    from jobs.catalogs import catalog_stem
     from jobs.survey import fits_cutouts
 
     if not folder.is_dir():
@@ -363,7 +365,7 @@ def _cutout_files(workspace: Path, folder: Path, size: int, force: bool) -> dict
     if not found:
         raise stage_runtime.StageError(f"{folder}: no FITS files ({', '.join(fits_cutouts.SUFFIXES)})")
     contents = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in found]
-    final = cutouts_dir(workspace, f"files-{folder.name}")
+    final = cutouts_dir(workspace, f"files-{catalog_stem(str(folder))}")
     digest = stage_runtime.fingerprint("fits cutouts", str(folder.resolve()), size, contents)
     if not force and stage_runtime.up_to_date(final, digest):
         stage_runtime.unchanged(f"score: {final} is")
