@@ -21,6 +21,32 @@ from jobs.stage_runtime import StageError
 TEXT_COLUMNS = ("name", "population", "grade", "reference")
 # two catalogue positions closer than this are one object (one independent unit)
 SAME_OBJECT_ARCSEC = 1.5
+
+
+def same_object_units(
+    ra: np.ndarray, dec: np.ndarray, radius_arcsec: float = SAME_OBJECT_ARCSEC
+) -> np.ndarray:
+    """For each position, the index of the first position of its unit: positions linked by
+    separations under `radius_arcsec` (friends of friends) are one object, one independent
+    unit (a deblended galaxy listed twice, a pair blended in the imaging)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    n = len(ra)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    r, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
+    unit = np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
+    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
+    pairs = cKDTree(unit).query_pairs(chord, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, label = connected_components(graph, directed=False)
+    first = np.full(label.max() + 1, n, dtype=np.int64)
+    np.minimum.at(first, label, np.arange(n))
+    return first[label]
+
+
 ALIASES = {"ra [deg]": "ra", "dec [deg]": "dec", "ref": "reference", "grading": "grade"}
 
 

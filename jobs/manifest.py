@@ -116,13 +116,20 @@ def build(
 ) -> dict[str, np.ndarray]:
     """The manifest's columns for a parent sample and a grid; galaxies flagged in `exclude`
     (a known lens in their stamp) are neither controls nor hosts."""
+    from jobs.catalogs import same_object_units
+
     configs = np.array(grid_configs(grid), dtype=np.float64)
     keys = galaxy_keys(parent["brickname"], parent["objid"])
-    is_ctrl_galaxy = control_galaxies(keys, grid.control_frac)
+    # objects closer than 1.5″ are one unit: all host or all control, in one split, and at
+    # most one control each (a control is one independent negative)
+    first = same_object_units(parent["ra"], parent["dec"])
+    is_ctrl_galaxy = control_galaxies(keys[first], grid.control_frac)
+    split_of = np.asarray(parent["split"])[first]
     usable = np.ones(keys.size, bool) if exclude is None else ~np.asarray(exclude, bool)
+    usable &= ~np.isin(first, first[~usable])  # a unit with an excluded member is out whole
     parts: list[dict[str, np.ndarray]] = []
     for split in SPLITS:
-        in_split = np.flatnonzero((parent["split"] == split) & usable)
+        in_split = np.flatnonzero((split_of == split) & usable)
         if in_split.size == 0:
             continue
         rng = np.random.default_rng(_seed(variant, grid_name, split))
@@ -131,7 +138,9 @@ def build(
             gal = in_split[_draw_once(rng, in_split.size, n_total // 2)]
             pos_rows, ctrl_rows = gal, gal
         else:
-            ctrl_pool, pos_pool = in_split[is_ctrl_galaxy[in_split]], in_split[~is_ctrl_galaxy[in_split]]
+            lead = first[in_split] == in_split  # a unit's first object stands for it as a control
+            ctrl_pool = in_split[is_ctrl_galaxy[in_split] & lead]
+            pos_pool = in_split[~is_ctrl_galaxy[in_split]]
             n_ctrl = requested_controls(grid)
             n_pos = n_total - n_ctrl
             for label, pool, need in (("control", ctrl_pool, n_ctrl), ("positive", pos_pool, n_pos)):
@@ -142,8 +151,10 @@ def build(
             ctrl_rows = ctrl_pool[_draw_once(rng, ctrl_pool.size, n_ctrl)]
             pos_rows = pos_pool[_cycle(rng, pos_pool.size, n_pos)]
         config_ids = _cycle(rng, len(configs), pos_rows.size)
-        parts.append(_tasks(parent, split, pos_rows, config_ids, configs, grid.source, rng, False))
-        parts.append(_tasks(parent, split, ctrl_rows, None, configs, grid.source, rng, True))
+        for rows, ids, control in ((pos_rows, config_ids, False), (ctrl_rows, None, True)):
+            part = _tasks(parent, split, rows, ids, configs, grid.source, rng, control)
+            part["unit"] = keys[first[rows]]
+            parts.append(part)
     if not parts:
         raise stage_runtime.StageError("the parent sample is empty")
     columns = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
@@ -281,6 +292,17 @@ def verify(
             }
         )
 
+    if "unit" in columns and control_mode == "unpaired":
+        units = np.asarray(columns["unit"])
+        both = sorted(set(units[ctrl]) & set(units[~ctrl]))
+        checks.append(
+            {
+                "check": "no object closer than 1.5″ to another is a host while the other is a control",
+                "ok": not both,
+                "units_both": len(both),
+                "examples": both[:5],
+            }
+        )
     ctrl_keys, pos_keys = set(keys[ctrl]), set(keys[~ctrl])
     overlap = ctrl_keys & pos_keys
     radec = np.round(np.stack([columns["ra"], columns["dec"]], axis=1), 6)

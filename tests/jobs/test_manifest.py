@@ -244,3 +244,42 @@ def test_no_galaxy_with_a_known_lens_in_its_stamp_is_a_control_or_a_host(
     finally:
         known_lenses_path(parent_ws).unlink()
         manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+
+
+def test_objects_closer_than_1_5_arcsec_are_one_unit(parent: dict, sota) -> None:
+    """Issue 23: distinct catalogue objects closer than 1.5″ (13 pairs in the demo, 5 of them
+    a host and a control) are one independent unit: never split between host and control,
+    one split, at most one control; verify catches a manifest that splits one."""
+    from jobs.catalogs import same_object_units
+
+    rng = np.random.default_rng(3)
+    n = parent["ra"].size
+    twins = rng.choice(n, 40, replace=False)  # each gets a neighbour 0.3″ to 1.4″ away
+    offset = rng.uniform(0.3, 1.4, twins.size) / 3600
+    close = {k: np.concatenate([v, v[twins]]) for k, v in parent.items()}
+    close["dec"] = np.concatenate([parent["dec"], parent["dec"][twins] + offset])
+    close["objid"] = np.concatenate([parent["objid"], parent["objid"][twins] + 10**6])
+    first = same_object_units(close["ra"], close["dec"])
+    # against every pair's separation, counted directly
+    ra, dec = np.radians(close["ra"]), np.radians(close["dec"])
+    for i, j in zip(twins, n + np.arange(twins.size), strict=True):
+        cos = np.sin(dec[i]) * np.sin(dec) + np.cos(dec[i]) * np.cos(dec) * np.cos(ra - ra[i])
+        near = np.flatnonzero(np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600 < 1.5)
+        assert first[i] == first[j] and set(first[near]) == {first[i]}
+    assert np.unique(first).size <= n
+
+    columns = build(close, sota, "v4_sota", "grid_sota")
+    units, ctrl = np.asarray(columns["unit"]), np.asarray(columns["is_control"])
+    assert not set(units[ctrl]) & set(units[~ctrl])
+    control_units = units[ctrl]
+    assert np.unique(control_units).size == control_units.size  # one control row per unit
+    for u in np.unique(units):
+        assert np.unique(np.asarray(columns["split"])[units == u]).size == 1
+    report = verify(columns, "unpaired", np.array(grid_configs(sota)))
+    assert report["ok"]
+    broken = {k: np.array(v, copy=True) for k, v in columns.items()}
+    host = np.flatnonzero(~ctrl)[0]
+    broken["unit"][np.flatnonzero(ctrl)[0]] = broken["unit"][host]  # a control sharing a host's unit
+    failed = verify(broken, "unpaired", np.array(grid_configs(sota)))
+    check = next(c for c in failed["checks"] if "1.5″" in c["check"])
+    assert not check["ok"] and check["units_both"] == 1
