@@ -147,40 +147,34 @@ def table(folder: Path, size: int) -> tuple[Any, list[str]]:
 
     from core import stamps as stamp_contract
 
-    rows: dict[str, list[Any]] = {
-        c: []
-        for c in ("row", "name", "population", "ra", "dec", "noise_g", "noise_r", "noise_z", "noise_from")
-        + ("ok", "fail_reason", "stamp")
-    }
-    said = []
+    floats = ("ra", "dec", "noise_g", "noise_r", "noise_z")
+    schema = pa.schema(
+        [("row", pa.int64()), ("name", pa.string()), ("population", pa.string())]
+        + [(c, pa.float64()) for c in floats]
+        + [
+            ("noise_from", pa.string()),
+            ("ok", pa.bool_()),
+            ("fail_reason", pa.string()),
+            ("stamp", pa.binary()),
+        ],
+        metadata=stamp_contract.arrow_metadata((3, size, size)),
+    )
     blank = np.zeros((3, size, size), np.float32).tobytes()
+    rows, said = [], []
     for index, path in enumerate(files(folder)):
+        row: dict[str, Any] = {"row": index, "name": path.name, "population": "cutout file"}
         try:
-            got: Cutout | None = read(path, size)
-            reason = None
+            got = read(path, size)
         except NotACutout as err:
-            got, reason = None, str(err)
-            said.append(f"{path}: {reason}")
-        rows["row"].append(index)
-        rows["name"].append(path.name)
-        rows["population"].append("cutout file")
-        rows["ra"].append(got.ra if got else math.nan)
-        rows["dec"].append(got.dec if got else math.nan)
-        for band, sigma in zip(
-            ("noise_g", "noise_r", "noise_z"), got.noise if got else (None,) * 3, strict=True
-        ):
-            rows[band].append(sigma)
-        rows["noise_from"].append(got.noise_from if got else None)
-        rows["ok"].append(got is not None)
-        rows["fail_reason"].append(reason)
-        rows["stamp"].append(got.stamp.tobytes() if got else blank)
-    types = {
-        "row": pa.int64(),
-        "ra": pa.float64(),
-        "dec": pa.float64(),
-        "ok": pa.bool_(),
-        "stamp": pa.binary(),
-    }
-    types |= {c: pa.float64() for c in ("noise_g", "noise_r", "noise_z")}
-    arrays = {c: pa.array(v, type=types.get(c, pa.string())) for c, v in rows.items()}
-    return pa.table(arrays, metadata=stamp_contract.arrow_metadata((3, size, size))), said
+            said.append(f"{path}: {err}")
+            rows.append(
+                row | dict.fromkeys(floats, math.nan) | {"ok": False, "fail_reason": str(err), "stamp": blank}
+            )
+            continue
+        values = (got.ra, got.dec, *got.noise)
+        rows.append(
+            row
+            | dict(zip(floats, values, strict=True))
+            | {"noise_from": got.noise_from, "ok": True, "stamp": got.stamp.tobytes()}
+        )
+    return pa.Table.from_pylist(rows, schema=schema), said
