@@ -61,6 +61,15 @@ def galaxy_keys(brickname, objid):
     return np.array([f"{b}:{int(o)}" for b, o in zip(brickname, objid, strict=True)], dtype=object)
 
 
+def unit_keys(brickname, objid, unit=None):
+    """Each row's independent unit: its `unit` where the stamps carry one (objects closer than
+    1.5″ are one unit, jobs.catalogs.same_object_units), else its galaxy."""
+    keys = galaxy_keys(brickname, objid)
+    if unit is None:
+        return keys
+    return np.array([k if u is None else str(u) for k, u in zip(keys, unit, strict=True)], dtype=object)
+
+
 def hash_order(keys) -> np.ndarray:
     """A fixed pseudo-random order of `keys` (galaxies): the same sample on every run."""
     import hashlib

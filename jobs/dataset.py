@@ -312,16 +312,21 @@ class StampStream(torch.utils.data.IterableDataset):
         )
 
 
-def read_columns(location: str | list[str], columns: list[str]) -> tuple[Any, list[dict[str, str]]]:
-    """Some columns of every readable stamps file as one Arrow table, and the files that could
-    not be read (named, with the reason): a damaged part is skipped, never a crash."""
+def read_columns(
+    location: str | list[str], columns: list[str], optional: tuple[str, ...] = ()
+) -> tuple[Any, list[dict[str, str]]]:
+    """Some columns of every readable stamps file (and the `optional` ones where a file has
+    them: null elsewhere) as one Arrow table, and the files that could not be read (named,
+    with the reason): a damaged part is skipped, never a crash."""
     import pyarrow as pa
 
     uris = location if isinstance(location, list) else storage.list_files(location, "*.parquet")
     tables, skipped = [], []
     for uri in sorted(uris):
         try:
-            tables.append(parquet_file(uri).read(columns=columns))
+            handle = parquet_file(uri)
+            present = [c for c in optional if c in handle.schema_arrow.names]
+            tables.append(handle.read(columns=[*columns, *present]))
         except Exception as err:  # pyarrow raises several kinds for a damaged file
             skipped.append(
                 {"file": str(uri), "reason": f"not a readable parquet file ({type(err).__name__})"}
@@ -332,16 +337,18 @@ def read_columns(location: str | list[str], columns: list[str]) -> tuple[Any, li
 
 
 def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
-    """A function mapping task ids (of `split`, or all) to their galaxies (small integer
-    codes), read from the stamps' ids: validation counts galaxies, not rows, as its
-    independent units."""
-    from core.schemas import galaxy_keys
+    """A function mapping task ids (of `split`, or all) to their independent units (small
+    integer codes: the stamps' `unit` where they carry one, else the galaxy): validation
+    counts units, not rows."""
+    from core.schemas import unit_keys
 
     uris = location if isinstance(location, list) else storage.list_files(location, "*.parquet")
     ids, keys = [], []
     for uri in sorted(uris):
         try:
-            table = parquet_file(uri).read(columns=["task_id", "brickname", "objid", "split"])
+            handle = parquet_file(uri)
+            wanted = ["task_id", "brickname", "objid", "split"]
+            table = handle.read(columns=wanted + (["unit"] if "unit" in handle.schema_arrow.names else []))
         except Exception:  # noqa: S112 - a damaged file is reported by the stream itself
             continue
         if split is not None:
@@ -349,7 +356,8 @@ def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
 
             table = table.filter(pc.equal(table.column("split"), split))
         ids.append(table.column("task_id").to_numpy())
-        keys.append(galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist()))
+        unit = table.column("unit").to_pylist() if "unit" in table.column_names else None
+        keys.append(unit_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist(), unit))
     task = np.concatenate(ids) if ids else np.zeros(0, np.int64)
     codes = np.unique(np.concatenate(keys), return_inverse=True)[1].reshape(-1) if keys else task
     order = np.argsort(task)

@@ -61,6 +61,7 @@ CARRIED = (
     "src_mag_z",
     "psfsize_r",
     "psfdepth_r",
+    "unit",  # the independent unit (objects closer than 1.5″ are one): what every count counts
 )
 DEFAULT_SKY = (22.04, 20.91, 18.46)  # g, r, z mag/arcsec² (core.config.SkyBrightness)
 
@@ -129,6 +130,7 @@ def output_schema(stamp_size: int) -> Any:
         "config_id": pa.int32(),
         "psfsize_r": pa.float32(),
         "psfdepth_r": pa.float32(),
+        "unit": pa.string(),
     }
     fields = [
         *((name, types[name]) for name in CARRIED),

@@ -49,7 +49,7 @@ def score_split(
     injection's parameters per row (θE, src_dmag, arc_snr, θE/PSF)."""
     import torch
 
-    from core.schemas import galaxy_keys
+    from core.schemas import unit_keys
     from jobs.dataset import StampStream, read_columns
 
     data = StampStream(str(stamps), split, meta_cols=meta_cols, batch_size=batch)
@@ -62,7 +62,8 @@ def score_split(
     if not logits:
         raise stage_runtime.StageError(f"{stamps}: no usable rows in the {split} split")
     task_id = np.concatenate(ids)
-    info, _ = read_columns([str(p) for p in sorted(stamps.glob("part-*.parquet"))], list(SPLIT_COLUMNS))
+    parts = [str(p) for p in sorted(stamps.glob("part-*.parquet"))]
+    info, _ = read_columns(parts, list(SPLIT_COLUMNS), optional=("unit",))
     known = info.column("task_id").to_numpy()
     order = np.argsort(known)
     where = order[np.clip(np.searchsorted(known[order], task_id), 0, known.size - 1)]
@@ -79,7 +80,9 @@ def score_split(
         "task_id": task_id,
         "logit": np.concatenate(logits)[found].astype(np.float64),
         "label": np.concatenate(labels)[found].astype(bool),
-        "galaxy": galaxy_keys(column("brickname"), column("objid")),
+        "galaxy": unit_keys(
+            column("brickname"), column("objid"), column("unit") if "unit" in info.column_names else None
+        ),
         "theta_e": number("theta_e_arcsec"),
         "src_dmag": number("src_dmag"),
         "arc_snr": number("arc_snr"),

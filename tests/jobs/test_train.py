@@ -687,3 +687,39 @@ def test_a_gpu_preset_on_the_cpu_warns_and_says_how_long(stamps_ws: Path, capsys
         and train.time_left(600) == "10 min"
         and train.time_left(7200) == "2.0 h"
     )
+
+
+def test_independent_units_are_counted_not_galaxies(trained: Path, tmp_path: Path) -> None:
+    """Issue 23: objects closer than 1.5″ are one unit. Stamps carry the manifest's `unit`,
+    and eval's and train's counts of independent galaxies count units: two hosts made one
+    unit count once."""
+    import pyarrow as pa
+
+    from jobs.dataset import task_galaxies
+    from jobs.models import load_run
+    from jobs.scoring import score_split
+
+    parts = sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet"))
+    table = pq.read_table(parts)
+    assert "unit" in table.column_names  # carried from the manifest by inject
+    test = np.array(table.column("split").to_pylist()) == "test"
+    hosts = np.array(table.column("is_control").to_pylist()) == False  # noqa: E712
+    keys = [
+        f"{b}:{o}"
+        for b, o in zip(table.column("brickname").to_pylist(), table.column("objid").to_pylist(), strict=True)
+    ]
+    a, b = sorted({keys[i] for i in np.flatnonzero(test & hosts)})[:2]
+    units = [a if k == b else u for k, u in zip(keys, table.column("unit").to_pylist(), strict=True)]
+    merged = tmp_path / "stamps"
+    merged.mkdir()
+    out = table.set_column(table.column_names.index("unit"), "unit", pa.array(units, pa.string()))
+    pq.write_table(out.replace_schema_metadata(table.schema.metadata), merged / "part-00000.parquet")
+    model, meta_cols = load_run(train.runs_dir(trained) / "tiny")
+    before = score_split(model, meta_cols, stamps_dir(trained, "v4_sota", "grid_sota"), "test")
+    after = score_split(model, meta_cols, merged, "test")
+    n_before = np.unique(before["galaxy"][before["label"]]).size
+    assert np.unique(after["galaxy"][after["label"]]).size == n_before - 1
+    lookup = task_galaxies([str(merged / "part-00000.parquet")], "test")
+    ids = np.array(table.column("task_id").to_pylist())
+    codes = lookup(ids[[keys.index(a), keys.index(b)]])
+    assert codes[0] == codes[1]
