@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from core.schemas import galaxy_keys
+from core.schemas import unit_keys
 from jobs.survey_layout import BANDS
 
 PIXEL_STATS = ("zero_frac", "distinct_frac", "lattice_resid", "border_mad", "border_min")
@@ -99,16 +99,18 @@ def _sample(parts: list[Path], rows_per_split: int, seed: int = 0) -> dict[str, 
     for k in order:
         path, group = groups[k]
         file = parquet_file(path)
+        wanted = ["split", "is_control", "ok", "brickname", "objid", "stamp"]
         table = file.read_row_group(
-            group, columns=["split", "is_control", "ok", "brickname", "objid", "stamp"]
+            group, columns=wanted + (["unit"] if "unit" in file.schema_arrow.names else [])
         )
+        unit = table.column("unit").to_pylist() if "unit" in table.column_names else None
         split = np.asarray(table.column("split").to_pylist(), dtype=object)
         label = ~table.column("is_control").to_numpy(zero_copy_only=False)
         units = [
             f"{s}|{g}|{y}"
             for s, g, y in zip(
                 split,
-                galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist()),
+                unit_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist(), unit),
                 label,
                 strict=True,
             )
