@@ -23,6 +23,17 @@ TEXT_COLUMNS = ("name", "population", "grade", "reference")
 SAME_OBJECT_ARCSEC = 1.5
 
 
+def sky_vectors(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Positions in degrees as unit vectors (n, 3): a KD-tree over them finds neighbours."""
+    r, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
+    return np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
+
+
+def chord(arcsec: float) -> float:
+    """The straight-line distance between unit vectors `arcsec` apart on the sky."""
+    return float(2.0 * np.sin(np.radians(arcsec / 3600.0) / 2.0))
+
+
 def same_object_units(
     ra: np.ndarray, dec: np.ndarray, radius_arcsec: float = SAME_OBJECT_ARCSEC
 ) -> np.ndarray:
@@ -36,10 +47,7 @@ def same_object_units(
     n = len(ra)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    r, d = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    unit = np.column_stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)])
-    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
-    pairs = cKDTree(unit).query_pairs(chord, output_type="ndarray")
+    pairs = cKDTree(sky_vectors(ra, dec)).query_pairs(chord(radius_arcsec), output_type="ndarray")
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, label = connected_components(graph, directed=False)
     first = np.full(label.max() + 1, n, dtype=np.int64)

@@ -411,7 +411,7 @@ def run(
 SCORE_COLUMNS = {
     # injection / control (the split's stamps), real galaxy, lookalike: <kind>, known lens
     "population": "string",
-    "galaxy": "string",  # brickname:objid (the independent unit), else the catalogue's name
+    "galaxy": "string",  # the independent unit (brickname:objid, or the stamps' unit), else a name
     "task_id": "int64",
     "label": "bool",  # a lens (injection or known lens)
     "logit": "float64",

@@ -60,11 +60,6 @@ def load(workspace: Path) -> dict[str, np.ndarray]:
 _COLUMNS = ("name", "ra", "dec", "grade", "reference", "source")
 
 
-def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    ra, dec = np.radians(np.asarray(ra, float)), np.radians(np.asarray(dec, float))
-    return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
-
-
 def match(
     ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray], radius_arcsec: float = MATCH_RADIUS_ARCSEC
 ) -> np.ndarray:
@@ -79,15 +74,16 @@ def match_with_separation(
     finite, a file that gave none, matches nothing)."""
     from scipy.spatial import cKDTree
 
+    from jobs.catalogs import chord, sky_vectors
+
     n = len(ra)
     if n == 0 or lenses["ra"].size == 0:
         return np.full(n, -1, dtype=np.int64), np.full(n, np.inf)
-    chord = 2.0 * np.sin(np.radians(radius_arcsec / 3600.0) / 2.0)
-    where = _unit(ra, dec)
+    where = sky_vectors(ra, dec)
     finite = np.isfinite(where).all(axis=1)
     distance, index = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
-    distance[finite], index[finite] = cKDTree(_unit(lenses["ra"], lenses["dec"])).query(
-        where[finite], k=1, distance_upper_bound=chord
+    distance[finite], index[finite] = cKDTree(sky_vectors(lenses["ra"], lenses["dec"])).query(
+        where[finite], k=1, distance_upper_bound=chord(radius_arcsec)
     )
     found = np.isfinite(distance)
     separation = np.degrees(2.0 * np.arcsin(np.minimum(np.where(found, distance, 0.0), 2.0) / 2.0)) * 3600.0
