@@ -57,6 +57,7 @@ def make_files(root: Path, rows: int, files: int) -> list[str]:
             "psfsize_r": np.ones(n, np.float32),
             "psfdepth_r": np.ones(n, np.float32),
             "theta_over_psf": np.ones(n),
+            "known_tier": [None] * n,
             "mu": np.ones(n),
             "arc_mag_r": np.ones(n),
             "arc_snr": np.ones(n),

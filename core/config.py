@@ -94,6 +94,40 @@ class Audit(_Model):
     rows_per_split: PositiveInt = 20000  # stamps sampled per split (row groups drawn at random)
 
 
+TIERS = ("confirmed", "probable", "candidate")
+
+
+class Training(_Model):
+    """What a variant learns from (`[training]` in its TOML): injections, the known lenses
+    in the parent sample (real pixels, untouched), or both; each known lens weighted by the
+    tier its catalogue grade maps to."""
+
+    positives: Literal["injections", "known", "both"] = "both"
+    # both: the known lenses' share of the positives' total weight per epoch (their tier
+    # weights keep their proportions); None: every row weighs its tier's weight, injections 1
+    known_share: float | None = Field(0.25, gt=0.0, lt=1.0)
+    # catalogue grade (case-insensitive) -> tier; a grade in none of them is no positive
+    tiers: dict[Literal["confirmed", "probable", "candidate"], list[str]] = {
+        "confirmed": ["confirmed", "confident", "spectroscopic", "a", "grade a"],
+        "probable": ["probable", "likely", "b", "grade b"],
+        "candidate": ["candidate", "possible", "c", "grade c"],
+    }
+    tier_weights: dict[Literal["confirmed", "probable", "candidate"], NonNegativeFloat] = {
+        "confirmed": 1.0,
+        "probable": 0.8,
+        "candidate": 0.5,
+    }
+    # more known-lens catalogues (ra, dec, name, grade, reference), workspace-relative or absolute
+    catalogues: list[str] = []
+
+    def tier_of(self, grade: str) -> str:
+        """The tier a catalogue grade maps to, "" for none."""
+        wanted = str(grade).strip().lower()
+        return next(
+            (tier for tier, grades in self.tiers.items() if wanted in {g.lower() for g in grades}), ""
+        )
+
+
 class Variant(_Model):
     description: str = ""
     parent_sample: str
@@ -103,6 +137,7 @@ class Variant(_Model):
     splits: dict[Literal["train", "val", "test"], NonNegativeFloat]
     injection: Injection = Injection()
     audit: Audit = Audit()
+    training: Training = Training()
 
     @field_validator("splits")
     @classmethod

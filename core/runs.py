@@ -14,7 +14,18 @@ from core.errors import UsageError
 from core.figures import figure
 from core.names import check_name, check_path
 
-COMPARED = ("auroc", "tpr@fpr1e-4", "tpr@fpr1e-3", "tpr@fpr1e-2", "tpr@fpr0", "fpr@tpr0.85", "fpr@tpr0.90")
+COMPARED = (
+    "real_recall@fpr1e-2",  # held-out known lenses, thresholds on real galaxies (eval only)
+    "real_recall@fpr1e-3",
+    "auroc",
+    "tpr@fpr1e-4",
+    "tpr@fpr1e-3",
+    "tpr@fpr1e-2",
+    "tpr@fpr0",
+    "fpr@tpr0.85",
+    "fpr@tpr0.90",
+)
+REAL_FPRS = (1e-2, 1e-3)  # the real-galaxy thresholds real-lens recall is quoted at
 # Metrics where lower is better: false-positive rates at a completeness, and every loss
 # (train_loss, val_loss), matched by name, not by prefix alone.
 LOWER_IS_BETTER = ("fpr@",)
@@ -37,8 +48,20 @@ class Run:
     def final(self) -> dict[str, Any]:
         """The figures a comparison shows: the test evaluation if there is one, else the last epoch."""
         if self.evaluation is not None:
-            return self.evaluation["operating_points"]
+            return {**self.evaluation["operating_points"], **real_recall(self.evaluation)}
         return self.epochs[-1] if self.epochs else {}
+
+
+def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """An evaluation's real-lens headline: recall of the split's held-out known lenses over all
+    tiers at each real-galaxy threshold (None where unmeasured), and how many lenses."""
+    real = evaluation.get("real_lenses") or {}
+    cells = (real.get("tiers") or {}).get("all") or {}
+    out: dict[str, Any] = {"real_lenses": real.get("n", 0)}
+    for f in REAL_FPRS:
+        cell = cells.get(f"FPR {f:.0e}")
+        out[f"real_recall@fpr{f:.0e}".replace("e-0", "e-")] = None if cell is None else cell["value"]
+    return out
 
 
 def read_metrics(path: Path | str) -> tuple[list[dict[str, Any]], list[int]]:
@@ -150,6 +173,14 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
     setup.append(
         {"metric": "negatives (galaxies)", "values": [c[1] for c in counted], "best": None, "target": None}
     )
+    setup.append(
+        {
+            "metric": "real lenses held out",
+            "values": [r.final.get("real_lenses", "-") if r.evaluation else "-" for r in runs],
+            "best": None,
+            "target": None,
+        }
+    )
     source = ["eval (test)" if r.evaluation else "last epoch (val)" for r in runs]
     setup.append({"metric": "figures from", "values": source, "best": None, "target": None})
     return {"runs": [r.name for r in runs], "rows": setup + rows}
@@ -187,7 +218,9 @@ def _counts(figures: dict[str, Any]) -> tuple[str, str]:
     return out[0], out[1]
 
 
-OVERVIEW = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3")  # val (last epoch), test (eval)
+# val (last epoch), test (eval); and their column headers in `halo runs list` and the Runs screen
+OVERVIEW = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3", "test_real_recall@fpr1e-2")
+OVERVIEW_HEADERS = ("val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3", "real recall@1e-2")
 
 
 def overview(workspace: Path, name: str) -> dict[str, Any]:
@@ -205,6 +238,8 @@ def overview(workspace: Path, name: str) -> dict[str, Any]:
         "evaluated": run.evaluation is not None,
         "test_auroc": tested.get("auroc"),
         "test_tpr@fpr1e-3": tested.get("tpr@fpr1e-3"),
+        "test_real_recall@fpr1e-2": real_recall(run.evaluation or {})["real_recall@fpr1e-2"],
+        "real_lenses": real_recall(run.evaluation or {})["real_lenses"],
         "_unmeasured": {*last.get("unmeasured", {}), *(f"test_{k}" for k in tested.get("unmeasured", {}))},
     }
 
@@ -212,5 +247,10 @@ def overview(workspace: Path, name: str) -> dict[str, Any]:
 def overview_cell(row: dict[str, Any], key: str) -> str:
     """A figure of `overview`'s row: `-` where there is none, `n/m` where not measurable."""
     if row[key] is None:
-        return "n/m" if key in row["_unmeasured"] else "-"
-    return figure(key.removeprefix("test_"), row[key])
+        return (
+            "n/m"
+            if key in row["_unmeasured"] or (key.startswith("test_real") and row.get("real_lenses"))
+            else "-"
+        )
+    text = figure(key.removeprefix("test_"), row[key])
+    return f"{text} ({row['real_lenses']})" if key.startswith("test_real") else text

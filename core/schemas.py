@@ -70,6 +70,18 @@ def unit_keys(brickname, objid, unit=None):
     return np.array([k if u is None else str(u) for k, u in zip(keys, unit, strict=True)], dtype=object)
 
 
+def known_rows(columns):
+    """Which rows (of a manifest's or stamps' columns: a dict or an Arrow table) are known
+    lenses; none where the column is absent (made before known lenses were tasks)."""
+    names = columns.column_names if hasattr(columns, "column_names") else list(columns)
+    n = columns.num_rows if hasattr(columns, "num_rows") else len(columns["split"])
+    if "known_tier" not in names:
+        return np.zeros(n, bool)
+    values = columns["known_tier"]
+    values = values.to_pylist() if hasattr(values, "to_pylist") else values
+    return np.array([bool(v) for v in values], dtype=bool)
+
+
 def hash_order(keys) -> np.ndarray:
     """A fixed pseudo-random order of `keys` (galaxies): the same sample on every run."""
     import hashlib

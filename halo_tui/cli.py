@@ -656,7 +656,7 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         _emit_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
         return
 
-    table = _table(("run", "epochs", "val auroc", "val tpr@fpr1e-3", "test auroc", "test tpr@fpr1e-3"))
+    table = _table(("run", "epochs", *runs_mod.OVERVIEW_HEADERS))
     for row in rows:
         table.add_row(
             row["run"], str(row["epochs"]), *(runs_mod.overview_cell(row, k) for k in runs_mod.OVERVIEW)
@@ -664,7 +664,10 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     out = _console()
     out.print(table if rows else f"no runs yet in {runs_mod.runs_root(ws.root)}")
     if rows:
-        out.print("val: the last epoch's validation split; test: `halo stage eval` (n/m: not measurable)")
+        out.print(
+            "val: the last epoch's validation split; test: `halo stage eval` (n/m: not measurable); "
+            "real recall: the test split's known lenses above the real galaxies' FPR 1e-2 cut (count)"
+        )
 
 
 @runs_app.command("compare")

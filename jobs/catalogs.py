@@ -104,31 +104,46 @@ def _table(uri: str) -> dict[str, list[Any]]:
     return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
-def read_positions(uri: str | Path, default_population: str = "") -> dict[str, np.ndarray]:
-    """ra, dec (float64 degrees) and the text columns (object arrays, "" where absent)."""
+def read_positions(
+    uri: str | Path, default_population: str = "", bad: list[str] | None = None
+) -> dict[str, np.ndarray]:
+    """ra, dec (float64 degrees) and the text columns (object arrays, "" where absent). A row
+    whose position is not a number in range fails the file, unless `bad` is given: then the
+    row is left out and its one-line reason appended there."""
     where = str(uri)
     columns = {ALIASES.get(k, k): v for k, v in _table(str(uri)).items()}
     missing = [c for c in ("ra", "dec") if c not in columns]
     if missing:
         raise StageError(f"{where}: missing column(s) {', '.join(missing)} (ra, dec in degrees are needed)")
     out: dict[str, np.ndarray] = {}
+    keep = np.ones(len(columns["ra"]), bool)
     for axis, low, high in (("ra", 0.0, 360.0), ("dec", -90.0, 90.0)):
-        values = np.empty(len(columns[axis]))
+        values = np.full(len(columns[axis]), np.nan)
         for i, raw in enumerate(columns[axis]):
             try:
                 values[i] = float(raw)
+                problem = (
+                    None
+                    if low <= values[i] <= high
+                    else f"{axis} {values[i]:g} is outside [{low:g}, {high:g}]"
+                )
             except (TypeError, ValueError):
-                raise StageError(f"{where}: row {i + 1}: {axis} {str(raw)[:40]!r} is not a number") from None
-            if not (low <= values[i] <= high) or not np.isfinite(values[i]):
-                raise StageError(f"{where}: row {i + 1}: {axis} {values[i]:g} is outside [{low:g}, {high:g}]")
+                problem = f"{axis} {str(raw)[:40]!r} is not a number"
+            if problem and bad is None:
+                raise StageError(f"{where}: row {i + 1}: {problem}")
+            if problem and keep[i]:
+                keep[i] = False
+                bad.append(f"{where}: row {i + 1}: {problem}; left out")  # type: ignore[union-attr]
         out[axis] = values
-    n = out["ra"].size
     for name in TEXT_COLUMNS:
         values = columns.get(name)
         out[name] = np.array(
-            [("" if v is None else str(v).strip()) for v in values] if values is not None else [""] * n,
+            [("" if v is None else str(v).strip()) for v in values]
+            if values is not None
+            else [""] * keep.size,
             dtype=object,
         )
+    out = {k: v[keep] for k, v in out.items()}
     if default_population:
         out["population"] = np.where(out["population"] == "", default_population, out["population"])
     return out

@@ -8,9 +8,10 @@ them in a shuffle pool and yields whole batches. The seed's per-channel robust n
 (median / 1.4826·MAD, clipped to ±10) and the flip + rot90 augmentation work on whole
 batches, numpy or torch alike: in the worker (on the CPU), or — with `prepare_in_worker`
 off — where the consumer calls `prepare`, on the GPU when training there.
-`min_theta_over_psf` drops unresolved positives; metadata columns are allowed only when they
-are observing conditions (core.leakage). A corrupt file is reported and skipped; the rest of
-the epoch goes on."""
+`min_theta_over_psf` drops unresolved positives; `positives` keeps the injections, the known
+lenses (real positives: a stamp whose `known_tier` is set), or both; metadata columns are
+allowed only when they are observing conditions (core.leakage). A corrupt file is reported
+and skipped; the rest of the epoch goes on."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ from core.storage import parquet_file
 
 COLUMNS = ("task_id", "stamp", "is_control", "ok", "split", "theta_over_psf")
 FILTER_COLUMNS = ("is_control", "ok", "split", "theta_over_psf")
+KNOWN = "known_tier"  # read where a file has it (stamps made before known lenses lack it)
+POSITIVES = ("all", "both", "injections", "known")  # which positives a stream keeps
 MAD_SCALE = 1.4826
 CLIP = 10.0
 
@@ -150,6 +153,7 @@ class StampStream(torch.utils.data.IterableDataset):
     shuffle_buffer: int = 0
     min_theta_over_psf: float = 0.0
     meta_cols: list[str] = field(default_factory=list)
+    positives: str = "all"
     rank: int = 0
     world_size: int = 1
     seed: int = 0
@@ -160,6 +164,8 @@ class StampStream(torch.utils.data.IterableDataset):
 
     def __post_init__(self) -> None:
         check_meta_cols(self.meta_cols)
+        if self.positives not in POSITIVES:
+            raise ValueError(f"positives {self.positives!r}: one of {', '.join(POSITIVES)}")
         uris = (
             self.location
             if isinstance(self.location, list)
@@ -189,9 +195,14 @@ class StampStream(torch.utils.data.IterableDataset):
         keep = data["ok"].astype(bool)
         if self.split is not None:
             keep &= data["split"] == self.split
+        known = np.array([bool(v) for v in data.get(KNOWN, np.zeros(keep.size))], dtype=bool)
         if self.min_theta_over_psf > 0:
             ratio = np.nan_to_num(data["theta_over_psf"].astype(np.float64), nan=0.0)
-            keep &= data["is_control"].astype(bool) | (ratio >= self.min_theta_over_psf)
+            keep &= data["is_control"].astype(bool) | known | (ratio >= self.min_theta_over_psf)
+        if self.positives == "injections":
+            keep &= ~known
+        elif self.positives == "known":
+            keep &= data["is_control"].astype(bool) | known
         return keep
 
     def _count_usable(self) -> list[int]:
@@ -203,8 +214,8 @@ class StampStream(torch.utils.data.IterableDataset):
             try:
                 if fragment.uri != opened:
                     handle, opened = parquet_file(fragment.uri), fragment.uri
-                table = handle.read_row_group(fragment.row_group, columns=FILTER_COLUMNS)
-                data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in FILTER_COLUMNS}
+                table = handle.read_row_group(fragment.row_group, columns=_with_known(FILTER_COLUMNS, handle))
+                data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
                 counts.append(int(self._keep(data).sum()))
             except Exception as err:  # a damaged row group: report, skip, go on
                 self._skip(f"{fragment.uri}#{fragment.row_group}", f"{type(err).__name__}: {err}")
@@ -290,7 +301,7 @@ class StampStream(torch.utils.data.IterableDataset):
 
         try:
             pf = parquet_file(fragment.uri)
-            columns = list(dict.fromkeys((*COLUMNS, *self.meta_cols)))
+            columns = _with_known(list(dict.fromkeys((*COLUMNS, *self.meta_cols))), pf)
             table = pf.read_row_group(fragment.row_group, columns=columns)
             meta = stamp_meta(pf.schema_arrow)
             data = {
@@ -310,6 +321,11 @@ class StampStream(torch.utils.data.IterableDataset):
         return Block(
             images.astype(np.float32, copy=False), labels, metas, data["task_id"][rows].astype(np.int64)
         )
+
+
+def _with_known(columns: Any, handle: Any) -> list[str]:
+    """`columns`, and the known-lens tier where the file has it."""
+    return [*columns, KNOWN] if KNOWN in handle.schema_arrow.names else list(columns)
 
 
 def read_columns(
@@ -334,6 +350,40 @@ def read_columns(
     if not tables:
         return None, skipped
     return pa.concat_tables(tables, promote_options="default"), skipped
+
+
+def row_weights(location: str | list[str], split: str, training: Any) -> Any:
+    """A function mapping task ids of `split` to their training weights (`[training]`,
+    core.config.Training): controls and injections 1; a known lens its tier's weight; with
+    `known_share`, the kept positives' total weight split between injections and known lenses
+    in that share (their sum stays the number of positive rows). None when all weigh 1."""
+    table, _ = read_columns(location, ["task_id", "split", "is_control", "ok"], optional=(KNOWN,))
+    if table is None or KNOWN not in table.column_names:
+        return None
+    mine = (table.column("split").to_numpy(zero_copy_only=False) == split) & table.column("ok").to_numpy(
+        zero_copy_only=False
+    )
+    tier = np.array([v or "" for v in table.column(KNOWN).to_pylist()], dtype=object)[mine]
+    control = table.column("is_control").to_numpy(zero_copy_only=False)[mine].astype(bool)
+    ids = table.column("task_id").to_numpy()[mine]
+    known = tier != ""
+    if not known.any() or training.positives == "injections":
+        return None
+    weight = np.ones(ids.size)
+    weight[known] = [training.tier_weights.get(t, 0.0) for t in tier[known]]
+    injection = ~control & ~known
+    if training.positives == "both" and training.known_share is not None and injection.any():
+        positives = injection.sum() + known.sum()
+        weight[injection] = (1.0 - training.known_share) * positives / injection.sum()
+        weight[known] *= training.known_share * positives / max(weight[known].sum(), 1e-12)
+    order = np.argsort(ids)
+    ids, weight = ids[order], weight[order]
+
+    def lookup(tasks: np.ndarray) -> np.ndarray:
+        where = np.clip(np.searchsorted(ids, tasks), 0, max(ids.size - 1, 0))
+        return np.where(ids[where] == tasks, weight[where], 1.0)
+
+    return lookup
 
 
 def task_galaxies(location: str | list[str], split: str | None = None) -> Any:

@@ -232,6 +232,55 @@ def known_lens_recovery(
     return sorted(out, key=lambda r: (r["rank"] is None, r["rank"] or 0))
 
 
+def real_lens_recall(
+    lenses: dict[str, np.ndarray], neg: np.ndarray, neg_units: np.ndarray, prevalence: float
+) -> dict[str, Any]:
+    """Recall of the split's known lenses (real pixels, never trained on), per tier and over
+    all, at thresholds set on real parent galaxies never trained on (FPR 1e-2, 1e-3 … where
+    their independent count can measure it), counted by unit with intervals; and the purity
+    each threshold reaches at `prevalence` lenses per galaxy."""
+    from core.config import TIERS
+
+    thresholds = [t for t in operating_thresholds(neg, neg_units) if t["fpr"] > 0]
+    logit, units, tier = lenses["logit"], lenses["galaxy"], lenses["tier"]
+    out: dict[str, Any] = {
+        "negatives": "parent sample, never in training, no known lens in the stamp",
+        "n_negatives": int(np.unique(neg_units).size),
+        "thresholds": thresholds,
+        "n": int(np.unique(units).size),
+        "tiers": {},
+    }
+    for name in [*(t for t in TIERS if (tier == t).any()), "all"]:
+        mask = np.ones(tier.size, bool) if name == "all" else tier == name
+        out["tiers"][name] = {
+            t["name"]: rate(logit[mask] > t["threshold"], units[mask]) for t in thresholds
+        } | {"n": int(np.unique(units[mask]).size)}
+    out["purity"] = {}
+    for t in thresholds:
+        recall = out["tiers"]["all"][t["name"]]
+        fpr = rate(neg > t["threshold"], neg_units)
+        bound = fpr["k"] == 0
+        out["purity"][t["name"]] = {
+            "purity": purity(recall["value"] or 0.0, fpr["upper"] if bound else fpr["value"], prevalence),
+            "is_lower_bound": bound,
+            "prevalence": prevalence,
+        }
+    return out
+
+
+def _held_out_rows(lenses: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The split's known lenses, as scored (`real lens: <tier>`)."""
+    n = lenses["logit"].size
+    return {
+        "population": [f"real lens: {t}" for t in lenses["tier"]],
+        "galaxy": [str(g) for g in lenses["galaxy"]],
+        "task_id": lenses["task_id"],
+        "label": np.ones(n, bool),
+        "logit": lenses["logit"],
+        "ok": np.ones(n, bool),
+    }
+
+
 # -- the stage ---------------------------------------------------------------------------
 
 
@@ -261,6 +310,7 @@ def run(
         stamps_dir,
     )
     from core.names import check_name
+    from core.schemas import galaxy_keys
     from jobs import known_lenses
     from jobs.catalogs import SAME_OBJECT_ARCSEC, read_positions
     from jobs.coadd_reader import CoaddReader
@@ -300,6 +350,9 @@ def run(
         stage_runtime.unchanged(f"eval: {out / name} is")
         return _summary(json.loads((out / name).read_text()), out)
     scored = score_split(model, meta_cols, stamps_dir(workspace, variant, grid), split)
+    is_known = scored["tier"] != ""  # the split's known lenses: real positives, judged apart
+    held_out = {k: v[is_known] for k, v in scored.items() if isinstance(v, np.ndarray)}
+    scored = {k: v[~is_known] if isinstance(v, np.ndarray) else v for k, v in scored.items()}
     label, logit, galaxy = scored["label"], scored["logit"], scored["galaxy"]
     n_neg_ind = int(np.unique(galaxy[~label]).size)
     ops = operating_points(label, logit, galaxy, pauc_max_fpr=pauc_max_fpr(n_neg_ind))
@@ -330,6 +383,11 @@ def run(
         **fpr_table(real["logit"], real["ok"], thresholds),
         "flagged": int((~real["ok"]).sum()),
     }
+    real_keys = galaxy_keys(sample["brickname"], sample["objid"])
+    result["real_lenses"] = real_lens_recall(
+        held_out, real["logit"][real["ok"]], real_keys[real["ok"]], prevalence
+    )
+    parts.append(_held_out_rows(held_out))
     result["lookalikes"] = {}
     if looks_path:
         looks = read_positions(looks_path, default_population="lookalike")
@@ -469,6 +527,8 @@ def per_stamp_scores(parts: list[dict[str, Any]]) -> Any:
 
 def _summary(result: dict[str, Any], out: Path) -> dict[str, Any]:
     """The job's result: the outputs and the headline figures of an evaluation."""
+    from core.runs import real_recall
+
     ops, split = result["operating_points"], result["split"]
     return {
         "outputs": [
@@ -484,6 +544,7 @@ def _summary(result: dict[str, Any], out: Path) -> dict[str, Any]:
         },
         **{k: ops[k] for k in ops if k.startswith(("tpr@", "fpr@"))},
         "real_galaxies": result["real_galaxies"]["n"],
+        **real_recall(result),
         "lookalikes": {p: v["n"] for p, v in result["lookalikes"].items()},
         "known_lenses_scored": len(result["known_lenses"]),
     }
@@ -552,6 +613,50 @@ def _figure(ops: dict[str, Any], name: str) -> str:
     return text + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
 
 
+def headline(result: dict[str, Any]) -> list[str]:
+    """The report's first table: recall on the split's real (known) lenses by tier, at
+    thresholds set on real galaxies never trained on, beside injection completeness, at
+    thresholds set on the split's controls; then the realism probe where there is one."""
+    from core.runs import REAL_FPRS
+
+    real = result.get("real_lenses") or {"tiers": {}, "thresholds": [], "n": 0}
+    names = [f"FPR {f:.0e}" for f in REAL_FPRS]
+    lines = [
+        "## Real lenses and injections, side by side",
+        "",
+        f"Real-lens recall: the {result['split']} split's known lenses (real pixels, never trained on), "
+        f"thresholds set on {real.get('n_negatives', 0)} real parent galaxies never trained on. "
+        "Injection completeness: the selection function under the injection model (a lower bound "
+        f"on real lenses' recall only if the injections are realistic), thresholds on the {result['split']} "
+        "split's controls.",
+        "",
+        "| figure | n | " + " | ".join(f"at {n}" for n in names) + " |",
+        "|---" * (2 + len(names)) + "|",
+    ]
+    for tier, cells in real["tiers"].items():
+        label = "real-lens recall, all tiers" if tier == "all" else f"real-lens recall, {tier}"
+        row = [_pct(cells[n]) if n in cells else "n/m" for n in names]
+        lines.append(f"| {label} | {cells['n']} | " + " | ".join(row) + " |")
+    if not real["tiers"]:
+        lines.append(f"| real-lens recall | 0 | {' | '.join('n/m' for _ in names)} |")
+    ops = result["operating_points"]
+    at_fpr = result["tables"]["overall"]["completeness_at_fpr"]
+    row = [_pct(at_fpr[f"{f:.0e}"]) for f in REAL_FPRS]
+    lines.append(f"| injection completeness | {ops['n_pos_independent']} | " + " | ".join(row) + " |")
+    if real.get("purity"):
+        row = []
+        for n in names:
+            cell = real["purity"].get(n)
+            row.append(
+                "n/m"
+                if cell is None
+                else f"{'≥ ' if cell['is_lower_bound'] else ''}{cell['purity'] * 100:.2g}%"
+            )
+        prevalence = next(iter(real["purity"].values()))["prevalence"]
+        lines.append(f"| real-lens purity at {prevalence:g} lenses per galaxy | | " + " | ".join(row) + " |")
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The evaluation as a markdown report."""
     from core.metrics import FPR_AT_TPR, TPR_AT_FPR
@@ -564,6 +669,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"negatives: {ops['n_neg']} rows, {ops['n_neg_independent']} independent galaxies. "
         "Intervals: 95 %, bootstrap over galaxies; `< x`: one-sided 95 % upper bound where nothing "
         "passed; n/m: not measurable (an FPR below 1/n independent negatives).",
+        "",
+        *headline(result),
         "",
         "## Operating points",
         "",

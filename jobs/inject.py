@@ -174,10 +174,12 @@ def _summarise(folder: str | Path, expected: int) -> dict[str, Any]:
     """Counts over the written parts (every manifest row exactly once) and the share of
     positives their PSF leaves unresolved."""
     summary, table = partitioned.summarise(
-        folder, expected, "task_id", "stamps", "manifest rows", ("is_control", "theta_over_psf")
+        folder, expected, "task_id", "stamps", "manifest rows", ("is_control", "theta_over_psf", "known_tier")
     )
+    from core.schemas import known_rows
+
     ratio = table.column("theta_over_psf").to_numpy(zero_copy_only=False).astype(float)
-    pos = ~table.column("is_control").to_numpy(zero_copy_only=False)
+    pos = ~table.column("is_control").to_numpy(zero_copy_only=False) & ~known_rows(table)
     return {**summary, "unresolved_fraction": float(np.mean(ratio[pos] < 0.5)) if pos.any() else None}
 
 

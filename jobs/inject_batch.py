@@ -8,7 +8,8 @@ its PSF. For positives, the arcs of the whole partition rendered at once by the 
 (jobs/lensing.py), each band convolved with its PSF (a Moffat from `psfsize_<band>` by
 default, jobs/psf.py), plus the arc's own photon noise, and added on the coadd's quantisation
 lattice (jobs/quantization.py). Controls get nothing added: their stamps are their cutouts,
-bit for bit, so positives differ from controls by the arc alone.
+bit for bit, so positives differ from controls by the arc alone. Known lenses (`known_tier`
+set: a known lens's own galaxy) are cut out exactly as controls are: real pixels, untouched.
 
 Photon noise: a coadd's invvar holds the sky's (and read) noise, not the sources'. In a
 sky-limited coadd σ² = 1/invvar = B/g, B the sky per pixel (nanomaggies) and g the electrons
@@ -62,6 +63,7 @@ CARRIED = (
     "psfsize_r",
     "psfdepth_r",
     "unit",  # the independent unit (objects closer than 1.5″ are one): what every count counts
+    "known_tier",  # a known lens's own galaxy (its catalogue grade's tier): a positive, nothing added
 )
 DEFAULT_SKY = (22.04, 20.91, 18.46)  # g, r, z mag/arcsec² (core.config.SkyBrightness)
 
@@ -131,6 +133,7 @@ def output_schema(stamp_size: int) -> Any:
         "psfsize_r": pa.float32(),
         "psfdepth_r": pa.float32(),
         "unit": pa.string(),
+        "known_tier": pa.string(),
     }
     fields = [
         *((name, types[name]) for name in CARRIED),
@@ -243,7 +246,7 @@ def inject_batch(batch: Any, settings: InjectSettings) -> Any:
         except Exception as err:  # one bad row must not stop the partition
             ok[i], reasons[i] = False, f"{type(err).__name__}: {err}"
     measured = {"mu": [None] * n, "arc_mag_r": [None] * n, "arc_snr": [0.0] * n, "supersample": [None] * n}
-    todo = [i for i in range(n) if ok[i] and not rows[i]["is_control"]]
+    todo = [i for i in range(n) if ok[i] and not rows[i]["is_control"] and not rows[i].get("known_tier")]
     for i, reason in _add_arcs(workers, rows, cuts, stamps, todo, measured).items():
         ok[i], reasons[i] = False, reason
     out: dict[str, list[Any]] = {name: [row.get(name) for row in rows] for name in CARRIED}

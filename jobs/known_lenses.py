@@ -37,21 +37,38 @@ def in_stamp(ra: np.ndarray, dec: np.ndarray, lenses: dict[str, np.ndarray], sta
     return match(ra, dec, lenses, exclusion_radius_arcsec(stamp_size)) >= 0
 
 
-def sources(workspace: Path) -> tuple[tuple[str, Path], ...]:
-    """Where known lenses come from: the shipped table and the workspace's own."""
-    return (("lenscat", layout.SHIPPED_KNOWN_LENSES), ("workspace", layout.known_lenses_path(workspace)))
+def sources(workspace: Path, extra: list[str] | tuple[str, ...] = ()) -> tuple[tuple[str, Path], ...]:
+    """Where known lenses come from: the shipped table, the workspace's own, and the
+    catalogues a variant names (`[training] catalogues`, workspace-relative or absolute)."""
+    named = tuple((Path(c).name, workspace / c if not Path(c).is_absolute() else Path(c)) for c in extra)
+    return (
+        ("lenscat", layout.SHIPPED_KNOWN_LENSES),
+        ("workspace", layout.known_lenses_path(workspace)),
+        *named,
+    )
 
 
-def load(workspace: Path) -> dict[str, np.ndarray]:
-    """Every known lens: name, ra, dec, grade, reference, and `source` (shipped or workspace)."""
+def load(workspace: Path, extra: list[str] | tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Every known lens: name, ra, dec, grade, reference, and `source` (shipped, workspace or
+    the named catalogue's file name). A named catalogue that is missing fails; a row whose
+    position is bad is left out with one line saying which and why, and counted."""
     from jobs.catalogs import read_positions
+    from jobs.stage_runtime import StageError
 
     parts = []
-    for source, path in sources(workspace):
-        if path.exists():
-            table = read_positions(path)
-            table["source"] = np.full(table["ra"].size, source, dtype=object)
-            parts.append(table)
+    for index, (source, path) in enumerate(sources(workspace, extra)):
+        if not path.exists():
+            if index >= 2:
+                raise StageError(f"{path}: no such known-lens catalogue ([training] catalogues)")
+            continue
+        bad: list[str] = []
+        table = read_positions(path, bad=bad)
+        for line in bad:
+            print(f"known lenses: {line}", flush=True)
+        if bad:
+            print(f"known lenses: {path}: {len(bad)} row(s) left out, {table['ra'].size} read", flush=True)
+        table["source"] = np.full(table["ra"].size, source, dtype=object)
+        parts.append(table)
     if not parts:
         return {k: np.zeros(0, dtype=object if k not in ("ra", "dec") else float) for k in _COLUMNS}
     return {k: np.concatenate([p[k] for p in parts]) for k in _COLUMNS}

@@ -28,13 +28,14 @@ import argparse
 import hashlib
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.layout import SHIPPED_KNOWN_LENSES, known_lenses_path, manifest_dir
-from core.schemas import galaxy_keys
+from core.layout import manifest_dir
+from core.schemas import galaxy_keys, known_rows
 from jobs import known_lenses, sources, stage_runtime
 from jobs.select import SPLITS, parent_dir
 from jobs.shapes import tractor_to_q_theta
@@ -51,6 +52,58 @@ CARRIED = (
 )
 MIN_LENS_Q = 0.4
 COVERAGE_P_MIN = 1e-4
+
+
+@dataclass(frozen=True)
+class KnownTasks:
+    """The parent galaxies that are known lenses (each lens by its nearest galaxy within 3″):
+    their rows, tiers and the lenses' names."""
+
+    rows: np.ndarray
+    tiers: np.ndarray
+    names: np.ndarray
+
+
+def known_tasks(parent: dict[str, np.ndarray], lenses: dict[str, np.ndarray], training: Any) -> KnownTasks:
+    """The known lenses that are parent galaxies, with the tier their grade maps to. Said in
+    the log, counted: lenses outside the parent's bricks (one line), lenses in its bricks that
+    match no parent galaxy (one line each: not an LRG by the cuts, or flagged), and grades that
+    map to no tier (one line per grade)."""
+    from jobs.survey_layout import brick_at
+
+    index, separation = known_lenses.match_with_separation(parent["ra"], parent["dec"], lenses)
+    rows = known_lenses.nearest_per_lens(index, separation)
+    lens_of = index[rows]
+    grades = lenses["grade"][lens_of]
+    tiers = np.array([training.tier_of(g) for g in grades], dtype=object)
+    for grade in sorted({str(g) for g, t in zip(grades, tiers, strict=True) if not t}):
+        count = int(sum(1 for g, t in zip(grades, tiers, strict=True) if not t and str(g) == grade))
+        print(
+            f"manifest: {count} known lens(es) graded {grade!r}: no tier ([training] tiers); not positives",
+            flush=True,
+        )
+    bricks = set(np.asarray(parent["brickname"]).tolist())
+    matched = set(lens_of.tolist())
+    inside = [
+        i
+        for i in range(lenses["ra"].size)
+        if i not in matched and brick_at(float(lenses["ra"][i]), float(lenses["dec"][i])).name in bricks
+    ]
+    for i in inside:
+        print(
+            f"manifest: known lens {lenses['name'][i]} ({lenses['source'][i]}, ra {lenses['ra'][i]:.5f}, "
+            f"dec {lenses['dec'][i]:+.5f}) is in the survey's bricks but no parent galaxy within 3″: "
+            "not a positive",
+            flush=True,
+        )
+    outside = lenses["ra"].size - len(matched) - len(inside)
+    print(
+        f"manifest: known lenses: {len(matched)} are parent galaxies, {len(inside)} in the survey's bricks "
+        f"but not parent galaxies, {outside} outside its bricks",
+        flush=True,
+    )
+    keep = tiers != ""
+    return KnownTasks(rows[keep], tiers[keep], np.asarray(lenses["name"][lens_of][keep], dtype=object))
 
 
 def _hash_unit(text: str, person: bytes) -> float:
@@ -113,9 +166,11 @@ def build(
     variant: str,
     grid_name: str,
     exclude: np.ndarray | None = None,
+    known: KnownTasks | None = None,
 ) -> dict[str, np.ndarray]:
     """The manifest's columns for a parent sample and a grid; galaxies flagged in `exclude`
-    (a known lens in their stamp) are neither controls nor hosts."""
+    (a known lens in their stamp) are neither controls nor hosts; the `known` lenses' own
+    galaxies are one task each in their galaxy's split (a real positive, no arc added)."""
     from jobs.catalogs import same_object_units
 
     configs = np.array(grid_configs(grid), dtype=np.float64)
@@ -151,12 +206,24 @@ def build(
             ctrl_rows = ctrl_pool[_draw_once(rng, ctrl_pool.size, n_ctrl)]
             pos_rows = pos_pool[_cycle(rng, pos_pool.size, n_pos)]
         config_ids = _cycle(rng, len(configs), pos_rows.size)
-        for rows, ids, control in ((pos_rows, config_ids, False), (ctrl_rows, None, True)):
-            part = _tasks(parent, split, rows, ids, configs, grid.source, rng, control)
+        for rows, ids, kind in ((pos_rows, config_ids, "injection"), (ctrl_rows, None, "control")):
+            part = _tasks(parent, split, rows, ids, configs, grid.source, rng, kind)
             part["unit"] = keys[first[rows]]
+            parts.append(part)
+    for split in SPLITS:
+        mine = np.flatnonzero(np.asarray(parent["split"])[known.rows] == split) if known else np.zeros(0, int)
+        if mine.size and known is not None:
+            rows = known.rows[mine]
+            part = _tasks(parent, split, rows, None, configs, grid.source, None, "known")
+            part["unit"] = keys[first[rows]]
+            part["known_tier"], part["known_name"] = known.tiers[mine], known.names[mine]
             parts.append(part)
     if not parts:
         raise stage_runtime.StageError("the parent sample is empty")
+    for part in parts:
+        n = part["split"].size
+        part.setdefault("known_tier", np.full(n, "", dtype=object))
+        part.setdefault("known_name", np.full(n, "", dtype=object))
     columns = {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
     n = len(columns["split"])
     columns["task_id"] = np.arange(n, dtype=np.int64)
@@ -171,17 +238,19 @@ def _tasks(
     config_ids: np.ndarray | None,
     configs: np.ndarray,
     source: Any,
-    rng: np.random.Generator,
-    is_control: bool,
+    rng: np.random.Generator | None,
+    kind: str,
 ) -> dict[str, np.ndarray]:
+    """Tasks of one kind: "injection" (an arc from configuration `config_ids`), "control" or
+    "known" (a known lens's own galaxy: a positive with nothing added)."""
     n = rows.size
     out = {c: parent[c][rows] for c in CARRIED}
     out["split"] = np.full(n, split, dtype=object)
-    out["is_control"] = np.full(n, is_control)
+    out["is_control"] = np.full(n, kind == "control")
     q, theta = tractor_to_q_theta(parent["shape_e1"][rows], parent["shape_e2"][rows])
     out["lens_q"] = np.clip(q, MIN_LENS_Q, 1.0)
     out["lens_theta"] = theta
-    if is_control:
+    if kind != "injection" or rng is None or config_ids is None:
         out["config_id"] = np.full(n, -1, dtype=np.int32)
         for axis in GRID_AXES:
             out[axis] = np.zeros(n)
@@ -277,10 +346,32 @@ def verify(
     among the tasks."""
     keys = galaxy_keys(columns["brickname"], columns["objid"])
     ctrl = np.asarray(columns["is_control"], dtype=bool)
+    known = known_rows(columns)
+    injection = ~ctrl & ~known
     checks: list[dict[str, Any]] = []
+    if known.any():
+        again = set(keys[known]) & set(keys[~known])
+        _, uses = np.unique(keys[known], return_counts=True)
+        checks.append(
+            {
+                "check": "a known lens is one task, never a control or a host",
+                "ok": not again and int(uses.max()) == 1,
+                "known_lens_tasks": int(known.sum()),
+                "also_control_or_host": len(again),
+                "tiers": {
+                    split: {
+                        tier: int(
+                            np.sum(known & (columns["split"] == split) & (columns["known_tier"] == tier))
+                        )
+                        for tier in sorted(set(columns["known_tier"][known]))
+                    }
+                    for split in SPLITS
+                },
+            }
+        )
     if near_lenses is not None:
         ctrl_lenses = sorted(set(keys[ctrl]) & near_lenses)
-        host_lenses = sorted(set(keys[~ctrl]) & near_lenses)
+        host_lenses = sorted(set(keys[injection]) & near_lenses)
         checks.append(
             {
                 "check": "no galaxy with a known lens in its stamp is a control or a host",
@@ -303,10 +394,10 @@ def verify(
                 "examples": both[:5],
             }
         )
-    ctrl_keys, pos_keys = set(keys[ctrl]), set(keys[~ctrl])
+    ctrl_keys, pos_keys = set(keys[ctrl]), set(keys[injection])
     overlap = ctrl_keys & pos_keys
     radec = np.round(np.stack([columns["ra"], columns["dec"]], axis=1), 6)
-    overlap_radec = {tuple(r) for r in radec[ctrl]} & {tuple(r) for r in radec[~ctrl]}
+    overlap_radec = {tuple(r) for r in radec[ctrl]} & {tuple(r) for r in radec[injection]}
     if control_mode == "unpaired":
         checks.append(
             {
@@ -343,7 +434,7 @@ def verify(
     )
 
     for split in SPLITS:
-        pos = (~ctrl) & (columns["split"] == split)
+        pos = injection & (columns["split"] == split)
         if pos.any():
             checks.append(_coverage(split, np.asarray(columns["config_id"])[pos], configs))
 
@@ -360,23 +451,32 @@ def verify(
     )
 
     theta = np.asarray(columns["theta_e_arcsec"])
-    wrong = int(np.sum(theta[ctrl] != 0)) + int(np.sum(theta[~ctrl] <= 0))
-    checks.append({"check": "controls carry no arc, positives do", "ok": wrong == 0, "wrong_rows": wrong})
+    wrong = int(np.sum(theta[ctrl | known] != 0)) + int(np.sum(theta[injection] <= 0))
+    checks.append(
+        {
+            "check": "controls and known lenses carry no arc, injections do",
+            "ok": wrong == 0,
+            "wrong_rows": wrong,
+        }
+    )
     return {
         "ok": all(c["ok"] for c in checks),
         "control_mode": control_mode,
         "rows": int(ctrl.size),
         "controls": int(ctrl.sum()),
-        "positives": int((~ctrl).sum()),
+        "positives": int(injection.sum()),
+        "known_lenses": int(known.sum()),
         "checks": checks,
     }
 
 
-def _known_lenses(workspace: Path, parent: dict[str, np.ndarray], stamp_size: int) -> np.ndarray:
-    """Parent galaxies with a known lens (shipped table and the workspace's) in their stamp:
-    within `known_lenses.exclusion_radius_arcsec` of one. Said in the log: how many, how many
-    of them are the lens itself (within 3″), and the lenses' names."""
-    lenses = known_lenses.load(workspace)
+
+def _known_lenses(
+    lenses: dict[str, np.ndarray], parent: dict[str, np.ndarray], stamp_size: int
+) -> np.ndarray:
+    """Parent galaxies with a known lens (shipped table, the workspace's, the variant's) in
+    their stamp: within `known_lenses.exclusion_radius_arcsec` of one. Said in the log: how
+    many, how many of them are the lens itself (within 3″), and the lenses' names."""
     radius = known_lenses.exclusion_radius_arcsec(stamp_size)
     index = known_lenses.match(parent["ra"], parent["dec"], lenses, radius)
     near = index >= 0
@@ -418,11 +518,13 @@ def run(
     parent_path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
     parent = read_parent(parent_path)
     out_dir = manifest_dir(workspace, variant_name, grid_name)
-    lens_tables = [p for p in (SHIPPED_KNOWN_LENSES, known_lenses_path(workspace)) if p.exists()]
+    training = variant.training
+    lens_tables = [p for _, p in known_lenses.sources(workspace, training.catalogues) if p.exists()]
     digest = stage_runtime.fingerprint(
         "manifest",
         variant_name,
         grid.model_dump(mode="json"),
+        training.model_dump(mode="json", include={"tiers", "catalogues"}),
         known_lenses.exclusion_radius_arcsec(variant.injection.stamp_size),
         stage_runtime.files_fingerprint([parent_path, *lens_tables]),
     )
@@ -436,9 +538,13 @@ def run(
             flush=True,
         )
 
-    known = _known_lenses(workspace, parent, variant.injection.stamp_size)
-    columns = build(parent, grid, variant_name, grid_name, exclude=known)
-    known_keys = set(galaxy_keys(parent["brickname"][known], parent["objid"][known]))
+    lenses = known_lenses.load(workspace, training.catalogues)
+    known = _known_lenses(lenses, parent, variant.injection.stamp_size)
+    tasks = known_tasks(parent, lenses, training)
+    columns = build(parent, grid, variant_name, grid_name, exclude=known, known=tasks)
+    near = known.copy()
+    near[tasks.rows] = False  # a known lens's own galaxy is its task, not a neighbour's
+    known_keys = set(galaxy_keys(parent["brickname"][near], parent["objid"][near]))
     report = verify(columns, grid.control_mode, np.array(grid_configs(grid)), known_keys)
     shortfalls = control_shortfalls(columns, grid)
     report.update(
@@ -469,6 +575,7 @@ def run(
         "rows": report["rows"],
         "controls": report["controls"],
         "positives": report["positives"],
+        "known_lenses": report["known_lenses"],
         "control_mode": grid.control_mode,
         "control_shortfalls": shortfalls,
         "verified": True,

@@ -9,16 +9,22 @@ size). The content:
 - other galaxies (EXP, REX, SER), stars (PSF);
 - the classic false positives: face-on spirals, ring galaxies, mergers (a companion and a
   curved tidal tail) and edge-on disks;
-- a handful of genuine lenses: an LRG with an arc rendered by lenstronomy (SIE + shear,
-  Sersic source) — their ids go to `truth/planted.parquet`, which no training stage reads.
+- genuine lenses (`lenses_per_brick`, 4 by default: 128 on the demo's 32 bricks, a prevalence
+  far above the sky's, so that recall on them is measurable in every split): an LRG (SIE +
+  shear, lenstronomy's ray shooting) lensing a clumpy star-forming disc with spiral arms and
+  a colour gradient from `jobs/survey/planted_sources.py`, a generator no injection source
+  model shares; their ids go to `truth/planted.parquet`, which no training stage reads.
 
 As a user of DR10 would bring them, it also writes two position catalogues into the
 workspace's `catalogs/`: `lookalikes.csv` (the spirals, rings, mergers and edge-on disks,
 with their population) and `known_lenses.csv` (the planted lenses, as the workspace's own
-known lenses).
+known lenses, graded as a catalogue grades them: about 40 % `confident`, 40 % `probable` and
+20 % `candidate`, drawn per lens).
 
-Seeing is drawn per brick (r-band FWHM 1.0–1.6″) with a Moffat PSF; pixel noise is drawn from
-the invvar map; `psfsize_*`, `psfdepth_*` and `galdepth_*` are computed from the same PSF
+Seeing is drawn per brick (r-band FWHM 1.0–1.6″) with a Moffat PSF; pixel noise is the sky's,
+drawn from the invvar map, plus every source's photon noise (variance model / g, with the
+injector's effective gain g = sky per pixel × invvar, so planted arcs are as noisy as
+injected ones); `psfsize_*`, `psfdepth_*` and `galdepth_*` are computed from the same PSF
 and invvar, so the catalogue agrees with the images. Deterministic for a seed.
 
     python -m jobs.mock_survey --workspace DIR [--bricks N] [--seed S] [--brick-px PX]
@@ -36,11 +42,14 @@ import numpy as np
 from core.layout import survey_dir
 from jobs import lensing, stage_runtime
 from jobs.psf import moffat_kernel, noise_equivalent_area
-from jobs.shapes import q_theta_to_tractor
+from jobs.shapes import lenstronomy_e1e2, q_theta_to_tractor
+from jobs.survey import planted_sources
 from jobs.survey_layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
 
 # the mock's lookalike kinds and the population names the catalogue gives them
 LOOKALIKES = {"spiral": "spiral", "ring": "ring", "merger": "merger", "edgeon": "edge-on disk"}
+# how the planted lenses are graded in the workspace's known-lens catalogue, and how often
+GRADES, GRADE_SHARES = ("confident", "probable", "candidate"), (0.4, 0.4, 0.2)
 TRUTH_DIR = "truth"
 RELEASE = 10000  # DR10 south
 
@@ -60,7 +69,7 @@ class MockConfig:
     rings_per_brick: int = 1
     mergers_per_brick: int = 1
     edgeons_per_brick: int = 1
-    lens_every: int = 3  # one planted lens per this many bricks (at least one)
+    lenses_per_brick: int = 4  # planted lenses
 
 
 @dataclass
@@ -213,23 +222,24 @@ def draw_sources(cfg: MockConfig, brick: Brick, index: int) -> list[Source]:
         flux = _fluxes(rng, rng.uniform(17.8, 19.5), rng.normal(0.8, 0.1), rng.normal(0.8, 0.1), 0.4)
         q = float(rng.uniform(0.12, 0.25))
         out.append(Source("edgeon", "EXP", *pos(), flux, r, q, float(rng.uniform(0, np.pi)), 1.0))
-    if index % cfg.lens_every == 0:
+    for k in range(cfg.lenses_per_brick):
         r, q, th = shape(1.2, 0.12)
         z_mag = rng.uniform(18.4, 19.6)
         flux = _fluxes(rng, z_mag, rng.normal(1.6, 0.1), rng.normal(1.6, 0.1), rng.normal(1.4, 0.1))
+        theta_e = float(rng.uniform(1.0, 2.4))
+        radius, angle = rng.uniform(0.05, 0.35) * theta_e, rng.uniform(0, 2 * np.pi)
         lens = {
-            "theta_e": float(rng.uniform(1.2, 2.4)),
-            "src_dmag": float(rng.uniform(0.3, 1.2)),
-            "src_reff": float(rng.uniform(0.12, 0.3)),
-            "src_q": float(rng.uniform(0.6, 1.0)),
-            "src_theta": float(rng.uniform(0, np.pi)),
-            "src_x": 0.0,
-            "src_y": 0.0,
+            "theta_e": theta_e,
+            "src_dmag": float(rng.uniform(0.3, 1.5)),
             "gamma1": float(rng.normal(0, 0.03)),
             "gamma2": float(rng.normal(0, 0.03)),
+            "grade": str(rng.choice(GRADES, p=GRADE_SHARES)),
+            "source": planted_sources.draw(
+                _rng(cfg.seed, brick.name, "lens-source", str(k)),
+                float(radius * np.cos(angle)),
+                float(radius * np.sin(angle)),
+            ),
         }
-        radius, angle = rng.uniform(0.05, 0.35) * lens["theta_e"], rng.uniform(0, 2 * np.pi)
-        lens["src_x"], lens["src_y"] = float(radius * np.cos(angle)), float(radius * np.sin(angle))
         out.append(Source("lens", "DEV", *pos(), flux, r, q, th, 4.0, lens))
     return out
 
@@ -241,32 +251,43 @@ def _sersic(x: np.ndarray, y: np.ndarray, r_e: float, n: float, q: float, theta:
     return lensing.sersic(x, y, max(r_e, 0.05), n, q, theta)
 
 
-def _arc_params(src: Source) -> lensing.ArcParams:
-    """A planted lens in jobs/lensing.py's terms, centred at (0, 0)."""
+def _lens_kwargs(src: Source) -> list[dict[str, float]]:
+    """A planted lens's mass (SIE + shear) centred at (0, 0), in lenstronomy's terms: its
+    light's axis ratio and angle (jobs/shapes.py's conventions, as the catalogue's)."""
     p = src.extra or {}
-    values = {
-        "theta_e": p["theta_e"],
-        "lens_q": src.q,
-        "lens_phi": src.theta,
-        "lens_x": 0.0,
-        "lens_y": 0.0,
-        "gamma1": p["gamma1"],
-        "gamma2": p["gamma2"],
-        "src_reff": p["src_reff"],
-        "src_n": 1.0,
-        "src_q": p["src_q"],
-        "src_phi": p["src_theta"],
-        "src_x": p["src_x"],
-        "src_y": p["src_y"],
+    e1, e2 = lenstronomy_e1e2(src.q, src.theta)
+    return [
+        {"theta_E": p["theta_e"], "e1": float(e1), "e2": float(e2), "center_x": 0.0, "center_y": 0.0},
+        {"gamma1": p["gamma1"], "gamma2": p["gamma2"], "ra_0": 0.0, "dec_0": 0.0},
+    ]
+
+
+def _arc_half(src: Source, fwhm_max: float) -> int:
+    """Half-width (pixels) of the square that holds a planted lens's arcs and their PSF wings."""
+    p = src.extra or {}
+    return int(np.ceil((p["theta_e"] / np.sqrt(src.q) + p["source"].reach + 2.5 * fwhm_max) / PIXSCALE))
+
+
+def _arcs(src: Source, half: int, arc_half: int, dx: float, dy: float) -> dict[str, np.ndarray]:
+    """The lensed source's flux per pixel in each band, for an unlensed source of unit flux in
+    that band, on the (2·half + 1)² stamp centred at sub-pixel offset (dx, dy): rendered at
+    `planted_sources.samples_per_pixel` on the central (2·arc_half + 1)² pixels and binned."""
+    from lenstronomy.LensModel.lens_model import LensModel
+
+    ss = planted_sources.samples_per_pixel(PIXSCALE)
+    arc_half = min(arc_half, half)
+    n = (2 * arc_half + 1) * ss
+    axis = (np.arange(n) - (n - 1) / 2.0) / ss
+    gx, gy = np.meshgrid((axis - dx) * PIXSCALE, (axis - dy) * PIXSCALE)
+    bx, by = LensModel(["SIE", "SHEAR"]).ray_shooting(gx.ravel(), gy.ravel(), _lens_kwargs(src))
+    source = (src.extra or {})["source"]
+    pad = half - arc_half
+    return {
+        f"arc_{band}": np.pad(
+            _bin((source.surface_brightness(bx, by, band) * (PIXSCALE / ss) ** 2).reshape(n, n), ss), pad
+        )
+        for band in BANDS
     }
-    return lensing.ArcParams(**{k: np.array([float(v)]) for k, v in values.items()})
-
-
-def _arc(x: np.ndarray, y: np.ndarray, src: Source, step: float) -> tuple[np.ndarray, float]:
-    """The lensed unit-flux source's flux per sample (surface brightness × step²) on a grid of
-    spacing `step`, and its magnification."""
-    flux = lensing.surface_brightness(x, y, _arc_params(src)) * step**2
-    return flux, float(flux.sum())
 
 
 def _profiles(src: Source, ss: int, half: int, dx: float, dy: float) -> dict[str, np.ndarray]:
@@ -306,10 +327,6 @@ def _profiles(src: Source, ss: int, half: int, dx: float, dy: float) -> dict[str
         f, ratio = extra["tail_frac"], extra["ratio"]
         total = (1 - f) * (main / main.sum() + ratio * companion / companion.sum()) / (1 + ratio)
         parts["main"] = (total + f * tail / tail.sum()).reshape(n, n)
-    elif src.kind == "lens":
-        arc, mu = _arc(x, y, src, PIXSCALE / ss)
-        extra["mu"] = mu
-        parts["arc"] = arc.reshape(n, n)
     return parts
 
 
@@ -320,8 +337,6 @@ def _bin(img: np.ndarray, ss: int) -> np.ndarray:
 
 def _stamp_half(src: Source, fwhm_max: float) -> int:
     extent = 6.0 * max(src.shape_r, 0.3) + 2.5 * fwhm_max
-    if src.kind == "lens":
-        extent = max(extent, 2.5 * (src.extra or {})["theta_e"] + 2.5 * fwhm_max)
     if src.kind == "ring":
         extent = max(extent, 2.0 * (src.extra or {})["ring_r"] + 2.5 * fwhm_max)
     if src.kind == "merger":
@@ -348,21 +363,22 @@ def render_brick(
         half = _stamp_half(src, fwhm_max)
         cx, cy = int(np.round(src.x)), int(np.round(src.y))
         ss = 3 if src.shape_r < 1.0 else 1
-        if src.kind == "lens":  # converged, as inject's arcs are
-            ss = int(lensing.supersample_for((src.extra or {})["src_reff"]))
+        if src.kind == "lens":
+            half = max(half, _arc_half(src, fwhm_max))
         parts = {k: _bin(v, ss) for k, v in _profiles(src, ss, half, src.x - cx, src.y - cy).items()}
+        if src.kind == "lens":  # resolving the finest clump: the arcs' flux is converged
+            parts.update(_arcs(src, half, _arc_half(src, fwhm_max), src.x - cx, src.y - cy))
+            (src.extra or {})["mu"] = float(parts["arc_r"].sum())
         x0, y0 = cx - half, cy - half
         sl_y = slice(max(y0, 0), min(y0 + 2 * half + 1, size))
         sl_x = slice(max(x0, 0), min(x0 + 2 * half + 1, size))
         cut = (slice(sl_y.start - y0, sl_y.stop - y0), slice(sl_x.start - x0, sl_x.stop - x0))
         for band in BANDS:
             model = src.flux[band] * parts["main"]
-            if "arc" in parts:
-                p = src.extra
-                lens_r = src.flux["r"]
-                src_r = lens_r * 10 ** (-0.4 * p["src_dmag"])
-                colour = {"g": 10 ** (-0.4 * 0.3), "r": 1.0, "z": 10 ** (0.4 * 0.3)}  # g−r = r−z = 0.3
-                model = model + src_r * colour[band] * parts["arc"]
+            if src.kind == "lens":
+                p = src.extra or {}
+                src_r = src.flux["r"] * 10 ** (-0.4 * p["src_dmag"])
+                model = model + src_r * p["source"].colour(band) * parts[f"arc_{band}"]
             images[band][sl_y, sl_x] += fftconvolve(model, kernels[band], mode="same")[cut]
     return images
 
@@ -499,6 +515,18 @@ def _write_catalogue(table: Any, path: Path) -> None:
     fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(path, overwrite=True)
 
 
+def noise_sigma(model: np.ndarray, invvar: np.ndarray) -> np.ndarray:
+    """Each pixel's noise, (3, n, n): the sky's (1/invvar) and the sources' photons (model / g,
+    g the injector's effective gain from the shipped sky brightness), so a planted arc is as
+    noisy as an injected one of the same flux."""
+    from core.config import SkyBrightness
+    from jobs.inject_batch import effective_gain
+
+    sky = SkyBrightness()
+    gain = effective_gain(invvar, tuple(getattr(sky, b) for b in BANDS))
+    return np.sqrt(1.0 / invvar + np.clip(model, 0, None) / gain)
+
+
 def _galaxy_depth_factor(fwhm: float, beta: float) -> float:
     """galdepth / psfdepth: the noise-equivalent area of a round exponential galaxy of
     r_e = 0.45″ (DR10's convention) relative to a point source's."""
@@ -528,8 +556,9 @@ def write_brick(cfg: MockConfig, brick: Brick, index: int, root: Path) -> tuple[
         invvar[band] = _invvar_map(rng, cfg.brick_px, 1.0 / sigma_pix**2)
     if cfg.images:
         models = render_brick(cfg, brick, sources, seeing, invvar)
-        for band in BANDS:
-            noise = rng.normal(0.0, 1.0, models[band].shape) / np.sqrt(invvar[band])
+        sigma = noise_sigma(np.stack([models[b] for b in BANDS]), np.stack([invvar[b] for b in BANDS]))
+        for i, band in enumerate(BANDS):
+            noise = rng.normal(0.0, 1.0, models[band].shape) * sigma[i]
             header = _wcs_header(brick, cfg.brick_px, band)
             header["PSF_FWHM"] = (seeing[band]["fwhm"], "Moffat FWHM, arcsec")
             header["PSF_BETA"] = (seeing[band]["beta"], "Moffat beta")
@@ -559,6 +588,7 @@ def write_brick(cfg: MockConfig, brick: Brick, index: int, root: Path) -> tuple[
                 "theta_e_arcsec": extra.get("theta_e", 0.0),
                 "mu": extra.get("mu", 0.0),
                 "src_dmag": extra.get("src_dmag", 0.0),
+                "grade": extra.get("grade", ""),
             }
             truth.append(row)
     return len(sources), truth
@@ -664,7 +694,7 @@ def write_catalogs(workspace: Path, truth: list[dict[str, Any]]) -> list[str]:
                 f"mock-{t['brickname']}-{t['objid']}",
                 t["ra"],
                 t["dec"],
-                "confident",
+                t["grade"],
                 f"halo mock survey: planted lens, theta_E {t['theta_e_arcsec']:.2f} arcsec",
             ]
             for t in lenses

@@ -45,8 +45,8 @@ def logits_of(model: Any, stamps: np.ndarray, meta: np.ndarray | None = None, ba
 def score_split(
     model: Any, meta_cols: list[str], stamps: Path, split: str, batch: int = 256
 ) -> dict[str, Any]:
-    """The model over one split of the injection stamps: logits, labels, galaxy keys and the
-    injection's parameters per row (θE, src_dmag, arc_snr, θE/PSF)."""
+    """The model over one split of the stamps: logits, labels, galaxy keys, the injection's
+    parameters per row (θE, src_dmag, arc_snr, θE/PSF) and the known lenses' tiers."""
     import torch
 
     from core.schemas import unit_keys
@@ -63,11 +63,11 @@ def score_split(
         raise stage_runtime.StageError(f"{stamps}: no usable rows in the {split} split")
     task_id = np.concatenate(ids)
     parts = [str(p) for p in sorted(stamps.glob("part-*.parquet"))]
-    info, _ = read_columns(parts, list(SPLIT_COLUMNS), optional=("unit",))
-    known = info.column("task_id").to_numpy()
-    order = np.argsort(known)
-    where = order[np.clip(np.searchsorted(known[order], task_id), 0, known.size - 1)]
-    found = known[where] == task_id  # a row group read once but not twice: left out, counted
+    info, _ = read_columns(parts, list(SPLIT_COLUMNS), optional=("unit", "known_tier"))
+    listed = info.column("task_id").to_numpy()
+    order = np.argsort(listed)
+    where = order[np.clip(np.searchsorted(listed[order], task_id), 0, listed.size - 1)]
+    found = listed[where] == task_id  # a row group read once but not twice: left out, counted
     rows, task_id = where[found], task_id[found]
 
     def column(name: str) -> np.ndarray:
@@ -87,8 +87,18 @@ def score_split(
         "src_dmag": number("src_dmag"),
         "arc_snr": number("arc_snr"),
         "theta_over_psf": number("theta_over_psf"),
+        # a known lens's tier ("" for injections and controls): real positives, reported apart
+        "tier": _tiers(info, rows),
         "skipped": data.skipped,
     }
+
+
+def _tiers(info: Any, rows: np.ndarray) -> np.ndarray:
+    """Each row's known-lens tier ("" for injections, controls and stamps made before)."""
+    if "known_tier" not in info.column_names:
+        return np.full(rows.size, "", dtype=object)
+    values = info.column("known_tier").to_numpy(zero_copy_only=False)[rows]
+    return np.array([v or "" for v in values], dtype=object)
 
 
 def cut_positions(

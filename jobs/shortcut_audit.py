@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from core.schemas import unit_keys
+from core.schemas import known_rows, unit_keys
 from jobs.survey_layout import BANDS
 
 PIXEL_STATS = ("zero_frac", "distinct_frac", "lattice_resid", "border_mad", "border_min")
@@ -101,7 +101,7 @@ def _sample(parts: list[Path], rows_per_split: int, seed: int = 0) -> dict[str, 
         file = parquet_file(path)
         wanted = ["split", "is_control", "ok", "brickname", "objid", "stamp"]
         table = file.read_row_group(
-            group, columns=wanted + (["unit"] if "unit" in file.schema_arrow.names else [])
+            group, columns=wanted + [c for c in ("unit", "known_tier") if c in file.schema_arrow.names]
         )
         unit = table.column("unit").to_pylist() if "unit" in table.column_names else None
         split = np.asarray(table.column("split").to_pylist(), dtype=object)
@@ -118,6 +118,7 @@ def _sample(parts: list[Path], rows_per_split: int, seed: int = 0) -> dict[str, 
         first = {u: i for i, u in reversed(list(enumerate(units)))}  # a unit's first row here
         fresh = np.array([first[u] == i and u not in seen for i, u in enumerate(units)])
         fresh &= table.column("ok").to_numpy(zero_copy_only=False)
+        fresh &= ~known_rows(table)  # real lenses: not an injection, not a control
         for name in set(split[fresh]):
             room = rows_per_split - counts.get(name, 0)
             rows = np.flatnonzero(fresh & (split == name))[: max(room, 0)]

@@ -53,12 +53,13 @@ def pauc_max_fpr(n_neg_independent: int) -> float:
     return min(1.0, max(1e-3, 3.0 / max(n_neg_independent, 1)))
 
 
-def focal_loss(logits: Any, targets: Any, gamma: float) -> Any:
+def focal_loss(logits: Any, targets: Any, gamma: float, weights: Any = None) -> Any:
     import torch.nn.functional as F
 
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     p_t = (-bce).exp()
-    return ((1 - p_t) ** gamma * bce).mean()
+    loss = (1 - p_t) ** gamma * bce
+    return (loss if weights is None else loss * weights).mean()
 
 
 def cpus_here() -> int:
@@ -72,11 +73,19 @@ class Trainer:
     """One training run: model, optimiser, data, the loop and what it writes."""
 
     def __init__(
-        self, run_dir: Path, stamps: Path, preset: Any, rank: int, world: int, max_epochs: int
+        self,
+        run_dir: Path,
+        stamps: Path,
+        preset: Any,
+        rank: int,
+        world: int,
+        max_epochs: int,
+        training: Any = None,
     ) -> None:
         import torch
 
-        from jobs.dataset import StampStream
+        from core.config import Training
+        from jobs.dataset import StampStream, row_weights
         from jobs.models import build
 
         self.run_dir, self.preset, self.rank, self.world = run_dir, preset, rank, world
@@ -95,11 +104,13 @@ class Trainer:
             "batch_size": preset.batch_size,
             # on the GPU, batches are normalised and augmented there (`_to_device`)
             "prepare_in_worker": not self.cuda,
+            "positives": (training or Training()).positives,
         }
         self.train_data = StampStream(
             str(stamps), "train", augment=preset.augment, shuffle_buffer=preset.shuffle_buffer, **common
         )
         self.val_data = StampStream(str(stamps), "val", **{**common, "min_theta_over_psf": 0.0})
+        self.weights = row_weights(str(stamps), "train", training or Training())
         model = build(preset.arch, len(preset.meta_cols)).to(self.device)
         if self.cuda:
             model = model.to(memory_format=torch.channels_last)
@@ -161,12 +172,12 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------------------
 
-    def _loss(self, logits: Any, labels: Any) -> Any:
+    def _loss(self, logits: Any, labels: Any, weights: Any = None) -> Any:
         import torch.nn.functional as F
 
         if self.preset.loss == "focal":
-            return focal_loss(logits, labels, self.preset.focal_gamma)
-        return F.binary_cross_entropy_with_logits(logits, labels)
+            return focal_loss(logits, labels, self.preset.focal_gamma, weights)
+        return F.binary_cross_entropy_with_logits(logits, labels, weight=weights)
 
     def _batches(self, data: Any, shuffle_epoch: int | None = None) -> Any:
         import torch
@@ -209,9 +220,13 @@ class Trainer:
         with join:
             for step, batch in enumerate(loader):
                 images, labels, meta = self._to_device(batch, self.train_data)
+                weights = None
+                if self.weights is not None:  # known lenses by tier (`[training]`)
+                    weights = torch.from_numpy(self.weights(batch[3].numpy()).astype(np.float32))
+                    weights = weights.to(self.device)
                 self.opt.zero_grad(set_to_none=True)
                 with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-                    loss = self._loss(self.net(images, meta).float(), labels)
+                    loss = self._loss(self.net(images, meta).float(), labels, weights)
                 if self.scaler is not None:
                     self.scaler.scale(loss).backward()
                     self.scaler.step(self.opt)
@@ -381,6 +396,7 @@ def run(
     if preset_name not in config.presets:
         raise stage_runtime.StageError(f"unknown preset {preset_name!r}; known: {', '.join(config.presets)}")
     preset = config.presets[preset_name]
+    training = config.variants[variant].training
     stamps = stamps_dir(workspace, variant, grid)
     if not stamps.exists():
         raise stage_runtime.StageError(f"{stamps}: no stamps; run `halo stage inject` first")
@@ -389,7 +405,7 @@ def run(
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     checkpoint = run_dir / LAST_CHECKPOINT
     if rank == 0 and checkpoint.exists() and not resume and not force:
-        done = _finished(run_dir, preset, stamps, epochs or preset.epochs)
+        done = _finished(run_dir, preset, stamps, epochs or preset.epochs, training)
         if done is not None:
             print(
                 f"train: run {run_name!r} is complete and up to date (use --force to train it again)",
@@ -431,12 +447,13 @@ def run(
                 "world_size": world,
                 "epochs": epochs or preset.epochs,
                 "targets": {k: v.model_dump() for k, v in config.targets.items()},
+                "training": training.model_dump(mode="json"),
             },
             resume,
         )
     if world > 1:
         _init_distributed()
-    trainer = Trainer(run_dir, stamps, preset, rank, world, epochs or preset.epochs)
+    trainer = Trainer(run_dir, stamps, preset, rank, world, epochs or preset.epochs, training)
     if resume and checkpoint.exists():
         trainer.load(checkpoint)
         print(f"train: resuming {run_name} after epoch {trainer.start_epoch - 1}", flush=True)
@@ -490,8 +507,11 @@ def _write_run_info(run_dir: Path, info: dict[str, Any], resume: bool) -> None:
     os.replace(tmp, path)
 
 
-def _finished(run_dir: Path, preset: Any, stamps: Path, epochs: int) -> dict[str, Any] | None:
-    """The run's result if it trained all its epochs with this preset on these stamps."""
+def _finished(
+    run_dir: Path, preset: Any, stamps: Path, epochs: int, training: Any
+) -> dict[str, Any] | None:
+    """The run's result if it trained all its epochs with this preset and `[training]` on
+    these stamps."""
     from core.runs import read_metrics
 
     try:
@@ -500,6 +520,7 @@ def _finished(run_dir: Path, preset: Any, stamps: Path, epochs: int) -> dict[str
         return None
     lines, _ = read_metrics(run_dir / "metrics.jsonl")
     same = info.get("preset_values") == preset.model_dump(mode="json") and info.get("stamps") == str(stamps)
+    same = same and info.get("training") == training.model_dump(mode="json")
     if same and info.get("epochs") == epochs and len(lines) == epochs:
         return {"epochs": epochs, "last": lines[-1]}
     return None

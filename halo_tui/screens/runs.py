@@ -39,7 +39,7 @@ class RunsScreen(HaloScreen):
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(  # val: the last epoch; test: `halo stage eval`
-            "", "run", "epochs", "val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3", "stamps"
+            "", "run", "epochs", *runs_mod.OVERVIEW_HEADERS, "stamps"
         )
         self.load()
 

@@ -57,6 +57,8 @@ def stamp_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], li
                 ("arc_snr", 10.0),
                 ("ok", True),
                 ("fail_reason", None),
+                # every 14th row a known lens's own galaxy (a real positive, nothing added)
+                ("known_tier", ("confirmed", "probable")[next_id // 14 % 2] if next_id % 14 == 0 else None),
             ):
                 rows[name].append(value)
             rows["stamp"].append(rng.normal(0, 1, (3, 64, 64)).astype(np.float32).tobytes())
@@ -217,6 +219,7 @@ def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> N
             "arc_snr": 1.0,
             "ok": True,
             "fail_reason": None,
+            "known_tier": None,
             "stamp": np.ones((3, 64, 64), np.float32).tobytes(),
         }
         for name in schema.names:
@@ -274,3 +277,38 @@ def test_ranks_get_equal_shares_of_few_uneven_row_groups(tmp_path: Path, world: 
         seen += got
     assert sorted(seen) == list(range(317))
     assert max(counts) - min(counts) <= 1, counts
+
+
+def test_a_variant_keeps_the_positives_it_chose_and_weighs_known_lenses_by_tier(stamp_files) -> None:
+    """`[training] positives`: injections only drop the known lenses, known only drop the
+    injections (controls stay); with `known_share` the known lenses carry that share of the
+    positives' weight, confirmed above probable by their tier weights."""
+    from core.config import Training
+    from jobs.dataset import row_weights
+
+    files, ids = stamp_files
+    ids = np.array(ids)
+    known = ids % 14 == 0
+    control = ids % 2 == 1
+    for positives, expected in (
+        ("all", ids),
+        ("both", ids),
+        ("injections", ids[~known]),
+        ("known", ids[known | control]),
+    ):
+        assert sorted(_ids(StampStream(files, positives=positives))) == sorted(expected.tolist()), positives
+    training = Training(positives="both", known_share=0.3)
+    weigh = row_weights(files, "train", training)
+    w = weigh(ids)
+    injection = ~known & ~control
+    assert np.allclose(w[control], 1.0)
+    positives = injection.sum() + known.sum()
+    assert w[known].sum() == pytest.approx(0.3 * positives)  # the known lenses' share
+    assert w[injection].sum() == pytest.approx(0.7 * positives)
+    tiers = np.where((ids // 14) % 2 == 0, "confirmed", "probable")
+    assert w[known & (tiers == "confirmed")][0] / w[known & (tiers == "probable")][0] == pytest.approx(
+        1.0 / 0.8
+    )
+    assert row_weights(files, "train", Training(positives="injections")) is None
+    natural = row_weights(files, "train", Training(positives="both", known_share=None))(ids)
+    assert np.allclose(natural[injection], 1.0) and set(np.round(natural[known], 6)) == {1.0, 0.8}

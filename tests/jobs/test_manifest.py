@@ -42,18 +42,19 @@ def test_unpaired_controls_and_positives_are_disjoint_on_2000_lrgs(parent_ws: Pa
     table = pq.read_table(summary["outputs"][0]).to_pydict()
     columns = {k: np.asarray(v) for k, v in table.items()}
     ctrl = columns["is_control"]
+    host = ~ctrl & (columns["known_tier"] == "")
     assert not _keys(columns, ctrl) & _keys(columns, ~ctrl)
     ra, dec = np.round(columns["ra"], 6), np.round(columns["dec"], 6)
     ctrl_radec = set(zip(ra[ctrl], dec[ctrl], strict=True))
     pos_radec = set(zip(ra[~ctrl], dec[~ctrl], strict=True))
     assert ctrl_radec and pos_radec and not ctrl_radec & pos_radec
-    assert len(_keys(columns, ctrl)) > 500 and len(_keys(columns, ~ctrl)) > 500
+    assert len(_keys(columns, ctrl)) > 500 and len(_keys(columns, host)) > 500
     report = json.loads((manifest_dir(parent_ws, "v4_sota", "grid_sota") / "verification.json").read_text())
     disjoint = next(c for c in report["checks"] if "disjoint" in c["check"])
     assert report["ok"] and disjoint["overlap"] == 0
     # 3,000 control rows asked for per split, a few hundred control galaxies in each: every
     # one used once, the shortfall recorded
-    assert summary["rows"] - summary["controls"] == 3 * 3000
+    assert summary["positives"] == summary["rows"] - summary["controls"] - summary["known_lenses"] == 3 * 3000
     assert summary["controls"] == len(_keys(columns, ctrl)) < 3 * 3000
     for split in ("train", "val", "test"):
         in_split = ctrl & (columns["split"] == split)
@@ -229,20 +230,107 @@ def test_no_galaxy_with_a_known_lens_in_its_stamp_is_a_control_or_a_host(
         assert np.array_equal(near, expected) and arcsec[outside, 3] == pytest.approx(16.0, abs=0.01)
         summary = manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
         table = pq.read_table(summary["outputs"][0]).to_pydict()
-        tasks = set(zip(table["brickname"], table["objid"], strict=True))
+        tasks = {
+            (b, o)
+            for b, o, t in zip(table["brickname"], table["objid"], table["known_tier"], strict=True)
+            if not t  # hosts and controls (a known lens's own galaxy is its own task)
+        }
         assert not {(parent["brickname"][i], parent["objid"][i]) for i in np.flatnonzero(near)} & tasks
         report = json.loads(
             (manifest_dir(parent_ws, "v4_sota", "grid_sota") / "verification.json").read_text()
         )
-        check = next(c for c in report["checks"] if "known lens" in c["check"])
-        assert check["ok"] and check["near_known_lenses_in_parent"] == int(expected.sum())
+        check = next(c for c in report["checks"] if "in its stamp" in c["check"])
+        # the lenses' own galaxies are their own tasks, not neighbours of one
+        assert (
+            check["ok"]
+            and check["near_known_lenses_in_parent"] == int(expected.sum()) - summary["known_lenses"]
+        )
         # a manifest that made such a galaxy a control fails verification
         columns = build(parent, sota, "v4_sota", "grid_sota")
         failed = verify(columns, "unpaired", np.array(grid_configs(sota)), set(keys[near]))
-        check = next(c for c in failed["checks"] if "known lens" in c["check"])
+        check = next(c for c in failed["checks"] if "in its stamp" in c["check"])
         assert not failed["ok"] and check["as_controls"] + check["as_hosts"] >= 1
     finally:
         known_lenses_path(parent_ws).unlink()
+        manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+
+
+def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
+    parent_ws: Path, parent: dict, capsys
+) -> None:
+    """Issue 23, part 1: a known lens that is a parent galaxy is one task in that galaxy's
+    split (no arc, not a control), tiered by its grade; the manifest counts tiers per split;
+    a variant's own catalogue adds lenses; its bad rows, lenses off the parent sample and
+    grades that map to no tier are each said in one line, and the rest goes on."""
+    from core.layout import known_lenses_path
+    from jobs.catalogs import write_csv
+
+    rng = np.random.default_rng(5)
+    picks = [int(i) for i in rng.choice(parent["ra"].size, 4, replace=False)]
+    rows = [
+        ["conf", parent["ra"][picks[0]], parent["dec"][picks[0]] + 1 / 3600, "confident", "t"],
+        ["prob", parent["ra"][picks[1]], parent["dec"][picks[1]], "B", "t"],
+        ["odd grade", parent["ra"][picks[2]], parent["dec"][picks[2]], "maybe?", "t"],
+        ["bad row", "abc", parent["dec"][picks[3]], "confident", "t"],
+        ["between galaxies", parent["ra"][picks[3]], parent["dec"][picks[3]] + 8 / 3600, "confident", "t"],
+    ]
+    extra = parent_ws / "papers.csv"
+    write_csv(extra, ["name", "ra", "dec", "grade", "reference"], rows[1:])
+    write_csv(known_lenses_path(parent_ws), ["name", "ra", "dec", "grade", "reference"], rows[:1])
+    toml = parent_ws / "halo.toml"
+    before = toml.read_text() if toml.exists() else None
+    toml.write_text((before or "") + '\n[variants.v4_sota.training]\ncatalogues = ["papers.csv"]\n')
+    try:
+        capsys.readouterr()
+        summary = manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+        said = capsys.readouterr().out
+        table = {k: np.asarray(v) for k, v in pq.read_table(summary["outputs"][0]).to_pydict().items()}
+        known = table["known_tier"] != ""
+        got = {
+            (b, int(o)): (t, s, c, th)
+            for b, o, t, s, c, th in zip(
+                table["brickname"][known],
+                table["objid"][known],
+                table["known_tier"][known],
+                table["split"][known],
+                table["is_control"][known],
+                table["theta_e_arcsec"][known],
+                strict=True,
+            )
+        }
+        for pick, tier in ((picks[0], "confirmed"), (picks[1], "probable")):
+            key = (parent["brickname"][pick], int(parent["objid"][pick]))
+            assert got[key] == (tier, parent["split"][pick], False, 0.0)
+        odd = (parent["brickname"][picks[2]], int(parent["objid"][picks[2]]))
+        assert odd not in got and "graded 'maybe?': no tier" in said
+        assert "papers.csv: row 3: ra 'abc' is not a number; left out" in said
+        assert "known lens between galaxies" in said and "no parent galaxy within 3″" in said
+        report = json.loads(
+            (manifest_dir(parent_ws, "v4_sota", "grid_sota") / "verification.json").read_text()
+        )
+        check = next(c for c in report["checks"] if "one task" in c["check"])
+        assert check["ok"] and check["known_lens_tasks"] == int(known.sum()) == summary["known_lenses"]
+        counted = sum(n for split in check["tiers"].values() for n in split.values())
+        assert counted == int(known.sum())
+        # and it fails where a known lens's galaxy is also a host
+        columns = {k: v.copy() for k, v in table.items()}
+        host = np.flatnonzero(~columns["is_control"] & ~known)[0]
+        first_known = np.flatnonzero(known)[0]
+        for c in ("brickname", "objid"):
+            columns[c][host] = columns[c][first_known]
+        from jobs.manifest import grid_configs, verify
+
+        failed = verify(
+            columns, "unpaired", np.array(grid_configs(load(parent_ws, environ={}).grids["grid_sota"]))
+        )
+        assert not next(c for c in failed["checks"] if "one task" in c["check"])["ok"]
+    finally:
+        known_lenses_path(parent_ws).unlink()
+        extra.unlink()
+        if before is None:
+            toml.unlink()
+        else:
+            toml.write_text(before)
         manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
 
 
