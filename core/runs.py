@@ -17,6 +17,7 @@ from core.names import check_name, check_path
 COMPARED = (
     "real_recall@fpr1e-2",  # held-out known lenses, thresholds on real galaxies (eval only)
     "real_recall@fpr1e-3",
+    "realism_auc",  # the realism probe on the finder's features (0.5: injections look real to it)
     "auroc",
     "tpr@fpr1e-4",
     "tpr@fpr1e-3",
@@ -28,7 +29,7 @@ COMPARED = (
 REAL_FPRS = (1e-2, 1e-3)  # the real-galaxy thresholds real-lens recall is quoted at
 # Metrics where lower is better: false-positive rates at a completeness, and every loss
 # (train_loss, val_loss), matched by name, not by prefix alone.
-LOWER_IS_BETTER = ("fpr@",)
+LOWER_IS_BETTER = ("fpr@", "realism_")
 
 
 def runs_root(workspace: Path) -> Path:
@@ -54,13 +55,15 @@ class Run:
 
 def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
     """An evaluation's real-lens headline: recall of the split's held-out known lenses over all
-    tiers at each real-galaxy threshold (None where unmeasured), and how many lenses."""
+    tiers at each real-galaxy threshold (None where unmeasured), how many lenses, and the
+    realism probe's AUC on the finder's features (jobs/learn/realism.py)."""
     real = evaluation.get("real_lenses") or {}
     cells = (real.get("tiers") or {}).get("all") or {}
     out: dict[str, Any] = {"real_lenses": real.get("n", 0)}
     for f in REAL_FPRS:
         cell = cells.get(f"FPR {f:.0e}")
         out[f"real_recall@fpr{f:.0e}".replace("e-0", "e-")] = None if cell is None else cell["value"]
+    out["realism_auc"] = ((evaluation.get("realism") or {}).get("finder") or {}).get("auc")
     return out
 
 
@@ -221,6 +224,8 @@ def _counts(figures: dict[str, Any]) -> tuple[str, str]:
 # val (last epoch), test (eval); and their column headers in `halo runs list` and the Runs screen
 OVERVIEW = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3", "test_real_recall@fpr1e-2")
 OVERVIEW_HEADERS = ("val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3", "real recall@1e-2")
+# the same, two lines each, for a table that must fit 80 columns (the Runs screen)
+OVERVIEW_HEADERS_2 = ("val\nauroc", "val\ntpr@1e-3", "test\nauroc", "test\ntpr@1e-3", "real\nrecall@1e-2")
 
 
 def overview(workspace: Path, name: str) -> dict[str, Any]:
@@ -252,5 +257,6 @@ def overview_cell(row: dict[str, Any], key: str) -> str:
             if key in row["_unmeasured"] or (key.startswith("test_real") and row.get("real_lenses"))
             else "-"
         )
-    text = figure(key.removeprefix("test_"), row[key])
-    return f"{text} ({row['real_lenses']})" if key.startswith("test_real") else text
+    if key.startswith("test_real"):  # a share of a few held-out lenses: a percentage, and how many
+        return f"{row[key] * 100:.0f}% ({row['real_lenses']})"
+    return figure(key.removeprefix("test_"), row[key])

@@ -268,6 +268,28 @@ def real_lens_recall(
     return out
 
 
+def realism_gate(scored: dict[str, Any], probe: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The realism probe (jobs/learn/realism.py) on the split: its known lenses against
+    brightness-matched injections of the same split."""
+    from jobs.learn import realism
+
+    index = {int(t): i for i, t in enumerate(scored["task_id"])}
+    rows = np.array([index.get(int(t), -1) for t in probe["task_id"]], dtype=np.int64)
+    ok = rows >= 0
+    rows = rows[ok]
+    tier, label, galaxy = scored["tier"][rows], scored["label"][rows], scored["galaxy"][rows]
+
+    def part(mask: np.ndarray) -> dict[str, np.ndarray]:
+        return {
+            "features": probe["features"][ok][mask],
+            "pixels": probe["pixels"][ok][mask],
+            "flux": probe["flux"][ok][mask],
+            "galaxy": galaxy[mask],
+        }
+
+    return realism.gate(part(tier != ""), part((tier == "") & label))
+
+
 def _held_out_rows(lenses: dict[str, np.ndarray]) -> dict[str, Any]:
     """The split's known lenses, as scored (`real lens: <tier>`)."""
     n = lenses["logit"].size
@@ -350,6 +372,7 @@ def run(
         stage_runtime.unchanged(f"eval: {out / name} is")
         return _summary(json.loads((out / name).read_text()), out)
     scored = score_split(model, meta_cols, stamps_dir(workspace, variant, grid), split)
+    realism = realism_gate(scored, scored.pop("probe"))
     is_known = scored["tier"] != ""  # the split's known lenses: real positives, judged apart
     held_out = {k: v[is_known] for k, v in scored.items() if isinstance(v, np.ndarray)}
     scored = {k: v[~is_known] if isinstance(v, np.ndarray) else v for k, v in scored.items()}
@@ -388,6 +411,7 @@ def run(
         held_out, real["logit"][real["ok"]], real_keys[real["ok"]], prevalence
     )
     parts.append(_held_out_rows(held_out))
+    result["realism"] = realism
     result["lookalikes"] = {}
     if looks_path:
         looks = read_positions(looks_path, default_population="lookalike")
@@ -643,6 +667,15 @@ def headline(result: dict[str, Any]) -> list[str]:
     at_fpr = result["tables"]["overall"]["completeness_at_fpr"]
     row = [_pct(at_fpr[f"{f:.0e}"]) for f in REAL_FPRS]
     lines.append(f"| injection completeness | {ops['n_pos_independent']} | " + " | ".join(row) + " |")
+    gate = result.get("realism") or {}
+    for probe, label in (("finder", "the finder's penultimate features"), ("pixels", "pixel statistics")):
+        cell = gate.get(probe)
+        text = (
+            f"AUC {cell['auc']:.3f} [{cell['lo']:.3f}, {cell['hi']:.3f}], p = {cell['p_value']:.3g}"
+            if cell
+            else f"n/m: {gate.get('reason', 'not run')}"
+        )
+        lines.append(f"| realism probe on {label} (0.5: alike) | {gate.get('n_real', 0)} | {text} | |")
     if real.get("purity"):
         row = []
         for n in names:
@@ -694,6 +727,19 @@ def markdown(result: dict[str, Any]) -> str:
             note = f"partial AUROC up to FPR {ops.get('pauc_max_fpr', 0):.1e} (standardised)"
         lines.append(f"| {name} | {_figure(ops, name)} | {note} |")
     overall = result["tables"]["overall"]
+    gate = result.get("realism") or {}
+    if gate.get("finder"):
+        lines += [
+            "",
+            "## The realism gate",
+            "",
+            f"A logistic probe, {gate['finder']['folds']}-fold cross-validated by galaxy, separates the "
+            f"split's {gate['n_real']} known lenses from {gate['n_injections']} injections matched on "
+            f"{gate['matched_on']} (median |Δmag| {gate['median_dmag']:.3f}). On the finder's features: "
+            "does the finder see a difference; on pixel statistics: does one exist. Intervals: bootstrap "
+            "over galaxies; p: "
+            f"{gate['finder']['permutations']} label permutations over galaxies.",
+        ]
     lines += ["", "## The seed's tables", "", "| Completeness (TPR) | FPR |", "|---|---|"]
     lines += [f"| {float(t) * 100:.0f}% | {_fpr(c)} |" for t, c in overall["fpr_at_completeness"].items()]
     lines += ["", "| Target FPR | Completeness (TPR) |", "|---|---|"]

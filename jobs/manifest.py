@@ -470,7 +470,6 @@ def verify(
     }
 
 
-
 def _known_lenses(
     lenses: dict[str, np.ndarray], parent: dict[str, np.ndarray], stamp_size: int
 ) -> np.ndarray:

@@ -283,10 +283,8 @@ def _arcs(src: Source, half: int, arc_half: int, dx: float, dy: float) -> dict[s
     source = (src.extra or {})["source"]
     pad = half - arc_half
     return {
-        f"arc_{band}": np.pad(
-            _bin((source.surface_brightness(bx, by, band) * (PIXSCALE / ss) ** 2).reshape(n, n), ss), pad
-        )
-        for band in BANDS
+        f"arc_{band}": np.pad(_bin((sb * (PIXSCALE / ss) ** 2).reshape(n, n), ss), pad)
+        for band, sb in source.images(bx, by).items()
     }
 
 

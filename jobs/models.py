@@ -68,13 +68,18 @@ class LensClassifier(nn.Module):
         )
         self.head = nn.Linear(width + (32 if n_meta else 0), 1)
 
-    def forward(self, images: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+    def features(self, images: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        """The penultimate features: what the head weighs into the logit (the realism probe's
+        input, jobs/learn/realism.py)."""
         features = self.backbone(images)
         if self.meta is not None:
             if meta is None:
                 raise ValueError("this model was built with a metadata head: pass the metadata columns")
             features = torch.cat([features, self.meta(meta)], dim=1)
-        return self.head(features).squeeze(1)
+        return features
+
+    def forward(self, images: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.features(images, meta)).squeeze(1)
 
 
 def build(arch: str, n_meta: int = 0) -> LensClassifier:

@@ -43,28 +43,52 @@ def logits_of(model: Any, stamps: np.ndarray, meta: np.ndarray | None = None, ba
 
 
 def score_split(
-    model: Any, meta_cols: list[str], stamps: Path, split: str, batch: int = 256
+    model: Any, meta_cols: list[str], stamps: Path, split: str, batch: int = 256, probe_pool: int = 20000
 ) -> dict[str, Any]:
     """The model over one split of the stamps: logits, labels, galaxy keys, the injection's
-    parameters per row (θE, src_dmag, arc_snr, θE/PSF) and the known lenses' tiers."""
+    parameters per row (θE, src_dmag, arc_snr, θE/PSF) and the known lenses' tiers; and, for
+    the realism probe (jobs/learn/realism.py), under `probe`: the penultimate features, pixel
+    features and central r flux of every known lens and of up to `probe_pool` injections
+    (a fixed hash-drawn sample)."""
     import torch
 
-    from core.schemas import unit_keys
+    from core.schemas import hash_order, unit_keys
     from jobs.dataset import StampStream, read_columns
+    from jobs.learn.realism import aperture_flux, pixel_features
 
-    data = StampStream(str(stamps), split, meta_cols=meta_cols, batch_size=batch)
+    parts = [str(p) for p in sorted(stamps.glob("part-*.parquet"))]
+    info, _ = read_columns(parts, list(SPLIT_COLUMNS), optional=("unit", "known_tier", "split", "is_control"))
+    listed = info.column("task_id").to_numpy()
+    tiers_all = _tiers(info, np.arange(listed.size))
+    wanted = set(listed[tiers_all != ""].tolist())
+    if "is_control" in info.column_names and "split" in info.column_names:
+        mine = (
+            (info.column("split").to_numpy(zero_copy_only=False) == split)
+            & ~info.column("is_control").to_numpy(zero_copy_only=False).astype(bool)
+            & (tiers_all == "")
+        )
+        pool = listed[mine]
+        wanted |= set(pool[hash_order(pool.astype(str))[:probe_pool]].tolist())
+    data = StampStream(str(stamps), split, meta_cols=meta_cols, batch_size=batch, prepare_in_worker=False)
+    rng = np.random.default_rng(0)
     logits, ids, labels = [], [], []
+    kept: dict[str, list[np.ndarray]] = {"task_id": [], "features": [], "pixels": [], "flux": []}
     with torch.no_grad():
-        for images, y, meta, task in torch.utils.data.DataLoader(data, batch_size=None):
-            logits.append(model(images, meta if meta_cols else None).float().numpy())
+        for raw, y, meta, task in torch.utils.data.DataLoader(data, batch_size=None):
+            features = model.features(data.prepare(raw, rng), meta if meta_cols else None).float()
+            logits.append(model.head(features).squeeze(1).numpy())
             labels.append(y.numpy())
             ids.append(task.numpy())
+            keep = np.isin(task.numpy(), list(wanted))
+            if keep.any():
+                stamps_raw = raw.numpy()[keep]
+                kept["task_id"].append(task.numpy()[keep])
+                kept["features"].append(features.numpy()[keep])
+                kept["pixels"].append(pixel_features(stamps_raw))
+                kept["flux"].append(aperture_flux(stamps_raw))
     if not logits:
         raise stage_runtime.StageError(f"{stamps}: no usable rows in the {split} split")
     task_id = np.concatenate(ids)
-    parts = [str(p) for p in sorted(stamps.glob("part-*.parquet"))]
-    info, _ = read_columns(parts, list(SPLIT_COLUMNS), optional=("unit", "known_tier"))
-    listed = info.column("task_id").to_numpy()
     order = np.argsort(listed)
     where = order[np.clip(np.searchsorted(listed[order], task_id), 0, listed.size - 1)]
     found = listed[where] == task_id  # a row group read once but not twice: left out, counted
@@ -76,6 +100,7 @@ def score_split(
     def number(name: str) -> np.ndarray:  # nulls (controls' θE/PSF, say) as 0
         return np.nan_to_num(column(name).astype(float))
 
+    probe = {k: np.concatenate(v) if v else np.zeros(0) for k, v in kept.items()}
     return {
         "task_id": task_id,
         "logit": np.concatenate(logits)[found].astype(np.float64),
@@ -89,6 +114,7 @@ def score_split(
         "theta_over_psf": number("theta_over_psf"),
         # a known lens's tier ("" for injections and controls): real positives, reported apart
         "tier": _tiers(info, rows),
+        "probe": probe,
         "skipped": data.skipped,
     }
 

@@ -507,9 +507,7 @@ def _write_run_info(run_dir: Path, info: dict[str, Any], resume: bool) -> None:
     os.replace(tmp, path)
 
 
-def _finished(
-    run_dir: Path, preset: Any, stamps: Path, epochs: int, training: Any
-) -> dict[str, Any] | None:
+def _finished(run_dir: Path, preset: Any, stamps: Path, epochs: int, training: Any) -> dict[str, Any] | None:
     """The run's result if it trained all its epochs with this preset and `[training]` on
     these stamps."""
     from core.runs import read_metrics

@@ -33,13 +33,13 @@ class RunsScreen(HaloScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield RowTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="runs", cursor_type="row", zebra_stripes=True, header_height=2)
         yield Static("space marks runs to compare", id="runs-hint", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(  # val: the last epoch; test: `halo stage eval`
-            "", "run", "epochs", *runs_mod.OVERVIEW_HEADERS, "stamps"
+            "", "run", "epochs", *runs_mod.OVERVIEW_HEADERS_2, "stamps"
         )
         self.load()
 

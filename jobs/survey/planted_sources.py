@@ -81,24 +81,31 @@ class ClumpyDisc:
     def surface_brightness(self, bx: np.ndarray, by: np.ndarray, band: str) -> np.ndarray:
         """Flux per arcsec² at source-plane positions (bx, by), for a total flux of one in
         `band`."""
-        shares = self.shares(band)
+        return self.images(bx, by, (band,))[band]
+
+    def images(self, bx: np.ndarray, by: np.ndarray, bands: tuple[str, ...] = BANDS) -> dict[str, np.ndarray]:
+        """`surface_brightness` in each of `bands`, the geometry shared between them."""
         dx, dy = bx - self.x0, by - self.y0
         c, s = np.cos(self.phi), np.sin(self.phi)
         u, v = c * dx + s * dy, (-s * dx + c * dy) / self.q  # the disc's frame, circularised
         r = np.hypot(u, v)
-        h = self.h * SCALE_BY_BAND[band]
-        psi = np.arctan2(v, u)
-        arms = 1.0 + self.arm_amp * np.cos(
-            self.arms * (psi - np.log(np.maximum(r, 1e-4) / h) / np.tan(self.pitch)) + self.arm_phase
-        )
-        disc = np.exp(-r / h) * arms / (2 * np.pi * h * h * self.q)
+        winding = np.arctan2(v, u) - np.log(np.maximum(r, 1e-4) / self.h) / np.tan(self.pitch)
         bulge = np.exp(-0.5 * r**2 / self.bulge_sigma**2) / (2 * np.pi * self.bulge_sigma**2 * self.q)
-        total = shares["disc"] * disc + shares["bulge"] * bulge
         clump_total = sum(cl.share for cl in self.clumps)
+        clumps = np.zeros_like(r)
         for cl in self.clumps:
             g = np.exp(-0.5 * ((dx - cl.x) ** 2 + (dy - cl.y) ** 2) / cl.sigma**2) / (2 * np.pi * cl.sigma**2)
-            total = total + shares["clumps"] * (cl.share / clump_total) * g
-        return total
+            clumps += (cl.share / clump_total) * g
+        out = {}
+        for band in bands:
+            shares = self.shares(band)
+            h = self.h * SCALE_BY_BAND[band]
+            # the band's scale shifts the arms' phase: ln(r/h_b) = ln(r/h) − ln(scale)
+            phase = self.arms * np.log(SCALE_BY_BAND[band]) / np.tan(self.pitch) + self.arm_phase
+            arms = 1.0 + self.arm_amp * np.cos(self.arms * winding + phase)
+            disc = np.exp(-r / h) * arms / (2 * np.pi * h * h * self.q)
+            out[band] = shares["disc"] * disc + shares["bulge"] * bulge + shares["clumps"] * clumps
+        return out
 
     @property
     def reach(self) -> float:

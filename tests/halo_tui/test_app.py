@@ -800,15 +800,40 @@ async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(
     ):
         (root / "data" / "runs" / name).mkdir(parents=True)
         (root / "data" / "runs" / name / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    # an evaluated run: real-lens recall beside the injection figures (issue 23, part 3)
+    (root / "data" / "runs" / "gen3" / "eval").mkdir(parents=True)
+    (root / "data" / "runs" / "gen3" / "metrics.jsonl").write_text(
+        json.dumps({"epoch": 0, "auroc": 0.95}) + "\n"
+    )
+    cell = {"value": 25 / 44, "k": 25, "n": 44}
+    (root / "data" / "runs" / "gen3" / "eval" / "eval-test.json").write_text(
+        json.dumps(
+            {
+                "operating_points": {
+                    "auroc": 0.97,
+                    "tpr@fpr1e-3": None,
+                    "unmeasured": {"tpr@fpr1e-3": "few"},
+                },
+                "real_lenses": {"n": 44, "tiers": {"all": {"n": 44, "FPR 1e-02": cell}}},
+            }
+        )
+    )
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         await pilot.press("2")
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         table = app.screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count == 2)
+        await until(pilot, lambda: table.row_count == 3)
+        assert [str(c) for c in table.get_row("gen3")[5:8]] == ["0.9700", "n/m", "57% (44)"]
         labels = [str(c.label) for c in table.columns.values()]
-        assert labels[3:7] == ["val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3"]
+        assert labels[3:8] == [
+            "val\nauroc",
+            "val\ntpr@1e-3",
+            "test\nauroc",
+            "test\ntpr@1e-3",
+            "real\nrecall@1e-2",
+        ]
         assert [str(c) for c in table.get_row("gen1")[3:7]] == ["0.9100", "-", "-", "-"]
         assert [str(c) for c in table.get_row("gen2")[3:7]] == ["0.9900", "n/m", "-", "-"]
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80  # no scrolling

@@ -107,8 +107,16 @@ def busy_workspace(engine, make_candidates, make_evaluation) -> Path:
         (run / "eval").mkdir(parents=True)
         (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota", "epochs": 4}))
         lines = [
-            {"epoch": e, "train_loss": 0.5 / (e + 1), "val_loss": 0.6 / (e + 1), "auroc": 0.9 + 0.02 * e,
-             "tpr@fpr1e-2": 0.4 + 0.1 * e, "tpr@fpr1e-3": None, "seconds": 12.0, "n_neg_independent": 300}
+            {
+                "epoch": e,
+                "train_loss": 0.5 / (e + 1),
+                "val_loss": 0.6 / (e + 1),
+                "auroc": 0.9 + 0.02 * e,
+                "tpr@fpr1e-2": 0.4 + 0.1 * e,
+                "tpr@fpr1e-3": None,
+                "seconds": 12.0,
+                "n_neg_independent": 300,
+            }
             for e in range(3)
         ]
         (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))

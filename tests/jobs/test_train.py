@@ -115,6 +115,8 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
     assert sum(real) >= 1 and lenses["tiers"]["all"]["n"] == lenses["n"] >= 1
     assert sum(c["n"] for t, c in lenses["tiers"].items() if t != "all") == lenses["n"]
     assert lenses["n_negatives"] == result["real_galaxies"]["n"]  # thresholds from real galaxies
+    # the realism gate names why it has no figure on so few real lenses
+    assert result["realism"]["auc"] is None and f"{lenses['n']} real lenses" in result["realism"]["reason"]
     assert ops["n_neg_independent"] == ops["n_neg"]  # a control galaxy serves one task
     assert ops["n_pos_independent"] < ops["n_pos"]  # hosts serve several injections
     # nothing measurable below 1/level independent negatives, anywhere in the report
@@ -527,6 +529,15 @@ def test_runs_compare_through_the_cli(trained: Path, halo) -> None:
         ).stdout
     )
     assert table["runs"] == ["tiny"] and any(r["metric"] == "tpr@fpr1e-4" for r in table["rows"])
+    # real-lens recall and the realism probe beside the injection figures (issue 23, parts 3-4)
+    rows = {r["metric"]: r for r in table["rows"]}
+    evaluation = json.loads((trained / "data/runs/tiny/eval/eval-test.json").read_text())
+    real = evaluation["real_lenses"]["tiers"]["all"]
+    if "FPR 1e-02" in real:
+        assert rows["real_recall@fpr1e-2"]["values"] == [real["FPR 1e-02"]["value"]]
+    assert rows["realism_auc"]["values"] == [None]  # a few real lenses: the probe says why, no figure
+    assert "n/m" in out.stdout.split("realism_auc")[1].splitlines()[0]
+    assert rows["real lenses held out"]["values"] == [evaluation["real_lenses"]["n"]]
     missing = subprocess.run(
         [halo.executable, "runs", "compare", "nope", "-w", str(trained)],
         capture_output=True,

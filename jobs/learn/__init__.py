@@ -1,0 +1,1 @@
+"""Learning: the realism probe (the dataset, models and scoring move here with issue 27)."""
