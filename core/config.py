@@ -225,6 +225,9 @@ class Preset(_Model):
     focal_gamma: NonNegativeFloat = 2.0
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     augment: bool = True
+    # the stamps' normalisation (jobs.dataset.robust_normalise): asinh keeps bright arcs'
+    # shapes; clip (±10 MAD, the seed's) flattens them and the lens's core
+    stretch: Literal["asinh", "clip"] = "asinh"
     min_theta_over_psf: NonNegativeFloat = 0.0
     meta_cols: list[str] = []
     num_workers: int = Field(4, ge=0)

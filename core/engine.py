@@ -81,6 +81,9 @@ class Engine:
             given = [stage.param(name).flag for name in group if parsed.get(name) is not None]
             if len(given) > 1:
                 raise UsageError(f"options {' and '.join(given)}: give one or the other")
+        for name, needed in stage.requires:
+            if parsed.get(name) is not None and parsed.get(needed) is None:
+                raise UsageError(f"option {stage.param(name).flag} needs {stage.param(needed).flag}")
         backend = check_backend(backend or config.backends.default)
         if not self.backend(backend).remote:  # a step reads its folders from S3
             for param in stage.params:

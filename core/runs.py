@@ -223,7 +223,7 @@ def _counts(figures: dict[str, Any]) -> tuple[str, str]:
 
 # val (last epoch), test (eval); and their column headers in `halo runs list` and the Runs screen
 OVERVIEW = ("auroc", "tpr@fpr1e-3", "test_auroc", "test_tpr@fpr1e-3", "test_real_recall@fpr1e-2")
-OVERVIEW_HEADERS = ("val auroc", "val tpr@1e-3", "test auroc", "test tpr@1e-3", "real recall@1e-2")
+OVERVIEW_HEADERS = ("val auroc", "val tpr@fpr1e-3", "test auroc", "test tpr@fpr1e-3", "real recall@fpr1e-2")
 # the same, two lines each, for a table that must fit 80 columns (the Runs screen)
 OVERVIEW_HEADERS_2 = ("val\nauroc", "val\ntpr@1e-3", "test\nauroc", "test\ntpr@1e-3", "real\nrecall@1e-2")
 

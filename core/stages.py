@@ -118,6 +118,7 @@ class Stage:
     # that replaces it (or None): a local launch without it is refused before it starts
     needs: tuple[tuple[str, str | tuple[str, ...] | None], ...] = ()
     exclusive: tuple[tuple[str, ...], ...] = ()  # options of which one at most may be given
+    requires: tuple[tuple[str, str], ...] = ()  # (option, the option it cannot go without)
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -291,8 +292,15 @@ SHIPPED: tuple[Stage, ...] = (
                 high=10**9,
             ),
             Param("cache", "path", help=CACHE_HELP),
+            Param(
+                "cutouts",
+                "folder",
+                help="also judge the FITS cutouts in this folder (the Legacy Survey viewer's files)",
+            ),
+            Param("labels", "path", help="which --cutouts files are lenses: name, label[, grade] (CSV)"),
             _FORCE,
         ),
+        requires=(("cutouts", "labels"), ("labels", "cutouts")),
     ),
     Stage(
         "cutouts",

@@ -80,16 +80,57 @@ def lines(root: Path, run: str, variant: str, grid: str) -> list[str]:
         out.append(f"  parent galaxies never trained on: {_rate(real[first])}")
         for population, table in sorted(result["lookalikes"].items()):
             out.append(f"  {population}: {_rate(table[first])}")
+    out += _real_lenses(result)
     candidates = _json(layout.candidates_dir(root, run) / "summary.json") or {}
     ranks = {k["name"]: k for k in candidates.get("known_lenses", [])}
     known = result.get("known_lenses", [])
-    out.append(f"known lenses in the footprint: {len(known)}")
-    for lens in known:
+    first = thresholds[0] if thresholds else None
+    passing = sum(1 for lens in known if first in lens["passes"])
+    out.append(
+        f"known lenses in the footprint (every split): {len(known)}, {passing} above the {first} threshold"
+        + ("; the highest and lowest ranked:" if len(known) > SHOWN else ":")
+    )
+    shown = known if len(known) <= SHOWN else [*known[: SHOWN // 2], None, *known[-(SHOWN // 2) :]]
+    for lens in shown:
+        if lens is None:
+            out.append(f"  … {len(known) - 2 * (SHOWN // 2)} more (eval-test.md lists them all)")
+            continue
         cand = ranks.get(lens["name"])
         where = f"#{cand['rank']} of {cand['of']} candidates" if cand and cand.get("rank") else "not ranked"
         score = "flagged" if lens["score"] is None else f"score {lens['score']:.3f}"
         passes = ", ".join(lens["passes"]) or "no threshold"
-        out.append(f"  {lens['name']}: {score}, {where}, passes {passes}")
+        out.append(f"  {lens['name']} ({lens['grade']}): {score}, {where}, passes {passes}")
+    return out
+
+
+SHOWN = 6  # known lenses listed by name (half the top, half the bottom)
+
+
+def _real_lenses(result: dict[str, Any]) -> list[str]:
+    """Recall of the test split's known lenses per tier, and the realism probe."""
+    real = result.get("real_lenses")
+    if not real or not real.get("tiers"):
+        return []
+    names = [t["name"] for t in real["thresholds"]]
+    out = [
+        f"real lenses of the test split ({real['n']}, never trained on; thresholds set on "
+        f"{real['n_negatives']} real galaxies never trained on):"
+    ]
+    for tier, cells in real["tiers"].items():
+        rates = ", ".join(f"at {n} {_rate(cells[n])}" for n in names)
+        out.append(f"  recall, {'all tiers' if tier == 'all' else tier} ({cells['n']}): {rates}")
+    gate = result.get("realism") or {}
+    if gate.get("finder"):
+        finder, pixels = gate["finder"], gate["pixels"]
+        out.append(
+            f"realism probe (real lenses vs {gate['n_injections']} brightness-matched injections, "
+            "0.5: alike): "
+            f"finder's features AUC {finder['auc']:.3f} [{finder['lo']:.3f}, {finder['hi']:.3f}] "
+            f"p = {finder['p_value']:.2g}; pixel statistics AUC {pixels['auc']:.3f} "
+            f"[{pixels['lo']:.3f}, {pixels['hi']:.3f}] p = {pixels['p_value']:.2g}"
+        )
+    elif gate:
+        out.append(f"realism probe: n/m ({gate.get('reason')})")
     return out
 
 

@@ -46,9 +46,14 @@ def _median(values: Any) -> Any:
     return upper if n % 2 else 0.5 * (ordered[..., n // 2 - 1] + upper)
 
 
-def robust_normalise(stamps: Any) -> Any:
-    """Per stamp and channel: (x − median) / (1.4826 · MAD + ε), clipped to ±10. A numpy
-    array or a torch tensor (on any device) of shape (..., C, H, W), in float32."""
+STRETCHES = ("asinh", "clip")
+
+
+def robust_normalise(stamps: Any, stretch: str = "clip") -> Any:
+    """Per stamp and channel: z = (x − median) / (1.4826 · MAD + ε), then `clip`: z clipped to
+    ±10 (the seed's: a bright arc or core saturates), or `asinh`: asinh(z), which keeps their
+    shape on a log scale. A numpy array or a torch tensor (on any device) of shape
+    (..., C, H, W), in float32."""
     numpy = isinstance(stamps, np.ndarray)
     flat = stamps.reshape(*stamps.shape[:-2], -1)
     flat = flat.astype(np.float32, copy=False) if numpy else flat.float()
@@ -56,7 +61,12 @@ def robust_normalise(stamps: Any) -> Any:
     deviation = flat - median
     mad = _median(abs(deviation))[..., None]
     out = deviation / (MAD_SCALE * mad + 1e-8)
-    out = np.clip(out, -CLIP, CLIP) if numpy else out.clamp(-CLIP, CLIP)
+    if stretch == "asinh":
+        out = np.arcsinh(out) if numpy else torch.asinh(out)
+    elif stretch == "clip":
+        out = np.clip(out, -CLIP, CLIP) if numpy else out.clamp(-CLIP, CLIP)
+    else:
+        raise ValueError(f"stretch {stretch!r}: one of {', '.join(STRETCHES)}")
     return out.reshape(stamps.shape)
 
 
@@ -154,6 +164,7 @@ class StampStream(torch.utils.data.IterableDataset):
     min_theta_over_psf: float = 0.0
     meta_cols: list[str] = field(default_factory=list)
     positives: str = "all"
+    stretch: str = "clip"  # robust_normalise's: the model's own (LensClassifier.stretch)
     rank: int = 0
     world_size: int = 1
     seed: int = 0
@@ -242,7 +253,7 @@ class StampStream(torch.utils.data.IterableDataset):
 
     def prepare(self, images: Any, rng: np.random.Generator) -> Any:
         """Normalise a batch (numpy or torch, on any device) and, when training, augment it."""
-        images = robust_normalise(images)
+        images = robust_normalise(images, self.stretch)
         return augment(images, rng) if self.augment else images
 
     def batches(self, num_workers: int) -> int:
@@ -426,8 +437,9 @@ class CutoutBatches(torch.utils.data.IterableDataset):
     worker reads its share of the row groups, decodes and normalises them, and yields
     (images, rows, meta); the main process only moves them to the model."""
 
-    def __init__(self, files: list[str], batch: int, meta_cols: list[str]) -> None:
+    def __init__(self, files: list[str], batch: int, meta_cols: list[str], stretch: str = "clip") -> None:
         self.files, self.batch, self.meta_cols = files, batch, check_meta_cols(meta_cols)
+        self.stretch = stretch
         self.fragments, self.rows = [], 0
         for uri in files:
             meta = parquet_file(uri).metadata
@@ -447,7 +459,9 @@ class CutoutBatches(torch.utils.data.IterableDataset):
             table = table.filter(table.column("ok"))
             if not table.num_rows:
                 continue
-            images = robust_normalise(decode(table.column("stamp"), stamp_meta(handle.schema_arrow)))
+            images = robust_normalise(
+                decode(table.column("stamp"), stamp_meta(handle.schema_arrow)), self.stretch
+            )
             rows = table.column("row").to_numpy().copy()  # writable, for torch
             meta = None
             if self.meta_cols:

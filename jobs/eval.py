@@ -317,9 +317,38 @@ def run(
     real_galaxy_limit: int = DEFAULT_REAL_GALAXIES,
     cache: str | None = None,
     force: bool = False,
+    cutouts: str | None = None,
+    labels: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run on a split; skipped when the model, stamps, parent sample, coadds,
-    lookalikes, known lenses and options are those of the evaluation in place, unless `force`."""
+    lookalikes, known lenses and options are those of the evaluation in place, unless `force`.
+    With `cutouts` (a folder of FITS cutouts) and `labels`, those files are judged too, at the
+    split's real-galaxy thresholds (`cutout_evaluation`)."""
+    summary = _evaluate(
+        workspace, variant, grid, run_name, split, lookalikes, prevalence, real_galaxy_limit, cache, force
+    )
+    if cutouts is not None:
+        if labels is None:
+            raise stage_runtime.StageError("--cutouts needs --labels (which files are lenses)")
+        summary["outputs"] += cutout_evaluation(
+            workspace, variant, summary, Path(cutouts), Path(labels), force
+        )
+    return summary
+
+
+def _evaluate(
+    workspace: Path,
+    variant: str,
+    grid: str | None,
+    run_name: str | None,
+    split: str,
+    lookalikes: str | None,
+    prevalence: float,
+    real_galaxy_limit: int,
+    cache: str | None,
+    force: bool,
+) -> dict[str, Any]:
+    """The evaluation of a run on a split (`run`'s, without cutout files)."""
     import pyarrow.parquet as pq
 
     from core.layout import (
@@ -486,6 +515,112 @@ def run(
         pq.write_table(per_stamp_scores(parts), tmp / scores_name)
     print(text, flush=True)
     return _summary(result, out)
+
+
+# -- FITS cutout files with labels ------------------------------------------------------------
+
+
+def cutout_evaluation(
+    workspace: Path, variant: str, summary: dict[str, Any], folder: Path, labels: Path, force: bool
+) -> list[str]:
+    """A folder of FITS cutouts judged against its labels (jobs/survey/cutout_labels.py): the
+    labelled lenses' recall (per tier where graded) and the non-lenses' FPR at the split's
+    real-galaxy thresholds, AUROC where both kinds are there; `eval-<split>-cutouts-<folder>
+    .{json,md}` beside the evaluation. Files that are not cutouts, unlabelled files and labels
+    naming no file are counted and said."""
+    import pyarrow.parquet as pq
+
+    from core.layout import eval_dir, runs_dir
+    from jobs.catalogs import catalog_stem
+    from jobs.models import load_run
+    from jobs.operating_points import operating_points
+    from jobs.scoring import stream_logits
+    from jobs.survey import cutout_labels, fits_cutouts
+
+    config, _ = stage_runtime.resolve(workspace, variant, None)
+    training = config.variants[variant].training
+    result = json.loads(Path(summary["outputs"][0]).read_text())
+    model, meta_cols = load_run(runs_dir(workspace) / summary["run"])
+    made = fits_cutouts.cached(
+        workspace, folder, config.variants[variant].injection.stamp_size, force, "eval"
+    )
+    files = [str(p) for p in sorted(Path(made["outputs"][0]).glob("part-*.parquet"))]
+    rows, logits = stream_logits(model, meta_cols, files, "cpu")
+    info = pq.read_table(files, columns=["row", "name", "ok"]).sort_by("row")
+    logit = np.full(info.num_rows, np.nan)
+    logit[rows] = logits
+    names = np.array(info.column("name").to_pylist(), dtype=object)
+    usable = info.column("ok").to_numpy(zero_copy_only=False).astype(bool) & np.isfinite(logit)
+    marks, said = cutout_labels.read(labels)
+    for line in said:
+        print(f"eval: {line}", flush=True)
+    missing = sorted(set(marks) - set(names.tolist()))
+    for name in missing:
+        print(f"eval: {labels}: {name} is not a file of {folder}; left out", flush=True)
+    labelled = usable & np.array([n in marks for n in names], dtype=bool)
+    lens = np.array([marks[n].lens if n in marks else False for n in names], dtype=bool)
+    tier = np.array([training.tier_of(marks[n].grade) if n in marks else "" for n in names], dtype=object)
+    thresholds = (result.get("real_lenses") or {}).get("thresholds", [])
+    out: dict[str, Any] = {
+        "run": summary["run"],
+        "split": result["split"],
+        "folder": str(folder),
+        "labels": str(labels),
+        "files": int(names.size),
+        "not_cutouts": int((~info.column("ok").to_numpy(zero_copy_only=False).astype(bool)).sum()),
+        "unlabelled": int((usable & ~labelled).sum()),
+        "labels_without_file": len(missing),
+        "lenses": int((labelled & lens).sum()),
+        "non_lenses": int((labelled & ~lens).sum()),
+        "thresholds": thresholds,
+        "recall": {},
+        "fpr": {t["name"]: rate(logit[labelled & ~lens] > t["threshold"]) for t in thresholds},
+    }
+    for name in [*sorted({t for t in tier[labelled & lens] if t}), "all"]:
+        mask = labelled & lens & ((tier == name) if name != "all" else True)
+        out["recall"][name] = {t["name"]: rate(logit[mask] > t["threshold"]) for t in thresholds}
+        out["recall"][name]["n"] = int(mask.sum())
+    if out["lenses"] and out["non_lenses"]:
+        out["operating_points"] = operating_points(lens[labelled], logit[labelled], names[labelled])
+    stem = f"eval-{result['split']}-cutouts-{catalog_stem(str(folder))}"
+    target = eval_dir(workspace, summary["run"])
+    text = _cutouts_markdown(out)
+    for suffix, body in ((".json", json.dumps(out, indent=2)), (".md", text)):
+        tmp = target / f".{stem}{suffix}.tmp"
+        tmp.write_text(body)
+        tmp.replace(target / f"{stem}{suffix}")
+    print(text, flush=True)
+    return [str(target / f"{stem}.json"), str(target / f"{stem}.md")]
+
+
+def _cutouts_markdown(out: dict[str, Any]) -> str:
+    names = [t["name"] for t in out["thresholds"]]
+    lines = [
+        f"# Cutout files of {out['folder']}, judged by {out['run']}",
+        "",
+        f"{out['files']} files: {out['lenses']} labelled lenses, {out['non_lenses']} labelled non-lenses, "
+        f"{out['unlabelled']} unlabelled, {out['not_cutouts']} not grz cutouts; {out['labels_without_file']} "
+        f"label(s) naming no file. Thresholds: the {out['split']} split's, set on real parent galaxies "
+        "never trained on.",
+        "",
+        "| figure | n | " + " | ".join(f"at {n}" for n in names) + " |",
+        "|---" * (2 + len(names)) + "|",
+    ]
+    for tier, cells in out["recall"].items():
+        label = "recall, all labelled lenses" if tier == "all" else f"recall, {tier}"
+        lines.append(f"| {label} | {cells['n']} | " + " | ".join(_pct(cells[n]) for n in names) + " |")
+    lines.append(
+        f"| FPR, labelled non-lenses | {out['non_lenses']} | "
+        + " | ".join(_pct(out["fpr"][n]) for n in names)
+        + " |"
+    )
+    ops = out.get("operating_points")
+    if ops:
+        lines += [
+            "",
+            f"AUROC {_figure(ops, 'auroc')} on {ops['n_pos']} lenses and {ops['n_neg']} non-lenses.",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 # -- the per-stamp scores behind every figure ------------------------------------------------
@@ -833,6 +968,8 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.real_galaxies,
         args.cache,
         args.force,
+        args.cutouts,
+        args.labels,
     )
 
 

@@ -58,9 +58,10 @@ def small_cnn() -> nn.Module:
 class LensClassifier(nn.Module):
     """Backbone features (+ a small metadata MLP) -> one logit."""
 
-    def __init__(self, arch: str, n_meta: int = 0) -> None:
+    def __init__(self, arch: str, n_meta: int = 0, stretch: str = "clip") -> None:
         super().__init__()
         self.arch, self.n_meta = arch, n_meta
+        self.stretch = stretch  # how its stamps are normalised (jobs.dataset.robust_normalise)
         self.backbone = backbone(arch)
         width = FEATURES[arch]
         self.meta = (
@@ -82,8 +83,8 @@ class LensClassifier(nn.Module):
         return self.head(self.features(images, meta)).squeeze(1)
 
 
-def build(arch: str, n_meta: int = 0) -> LensClassifier:
-    return LensClassifier(arch, n_meta)
+def build(arch: str, n_meta: int = 0, stretch: str = "clip") -> LensClassifier:
+    return LensClassifier(arch, n_meta, stretch)
 
 
 def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
@@ -101,6 +102,7 @@ def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
         raise StageError(
             f"{checkpoint}: not a loadable checkpoint ({type(err).__name__}: {first[:200]})"
         ) from None
-    model = build(state["arch"], len(state["meta_cols"]))
+    # checkpoints from before the stretch was a choice were trained on the seed's clipping
+    model = build(state["arch"], len(state["meta_cols"]), state.get("stretch", "clip"))
     model.load_state_dict(state["model"])
     return model.eval(), list(state["meta_cols"])

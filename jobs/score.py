@@ -100,6 +100,7 @@ def run(
     from jobs.catalogs import catalog_stem
     from jobs.models import load_run
     from jobs.scoring import sigmoid, stream_logits
+    from jobs.survey import fits_cutouts
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(
@@ -114,7 +115,7 @@ def run(
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
     if cutouts_folder is not None:
         size = config.variants[variant].injection.stamp_size
-        made = _cutout_files(workspace, Path(cutouts_folder), size, force)
+        made = fits_cutouts.cached(workspace, Path(cutouts_folder), size, force, "score")
         catalog = f"cutouts-{catalog_stem(cutouts_folder)}"  # scored like a catalogue, named for its folder
         target = f"{catalog}.parquet"
     else:
@@ -347,39 +348,6 @@ def _hard_negatives(
     if best is None:
         return empty
     return best.append_column("run", pa.array([run] * best.num_rows))
-
-
-def _cutout_files(workspace: Path, folder: Path, size: int, force: bool) -> dict[str, Any]:
-    """The FITS cutout files of `folder` as a cutouts folder (jobs/survey/fits_cutouts.py),
-    redone when a file's content changes; a file that is not a cutout is one line here and a
-    row with its reason."""
-    import hashlib
-
-    from core.layout import cutouts_dir
-    from jobs.catalogs import catalog_stem
-    from jobs.survey import fits_cutouts
-
-    if not folder.is_dir():
-        raise stage_runtime.StageError(f"{folder}: not a folder of FITS cutouts")
-    found = fits_cutouts.files(folder)
-    if not found:
-        raise stage_runtime.StageError(f"{folder}: no FITS files ({', '.join(fits_cutouts.SUFFIXES)})")
-    contents = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in found]
-    final = cutouts_dir(workspace, f"files-{catalog_stem(str(folder))}")
-    digest = stage_runtime.fingerprint("fits cutouts", str(folder.resolve()), size, contents)
-    if not force and stage_runtime.up_to_date(final, digest):
-        stage_runtime.unchanged(f"score: {final} is")
-        return {"outputs": [str(final)]}
-    table, said = fits_cutouts.table(folder, size)
-    for line in said:
-        print(f"score: skipped {line}", flush=True)
-    ok = sum(table.column("ok").to_pylist())
-    print(f"score: {ok} of {table.num_rows} FITS file(s) in {folder} are grz cutouts", flush=True)
-    if not ok:
-        raise stage_runtime.StageError(f"{folder}: none of its {table.num_rows} FITS file(s) is a grz cutout")
-    with stage_runtime.atomic_dir(final, digest) as tmp:
-        stage_runtime.write_parquet(table, tmp / "part-00000.parquet", "zstd")
-    return {"outputs": [str(final)]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,7 @@ def logits_of(model: Any, stamps: np.ndarray, meta: np.ndarray | None = None, ba
     out = []
     with torch.no_grad():
         for start in range(0, len(stamps), batch):
-            images = torch.from_numpy(robust_normalise(stamps[start : start + batch]))
+            images = torch.from_numpy(robust_normalise(stamps[start : start + batch], model.stretch))
             m = torch.from_numpy(meta[start : start + batch]) if meta is not None else None
             out.append(model(images, m).float().numpy())
     return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
@@ -69,7 +69,14 @@ def score_split(
         )
         pool = listed[mine]
         wanted |= set(pool[hash_order(pool.astype(str))[:probe_pool]].tolist())
-    data = StampStream(str(stamps), split, meta_cols=meta_cols, batch_size=batch, prepare_in_worker=False)
+    data = StampStream(
+        str(stamps),
+        split,
+        meta_cols=meta_cols,
+        batch_size=batch,
+        prepare_in_worker=False,
+        stretch=model.stretch,
+    )
     rng = np.random.default_rng(0)
     logits, ids, labels = [], [], []
     kept: dict[str, list[np.ndarray]] = {"task_id": [], "features": [], "pixels": [], "flux": []}
@@ -198,7 +205,7 @@ def stream_logits(
 
     from jobs.dataset import CutoutBatches
 
-    data = CutoutBatches(files, batch, meta_cols)
+    data = CutoutBatches(files, batch, meta_cols, model.stretch)
     loader = torch.utils.data.DataLoader(
         data, batch_size=None, num_workers=workers, pin_memory=device.startswith("cuda")
     )

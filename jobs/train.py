@@ -105,13 +105,14 @@ class Trainer:
             # on the GPU, batches are normalised and augmented there (`_to_device`)
             "prepare_in_worker": not self.cuda,
             "positives": (training or Training()).positives,
+            "stretch": preset.stretch,
         }
         self.train_data = StampStream(
             str(stamps), "train", augment=preset.augment, shuffle_buffer=preset.shuffle_buffer, **common
         )
         self.val_data = StampStream(str(stamps), "val", **{**common, "min_theta_over_psf": 0.0})
         self.weights = row_weights(str(stamps), "train", training or Training())
-        model = build(preset.arch, len(preset.meta_cols)).to(self.device)
+        model = build(preset.arch, len(preset.meta_cols), preset.stretch).to(self.device)
         if self.cuda:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -165,6 +166,7 @@ class Trainer:
             "history": self.history,
             "arch": self.preset.arch,
             "meta_cols": list(self.preset.meta_cols),
+            "stretch": self.preset.stretch,
         }
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)

@@ -178,3 +178,36 @@ def table(folder: Path, size: int) -> tuple[Any, list[str]]:
             | {"noise_from": got.noise_from, "ok": True, "stamp": got.stamp.tobytes()}
         )
     return pa.Table.from_pylist(rows, schema=schema), said
+
+
+def cached(workspace: Path, folder: Path, size: int, force: bool, stage: str) -> dict[str, Any]:
+    """The FITS cutout files of `folder` as a cutouts folder of the workspace (`table`),
+    redone when a file's content changes; a file that is not a cutout is one line (said by
+    `stage`) and a row with its reason."""
+    import hashlib
+
+    from core.layout import cutouts_dir
+    from jobs import stage_runtime
+    from jobs.catalogs import catalog_stem
+
+    if not folder.is_dir():
+        raise stage_runtime.StageError(f"{folder}: not a folder of FITS cutouts")
+    found = files(folder)
+    if not found:
+        raise stage_runtime.StageError(f"{folder}: no FITS files ({', '.join(SUFFIXES)})")
+    contents = [(p.name, hashlib.sha256(p.read_bytes()).hexdigest()) for p in found]
+    final = cutouts_dir(workspace, f"files-{catalog_stem(str(folder))}")
+    digest = stage_runtime.fingerprint("fits cutouts", str(folder.resolve()), size, contents)
+    if not force and stage_runtime.up_to_date(final, digest):
+        stage_runtime.unchanged(f"{stage}: {final} is")
+        return {"outputs": [str(final)]}
+    rows, said = table(folder, size)
+    for line in said:
+        print(f"{stage}: skipped {line}", flush=True)
+    ok = sum(rows.column("ok").to_pylist())
+    print(f"{stage}: {ok} of {rows.num_rows} FITS file(s) in {folder} are grz cutouts", flush=True)
+    if not ok:
+        raise stage_runtime.StageError(f"{folder}: none of its {rows.num_rows} FITS file(s) is a grz cutout")
+    with stage_runtime.atomic_dir(final, digest) as tmp:
+        stage_runtime.write_parquet(rows, tmp / "part-00000.parquet", "zstd")
+    return {"outputs": [str(final)]}

@@ -222,12 +222,15 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
         "auroc",
         "test",
         "tpr@fpr1e-3",
+        "real",
+        "recall@fpr1e-2",
     ]
-    assert listed[1] == ["gen1", "1", "0.9100", "-", "-", "-"] and listed[2] == [
+    assert listed[1] == ["gen1", "1", "0.9100", "-", "-", "-", "-"] and listed[2] == [
         "gen2",
         "1",
         "0.9950",
         "n/m",
+        "-",
         "-",
         "-",
     ]

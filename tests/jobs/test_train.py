@@ -456,6 +456,67 @@ def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_p
         score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(tmp_path / "none"))
 
 
+def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
+    trained: Path, tmp_path: Path, capsys
+) -> None:
+    """Issue 23, part 5: `eval --cutouts DIR --labels CSV` scores the files, then gives the
+    labelled lenses' recall (per tier) and the non-lenses' FPR at the split's real-galaxy
+    thresholds; bad label rows, labels naming no file and unlabelled files are counted."""
+    from astropy.io import fits
+
+    from core.layout import parent_dir
+    from jobs.catalogs import write_csv
+    from jobs.models import load_run
+    from jobs.scoring import logits_of
+
+    parent = pq.read_table(parent_dir(trained, "v3_color_relaxed") / "parent.parquet").to_pydict()
+    folder = tmp_path / "paper"
+    folder.mkdir()
+    stamps = {}
+    for r, d in zip(parent["ra"], parent["dec"], strict=True):
+        cube, header, _ = _service_cutout(trained / "survey", float(r), float(d))
+        if cube.shape != (3, 80, 80):
+            continue
+        name = f"obj{len(stamps)}.fits"
+        hdu = fits.PrimaryHDU(cube, header=header)
+        hdu.header["BANDS"] = "grz"
+        hdu.writeto(folder / name)
+        stamps[name] = cube[:, 8:72, 8:72]
+        if len(stamps) == 7:
+            break
+    rows = [
+        ["obj0.fits", "lens", "confident"],
+        ["obj1.fits", "1", "probable"],
+        ["obj2.fits", "yes", "confident"],
+        ["obj3.fits", "not_lens", ""],
+        ["obj4.fits", "0", ""],
+        ["obj5.fits", "maybe", ""],  # a bad label: one line, left out
+        ["gone.fits", "lens", ""],  # names no file
+    ]  # obj6.fits: unlabelled
+    labels = tmp_path / "labels.csv"
+    write_csv(labels, ["name", "label", "grade"], rows)
+    summary = eval_stage.run(trained, "v4_sota", run_name="tiny", cutouts=str(folder), labels=str(labels))
+    said = capsys.readouterr().out
+    assert "row 7: label 'maybe' is not lens or not_lens" in said and "gone.fits is not a file" in said
+    out = json.loads(Path(summary["outputs"][-2]).read_text())
+    assert Path(summary["outputs"][-2]).name == "eval-test-cutouts-paper.json"
+    assert (out["lenses"], out["non_lenses"], out["unlabelled"], out["labels_without_file"]) == (3, 2, 2, 1)
+    model, _ = load_run(train.runs_dir(trained) / "tiny")
+    logit = {n: float(logits_of(model, s[None])[0]) for n, s in stamps.items()}
+    for t in out["thresholds"]:  # the split's real-galaxy thresholds, as eval set them
+        above = [logit[n] > t["threshold"] for n in ("obj0.fits", "obj1.fits", "obj2.fits")]
+        assert out["recall"]["all"][t["name"]]["k"] == sum(above)
+        assert out["recall"]["confirmed"][t["name"]]["k"] == above[0] + above[2]
+        assert out["fpr"][t["name"]]["k"] == sum(
+            logit[n] > t["threshold"] for n in ("obj3.fits", "obj4.fits")
+        )
+    evaluation = json.loads(Path(summary["outputs"][0]).read_text())
+    assert out["thresholds"] == evaluation["real_lenses"]["thresholds"]
+    assert out["operating_points"]["n_pos"] == 3 and out["operating_points"]["n_neg"] == 2
+    with pytest.raises(StageError, match="needs --labels"):
+        eval_stage.run(trained, "v4_sota", run_name="tiny", cutouts=str(folder))
+
+
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
     from core.layout import lookalikes_path
 
