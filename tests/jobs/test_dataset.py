@@ -312,3 +312,33 @@ def test_a_variant_keeps_the_positives_it_chose_and_weighs_known_lenses_by_tier(
     assert row_weights(files, "train", Training(positives="injections")) is None
     natural = row_weights(files, "train", Training(positives="both", known_share=None))(ids)
     assert np.allclose(natural[injection], 1.0) and set(np.round(natural[known], 6)) == {1.0, 0.8}
+
+
+def test_the_asinh_stretch_keeps_bright_arcs_apart_where_the_clip_flattens_them() -> None:
+    """Issue 23, part 8: the seed's ±10 MAD clip makes a bright arc and the lens's core one
+    flat value; asinh keeps their order and shape (numpy and torch alike)."""
+    rng = np.random.default_rng(0)
+    stamps = rng.normal(0, 1, (2, 3, 64, 64)).astype(np.float32)
+    stamps[:, :, 30, 30], stamps[:, :, 30, 40] = 50.0, 100.0  # two bright pixels, 50 and 100 σ
+    clipped, stretched = robust_normalise(stamps, "clip"), robust_normalise(stamps, "asinh")
+    assert clipped[0, 1, 30, 30] == clipped[0, 1, 30, 40] == 10.0
+    assert stretched[0, 1, 30, 40] > stretched[0, 1, 30, 30] > 4.0
+    z = robust_normalise(stamps, "clip")
+    inside = np.abs(z) < 10
+    assert np.allclose(np.arcsinh(z[inside]), stretched[inside], atol=1e-5)
+    assert np.allclose(robust_normalise(torch.from_numpy(stamps), "asinh").numpy(), stretched, atol=1e-5)
+    with pytest.raises(ValueError, match="stretch 'log'"):
+        robust_normalise(stamps, "log")
+
+
+def test_a_checkpoint_keeps_its_stretch_and_old_ones_read_as_the_seeds_clip(tmp_path: Path) -> None:
+    from jobs.models import build, load_run
+
+    for stretch, saved in (("asinh", "asinh"), ("clip", None)):
+        run = tmp_path / stretch
+        run.mkdir()
+        state = {"model": build("small_cnn", 0, stretch).state_dict(), "arch": "small_cnn", "meta_cols": []}
+        if saved:
+            state["stretch"] = saved
+        torch.save(state, run / "best.pt")
+        assert load_run(run)[0].stretch == stretch
