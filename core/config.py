@@ -228,6 +228,7 @@ class Preset(_Model):
     # the stamps' normalisation (jobs.dataset.robust_normalise): asinh keeps bright arcs'
     # shapes; clip (±10 MAD, the seed's) flattens them and the lens's core
     stretch: Literal["asinh", "clip"] = "asinh"
+    width: PositiveInt | None = None  # small_cnn's first channels (32 if unset); other archs: unset
     min_theta_over_psf: NonNegativeFloat = 0.0
     meta_cols: list[str] = []
     num_workers: int = Field(4, ge=0)
@@ -239,6 +240,12 @@ class Preset(_Model):
     @classmethod
     def _no_leakage(cls, value: list[str]) -> list[str]:
         return _as_value_error(check_meta_cols, value)
+
+    @model_validator(mode="after")
+    def _width_is_small_cnns(self) -> Preset:
+        if self.width is not None and self.arch != "small_cnn":
+            raise ValueError(f"width is small_cnn's; {self.arch} has its own")
+        return self
 
 
 # -- targets -----------------------------------------------------------------------------

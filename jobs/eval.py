@@ -48,6 +48,7 @@ THETA_PSF_BINS = (0.0, 0.5, 0.75, 1.0, 1.5, np.inf)
 ARC_SNR_BINS = (0.0, 3.0, 5.0, 10.0, 20.0, 50.0, np.inf)
 DEFAULT_PREVALENCE = stage_runtime.declared_default("eval", "prevalence")
 DEFAULT_REAL_GALAXIES = stage_runtime.declared_default("eval", "real_galaxies")
+EVAL_BRICKS = 48  # bricks the coadd reader keeps open
 
 
 # -- thresholds and tables ---------------------------------------------------------------
@@ -423,7 +424,11 @@ def _evaluate(
     }
 
     # real galaxies never trained on, lookalikes, known lenses
-    reader = CoaddReader(cache, config.variants[variant].injection.stamp_size, with_invvar=False)
+    # real galaxies, lookalikes and known lenses are cut in three brick-sorted passes: bricks
+    # stay open across them (a DR10 brick is read by section, never whole: cheap to keep)
+    reader = CoaddReader(
+        cache, config.variants[variant].injection.stamp_size, keep_bricks=EVAL_BRICKS, with_invvar=False
+    )
     known = known_lenses.load(workspace)
     sample, parent_lenses, lens_index, trained_on = real_galaxies(
         workspace, config.variants[variant], known, real_galaxy_limit

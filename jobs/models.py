@@ -11,10 +11,16 @@ import torch
 from torch import nn
 
 FEATURES = {"resnet18": 512, "convnext_tiny": 768, "small_cnn": 128}
+SMALL_CNN_WIDTH = 32  # small_cnn's first block's channels (the others 2×, 4×, 4×)
 
 
-def backbone(arch: str) -> nn.Module:
-    """A feature extractor returning (batch, FEATURES[arch])."""
+def features(arch: str, width: int | None = None) -> int:
+    """The backbone's feature count (small_cnn's grows with its width)."""
+    return 4 * (width or SMALL_CNN_WIDTH) if arch == "small_cnn" else FEATURES[arch]
+
+
+def backbone(arch: str, width: int | None = None) -> nn.Module:
+    """A feature extractor returning (batch, features(arch, width))."""
     if arch == "resnet18":
         from torchvision.models import resnet18
 
@@ -25,7 +31,7 @@ def backbone(arch: str) -> nn.Module:
         net.fc = nn.Identity()
         return net
     if arch == "small_cnn":
-        return small_cnn()
+        return small_cnn(width or SMALL_CNN_WIDTH)
     if arch == "convnext_tiny":
         import timm
 
@@ -33,9 +39,10 @@ def backbone(arch: str) -> nn.Module:
     raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(FEATURES)}")
 
 
-def small_cnn() -> nn.Module:
-    """Four conv blocks (32-64-128-128 channels, ~0.3 M parameters, ~40x cheaper than
-    ResNet18-64): not a seed architecture; it lets the demo train on two CPU cores."""
+def small_cnn(width: int = SMALL_CNN_WIDTH) -> nn.Module:
+    """Four conv blocks (width-2w-4w-4w channels: 32-64-128-128, ~0.3 M parameters, ~40x
+    cheaper than ResNet18-64; 16 is ~4x cheaper again): not a seed architecture; it lets the
+    demo train on two CPU cores."""
 
     def block(c_in: int, c_out: int, pool: bool) -> list[nn.Module]:
         layers: list[nn.Module] = [
@@ -46,10 +53,10 @@ def small_cnn() -> nn.Module:
         return [*layers, nn.MaxPool2d(2)] if pool else layers
 
     return nn.Sequential(
-        *block(3, 32, True),
-        *block(32, 64, True),
-        *block(64, 128, True),
-        *block(128, 128, False),
+        *block(3, width, True),
+        *block(width, 2 * width, True),
+        *block(2 * width, 4 * width, True),
+        *block(4 * width, 4 * width, False),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
     )
@@ -58,12 +65,12 @@ def small_cnn() -> nn.Module:
 class LensClassifier(nn.Module):
     """Backbone features (+ a small metadata MLP) -> one logit."""
 
-    def __init__(self, arch: str, n_meta: int = 0, stretch: str = "clip") -> None:
+    def __init__(self, arch: str, n_meta: int = 0, stretch: str = "clip", width: int | None = None) -> None:
         super().__init__()
-        self.arch, self.n_meta = arch, n_meta
+        self.arch, self.n_meta, self.width = arch, n_meta, width
         self.stretch = stretch  # how its stamps are normalised (jobs.dataset.robust_normalise)
-        self.backbone = backbone(arch)
-        width = FEATURES[arch]
+        self.backbone = backbone(arch, width)
+        width = features(arch, width)
         self.meta = (
             nn.Sequential(nn.Linear(n_meta, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU()) if n_meta else None
         )
@@ -83,8 +90,8 @@ class LensClassifier(nn.Module):
         return self.head(self.features(images, meta)).squeeze(1)
 
 
-def build(arch: str, n_meta: int = 0, stretch: str = "clip") -> LensClassifier:
-    return LensClassifier(arch, n_meta, stretch)
+def build(arch: str, n_meta: int = 0, stretch: str = "clip", width: int | None = None) -> LensClassifier:
+    return LensClassifier(arch, n_meta, stretch, width)
 
 
 def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
@@ -103,6 +110,6 @@ def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
             f"{checkpoint}: not a loadable checkpoint ({type(err).__name__}: {first[:200]})"
         ) from None
     # checkpoints from before the stretch was a choice were trained on the seed's clipping
-    model = build(state["arch"], len(state["meta_cols"]), state.get("stretch", "clip"))
+    model = build(state["arch"], len(state["meta_cols"]), state.get("stretch", "clip"), state.get("width"))
     model.load_state_dict(state["model"])
     return model.eval(), list(state["meta_cols"])

@@ -112,7 +112,7 @@ class Trainer:
         )
         self.val_data = StampStream(str(stamps), "val", **{**common, "min_theta_over_psf": 0.0})
         self.weights = row_weights(str(stamps), "train", training or Training())
-        model = build(preset.arch, len(preset.meta_cols), preset.stretch).to(self.device)
+        model = build(preset.arch, len(preset.meta_cols), preset.stretch, preset.width).to(self.device)
         if self.cuda:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
@@ -167,6 +167,7 @@ class Trainer:
             "arch": self.preset.arch,
             "meta_cols": list(self.preset.meta_cols),
             "stretch": self.preset.stretch,
+            "width": self.preset.width,
         }
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)

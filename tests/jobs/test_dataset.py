@@ -342,3 +342,19 @@ def test_a_checkpoint_keeps_its_stretch_and_old_ones_read_as_the_seeds_clip(tmp_
             state["stretch"] = saved
         torch.save(state, run / "best.pt")
         assert load_run(run)[0].stretch == stretch
+
+
+def test_a_small_cnns_width_is_kept_in_its_checkpoint_and_only_small_cnn_has_one(tmp_path: Path) -> None:
+    from core.config import Preset
+    from jobs.models import build, load_run
+
+    run = tmp_path / "narrow"
+    run.mkdir()
+    model = build("small_cnn", 0, "asinh", 16)
+    torch.save(
+        {"model": model.state_dict(), "arch": "small_cnn", "meta_cols": [], "width": 16}, run / "best.pt"
+    )
+    loaded = load_run(run)[0]
+    assert loaded.width == 16 and loaded.head.in_features == 64
+    with pytest.raises(ValueError, match="width is small_cnn's"):
+        Preset(arch="resnet18", lr=1e-3, weight_decay=0.0, batch_size=8, epochs=1, width=16)
