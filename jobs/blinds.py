@@ -45,6 +45,7 @@ def _eligible(
 ) -> dict[str, np.ndarray]:
     """The small columns of the usable test-split rows with no known lens in their stamp, with
     where each row is (`part`, `row`); a damaged file is named and skipped."""
+    from core.schemas import known_rows
     from core.storage import parquet_file
     from jobs import known_lenses
 
@@ -52,7 +53,10 @@ def _eligible(
     tables = []
     for index, uri in enumerate(parts):
         try:
-            table = parquet_file(str(uri)).read(columns=wanted)
+            handle = parquet_file(str(uri))
+            table = handle.read(
+                columns=wanted + [c for c in ("known_tier",) if c in handle.schema_arrow.names]
+            )
         except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds for a damaged file
             print(
                 f"score: blinds: skipped {uri}: not a readable parquet file ({type(err).__name__})",
@@ -60,13 +64,14 @@ def _eligible(
             )
             continue
         data = {c: table.column(c).to_numpy(zero_copy_only=False) for c in wanted}
+        data["known"] = known_rows(table)  # a known lens's own stamp: real, never a simulated blind
         data["part"] = np.full(table.num_rows, index)
         data["row"] = np.arange(table.num_rows)
         tables.append(data)
     if not tables:
         return {}
     data = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
-    usable = (data["split"] == SPLIT) & data["ok"].astype(bool)
+    usable = (data["split"] == SPLIT) & data["ok"].astype(bool) & ~data["known"]
     usable &= ~known_lenses.in_stamp(data["ra"], data["dec"], lenses, stamp_size)
     return {c: v[usable] for c, v in data.items()}
 

@@ -536,6 +536,7 @@ def cutout_evaluation(
     import pyarrow.parquet as pq
 
     from core.layout import eval_dir, runs_dir
+    from core.safe_io import atomic_write
     from jobs.catalogs import catalog_stem
     from jobs.models import load_run
     from jobs.operating_points import operating_points
@@ -591,9 +592,7 @@ def cutout_evaluation(
     target = eval_dir(workspace, summary["run"])
     text = _cutouts_markdown(out)
     for suffix, body in ((".json", json.dumps(out, indent=2)), (".md", text)):
-        tmp = target / f".{stem}{suffix}.tmp"
-        tmp.write_text(body)
-        tmp.replace(target / f"{stem}{suffix}")
+        atomic_write(target / f"{stem}{suffix}", body)  # a fresh name renamed: never through a link
     print(text, flush=True)
     return [str(target / f"{stem}.json"), str(target / f"{stem}.md")]
 

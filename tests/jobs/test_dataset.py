@@ -358,3 +358,33 @@ def test_a_small_cnns_width_is_kept_in_its_checkpoint_and_only_small_cnn_has_one
     assert loaded.width == 16 and loaded.head.in_features == 64
     with pytest.raises(ValueError, match="width is small_cnn's"):
         Preset(arch="resnet18", lr=1e-3, weight_decay=0.0, batch_size=8, epochs=1, width=16)
+
+
+def test_a_known_lens_stamp_is_never_a_simulated_blind(tmp_path: Path) -> None:
+    """A known lens of a variant's own catalogue (not in the lens list blinds are given) is a
+    real lens: blinds draw simulated lenses and non-lenses from the other rows only."""
+    from jobs.blinds import _eligible
+
+    schema = output_schema(64)
+    rows = {name: [] for name in schema.names}
+    for i in range(6):
+        tier = "confirmed" if i < 2 else None
+        values = {name: None for name in schema.names} | {
+            "task_id": i,
+            "split": "test",
+            "brickname": "1499p022",
+            "objid": i,
+            "ra": 150.0 + i / 100,
+            "dec": 2.0,
+            "is_control": i % 2 == 1 and tier is None,
+            "ok": True,
+            "known_tier": tier,
+            "stamp": np.zeros((3, 64, 64), np.float32).tobytes(),
+        }
+        for name in schema.names:
+            rows[name].append(values[name])
+    path = tmp_path / "part-00000.parquet"
+    write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
+    nobody = {k: np.zeros(0, dtype=float if k in ("ra", "dec") else object) for k in ("name", "ra", "dec")}
+    got = _eligible([path], [], nobody, 64)
+    assert sorted(got["objid"].tolist()) == [2, 3, 4, 5]
