@@ -62,7 +62,9 @@ def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"real_lenses": real.get("n", 0)}
     for f in REAL_FPRS:
         cell = cells.get(f"FPR {f:.0e}")
-        out[f"real_recall@fpr{f:.0e}".replace("e-0", "e-")] = None if cell is None else cell["value"]
+        name = f"real_recall@fpr{f:.0e}".replace("e-0", "e-")
+        out[name] = None if cell is None else cell["value"]
+        out[f"{name}_found"] = None if cell is None else cell["k"]
     out["realism_auc"] = ((evaluation.get("realism") or {}).get("finder") or {}).get("auc")
     return out
 
@@ -244,6 +246,7 @@ def overview(workspace: Path, name: str) -> dict[str, Any]:
         "test_auroc": tested.get("auroc"),
         "test_tpr@fpr1e-3": tested.get("tpr@fpr1e-3"),
         "test_real_recall@fpr1e-2": real_recall(run.evaluation or {})["real_recall@fpr1e-2"],
+        "real_found": real_recall(run.evaluation or {})["real_recall@fpr1e-2_found"],
         "real_lenses": real_recall(run.evaluation or {})["real_lenses"],
         "_unmeasured": {*last.get("unmeasured", {}), *(f"test_{k}" for k in tested.get("unmeasured", {}))},
     }
@@ -257,6 +260,6 @@ def overview_cell(row: dict[str, Any], key: str) -> str:
             if key in row["_unmeasured"] or (key.startswith("test_real") and row.get("real_lenses"))
             else "-"
         )
-    if key.startswith("test_real"):  # a share of a few held-out lenses: a percentage, and how many
-        return f"{row[key] * 100:.0f}% ({row['real_lenses']})"
+    if key.startswith("test_real"):  # a share of a few held-out lenses: found of how many
+        return f"{row[key] * 100:.0f}% {row['real_found']}/{row['real_lenses']}"
     return figure(key.removeprefix("test_"), row[key])

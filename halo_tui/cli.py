@@ -666,7 +666,7 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     if rows:
         out.print(
             "val: the last epoch's validation split; test: `halo stage eval` (n/m: not measurable); "
-            "real recall: the test split's known lenses above the real galaxies' FPR 1e-2 cut (count)"
+            "real recall: the test split's known lenses above the real galaxies' FPR 1e-2 cut (found/all)"
         )
 
 

@@ -325,12 +325,17 @@ def run(
     lookalikes, known lenses and options are those of the evaluation in place, unless `force`.
     With `cutouts` (a folder of FITS cutouts) and `labels`, those files are judged too, at the
     split's real-galaxy thresholds (`cutout_evaluation`)."""
+    if cutouts is not None or labels is not None:  # said before the evaluation, not after it
+        if cutouts is None or labels is None:
+            raise stage_runtime.StageError("--cutouts and --labels go together (which files are lenses)")
+        if not Path(cutouts).is_dir():
+            raise stage_runtime.StageError(f"{Path(cutouts).resolve()}: no such folder of FITS cutouts")
+        if not Path(labels).is_file():
+            raise stage_runtime.StageError(f"{Path(labels).resolve()}: no such labels file")
     summary = _evaluate(
         workspace, variant, grid, run_name, split, lookalikes, prevalence, real_galaxy_limit, cache, force
     )
-    if cutouts is not None:
-        if labels is None:
-            raise stage_runtime.StageError("--cutouts needs --labels (which files are lenses)")
+    if cutouts is not None and labels is not None:
         summary["outputs"] += cutout_evaluation(
             workspace, variant, summary, Path(cutouts), Path(labels), force
         )
@@ -474,7 +479,8 @@ def _evaluate(
     if lens_index.size:
         got = score_positions(model, meta_cols, reader, parent_lenses)
         scored_lenses += [
-            (int(i), float(lg), "parent sample") for i, lg in zip(lens_index, got["logit"], strict=True)
+            (int(i), float(lg), f"parent sample, {split_name} split")
+            for i, lg, split_name in zip(lens_index, got["logit"], parent_lenses["split"], strict=True)
         ]
     footprint = footprint_bricks(cache)
     matched = {i for i, _, _ in scored_lenses}
@@ -797,7 +803,7 @@ def headline(result: dict[str, Any]) -> list[str]:
         "|---" * (2 + len(names)) + "|",
     ]
     for tier, cells in real["tiers"].items():
-        label = "real-lens recall, all tiers" if tier == "all" else f"real-lens recall, {tier}"
+        label = f"real-lens recall, {'all tiers' if tier == 'all' else tier} (real-galaxy thresholds)"
         row = [_pct(cells[n]) if n in cells else "n/m" for n in names]
         lines.append(f"| {label} | {cells['n']} | " + " | ".join(row) + " |")
     if not real["tiers"]:
@@ -805,16 +811,11 @@ def headline(result: dict[str, Any]) -> list[str]:
     ops = result["operating_points"]
     at_fpr = result["tables"]["overall"]["completeness_at_fpr"]
     row = [_pct(at_fpr[f"{f:.0e}"]) for f in REAL_FPRS]
-    lines.append(f"| injection completeness | {ops['n_pos_independent']} | " + " | ".join(row) + " |")
-    gate = result.get("realism") or {}
-    for probe, label in (("finder", "the finder's penultimate features"), ("pixels", "pixel statistics")):
-        cell = gate.get(probe)
-        text = (
-            f"AUC {cell['auc']:.3f} [{cell['lo']:.3f}, {cell['hi']:.3f}], p = {cell['p_value']:.3g}"
-            if cell
-            else f"n/m: {gate.get('reason', 'not run')}"
-        )
-        lines.append(f"| realism probe on {label} (0.5: alike) | {gate.get('n_real', 0)} | {text} | |")
+    lines.append(
+        f"| injection completeness (controls' thresholds) | {ops['n_pos_independent']} | "
+        + " | ".join(row)
+        + " |"
+    )
     if real.get("purity"):
         row = []
         for n in names:
@@ -825,7 +826,37 @@ def headline(result: dict[str, Any]) -> list[str]:
                 else f"{'≥ ' if cell['is_lower_bound'] else ''}{cell['purity'] * 100:.2g}%"
             )
         prevalence = next(iter(real["purity"].values()))["prevalence"]
-        lines.append(f"| real-lens purity at {prevalence:g} lenses per galaxy | | " + " | ".join(row) + " |")
+        lines.append(
+            f"| real-lens purity at {prevalence:g} lenses per galaxy (real-galaxy thresholds) | | "
+            + " | ".join(row)
+            + " |"
+        )
+    return [*lines, "", *realism_lines(result.get("realism") or {})]
+
+
+def realism_lines(gate: dict[str, Any]) -> list[str]:
+    """The realism gate's section: both probes' AUCs with interval and p-value, and how the
+    injections were matched."""
+    lines = ["## The realism gate", ""]
+    if not gate.get("finder"):
+        return [*lines, f"n/m: {gate.get('reason', 'not run')}"]
+    lines += [
+        f"A logistic probe, {gate['finder']['folds']}-fold cross-validated by galaxy, tries to tell the "
+        f"split's {gate['n_real']} known lenses from {gate['n_injections']} injections matched on "
+        f"{gate['matched_on']} (median |Δmag| {gate['median_dmag']:.3f}). 0.5: alike; 1: told apart. "
+        "Intervals: bootstrap over galaxies; p: label permutations over galaxies.",
+        "",
+        "| probe on | AUC | 95 % interval | p | reads |",
+        "|---|---|---|---|---|",
+    ]
+    for probe, label in (("finder", "the finder's penultimate features"), ("pixels", "pixel statistics")):
+        cell = gate[probe]
+        apart = cell["p_value"] < 0.05 and cell["lo"] > 0.5
+        reads = "told apart" if apart else "not told apart at 95 %"
+        lines.append(
+            f"| {label} | {cell['auc']:.3f} | [{cell['lo']:.3f}, {cell['hi']:.3f}] | "
+            f"{cell['p_value']:.3g} ({cell['permutations']} permutations) | {reads} |"
+        )
     return lines
 
 
@@ -866,19 +897,6 @@ def markdown(result: dict[str, Any]) -> str:
             note = f"partial AUROC up to FPR {ops.get('pauc_max_fpr', 0):.1e} (standardised)"
         lines.append(f"| {name} | {_figure(ops, name)} | {note} |")
     overall = result["tables"]["overall"]
-    gate = result.get("realism") or {}
-    if gate.get("finder"):
-        lines += [
-            "",
-            "## The realism gate",
-            "",
-            f"A logistic probe, {gate['finder']['folds']}-fold cross-validated by galaxy, separates the "
-            f"split's {gate['n_real']} known lenses from {gate['n_injections']} injections matched on "
-            f"{gate['matched_on']} (median |Δmag| {gate['median_dmag']:.3f}). On the finder's features: "
-            "does the finder see a difference; on pixel statistics: does one exist. Intervals: bootstrap "
-            "over galaxies; p: "
-            f"{gate['finder']['permutations']} label permutations over galaxies.",
-        ]
     lines += ["", "## The seed's tables", "", "| Completeness (TPR) | FPR |", "|---|---|"]
     lines += [f"| {float(t) * 100:.0f}% | {_fpr(c)} |" for t, c in overall["fpr_at_completeness"].items()]
     lines += ["", "| Target FPR | Completeness (TPR) |", "|---|---|"]
@@ -910,14 +928,25 @@ def markdown(result: dict[str, Any]) -> str:
     populations += sorted(result["lookalikes"].items())
     for population, table in populations:
         lines.append(f"| {population} | {table['n']} | " + " | ".join(_fpr(table[n]) for n in names) + " |")
-    lines += ["", "## Known lenses in the scored footprint", ""]
+    lines += [
+        "",
+        "## Known lenses in the scored footprint",
+        "",
+        "Every split's (the train split's were trained on when the run learned from known lenses); "
+        "`passes`: the controls' thresholds (real-lens recall above uses the real galaxies').",
+        "",
+    ]
     if result["known_lenses"]:
-        lines += ["| name | score | rank | passes | grade | reference |", "|---|---|---|---|---|---|"]
+        lines += [
+            "| name | found as | score | rank | passes | grade | reference |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for lens in result["known_lenses"]:
             score = "flagged" if lens["score"] is None else f"{lens['score']:.3f}"
             rank = "-" if lens["rank"] is None else f"#{lens['rank']} of {lens['of']}"
+            passes = ", ".join(lens["passes"]) or "none"
             lines.append(
-                f"| {lens['name']} | {score} | {rank} | {', '.join(lens['passes']) or 'none'} | "
+                f"| {lens['name']} | {lens['found_as']} | {score} | {rank} | {passes} | "
                 f"{lens['grade']} | {lens['reference']} |"
             )
     else:

@@ -76,10 +76,11 @@ def known_tasks(parent: dict[str, np.ndarray], lenses: dict[str, np.ndarray], tr
     lens_of = index[rows]
     grades = lenses["grade"][lens_of]
     tiers = np.array([training.tier_of(g) for g in grades], dtype=object)
-    for grade in sorted({str(g) for g, t in zip(grades, tiers, strict=True) if not t}):
-        count = int(sum(1 for g, t in zip(grades, tiers, strict=True) if not t and str(g) == grade))
+    for i in np.flatnonzero(tiers == ""):
+        lens = lens_of[i]
         print(
-            f"manifest: {count} known lens(es) graded {grade!r}: no tier ([training] tiers); not positives",
+            f"manifest: known lens {lenses['name'][lens]} ({lenses['source'][lens]}) is graded "
+            f"{str(grades[i])!r}: no tier ([training] tiers); not a positive",
             flush=True,
         )
     bricks = set(np.asarray(parent["brickname"]).tolist())
@@ -97,9 +98,10 @@ def known_tasks(parent: dict[str, np.ndarray], lenses: dict[str, np.ndarray], tr
             flush=True,
         )
     outside = lenses["ra"].size - len(matched) - len(inside)
+    tiered = int((tiers != "").sum())
     print(
-        f"manifest: known lenses: {len(matched)} are parent galaxies, {len(inside)} in the survey's bricks "
-        f"but not parent galaxies, {outside} outside its bricks",
+        f"manifest: known lenses: {len(matched)} are parent galaxies ({tiered} with a tier: positives), "
+        f"{len(inside)} in the survey's bricks but not parent galaxies, {outside} outside its bricks",
         flush=True,
     )
     keep = tiers != ""
@@ -481,10 +483,11 @@ def _known_lenses(
     near = index >= 0
     if near.any():
         itself = int((known_lenses.match(parent["ra"][near], parent["dec"][near], lenses) >= 0).sum())
-        names = ", ".join(sorted({str(n) for n in lenses["name"][index[near]]}))
+        names = sorted({str(n) for n in lenses["name"][index[near]]})
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         print(
             f"manifest: {int(near.sum())} galaxies kept out of the tasks, a known lens within {radius:.1f}″"
-            f" (in their stamp; {itself} of them the lens itself): {names[:300]}",
+            f" (in their stamp; {itself} of them the lens itself): {shown}",
             flush=True,
         )
     return near

@@ -825,7 +825,7 @@ async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(
         await until(pilot, lambda: isinstance(app.screen, RunsScreen))
         table = app.screen.query_one(DataTable)
         await until(pilot, lambda: table.row_count == 3)
-        assert [str(c) for c in table.get_row("gen3")[5:8]] == ["0.9700", "n/m", "57% (44)"]
+        assert [str(c) for c in table.get_row("gen3")[5:8]] == ["0.9700", "n/m", "57% 25/44"]
         labels = [str(c.label) for c in table.columns.values()]
         assert labels[3:8] == [
             "val\nauroc",

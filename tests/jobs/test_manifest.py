@@ -302,7 +302,7 @@ def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
             key = (parent["brickname"][pick], int(parent["objid"][pick]))
             assert got[key] == (tier, parent["split"][pick], False, 0.0)
         odd = (parent["brickname"][picks[2]], int(parent["objid"][picks[2]]))
-        assert odd not in got and "graded 'maybe?': no tier" in said
+        assert odd not in got and "known lens odd grade (papers.csv) is graded 'maybe?': no tier" in said
         assert "papers.csv: row 3: ra 'abc' is not a number; left out" in said
         assert "known lens between galaxies" in said and "no parent galaxy within 3″" in said
         report = json.loads(

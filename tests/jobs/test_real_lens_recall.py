@@ -67,5 +67,7 @@ def test_the_reports_first_table_sets_real_lenses_beside_injections() -> None:
     }
     text = "\n".join(headline(result))
     assert text.startswith("## Real lenses and injections, side by side")
-    assert "| real-lens recall, probable | 30 |" in text and "| injection completeness | 4 | 50.0%" in text
+    assert "| real-lens recall, probable (real-galaxy thresholds) | 30 |" in text
+    assert "| injection completeness (controls' thresholds) | 4 | 50.0%" in text
+    assert "## The realism gate\n\nn/m: not run" in text  # no probe: it says so
     assert "FPR 1e-03" in text and "n/m" in text  # 500 real galaxies cannot measure 1e-3

@@ -513,8 +513,12 @@ def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
     evaluation = json.loads(Path(summary["outputs"][0]).read_text())
     assert out["thresholds"] == evaluation["real_lenses"]["thresholds"]
     assert out["operating_points"]["n_pos"] == 3 and out["operating_points"]["n_neg"] == 2
-    with pytest.raises(StageError, match="needs --labels"):
+    with pytest.raises(StageError, match="--cutouts and --labels go together"):
         eval_stage.run(trained, "v4_sota", run_name="tiny", cutouts=str(folder))
+    with pytest.raises(StageError, match="no such labels file"):  # before the evaluation runs
+        eval_stage.run(
+            trained, "v4_sota", run_name="tiny", cutouts=str(folder), labels=str(tmp_path / "no.csv")
+        )
 
 
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
