@@ -534,6 +534,8 @@ def _describe(error: Mapping[str, Any], source: _Source) -> str:
     loc = tuple(error["loc"])
     # pydantic adds the function name of an after-validator to loc for some types
     loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+    key_error = bool(loc) and loc[-1] == "[key]"  # pydantic marks a dict's bad key so
+    loc = loc[:-1] if key_error else loc
     where, inner = source.name(loc)
     template = _MESSAGES.get(error["type"])
     if template is not None:
@@ -541,6 +543,8 @@ def _describe(error: Mapping[str, Any], source: _Source) -> str:
         message = template.format(**ctx)
     else:
         message = str(error["msg"]).removeprefix("Value error, ")
+    if key_error:
+        message = f"not a key here: {message}"
     path = _format_loc(inner)
     return f"{where}: {path}: {message}" if path else f"{where}: {message}"
 

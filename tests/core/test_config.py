@@ -146,6 +146,20 @@ def test_error_in_a_shipped_file_names_that_file(tmp_path: Path, monkeypatch: py
         ),
         ("[variants.'v4; rm -rf /']\nparent_sample = 'v3_color_relaxed'\n", "is not a valid name"),
         ("[stages.evil]\nmodule = 'os; rm -rf /'\n", "is not a dotted Python module name"),
+        # [training] (issue 23): a bad key of a keyed table is blamed on the file that set it
+        (
+            "[variants.v4_sota.training]\ntier_weights = { gold = 1.0 }\n",
+            "variants.v4_sota.training.tier_weights.gold: not a key here: must be one of 'confirmed'",
+        ),
+        (
+            "[variants.v4_sota.training]\npositives = 'foo'\n",
+            "variants.v4_sota.training.positives: must be one of",
+        ),
+        (
+            "[variants.v4_sota.training]\nknown_share = 2\n",
+            "variants.v4_sota.training.known_share: must be < 1",
+        ),
+        ("[presets.demo_cpu]\narch = 'resnet18'\nwidth = 16\n", "width is small_cnn's"),
     ],
 )
 def test_each_validation_error_is_named(tmp_path: Path, toml: str, expected: str) -> None:
