@@ -34,7 +34,7 @@ class RunsScreen(HaloScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield RowTable(id="runs", cursor_type="row", zebra_stripes=True, header_height=2)
-        yield Static("space marks runs to compare", id="runs-hint", classes="status")
+        yield Static("space marks runs, c compares them", id="runs-hint", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
