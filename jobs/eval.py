@@ -603,6 +603,11 @@ def cutout_evaluation(
     return [str(target / f"{stem}.json"), str(target / f"{stem}.md")]
 
 
+def _threshold_head(names: list[str]) -> list[str]:
+    """A markdown table's head: a figure, its count, and one column per threshold."""
+    return ["| figure | n | " + " | ".join(f"at {n}" for n in names) + " |", "|---" * (2 + len(names)) + "|"]
+
+
 def _cutouts_markdown(out: dict[str, Any]) -> str:
     names = [t["name"] for t in out["thresholds"]]
     lines = [
@@ -613,8 +618,7 @@ def _cutouts_markdown(out: dict[str, Any]) -> str:
         f"label(s) naming no file. Thresholds: the {out['split']} split's, set on real parent galaxies "
         "never trained on.",
         "",
-        "| figure | n | " + " | ".join(f"at {n}" for n in names) + " |",
-        "|---" * (2 + len(names)) + "|",
+        *_threshold_head(names),
     ]
     for tier, cells in out["recall"].items():
         label = "recall, all labelled lenses" if tier == "all" else f"recall, {tier}"
@@ -799,8 +803,7 @@ def headline(result: dict[str, Any]) -> list[str]:
         f"on real lenses' recall only if the injections are realistic), thresholds on the {result['split']} "
         "split's controls.",
         "",
-        "| figure | n | " + " | ".join(f"at {n}" for n in names) + " |",
-        "|---" * (2 + len(names)) + "|",
+        *_threshold_head(names),
     ]
     for tier, cells in real["tiers"].items():
         label = f"real-lens recall, {'all tiers' if tier == 'all' else tier} (real-galaxy thresholds)"
