@@ -16,6 +16,18 @@ def candidates_path(workspace: Path, run: str) -> Path:
     return candidates_dir(workspace, run) / "candidates.parquet"
 
 
+def scored_files(workspace: Path, run: str) -> list[Path]:
+    """What `score` wrote for a run that the console can page: its candidates, then each
+    catalogue's (`catalog-*.parquet`) and each folder of FITS cutouts' (`cutouts-*.parquet`)."""
+    from core.layout import candidates_dir
+
+    folder = candidates_dir(workspace, run)
+    found = [candidates_path(workspace, run)] if candidates_path(workspace, run).is_file() else []
+    for pattern in ("catalog-*.parquet", "cutouts-*.parquet"):
+        found += sorted(p for p in folder.glob(pattern) if not p.name.endswith(".scores.parquet"))
+    return found
+
+
 class CandidateTable:
     """A candidates parquet for browsing: the small columns in memory (Arrow), stamps read
     per row group only for the rows on screen, so a 1,000,000-row file browses in bounded

@@ -159,6 +159,8 @@ def run(
     order = np.argsort(np.where(ok, -score, np.inf), kind="stable")
     known = known_lenses.annotate(info.column("ra").to_numpy(), info.column("dec").to_numpy(), lenses)
     ranked = _ranked(info.take(order), known, score, logit, ok, names, run_name, order)
+    if "brickname" not in ranked.column_names:  # a catalogue's or a folder's: keyed for grading
+        ranked = _with_keys(ranked, Path(target).stem)
     is_lens = np.array([k is not None for k in known["known_lens"]], dtype=bool)
     keep = np.flatnonzero((np.arange(n) < keep_stamps) | is_lens[order])  # positions in rank order
     size = config.variants[variant].injection.stamp_size
@@ -245,6 +247,29 @@ def _ranked(
         **{c: pa.array([known[c][i] for i in order]) for c in KNOWN_COLUMNS},
     }
     return pa.table(data)
+
+
+def _with_keys(ranked: Any, source: str) -> Any:
+    """Positions of a catalogue or files of a folder keyed as the console grades them:
+    `brickname` the source (`cutouts-<folder>`, `catalog-<name>`) and `objid` a 31-bit digest
+    of the row's name (else its position), the same however the folder or file is ordered or
+    grows; a clash takes the next free number."""
+    import zlib
+
+    import pyarrow as pa
+
+    names = ranked.column("name").to_pylist() if "name" in ranked.column_names else [None] * ranked.num_rows
+    ra, dec = ranked.column("ra").to_pylist(), ranked.column("dec").to_pylist()
+    taken: set[int] = set()
+    objid = []
+    for name, r, d in zip(names, ra, dec, strict=True):
+        key = zlib.crc32((name or f"{r:.6f},{d:.6f}").encode()) & 0x7FFFFFFF
+        while key in taken:
+            key = (key + 1) & 0x7FFFFFFF
+        taken.add(key)
+        objid.append(key)
+    out = ranked.add_column(1, "brickname", pa.array([source] * ranked.num_rows, pa.string()))
+    return out.add_column(2, "objid", pa.array(objid, pa.int64()))
 
 
 def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> Any:

@@ -28,7 +28,7 @@ from textual.strip import Strip
 from textual.widgets import Footer, Header, Static
 
 from core import grades as grades_mod
-from core.candidates import CandidateTable, TriageStream, blinds_path
+from core.candidates import CandidateTable, TriageStream, blinds_path, scored_files
 from core.colour import Q
 from core.figures import score as score_text
 from halo_tui.components import pixels
@@ -123,6 +123,7 @@ class CandidatesScreen(HaloScreen):
         Binding("z", "zoom", "Zoom", id="cand.zoom"),
         Binding("e", "export", "Export CSV", id="cand.export"),
         Binding("i", "inspectors", "Inspectors", id="cand.inspectors"),
+        Binding("F", "next_file", "Next file", id="cand.next_file"),
     ]
     CHANGES = ("grade", "note", "undo", "export")  # refused in a read-only session
 
@@ -403,7 +404,18 @@ class CandidatesScreen(HaloScreen):
                 disagree += c.disagreement
         shown = f" · filter {self.filter} ({len(self.rows)})" if self.filter != "all" else ""
         known = self.table.known_lenses
-        return f"graded {mine}/{len(self.table)} · {disagree} disagree · {known} known{shown}"
+        source = "" if self.path.name == "candidates.parquet" else f" · {self.path.name}"
+        return f"graded {mine}/{len(self.table)} · {disagree} disagree · {known} known{shown}{source}"
+
+    def action_next_file(self) -> None:
+        """The run's next scored file (its candidates, each catalogue's, each folder of FITS
+        cutouts'), in this screen's place."""
+        files = scored_files(self.app.engine.workspace.root, self.run)
+        if len(files) < 2:
+            self.notify(f"only {self.path.name} is scored for run {self.run}", markup=False)
+            return
+        here = files.index(self.path) if self.path in files else -1
+        self.app.switch_screen(CandidatesScreen(files[(here + 1) % len(files)], self.run))
 
     def _show_meta(self) -> None:
         if self.table is not None:

@@ -837,3 +837,50 @@ async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(
         assert [str(c) for c in table.get_row("gen1")[3:7]] == ["0.9100", "-", "-", "-"]
         assert [str(c) for c in table.get_row("gen2")[3:7]] == ["0.9900", "n/m", "-", "-"]
         assert sum(c.get_render_width(table) for c in table.columns.values()) <= 80  # no scrolling
+
+
+async def test_F_pages_the_runs_other_scored_files_and_grades_them_apart(
+    engine, make_candidates, monkeypatch
+) -> None:
+    """Issue 23, part 5: `score --cutouts DIR` (and `--catalog`) results page in the console:
+    `F` goes to the run's next scored file; a grade there is keyed by the file's own keys."""
+    from core.candidates import candidates_path
+    from halo_tui.screens.candidates import CandidatesScreen
+
+    monkeypatch.setenv("USER", "alice")
+    root = engine.workspace.root
+    main = make_candidates(candidates_path(root, "demo"), 12)
+    folder = make_candidates(
+        main.with_name("cutouts-paper.parquet"),
+        5,
+        brickname=["cutouts-paper"] * 5,
+        name=[f"cand{i}.fits" for i in range(5)],
+    )
+    main.with_name("cutouts-paper.scores.parquet").write_bytes(b"not paged")  # the ranking, no stamps
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        await open_candidates(app, pilot, main)
+        depth = len(app.screen_stack)
+        await pilot.press("F")
+        await until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.path == folder)
+        await until(pilot, lambda: app.screen.table is not None)
+        await settle(app, pilot)
+        assert "cutouts-paper.parquet" in app.screen.progress_line()
+        await pilot.press("a")
+        await settle(app, pilot)
+        await until(pilot, lambda: not app.writes.pending)
+        await pilot.press("F")  # and round to the candidates again
+        await until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.path == main)
+        assert len(app.screen_stack) == depth  # replaced in place, not stacked
+    graded = grades.current(engine.store, "demo")
+    assert [k for k, c in graded.items() if "alice" in c.grades] == [("cutouts-paper", 0)]
+    folder.unlink()  # one file left: F says so and stays
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await settle(app, pilot)
+        await open_candidates(app, pilot, main)
+        await pilot.press("F")
+        await settle(app, pilot)
+        assert app.screen.path == main
+        assert any("only candidates.parquet is scored" in str(n.message) for n in app._notifications)

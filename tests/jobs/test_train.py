@@ -450,6 +450,17 @@ def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_p
         not table["ok"][rows["junk.fits"]]
         and "not a readable FITS file" in table["fail_reason"][rows["junk.fits"]]
     )
+    # keyed for grading in the console by the folder and each file's name, whatever the order
+    import zlib
+
+    from core.candidates import CandidateTable, scored_files
+
+    assert set(table["brickname"]) == {"cutouts-paper_candidates"}
+    assert {n: o for n, o in zip(table["name"], table["objid"], strict=True)} == {
+        n: zlib.crc32(n.encode()) & 0x7FFFFFFF for n in table["name"]
+    }
+    paged = CandidateTable(summary["outputs"][0])
+    assert len(paged) >= 3 and Path(summary["outputs"][0]) in scored_files(trained, "tiny")
     again = score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(folder))
     assert again.get("skipped")
     with pytest.raises(StageError, match="not a folder of FITS cutouts"):
