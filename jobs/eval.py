@@ -400,7 +400,10 @@ def _evaluate(
             stamps_dir(workspace, variant, grid) / stage_runtime.STAMP_FILE,
             parent_dir(workspace, config.variants[variant].parent_sample) / "parent.parquet",
             looks_path,
-            *(path for _, path in known_lenses.sources(workspace)),
+            *(
+                path
+                for _, path in known_lenses.sources(workspace, config.variants[variant].training.catalogues)
+            ),
         ),
     )
     if not force and stage_runtime.up_to_date(out, digest, key=name):
@@ -434,7 +437,7 @@ def _evaluate(
     reader = CoaddReader(
         cache, config.variants[variant].injection.stamp_size, keep_bricks=EVAL_BRICKS, with_invvar=False
     )
-    known = known_lenses.load(workspace)
+    known = known_lenses.load(workspace, config.variants[variant].training.catalogues)
     sample, parent_lenses, lens_index, trained_on = real_galaxies(
         workspace, config.variants[variant], known, real_galaxy_limit
     )

@@ -136,13 +136,16 @@ def run(
             run_checkpoint(runs_dir(workspace) / run_name),
             Path(made["outputs"][0]) / stage_runtime.STAMP_FILE,
             stamps / stage_runtime.STAMP_FILE if catalog is None else None,
-            *(path for _, path in known_lenses.sources(workspace)),
+            *(
+                path
+                for _, path in known_lenses.sources(workspace, config.variants[variant].training.catalogues)
+            ),
         ),
     )
     if not force and stage_runtime.up_to_date(out, digest, key=target):
         stage_runtime.unchanged(f"score: {out / target} is")
         return {"outputs": outputs, "skipped": True, **json.loads((out / summary_name).read_text())}
-    lenses = known_lenses.load(workspace)
+    lenses = known_lenses.load(workspace, config.variants[variant].training.catalogues)
     files = sorted(str(p) for p in Path(made["outputs"][0]).glob("part-*.parquet"))
     if not files:
         raise stage_runtime.StageError(f"{made['outputs'][0]}: no cutouts to score")

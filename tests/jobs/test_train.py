@@ -532,6 +532,37 @@ def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
         )
 
 
+def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp_path: Path) -> None:
+    """A lens from the variant's `[training] catalogues` keeps its galaxy (and its stamp's
+    neighbours) out of the real galaxies that set eval's thresholds, as the shipped and the
+    workspace's lenses do."""
+    from core.layout import parent_dir
+    from jobs.catalogs import write_csv
+
+    ws = tmp_path / "ws"
+    shutil.copytree(trained, ws, ignore=shutil.ignore_patterns("candidates", "cutouts"))
+    parent = pq.read_table(parent_dir(ws, "v3_color_relaxed") / "parent.parquet").to_pydict()
+    held = [i for i, s in enumerate(parent["split"]) if s != "train"]
+    pick = held[len(held) // 2]
+    key = f"{parent['brickname'][pick]}:{parent['objid'][pick]}"
+    before = pq.read_table(eval_stage.run(ws, "v4_sota", run_name="tiny")["outputs"][2]).to_pydict()
+    assert key in {
+        g for g, p in zip(before["galaxy"], before["population"], strict=True) if p == "real galaxy"
+    }
+    write_csv(
+        ws / "paper.csv",
+        ["name", "ra", "dec", "grade", "reference"],
+        [["paper-1", parent["ra"][pick], parent["dec"][pick], "confident", "a paper"]],
+    )
+    with (ws / "halo.toml").open("a") as out:
+        out.write('\n[variants.v4_sota.training]\ncatalogues = ["paper.csv"]\n')
+    after = pq.read_table(eval_stage.run(ws, "v4_sota", run_name="tiny")["outputs"][2]).to_pydict()
+    negatives = {g for g, p in zip(after["galaxy"], after["population"], strict=True) if p == "real galaxy"}
+    assert key not in negatives and len(negatives) < len(
+        {g for g, p in zip(before["galaxy"], before["population"], strict=True) if p == "real galaxy"}
+    )
+
+
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
     from core.layout import lookalikes_path
 
