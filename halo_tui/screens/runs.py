@@ -56,7 +56,9 @@ class RunsScreen(HaloScreen):
         self._show(message.rows)
 
     def _show(self, rows: list[tuple[Any, ...]]) -> None:
+        """The runs, the cursor kept on the run it was on (marking one reloads the table)."""
         table = self.query_one(DataTable)
+        was = self._selected()
         table.clear()
         for row, cands in rows:
             table.add_row(
@@ -67,6 +69,9 @@ class RunsScreen(HaloScreen):
                 "yes" if cands else "-",
                 key=row["run"],
             )
+        names = [row["run"] for row, _ in rows]
+        if was in names:
+            table.move_cursor(row=names.index(was), animate=False)
 
     def _selected(self) -> str | None:
         table = self.query_one(DataTable)

@@ -884,3 +884,36 @@ async def test_F_pages_the_runs_other_scored_files_and_grades_them_apart(
         await settle(app, pilot)
         assert app.screen.path == main
         assert any("only candidates.parquet is scored" in str(n.message) for n in app._notifications)
+
+
+async def test_marking_a_run_keeps_the_cursor_on_it(engine) -> None:
+    """Marking reloads the runs table: the cursor stays on the run it marked, so `space`,
+    `down`, `space`, `c` compares the two runs however fast they are typed."""
+    from halo_tui.screens.compare import CompareScreen
+    from halo_tui.screens.runs import RunsScreen
+
+    root = engine.workspace.root
+    for name in ("gen1", "gen2", "gen3"):
+        (root / "data" / "runs" / name).mkdir(parents=True)
+        (root / "data" / "runs" / name / "metrics.jsonl").write_text(
+            json.dumps({"epoch": 0, "auroc": 0.9}) + "\n"
+        )
+    app = HaloApp(engine)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("2")
+        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+        table = app.screen.query_one(DataTable)
+        await until(pilot, lambda: table.row_count == 3)
+        await pilot.press("down", "space")
+        await settle(app, pilot)
+        await until(pilot, lambda: str(table.get_row("gen2")[0]) == "*")
+        assert app.screen._selected() == "gen2"  # not sent back to the first row
+        await pilot.press("down", "space")
+        await settle(app, pilot)
+        assert app.screen.marked == {"gen2", "gen3"} and app.screen._selected() == "gen3"
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen))
+        assert sorted(
+            app.screen.runs_names if hasattr(app.screen, "runs_names") else [r.name for r in app.screen.runs]
+        ) == ["gen2", "gen3"]
