@@ -43,3 +43,17 @@ async def open_launch(app: Any, pilot: Any, stage: str) -> Any:
     await until(pilot, lambda: isinstance(app.screen, LaunchScreen))
     app.screen.query_one("#launch-stage").value = stage
     return app.screen.query_one("#launch-options", Input)
+
+
+async def open_runs(app: Any, pilot: Any, rows: int) -> Any:
+    """The Runs screen (`2`), once its table holds `rows` runs; the table."""
+    from textual.widgets import DataTable
+
+    from halo_tui.screens.runs import RunsScreen
+
+    await settle(app, pilot)
+    await pilot.press("2")
+    await until(pilot, lambda: isinstance(app.screen, RunsScreen))
+    table = app.screen.query_one(DataTable)
+    await until(pilot, lambda: table.row_count == rows)
+    return table

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from console_pilot import open_candidates, settle, until
+from console_pilot import open_candidates, open_runs, settle, until
 from textual.widgets import DataTable
 
 from core import grades
@@ -791,7 +791,6 @@ async def test_zoom_shows_real_pixels_where_the_terminal_draws_images(
 
 async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(engine) -> None:
     """Issue 15: `n/m` also stood for "no data"; val figures showed without saying which."""
-    from halo_tui.screens.runs import RunsScreen
 
     root = engine.workspace.root
     for name, line in (
@@ -820,11 +819,7 @@ async def test_runs_shows_val_and_test_figures_and_tells_none_from_unmeasurable(
     )
     app = HaloApp(engine)
     async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("2")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
-        table = app.screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count == 3)
+        table = await open_runs(app, pilot, 3)
         assert [str(c) for c in table.get_row("gen3")[5:8]] == ["0.9700", "n/m", "57% 25/44"]
         labels = [str(c.label) for c in table.columns.values()]
         assert labels[3:8] == [
@@ -890,7 +885,6 @@ async def test_marking_a_run_keeps_the_cursor_on_it(engine) -> None:
     """Marking reloads the runs table: the cursor stays on the run it marked, so `space`,
     `down`, `space`, `c` compares the two runs however fast they are typed."""
     from halo_tui.screens.compare import CompareScreen
-    from halo_tui.screens.runs import RunsScreen
 
     root = engine.workspace.root
     for name in ("gen1", "gen2", "gen3"):
@@ -900,11 +894,7 @@ async def test_marking_a_run_keeps_the_cursor_on_it(engine) -> None:
         )
     app = HaloApp(engine)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("2")
-        await until(pilot, lambda: isinstance(app.screen, RunsScreen))
-        table = app.screen.query_one(DataTable)
-        await until(pilot, lambda: table.row_count == 3)
+        table = await open_runs(app, pilot, 3)
         await pilot.press("down", "space")
         await settle(app, pilot)
         await until(pilot, lambda: str(table.get_row("gen2")[0]) == "*")

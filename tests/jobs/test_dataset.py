@@ -13,6 +13,15 @@ from jobs.dataset import StampStream, augment, robust_normalise
 from jobs.inject_batch import output_schema
 
 
+def _write_records(folder: Path, records: list[dict]) -> Path:
+    """One stamps file of these rows (a column a row does not give is null)."""
+    schema = output_schema(64)
+    rows = {name: [r.get(name) for r in records] for name in schema.names}
+    path = folder / "part-00000.parquet"
+    write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
+    return path
+
+
 def _ids(data, workers: int = 0) -> list[int]:
     """The task ids of one pass over a stream, through a DataLoader as training reads it."""
     loader = torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers)
@@ -186,10 +195,9 @@ def test_stamps_stream_from_s3(stamp_files, s3_env: str) -> None:
 
 
 def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> None:
-    schema = output_schema(64)
     ratios = [0.2, 0.6, 1.2, 0.0, 0.0]
     controls = [False, False, False, True, True]
-    rows = {name: [] for name in schema.names}
+    records = []
     for i, (ratio, ctrl) in enumerate(zip(ratios, controls, strict=True)):
         values = {
             "task_id": i,
@@ -222,10 +230,8 @@ def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> N
             "known_tier": None,
             "stamp": np.ones((3, 64, 64), np.float32).tobytes(),
         }
-        for name in schema.names:
-            rows[name].append(values[name])
-    path = tmp_path / "part-00000.parquet"
-    write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
+        records.append(values)
+    path = _write_records(tmp_path, records)
     kept = sorted(_ids(StampStream([str(path)], min_theta_over_psf=0.5)))
     assert kept == [1, 2, 3, 4]
 
@@ -365,11 +371,10 @@ def test_a_known_lens_stamp_is_never_a_simulated_blind(tmp_path: Path) -> None:
     real lens: blinds draw simulated lenses and non-lenses from the other rows only."""
     from jobs.blinds import _eligible
 
-    schema = output_schema(64)
-    rows = {name: [] for name in schema.names}
+    records = []
     for i in range(6):
         tier = "confirmed" if i < 2 else None
-        values = {name: None for name in schema.names} | {
+        values = {
             "task_id": i,
             "split": "test",
             "brickname": "1499p022",
@@ -381,10 +386,8 @@ def test_a_known_lens_stamp_is_never_a_simulated_blind(tmp_path: Path) -> None:
             "known_tier": tier,
             "stamp": np.zeros((3, 64, 64), np.float32).tobytes(),
         }
-        for name in schema.names:
-            rows[name].append(values[name])
-    path = tmp_path / "part-00000.parquet"
-    write_stamps(pa.Table.from_pydict(rows, schema=schema), path, "zstd")
+        records.append(values)
+    path = _write_records(tmp_path, records)
     nobody = {k: np.zeros(0, dtype=float if k in ("ra", "dec") else object) for k in ("name", "ra", "dec")}
     got = _eligible([path], [], nobody, 64)
     assert sorted(got["objid"].tolist()) == [2, 3, 4, 5]
