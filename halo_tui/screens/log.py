@@ -156,9 +156,13 @@ class LogScreen(HaloScreen):
         view.focus()
         try:
             view.pattern = re.compile(event.value, re.IGNORECASE) if event.value else None
-        except re.error as err:
-            self.notify(visible(f"not a regular expression: {err}"), severity="error", markup=False)
-            return
+        except re.error as err:  # a typo in a pattern is not worth nothing: search the text itself
+            view.pattern = re.compile(re.escape(event.value), re.IGNORECASE)
+            self.notify(
+                visible(f"not a regular expression ({err}): searching for the text as typed"),
+                severity="warning",
+                markup=False,
+            )
         view.follow = False
         self.matches = None
         if view.pattern is not None:

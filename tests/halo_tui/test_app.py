@@ -907,3 +907,27 @@ async def test_marking_a_run_keeps_the_cursor_on_it(engine) -> None:
         assert sorted(
             app.screen.runs_names if hasattr(app.screen, "runs_names") else [r.name for r in app.screen.runs]
         ) == ["gen2", "gen3"]
+
+
+async def test_a_search_that_is_no_regular_expression_finds_the_text_as_typed(engine, tmp_path) -> None:
+    """`/` then `f(x` (an unbalanced parenthesis): the log searches for the text itself and
+    says so as a warning, not an error."""
+    from halo_tui.components.logview import LogView
+    from halo_tui.screens.log import LogScreen
+
+    log = tmp_path / "job.log"
+    log.write_text("".join(f"line {i}\n" for i in range(50)) + "call f(x then more\n" + "tail\n" * 20)
+    app = HaloApp(engine)
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await settle(app, pilot)
+        app.push_screen(LogScreen(log, log.name))
+        await until(
+            pilot, lambda: app.screen.query(LogView) and app.screen.query_one(LogView).line_count >= 70
+        )
+        await pilot.press("slash", "f", "left_parenthesis", "x", "enter")
+        await settle(app, pilot)
+        view = app.screen.query_one(LogView)
+        await until(pilot, lambda: view.pattern is not None and view.pattern.pattern == re.escape("f(x"))
+        said = [(n.severity, str(n.message)) for n in app._notifications]
+        assert any(s == "warning" and "searching for the text as typed" in m for s, m in said)
+        assert not [m for s, m in said if s == "error"]
