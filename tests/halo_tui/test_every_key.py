@@ -234,12 +234,13 @@ class Session:
         jobs = app.screen
         jobs.action_clear_filter()
         jobs._sort_by(0)
-        if not self.engine.store.live():  # a key cancelled it: `c` needs one to ask about
-            self.engine.launch("sleepy", params={"seconds": "600"}, force=True)
+        live = self.engine.store.live()
+        if not live:  # a key cancelled it: `c` needs one to ask about
+            live = [self.engine.launch("sleepy", params={"seconds": "600"}, force=True)]
             jobs.load()
-        await self.idle()
+        await self.idle()  # a job live a moment ago may have ended since: its row stays
         table = jobs.query_one("DataTable")
-        table.move_cursor(row=table.get_row_index(str(self.engine.store.live()[0].id)))
+        table.move_cursor(row=table.get_row_index(str(live[0].id)))
         table.focus()
         await self.idle()
 
