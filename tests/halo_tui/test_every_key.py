@@ -195,7 +195,7 @@ class Session:
 
     async def goto(self, keys: tuple[str, ...], kind: type) -> None:
         """The keys that reach a screen of `kind`: from the candidates screen when one is open
-        (as it was when it opened: the composite, not zoomed, the first page), else from a
+        (as it was when it opened: the composite, not zoomed, no filter, the first page), else from a
         fresh jobs screen (no filter, newest first, the cursor on a running job)."""
         if not self.running:
             await self.stop()
@@ -208,6 +208,8 @@ class Session:
                 await self.idle()
             screen = app.screen
             screen.view, screen.zoomed, screen.pan = "grz", False, (0, 0)
+            screen.filter = "all"  # a filter the random keys left may list nothing to note
+            screen._filter_rows()
             screen.page = screen.cursor = 0
             screen.show()
             await self.idle()
