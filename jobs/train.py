@@ -3,7 +3,7 @@
 AdamW with the preset's learning rate (cosine-annealed over the epochs: lr·½(1 + cos πe/E),
 computed from the epoch and the run's current length, so a resume with another `--epochs`
 follows the new schedule), weight decay, batch size and epochs; BCE or focal loss;
-bf16/fp16 autocast on CUDA (channels-last) for training, float32 always for validation (bf16
+bf16/fp16 autocast on CUDA for training (channels-last everywhere), float32 always for validation (bf16
 collapses distinct scores into ties). After each epoch: validation on the `val` split, one
 JSON line appended to `metrics.jsonl` (epoch, train_loss, val_loss, auroc, pauc, tpr@fpr…,
 fpr@tpr…, n_pos, n_neg and their independent counts, intervals, lr, seconds, images/s; a
@@ -113,8 +113,6 @@ class Trainer:
         self.val_data = StampStream(str(stamps), "val", **{**common, "min_theta_over_psf": 0.0})
         self.weights = row_weights(str(stamps), "train", training or Training())
         model = build(preset.arch, len(preset.meta_cols), preset.stretch, preset.width).to(self.device)
-        if self.cuda:
-            model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.net = model
         if world > 1:
@@ -194,14 +192,11 @@ class Trainer:
         )
 
     def _to_device(self, batch: Any, data: Any) -> tuple[Any, Any, Any]:
-        import torch
 
         images, labels, meta, _ = batch
         images = images.to(self.device, non_blocking=True)
         if not data.prepare_in_worker:
             images = data.prepare(images, self.rng)
-        if self.cuda:
-            images = images.contiguous(memory_format=torch.channels_last)
         meta = meta.to(self.device) if self.preset.meta_cols else None
         return images, labels.to(self.device), meta
 
