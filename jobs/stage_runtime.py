@@ -74,7 +74,10 @@ def check_cuda(device: str) -> None:
 
 def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> int:
     """Run a stage's entry; print its summary as JSON; map errors to exit codes."""
+    from jobs.runtime.allocator import keep_freed_memory
+
     started = time.monotonic()
+    keep_freed_memory()
     try:
         check_declared(stage, args)
         summary = run(args)

@@ -1,0 +1,1 @@
+"""What every stage process shares at run time (DESIGN.md's `jobs/runtime/`)."""
