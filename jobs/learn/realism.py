@@ -85,25 +85,59 @@ def _folds(y: np.ndarray, groups: np.ndarray, seed: int) -> list[tuple[np.ndarra
     return list(StratifiedGroupKFold(n_splits=FOLDS, shuffle=True, random_state=seed).split(y, y, groups))
 
 
-def _oof_scores(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Out-of-fold probe scores: features standardised on each training fold, then sklearn's
-    L2 logistic regression (C = 1, liblinear)."""
-    from sklearn.linear_model import LogisticRegression
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float = 1.0) -> np.ndarray:
+    """L2 logistic regression as sklearn's liblinear solves it (the intercept a feature of one,
+    penalised with the weights): the minimum of ½‖w‖² + C Σ log(1 + exp(−s·w·[x, 1])), s = ±1,
+    by Newton's method (the objective is strongly convex: its Hessian ≥ I) to a gradient of
+    1e-8. The permutation test fits 2,000 of these on ~80 rows, where sklearn's input checks
+    cost more than the solve: the probe runs 2-4x faster; tests hold it to sklearn's.
+    Returns (weights..., intercept)."""
+    xt = np.column_stack([x, np.ones(len(x))])
+    n, d = xt.shape
+    gram = xt @ xt.T if d > n else None  # more features than rows: the n×n form of the step
+    sign = np.where(y, 1.0, -1.0)
+    w = np.zeros(d)
+    for _ in range(100):
+        margin = sign * (xt @ w)
+        p = 0.5 * (1.0 + np.tanh(-0.5 * margin))  # σ(−margin), without overflow
+        grad = w - c * (xt.T @ (sign * p))
+        if np.abs(grad).max() < 1e-8:
+            break
+        curvature = c * p * (1.0 - p)  # the Hessian is I + Xᵀ·diag(curvature)·X
+        if gram is None:
+            step = np.linalg.solve(np.eye(d) + (xt.T * curvature) @ xt, grad)
+        else:  # Woodbury: (I + UUᵀ)⁻¹ = I − U(I + UᵀU)⁻¹Uᵀ with U = Xᵀ·diag(√curvature)
+            a = np.sqrt(curvature)
+            inner = np.eye(n) + a[:, None] * gram * a[None, :]
+            step = grad - xt.T @ (a * np.linalg.solve(inner, a * (xt @ grad)))
+        w = w - step  # a full Newton step: the objective is smooth and strongly convex
+    return w
 
+
+def _oof_scores(x: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Out-of-fold probe scores: features standardised on each training fold, then L2
+    logistic regression (C = 1; `fit_logistic`)."""
     out = np.zeros(y.size)
     for train, test in folds:
         mean, scale = x[train].mean(axis=0), x[train].std(axis=0)
         scale[scale == 0] = 1.0
-        probe = LogisticRegression(C=1.0, solver="liblinear", max_iter=1000)
-        probe.fit((x[train] - mean) / scale, y[train])
-        out[test] = probe.decision_function((x[test] - mean) / scale)
+        w = fit_logistic((x[train] - mean) / scale, y[train])
+        out[test] = ((x[test] - mean) / scale) @ w[:-1] + w[-1]
     return out
+
+
+def auc(scores: np.ndarray, y: np.ndarray) -> float:
+    """The ROC AUC (y true = positive) from ranks, ties shared: sklearn's roc_auc_score without
+    its input checks, which cost more than the sum on the probe's ~100 rows."""
+    from scipy.stats import rankdata
+
+    n1 = int(y.sum())
+    n0 = y.size - n1
+    return float((rankdata(scores)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def _bootstrap_auc(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[float, float]:
     """A 95 % interval for the AUC, resampling units (each with all its rows)."""
-    from scipy.stats import rankdata
-
     codes = np.unique(groups, return_inverse=True)[1]
     members = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
     rng = np.random.default_rng(seed)
@@ -111,11 +145,9 @@ def _bootstrap_auc(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: 
     for _ in range(N_BOOT):
         rows = np.concatenate([members[c] for c in rng.integers(0, len(members), len(members))])
         yy = y[rows]
-        n1, n0 = int(yy.sum()), int((~yy).sum())
-        if n1 == 0 or n0 == 0:
+        if yy.all() or not yy.any():
             continue
-        ranks = rankdata(scores[rows])
-        aucs.append((ranks[yy].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+        aucs.append(auc(scores[rows], yy))
     lo, hi = np.quantile(aucs, [0.025, 0.975])
     return float(lo), float(hi)
 
@@ -123,12 +155,10 @@ def _bootstrap_auc(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: 
 def probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> dict[str, Any]:
     """A probe's out-of-fold AUC (real lenses = 1), its bootstrap interval and permutation
     p-value (labels permuted over units; the whole cross-validation redone each time)."""
-    from sklearn.metrics import roc_auc_score
-
     y = np.asarray(y, bool)
     folds = _folds(y, groups, seed)
     scores = _oof_scores(x, y, folds)
-    auc = float(roc_auc_score(y, scores))
+    observed = auc(scores, y)
     lo, hi = _bootstrap_auc(scores, y, groups, seed)
     codes = np.unique(groups, return_inverse=True)[1]
     unit_label = np.zeros(codes.max() + 1, bool)
@@ -137,9 +167,9 @@ def probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> di
     beaten = 0
     for _ in range(N_PERMUTATIONS):  # the same grouped folds, the labels shuffled over units
         shuffled = rng.permutation(unit_label)[codes]
-        beaten += roc_auc_score(shuffled, _oof_scores(x, shuffled, folds)) >= auc
+        beaten += auc(_oof_scores(x, shuffled, folds), shuffled) >= observed
     return {
-        "auc": auc,
+        "auc": observed,
         "lo": lo,
         "hi": hi,
         "p_value": (beaten + 1) / (N_PERMUTATIONS + 1),

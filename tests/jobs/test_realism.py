@@ -18,20 +18,33 @@ def _data(shift: float, n: int = 40, d: int = 16, seed: int = 0):
     return x, y, groups
 
 
-def test_out_of_fold_scores_are_sklearns_pipeline_on_grouped_folds() -> None:
+@pytest.mark.parametrize("d", [16, 128])  # fewer features than rows, and more (the finder's 128)
+def test_out_of_fold_scores_are_sklearns_pipeline_on_grouped_folds(d: int) -> None:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x, y, groups = _data(1.0)
+    x, y, groups = _data(1.0, d=d)
     folds = realism._folds(y, groups, 0)
     for train, test in folds:
         assert not set(groups[train]) & set(groups[test])  # a galaxy never on both sides
     ours = realism._oof_scores(x, y, folds)
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, solver="liblinear", max_iter=1000))
-    theirs = cross_val_predict(pipe, x, y, cv=folds, method="decision_function")
-    assert np.allclose(ours, theirs, atol=1e-6)
+    # liblinear run to its optimum (its default tol stops ~1e-4 short of it)
+    probe = LogisticRegression(C=1.0, solver="liblinear", max_iter=10_000, tol=1e-10)
+    theirs = cross_val_predict(
+        make_pipeline(StandardScaler(), probe), x, y, cv=folds, method="decision_function"
+    )
+    assert np.allclose(ours, theirs, atol=1e-5)
+
+
+def test_auc_is_sklearns_with_ties() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 6, 90).astype(float)  # many ties
+    y = rng.random(90) < 0.4
+    assert realism.auc(scores, y) == pytest.approx(roc_auc_score(y, scores), abs=1e-12)
 
 
 def test_alike_populations_give_auc_near_half_and_distinct_ones_near_one() -> None:
