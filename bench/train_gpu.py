@@ -22,9 +22,7 @@ from jobs.models import build  # noqa: E402
 
 def measure(arch: str, batch: int, steps: int, channels_last: bool) -> tuple[float, float]:
     device = torch.device("cuda")
-    model = build(arch).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = build(arch, channels_last=channels_last).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, weight_decay=1e-2)
     loss_fn = torch.nn.BCEWithLogitsLoss()
     x = torch.randn(batch, 3, 64, 64, device=device)

@@ -627,7 +627,9 @@ def _write_bricks(cfg: MockConfig, bricks: list[Brick], root: Path) -> Any:
     import lenstronomy.LensModel.lens_model  # noqa: F401 - imported once, before the fork
     import scipy.signal  # noqa: F401
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    from jobs.runtime.allocator import keep_freed_memory
+
+    with ProcessPoolExecutor(max_workers=workers, initializer=keep_freed_memory) as pool:
         for (_, brick, index, _), result in zip(jobs, pool.map(_write_one, jobs), strict=True):
             yield index, brick, result
 

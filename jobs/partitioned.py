@@ -76,7 +76,11 @@ def _write_part(args: tuple[str, int, Any, str, str, str]) -> tuple[int, int, in
 
 
 def _share_cores(threads: int) -> None:
-    """A pool worker's torch threads (if it uses torch): the cores shared among the workers."""
+    """A pool worker's torch threads (if it uses torch): the cores shared among the workers;
+    and the allocator its parent has (a worker not forked starts without it)."""
+    from jobs.runtime.allocator import keep_freed_memory
+
+    keep_freed_memory()
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import sys
 

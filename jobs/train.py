@@ -192,7 +192,6 @@ class Trainer:
         )
 
     def _to_device(self, batch: Any, data: Any) -> tuple[Any, Any, Any]:
-
         images, labels, meta, _ = batch
         images = images.to(self.device, non_blocking=True)
         if not data.prepare_in_worker:

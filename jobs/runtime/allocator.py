@@ -4,25 +4,32 @@ glibc hands every block above its mmap threshold (128 KiB, raised on the fly to 
 32 MiB) back to the OS when it is freed, and maps fresh pages for the next one: a loop that
 allocates the same tens of megabytes each step (a batch's activations, a stamp batch, an FFT
 plane) then pays a page fault per 4 KiB, every step. On the demo's two cores that was ~10 M
-faults and 30 s of system time in `inject` alone (42 s → 27 s with this, same run). Blocks up
-to 256 MiB now come from the heap and are reused; the heap gives memory back once more than
-1 GiB of it is free. Elsewhere than glibc (macOS, musl) nothing changes."""
+faults and 30 s of system time in `inject` alone (48.6 s → 35 s wall, back to back). Blocks
+up to 256 MiB (32 MiB where an older glibc caps the threshold there) now come from the heap
+and are reused; free memory at the heap's top goes back to the OS once it passes 512 MiB (free
+space below a live block stays until the process ends: a stage's peak, which it reaches
+again next step). Elsewhere than glibc (macOS, musl) nothing changes.
+
+Every stage calls it in `stage_runtime.main`; pool workers inherit it where they fork and call
+it again where they start afresh (forkserver, spawn)."""
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-MMAP_THRESHOLD = 256 << 20
-TRIM_THRESHOLD = 1 << 30
+MMAP_THRESHOLDS = (256 << 20, 32 << 20)  # the first one this glibc takes
+TRIM_THRESHOLD = 512 << 20
 
 
 def keep_freed_memory() -> bool:
-    """Set the thresholds in this process (forked workers inherit them); whether it could."""
+    """Set the thresholds in this process; whether it could."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    # the mmap threshold first: setting the trim threshold alone would also freeze the mmap
+    # threshold at its 128 KiB start, worse than glibc's default
+    if not any(mallopt(M_MMAP_THRESHOLD, size) for size in MMAP_THRESHOLDS):
+        return False
+    return bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,9 @@ import resource, sys
 import numpy as np
 if sys.argv[1] == "kept":
     from jobs.runtime.allocator import keep_freed_memory
-    assert keep_freed_memory()
+    if not keep_freed_memory():
+        print("unset")
+        sys.exit()
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 before = faults()
@@ -27,12 +30,42 @@ print(faults() - before)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+@pytest.mark.skipif("malloc" in os.environ.get("LD_PRELOAD", ""), reason="another allocator preloaded")
 def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
-    def faults(mode: str) -> int:
-        out = subprocess.run(
-            [sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True, cwd=ROOT
-        )
-        return int(out.stdout)
+    # 4 KiB pages in both runs: huge pages numpy asks for may be granted to one run and not the other
+    env = {**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}
 
-    default, kept = faults("default"), faults("kept")
-    assert kept < 0.3 * default, (default, kept)  # here: ~48,000 page faults against ~6,000
+    def faults(mode: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", SCRIPT, mode],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env=env,
+        )
+        return out.stdout.strip()
+
+    kept = faults("kept")
+    if kept == "unset":
+        pytest.skip("this C library takes no mallopt thresholds (not glibc)")
+    default = faults("default")
+    assert int(kept) < 0.2 * int(default), (default, kept)  # here: ~1.3 M page faults against ~47,000
+
+
+def test_every_stage_sets_it_before_its_work(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """stage_runtime.main, every stage's entry, sets the allocator before the stage runs."""
+    import argparse
+
+    from jobs import stage_runtime
+    from jobs.runtime import allocator
+
+    order: list[str] = []
+    monkeypatch.setattr(allocator, "keep_freed_memory", lambda: order.append("allocator") or True)
+    monkeypatch.setattr(stage_runtime, "check_declared", lambda *_: None)
+    monkeypatch.setattr(stage_runtime.jobresult, "record", lambda *_: None)
+    assert (
+        stage_runtime.main("x", lambda _args: order.append("work") or {"outputs": []}, argparse.Namespace())
+        == 0
+    )
+    assert order == ["allocator", "work"]

@@ -83,3 +83,37 @@ def test_pixel_features_see_an_arc_ring() -> None:
     assert a.shape == (20, 17) and np.isfinite(a).all()
     assert (b[:, 1] > a[:, 1]).all()  # more g light in the middle annulus
     assert PIXSCALE == 0.262
+
+
+@pytest.mark.parametrize("seed", [7, 209, 378])  # where a plain Newton fit ends 300-700x above the optimum
+def test_heavy_tailed_separable_features_reach_sklearns_optimum(seed: int) -> None:
+    """Cauchy-tailed features on nearly separable classes: a full Newton step overshoots there
+    (to 23,737 where the optimum is 62.5, seed 7); the line search reaches it."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(200, 900))
+    y = rng.random(n) < 0.5
+    x = rng.standard_cauchy((n, 17)) + rng.uniform(2, 30) * y[:, None]
+    x = (x - x.mean(0)) / x.std(0)
+    ours = realism.fit_logistic(x, y)
+    sk = LogisticRegression(C=1.0, solver="liblinear", max_iter=100_000, tol=1e-12).fit(x, y)
+    theirs = np.r_[sk.coef_[0], sk.intercept_]
+
+    def objective(w: np.ndarray) -> float:
+        margin = np.where(y, 1.0, -1.0) * (np.column_stack([x, np.ones(n)]) @ w)
+        return 0.5 * w @ w + np.logaddexp(0, -margin).sum()
+
+    assert objective(ours) <= objective(theirs) + 1e-6
+    assert np.allclose(ours, theirs, atol=1e-3 * max(1.0, np.abs(theirs).max()))
+
+
+def test_a_non_finite_feature_is_no_figure_but_a_reason() -> None:
+    x, y, groups = _data(1.0, n=24)
+    x[5, 2] = np.nan
+    part = lambda rows: {"features": x[rows], "pixels": x[rows], "flux": np.ones(24), "galaxy": groups[rows]}  # noqa: E731
+    out = realism.gate(part(slice(0, 24)), part(slice(24, 48)))
+    assert out["auc"] is None and "NaN or infinite" in out["reason"] and "row 5" in out["reason"]
+    with pytest.raises(ValueError, match="both classes"):
+        realism.auc(np.arange(4.0), np.ones(4, bool))
+    assert realism.auc(np.array([0.1, 0.9, 0.8, 0.2]), np.array([0, 1, 1, 0])) == 1.0  # 0/1 labels
