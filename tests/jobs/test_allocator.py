@@ -53,7 +53,7 @@ def test_a_freed_block_is_reused_instead_of_faulted_in_again() -> None:
     assert int(kept) < 0.2 * int(default), (default, kept)  # here: ~1.3 M page faults against ~47,000
 
 
-def test_every_stage_sets_it_before_its_work(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_every_stage_sets_it_before_its_work(monkeypatch: pytest.MonkeyPatch) -> None:
     """stage_runtime.main, every stage's entry, sets the allocator before the stage runs."""
     import argparse
 
