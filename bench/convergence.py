@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.lensing import ArcParams, LenstronomyEngine, fine_half_width, supersample_for
+from jobs.lensing.engines import LenstronomyEngine
+from jobs.lensing.params import ArcParams, fine_half_width
+from jobs.survey_layout import PIXSCALE
 
 SIZE = 64
 
@@ -28,18 +30,43 @@ def grid_tasks(grid: str, per_config: int, seed: int = 3) -> dict[str, np.ndarra
     return example_tasks(np.repeat(configs, per_config, axis=0), seed)
 
 
+def _regular(params: ArcParams, i: int, supersample: int) -> float:
+    """μ of lenstronomy's own regular grid at `supersample` over the whole stamp, no PSF."""
+    from lenstronomy.Data.imaging_data import ImageData
+    from lenstronomy.Data.psf import PSF
+    from lenstronomy.ImSim.image_model import ImageModel
+    from lenstronomy.LensModel.lens_model import LensModel
+    from lenstronomy.LightModel.light_model import LightModel
+
+    origin = -(SIZE // 2) * PIXSCALE
+    data = ImageData(
+        np.zeros((SIZE, SIZE)),
+        ra_at_xy_0=origin,
+        dec_at_xy_0=origin,
+        transform_pix2angle=np.eye(2) * PIXSCALE,
+    )
+    model = ImageModel(
+        data,
+        PSF("NONE"),
+        lens_model_class=LensModel(["SIE", "SHEAR"]),
+        source_model_class=LightModel(["SERSIC_ELLIPSE"] * params.components),
+        kwargs_numerics={"supersampling_factor": supersample},
+    )
+    return float(model.image(*params.lenstronomy_kwargs(i)).sum())
+
+
 def magnifications(tasks: dict[str, np.ndarray]) -> np.ndarray:
-    """(n, 4): μ at supersampling 1, 3, default, and the 10x whole-stamp reference."""
+    """(n, 4): μ at supersampling 1, 3, the engines' default, and the 10x whole-stamp reference."""
     params = ArcParams.from_tasks(tasks, tasks["dx"], tasks["dy"])
     engine = LenstronomyEngine(SIZE)
-    auto, half = supersample_for(params.src_reff), fine_half_width(params, SIZE)
+    auto, half = params.supersample(), fine_half_width(params, SIZE)
     out = np.empty((len(params), 4))
     for i in range(len(params)):
         out[i] = [
-            engine.lensed(params, i, 1, SIZE // 2).sum(),
+            _regular(params, i, 1),
             engine.lensed(params, i, 3, int(half[i])).sum(),
             engine.lensed(params, i, int(auto[i]), int(half[i])).sum(),
-            engine.lensed(params, i, 10, SIZE // 2).sum(),
+            _regular(params, i, 10),
         ]
     return out
 

@@ -1,21 +1,22 @@
-"""Arc rendering in stamps/s per core: the bare lenstronomy call, the stage's lenstronomy
-engine and its batched caustics engine (PyTorch), measured in the same run on the same tasks,
-as ratios to the bare call. Goal: batched on the CPU >= 3x the bare call at supersampling 3;
-on a GPU (`--device cuda`) >= 100,000 stamps/s.
+"""Arc rendering in stamps/s per core: both engines against lenstronomy's own adaptive mode
+on the same tasks, the same fine square and the same supersampling, measured in the same run.
 
-Tasks: grid_sota's configurations with drawn geometry (as the manifest draws them), 64x64,
-g r z, a Moffat per band. The bare call is what a script without the engines would do: one
-`ImageModel.image` per band on models built beforehand, supersampled over the whole stamp.
-The engines render the same arcs (to 1e-3 of the peak, tests/jobs/test_lensing.py), each
-pixel's sub-pixels inside the square where the source's images fall, pixel centres outside.
-Rows: supersampling 3 for all (the issue's comparison); the same with the engines sampling
-the whole stamp at 3, as the bare call does (the engines' own speed, without the fine square's
-saving); and the default (per task from the source's size, 6-18 for grid_sota), where the bare
-call is given the same per-task factor.
-With `--stage`, the whole inject stage (cutouts, engine, noise, lattice, parquet, audit) on a
-mock survey, one process, for each engine.
+The fair baseline is what a user of lenstronomy would pick for the same arcs: `ImageModel`
+with `compute_mode="adaptive"` (ss × ss sub-pixels only inside the square where the images
+fall, given as `supersampled_indexes`) and the PSF applied at the supersampled scale over the
+same core as the engines' (`supersampling_convolution`, `supersampling_kernel_size`), one call
+per band, the models' construction not timed. Also shown: the same with the PSF at the pixel
+scale (`supersampling_convolution=False`, the engines' numerics before issue 24: faster, up
+to 6 % of the peak off). The engines' first pass (the batched engine's torch.compile; its
+graphs are cached on disk, so a second process's first pass is shorter) is reported apart
+from the warm rate.
 
-    python bench/inject.py [--tasks 400] [--device cpu|cuda] [--stage]
+Tasks: grid_sota's configurations with geometry drawn as the manifest draws it, 64x64, g r z, a
+Moffat per band of FWHM 1.0–1.6″; `--source structured` gives each a bulge and clumps
+(jobs/lensing/sources.py). With `--stage`, the whole inject stage (cutouts, engine, noise,
+lattice, parquet, audit) on a mock survey, one process, for each engine.
+
+    python bench/inject.py [--tasks 200] [--device cpu|cuda] [--source sersic|structured] [--stage]
 """
 
 from __future__ import annotations
@@ -27,76 +28,135 @@ from pathlib import Path
 
 import numpy as np
 
-from jobs.lensing import ArcParams, LenstronomyEngine, engine, fine_half_width, supersample_for
-from jobs.psf import moffat_kernel
+from jobs.lensing import sources
+from jobs.lensing.convolution import core_half
+from jobs.lensing.engines import LenstronomyEngine, engine
+from jobs.lensing.params import ArcParams, fine_half_width
+from jobs.lensing.psf import RADIUS_FWHM, bin_pixels, supersampled
+from jobs.lensing.psf import kernel as kernel_at
 from jobs.survey_layout import PIXSCALE
 
 SIZE = 64
 
 
-def tasks(n: int, seed: int = 1) -> tuple[ArcParams, np.ndarray, list[tuple[np.ndarray, ...]]]:
-    from core.config import load
+def tasks(n: int, source: str, seed: int = 1) -> tuple[ArcParams, np.ndarray, list, np.ndarray]:
+    """The tasks' parameters, fluxes (n, components, bands), kernels and FWHMs (n, bands)."""
+    from core.config import SourceModel, load
     from jobs.manifest import example_tasks, grid_configs
 
     configs = np.array(grid_configs(load(Path("/nonexistent")).grids["grid_sota"]), dtype=float)
     rng = np.random.default_rng(seed)
     columns = example_tasks(configs[rng.integers(0, len(configs), n)], seed)
+    spec = SourceModel(mode="population", morphology="structured" if source == "structured" else "sersic")
+    columns.update(sources.draw(spec, np.full(n, 10.0), np.zeros(n), rng, columns))
     params = ArcParams.from_tasks(columns, columns["dx"], columns["dy"])
-    fluxes = 10 ** (-0.4 * (rng.uniform(20.5, 23.0, (n, 3)) - 22.5))
     fwhm = np.round(rng.uniform(1.0, 1.6, (n, 3)), 2)
     cache: dict[float, np.ndarray] = {}
-    kernels = [tuple(cache.setdefault(f, moffat_kernel(f, 3.5, PIXSCALE)) for f in row) for row in fwhm]
-    return params, fluxes, kernels
+    kernels = [tuple(cache.setdefault(f, supersampled("moffat", f, PIXSCALE)) for f in row) for row in fwhm]
+    return params, sources.fluxes(columns), kernels, fwhm
 
 
-def bare_rate(params: ArcParams, kernels: list, supersample: np.ndarray) -> float:
-    """Stamps/s of three prebuilt `ImageModel.image` calls a stamp (one per band)."""
+def adaptive_rate(
+    params: ArcParams, fluxes: np.ndarray, fwhm: np.ndarray, ss: np.ndarray, half: np.ndarray, sharp: bool
+) -> float:
+    """Stamps/s of lenstronomy's adaptive `ImageModel.image`, one call per band (module doc)."""
     from lenstronomy.Data.imaging_data import ImageData
     from lenstronomy.Data.psf import PSF
     from lenstronomy.ImSim.image_model import ImageModel
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    lens, light = LensModel(["SIE", "SHEAR"]), LightModel(["SERSIC_ELLIPSE"])
+    from jobs.lensing.params import fine_mask
+
+    lens, light = LensModel(["SIE", "SHEAR"]), LightModel(["SERSIC_ELLIPSE"] * params.components)
+    origin = -(SIZE // 2) * PIXSCALE
     data = ImageData(
         np.zeros((SIZE, SIZE)),
-        ra_at_xy_0=-(SIZE // 2) * PIXSCALE,
-        dec_at_xy_0=-(SIZE // 2) * PIXSCALE,
+        ra_at_xy_0=origin,
+        dec_at_xy_0=origin,
         transform_pix2angle=np.eye(2) * PIXSCALE,
     )
-    models: dict[tuple[int, int], object] = {}
-    calls = []
+    models: dict[tuple, object] = {}
+    seconds = 0.0
     for i in range(len(params)):
-        kwargs = params.lenstronomy_kwargs(i, amp=1.0)
-        for kernel in kernels[i]:
-            key = (id(kernel), int(supersample[i]))
+        kl, ks = params.lenstronomy_kwargs(i)
+        for b in range(3):
+            key = (float(fwhm[i, b]), int(ss[i]), int(half[i]))
             if key not in models:
+                if sharp:
+                    models.clear()  # a kernel at ss is large: one model at a time
+                factor = key[1] if sharp else 1
+                pixels = int(np.ceil(RADIUS_FWHM["moffat"] * key[0] / PIXSCALE))
+                # sampled at ss over whole pixels, as lenstronomy's kernel degrading expects
+                kernel = kernel_at(
+                    "moffat", key[0], PIXSCALE, 3.5, factor, half=factor * pixels + (factor - 1) // 2
+                )
+                numerics = {
+                    "supersampling_factor": key[1],
+                    "compute_mode": "adaptive",
+                    "supersampled_indexes": fine_mask(SIZE, key[2]),
+                    "supersampling_convolution": sharp,
+                }
+                if sharp:  # the engines' core: where the PSF exceeds 0.5 % of its peak
+                    pixel = bin_pixels(supersampled("moffat", key[0], PIXSCALE), 3)
+                    numerics["supersampling_kernel_size"] = 2 * core_half(pixel) + 1
                 models[key] = ImageModel(
                     data,
-                    PSF("PIXEL", kernel_point_source=kernel),
+                    PSF("PIXEL", kernel_point_source=kernel, point_source_supersampling_factor=factor),
                     lens_model_class=lens,
                     source_model_class=light,
-                    kwargs_numerics={"supersampling_factor": key[1], "supersampling_convolution": False},
+                    kwargs_numerics=numerics,
                 )
-            calls.append((models[key], kwargs))
-    start = time.perf_counter()
-    for model, (kl, ks) in calls:
-        model.image(kl, ks)
-    return len(params) / (time.perf_counter() - start)
+            band = [{**kw, "amp": kw["amp"] * fluxes[i, c, b]} for c, kw in enumerate(ks)]
+            start = time.perf_counter()
+            models[key].image(kl, band)
+            seconds += time.perf_counter() - start
+    return len(params) / seconds
 
 
-def engine_rate(
-    renderer: object, params: ArcParams, fluxes, kernels, supersample, repeat: int = 1, half=None
-) -> float:
-    """Arcs/s of an engine; `half` None: each task's fine square (the stage's), else forced."""
-    half = fine_half_width(params, SIZE) if half is None else half
-    start = time.perf_counter()
-    renderer.arcs(params, fluxes, kernels, supersample, half)  # warm: models built, torch.compile done
-    print(f"  ({type(renderer).__name__}: first pass {time.perf_counter() - start:.1f} s)")
+def engine_rate(renderer: object, params: ArcParams, fluxes, kernels, ss, half, repeat: int = 1) -> float:
+    """Warm stamps/s of an engine (a first pass over a few tasks beforehand, not timed)."""
+    few = slice(0, 4)
+    renderer.arcs(params.take(few), fluxes[few], kernels[few], ss[few], half[few])
     start = time.perf_counter()
     for _ in range(repeat):
-        renderer.arcs(params, fluxes, kernels, supersample, half)
+        renderer.arcs(params, fluxes, kernels, ss, half)
     return repeat * len(params) / (time.perf_counter() - start)
+
+
+FIRST_PASS = """
+import sys, time
+sys.argv = ["bench"]
+start = time.perf_counter()
+from bench_inject import tasks, engine, fine_half_width, SIZE
+params, fluxes, kernels, _ = tasks(4, "{source}")
+renderer = engine("batched", SIZE, "{device}")
+renderer.arcs(params, fluxes, kernels, params.supersample(), fine_half_width(params, SIZE))
+print(time.perf_counter() - start)
+"""
+
+
+def first_passes(source: str, device: str) -> tuple[float, float]:
+    """Seconds of a new process's first four arcs with the batched engine: with an empty
+    torch.compile cache, then with the cache the first left (as a stage's second run finds it)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    cache = tempfile.mkdtemp(prefix="halo-bench-inductor-")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "PYTHONPATH": str(Path(__file__).parent)}
+    code = FIRST_PASS.replace("bench_inject", "inject").format(source=source, device=device)
+    try:
+        out = []
+        for _ in range(2):
+            done = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
+            out.append(float(done.stdout.strip().splitlines()[-1]))
+        return out[0], out[1]
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 def stage_rates(rows: int) -> None:
@@ -134,35 +194,37 @@ def main() -> None:
     import torch
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=400)
+    parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--source", choices=("sersic", "structured"), default="sersic")
     parser.add_argument("--stage", action="store_true", help="also time the whole stage on a mock survey")
     args = parser.parse_args()
     torch.set_num_threads(1)  # per core
-    params, fluxes, kernels = tasks(args.tasks)
+    params, fluxes, kernels, fwhm = tasks(args.tasks, args.source)
+    gpu = f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else ""
     print(
-        f"{args.tasks} grid_sota arcs (64x64, g r z, Moffat PSFs), one core (torch threads 1), "
-        f"device {args.device}{' (' + torch.cuda.get_device_name() + ')' if args.device == 'cuda' else ''}, "
+        f"{args.tasks} grid_sota arcs, {args.source} sources ({params.components} components at most), "
+        f"64x64, g r z, Moffat PSFs; one core (torch threads 1), device {args.device}{gpu}, "
         f"cpu count {os.cpu_count()}"
     )
-    auto = supersample_for(params.src_reff)
-    three = np.full(len(params), 3)
-    whole = np.full(len(params), SIZE // 2)
+    half = fine_half_width(params, SIZE)
     repeat = 20 if args.device == "cuda" else 1
-    for label, supersample, half in (
-        ("3", three, None),
-        ("3, whole stamp", three, whole),
-        ("default (per task)", auto, None),
-    ):
-        bare = bare_rate(params, kernels, supersample)
-        lens = engine_rate(LenstronomyEngine(SIZE), params, fluxes, kernels, supersample, half=half)
-        batched = engine_rate(
-            engine("batched", SIZE, args.device), params, fluxes, kernels, supersample, repeat, half=half
-        )
+    for label, ss in (("3", np.full(len(params), 3)), ("default (per task)", params.supersample())):
+        pixel = adaptive_rate(params, fluxes, fwhm, ss, half, sharp=False)
+        fair = adaptive_rate(params, fluxes, fwhm, ss, half, sharp=True)
+        lens = engine_rate(LenstronomyEngine(SIZE), params, fluxes, kernels, ss, half)
+        batched = engine_rate(engine("batched", SIZE, args.device), params, fluxes, kernels, ss, half, repeat)
         print(
-            f"supersampling {label}: bare lenstronomy {bare:8.1f} stamps/s | lenstronomy engine {lens:8.1f} "
-            f"({lens / bare:.2f}x) | batched {args.device} {batched:10.1f} ({batched / bare:.2f}x)"
+            f"supersampling {label} (median {int(np.median(ss))}): lenstronomy adaptive, PSF at ss "
+            f"{fair:8.1f} stamps/s | PSF at the pixel scale {pixel:8.1f} ({pixel / fair:.2f}x) | "
+            f"lenstronomy engine {lens:8.1f} ({lens / fair:.2f}x) | "
+            f"batched {args.device} {batched:9.1f} ({batched / fair:.2f}x)"
         )
+    cold, cached = first_passes(args.source, args.device)
+    print(
+        f"batched engine's first pass in a new process (4 arcs): {cold:.1f} s cold, "
+        f"{cached:.1f} s with the compile cache"
+    )
     if args.stage:
         stage_rates(min(args.tasks, 600))
 

@@ -151,8 +151,9 @@ class Variant(_Model):
 
 
 class SourceModel(_Model):
-    """How injected sources get their light (jobs/sources.py): "relative" to the lens (the
-    seed's: r = lens r + src_dmag, one colour, n = 1) or drawn from a "population"."""
+    """How injected sources get their light (jobs/lensing/sources.py): "relative" to the lens
+    (the seed's: r = lens r + src_dmag, one colour, n = 1) or drawn from a "population"; and
+    their shape: one smooth Sérsic, or "structured" (a disc, a bulge, star-forming clumps)."""
 
     mode: Literal["relative", "population"] = "relative"
     g_r: float = Field(0.2, ge=-1.0, le=3.0)  # relative: every source's colour; population: the mean
@@ -162,6 +163,26 @@ class SourceModel(_Model):
     mag_r: tuple[float, float] = (22.0, 25.5)  # population: unlensed r magnitude range
     count_slope: float = Field(0.3, ge=0.0, le=1.0)  # population: dN/dm ∝ 10^(slope m)
     sersic_n: tuple[float, float] = (0.5, 2.5)  # population: Sérsic index range
+    # "sersic": one smooth component; "structured": a disc plus a bulge and star-forming
+    # clumps, each with its own colour (jobs/lensing/sources.py)
+    morphology: Literal["sersic", "structured"] = "sersic"
+    # clumps per source ~ Poisson: most star-forming galaxies at z ~ 1-3 hold 1-5 UV-bright
+    # clumps (Guo et al. 2015, ApJ 800, 39; Shibuya et al. 2016, ApJ 821, 72)
+    clumps_mean: float = Field(2.5, ge=0.0, le=20.0)
+    clumps_max: int = Field(8, ge=0, le=32)
+    # a clump's R_eff (″, log-uniform): ~0.3-1 kpc at z ~ 1-2, unresolved to marginally resolved
+    # in HST (Guo et al. 2015; lensed clumps: Livermore et al. 2015)
+    clump_reff: tuple[float, float] = (0.04, 0.12)
+    # each clump's share of the source's r light (log-uniform), all clumps together at most
+    # clumps_share_max: a clump holds a few to ~20 % of the UV light (Guo et al. 2015)
+    clump_frac: tuple[float, float] = (0.02, 0.15)
+    clumps_share_max: float = Field(0.5, gt=0.0, le=0.95)
+    clump_colour: tuple[float, float] = (-0.25, -0.2)  # (g − r, r − z) against the disc: bluer
+    bulge_frac: tuple[float, float] = (0.0, 0.3)  # the bulge's r share (uniform)
+    bulge_size: tuple[float, float] = (0.2, 0.5)  # its R_eff over the disc's
+    bulge_n: tuple[float, float] = (1.5, 3.0)
+    bulge_colour: tuple[float, float] = (0.4, 0.3)  # (g − r, r − z) against the disc: redder
+    lopsided: float = Field(0.3, ge=0.0, le=2.0)  # bulge offset from the disc's centre, × R_eff
 
     @model_validator(mode="after")
     def _ranges(self) -> SourceModel:
@@ -170,6 +191,18 @@ class SourceModel(_Model):
             raise ValueError(f"mag_r must be an increasing pair within [15, 30], not {list(self.mag_r)}")
         if not 0.3 <= self.sersic_n[0] <= self.sersic_n[1] <= 8.0:
             raise ValueError(f"sersic_n must be an ordered pair within [0.3, 8], not {list(self.sersic_n)}")
+        for name, low, high in (
+            ("clump_reff", 0.04, 2.0),
+            ("clump_frac", 0.0, 0.95),
+            ("bulge_frac", 0.0, 0.95),
+            ("bulge_size", 0.01, 2.0),
+            ("bulge_n", 0.3, 8.0),
+        ):
+            pair = getattr(self, name)
+            if not low <= pair[0] <= pair[1] <= high:
+                raise ValueError(f"{name} must be an ordered pair within [{low}, {high}], not {list(pair)}")
+        if self.clump_frac[0] <= 0:
+            raise ValueError(f"clump_frac must be > 0 (log-uniform), not {list(self.clump_frac)}")
         return self
 
 

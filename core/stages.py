@@ -29,6 +29,7 @@ class Param:
     low: float | None = None
     high: float | None = None
     required: bool = False
+    step: int | None = None  # an int that must be a multiple of it
 
     @property
     def flag(self) -> str:
@@ -60,6 +61,8 @@ class Param:
             high = float("inf") if self.high is None else self.high
             if not low <= value <= high:
                 raise UsageError(f"{where}: {value} is out of range [{low:g}, {high:g}]")
+            if self.step and value % self.step:
+                raise UsageError(f"{where}: {value} is not a multiple of {self.step}")
             return value
         raw = str(raw)
         if self.kind == "name":
@@ -239,9 +242,10 @@ SHIPPED: tuple[Stage, ...] = (
             Param(
                 "supersample",
                 "int",
-                help="sub-pixels per pixel side [default: per task, from the source size]",
-                low=1,
-                high=32,
+                help="sub-pixels per pixel side, a multiple of 3 [default: per task, from the source size]",
+                low=3,
+                high=33,
+                step=3,  # jobs/lensing/params.py's CONVOLUTION_FACTOR: the PSF's sub-pixel scale
             ),
             Param("engine", "choice", "lenstronomy", ("lenstronomy", "batched"), "arc renderer"),
             Param("device", "choice", "cpu", ("cpu", "cuda"), "the batched engine's device"),

@@ -1,8 +1,9 @@
 """`inject` (seed Phase 4c): grz cutouts + injected arcs -> stamps parquet: the runners.
 
-The modules it is made of: jobs/coadd_reader.py (cutouts from the coadd cache), jobs/lensing.py
-(the physics and its numerics; the lenstronomy engine), jobs/lensing_torch.py (the batched
-PyTorch engine, CPU or CUDA, equal to it), jobs/sources.py (the sources' light),
+The modules it is made of: jobs/coadd_reader.py (cutouts from the coadd cache), jobs/lensing/
+(params.py: an arc's parameters and numerics; engines.py: the lenstronomy engine; batched.py:
+the batched PyTorch engine, CPU or CUDA, equal to it; convolution.py: the PSF at the
+supersampled scale; psf.py; sources.py: the sources' light and structure),
 jobs/inject_batch.py (the per-partition function, its flags and measured columns). This
 module runs that function over the manifest: locally (a process pool over manifest
 partitions; parts written atomically, so a killed run resumes without duplicates) or on

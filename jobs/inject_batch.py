@@ -5,10 +5,11 @@ For every row: its grz cutout (jobs/coadd_reader.py), flagged `ok = false` with 
 leaves the brick, holds non-finite pixels, or a band has no data at the galaxy (`nobs = 0`,
 `psfsize = 0`, which DR10 writes together, or zero invvar): an arc is never injected without
 its PSF. For positives, the arcs of the whole partition rendered at once by the chosen engine
-(jobs/lensing.py), each band convolved with its PSF (a Moffat from `psfsize_<band>` by
-default, jobs/psf.py), plus the arc's own photon noise, and added on the coadd's quantisation
-lattice (jobs/quantization.py). Controls get nothing added: their stamps are their cutouts,
-bit for bit, so positives differ from controls by the arc alone. Known lenses (`known_tier`
+(jobs/lensing/), each band convolved with its PSF (a Moffat from `psfsize_<band>` by
+default, jobs/lensing/psf.py; at the supersampled scale where the arc is), plus the arc's own
+photon noise, and added on the coadd's quantisation lattice (jobs/quantization.py). Controls
+get nothing added: their stamps are their cutouts, bit for bit, so positives differ from
+controls by the arc alone. Known lenses (`known_tier`
 set: a known lens's own galaxy) are cut out exactly as controls are: real pixels, untouched.
 
 Photon noise: a coadd's invvar holds the sky's (and read) noise, not the sources'. In a
@@ -37,9 +38,10 @@ import numpy as np
 
 from core import stamps as stamp_contract
 from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
-from jobs import lensing, sources
 from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
-from jobs.psf import kernel
+from jobs.lensing import engines, sources
+from jobs.lensing.params import ArcParams, fine_half_width
+from jobs.lensing.psf import supersampled
 from jobs.survey_layout import BANDS, PIXSCALE
 
 CARRIED = (
@@ -60,6 +62,7 @@ CARRIED = (
     "src_mag_g",
     "src_mag_r",
     "src_mag_z",
+    "src_clumps",  # a structured source's star-forming clumps (0: none, or a smooth source)
     "psfsize_r",
     "psfdepth_r",
     "unit",  # the independent unit (objects closer than 1.5″ are one): what every count counts
@@ -75,7 +78,7 @@ class InjectSettings:
     cache: str
     psf_model: str = "moffat"
     moffat_beta: float = 3.5
-    supersample: int = 0  # 0: per task from the source's size (lensing.supersample_for)
+    supersample: int = 0  # 0: per task from its source (ArcParams.supersample)
     stamp_size: int = 64
     arc_pixels: str = "lattice"  # or "float": the seed's arcs, off the coadd's lattice (ablation)
     arc_noise: bool = True
@@ -134,6 +137,7 @@ def output_schema(stamp_size: int) -> Any:
         "psfdepth_r": pa.float32(),
         "unit": pa.string(),
         "known_tier": pa.string(),
+        "src_clumps": pa.int16(),
     }
     fields = [
         *((name, types[name]) for name in CARRIED),
@@ -188,16 +192,17 @@ class _Workers:
     def __init__(self, settings: InjectSettings) -> None:
         self.settings = settings
         self.reader = CoaddReader(settings.cache, settings.stamp_size)
-        self.engine = lensing.engine(settings.engine, settings.stamp_size, settings.device)
+        self.engine = engines.engine(settings.engine, settings.stamp_size, settings.device)
         self._kernels: OrderedDict[float, np.ndarray] = OrderedDict()
 
     def kernel(self, fwhm: float) -> np.ndarray:
-        """The band's PSF; FWHM quantised to 0.001″, far below DR10's PSF precision."""
+        """The band's PSF at the supersampled scale (psf.supersampled); FWHM quantised to
+        0.001″, far below DR10's PSF precision."""
         key = round(float(fwhm), 3)
         found = self._kernels.get(key)
         if found is None:
             s = self.settings
-            found = self._kernels[key] = kernel(s.psf_model, key, PIXSCALE, s.moffat_beta)
+            found = self._kernels[key] = supersampled(s.psf_model, key, PIXSCALE, s.moffat_beta)
             if len(self._kernels) > 512:
                 self._kernels.popitem(last=False)
         return found
@@ -277,24 +282,23 @@ def _add_arcs(
     if not todo:
         return failed
     tasks = {name: [rows[i].get(name) for i in todo] for name in rows[0]}
-    fluxes = sources.fluxes(tasks)
-    bad = ~np.isfinite(fluxes).all(axis=1) | (fluxes <= 0).any(axis=1)
+    fluxes = sources.fluxes(tasks)  # (n, components, bands)
+    total = fluxes.sum(axis=1)
+    bad = ~np.isfinite(fluxes).all(axis=(1, 2)) | (fluxes < 0).any(axis=(1, 2)) | (total <= 0).any(axis=1)
     for j in np.flatnonzero(bad):
-        failed[todo[j]] = (
-            f"no-source: source magnitudes {fluxes[j].tolist()} (is the lens's flux_r positive?)"
-        )
+        failed[todo[j]] = f"no-source: source fluxes {total[j].tolist()} (is the lens's flux_r positive?)"
     keep = np.flatnonzero(~bad)
     if keep.size == 0:
         return failed
     todo = [todo[j] for j in keep]
     tasks = {name: [values[j] for j in keep] for name, values in tasks.items()}
-    fluxes = fluxes[keep]
+    fluxes, total = fluxes[keep], total[keep]
     dx = np.array([cuts[i].dx for i in todo])
     dy = np.array([cuts[i].dy for i in todo])
-    params = lensing.ArcParams.from_tasks(tasks, dx, dy)
+    params = ArcParams.from_tasks(tasks, dx, dy)
     s = workers.settings
-    ss = np.full(len(todo), s.supersample) if s.supersample else lensing.supersample_for(params.src_reff)
-    half = lensing.fine_half_width(params, s.stamp_size)
+    ss = np.full(len(todo), s.supersample) if s.supersample else params.supersample()
+    half = fine_half_width(params, s.stamp_size)
     kernels = [tuple(workers.kernel(rows[i][f"psfsize_{b}"]) for b in BANDS) for i in todo]
     try:
         arcs = workers.engine.arcs(params, fluxes, kernels, ss, half)
@@ -326,7 +330,7 @@ def _add_arcs(
         else:
             stamps[i] = cut.add_arc(observed, rng)
         arc_flux = float(arc[1].sum())
-        measured["mu"][i] = arc_flux / float(fluxes[j, 1])
+        measured["mu"][i] = arc_flux / float(total[j, 1])
         measured["arc_mag_r"][i] = float(nanomaggies_to_mag(arc_flux)) if arc_flux > 0 else None
         measured["arc_snr"][i] = arc_snr(arc[1], cut.invvar[1], None if gain is None else gain[1])
         measured["supersample"][i] = int(ss[j])

@@ -36,7 +36,8 @@ import numpy as np
 
 from core.layout import manifest_dir
 from core.schemas import galaxy_keys, known_rows
-from jobs import known_lenses, sources, stage_runtime
+from jobs import known_lenses, stage_runtime
+from jobs.lensing import sources
 from jobs.select import SPLITS, parent_dir
 from jobs.shapes import tractor_to_q_theta
 
@@ -264,7 +265,7 @@ def _tasks(
     for i, axis in enumerate(GRID_AXES):
         out[axis] = chosen[:, i]
     out.update(draw_geometry(out["theta_e_arcsec"], rng))
-    out.update(sources.draw(source, out["flux_r"], out["src_dmag"], rng))
+    out.update(sources.draw(source, out["flux_r"], out["src_dmag"], rng, out))
     return out
 
 
@@ -565,7 +566,15 @@ def run(
         failed_path.parent.mkdir(parents=True, exist_ok=True)
         failed_path.write_text(json.dumps(report, indent=2))
         raise stage_runtime.StageError(f"the manifest failed verification; report in {failed_path}")
-    table = pa.table({c: pa.array(v.tolist() if v.dtype == object else v) for c, v in columns.items()})
+    lists = pa.list_(pa.float64())
+    table = pa.table(
+        {
+            c: pa.array(v.tolist(), lists if c in sources.STRUCTURE_COLUMNS else None)
+            if v.dtype == object
+            else v
+            for c, v in columns.items()
+        }
+    )
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
         stage_runtime.write_parquet(table, tmp / "manifest.parquet", variant.injection.codec)
         (tmp / "verification.json").write_text(json.dumps(report, indent=2))

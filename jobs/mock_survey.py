@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 
 from core.layout import survey_dir
-from jobs import lensing, stage_runtime
-from jobs.psf import moffat_kernel, noise_equivalent_area
+from jobs import stage_runtime
+from jobs.lensing.params import sersic
+from jobs.lensing.psf import moffat_kernel, noise_equivalent_area
 from jobs.shapes import lenstronomy_e1e2, q_theta_to_tractor
 from jobs.survey import planted_sources
 from jobs.survey_layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
@@ -248,7 +249,7 @@ def draw_sources(cfg: MockConfig, brick: Brick, index: int) -> list[Source]:
 
 
 def _sersic(x: np.ndarray, y: np.ndarray, r_e: float, n: float, q: float, theta: float) -> np.ndarray:
-    return lensing.sersic(x, y, max(r_e, 0.05), n, q, theta)
+    return sersic(x, y, max(r_e, 0.05), n, q, theta)
 
 
 def _lens_kwargs(src: Source) -> list[dict[str, float]]:

@@ -110,7 +110,7 @@ def test_every_stage_option_is_declared_once_with_its_default() -> None:
     assert problems == []
     by_stage = {s.name: {p.name: p for p in s.params} for s in SHIPPED}
     assert by_stage["inject"]["rows_per_part"].default == by_stage["cutouts"]["rows_per_part"].default
-    from jobs.lensing import ENGINES
+    from jobs.lensing.engines import ENGINES
 
     assert by_stage["inject"]["engine"].choices == tuple(ENGINES)
 

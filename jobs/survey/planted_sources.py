@@ -2,7 +2,7 @@
 injection source model shares.
 
 The planted lenses play "real" lenses in the demo, so their sources must not look like the
-injector's (jobs/sources.py: smooth Sérsic profiles of one colour), or recall on them and the
+injector's (jobs/lensing/sources.py: smooth Sérsic profiles of one colour), or recall on them and the
 realism probe would measure nothing. A source here is, in the source plane:
 
 - an exponential disc (scale length h, axis ratio q, angle φ) whose light is modulated by m

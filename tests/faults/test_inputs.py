@@ -16,7 +16,7 @@ import pytest
     [
         (
             ("stage", "inject", "--variant", "v4_sota", "--supersample", "0"),
-            "--supersample: 0 is out of range [1, 32]",
+            "--supersample: 0 is out of range [3, 33]",
         ),
         (("stage", "train", "--variant", "v4_sota", "--epochs", "-1"), "--epochs: -1 is out of range"),
         (("stage", "coadds", "--variant", "v4_sota", "--workers", "0"), "--workers: 0 is out of range"),
@@ -56,7 +56,7 @@ def test_a_stage_run_alone_checks_the_same_declared_ranges(tmp_path: Path) -> No
         text=True,
         timeout=120,
     )
-    assert done.returncode == 2 and "--supersample: 0 is out of range [1, 32]" in done.stderr
+    assert done.returncode == 2 and "--supersample: 0 is out of range [3, 33]" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()
 
