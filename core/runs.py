@@ -18,6 +18,7 @@ COMPARED = (
     "real_recall@fpr1e-2",  # held-out known lenses, thresholds on real galaxies (eval only)
     "real_recall@fpr1e-3",
     "realism_auc",  # the realism probe on the finder's features (0.5: injections look real to it)
+    "realism_auc_pixels",  # ... on pixel statistics (0.5: no difference the probe can find at all)
     "auroc",
     "tpr@fpr1e-4",
     "tpr@fpr1e-3",
@@ -56,7 +57,7 @@ class Run:
 def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
     """An evaluation's real-lens headline: recall of the split's held-out known lenses over all
     tiers at each real-galaxy threshold (None where unmeasured), how many lenses, and the
-    realism probe's AUC on the finder's features (jobs/learn/realism.py)."""
+    realism probes' AUCs with their 95 % intervals (jobs/learn/realism.py)."""
     real = evaluation.get("real_lenses") or {}
     cells = (real.get("tiers") or {}).get("all") or {}
     out: dict[str, Any] = {"real_lenses": real.get("n", 0)}
@@ -65,7 +66,11 @@ def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
         name = f"real_recall@fpr{f:.0e}".replace("e-0", "e-")
         out[name] = None if cell is None else cell["value"]
         out[f"{name}_found"] = None if cell is None else cell["k"]
-    out["realism_auc"] = ((evaluation.get("realism") or {}).get("finder") or {}).get("auc")
+    gate = evaluation.get("realism") or {}
+    for probe, name in (("finder", "realism_auc"), ("pixels", "realism_auc_pixels")):
+        cell = gate.get(probe) or {}
+        out[name] = cell.get("auc")
+        out[f"{name}_interval"] = (cell["lo"], cell["hi"]) if "lo" in cell and "hi" in cell else None
     return out
 
 
@@ -158,6 +163,7 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
                 "metric": metric,
                 "values": values,
                 "upper_bounds": bounds,
+                "intervals": [r.final.get(f"{metric}_interval") for r in runs],
                 "negatives": [r.final.get("n_neg_independent") for r in runs],
                 "best": None if best is None else runs[best].name,
                 "target": None if target is None else f"{target.op} {target.value:g}",
@@ -168,6 +174,8 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
     setup = []
     for key in ("variant", "grid", "preset"):
         setup.append({"metric": key, "values": [r.info.get(key) for r in runs], "best": None, "target": None})
+    sources = [source_model(r.info.get("source")) for r in runs]
+    setup.append({"metric": "source model", "values": sources, "best": None, "target": None})
     arch = [(r.info.get("preset_values") or {}).get("arch") for r in runs]
     setup.append({"metric": "arch", "values": arch, "best": None, "target": None})
     setup.append({"metric": "epochs", "values": [len(r.epochs) for r in runs], "best": None, "target": None})
@@ -205,13 +213,24 @@ def row_cells(table: dict[str, Any], row: dict[str, Any]) -> list[tuple[str, boo
     (with more than one run), and whether it meets the target (None: unmeasured or none)."""
     n = len(table["runs"])
     bounds, negatives = row.get("upper_bounds") or [None] * n, row.get("negatives") or [None] * n
-    met = row.get("met") or [None] * n
+    met, intervals = row.get("met") or [None] * n, row.get("intervals") or [None] * n
     return [
-        (figure(row["metric"], value, bound, negs), row["best"] == name and n > 1, ok)
-        for name, value, bound, negs, ok in zip(
-            table["runs"], row["values"], bounds, negatives, met, strict=True
+        (
+            figure(row["metric"], value, bound, negs) + ("" if not ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"),
+            row["best"] == name and n > 1,
+            ok,
+        )
+        for name, value, bound, negs, ok, ci in zip(
+            table["runs"], row["values"], bounds, negatives, met, intervals, strict=True
         )
     ]
+
+
+def source_model(source: dict[str, Any] | None) -> str:
+    """How a run's injected sources were made (run.json's `source`, the grid's `[source]`)."""
+    if not source:
+        return "-"
+    return f"{source.get('morphology', 'sersic')}, {source.get('mode', 'relative')}"
 
 
 def _counts(figures: dict[str, Any]) -> tuple[str, str]:

@@ -445,6 +445,7 @@ def run(
                 "epochs": epochs or preset.epochs,
                 "targets": {k: v.model_dump() for k, v in config.targets.items()},
                 "training": training.model_dump(mode="json"),
+                "source": config.grids[grid].source.model_dump(mode="json"),  # what it learned from
             },
             resume,
         )

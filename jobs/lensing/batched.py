@@ -25,6 +25,7 @@ from jobs.survey_layout import PIXSCALE
 
 CPU_SAMPLES = 1 << 21  # ray-traced samples × components per chunk: ~ 200 MB of float32 temporaries
 CUDA_SAMPLES = 1 << 26
+PADDING = 1.5  # the most a chunk's largest fine square may outgrow its smallest (in area)
 
 
 def lensed_light(
@@ -85,11 +86,16 @@ class BatchedEngine:
         return out
 
     def _chunks(self, samples: np.ndarray) -> Any:
-        """Consecutive runs of tasks (ascending samples each) whose count × largest fits the budget."""
+        """Consecutive runs of tasks (ascending samples each) whose count × largest fits the
+        budget, the largest at most PADDING × the smallest (each task is padded to it)."""
         start = 0
         while start < samples.size:
             stop = start + 1
-            while stop < samples.size and (stop - start + 1) * samples[stop] <= self.budget:
+            while (
+                stop < samples.size
+                and (stop - start + 1) * samples[stop] <= self.budget
+                and samples[stop] <= PADDING * samples[start]
+            ):
                 stop += 1
             yield slice(start, stop)
             start = stop
@@ -212,8 +218,9 @@ class BatchedEngine:
             torch.zeros((), dtype=image.dtype, device=self.device),
         )
         # the stamp with the whole PSF, less the square's light with the core, at the pixel scale
-        k = pixel.shape[-1]
-        n = _fast_size(size + k - 1)
+        # circular, of a size that keeps wrap-around out of the stamp's rows: the full convolution's
+        # index j lands on j − n, which stays below `half` (outside what is kept) for j < n + half
+        n = _fast_size(size + half)
         spectrum = torch.fft.rfft2(image, s=(n, n)) * torch.fft.rfft2(self._tensor(pixel), s=(n, n))
         spectrum -= torch.fft.rfft2(inner, s=(n, n)) * torch.fft.rfft2(self._tensor(core), s=(n, n))
         out = torch.fft.irfft2(spectrum, s=(n, n))[..., half : half + size, half : half + size].contiguous()

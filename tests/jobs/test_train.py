@@ -66,6 +66,9 @@ def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) ->
     assert (run_dir / "checkpoint.pt").exists() and (run_dir / "best.pt").exists()
     info = json.loads((run_dir / "run.json").read_text())
     assert info["preset"] == "test_cpu" and info["preset_values"]["arch"] == "small_cnn"
+    assert (
+        info["source"]["morphology"] == "sersic" and info["source"]["mode"] == "relative"
+    )  # what it learned from
     again = train.run(trained, "v4_sota", preset_name="test_cpu", run_name="tiny")
     assert again["skipped"] is True
 
