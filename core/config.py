@@ -73,10 +73,22 @@ class SkyBrightness(_Model):
     z: float = Field(18.46, gt=10, lt=30)
 
 
+class PsfFiles(_Model):
+    """A pixelised PSF per band for `psf_model = "pixel"`: FITS files, each a PSFEx model (a
+    `PSF_DATA` table, as DR10's per-CCD calibration files carry) or an image HDU with its
+    sampling in `PSF_SAMP`; paths relative to the workspace."""
+
+    g: str | None = None
+    r: str | None = None
+    z: str | None = None
+
+
 class Injection(_Model):
-    # a Moffat per band from psfsize_<band> (DR10's PSFs have wings); "gaussian" is the seed's
-    psf_model: Literal["gaussian", "moffat"] = "moffat"
+    # a Moffat per band from psfsize_<band> (DR10's PSFs have wings); "gaussian" is the seed's;
+    # "pixel": the shape of a pixelised PSF per band (psf_files), stretched to psfsize_<band>
+    psf_model: Literal["gaussian", "moffat", "pixel"] = "moffat"
     moffat_beta: float = Field(3.5, gt=1.0, le=10.0)
+    psf_files: PsfFiles = PsfFiles()
     # the arc's own photon noise, from an effective gain (sky brightness x invvar); off: the seed's
     arc_noise: bool = True
     sky_mag_arcsec2: SkyBrightness = SkyBrightness()
@@ -85,6 +97,15 @@ class Injection(_Model):
     # "lattice": arcs added on the coadd's quantisation lattice (positives share the controls'
     # pixel statistics); "float": the seed's float arcs, an ablation the shortcut audit fails
     arc_pixels: Literal["lattice", "float"] = "lattice"
+
+    @model_validator(mode="after")
+    def _files_for_pixel(self) -> Injection:
+        missing = [b for b in "grz" if not getattr(self.psf_files, b)]
+        if self.psf_model == "pixel" and missing:
+            raise ValueError(
+                f"psf_model = 'pixel' needs psf_files.{missing[0]} (a FITS file per band g, r, z)"
+            )
+        return self
 
 
 class Audit(_Model):

@@ -31,7 +31,7 @@ from core import storage
 from core.errors import UsageError
 from core.layout import stamps_dir
 from jobs import partitioned, stage_runtime
-from jobs.inject_batch import InjectSettings
+from jobs.inject_batch import InjectSettings, pixelised
 from jobs.partitioned import ROWS_PER_PART
 
 PARTITION = "jobs.inject_batch:inject_partition"  # the per-partition function, local and Spark
@@ -54,10 +54,12 @@ def settings_for(
     supersample: int | None = None,
     engine: str = "lenstronomy",
     device: str = "cpu",
+    root: str = "",
 ) -> InjectSettings:
-    """The variant's injection settings; `supersample` None: per task (converged)."""
+    """The variant's injection settings; `supersample` None: per task (converged); `root` the
+    workspace its PSF files are under."""
     injection = config.variants[variant].injection.model_dump(mode="json")
-    return InjectSettings.from_injection(injection, cache, supersample, engine, device)
+    return InjectSettings.from_injection(injection, cache, supersample, engine, device, root)
 
 
 def run(
@@ -83,7 +85,14 @@ def run(
     manifest_path = manifest_dir(workspace, variant, grid) / "manifest.parquet"
     if not manifest_path.exists():
         raise stage_runtime.StageError(f"{manifest_path}: no manifest; run `halo stage manifest` first")
-    settings = settings_for(config, variant, cache or default_cache(workspace), supersample, engine, device)
+    settings = settings_for(
+        config, variant, cache or default_cache(workspace), supersample, engine, device, str(workspace)
+    )
+    for path in settings.psf_files:  # each read once here: a bad file is one line, before any work
+        try:
+            pixelised(path)
+        except ValueError as err:
+            raise stage_runtime.StageError(str(err)) from None
     codec = config.variants[variant].injection.codec
     final = stamps_dir(workspace, variant, grid)
     digest = stage_runtime.fingerprint(
@@ -92,7 +101,7 @@ def run(
         codec,
         runner,
         rows_per_part,
-        stage_runtime.files_fingerprint([manifest_path]),
+        stage_runtime.files_fingerprint([manifest_path, *map(Path, settings.psf_files)]),
     )
     if not force and stage_runtime.up_to_date(final, digest):
         stage_runtime.unchanged(f"inject: the stamps {final} are")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,7 @@ from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
 from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
 from jobs.lensing import engines, sources
 from jobs.lensing.params import ArcParams, fine_half_width
-from jobs.lensing.psf import supersampled
+from jobs.lensing.psf import pixelised_kernel, read_pixelised, supersampled
 from jobs.survey_layout import BANDS, PIXSCALE
 
 CARRIED = (
@@ -85,6 +86,7 @@ class InjectSettings:
     sky_mag_arcsec2: tuple[float, float, float] = DEFAULT_SKY
     engine: str = "lenstronomy"
     device: str = "cpu"
+    psf_files: tuple[str, ...] = ()  # psf_model "pixel": g, r, z files (absolute paths)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -97,10 +99,16 @@ class InjectSettings:
         supersample: int | None = None,
         engine: str = "lenstronomy",
         device: str = "cpu",
+        root: str = "",
     ) -> InjectSettings:
         """From a variant's `[injection]` table (core.config.Injection, dumped): the one way
-        both the local runner and the Spark/EMR entry point make their settings."""
+        both the local runner and the Spark/EMR entry point make their settings; `root` the
+        workspace that relative PSF files are under."""
         sky = injection["sky_mag_arcsec2"]
+        files = injection.get("psf_files") or {}
+        psf_files = ()
+        if injection["psf_model"] == "pixel":
+            psf_files = tuple(str(Path(root) / files[b]) if root else files[b] for b in BANDS)
         return cls(
             cache=cache,
             psf_model=injection["psf_model"],
@@ -112,12 +120,14 @@ class InjectSettings:
             sky_mag_arcsec2=(float(sky["g"]), float(sky["r"]), float(sky["z"])),
             engine=engine,
             device=device,
+            psf_files=psf_files,
         )
 
     @classmethod
     def from_json(cls, text: str) -> InjectSettings:
         values = json.loads(text)
         values["sky_mag_arcsec2"] = tuple(values["sky_mag_arcsec2"])
+        values["psf_files"] = tuple(values.get("psf_files", ()))
         return cls(**values)
 
 
@@ -193,19 +203,35 @@ class _Workers:
         self.settings = settings
         self.reader = CoaddReader(settings.cache, settings.stamp_size)
         self.engine = engines.engine(settings.engine, settings.stamp_size, settings.device)
-        self._kernels: OrderedDict[float, np.ndarray] = OrderedDict()
+        self._kernels: OrderedDict[tuple[str, float], np.ndarray] = OrderedDict()
+        self._images = (
+            dict(zip(BANDS, map(pixelised, settings.psf_files), strict=True)) if settings.psf_files else {}
+        )
 
-    def kernel(self, fwhm: float) -> np.ndarray:
-        """The band's PSF at the supersampled scale (psf.supersampled); FWHM quantised to
-        0.001″, far below DR10's PSF precision."""
-        key = round(float(fwhm), 3)
+    def kernel(self, fwhm: float, band: str) -> np.ndarray:
+        """The band's PSF at the supersampled scale (psf.supersampled, or the band's file's
+        shape stretched to `fwhm`); FWHM quantised to 0.001″, far below DR10's precision."""
+        key = (band, round(float(fwhm), 3))
         found = self._kernels.get(key)
         if found is None:
             s = self.settings
-            found = self._kernels[key] = supersampled(s.psf_model, key, PIXSCALE, s.moffat_beta)
+            if band in self._images:
+                image, sampling = self._images[band]
+                found = pixelised_kernel(image, sampling, key[1], PIXSCALE)
+            else:
+                found = supersampled(s.psf_model, key[1], PIXSCALE, s.moffat_beta)
+            self._kernels[key] = found
             if len(self._kernels) > 512:
                 self._kernels.popitem(last=False)
         return found
+
+
+def pixelised(path: str) -> tuple[np.ndarray, float]:
+    """A band's PSF file (psf.read_pixelised), its problem named with its path."""
+    try:
+        return read_pixelised(path)
+    except (ValueError, FileNotFoundError) as err:
+        raise ValueError(f"PSF file {path}: {err}") from None
 
 
 _STATE: dict[str, _Workers] = {}
@@ -299,7 +325,7 @@ def _add_arcs(
     s = workers.settings
     ss = np.full(len(todo), s.supersample) if s.supersample else params.supersample()
     half = fine_half_width(params, s.stamp_size)
-    kernels = [tuple(workers.kernel(rows[i][f"psfsize_{b}"]) for b in BANDS) for i in todo]
+    kernels = [tuple(workers.kernel(rows[i][f"psfsize_{b}"], b) for b in BANDS) for i in todo]
     try:
         arcs = workers.engine.arcs(params, fluxes, kernels, ss, half)
     except Exception:  # noqa: BLE001 - find the row that breaks it; the others go on
