@@ -7,9 +7,9 @@ fall, given as `supersampled_indexes`) and the PSF applied at the supersampled s
 same core as the engines' (`supersampling_convolution`, `supersampling_kernel_size`), one call
 per band, the models' construction not timed. Also shown: the same with the PSF at the pixel
 scale (`supersampling_convolution=False`, the engines' numerics before issue 24: faster, up
-to 6 % of the peak off). The engines' first pass (the batched engine's torch.compile; its
-graphs are cached on disk, so a second process's first pass is shorter) is reported apart
-from the warm rate.
+to 6 % of the peak off). The engines' first pass (the batched engine's torch.compile, done
+only for a call of COMPILE_MIN_TASKS arcs or more; its graphs are cached on disk, so a second
+process's first pass is shorter) is reported apart from the warm rate.
 
 Tasks: grid_sota's configurations with geometry drawn as the manifest draws it, 64x64, g r z, a
 Moffat per band of FWHM 1.0–1.6″; `--source structured` gives each a bulge and clumps
@@ -116,9 +116,9 @@ def adaptive_rate(
 
 
 def engine_rate(renderer: object, params: ArcParams, fluxes, kernels, ss, half, repeat: int = 1) -> float:
-    """Warm stamps/s of an engine (a first pass over a few tasks beforehand, not timed)."""
-    few = slice(0, 4)
-    renderer.arcs(params.take(few), fluxes[few], kernels[few], ss[few], half[few])
+    """Warm stamps/s of an engine (a first pass over the same tasks beforehand, not timed: the
+    batched engine compiles there)."""
+    renderer.arcs(params, fluxes, kernels, ss, half)
     start = time.perf_counter()
     for _ in range(repeat):
         renderer.arcs(params, fluxes, kernels, ss, half)
@@ -130,16 +130,17 @@ import sys, time
 sys.argv = ["bench"]
 start = time.perf_counter()
 from bench_inject import tasks, engine, fine_half_width, SIZE
-params, fluxes, kernels, _ = tasks(4, "{source}")
+params, fluxes, kernels, _ = tasks({n}, "{source}")
 renderer = engine("batched", SIZE, "{device}")
 renderer.arcs(params, fluxes, kernels, params.supersample(), fine_half_width(params, SIZE))
 print(time.perf_counter() - start)
 """
 
 
-def first_passes(source: str, device: str) -> tuple[float, float]:
-    """Seconds of a new process's first four arcs with the batched engine: with an empty
-    torch.compile cache, then with the cache the first left (as a stage's second run finds it)."""
+def first_passes(source: str, device: str, n: int) -> tuple[float, float]:
+    """Seconds of a new process's first `n` arcs with the batched engine (imports included):
+    with an empty torch.compile cache, then with the cache the first left (as a stage's second
+    run finds it)."""
     import shutil
     import subprocess
     import sys
@@ -147,7 +148,7 @@ def first_passes(source: str, device: str) -> tuple[float, float]:
 
     cache = tempfile.mkdtemp(prefix="halo-bench-inductor-")
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "PYTHONPATH": str(Path(__file__).parent)}
-    code = FIRST_PASS.replace("bench_inject", "inject").format(source=source, device=device)
+    code = FIRST_PASS.replace("bench_inject", "inject").format(source=source, device=device, n=n)
     try:
         out = []
         for _ in range(2):
@@ -223,11 +224,15 @@ def main() -> None:
             f"lenstronomy engine {lens:8.1f} ({lens / fair:.2f}x) | "
             f"batched {args.device} {batched:9.1f} ({batched / fair:.2f}x)"
         )
-    cold, cached = first_passes(args.source, args.device)
-    print(
-        f"batched engine's first pass in a new process (4 arcs): {cold:.1f} s cold, "
-        f"{cached:.1f} s with the compile cache"
-    )
+    from jobs.lensing.batched import COMPILE_MIN_TASKS
+
+    for n in (16, COMPILE_MIN_TASKS):
+        cold, cached = first_passes(args.source, args.device, n)
+        how = "compiled" if n >= COMPILE_MIN_TASKS else "eager: too few to repay compiling"
+        print(
+            f"batched engine's first {n} arcs in a new process ({how}): {cold:.1f} s with an empty "
+            f"torch.compile cache, {cached:.1f} s with the cache the first run left"
+        )
     if args.stage:
         stage_rates(min(args.tasks, 600))
 

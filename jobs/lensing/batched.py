@@ -26,6 +26,9 @@ from jobs.survey_layout import PIXSCALE
 CPU_SAMPLES = 1 << 21  # ray-traced samples × components per chunk: ~ 200 MB of float32 temporaries
 CUDA_SAMPLES = 1 << 26
 PADDING = 1.5  # the most a chunk's largest fine square may outgrow its smallest (in area)
+# torch.compile costs seconds with its on-disk cache, tens of seconds without (bench/inject.py):
+# a call with fewer arcs than this runs eager until a larger one has paid for the compiling
+COMPILE_MIN_TASKS = 256
 
 
 def lensed_light(
@@ -56,7 +59,8 @@ class BatchedEngine:
         import torch
 
         self.size, self.device = size, torch.device(device)
-        self._compiled = torch.compile(lensed_light, dynamic=True) if compile else None
+        self._compile = compile
+        self._compiled: Any = None  # compiled on the first call with COMPILE_MIN_TASKS tasks
         self.dtype = dtype or torch.float32
         self.budget = CUDA_SAMPLES if self.device.type == "cuda" else CPU_SAMPLES
         c = size // 2
@@ -72,6 +76,10 @@ class BatchedEngine:
         half: np.ndarray,
     ) -> np.ndarray:
         out = np.empty((len(params), fluxes.shape[-1], self.size, self.size))
+        if self._compile and self._compiled is None and len(params) >= COMPILE_MIN_TASKS:
+            import torch
+
+            self._compiled = torch.compile(lensed_light, dynamic=True)
         for ss in np.unique(supersample):
             if ss % CONVOLUTION_FACTOR:
                 raise ValueError(f"supersampling {ss} is not a multiple of {CONVOLUTION_FACTOR}")
@@ -181,7 +189,7 @@ class BatchedEngine:
                 return self._compiled(*tensors)
             except Exception as err:  # noqa: BLE001 - no C++ compiler, an unsupported platform
                 print(f"inject: torch.compile failed ({type(err).__name__}); the batched engine runs eager")
-                self._compiled = None
+                self._compiled, self._compile = None, False
         return lensed_light(*tensors)
 
     def _kernels(self, kernels: list[tuple[np.ndarray, ...]]) -> np.ndarray:

@@ -153,7 +153,7 @@ def _random_tasks(n: int, seed: int) -> dict[str, np.ndarray]:
     return tasks
 
 
-def test_the_batched_engine_equals_lenstronomy_on_200_tasks() -> None:
+def test_the_batched_engine_equals_lenstronomy_on_200_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     """caustics on PyTorch (float32) against lenstronomy (float64), the same 200 tasks with
     Sérsic indices 0.5–4, per-band Moffat PSFs of different widths: total flux within 0.1 %
     and no pixel off by more than 1e-3 of the arc's peak."""
@@ -166,7 +166,12 @@ def test_the_batched_engine_equals_lenstronomy_on_200_tasks() -> None:
     ]
     ss, half = params.supersample(), fine_half_width(params, SIZE)
     reference = LenstronomyEngine(SIZE).arcs(params, fluxes, kernels, ss, half)
-    batched = engine("batched", SIZE).arcs(params, fluxes, kernels, ss, half)  # the stage's: compiled
+    from jobs.lensing import batched as module
+
+    monkeypatch.setattr(module, "COMPILE_MIN_TASKS", 100)  # the stage's engine, compiled for 200 tasks
+    renderer = engine("batched", SIZE)
+    batched = renderer.arcs(params, fluxes, kernels, ss, half)
+    assert renderer._compiled is not None
     peak = reference.max(axis=(1, 2, 3))
     assert (np.abs(batched - reference).max(axis=(1, 2, 3)) / peak).max() <= 1e-3
     flux = batched.sum(axis=(2, 3)) / reference.sum(axis=(2, 3))
@@ -342,3 +347,17 @@ def test_a_device_that_cannot_run_is_refused_before_launch(tmp_path: Path, extra
     argv = [sys.executable, "-m", "jobs.inject", "--workspace", str(tmp_path), "--variant", "v4_sota", *extra]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_call_too_small_to_repay_compiling_runs_eager() -> None:
+    """torch.compile costs seconds to tens of seconds: 20 arcs are rendered eager (and equal)."""
+    tasks = _random_tasks(20, seed=11)
+    params = ArcParams.from_tasks(tasks, tasks["dx"], tasks["dy"])
+    kernels = [(supersampled("moffat", 1.2, PIXSCALE),) * 3] * 20
+    fluxes = np.ones((20, 1, 3))
+    ss, half = params.supersample(), fine_half_width(params, SIZE)
+    renderer = engine("batched", SIZE)
+    arcs = renderer.arcs(params, fluxes, kernels, ss, half)
+    assert renderer._compiled is None
+    reference = LenstronomyEngine(SIZE).arcs(params, fluxes, kernels, ss, half)
+    assert (np.abs(arcs - reference).max(axis=(1, 2, 3)) / reference.max(axis=(1, 2, 3))).max() <= 1e-3
