@@ -10,7 +10,8 @@ seen, not whether it copies them.
 
 Each step is a `halo stage … --wait` (the engine's jobs, as a user runs them), each run named
 `src_<grid>`; the demo's own run (grid_sota: Sérsic sources relative to the lens) is compared
-too where it is there. Steps already done are skipped (the stages' own freshness checks).
+too where it is there, and real COSMOS galaxies (grids/cosmos_dr10.toml) where the workspace
+holds the sample. Steps already done are skipped (the stages' own freshness checks).
 
     python bench/source_models.py [--workspace halo-demo] [--grids population_dr10,structured_dr10]
 """
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 GRIDS = ("population_dr10", "structured_dr10")  # Sérsic and structured, the same light otherwise
+COSMOS = Path("cosmos/COSMOS_25.2_training_sample/real_galaxy_catalog_25.2.fits")  # grids/cosmos_dr10.toml's
 
 
 def halo(workspace: Path, *args: str) -> subprocess.CompletedProcess:
@@ -57,6 +59,8 @@ def main() -> None:
         sys.exit(f"{ws}: no mock survey there (run `make demo` or `halo demo` first)")
     toml = (ws / "halo.toml").read_text() if (ws / "halo.toml").exists() else ""
     grids = args.grids.split(",")
+    if (ws / COSMOS).is_file() and "cosmos_dr10" not in grids:  # real galaxies too, where they are there
+        grids.append("cosmos_dr10")
     for grid in grids:
         if f"[grids.{grid}]" not in toml:  # the shipped 200,000 tasks a split would take hours
             sys.exit(

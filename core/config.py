@@ -176,7 +176,13 @@ class SourceModel(_Model):
     (the seed's: r = lens r + src_dmag, one colour, n = 1) or drawn from a "population"; and
     their shape: one smooth Sérsic, or "structured" (a disc, a bulge, star-forming clumps)."""
 
-    mode: Literal["relative", "population"] = "relative"
+    mode: Literal["relative", "population", "catalogue"] = "relative"
+    # "catalogue": real galaxies as sources (jobs/lensing/catalogue.py), a GalSim RealGalaxyCatalog
+    # file (the COSMOS 25.2 sample), relative to the workspace; each source's r is its F814W
+    # magnitude + r_minus_f814w (blue galaxies at z ~ 1: r − i ≈ 0.25), kept within mag_r; its
+    # g − r and r − z drawn as the population's
+    catalogue: str | None = None
+    r_minus_f814w: float = Field(0.25, ge=-2.0, le=2.0)
     g_r: float = Field(0.2, ge=-1.0, le=3.0)  # relative: every source's colour; population: the mean
     r_z: float = Field(0.2, ge=-1.0, le=3.0)
     g_r_sigma: float = Field(0.15, ge=0.0, le=1.0)  # population only
@@ -224,6 +230,12 @@ class SourceModel(_Model):
                 raise ValueError(f"{name} must be an ordered pair within [{low}, {high}], not {list(pair)}")
         if self.clump_frac[0] <= 0:
             raise ValueError(f"clump_frac must be > 0 (log-uniform), not {list(self.clump_frac)}")
+        if self.mode == "catalogue" and not self.catalogue:
+            raise ValueError("mode = 'catalogue' needs catalogue = 'path/to/real_galaxy_catalog_25.2.fits'")
+        if self.mode == "catalogue" and self.morphology != "sersic":
+            raise ValueError(
+                "mode = 'catalogue' takes its sources' shapes from their images: leave morphology out"
+            )
         return self
 
 
@@ -244,10 +256,14 @@ class Grid(_Model):
 
     @model_validator(mode="after")
     def _dmag_fits_the_source_model(self) -> Grid:
-        if self.source.mode == "population" and self.src_dmag is not None:
-            raise ValueError("src_dmag is drawn in source mode 'population': leave it out")
+        if self.source.mode != "relative" and self.src_dmag is not None:
+            raise ValueError(f"src_dmag is drawn in source mode {self.source.mode!r}: leave it out")
         if self.source.mode == "relative" and self.src_dmag is None:
             raise ValueError("src_dmag is required in source mode 'relative' (the seed's grid)")
+        if self.source.mode == "catalogue" and (len(self.src_reff_arcsec) > 1 or len(self.src_e) > 1):
+            raise ValueError(
+                "a catalogue's images give its sources' sizes and shapes: one src_reff_arcsec and src_e level"
+            )
         return self
 
     @property

@@ -55,11 +55,17 @@ def settings_for(
     engine: str = "lenstronomy",
     device: str = "cpu",
     root: str = "",
+    grid: str | None = None,
 ) -> InjectSettings:
     """The variant's injection settings; `supersample` None: per task (converged); `root` the
-    workspace its PSF files are under."""
+    workspace its PSF files (and the grid's source catalogue) are under."""
+    from jobs.lensing import catalogue
+
     injection = config.variants[variant].injection.model_dump(mode="json")
-    return InjectSettings.from_injection(injection, cache, supersample, engine, device, root)
+    found = catalogue.path_for(Path(root), config.grids[grid].source) if grid and root else None
+    return InjectSettings.from_injection(
+        injection, cache, supersample, engine, device, root, str(found) if found else ""
+    )
 
 
 def run(
@@ -86,12 +92,19 @@ def run(
     if not manifest_path.exists():
         raise stage_runtime.StageError(f"{manifest_path}: no manifest; run `halo stage manifest` first")
     settings = settings_for(
-        config, variant, cache or default_cache(workspace), supersample, engine, device, str(workspace)
+        config, variant, cache or default_cache(workspace), supersample, engine, device, str(workspace), grid
     )
     for path in settings.psf_files:  # each read once here: a bad file is one line, before any work
         try:
             pixelised(path)
         except ValueError as err:
+            raise stage_runtime.StageError(str(err)) from None
+    if settings.source_catalogue:
+        from jobs.lensing import catalogue
+
+        try:
+            catalogue.load(Path(settings.source_catalogue))
+        except catalogue.CatalogueError as err:
             raise stage_runtime.StageError(str(err)) from None
     codec = config.variants[variant].injection.codec
     final = stamps_dir(workspace, variant, grid)
@@ -101,7 +114,13 @@ def run(
         codec,
         runner,
         rows_per_part,
-        stage_runtime.files_fingerprint([manifest_path, *map(Path, settings.psf_files)]),
+        stage_runtime.files_fingerprint(
+            [
+                manifest_path,
+                *map(Path, settings.psf_files),
+                *map(Path, filter(None, [settings.source_catalogue])),
+            ]
+        ),
     )
     if not force and stage_runtime.up_to_date(final, digest):
         stage_runtime.unchanged(f"inject: the stamps {final} are")

@@ -40,7 +40,7 @@ import numpy as np
 from core import stamps as stamp_contract
 from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
 from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
-from jobs.lensing import engines, sources
+from jobs.lensing import catalogue, engines, sources
 from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import pixelised_kernel, read_pixelised, supersampled
 from jobs.survey_layout import BANDS, PIXSCALE
@@ -64,6 +64,7 @@ CARRIED = (
     "src_mag_r",
     "src_mag_z",
     "src_clumps",  # a structured source's star-forming clumps (0: none, or a smooth source)
+    "src_cat_ident",  # a catalogue source's galaxy ("" for a parametric one)
     "psfsize_r",
     "psfdepth_r",
     "unit",  # the independent unit (objects closer than 1.5″ are one): what every count counts
@@ -87,6 +88,7 @@ class InjectSettings:
     engine: str = "lenstronomy"
     device: str = "cpu"
     psf_files: tuple[str, ...] = ()  # psf_model "pixel": g, r, z files (absolute paths)
+    source_catalogue: str = ""  # the grid's real galaxies (source mode "catalogue"), a path
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -100,6 +102,7 @@ class InjectSettings:
         engine: str = "lenstronomy",
         device: str = "cpu",
         root: str = "",
+        source_catalogue: str = "",
     ) -> InjectSettings:
         """From a variant's `[injection]` table (core.config.Injection, dumped): the one way
         both the local runner and the Spark/EMR entry point make their settings; `root` the
@@ -121,6 +124,7 @@ class InjectSettings:
             engine=engine,
             device=device,
             psf_files=psf_files,
+            source_catalogue=source_catalogue,
         )
 
     @classmethod
@@ -148,6 +152,7 @@ def output_schema(stamp_size: int) -> Any:
         "unit": pa.string(),
         "known_tier": pa.string(),
         "src_clumps": pa.int16(),
+        "src_cat_ident": pa.string(),
     }
     fields = [
         *((name, types[name]) for name in CARRIED),
@@ -207,6 +212,7 @@ class _Workers:
         self._images = (
             dict(zip(BANDS, map(pixelised, settings.psf_files), strict=True)) if settings.psf_files else {}
         )
+        self.galaxies = catalogue.load(Path(settings.source_catalogue)) if settings.source_catalogue else None
 
     def kernel(self, fwhm: float, band: str) -> np.ndarray:
         """The band's PSF at the supersampled scale (psf.supersampled, or the band's file's
@@ -321,7 +327,22 @@ def _add_arcs(
     fluxes, total = fluxes[keep], total[keep]
     dx = np.array([cuts[i].dx for i in todo])
     dy = np.array([cuts[i].dy for i in todo])
-    params = ArcParams.from_tasks(tasks, dx, dy)
+    images = None
+    if workers.galaxies is not None and any(i >= 0 for i in tasks.get("src_cat_index", [])):
+        images = []
+        for j, index in enumerate(tasks["src_cat_index"]):
+            try:
+                images.append((workers.galaxies.image(index), float(workers.galaxies.scale[index])))
+            except (catalogue.CatalogueError, IndexError) as err:
+                failed[todo[j]] = f"no-source: {err}"
+                images.append(None)
+        keep = [j for j, found in enumerate(images) if found is not None]
+        todo, images = [todo[j] for j in keep], [images[j] for j in keep]
+        tasks = {name: [values[j] for j in keep] for name, values in tasks.items()}
+        fluxes, total, dx, dy = fluxes[keep], total[keep], dx[keep], dy[keep]
+        if not todo:
+            return failed
+    params = ArcParams.from_tasks(tasks, dx, dy, images)
     s = workers.settings
     ss = np.full(len(todo), s.supersample) if s.supersample else params.supersample()
     half = fine_half_width(params, s.stamp_size)

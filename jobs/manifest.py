@@ -170,10 +170,12 @@ def build(
     grid_name: str,
     exclude: np.ndarray | None = None,
     known: KnownTasks | None = None,
+    galaxies: dict[str, tuple] | None = None,
 ) -> dict[str, np.ndarray]:
     """The manifest's columns for a parent sample and a grid; galaxies flagged in `exclude`
     (a known lens in their stamp) are neither controls nor hosts; the `known` lenses' own
-    galaxies are one task each in their galaxy's split (a real positive, no arc added)."""
+    galaxies are one task each in their galaxy's split (a real positive, no arc added);
+    `galaxies` each split's source galaxies (mode "catalogue", `catalogue_sources`)."""
     from jobs.catalogs import same_object_units
 
     configs = np.array(grid_configs(grid), dtype=np.float64)
@@ -210,7 +212,8 @@ def build(
             pos_rows = pos_pool[_cycle(rng, pos_pool.size, n_pos)]
         config_ids = _cycle(rng, len(configs), pos_rows.size)
         for rows, ids, kind in ((pos_rows, config_ids, "injection"), (ctrl_rows, None, "control")):
-            part = _tasks(parent, split, rows, ids, configs, grid.source, rng, kind)
+            mine = (galaxies or {}).get(split)
+            part = _tasks(parent, split, rows, ids, configs, grid.source, rng, kind, mine)
             part["unit"] = keys[first[rows]]
             parts.append(part)
     for split in SPLITS:
@@ -243,6 +246,7 @@ def _tasks(
     source: Any,
     rng: np.random.Generator | None,
     kind: str,
+    galaxies: tuple | None = None,
 ) -> dict[str, np.ndarray]:
     """Tasks of one kind: "injection" (an arc from configuration `config_ids`), "control" or
     "known" (a known lens's own galaxy: a positive with nothing added)."""
@@ -265,8 +269,46 @@ def _tasks(
     for i, axis in enumerate(GRID_AXES):
         out[axis] = chosen[:, i]
     out.update(draw_geometry(out["theta_e_arcsec"], rng))
-    out.update(sources.draw(source, out["flux_r"], out["src_dmag"], rng, out))
+    out.update(sources.draw(source, out["flux_r"], out["src_dmag"], rng, out, galaxies))
+    if source.mode == "catalogue":  # an image's own size and shape, not the grid's
+        out["src_reff_arcsec"], out["src_e"] = np.full(n, np.nan), np.full(n, np.nan)
     return out
+
+
+def _catalogue_file(workspace: Path, spec: Any) -> list[Path]:
+    """The grid's source catalogue where it has one and it is there (its freshness counts)."""
+    from jobs.lensing import catalogue
+
+    path = catalogue.path_for(workspace, spec)
+    return [path] if path is not None and path.is_file() else []
+
+
+def catalogue_sources(workspace: Path, spec: Any, splits: dict[str, float]) -> tuple[dict[str, tuple], Path]:
+    """Each split's source galaxies from the grid's catalogue (jobs/lensing/catalogue.py): a
+    galaxy serves the one split its id hashes to, and only if its r (F814W + r_minus_f814w)
+    lies within `mag_r`; one line naming what is missing otherwise."""
+    from jobs.lensing import catalogue
+
+    path = catalogue.path_for(workspace, spec)
+    try:
+        galaxies = catalogue.load(path)
+    except catalogue.CatalogueError as err:
+        raise stage_runtime.StageError(str(err)) from None
+    names = tuple(s for s in SPLITS if splits.get(s, 0) > 0)
+    fractions = tuple(splits[s] for s in names)
+    split = np.array([catalogue.split_of(i, names, fractions) for i in galaxies.ident])
+    r = galaxies.mag + spec.r_minus_f814w
+    usable = (r >= spec.mag_r[0]) & (r <= spec.mag_r[1])
+    out = {}
+    for name in names:
+        chosen = np.flatnonzero((split == name) & usable)
+        if chosen.size == 0:
+            raise stage_runtime.StageError(
+                f"{path}: no galaxy for split {name} with r within {list(spec.mag_r)} "
+                f"({len(galaxies)} galaxies, {int(usable.sum())} within it)"
+            )
+        out[name] = (chosen, galaxies.ident[chosen], galaxies.mag[chosen])
+    return out, path
 
 
 def draw_geometry(theta_e: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -529,7 +571,9 @@ def run(
         grid.model_dump(mode="json"),
         training.model_dump(mode="json", include={"tiers", "catalogues"}),
         known_lenses.exclusion_radius_arcsec(variant.injection.stamp_size),
-        stage_runtime.files_fingerprint([parent_path, *lens_tables]),
+        stage_runtime.files_fingerprint(
+            [parent_path, *lens_tables, *_catalogue_file(workspace, grid.source)]
+        ),
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
         stage_runtime.unchanged(f"manifest: {out_dir} is")
@@ -544,7 +588,10 @@ def run(
     lenses = known_lenses.load(workspace, training.catalogues)
     known = _known_lenses(lenses, parent, variant.injection.stamp_size)
     tasks = known_tasks(parent, lenses, training)
-    columns = build(parent, grid, variant_name, grid_name, exclude=known, known=tasks)
+    galaxies = None
+    if grid.source.mode == "catalogue":
+        galaxies, _ = catalogue_sources(workspace, grid.source, variant.splits)
+    columns = build(parent, grid, variant_name, grid_name, exclude=known, known=tasks, galaxies=galaxies)
     near = known.copy()
     near[tasks.rows] = False  # a known lens's own galaxy is its task, not a neighbour's
     known_keys = set(galaxy_keys(parent["brickname"][near], parent["objid"][near]))

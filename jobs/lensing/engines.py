@@ -67,6 +67,10 @@ class LenstronomyEngine:
             raise ValueError(f"supersampling {ss} is not a multiple of {CONVOLUTION_FACTOR}")
         lens, source = params.lenstronomy_kwargs(i)
         light, count = self.light_model(params.components), params.components
+        if params.images and params.images[i] is not None:
+            from lenstronomy.LightModel.light_model import LightModel
+
+            light = LightModel(["INTERPOL"])  # a new one each time: INTERPOL keeps its image's interpolator
         lo, w = self.square(half)
 
         def sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:

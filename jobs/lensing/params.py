@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs.lensing import sources
+from jobs.lensing import catalogue, sources
 from jobs.shapes import lenstronomy_e1e2
 from jobs.survey_layout import PIXSCALE
 
@@ -73,11 +73,17 @@ class ArcParams:
     src_x: np.ndarray
     src_y: np.ndarray
     src_on: np.ndarray
+    # a real galaxy's stamp per task (mode "catalogue"): (image of unit flux per arcsec², ″ a
+    # pixel), or None: the source is its Sérsic components; rotated by src_phi
+    images: tuple = ()
 
     @classmethod
-    def from_tasks(cls, tasks: Mapping[str, Any], dx: Any = 0.0, dy: Any = 0.0) -> ArcParams:
+    def from_tasks(
+        cls, tasks: Mapping[str, Any], dx: Any = 0.0, dy: Any = 0.0, images: list | None = None
+    ) -> ArcParams:
         """From manifest columns (a structured source's components from its list columns,
-        sources.STRUCTURE_COLUMNS); (dx, dy) the galaxy's offset from the centre pixel (″)."""
+        sources.STRUCTURE_COLUMNS; a catalogue source's stamp from `images`, one per task or
+        None); (dx, dy) the galaxy's offset from the centre pixel (″)."""
 
         def col(name: str, default: float | None = None) -> np.ndarray:
             if name not in tasks and default is not None:
@@ -95,6 +101,10 @@ class ArcParams:
             "q": (1.0 - src_e) / (1.0 + src_e),
             "phi": col("src_phi"),
         }
+        images = list(images) if images is not None else [None] * n
+        for i, found in enumerate(images):
+            if found is not None:  # what sets its sampling and reach: its own half-light radius
+                main["reff"][i], main["n"][i], main["q"][i] = catalogue.half_light_radius(*found), 1.0, 1.0
         return cls(
             theta_e=col("theta_e_arcsec"),
             lens_q=col("lens_q"),
@@ -110,6 +120,7 @@ class ArcParams:
             src_x=x0[:, None] + np.column_stack([np.zeros(n), parts["dx"]]),
             src_y=y0[:, None] + np.column_stack([np.zeros(n), parts["dy"]]),
             src_on=np.column_stack([np.ones(n, bool), parts["on"]]),
+            images=tuple(images) if any(found is not None for found in images) else (),
         )
 
     def __len__(self) -> int:
@@ -120,14 +131,16 @@ class ArcParams:
         return self.src_reff.shape[1]
 
     def take(self, index: Any) -> ArcParams:
-        picked = {f.name: getattr(self, f.name)[index] for f in fields(self)}
-        return ArcParams(
-            **{k: np.atleast_1d(v) if k in LENS_FIELDS else np.atleast_2d(v) for k, v in picked.items()}
-        )
+        picked = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "images"}
+        arrays = {k: np.atleast_1d(v) if k in LENS_FIELDS else np.atleast_2d(v) for k, v in picked.items()}
+        chosen = np.atleast_1d(np.arange(len(self))[index])
+        images = tuple(self.images[j] for j in chosen) if self.images else ()
+        return ArcParams(**arrays, images=images)
 
     def lenstronomy_kwargs(self, i: int) -> tuple[list[dict], list[dict]]:
         """lenstronomy's kwargs for configuration i (SIE + SHEAR; one SERSIC_ELLIPSE per
-        component, padding included), each component of total flux 1."""
+        component, padding included, or one INTERPOL of a catalogue stamp), each component of
+        total flux 1."""
         e1, e2 = lenstronomy_e1e2(self.lens_q[i], self.lens_phi[i])
         x, y = float(self.lens_x[i]), float(self.lens_y[i])
         lens = [
@@ -140,6 +153,10 @@ class ArcParams:
             },
             {"gamma1": float(self.gamma1[i]), "gamma2": float(self.gamma2[i]), "ra_0": x, "dec_0": y},
         ]
+        if self.images and self.images[i] is not None:
+            image, scale = self.images[i]
+            stamp = {"image": image, "amp": 1.0, "phi_G": float(self.src_phi[i, 0]), "scale": float(scale)}
+            return lens, [{**stamp, "center_x": float(self.src_x[i, 0]), "center_y": float(self.src_y[i, 0])}]
         amp = self.unit_amp()[i]
         source = []
         for c in range(self.components):
@@ -162,8 +179,23 @@ class ArcParams:
         return 1.0 / sersic_total(self.src_reff, self.src_n)
 
     def supersample(self) -> np.ndarray:
-        """Each task's sub-pixels per pixel side: what its most demanding component needs."""
-        return np.where(self.src_on, supersample_for(self.src_reff, self.src_n), 0).max(axis=1)
+        """Each task's sub-pixels per pixel side: what its most demanding component needs; a
+        stamp's at least its own pixels' (a sub-pixel no wider than one of them)."""
+        need = np.where(self.src_on, supersample_for(self.src_reff, self.src_n), 0).max(axis=1)
+        for i, found in enumerate(self.images):
+            if found is not None:
+                pixels = np.ceil(PIXSCALE / found[1] / CONVOLUTION_FACTOR - 1e-9) * CONVOLUTION_FACTOR
+                need[i] = min(max(need[i], int(pixels)), MAX_SUPERSAMPLE)
+        return need
+
+    def reach(self) -> np.ndarray:
+        """(n, components): how far (″, along the major axis) each component's light goes: a
+        Sérsic's LIGHT_FRACTION radius, a stamp's farthest corner."""
+        out = light_radius(self.src_reff, self.src_n) / np.sqrt(self.src_q)
+        for i, found in enumerate(self.images):
+            if found is not None:
+                out[i, 0] = catalogue.reach(*found)
+        return out
 
 
 def supersample_for(src_reff: Any, src_n: Any = 1.0) -> np.ndarray:
@@ -190,7 +222,7 @@ def fine_half_width(params: ArcParams, size: int) -> np.ndarray:
     image of each component's inner LIGHT_FRACTION of light (or of a point-like source's
     two-pixel neighbourhood). Images of a source at distance β from an SIE's centre lie within
     (θE/√q + β + ρ)/(1 − |γ|) of it, ρ the source's reach along its major axis."""
-    reach = np.maximum(light_radius(params.src_reff, params.src_n) / np.sqrt(params.src_q), FINE_MIN_REACH)
+    reach = np.maximum(params.reach(), FINE_MIN_REACH)
     beta = np.hypot(params.src_x - params.lens_x[:, None], params.src_y - params.lens_y[:, None])
     farthest = np.where(params.src_on, beta + reach, 0.0).max(axis=1)
     gamma = np.hypot(params.gamma1, params.gamma2)

@@ -74,11 +74,15 @@ def draw(
     src_dmag: np.ndarray,
     rng: np.random.Generator,
     geometry: Mapping[str, np.ndarray] | None = None,
+    galaxies: Any = None,
 ) -> dict[str, np.ndarray]:
     """The source columns for positives: `spec` is a grid's `source` table; `geometry` the
-    tasks' `src_reff_arcsec`, `src_e` and `src_phi` (a structured source's disc)."""
+    tasks' `src_reff_arcsec`, `src_e` and `src_phi` (a structured source's disc); `galaxies`
+    the catalogue's galaxies this split may use (mode "catalogue": indices and magnitudes)."""
     n = lens_flux_r.size
     lens_mag_r = nanomaggies_to_mag(np.asarray(lens_flux_r, dtype=float))
+    if spec.mode == "catalogue":
+        return _from_catalogue(spec, lens_mag_r, rng, galaxies)
     if spec.mode == "relative":
         mag_r = lens_mag_r + src_dmag
         g_r, r_z = np.full(n, spec.g_r), np.full(n, spec.r_z)
@@ -101,6 +105,28 @@ def draw(
         if geometry is None:
             raise ValueError("a structured source needs the disc's geometry")
         out.update(_structure(spec, out, geometry, g_r, r_z, rng))
+    return out
+
+
+def _from_catalogue(spec: Any, lens_mag_r: np.ndarray, rng: np.random.Generator, galaxies: Any) -> dict:
+    """Each task a galaxy drawn from `galaxies` (index, ident, F814W magnitude arrays of the
+    split's eligible ones), its r = F814W + r_minus_f814w, its colours drawn."""
+    index, ident, mag = galaxies
+    n = lens_mag_r.size
+    pick = rng.integers(0, len(index), n)
+    mag_r = np.asarray(mag, float)[pick] + spec.r_minus_f814w
+    g_r = rng.normal(spec.g_r, spec.g_r_sigma, n)
+    r_z = rng.normal(spec.r_z, spec.r_z_sigma, n)
+    out: dict[str, Any] = {
+        "src_mag_g": mag_r + g_r,
+        "src_mag_r": mag_r,
+        "src_mag_z": mag_r - r_z,
+        "src_n": np.full(n, np.nan),
+        "src_dmag": mag_r - lens_mag_r,
+        **_no_structure(n),
+    }
+    out["src_cat_index"] = np.asarray(index, np.int64)[pick]
+    out["src_cat_ident"] = np.asarray(ident, dtype=object)[pick]
     return out
 
 
@@ -181,6 +207,8 @@ def _objects(values: list[list[float]]) -> np.ndarray:
 def _no_structure(n: int) -> dict[str, np.ndarray]:
     out: dict[str, Any] = {name: _objects([[] for _ in range(n)]) for name in STRUCTURE_COLUMNS}
     out["src_clumps"] = np.zeros(n, dtype=np.int16)
+    out["src_cat_index"] = np.full(n, -1, dtype=np.int64)  # a catalogue source's row (mode "catalogue")
+    out["src_cat_ident"] = np.full(n, "", dtype=object)
     return out
 
 

@@ -1,0 +1,137 @@
+"""Real galaxies as sources: GalSim's RealGalaxyCatalog format (the COSMOS training samples).
+
+A catalogue is a FITS table (`real_galaxy_catalog_25.2.fits`: `ident`, `gal_filename`,
+`gal_hdu`, `pixel_scale`, `mag`, `band`, …) whose galaxies are HST postage stamps (F814W,
+0.03″ a pixel), one HDU each, in files beside it (GalSim's layout; the PSF files it names are
+not needed here, see below). A source is the stamp itself, interpolated bilinearly as
+lenstronomy's `INTERPOL` profile does (each engine the same way), rotated by a drawn angle,
+scaled to unit flux; its light in g, r and z is that image times each band's flux (one colour
+per source, drawn: the stamps are one band).
+
+Not deconvolved: HST's PSF (FWHM ≈ 0.1″) widens DR10's (≈ 1.3″) by 0.3 % in quadrature once
+the arc is convolved with it, far below what a DR10 pixel resolves; GalSim's deconvolution
+matters for space-based targets, not here. The stamps' own noise (F814W ≈ 27 mag depth) scales
+with the source and stays far below DR10's.
+
+Each galaxy serves one split only: its `ident` hashed to train, val or test, so that no
+source galaxy is seen in training and in evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REQUIRED = ("ident", "gal_filename", "gal_hdu", "pixel_scale", "mag")
+DOWNLOAD = (
+    "the COSMOS 25.2 sample: `galsim_download_cosmos -s 25.2`, or https://zenodo.org/records/3242143 (4.4 GB)"
+)
+
+
+class CatalogueError(ValueError):
+    """A catalogue that cannot be used: one line naming the file and what is wrong."""
+
+
+@dataclass
+class RealGalaxies:
+    """A RealGalaxyCatalog's galaxies: their ids, F814W magnitudes, stamps' files and scales."""
+
+    path: Path
+    ident: np.ndarray
+    mag: np.ndarray
+    files: np.ndarray
+    hdus: np.ndarray
+    scale: np.ndarray
+    _open: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ident)
+
+    def image(self, i: int) -> np.ndarray:
+        """Galaxy i's stamp as surface brightness of unit total flux (per arcsec²)."""
+        from astropy.io import fits
+
+        name = str(self.files[i])
+        if name not in self._open:
+            try:
+                self._open[name] = fits.open(self.path.parent / name, memmap=False)
+            except OSError as err:
+                raise CatalogueError(f"{self.path.parent / name}: {err}") from None
+        try:
+            data = np.asarray(self._open[name][int(self.hdus[i])].data, dtype=float)
+        except (IndexError, TypeError):
+            raise CatalogueError(f"{self.path.parent / name}: no image in HDU {int(self.hdus[i])}") from None
+        total = data.sum()
+        if data.ndim != 2 or not np.isfinite(data).all() or total <= 0:
+            raise CatalogueError(
+                f"{self.path.parent / name} HDU {int(self.hdus[i])}: not a finite image with light"
+            )
+        return data / (total * float(self.scale[i]) ** 2)
+
+
+def path_for(workspace: Path, spec: Any) -> Path | None:
+    """A grid's `[source] catalogue` file (relative paths under the workspace), or None."""
+    if spec.mode != "catalogue" or not spec.catalogue:
+        return None
+    path = Path(spec.catalogue)
+    return path if path.is_absolute() else Path(workspace) / path
+
+
+def load(path: Path) -> RealGalaxies:
+    """The catalogue at `path`, checked: one line naming the file and what is missing."""
+    from astropy.io import fits
+
+    if not path.is_file():
+        raise CatalogueError(f"{path}: no galaxy catalogue there (download {DOWNLOAD})")
+    try:
+        with fits.open(path, memmap=False) as hdus:
+            table = next((h.data for h in hdus if isinstance(h, fits.BinTableHDU)), None)
+            if table is None:
+                raise CatalogueError(f"{path}: no table HDU (a RealGalaxyCatalog is a FITS table)")
+            names = {n.lower() for n in table.columns.names}
+            missing = [c for c in REQUIRED if c not in names]
+            if missing:
+                raise CatalogueError(
+                    f"{path}: no column {missing[0]!r} (a RealGalaxyCatalog has {', '.join(REQUIRED)})"
+                )
+            columns = {c: np.asarray(table.field(c)) for c in REQUIRED}
+    except OSError as err:
+        raise CatalogueError(f"{path}: not a readable FITS file ({err})") from None
+    if len(columns["ident"]) == 0:
+        raise CatalogueError(f"{path}: the catalogue holds no galaxies")
+    return RealGalaxies(
+        path=path,
+        ident=np.array([str(v).strip() for v in columns["ident"]], dtype=object),
+        mag=columns["mag"].astype(float),
+        files=np.array([str(v).strip() for v in columns["gal_filename"]], dtype=object),
+        hdus=columns["gal_hdu"].astype(int),
+        scale=columns["pixel_scale"].astype(float),
+    )
+
+
+def split_of(ident: Any, splits: tuple[str, ...], fractions: tuple[float, ...]) -> str:
+    """The one split a source galaxy serves: its id hashed to [0, 1) against the fractions."""
+    u = int.from_bytes(hashlib.sha256(f"source:{ident}".encode()).digest()[:8], "big") / 2**64
+    edges = np.cumsum(fractions) / np.sum(fractions)
+    return splits[int(np.searchsorted(edges, u, side="right"))] if u < edges[-1] else splits[-1]
+
+
+def half_light_radius(image: np.ndarray, scale: float) -> float:
+    """The radius (″) about the light's centroid holding half of it."""
+    y, x = np.indices(image.shape)
+    total = image.sum()
+    cx, cy = (image * x).sum() / total, (image * y).sum() / total
+    r = np.hypot(x - cx, y - cy).ravel()
+    order = np.argsort(r)
+    cumulative = np.cumsum(image.ravel()[order]) / total
+    return float(r[order][np.searchsorted(cumulative, 0.5)] * scale)
+
+
+def reach(image: np.ndarray, scale: float) -> float:
+    """How far (″) from the stamp's centre its light goes: its farthest lit corner's distance."""
+    h, w = image.shape
+    return float(np.hypot(h, w) / 2 * scale)
