@@ -17,7 +17,7 @@ import numpy as np
 
 from jobs.lensing.engines import LenstronomyEngine
 from jobs.lensing.params import ArcParams, fine_half_width
-from jobs.survey_layout import PIXSCALE
+from jobs.lensing.reference import image_data
 
 SIZE = 64
 
@@ -32,19 +32,12 @@ def grid_tasks(grid: str, per_config: int, seed: int = 3) -> dict[str, np.ndarra
 
 def _regular(params: ArcParams, i: int, supersample: int) -> float:
     """μ of lenstronomy's own regular grid at `supersample` over the whole stamp, no PSF."""
-    from lenstronomy.Data.imaging_data import ImageData
     from lenstronomy.Data.psf import PSF
     from lenstronomy.ImSim.image_model import ImageModel
     from lenstronomy.LensModel.lens_model import LensModel
     from lenstronomy.LightModel.light_model import LightModel
 
-    origin = -(SIZE // 2) * PIXSCALE
-    data = ImageData(
-        np.zeros((SIZE, SIZE)),
-        ra_at_xy_0=origin,
-        dec_at_xy_0=origin,
-        transform_pix2angle=np.eye(2) * PIXSCALE,
-    )
+    data = image_data(SIZE)
     model = ImageModel(
         data,
         PSF("NONE"),

@@ -35,6 +35,7 @@ from jobs.lensing.engines import LenstronomyEngine, engine
 from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import RADIUS_FWHM, bin_pixels, supersampled
 from jobs.lensing.psf import kernel as kernel_at
+from jobs.lensing.reference import image_data
 from jobs.survey_layout import PIXSCALE
 
 SIZE = 64
@@ -61,7 +62,6 @@ def adaptive_rate(
     params: ArcParams, fluxes: np.ndarray, fwhm: np.ndarray, ss: np.ndarray, half: np.ndarray, sharp: bool
 ) -> float:
     """Stamps/s of lenstronomy's adaptive `ImageModel.image`, one call per band (module doc)."""
-    from lenstronomy.Data.imaging_data import ImageData
     from lenstronomy.Data.psf import PSF
     from lenstronomy.ImSim.image_model import ImageModel
     from lenstronomy.LensModel.lens_model import LensModel
@@ -70,13 +70,7 @@ def adaptive_rate(
     from jobs.lensing.params import fine_mask
 
     lens, light = LensModel(["SIE", "SHEAR"]), LightModel(["SERSIC_ELLIPSE"] * params.components)
-    origin = -(SIZE // 2) * PIXSCALE
-    data = ImageData(
-        np.zeros((SIZE, SIZE)),
-        ra_at_xy_0=origin,
-        dec_at_xy_0=origin,
-        transform_pix2angle=np.eye(2) * PIXSCALE,
-    )
+    data = image_data(SIZE)
     models: dict[tuple, object] = {}
     seconds = 0.0
     for i in range(len(params)):

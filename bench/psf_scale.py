@@ -19,43 +19,11 @@ import numpy as np
 
 from jobs.lensing.engines import LenstronomyEngine
 from jobs.lensing.params import ArcParams, fine_half_width
-from jobs.lensing.psf import bin_pixels, moffat_kernel, supersampled
+from jobs.lensing.psf import bin_pixels, supersampled
+from jobs.lensing.reference import rendered
 from jobs.survey_layout import PIXSCALE
 
 SIZE = 64
-
-
-def reference(params: ArcParams, i: int, fwhm: float, factor: int = 10) -> np.ndarray:
-    """lenstronomy at `factor` over the whole stamp, the whole PSF applied at `factor`."""
-    from lenstronomy.Data.imaging_data import ImageData
-    from lenstronomy.Data.psf import PSF
-    from lenstronomy.ImSim.image_model import ImageModel
-    from lenstronomy.LensModel.lens_model import LensModel
-    from lenstronomy.LightModel.light_model import LightModel
-
-    data = ImageData(
-        np.zeros((SIZE, SIZE)),
-        ra_at_xy_0=-(SIZE // 2) * PIXSCALE,
-        dec_at_xy_0=-(SIZE // 2) * PIXSCALE,
-        transform_pix2angle=np.eye(2) * PIXSCALE,
-    )
-    psf = PSF(
-        "PIXEL",
-        kernel_point_source=moffat_kernel(fwhm, 3.5, PIXSCALE, factor),
-        point_source_supersampling_factor=factor,
-    )
-    model = ImageModel(
-        data,
-        psf,
-        lens_model_class=LensModel(["SIE", "SHEAR"]),
-        source_model_class=LightModel(["SERSIC_ELLIPSE"] * params.components),
-        kwargs_numerics={
-            "supersampling_factor": factor,
-            "supersampling_convolution": True,
-            "supersampling_kernel_size": moffat_kernel(fwhm, 3.5, PIXSCALE).shape[0],
-        },
-    )
-    return model.image(*params.lenstronomy_kwargs(i))
 
 
 def measure(args: tuple[dict, np.ndarray]) -> np.ndarray:
@@ -69,7 +37,7 @@ def measure(args: tuple[dict, np.ndarray]) -> np.ndarray:
     out = np.empty((len(params), 3))
     for i in range(len(params)):
         kernel = supersampled("moffat", fwhm[i], PIXSCALE)
-        ref = reference(params, i, fwhm[i])
+        ref = rendered(params, i, fwhm[i])
         after = engine.arcs(
             params.take(slice(i, i + 1)), np.ones((1, 1, 1)), [(kernel,)], ss[i : i + 1], half[i : i + 1]
         )

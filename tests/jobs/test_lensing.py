@@ -17,6 +17,7 @@ from jobs.lensing.batched import BatchedEngine
 from jobs.lensing.engines import LenstronomyEngine, engine
 from jobs.lensing.params import ArcParams, fine_half_width, supersample_for
 from jobs.lensing.psf import bin_pixels, gaussian_kernel, kernel, moffat_kernel, supersampled
+from jobs.lensing.reference import rendered
 from jobs.survey_layout import PIXSCALE
 
 SIZE = 64
@@ -37,43 +38,11 @@ def _figures(arc_r: np.ndarray, source_flux_r: float) -> tuple[float, float, flo
 
 
 def _reference(args: tuple[dict, np.ndarray]) -> np.ndarray:
-    """lenstronomy's own numerics at 10× over the whole stamp, its PSF convolution at 10× too
-    (a Moffat sampled at 10×): the independent, converged rendering of unit-flux arcs."""
-    from lenstronomy.Data.imaging_data import ImageData
-    from lenstronomy.Data.psf import PSF
-    from lenstronomy.ImSim.image_model import ImageModel
-    from lenstronomy.LensModel.lens_model import LensModel
-    from lenstronomy.LightModel.light_model import LightModel
-
+    """lenstronomy's own numerics at 10× over the whole stamp, its PSF applied at 10× too
+    (jobs/lensing/reference.py): the independent, converged rendering of unit-flux arcs."""
     tasks, fwhm = args
     params = ArcParams.from_tasks(tasks, tasks["dx"], tasks["dy"])
-    data = ImageData(
-        np.zeros((SIZE, SIZE)),
-        ra_at_xy_0=-(SIZE // 2) * PIXSCALE,
-        dec_at_xy_0=-(SIZE // 2) * PIXSCALE,
-        transform_pix2angle=np.eye(2) * PIXSCALE,
-    )
-    out = []
-    for i in range(len(params)):
-        psf = PSF(
-            "PIXEL",
-            kernel_point_source=moffat_kernel(fwhm[i], 3.5, PIXSCALE, 10),
-            point_source_supersampling_factor=10,
-        )
-        model = ImageModel(
-            data,
-            psf,
-            lens_model_class=LensModel(["SIE", "SHEAR"]),
-            source_model_class=LightModel(["SERSIC_ELLIPSE"] * params.components),
-            # the whole kernel at 10× (lenstronomy's default, its central 5 pixels, is 2-4 % off)
-            kwargs_numerics={
-                "supersampling_factor": 10,
-                "supersampling_convolution": True,
-                "supersampling_kernel_size": moffat_kernel(fwhm[i], 3.5, PIXSCALE).shape[0],
-            },
-        )
-        out.append(model.image(*params.lenstronomy_kwargs(i)))
-    return np.array(out)
+    return np.array([rendered(params, i, fwhm[i]) for i in range(len(params))])
 
 
 def _grid_configs(name: str) -> np.ndarray:
