@@ -883,8 +883,11 @@ n_total_per_split = 2000
 [grids.grid_small]
 n_total_per_split = 2000
 
-# the same number of tasks from the drawn source population, smooth or structured (compare the
-# source models: python bench/source_models.py)
+# the same number of tasks with structured sources, and from the drawn source population,
+# smooth or structured (compare the source models: python bench/source_models.py)
+[grids.structured_sota]
+n_total_per_split = 2000
+
 [grids.population_dr10]
 n_total_per_split = 2000
 
