@@ -13,7 +13,7 @@ Each step is a `halo stage … --wait` (the engine's jobs, as a user runs them),
 too where it is there, and real COSMOS galaxies (grids/cosmos_dr10.toml) where the workspace
 holds the sample. Steps already done are skipped (the stages' own freshness checks).
 
-    python bench/source_models.py [--workspace halo-demo] [--grids population_dr10,structured_dr10]
+    python bench/source_models.py [--workspace halo-demo] [--grids structured_sota,sersic_sized,…]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 # beside the demo's grid_sota (Sérsic, relative to the lens): structured sources of the same
-# brightness, then a drawn population (fainter arcs) smooth and structured
-GRIDS = ("structured_sota", "population_dr10", "structured_dr10")
+# brightness and size, then sources of the literature's sizes, smooth and structured (the
+# population grids, fainter arcs, with --grids population_dr10,structured_dr10)
+GRIDS = ("structured_sota", "sersic_sized", "structured_sized")
 COSMOS = Path("cosmos/COSMOS_25.2_training_sample/real_galaxy_catalog_25.2.fits")  # grids/cosmos_dr10.toml's
 
 

@@ -883,9 +883,15 @@ n_total_per_split = 2000
 [grids.grid_small]
 n_total_per_split = 2000
 
-# the same number of tasks with structured sources, and from the drawn source population,
-# smooth or structured (compare the source models: python bench/source_models.py)
+# the same number of tasks with structured sources, with larger (smooth or structured) sources,
+# and from the drawn source population (compare the source models: python bench/source_models.py)
 [grids.structured_sota]
+n_total_per_split = 2000
+
+[grids.sersic_sized]
+n_total_per_split = 2000
+
+[grids.structured_sized]
 n_total_per_split = 2000
 
 [grids.population_dr10]
