@@ -328,10 +328,12 @@ def _add_arcs(
     dx = np.array([cuts[i].dx for i in todo])
     dy = np.array([cuts[i].dy for i in todo])
     images = None
-    if workers.galaxies is not None and any(i >= 0 for i in tasks.get("src_cat_index", [])):
+    if any(i is not None and i >= 0 for i in tasks.get("src_cat_index", [])):
         images = []
         for j, index in enumerate(tasks["src_cat_index"]):
             try:
+                if workers.galaxies is None:  # never a catalogue row drawn as a Sérsic of no size
+                    raise catalogue.CatalogueError("the grid's source catalogue was not given to this runner")
                 images.append((workers.galaxies.image(index), float(workers.galaxies.scale[index])))
             except (catalogue.CatalogueError, IndexError) as err:
                 failed[todo[j]] = f"no-source: {err}"

@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from jobs import coadds, manifest, stage_runtime
-from jobs.inject_batch import inject_batch
+from jobs.inject_batch import InjectSettings, inject_batch
 from jobs.lensing import catalogue
 from jobs.lensing.batched import BatchedEngine
 from jobs.lensing.engines import LenstronomyEngine
@@ -204,6 +204,9 @@ def test_inject_renders_catalogue_sources_and_names_a_missing_catalogue(
     assert all(out["ok"]), out["fail_reason"]
     assert out["src_cat_ident"] == [r["src_cat_ident"] for r in rows]
     assert all(m > 0 for m in out["mu"])
+    bare = InjectSettings(cache=settings.cache)  # a runner not given the grid's catalogue
+    refused = inject_batch(pa.Table.from_pylist(rows[:2], schema=table.schema), bare).to_pydict()
+    assert refused["ok"] == [False, False] and "source catalogue was not given" in refused["fail_reason"][0]
     ws = tmp_path / "ws"
     shutil.copytree(catalogue_ws / "data" / "parent", ws / "data" / "parent")
     (ws / "halo.toml").write_text((catalogue_ws / "halo.toml").read_text().replace("cosmos/", "nowhere/"))
