@@ -57,6 +57,7 @@ def stamp_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], li
                 ("src_mag_r", 22.2),
                 ("src_mag_z", 22.0),
                 ("src_clumps", 0),
+                ("src_cat_ident", ""),
                 ("supersample", 11),
                 ("psfsize_r", 1.3),
                 ("psfdepth_r", 2000.0),
