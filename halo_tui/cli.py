@@ -872,34 +872,22 @@ class _Discard:
         pass
 
 
+# The grids the demo workspace sizes for its survey: the seed's, and the source models that
+# bench/source_models.py compares (structured, larger, drawn from a population).
+DEMO_GRIDS = (
+    "grid_sota",
+    "grid_small",
+    "structured_sota",
+    "sersic_sized",
+    "structured_sized",
+    "population_dr10",
+    "structured_dr10",
+)
 DEMO_TOML = """\
 # Dark Halo Scope demo workspace. Anything here overrides or adds to the shipped config
-# (`halo config show` lists it all). The demo keeps the seed's grids but draws fewer tasks,
+# (`halo config show` lists it all). The demo keeps the shipped grids but draws fewer tasks,
 # so that the whole pipeline runs in minutes on a laptop.
-
-[grids.grid_sota]
-n_total_per_split = 2000
-
-[grids.grid_small]
-n_total_per_split = 2000
-
-# the same number of tasks with structured sources, with larger (smooth or structured) sources,
-# and from the drawn source population (compare the source models: python bench/source_models.py)
-[grids.structured_sota]
-n_total_per_split = 2000
-
-[grids.sersic_sized]
-n_total_per_split = 2000
-
-[grids.structured_sized]
-n_total_per_split = 2000
-
-[grids.population_dr10]
-n_total_per_split = 2000
-
-[grids.structured_dr10]
-n_total_per_split = 2000
-"""
+""" + "".join(f"\n[grids.{name}]\nn_total_per_split = 2000\n" for name in DEMO_GRIDS)
 
 
 # -- entry point -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from jobs.lensing.convolution import core_half
-from jobs.lensing.params import CONVOLUTION_FACTOR, ArcParams, sersic_k
+from jobs.lensing.params import CONVOLUTION_FACTOR, ArcParams, fine_square, sersic_k
 from jobs.lensing.psf import bin_pixels
 from jobs.survey_layout import PIXSCALE
 
@@ -153,12 +153,6 @@ class BatchedEngine:
 
         return torch.as_tensor(np.asarray(values, dtype=float), device=self.device).to(self.dtype)
 
-    def square(self, half: np.ndarray) -> tuple[int, int]:
-        """The chunk's fine square (its largest task's): first pixel and width, clipped to the stamp."""
-        c, big = self.size // 2, int(half.max())
-        lo, hi = max(c - big, 0), min(c + big + 1, self.size)
-        return lo, hi - lo
-
     def lensed(self, params: ArcParams, fluxes: np.ndarray, ss: int, half: np.ndarray) -> tuple[Any, ...]:
         """The lensed sources, unconvolved, per band: the stamps (b, bands, size, size), the
         chunk's square at CONVOLUTION_FACTOR (b, bands, f·w, f·w), zero outside each task's
@@ -168,7 +162,7 @@ class BatchedEngine:
         f = CONVOLUTION_FACTOR
         weights = self._tensor(fluxes)
         image = self._light(params, weights, *self._coarse) * PIXSCALE**2
-        lo, w = self.square(half)
+        lo, w = fine_square(self.size, int(half.max()))  # the chunk's: its largest task's
         sub = ((torch.arange(w * ss, dtype=torch.float64) + 0.5) / ss - 0.5 + lo - self.size // 2) * PIXSCALE
         fx, fy = (t.to(self.device, self.dtype) for t in torch.meshgrid(sub, sub, indexing="xy"))
         fine = self._light(params, weights, fx, fy)

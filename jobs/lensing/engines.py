@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from jobs.lensing.convolution import convolve
-from jobs.lensing.params import CONVOLUTION_FACTOR, ArcParams
+from jobs.lensing.params import CONVOLUTION_FACTOR, ArcParams, fine_square
 from jobs.lensing.psf import bin_pixels
 from jobs.survey_layout import PIXSCALE
 
@@ -54,12 +54,6 @@ class LenstronomyEngine:
             self._light[components] = LightModel(["SERSIC_ELLIPSE"] * components)
         return self._light[components]
 
-    def square(self, half: int) -> tuple[int, int]:
-        """The fine square's first pixel and width, clipped to the stamp."""
-        c = self.size // 2
-        lo, hi = max(c - half, 0), min(c + half + 1, self.size)
-        return lo, hi - lo
-
     def components(self, params: ArcParams, i: int, ss: int, half: int) -> tuple[np.ndarray, np.ndarray]:
         """Task i's unit-flux components, lensed and unconvolved: the stamp (components, size,
         size), the fine square binned, and the square at CONVOLUTION_FACTOR (components, f·w, f·w)."""
@@ -71,7 +65,7 @@ class LenstronomyEngine:
             from lenstronomy.LightModel.light_model import LightModel
 
             light = LightModel(["INTERPOL"])  # a new one each time: INTERPOL keeps its image's interpolator
-        lo, w = self.square(half)
+        lo, w = fine_square(self.size, half)
 
         def sample(x: np.ndarray, y: np.ndarray) -> np.ndarray:
             bx, by = self.lens_model.ray_shooting(x.ravel(), y.ravel(), lens)
@@ -107,7 +101,7 @@ class LenstronomyEngine:
         out = np.empty((len(params), fluxes.shape[-1], self.size, self.size))
         for i in range(len(params)):
             image, fine = self.components(params, i, int(supersample[i]), int(half[i]))
-            lo, _ = self.square(int(half[i]))
+            lo, _ = fine_square(self.size, int(half[i]))
             for b, kernel in enumerate(kernels[i]):
                 weights = fluxes[i, :, b]
                 out[i, b] = convolve(

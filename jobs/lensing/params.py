@@ -231,11 +231,19 @@ def fine_half_width(params: ArcParams, size: int) -> np.ndarray:
     return np.clip(np.ceil(radius / PIXSCALE).astype(int) + 1, 1, size // 2)
 
 
-def fine_mask(size: int, half: int) -> np.ndarray:
-    """The supersampled square of half-width `half` about the centre pixel."""
-    mask = np.zeros((size, size), dtype=bool)
+def fine_square(size: int, half: int) -> tuple[int, int]:
+    """The supersampled square of half-width `half` about the centre pixel, clipped to the
+    stamp: its first pixel and its width."""
     c = size // 2
-    mask[max(c - half, 0) : c + half + 1, max(c - half, 0) : c + half + 1] = True
+    lo, hi = max(c - half, 0), min(c + half + 1, size)
+    return lo, hi - lo
+
+
+def fine_mask(size: int, half: int) -> np.ndarray:
+    """The supersampled square of half-width `half` about the centre pixel, as a mask."""
+    mask = np.zeros((size, size), dtype=bool)
+    lo, w = fine_square(size, half)
+    mask[lo : lo + w, lo : lo + w] = True
     return mask
 
 
