@@ -626,15 +626,24 @@ def _format_loc(loc: tuple[str | int, ...]) -> str:
     return out
 
 
-def spark_config(config: HaloConfig, variant: str) -> dict[str, Any]:
-    """What a Spark step needs of the config: the variant and its parent sample's variant, as
-    JSON-ready data (`variants_from_json` reads it back on the cluster)."""
+def spark_config(config: HaloConfig, variant: str, grid: str | None = None) -> dict[str, Any]:
+    """What a Spark step needs of the config: the variant and its parent sample's variant, and
+    the grid's `[source]` (a catalogue's file) where it names one, as JSON-ready data
+    (`variants_from_json` and `sources_from_json` read it back on the cluster)."""
     names = dict.fromkeys((variant, config.variants[variant].parent_sample))
-    return {"variants": {name: config.variants[name].model_dump(mode="json") for name in names}}
+    out: dict[str, Any] = {"variants": {n: config.variants[n].model_dump(mode="json") for n in names}}
+    if grid in config.grids:
+        out["sources"] = {grid: config.grids[grid].source.model_dump(mode="json")}
+    return out
 
 
 def variants_from_json(data: dict[str, Any]) -> dict[str, Variant]:
     return {name: Variant.model_validate(value) for name, value in data["variants"].items()}
+
+
+def sources_from_json(data: dict[str, Any]) -> dict[str, SourceModel]:
+    """Grid name -> its `[source]`, as `spark_config` wrote them (none for older steps)."""
+    return {name: SourceModel.model_validate(value) for name, value in data.get("sources", {}).items()}
 
 
 def describe(config: HaloConfig) -> dict[str, Any]:

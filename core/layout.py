@@ -110,6 +110,16 @@ def on_s3(prefix: str, local: Path) -> str:
     return f"{prefix.rstrip('/')}/{local.as_posix()}"
 
 
+def under(root: str | Path, path: str | Path) -> str:
+    """`path` as a workspace names it (relative to the workspace, or absolute, or s3://) under
+    `root`, a folder or an s3:// prefix: the one way a config's file names are placed."""
+    text = str(path)
+    if text.startswith("s3://") or Path(text).is_absolute():
+        return text
+    root = str(root)
+    return on_s3(root, Path(text)) if root.startswith("s3://") else str(Path(root) / text)
+
+
 def runs_dir(workspace: Path) -> Path:
     return data_dir(workspace) / "runs"
 

@@ -62,10 +62,25 @@ def settings_for(
     from jobs.lensing import catalogue
 
     injection = config.variants[variant].injection.model_dump(mode="json")
-    found = catalogue.path_for(Path(root), config.grids[grid].source) if grid and root else None
-    return InjectSettings.from_injection(
-        injection, cache, supersample, engine, device, root, str(found) if found else ""
-    )
+    found = catalogue.path_for(root, config.grids[grid].source) if grid and root else None
+    return InjectSettings.from_injection(injection, cache, supersample, engine, device, root, found or "")
+
+
+def check_files(settings: InjectSettings) -> None:
+    """Read each PSF file and the source catalogue once, before any work: a bad one is one line
+    (StageError) naming it, locally and on a cluster's driver alike."""
+    for path in settings.psf_files:
+        try:
+            pixelised(path)
+        except ValueError as err:
+            raise stage_runtime.StageError(str(err)) from None
+    if settings.source_catalogue:
+        from jobs.lensing import catalogue
+
+        try:
+            catalogue.load(settings.source_catalogue)
+        except catalogue.CatalogueError as err:
+            raise stage_runtime.StageError(str(err)) from None
 
 
 def run(
@@ -94,18 +109,7 @@ def run(
     settings = settings_for(
         config, variant, cache or default_cache(workspace), supersample, engine, device, str(workspace), grid
     )
-    for path in settings.psf_files:  # each read once here: a bad file is one line, before any work
-        try:
-            pixelised(path)
-        except ValueError as err:
-            raise stage_runtime.StageError(str(err)) from None
-    if settings.source_catalogue:
-        from jobs.lensing import catalogue
-
-        try:
-            catalogue.load(Path(settings.source_catalogue))
-        except catalogue.CatalogueError as err:
-            raise stage_runtime.StageError(str(err)) from None
+    check_files(settings)
     codec = config.variants[variant].injection.codec
     final = stamps_dir(workspace, variant, grid)
     digest = stage_runtime.fingerprint(
@@ -153,20 +157,35 @@ def inject_spark(
     run_spark(manifest, PARTITION, settings.to_json(), schema, output, codec, order, partitions)
 
 
+def spark_settings(job: Any) -> InjectSettings:
+    """A Spark step's settings (jobs/spark_pipeline.py's SparkJob): the coadd cache, PSF files
+    and the grid's catalogue under the workspace's root (an s3:// prefix on EMR), as locally."""
+    from core.layout import coadd_cache_dir
+    from jobs.lensing import catalogue
+
+    source = job.sources.get(job.grid)
+    return InjectSettings.from_injection(
+        job.config.injection.model_dump(mode="json"),
+        job.params.get("cache") or job.at(coadd_cache_dir(Path(""))),
+        job.params.get("supersample"),
+        job.params["engine"],
+        job.params["device"],
+        job.root,
+        (catalogue.path_for(job.root, source) if source else None) or "",
+    )
+
+
 def spark_run(job: Any) -> None:
     """The stage as a Spark step (jobs/spark_pipeline.py): the manifest and the coadd cache
     under the workspace root in, the stamps folder out, with its summary and the shortcut
     audit (run on the driver, over the new parts), as the local runner writes them."""
-    from core.layout import coadd_cache_dir, manifest_dir
+    from core.layout import manifest_dir
 
     here = Path("")
-    grid = job.params.get("grid") or job.config.default_grid
+    grid = job.grid
     manifest = job.at(manifest_dir(here, job.variant, grid) / "manifest.parquet")
-    cache = job.params.get("cache") or job.at(coadd_cache_dir(here))
-    injection = job.config.injection.model_dump(mode="json")
-    settings = InjectSettings.from_injection(
-        injection, cache, job.params.get("supersample"), job.params["engine"], job.params["device"]
-    )
+    settings = spark_settings(job)
+    check_files(settings)
     expected = storage.read_parquet(manifest, ["task_id"]).num_rows
 
     def write(out: str) -> None:

@@ -32,12 +32,12 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from core import stamps as stamp_contract
+from core.layout import under
 from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
 from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
 from jobs.lensing import catalogue, engines, sources
@@ -111,7 +111,7 @@ class InjectSettings:
         files = injection.get("psf_files") or {}
         psf_files = ()
         if injection["psf_model"] == "pixel":
-            psf_files = tuple(str(Path(root) / files[b]) if root else files[b] for b in BANDS)
+            psf_files = tuple(under(root, files[b]) if root else files[b] for b in BANDS)
         return cls(
             cache=cache,
             psf_model=injection["psf_model"],
@@ -212,7 +212,7 @@ class _Workers:
         self._images = (
             dict(zip(BANDS, map(pixelised, settings.psf_files), strict=True)) if settings.psf_files else {}
         )
-        self.galaxies = catalogue.load(Path(settings.source_catalogue)) if settings.source_catalogue else None
+        self.galaxies = catalogue.load(settings.source_catalogue) if settings.source_catalogue else None
 
     def kernel(self, fwhm: float, band: str) -> np.ndarray:
         """The band's PSF at the supersampled scale (psf.supersampled, or the band's file's

@@ -280,7 +280,7 @@ def _catalogue_file(workspace: Path, spec: Any) -> list[Path]:
     from jobs.lensing import catalogue
 
     path = catalogue.path_for(workspace, spec)
-    return [path] if path is not None and path.is_file() else []
+    return [Path(path)] if path is not None and Path(path).is_file() else []
 
 
 def catalogue_sources(workspace: Path, spec: Any, splits: dict[str, float]) -> tuple[dict[str, tuple], Path]:

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,18 @@ class SparkJob:
     params: dict[str, Any]  # the launch's options, with the declared defaults
     codec: str = "zstd"
     partitions: int | None = None
+    sources: dict[str, Any] = dataclass_field(default_factory=dict)  # grid -> core.config.SourceModel
+
+    @property
+    def grid(self) -> str:
+        """The grid the launch names, else the variant's default."""
+        return self.params.get("grid") or self.config.default_grid
 
     def at(self, relative: Path) -> str:
         """A workspace path (made from `Path("")` by core/layout.py) under this job's root."""
-        from core.layout import on_s3
-        from core.storage import is_s3
+        from core.layout import under
 
-        return on_s3(self.root, relative) if is_s3(self.root) else str(Path(self.root) / relative)
+        return under(self.root, relative)
 
     @property
     def config(self) -> Any:
@@ -129,8 +135,9 @@ def run_spark(
     out.write.mode("overwrite").option("compression", codec).parquet(output)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from core.config import variants_from_json
+def parse(argv: list[str] | None = None) -> tuple[Any, SparkJob]:
+    """A step's arguments as (its stage's declaration, the job), checked as at launch."""
+    from core.config import sources_from_json, variants_from_json
     from core.stages import SHIPPED
 
     stages = {stage.name: stage for stage in SHIPPED if stage.spark}
@@ -144,12 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--partitions", type=int)
     args = p.parse_args(argv)
     stage = stages[args.stage]
-    variants = variants_from_json(json.loads(args.config))
+    config = json.loads(args.config)
+    variants = variants_from_json(config)
     if args.variant not in variants:
         p.error(f"--variant {args.variant!r} is not in --config")
     params = {p.name: p.parse(p.default) for p in stage.params if p.default is not None}
     params.update((key, stage.param(key).parse(value)) for key, value in json.loads(args.params).items())
-    job = SparkJob(args.workspace, variants, args.variant, params, args.codec, args.partitions)
+    job = SparkJob(
+        args.workspace, variants, args.variant, params, args.codec, args.partitions, sources_from_json(config)
+    )
+    return stage, job
+
+
+def main(argv: list[str] | None = None) -> int:
+    stage, job = parse(argv)
     importlib.import_module(stage.module).spark_run(job)
     return 0
 

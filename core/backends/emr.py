@@ -120,6 +120,7 @@ def step_args(emr: Any, config: Any, stage: str, variant: str, params: dict[str,
     the stage reads and writes there is the stage's business (its `spark_run`)."""
     from core.config import spark_config
 
+    grid = params.get("grid") or config.variants[variant].default_grid
     return [
         "--stage",
         stage,
@@ -128,7 +129,7 @@ def step_args(emr: Any, config: Any, stage: str, variant: str, params: dict[str,
         "--variant",
         variant,
         "--config",
-        json.dumps(spark_config(config, variant), sort_keys=True),
+        json.dumps(spark_config(config, variant, grid), sort_keys=True),
         "--params",
         json.dumps(params, sort_keys=True),
         "--codec",

@@ -73,18 +73,75 @@ class RealGalaxies:
         return data / (total * float(self.scale[i]) ** 2)
 
 
-def path_for(workspace: Path, spec: Any) -> Path | None:
-    """A grid's `[source] catalogue` file (relative paths under the workspace), or None."""
+def path_for(workspace: str | Path, spec: Any) -> str | None:
+    """A grid's `[source] catalogue` file (relative paths under the workspace, a folder or an
+    s3:// prefix), or None."""
+    from core.layout import under
+
     if spec.mode != "catalogue" or not spec.catalogue:
         return None
-    path = Path(spec.catalogue)
-    return path if path.is_absolute() else Path(workspace) / path
+    return under(workspace, spec.catalogue)
 
 
-def load(path: Path) -> RealGalaxies:
-    """The catalogue at `path`, checked: one line naming the file and what is missing."""
+def local_copy(uri: str, into: Path | None = None) -> Path:
+    """A catalogue on S3 (a cluster's executors read it there) copied with the galaxies' files
+    it names into a folder of this machine (`into`, else the process's working directory: a
+    YARN container's own), once per version of the table (its ETag); the copy appears whole
+    (a temporary folder renamed) or not at all. Returns the local table's path."""
+    import io
+    import os
+    import shutil
+
     from astropy.io import fits
 
+    from core import storage
+    from core.errors import HaloError
+
+    try:
+        _, _, version = storage.signature(uri)
+    except Exception:
+        raise CatalogueError(f"{uri}: no galaxy catalogue there (upload {DOWNLOAD} there)") from None
+    root = (into or Path.cwd()) / ".halo-catalogues"
+    final = root / hashlib.sha256(f"{uri}\0{version}".encode()).hexdigest()[:16]
+    name = uri.rsplit("/", 1)[-1]
+    if (final / name).is_file():
+        return final / name
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".{final.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        table = storage.read_bytes(uri)
+        (tmp / name).write_bytes(table)
+        with fits.open(io.BytesIO(table), memmap=False) as hdus:
+            data = next((h.data for h in hdus if isinstance(h, fits.BinTableHDU)), None)
+            files = sorted({str(v).strip() for v in data.field("gal_filename")}) if data is not None else []
+        for file in files:  # the galaxies' stamps only (the PSFs' files are not read)
+            if "/" in file or file in {"", ".", ".."}:
+                raise CatalogueError(f"{uri}: gal_filename {file!r} is not a file beside it")
+            (tmp / file).write_bytes(storage.read_bytes(f"{uri.rsplit('/', 1)[0]}/{file}"))
+        try:
+            tmp.rename(final)
+        except OSError:  # another process of this machine copied it first
+            if not (final / name).is_file():
+                raise
+    except HaloError as err:
+        raise CatalogueError(str(err)) from None
+    except (OSError, KeyError) as err:
+        raise CatalogueError(f"{uri}: cannot copy the catalogue here ({err})") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final / name
+
+
+def load(location: str | Path) -> RealGalaxies:
+    """The catalogue at `location` (a file, or an s3:// one: `local_copy`), checked: one line
+    naming the file and what is missing."""
+    from astropy.io import fits
+
+    from core.storage import is_s3
+
+    path = local_copy(str(location)) if is_s3(location) else Path(location)
     if not path.is_file():
         raise CatalogueError(f"{path}: no galaxy catalogue there (download {DOWNLOAD})")
     try:

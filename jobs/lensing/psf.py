@@ -93,11 +93,20 @@ def read_pixelised(path: str) -> tuple[np.ndarray, float]:
     """A PSF image and its sampling (pixels of 0.262″ per sample) from a FITS file: a PSFEx
     model (a `PSF_DATA` table: its constant term, the PSF at the polynomial's reference
     position, sampled at `PSF_SAMP`), or the first image HDU (`PSF_SAMP` in its header, 1 if
-    absent). Raises ValueError naming what is wrong."""
+    absent); `path` local or s3://. Raises ValueError naming what is wrong."""
+    import io
+
     from astropy.io import fits
 
+    from core import storage
+    from core.errors import HaloError
+
     try:
-        with fits.open(path, memmap=False) as hdus:
+        source = io.BytesIO(storage.read_bytes(path)) if storage.is_s3(path) else path
+    except HaloError as err:
+        raise ValueError(str(err)) from None
+    try:
+        with fits.open(source, memmap=False) as hdus:
             image, sampling = None, None
             for hdu in hdus:
                 if hdu.name == "PSF_DATA" and isinstance(hdu, fits.BinTableHDU):

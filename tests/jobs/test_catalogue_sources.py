@@ -213,3 +213,71 @@ def test_inject_renders_catalogue_sources_and_names_a_missing_catalogue(
     with pytest.raises(stage_runtime.StageError) as err:
         manifest.run(ws, "v4_sota", "real_sources")
     assert "no galaxy catalogue there" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_emr_inject_step_reads_psf_files_and_the_catalogue_under_its_prefix(
+    catalogue_ws: Path, sample: Path, tmp_path: Path, emr_cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step the EMR backend adds finds the variant's PSF files and the grid's catalogue
+    under the workspace's s3:// prefix (moto's S3), names what is not uploaded in one line,
+    and renders from the copies exactly what the local runner renders from the files."""
+    import boto3
+
+    from core.engine import Engine
+    from core.workspace import Workspace
+    from jobs import inject, spark_pipeline
+
+    root = tmp_path / "ws"
+    (root / "psf").mkdir(parents=True)
+    psf = np.outer(*(2 * [np.exp(-0.5 * (np.arange(-15, 16) / 2.2) ** 2)]))
+    for band in "grz":
+        hdu = fits.PrimaryHDU(psf.astype(np.float32))
+        hdu.header["PSF_SAMP"] = 0.5
+        hdu.writeto(root / "psf" / f"{band}.fits")
+    (root / "halo.toml").write_text(
+        (catalogue_ws / "halo.toml").read_text()
+        + "[variants.v4_sota.injection]\npsf_model = 'pixel'\n[variants.v4_sota.injection.psf_files]\n"
+        + "".join(f"{b} = 'psf/{b}.fits'\n" for b in "grz")
+    )
+    emr_cluster(root)
+    job = Engine(Workspace(root)).launch(
+        "inject", variant="v4_sota", params={"grid": "real_sources"}, backend="emr"
+    )
+    steps = boto3.client("emr", region_name="us-east-1").list_steps(ClusterId=job.handle["cluster"])["Steps"]
+    args = next(s for s in steps if s["Id"] == job.handle["step"])["Config"]["Args"]
+    _, step = spark_pipeline.parse(args[args.index("--py-files") + 3 :])
+    settings = inject.spark_settings(step)
+    assert settings.psf_files == tuple(f"s3://halo-data/ws/psf/{b}.fits" for b in "grz")
+    assert settings.source_catalogue == f"s3://halo-data/ws/cosmos/{sample.name}"
+
+    monkeypatch.chdir(tmp_path)  # an executor's working directory: where the catalogue is copied
+    with pytest.raises(stage_runtime.StageError) as err:  # nothing uploaded yet
+        inject.check_files(settings)
+    assert "s3://halo-data/ws/psf/g.fits" in str(err.value) and "\n" not in str(err.value)
+    s3 = boto3.client("s3")
+    for band in "grz":
+        s3.upload_file(str(root / "psf" / f"{band}.fits"), "halo-data", f"ws/psf/{band}.fits")
+    with pytest.raises(stage_runtime.StageError, match="no galaxy catalogue there"):
+        inject.check_files(settings)
+    for file in sample.parent.iterdir():
+        s3.upload_file(str(file), "halo-data", f"ws/cosmos/{file.name}")
+    inject.check_files(settings)
+
+    table = pq.read_table(manifest.manifest_dir(catalogue_ws, "v4_sota", "real_sources") / "manifest.parquet")
+    rows = pa.Table.from_pylist(
+        [r for r in table.to_pylist() if not r["is_control"] and not r["known_tier"]][:4], schema=table.schema
+    )
+    cache = coadds.default_cache(catalogue_ws)  # the coadds stay local: only the files are at stake
+    on_s3 = inject_batch(rows, InjectSettings(**{**settings.__dict__, "cache": cache}))
+    local = InjectSettings(
+        **{
+            **settings.__dict__,
+            "cache": cache,
+            "psf_files": tuple(str(root / "psf" / f"{b}.fits") for b in "grz"),
+            "source_catalogue": str(sample),
+        }
+    )
+    here = inject_batch(rows, local)
+    assert all(on_s3.column("ok").to_pylist()), on_s3.column("fail_reason").to_pylist()
+    assert on_s3.column("stamp").to_pylist() == here.column("stamp").to_pylist()
+    assert list((tmp_path / ".halo-catalogues").glob(f"*/{sample.name}"))  # one copy, whole
