@@ -64,11 +64,13 @@ def main() -> None:
     grids = args.grids.split(",")
     if (ws / COSMOS).is_file() and "cosmos_dr10" not in grids:  # real galaxies too, where they are there
         grids.append("cosmos_dr10")
+    shipped = {p.stem for p in (Path(__file__).resolve().parents[1] / "config" / "grids").glob("*.toml")}
     for grid in grids:
+        if grid not in shipped and f"[grids.{grid}]" not in toml:
+            known = ", ".join(sorted(shipped))
+            sys.exit(f"--grids: no grid {grid!r} (shipped: {known}; or a [grids.{grid}] table in halo.toml)")
         if f"[grids.{grid}]" not in toml:  # the shipped 200,000 tasks a split would take hours
-            sys.exit(
-                f"{ws}/halo.toml: add [grids.{grid}] n_total_per_split = 2000 (as `halo demo init` writes)"
-            )
+            sys.exit(f"{ws}/halo.toml: add [grids.{grid}] n_total_per_split = 2000 to size it for the demo")
     runs = []
     for grid in grids:
         run = f"src_{grid}"

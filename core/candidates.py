@@ -142,6 +142,22 @@ def blinds_path(candidates: Path) -> Path | None:
     return candidates.with_name("blinds.parquet") if Path(candidates).name == "candidates.parquet" else None
 
 
+def blind_truths(blinds: CandidateTable) -> list[str]:
+    """Each blind item's truth, in the items' order: from `blinds.truth.parquet` beside them
+    (keyed by galaxy), or the items' own `truth` column (files written before it)."""
+    import pyarrow.parquet as pq
+
+    if "truth" in blinds.file.schema_arrow.names:
+        return blinds.file.read(columns=["truth"]).column("truth").to_pylist()
+    path = Path(blinds.path).with_name("blinds.truth.parquet")
+    if not path.is_file():
+        return []
+    table = pq.read_table(path, columns=["brickname", "objid", "truth"]).to_pylist()
+    truth = {(r["brickname"], int(r["objid"])): r["truth"] for r in table}
+    ids = blinds.info.select(["brickname", "objid"]).to_pylist()
+    return [truth.get((r["brickname"], int(r["objid"])), "") for r in ids]
+
+
 class TriageStream:
     """What an inspector grades: the run's candidates in rank order and, mixed in at `rate`
     (the fraction of the stream), blind items (jobs/blinds.py), half each truth, at fixed
@@ -149,7 +165,9 @@ class TriageStream:
     it the stream is numbered by position and `scored` is False: a model score would tell a
     blind item from the candidates around it (and grading blind to the score is the field's
     practice). Without, the numbers are the candidates' ranks. A grade's key is (brickname,
-    objid) for a candidate and (brickname, objid, truth) for a blind item."""
+    objid) for a candidate and (brickname, objid, truth) for a blind item. No galaxy is in it
+    twice: a candidate that is also a chosen blind item (graded X in an earlier round) is left
+    out as a candidate."""
 
     def __init__(
         self,
@@ -170,7 +188,7 @@ class TriageStream:
         truth: list[str] = []
         if blinds is not None and len(blinds) and 0 < rate < 1:
             want = min(len(blinds), round(rate * n / (1 - rate)))
-            truth = blinds.file.read(columns=["truth"]).column("truth").to_pylist()
+            truth = blind_truths(blinds)
             ids = blinds.info.select(["brickname", "objid"]).to_pylist()
             order = hash_order(
                 [f"{seed}:{r['brickname']}:{r['objid']}:{t}" for r, t in zip(ids, truth, strict=True)]
@@ -182,6 +200,11 @@ class TriageStream:
             picked = by_truth[0][:lens] + by_truth[1][:dud]
             chosen = [picked[i] for i in hash_order([f"{seed}:{j}" for j in picked])]  # truths mixed
         self.truth = {j: truth[j] for j in chosen}
+        real_rows = np.arange(n)
+        if chosen:  # a galaxy graded X in an earlier round, here a blind item, is not also a candidate
+            held = [candidates.key(r["brickname"], r["objid"]) for r in map(blinds.row, chosen)]
+            real_rows = np.flatnonzero(~np.isin(candidates.keys, [k for k in held if k is not None]))
+        n = len(real_rows)
         m = len(chosen)
         self.scored = m == 0
         source = np.zeros(n + m, dtype=np.int64)
@@ -191,7 +214,7 @@ class TriageStream:
             source[rng.choice(n + m, m, replace=False)] = 1
         self.source = source
         self.index = np.zeros(n + m, dtype=np.int64)  # the row in its table
-        self.index[source == 0] = np.arange(n)
+        self.index[source == 0] = real_rows
         self.index[source == 1] = np.array(chosen, dtype=np.int64)
         self.ranks = np.arange(1, n + m + 1) if m else candidates.info.column("rank").to_numpy()
         real = candidates.keys[np.where(source == 0, self.index, 0)]

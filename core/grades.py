@@ -174,6 +174,22 @@ def _consensus(
     return out
 
 
+def consensus_x(store: Store, exclude_run: str | None = None, inspectors: int = 2) -> set[tuple[str, int]]:
+    """Candidates (brickname, objid) of every run but `exclude_run` that at least `inspectors`
+    people graded and whose weighted consensus rounds to X (below half a point): known
+    non-lenses, by people's agreement."""
+    runs = [r["run"] for r in store.db.execute("SELECT DISTINCT run FROM grades WHERE blind IS NULL")]
+    out: set[tuple[str, int]] = set()
+    for run in runs:
+        if run == exclude_run:
+            continue
+        for key, c in current(store, run).items():
+            graded = [g for g in c.grades.values() if g in POINTS]
+            if len(graded) >= inspectors and c.score is not None and c.score < 0.5:
+                out.add((str(key[0]), int(key[1])))
+    return out
+
+
 def notes(store: Store, run: str, blinds: bool | None = False) -> dict[tuple[Any, ...], list[str]]:
     """The notes on each candidate, keyed (brickname, objid): "inspector: note"; with `blinds`,
     on each blind item instead, keyed with its truth; with `blinds=None`, on both."""

@@ -230,6 +230,8 @@ def source_model(source: dict[str, Any] | None) -> str:
     """How a run's injected sources were made (run.json's `source`, the grid's `[source]`)."""
     if not source:
         return "-"
+    if source.get("mode") == "catalogue":  # an image's own shape: no morphology of ours
+        return "real galaxies, catalogue"
     return f"{source.get('morphology', 'sersic')}, {source.get('mode', 'relative')}"
 
 

@@ -1,20 +1,38 @@
 """Blind items for calibrating the people who grade candidates (Space Warps' simulations and
 known non-lenses, for a terminal).
 
-`score` writes `blinds.parquet` beside the candidates, from the test split of the run's
-injection stamps, one item per host galaxy (the independent unit), never a galaxy that is
-among the candidates kept for triage (the same galaxy twice in the stream would give it away):
+`score` writes two files beside the candidates:
+
+- `blinds.parquet`: the items as the console shows them, with the candidates' columns and
+  types exactly (their parent-sample row: ids, position, split, PSF, magnitudes, type; their
+  own score, logit and `rank`, the rank each would have among the run's scored galaxies),
+  ordered by a hash of the galaxy (never by score or truth), so that nothing but the pixels
+  tells a blind item from a candidate;
+- `blinds.truth.parquet`: what each item is (`truth`: lens / not_lens), where it came from
+  (`source`), and a simulated lens's arc_snr and θE; read for calibration, never shown.
+
+One item per host galaxy (the independent unit), never a galaxy among the candidates kept for
+triage (the same galaxy twice in the stream would give it away), none with a known lens in
+its stamp, from every split as the candidates are (items of one split only would be told
+apart by where they are: the splits are regions of sky; the model's score, which a split
+biases, is not shown while blind items are in the stream, and they measure people, not it):
 
 - simulated lenses (`truth` = "lens"): injected rows, in a fixed pseudo-random order of their
   hosts (not chosen by score: an inspector's completeness must not inherit the model's);
-- known non-lenses (`truth` = "not_lens"): the injection controls the model scores highest
-  (real galaxies known to hold no injected arc that look most like lenses to it), none with a
-  known lens in its stamp (for both kinds) and no host shared with a simulated lens.
+- known non-lenses (`truth` = "not_lens"), as hard as the candidates: from a pool of
+  galaxies a consensus of inspectors graded X in earlier rounds (other runs of this
+  workspace: parent galaxies people looked at and agreed are no lens — the field's practice
+  of reusing graded non-lenses; TriageStream drops them from the candidates' stream) and the
+  injection controls that are not candidates (real galaxies with no injected arc,
+  below the candidates' scores, where a lens is a one-in-a-thousand event; a control among
+  the candidates is never one: its truth is what the grading is for). Each is scored by the
+  run's model and chosen to follow the candidates' score distribution: at k quantiles of the
+  candidates' logits, the nearest pool item not yet taken, k the largest up to n/2 whose
+  draw a two-sample KS test cannot tell from the candidates' scores (p > KS_ALPHA); when the
+  pool has too few high scorers (a first round, with nothing graded yet), n/2 nearest and
+  the KS p-value said, in the summary and the log.
 
-Half each, scored by the run's model like every candidate. A row has the candidates' columns
-(its host galaxy's ids and position, split, PSF, the score, and `rank`: the rank it would have
-among the run's scored galaxies) plus truth, arc_snr and theta_e_arcsec; the console mixes the
-items into the triage stream (core.candidates.TriageStream)."""
+The console mixes the items into the triage stream (core.candidates.TriageStream)."""
 
 from __future__ import annotations
 
@@ -25,7 +43,6 @@ import numpy as np
 
 from core import stamps as stamp_contract
 
-SPLIT = "test"
 COLUMNS = (
     "brickname",
     "objid",
@@ -71,7 +88,7 @@ def _eligible(
     if not tables:
         return {}
     data = {c: np.concatenate([t[c] for t in tables]) for c in tables[0]}
-    usable = (data["split"] == SPLIT) & data["ok"].astype(bool) & ~data["known"]
+    usable = data["ok"].astype(bool) & ~data["known"]
     usable &= ~known_lenses.in_stamp(data["ra"], data["dec"], lenses, stamp_size)
     return {c: v[usable] for c, v in data.items()}
 
@@ -119,6 +136,47 @@ def _logits(
     return logits_of(model, images, extra)
 
 
+KS_ALPHA = 0.05  # a non-lens draw this KS p-value or above "follows the candidates' scores"
+MIN_MATCHED = 10  # below this many the draw is not shrunk further to pass the KS test
+
+
+def matched(pool: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """Indexes into `pool` (logits) of k items following `target`'s distribution: at each of
+    k quantiles of `target`, the nearest item not yet taken (the highest quantiles first: the
+    scarce high scorers go where they are needed)."""
+    free = np.ones(pool.size, bool)
+    out = []
+    for q in np.quantile(target, (np.arange(k) + 0.5) / k)[::-1]:
+        if not free.any():
+            break
+        candidates = np.flatnonzero(free)
+        pick = candidates[np.argmin(np.abs(pool[candidates] - q))]
+        free[pick] = False
+        out.append(pick)
+    return np.array(out[::-1], dtype=np.int64)
+
+
+def hard_draw(pool: np.ndarray, target: np.ndarray, n: int) -> tuple[np.ndarray, float]:
+    """Up to n pool items whose logits follow `target`'s (module doc): the largest draw the
+    KS test cannot tell from `target` (p > KS_ALPHA), else n, with its p-value."""
+    from scipy.stats import ks_2samp
+
+    n = min(n, pool.size)
+    if n == 0 or target.size == 0:
+        return np.zeros(0, np.int64), float("nan")
+    k = n
+    while True:
+        picked = matched(pool, target, k)
+        p = float(ks_2samp(pool[picked], target).pvalue)
+        if p > KS_ALPHA or k <= MIN_MATCHED:
+            break
+        k = max(MIN_MATCHED, int(k * 0.9))
+    if p <= KS_ALPHA:  # the pool cannot follow them: all n, said as it is
+        picked = matched(pool, target, n)
+        p = float(ks_2samp(pool[picked], target).pvalue)
+    return picked, p
+
+
 def build(
     model: Any,
     meta_cols: list[str],
@@ -126,33 +184,43 @@ def build(
     run: str,
     n: int,
     lenses: dict[str, np.ndarray],
-    ranked: np.ndarray,
-    shape: tuple[int, ...],
+    ranked: Any,
+    like: Any,
     exclude: set[str] | frozenset[str] = frozenset(),
+    graded: Any = None,
     chunk: int = 4096,
-) -> Any:
-    """Up to `n` blind items (half simulated lenses, half known non-lenses) as a table with
-    stamps of `shape`, none of the galaxies `exclude` ("brickname:objid"); `ranked` is the
-    run's usable scores, highest first (for the rank each item would have)."""
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Up to `n` blind items (module doc) as (the items, their truth, a summary): `ranked` the
+    run's whole ranking (parent rows, score, logit), `like` the candidates table whose schema
+    the items take and whose scores the non-lenses follow, `exclude` the candidates' galaxies
+    ("brickname:objid"), `graded` parent rows (with stamp, score, logit) graded X by consensus
+    in earlier rounds."""
     import pyarrow as pa
 
     from core.schemas import galaxy_keys, hash_order
-    from jobs.scoring import sigmoid
 
+    shape = tuple(stamp_contract.stamp_meta(like.schema)["shape"])
     parts = sorted(stamps.glob("part-*.parquet"))
     data = _eligible(parts, meta_cols, lenses, shape[-1]) if parts and n > 0 else {}
     if not data or not len(data["ok"]):
-        return _table(pa, [], None, run, shape)
-    keys = galaxy_keys(data["brickname"], data["objid"])
-    control = data["is_control"].astype(bool)
+        data = {}
+    keys = galaxy_keys(data["brickname"], data["objid"]) if data else np.zeros(0, object)
+    control = data["is_control"].astype(bool) if data else np.zeros(0, bool)
     free = ~np.isin(keys, list(exclude))
     sims = np.flatnonzero(~control & free)
-    sims = _one_per_galaxy(keys, sims[hash_order(keys[sims])])[: (n + 1) // 2]
+    sims = _one_per_galaxy(keys, sims[hash_order(keys[sims])])[: (n + 1) // 2] if sims.size else sims
     taken = set(keys[sims])
-    duds = np.array(
-        [i for i in _one_per_galaxy(keys, np.flatnonzero(control & free)) if keys[i] not in taken], int
+    graded_keys = (
+        galaxy_keys(graded.column("brickname").to_pylist(), graded.column("objid").to_pylist())
+        if graded is not None and graded.num_rows
+        else np.zeros(0, object)
     )
-    # every candidate non-lens scored, a chunk at a time (only the logits kept)
+    graded_rows = np.array([i for i, k in enumerate(graded_keys) if k not in taken], np.int64)
+    taken |= set(graded_keys[graded_rows])
+    duds = np.array(
+        [i for i in _one_per_galaxy(keys, np.flatnonzero(control & free)) if keys[i] not in taken], np.int64
+    )
+    # every pool control scored, a chunk at a time (only the logits kept)
     dud_logits = np.concatenate(
         [
             _logits(model, meta_cols, _stamps(parts, data, duds[s : s + chunk]), data, duds[s : s + chunk])
@@ -160,52 +228,92 @@ def build(
         ]
         or [np.zeros(0)]
     )
-    hardest = np.argsort(-dud_logits, kind="stable")[: n // 2]
-    chosen = np.concatenate([sims, duds[hardest]]).astype(int)
-    truth = ["lens"] * len(sims) + ["not_lens"] * len(hardest)
-    images = _stamps(parts, data, chosen) if len(chosen) else None
-    logits = _logits(model, meta_cols, images, data, chosen) if len(chosen) else np.zeros(0)
-    score = sigmoid(logits)
-    rank = 1 + np.searchsorted(-np.asarray(ranked, dtype=np.float64), -score, side="left")
-    rows = {
-        "rank": rank.astype(np.int64),
-        **{c: data[c][chosen] for c in ("brickname", "objid", "ra", "dec", "split", "psfsize_r")},
-        "score": score,
-        "logit": logits.astype(np.float64),
-        "truth": truth,
-        "arc_snr": np.where(np.array(truth) == "lens", data["arc_snr"][chosen], np.nan),
-        "theta_e_arcsec": np.where(np.array(truth) == "lens", data["theta_e_arcsec"][chosen], np.nan),
+    pool = np.concatenate(
+        [graded.column("logit").to_numpy()[graded_rows] if graded_rows.size else np.zeros(0), dud_logits]
+    )
+    target = like.column("logit").to_numpy(zero_copy_only=False).astype(float)
+    picked, ks_p = hard_draw(pool, target[np.isfinite(target)], n // 2)
+    from_graded = picked[picked < graded_rows.size]
+    chosen = duds[picked[picked >= graded_rows.size] - graded_rows.size]
+    both = np.concatenate([sims, chosen])
+    images = _stamps(parts, data, both) if both.size else None
+    logits = _logits(model, meta_cols, images, data, both) if images is not None else np.zeros(0)
+    ids = galaxy_keys(ranked.column("brickname").to_pylist(), ranked.column("objid").to_pylist())
+    parent = {k: i for i, k in enumerate(ids)}
+    items = []  # (parent row, logit, stamp bytes, truth row)
+    for j, i in enumerate(both):
+        lens = j < len(sims)
+        items.append(
+            (
+                parent.get(keys[i]),
+                float(logits[j]),
+                images[j].tobytes(),
+                {
+                    "truth": "lens" if lens else "not_lens",
+                    "source": "simulated lens" if lens else "injection control",
+                    "arc_snr": float(data["arc_snr"][i]) if lens else None,
+                    "theta_e_arcsec": float(data["theta_e_arcsec"][i]) if lens else None,
+                },
+            )
+        )
+    for g in graded_rows[from_graded]:
+        row = graded.slice(int(g), 1).to_pylist()[0]
+        truth = {"truth": "not_lens", "source": "graded X", "arc_snr": None, "theta_e_arcsec": None}
+        items.append((parent.get(graded_keys[g]), float(row["logit"]), row["stamp"], truth))
+    items = [item for item in items if item[0] is not None]  # a host outside the parent sample: none
+    table, truth = _tables(pa, items, ranked, like, run)
+    counts = truth.column("truth").to_pylist()
+    sources = truth.column("source").to_pylist()
+    summary = {
+        "lens": counts.count("lens"),
+        "not_lens": counts.count("not_lens"),
+        "not_lens_from": {s: sources.count(s) for s in ("graded X", "injection control")},
+        "not_lens_ks_p": None if np.isnan(ks_p) else round(ks_p, 4),
     }
-    raw = [image.tobytes() for image in images] if images is not None else []
-    return _table(pa, raw, rows, run, shape)
+    return table, truth, summary
 
 
-def _table(pa: Any, raw: list[bytes], rows: dict[str, Any] | None, run: str, shape: tuple[int, ...]) -> Any:
-    """The blinds table, ordered by score (highest first); empty with the same columns."""
-    columns: dict[str, Any] = {
-        "rank": pa.array([], pa.int64()),
-        "brickname": pa.array([], pa.string()),
-        "objid": pa.array([], pa.int64()),
-        "ra": pa.array([], pa.float64()),
-        "dec": pa.array([], pa.float64()),
-        "split": pa.array([], pa.string()),
-        "psfsize_r": pa.array([], pa.float64()),
-        "score": pa.array([], pa.float64()),
-        "logit": pa.array([], pa.float64()),
-        "truth": pa.array([], pa.string()),
-        "arc_snr": pa.array([], pa.float64()),
-        "theta_e_arcsec": pa.array([], pa.float64()),
-    }
-    if rows is not None:
-        columns = {c: pa.array(rows[c]).cast(columns[c].type) for c in columns}
-    n = len(columns["rank"])
-    columns |= {
-        "run": pa.array([run] * n, pa.string()),
-        "ok": pa.array([True] * n, pa.bool_()),
-        "fail_reason": pa.array([None] * n, pa.string()),
-        "stamp": pa.array(raw, pa.binary()),
-    }
-    table = pa.table(columns)
-    if n:
-        table = table.take(np.argsort(-table.column("score").to_numpy(), kind="stable"))
-    return table.replace_schema_metadata(stamp_contract.arrow_metadata(shape))
+def _tables(pa: Any, items: list[tuple], ranked: Any, like: Any, run: str) -> tuple[Any, Any]:
+    """The items as rows of `like`'s schema, in a hash order of their galaxies, and their
+    truth in the same order."""
+    from core.schemas import galaxy_keys, hash_order
+    from jobs.scoring import sigmoid
+
+    usable = np.sort(ranked.column("score").drop_null().to_numpy())[::-1]  # highest first
+    rows = ranked.take([item[0] for item in items]).to_pylist() if items else []
+    for row, (_, logit, stamp, _) in zip(rows, items, strict=True):
+        score = float(sigmoid(np.array([logit]))[0])
+        known = {c: None for c in like.schema.names if c.startswith("known_lens")}
+        row |= known | {"score": score, "logit": logit, "run": run, "ok": True, "fail_reason": None}
+        row["rank"] = int(1 + np.searchsorted(-usable, -score, side="left"))
+        row["stamp"] = stamp
+    table = pa.Table.from_pylist(
+        [{c: row.get(c) for c in like.schema.names} for row in rows], schema=like.schema
+    )
+    truth_rows = [
+        {"brickname": row["brickname"], "objid": int(row["objid"]), **item[3]}
+        for row, item in zip(rows, items, strict=True)
+    ]
+    truth = pa.Table.from_pylist(truth_rows, schema=truth_schema())
+    if rows:
+        order = hash_order(
+            galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist())
+        )
+        table, truth = table.take(order), truth.take(order)
+    return table, truth
+
+
+def truth_schema() -> Any:
+    """`blinds.truth.parquet`'s columns."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("brickname", pa.string()),
+            ("objid", pa.int64()),
+            ("truth", pa.string()),
+            ("source", pa.string()),
+            ("arc_snr", pa.float64()),
+            ("theta_e_arcsec", pa.float64()),
+        ]
+    )

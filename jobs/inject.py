@@ -66,9 +66,10 @@ def settings_for(
     return InjectSettings.from_injection(injection, cache, supersample, engine, device, root, found or "")
 
 
-def check_files(settings: InjectSettings) -> None:
+def check_files(settings: InjectSettings, manifest: str | None = None) -> None:
     """Read each PSF file and the source catalogue once, before any work: a bad one is one line
-    (StageError) naming it, locally and on a cluster's driver alike."""
+    (StageError) naming it, locally and on a cluster's driver alike; and, given the manifest,
+    that its catalogue sources are the catalogue's own entries."""
     for path in settings.psf_files:
         try:
             pixelised(path)
@@ -78,9 +79,23 @@ def check_files(settings: InjectSettings) -> None:
         from jobs.lensing import catalogue
 
         try:
-            catalogue.load(settings.source_catalogue)
+            galaxies = catalogue.load(settings.source_catalogue)
         except catalogue.CatalogueError as err:
             raise stage_runtime.StageError(str(err)) from None
+        missing = galaxies.missing_files()
+        if missing:  # a half-finished download: said before any row, not row by row
+            raise stage_runtime.StageError(
+                f"{galaxies.path.parent}: {len(missing)} image file(s) the catalogue names are missing,"
+                f" first {missing[0]} (download {catalogue.DOWNLOAD})"
+            )
+    if manifest is not None and settings.source_catalogue:
+        drawn = storage.read_parquet(manifest, ["src_cat_index", "src_cat_ident"]).to_pydict()
+        try:
+            for index, ident in zip(drawn["src_cat_index"], drawn["src_cat_ident"], strict=True):
+                if index is not None and index >= 0:
+                    galaxies.check_entry(index, ident)
+        except catalogue.CatalogueError as err:
+            raise stage_runtime.StageError(f"{manifest}: {err}") from None
 
 
 def run(
@@ -109,7 +124,7 @@ def run(
     settings = settings_for(
         config, variant, cache or default_cache(workspace), supersample, engine, device, str(workspace), grid
     )
-    check_files(settings)
+    check_files(settings, str(manifest_path))
     codec = config.variants[variant].injection.codec
     final = stamps_dir(workspace, variant, grid)
     digest = stage_runtime.fingerprint(
@@ -185,7 +200,7 @@ def spark_run(job: Any) -> None:
     grid = job.grid
     manifest = job.at(manifest_dir(here, job.variant, grid) / "manifest.parquet")
     settings = spark_settings(job)
-    check_files(settings)
+    check_files(settings, manifest)
     expected = storage.read_parquet(manifest, ["task_id"]).num_rows
 
     def write(out: str) -> None:

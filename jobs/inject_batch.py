@@ -334,6 +334,7 @@ def _add_arcs(
             try:
                 if workers.galaxies is None:  # never a catalogue row drawn as a Sérsic of no size
                     raise catalogue.CatalogueError("the grid's source catalogue was not given to this runner")
+                workers.galaxies.check_entry(index, tasks["src_cat_ident"][j])
                 images.append((workers.galaxies.image(index), float(workers.galaxies.scale[index])))
             except (catalogue.CatalogueError, IndexError) as err:
                 failed[todo[j]] = f"no-source: {err}"

@@ -10,8 +10,9 @@ reference. The summary lists every known lens among them with its rank ("known-l
 recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
 to hold no injected arc, none with a known lens in its stamp) for hard-negative mining.
 `blinds.parquet` holds `--blinds` items for calibrating the inspectors (jobs/blinds.py):
-simulated lenses and known non-lenses from the test split, scored alike, that the console
-mixes into triage. `--cutouts DIR` scores FITS cutout files instead (jobs/survey/fits_cutouts.py).
+simulated lenses and known non-lenses as hard as the candidates, with the candidates' columns,
+that the console mixes into triage; `blinds.truth.parquet` says which is which. `--cutouts
+DIR` scores FITS cutout files instead (jobs/survey/fits_cutouts.py).
 
 `--catalog FILE` scores any list of positions instead (CSV, parquet or FITS with ra, dec and
 optionally name, population), cut from the cached coadds, into
@@ -43,6 +44,7 @@ CATALOG_COLUMNS = ("name", "population", "ra", "dec", "noise_from", "noise_g", "
 KEEP_STAMPS = stage_runtime.declared_default("score", "keep_stamps")
 HARD_NEGATIVES = stage_runtime.declared_default("score", "hard_negatives")
 BLINDS = stage_runtime.declared_default("score", "blinds")
+BLINDS_TRUTH = "blinds.truth.parquet"  # what each blind item is: never beside it in one file
 KNOWN_COLUMNS = ("known_lens", "known_lens_grade", "known_lens_reference", "known_lens_sep_arcsec")
 
 
@@ -123,15 +125,16 @@ def run(
         target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
     scores_name = f"{Path(target).stem}.scores.parquet"
-    extra = ("hard_negatives.parquet", "blinds.parquet") if catalog is None else ()
+    extra = ("hard_negatives.parquet", "blinds.parquet", BLINDS_TRUTH) if catalog is None else ()
     out = candidates_dir(workspace, run_name)
     outputs = [str(out / name) for name in (target, scores_name, *extra)]
     stamps = stamps_dir(workspace, variant, grid)
+    rejected = _rejected(workspace, run_name) if catalog is None else []
     digest = stage_runtime.fingerprint(
         "score",
         run_name,
         target,
-        (hard_negatives, keep_stamps, blinds) if catalog is None else keep_stamps,
+        (hard_negatives, keep_stamps, blinds, rejected) if catalog is None else keep_stamps,
         stage_runtime.signatures(
             run_checkpoint(runs_dir(workspace) / run_name),
             Path(made["outputs"][0]) / stage_runtime.STAMP_FILE,
@@ -189,23 +192,14 @@ def run(
 
         hard = _hard_negatives(model.cpu(), meta_cols, stamps, run_name, hard_negatives, lenses)
         summary["hard_negatives"] = hard.num_rows
-        usable = ranked.column("score").drop_null().to_numpy()  # highest first
         shown = set(
             galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
         )
-        blind = blind_items.build(
-            model,
-            meta_cols,
-            stamps,
-            run_name,
-            blinds,
-            lenses,
-            usable,
-            (3, size, size),
-            exclude=shown,
+        graded = _graded_x(rejected, ranked, info, order, files, size)
+        blind, truth, summary["blinds"] = blind_items.build(
+            model, meta_cols, stamps, run_name, blinds, lenses, ranked, candidates, shown, graded
         )
-        truths = blind.column("truth").to_pylist()
-        summary["blinds"] = {t: truths.count(t) for t in ("lens", "not_lens")}
+        _say_blinds(summary["blinds"])
     written = (target, scores_name, summary_name, *extra)
     with stage_runtime.atomic_dir(out, digest, replaces=written, key=target) as tmp:  # other files stay
         write_stamps(candidates, tmp / target, "zstd")
@@ -213,6 +207,7 @@ def run(
         if catalog is None:
             pq.write_table(hard, tmp / "hard_negatives.parquet")
             write_stamps(blind, tmp / "blinds.parquet", "zstd")
+            pq.write_table(truth, tmp / BLINDS_TRUTH)
         (tmp / summary_name).write_text(json.dumps(summary, indent=2))
     for row in summary["top"]:
         label = row.get("name") or f"{row.get('brickname')} {row.get('objid')}"
@@ -221,6 +216,51 @@ def run(
         where = f"#{lens['rank']} of {n}" if lens["rank"] else "not scored"
         print(f"score: known lens {lens['name']} ({lens['grade']}): {where}", flush=True)
     return {"outputs": outputs, **summary}
+
+
+def _rejected(workspace: Path, run: str) -> list[str]:
+    """The galaxies graded X by consensus in other runs ("brickname:objid", sorted): the
+    blind items' known non-lenses, so a change of them is a change of the score's inputs."""
+    from core import grades
+    from core.workspace import Workspace
+
+    return sorted(f"{b}:{o}" for b, o in grades.consensus_x(Workspace(workspace).store, exclude_run=run))
+
+
+def _graded_x(
+    rejected: list[str], ranked: Any, info: Any, order: np.ndarray, files: list[str], size: int
+) -> Any:
+    """The parent galaxies among `rejected` (`_rejected`) as ranked rows with their stamps:
+    known non-lenses for the blind items."""
+    from core.schemas import galaxy_keys
+
+    wanted = set(rejected)
+    if not wanted:
+        return None
+    keys = galaxy_keys(ranked.column("brickname").to_pylist(), ranked.column("objid").to_pylist())
+    ok = ranked.column("ok").to_numpy(zero_copy_only=False)
+    hits = np.array([i for i, k in enumerate(keys) if k in wanted and ok[i]], dtype=np.int64)
+    if hits.size == 0:
+        return None
+    return _with_stamps(ranked.take(hits), info.column("row").to_numpy()[order][hits], files, size)
+
+
+def _say_blinds(drawn: dict[str, Any]) -> None:
+    """The blind items drawn, and whether the non-lenses follow the candidates' scores."""
+    from jobs.blinds import KS_ALPHA
+
+    where = ", ".join(f"{n} {s}" for s, n in drawn["not_lens_from"].items() if n) or "none"
+    print(
+        f"score: blinds: {drawn['lens']} simulated lenses, {drawn['not_lens']} known non-lenses ({where})",
+        flush=True,
+    )
+    p = drawn["not_lens_ks_p"]
+    if p is not None and p <= KS_ALPHA:
+        print(
+            f"score: blinds: the known non-lenses do not score like the candidates (KS p = {p:.2g}): "
+            "too few score as high; galaxies graded X by consensus join them next round",
+            flush=True,
+        )
 
 
 def _ranked(

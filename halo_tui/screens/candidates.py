@@ -58,6 +58,34 @@ CACHED_STAMPS = 512  # rendered stamps kept (pages back and ahead), about 30 MB 
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
 
 
+def item_lines(info: dict[str, Any], blind: bool) -> list[Text]:
+    """What the side panel says of one stream item, a line each. With blind items in the
+    stream (`blind`) only what every item has alike: its number, position, ids, PSF and run;
+    its score, split and known-lens note are hidden (a blind item has none of its own to
+    show: its split is always test, it is never a known lens)."""
+    hidden = "hidden (blind items)"
+    out: list[Text] = []
+    if info.get("known_lens") and not blind:
+        grade, reference = (visible(info.get(k) or "") for k in ("known_lens_grade", "known_lens_reference"))
+        out += [
+            Text.assemble(("known lens ", "bold yellow"), (visible(info["known_lens"]), "yellow")),
+            Text(f"  {grade}: {reference}"),
+        ]
+    psf = "-" if info.get("psfsize_r") is None else f'{info["psfsize_r"]:.2f}"'
+    for line in (
+        f"score  {hidden if blind else score_text(info.get('score'))}",
+        f"ra     {info['ra']:.5f}",
+        f"dec    {info['dec']:.5f}",
+        f"brick  {visible(str(info['brickname']))}",
+        f"objid  {info['objid']}",
+        f"psf_r  {psf}",
+        f"split  {hidden if blind else visible(info.get('split') or '-')}",
+        f"run    {visible(info.get('run') or '-')}",
+    ):
+        out.append(Text(line))
+    return out
+
+
 def viewer_url(ra: float, dec: float) -> str:
     """The Legacy Survey viewer centred on (ra, dec), DR10, zoomed, with a marker."""
     return (
@@ -432,20 +460,10 @@ class CandidatesScreen(HaloScreen):
         text = Text()  # never markup: names and reasons come from files and users
         text.append(f"#{info['rank']}", style="bold")
         text.append(f" of {len(self.table)}  page {self.page + 1}/{pages}\n")
-        if info.get("known_lens"):
-            text.append("known lens ", style="bold yellow")
-            text.append(visible(info["known_lens"]) + "\n", style="yellow")
-            text.append(f"  {visible(info.get('known_lens_grade') or '')}: ")
-            text.append(visible(info.get("known_lens_reference") or "") + "\n")
+        for line in item_lines(info, blind=not self.table.scored):
+            text.append_text(line)
+            text.append("\n")
         for line in (
-            f"score  {score_text(info.get('score')) if self.table.scored else 'hidden (blind items)'}",
-            f"ra     {info['ra']:.5f}",
-            f"dec    {info['dec']:.5f}",
-            f"brick  {info['brickname']}",
-            f"objid  {info['objid']}",
-            "psf_r  " + ("-" if info.get("psfsize_r") is None else f'{info["psfsize_r"]:.2f}"'),
-            f"split  {visible(info.get('split') or '-')}",
-            f"run    {visible(info.get('run') or '-')}",
             "",
             f"view {self.view}  stretch {self.stretch:g}",
             f"filter {self.filter}",
@@ -552,6 +570,14 @@ class CandidatesScreen(HaloScreen):
         """The Legacy Survey viewer at the candidate, as a terminal hyperlink, and copied."""
         info = self._current()
         if info is None:
+            return
+        if not self.table.scored:  # the viewer shows DR10's sky: a simulated lens without its arc
+            self.notify(
+                "the viewer is off while blind items are in the stream: it would show a simulated"
+                " lens without its arc ([triage] blind_rate = 0 turns them off)",
+                severity="warning",
+                markup=False,
+            )
             return
         url = viewer_url(info["ra"], info["dec"])
         self.app.copy_to_clipboard(url)

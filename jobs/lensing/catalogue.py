@@ -28,7 +28,8 @@ import numpy as np
 
 REQUIRED = ("ident", "gal_filename", "gal_hdu", "pixel_scale", "mag")
 DOWNLOAD = (
-    "the COSMOS 25.2 sample: `galsim_download_cosmos -s 25.2`, or https://zenodo.org/records/3242143 (4.4 GB)"
+    "the COSMOS 25.2 sample into the workspace: `galsim_download_cosmos -s 25.2 -d cosmos` (pip install"
+    " galsim), or https://zenodo.org/records/3242143 (4.4 GB) unpacked into cosmos/"
 )
 
 
@@ -50,6 +51,19 @@ class RealGalaxies:
 
     def __len__(self) -> int:
         return len(self.ident)
+
+    def check_entry(self, index: int, ident: Any) -> None:
+        """Raise CatalogueError unless entry `index` is galaxy `ident`: a manifest drawn from
+        another catalogue (or another version of this one) is refused, never rendered."""
+        if not 0 <= int(index) < len(self) or str(self.ident[int(index)]) != str(ident):
+            raise CatalogueError(
+                f"galaxy {ident} is not entry {int(index)} of {self.path}: the manifest was drawn from"
+                " another catalogue (rerun `halo stage manifest`)"
+            )
+
+    def missing_files(self) -> list[str]:
+        """The galaxies' image files the table names that are not beside it."""
+        return sorted(f for f in set(self.files) if not (self.path.parent / str(f)).is_file())
 
     def image(self, i: int) -> np.ndarray:
         """Galaxy i's stamp as surface brightness of unit total flux (per arcsec²)."""

@@ -91,9 +91,10 @@ def noise_equivalent_area(psf: np.ndarray) -> float:
 
 def read_pixelised(path: str) -> tuple[np.ndarray, float]:
     """A PSF image and its sampling (pixels of 0.262″ per sample) from a FITS file: a PSFEx
-    model (a `PSF_DATA` table: its constant term, the PSF at the polynomial's reference
-    position, sampled at `PSF_SAMP`), or the first image HDU (`PSF_SAMP` in its header, 1 if
-    absent); `path` local or s3://. Raises ValueError naming what is wrong."""
+    model (a `PSF_DATA` table, or legacypipe's merged per-exposure table with lower-case
+    `psf_mask` / `psf_samp` columns, its first row: the constant term, the PSF at the
+    polynomial's reference position, sampled at `PSF_SAMP`), or the first image HDU
+    (`PSF_SAMP` in its header, 1 if absent); `path` local or s3://. Raises ValueError naming what is wrong."""
     import io
 
     from astropy.io import fits
@@ -108,11 +109,16 @@ def read_pixelised(path: str) -> tuple[np.ndarray, float]:
     try:
         with fits.open(source, memmap=False) as hdus:
             image, sampling = None, None
-            for hdu in hdus:
-                if hdu.name == "PSF_DATA" and isinstance(hdu, fits.BinTableHDU):
-                    mask = np.asarray(hdu.data["PSF_MASK"][0], dtype=float)
+            for hdu in hdus:  # PSFEx's PSF_DATA, or legacypipe's merged table (lower-case, a row per CCD)
+                names = {n.lower(): n for n in hdu.columns.names} if isinstance(hdu, fits.BinTableHDU) else {}
+                if "psf_mask" in names and len(hdu.data):
+                    mask = np.asarray(hdu.data[names["psf_mask"]][0], dtype=float)
                     image = mask[0] if mask.ndim == 3 else mask
-                    sampling = float(hdu.header.get("PSF_SAMP", 1.0))
+                    sampling = float(
+                        hdu.data[names["psf_samp"]][0]
+                        if "psf_samp" in names
+                        else hdu.header.get("PSF_SAMP", 1.0)
+                    )
                     break
             if image is None:
                 found = next(

@@ -48,3 +48,8 @@ def test_a_run_from_before_source_models_were_recorded_shows_a_dash(tmp_path: Pa
     table = runs.compare([runs.load(tmp_path, "old")], {})
     rows = {row["metric"]: row for row in table["rows"]}
     assert rows["source model"]["values"] == ["-"] and rows["realism_auc"]["values"] == [None]
+
+
+def test_a_catalogue_run_is_named_for_its_real_galaxies() -> None:
+    assert runs.source_model({"mode": "catalogue", "morphology": "sersic"}) == "real galaxies, catalogue"
+    assert runs.source_model({"mode": "relative"}) == "sersic, relative"

@@ -281,3 +281,25 @@ def test_an_emr_inject_step_reads_psf_files_and_the_catalogue_under_its_prefix(
     assert all(on_s3.column("ok").to_pylist()), on_s3.column("fail_reason").to_pylist()
     assert on_s3.column("stamp").to_pylist() == here.column("stamp").to_pylist()
     assert list((tmp_path / ".halo-catalogues").glob(f"*/{sample.name}"))  # one copy, whole
+
+
+def test_inject_refuses_a_manifest_drawn_from_another_catalogue_or_missing_images(
+    catalogue_ws: Path, sample: Path, tmp_path: Path
+) -> None:
+    """A catalogue replaced after `manifest` (other galaxies at the manifest's entries) and a
+    catalogue whose image files are not all there: each is one line before any row."""
+    from jobs import inject
+
+    ws = tmp_path / "ws"
+    shutil.copytree(catalogue_ws, ws, ignore=shutil.ignore_patterns("stamps"))
+    with fits.open(sample) as hdus:  # the same layout, other galaxies: new ids at every entry
+        hdus[1].data["IDENT"] += 5000
+        hdus.writeto(ws / "cosmos" / sample.name, overwrite=True)
+    with pytest.raises(stage_runtime.StageError) as err:
+        inject.run(ws, "v4_sota", "real_sources")
+    assert "drawn from another catalogue" in str(err.value) and "\n" not in str(err.value)
+    shutil.copy(sample, ws / "cosmos" / sample.name)
+    (ws / "cosmos" / "real_galaxy_images_tiny_n1.fits").unlink()
+    with pytest.raises(stage_runtime.StageError) as err:
+        inject.run(ws, "v4_sota", "real_sources")
+    assert "real_galaxy_images_tiny_n1.fits" in str(err.value) and "missing" in str(err.value)

@@ -47,6 +47,20 @@ def _write_psfex(path: Path, image: np.ndarray, sampling: float) -> Path:
     return path
 
 
+def _write_merged(path: Path, image: np.ndarray, sampling: float) -> Path:
+    """legacypipe's merged per-exposure PSFEx table: lower-case columns, a row per CCD, the
+    sampling a column."""
+    rng = np.random.default_rng(1)
+    cubes = np.stack([np.stack([image, rng.normal(0, 1e-3, image.shape)]) for _ in range(3)])
+    columns = [
+        fits.Column(name="ccdname", format="3A", array=["N4", "S1", "S2"]),
+        fits.Column(name="psf_mask", format=f"{cubes[0].size}E", dim=str(cubes.shape[:0:-1]), array=cubes),
+        fits.Column(name="psf_samp", format="E", array=np.full(3, sampling)),
+    ]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns)]).writeto(path)
+    return path
+
+
 def _embed(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = max(a.shape[0], b.shape[0])
     out = []
@@ -58,7 +72,7 @@ def _embed(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out[0], out[1]
 
 
-@pytest.mark.parametrize("writer", [_write_image, _write_psfex])
+@pytest.mark.parametrize("writer", [_write_image, _write_psfex, _write_merged])
 def test_a_pixelised_moffat_gives_the_moffats_kernel(tmp_path: Path, writer) -> None:
     """A Moffat written at half-pixel sampling, read back (an image HDU or a PSFEx model) and
     sampled at 3 sub-pixels a side: the analytic kernel to 1 % of its peak, its FWHM kept."""

@@ -212,6 +212,7 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
         "candidates.scores.parquet",
         "hard_negatives.parquet",
         "blinds.parquet",
+        "blinds.truth.parquet",
     ]
     table = pq.read_table(summary["outputs"][1])  # every galaxy's score, no stamps
     assert "stamp" not in table.column_names
@@ -272,29 +273,38 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
 
 
 def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> None:
-    """Simulated lenses (injected test rows, hosts in a fixed pseudo-random order) and the
-    hardest known non-lenses (test controls), one per galaxy, none shown as a candidate, each
-    scored as the candidates are."""
+    """Simulated lenses (injected rows, hosts in a fixed pseudo-random order) and known
+    non-lenses (controls, drawn to follow the candidates' scores), one per galaxy, none
+    shown as a candidate, each scored as the candidates are; the items have the candidates'
+    columns and types, in an order that says nothing; their truth is in a file of its own."""
     from core.layout import stamps_dir
-    from core.schemas import galaxy_keys
+    from core.schemas import galaxy_keys, hash_order
     from core.stamps import decode, stamp_meta
+    from jobs import blinds as blind_items
     from jobs import known_lenses
     from jobs.models import load_run
     from jobs.scoring import logits_of, sigmoid
 
     summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8)
-    assert summary["blinds"] == {"lens": 4, "not_lens": 4}
+    assert summary["blinds"]["lens"] == 4 and summary["blinds"]["not_lens"] == 4
+    assert summary["blinds"]["not_lens_from"] == {"graded X": 0, "injection control": 4}
     blinds = pq.read_table(summary["outputs"][3])
-    candidates = pq.read_table(summary["outputs"][0], columns=["brickname", "objid"])
+    candidates = pq.read_table(summary["outputs"][0])
+    assert blinds.schema.equals(candidates.schema, check_metadata=True)  # names, types, stamp shape
+    assert not {"truth", "arc_snr", "theta_e_arcsec"} & set(blinds.column_names)
     galaxy = galaxy_keys(blinds.column("brickname").to_pylist(), blinds.column("objid").to_pylist())
+    assert list(hash_order(galaxy)) == list(range(len(galaxy)))  # ordered by the galaxy, not the score
+    truth_table = pq.read_table(summary["outputs"][4])
+    assert truth_table.column("brickname").to_pylist() == blinds.column("brickname").to_pylist()
+    truth = truth_table.column("truth").to_pylist()
     shown = set(
         galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
     )
-    assert (
-        len(set(galaxy)) == 8
-        and not set(galaxy) & shown
-        and set(blinds.column("split").to_pylist()) == {"test"}
-    )
+    assert len(set(galaxy)) == 8 and not set(galaxy) & shown
+    parent = pq.read_table(summary["outputs"][1]).to_pylist()
+    by_key = {f"{r['brickname']}:{r['objid']}": r for r in parent}
+    for g, row in zip(galaxy, blinds.to_pylist(), strict=True):  # the host's own catalogue fields
+        assert all(row[c] == by_key[g][c] for c in ("ra", "dec", "psfsize_r", "mag_r", "mag_z", "type"))
     stamps = pq.read_table(sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet")))
     keys = galaxy_keys(stamps.column("brickname").to_pylist(), stamps.column("objid").to_pylist())
     control = np.array(stamps.column("is_control").to_pylist())
@@ -302,13 +312,12 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     model, _ = load_run(train.runs_dir(trained) / "tiny")
     images = decode(blinds.column("stamp"), stamp_meta(blinds.schema))
     assert np.allclose(blinds.column("score").to_numpy(), sigmoid(logits_of(model, images)), rtol=1e-5)
-    truth = blinds.column("truth").to_pylist()
     for g, t, stamp in zip(galaxy, truth, blinds.column("stamp").to_pylist(), strict=True):
         rows = np.flatnonzero((keys == g) & (control == (t == "not_lens")))
         assert stamp in [raw[i] for i in rows]  # the galaxy's own injected (or control) stamp
-    # the non-lenses are the top-scoring eligible test controls
+    # the non-lenses: the eligible test controls' draw that follows the candidates' logits
     lenses = known_lenses.load(trained)
-    ok = np.array(stamps.column("ok").to_pylist()) & (np.array(stamps.column("split").to_pylist()) == "test")
+    ok = np.array(stamps.column("ok").to_pylist())
     ok &= ~known_lenses.in_stamp(stamps.column("ra").to_numpy(), stamps.column("dec").to_numpy(), lenses, 64)
     sims = {g for g, t in zip(galaxy, truth, strict=True) if t == "lens"}
     eligible, seen = [], set()
@@ -316,15 +325,118 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
         if keys[i] not in seen and keys[i] not in shown and keys[i] not in sims:
             seen.add(keys[i])
             eligible.append(i)
-    every = sigmoid(
-        logits_of(model, decode(stamps.column("stamp").take(eligible), stamp_meta(stamps.schema)))
-    )
-    top = {keys[eligible[i]] for i in np.argsort(-every, kind="stable")[:4]}
-    assert top == {g for g, t in zip(galaxy, truth, strict=True) if t == "not_lens"}
+    pool = logits_of(model, decode(stamps.column("stamp").take(eligible), stamp_meta(stamps.schema)))
+    picked, p = blind_items.hard_draw(pool, candidates.column("logit").to_numpy(), 4)
+    assert {keys[eligible[i]] for i in picked} == {
+        g for g, t in zip(galaxy, truth, strict=True) if t == "not_lens"
+    }
+    assert summary["blinds"]["not_lens_ks_p"] == pytest.approx(p, abs=1e-4)
     # each item's rank is the one it would have among the run's scored galaxies
     scored = pq.read_table(summary["outputs"][1], columns=["score"]).column("score").drop_null().to_numpy()
     for s, rank in zip(blinds.column("score").to_numpy(), blinds.column("rank").to_pylist(), strict=True):
         assert rank == 1 + int(np.sum(scored > s))
+
+
+def test_nothing_the_console_offers_but_the_pixels_tells_a_blind_item_from_a_candidate(trained: Path) -> None:
+    """Everything an inspector is offered for a stream item except its stamp — the side panel's
+    lines, its number, the columns and types of the row loaded for it, whether the viewer is
+    offered — fed to a cross-validated classifier (gradient-boosted trees and a logistic
+    regression) cannot tell blind items from candidates: AUROC <= 0.6."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from core.candidates import CandidateTable, TriageStream, blinds_path
+    from halo_tui.screens.candidates import item_lines
+
+    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=60, blinds=60)
+    candidates = CandidateTable(summary["outputs"][0])
+    blinds = CandidateTable(blinds_path(Path(summary["outputs"][0])))
+    assert blinds.file.schema_arrow.equals(candidates.file.schema_arrow)  # what a file reader sees
+    stream = TriageStream(candidates, blinds, rate=0.3, seed="probe")
+    assert not stream.scored and stream.n_blind >= 20
+    fields: list[dict[str, object]] = []
+    for i in range(len(stream)):
+        row = stream.row(i)
+        shown = {"number": row["rank"], "where": i / len(stream)}
+        for line in item_lines(row, blind=not stream.scored):
+            key, _, value = line.plain.partition(" ")
+            shown[key] = value.strip()
+        fields.append(shown)
+    names = sorted({k for f in fields for k in f})
+    x = np.zeros((len(fields), len(names)))
+    for j, name in enumerate(names):  # numbers as numbers, anything else by its code
+        values = [f.get(name) for f in fields]
+        try:
+            x[:, j] = [float(str(v).rstrip('"')) if v is not None else -1.0 for v in values]
+        except ValueError:
+            codes = {v: k for k, v in enumerate(sorted({str(v) for v in values}))}
+            x[:, j] = [codes[str(v)] for v in values]
+    y = stream.source == 1
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    for model in (HistGradientBoostingClassifier(max_iter=100), LogisticRegression(max_iter=2000)):
+        p = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+        assert roc_auc_score(y, p) <= 0.6, (type(model).__name__, roc_auc_score(y, p), names)
+
+
+def test_the_hard_draw_follows_the_targets_scores_when_the_pool_can() -> None:
+    """The non-lens draw matches the candidates' score distribution where the pool covers it
+    (KS p > 0.05, and far from what the top or a random draw would give), shrinks to what the
+    pool can match, and says so when it cannot (a pool of low scorers only)."""
+    from scipy.stats import ks_2samp
+
+    from jobs.blinds import KS_ALPHA, hard_draw
+
+    rng = np.random.default_rng(3)
+    target = np.concatenate([rng.normal(-1.5, 1.0, 800), rng.normal(4.0, 0.8, 200)])  # candidates' logits
+    pool = rng.normal(-3.0, 2.5, 3000)  # mostly below them, a tail as high
+    picked, p = hard_draw(pool, target, 100)
+    assert len(picked) == 100 and len(set(picked)) == 100 and p > KS_ALPHA
+    assert ks_2samp(pool[np.argsort(-pool)[:100]], target).pvalue < KS_ALPHA  # the top is not the answer
+    assert ks_2samp(rng.choice(pool, 100, replace=False), target).pvalue < KS_ALPHA  # nor is chance
+    low = rng.normal(-6.0, 0.5, 300)  # nothing scores like the candidates
+    picked, p = hard_draw(low, target, 50)
+    assert len(picked) == 50 and p <= KS_ALPHA
+
+
+def test_galaxies_graded_x_elsewhere_become_hard_non_lens_blinds_and_leave_the_candidates(
+    trained: Path,
+) -> None:
+    """Candidates of another run graded X by two inspectors are known non-lenses: score draws
+    them (they score as the candidates do), and the triage stream shows each once, as a blind
+    item, never also as a candidate."""
+    from core import grades
+    from core.candidates import CandidateTable, TriageStream, blinds_path
+    from core.workspace import Workspace
+
+    first = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8)
+    ranked = pq.read_table(first["outputs"][1]).to_pylist()[:30]  # the top: what people looked at
+    store = Workspace(trained).store
+    for row in ranked:
+        for who in ("ann", "bob"):
+            grades.grade(store, "earlier", row["brickname"], int(row["objid"]), who, "X")
+    try:
+        summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8)
+        assert first["blinds"]["not_lens_from"]["graded X"] == 0  # nothing graded yet
+        assert summary["blinds"]["not_lens_from"]["graded X"] >= 3  # high scorers: most of the draw
+        truth = pq.read_table(summary["outputs"][4]).to_pylist()
+        rejected = {(r["brickname"], int(r["objid"])) for r in ranked}
+        from_graded = {(t["brickname"], t["objid"]) for t in truth if t["source"] == "graded X"}
+        assert from_graded <= rejected and all(
+            t["truth"] == "not_lens" for t in truth if t["source"] == "graded X"
+        )
+        candidates = CandidateTable(summary["outputs"][0])
+        stream = TriageStream(candidates, CandidateTable(blinds_path(Path(summary["outputs"][0]))), 0.2, "s")
+        items = [stream.row(i) for i in range(len(stream))]
+        seen = [(r["brickname"], r["objid"]) for r in items]
+        assert len(seen) == len(set(seen))  # no galaxy twice
+        blind = {(r["brickname"], r["objid"]) for r in items if r["blind"]}
+        assert stream.n_blind == 8 and from_graded <= blind  # every item at this rate
+        assert len(stream) == len(candidates) + 8 - len(from_graded)  # they left the candidates
+    finally:
+        store.db.execute("DELETE FROM grades WHERE run = 'earlier'")
+        store.db.commit()
 
 
 def test_no_negative_has_a_known_lens_in_its_stamp(trained: Path) -> None:
