@@ -60,12 +60,17 @@ GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at
 
 def item_lines(info: dict[str, Any], blind: bool) -> list[Text]:
     """What the side panel says of one stream item, a line each. With blind items in the
-    stream (`blind`) only what every item has alike: its number, position, ids, PSF and run;
-    its score, split and known-lens note are hidden (a blind item has none of its own to
-    show: its split is always test, it is never a known lens)."""
-    hidden = "hidden (blind items)"
+    stream (`blind`) only the run, as every item has it alike: a blind item's score, split,
+    position, ids and PSF would tell it apart (items drawn away from the candidates sit
+    elsewhere on the sky and in the catalogue; it is never a known lens), so they are hidden
+    for every item, and the inspector grades the pixels, as visual lens searches do."""
+    if blind:
+        return [
+            Text("score, position, ids, PSF, split: hidden while blind items are in the stream"),
+            Text(f"run    {visible(info.get('run') or '-')}"),
+        ]
     out: list[Text] = []
-    if info.get("known_lens") and not blind:
+    if info.get("known_lens"):
         grade, reference = (visible(info.get(k) or "") for k in ("known_lens_grade", "known_lens_reference"))
         out += [
             Text.assemble(("known lens ", "bold yellow"), (visible(info["known_lens"]), "yellow")),
@@ -73,16 +78,18 @@ def item_lines(info: dict[str, Any], blind: bool) -> list[Text]:
         ]
     psf = "-" if info.get("psfsize_r") is None else f'{info["psfsize_r"]:.2f}"'
     for line in (
-        f"score  {hidden if blind else score_text(info.get('score'))}",
+        f"score  {score_text(info.get('score'))}",
         f"ra     {info['ra']:.5f}",
         f"dec    {info['dec']:.5f}",
         f"brick  {visible(str(info['brickname']))}",
         f"objid  {info['objid']}",
         f"psf_r  {psf}",
-        f"split  {hidden if blind else visible(info.get('split') or '-')}",
+        f"split  {visible(info.get('split') or '-')}",
         f"run    {visible(info.get('run') or '-')}",
     ):
         out.append(Text(line))
+    if not info.get("ok", True):
+        out.append(Text(visible(info.get("fail_reason")), style="red"))
     return out
 
 
@@ -478,8 +485,6 @@ class CandidatesScreen(HaloScreen):
             if c.disagreement:
                 text.append(" disagree", style="red")
             text.append("\n")
-        if not info.get("ok", True):
-            text.append(visible(info.get("fail_reason")), style="red")
         text.rstrip()
         meta.update(text)
 

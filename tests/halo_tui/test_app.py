@@ -669,7 +669,9 @@ async def test_blind_items_look_like_candidates_and_measure_the_inspector(
         screen._go(candidate)
         await until(pilot, lambda: screen.position == candidate)
         seen = fields()
-        assert "hidden (blind items)" in meta()
+        assert "hidden while blind items are in the stream" in meta() and "split" not in seen
+        await pilot.press("o")  # the viewer would show DR10's sky: a simulated lens without its arc
+        await until(pilot, lambda: any("viewer is off" in n.message for n in app._notifications))
         for blind in np.flatnonzero(stream.source == 1)[:4]:  # 4 blind items graded A
             screen._go(int(blind))
             await until(pilot, lambda b=blind: screen.position == b and fields() == seen)  # the same fields

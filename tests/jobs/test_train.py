@@ -337,6 +337,49 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
         assert rank == 1 + int(np.sum(scored > s))
 
 
+def test_nothing_the_console_offers_but_the_pixels_tells_a_blind_item_from_a_candidate(trained: Path) -> None:
+    """Everything an inspector is offered for a stream item except its stamp — the side panel's
+    lines, its number, the columns and types of the row loaded for it, whether the viewer is
+    offered — fed to a cross-validated classifier (gradient-boosted trees and a logistic
+    regression) cannot tell blind items from candidates: AUROC <= 0.6."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    from core.candidates import CandidateTable, TriageStream, blinds_path
+    from halo_tui.screens.candidates import item_lines
+
+    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=60, blinds=60)
+    candidates = CandidateTable(summary["outputs"][0])
+    blinds = CandidateTable(blinds_path(Path(summary["outputs"][0])))
+    assert blinds.file.schema_arrow.equals(candidates.file.schema_arrow)  # what a file reader sees
+    stream = TriageStream(candidates, blinds, rate=0.3, seed="probe")
+    assert not stream.scored and stream.n_blind >= 20
+    fields: list[dict[str, object]] = []
+    for i in range(len(stream)):
+        row = stream.row(i)
+        shown = {"number": row["rank"], "where": i / len(stream)}
+        for line in item_lines(row, blind=not stream.scored):
+            key, _, value = line.plain.partition(" ")
+            shown[key] = value.strip()
+        fields.append(shown)
+    names = sorted({k for f in fields for k in f})
+    x = np.zeros((len(fields), len(names)))
+    for j, name in enumerate(names):  # numbers as numbers, anything else by its code
+        values = [f.get(name) for f in fields]
+        try:
+            x[:, j] = [float(str(v).rstrip('"')) if v is not None else -1.0 for v in values]
+        except ValueError:
+            codes = {v: k for k, v in enumerate(sorted({str(v) for v in values}))}
+            x[:, j] = [codes[str(v)] for v in values]
+    y = stream.source == 1
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    for model in (HistGradientBoostingClassifier(max_iter=100), LogisticRegression(max_iter=2000)):
+        p = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+        assert roc_auc_score(y, p) <= 0.6, (type(model).__name__, roc_auc_score(y, p), names)
+
+
 def test_the_hard_draw_follows_the_targets_scores_when_the_pool_can() -> None:
     """The non-lens draw matches the candidates' score distribution where the pool covers it
     (KS p > 0.05, and far from what the top or a random draw would give), shrinks to what the
