@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import shlex
 import time
 from collections.abc import Callable
@@ -93,6 +94,9 @@ class Engine:
                         raise UsageError(f"option {param.flag}: {value} is not a folder")
         if stage.trained_run and variant is not None:
             self._check_trained(variant, parsed)
+        if stage.precheck:
+            module, _, function = stage.precheck.partition(":")
+            getattr(importlib.import_module(module), function)(self.workspace.root, parsed)
         self.backend(backend).check(stage)
         if variant is not None and not self.backend(backend).remote:  # a step reads them from S3
             self._check_inputs(stage, variant, parsed)

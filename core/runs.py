@@ -12,6 +12,7 @@ from typing import Any
 from core import layout, storage
 from core.errors import UsageError
 from core.figures import figure
+from core.intervals import binomial
 from core.names import check_name, check_path
 
 COMPARED = (
@@ -19,6 +20,7 @@ COMPARED = (
     "real_recall@fpr1e-3",
     "realism_auc",  # the realism probe on the finder's features (0.5: injections look real to it)
     "realism_auc_pixels",  # ... on pixel statistics (0.5: no difference the probe can find at all)
+    "lookalike_fpr@fpr1e-2",  # the lookalikes (all populations) above the controls' FPR 1e-2 threshold
     "auroc",
     "tpr@fpr1e-4",
     "tpr@fpr1e-3",
@@ -30,7 +32,7 @@ COMPARED = (
 REAL_FPRS = (1e-2, 1e-3)  # the real-galaxy thresholds real-lens recall is quoted at
 # Metrics where lower is better: false-positive rates at a completeness, and every loss
 # (train_loss, val_loss), matched by name, not by prefix alone.
-LOWER_IS_BETTER = ("fpr@", "realism_")
+LOWER_IS_BETTER = ("fpr@", "realism_", "lookalike_fpr")
 
 
 def runs_root(workspace: Path) -> Path:
@@ -56,8 +58,9 @@ class Run:
 
 def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
     """An evaluation's real-lens headline: recall of the split's held-out known lenses over all
-    tiers at each real-galaxy threshold (None where unmeasured), how many lenses, and the
-    realism probes' AUCs with their 95 % intervals (jobs/learn/realism.py)."""
+    tiers at each real-galaxy threshold (None where unmeasured), how many lenses, the
+    lookalikes' false-positive rate at the controls' FPR 1e-2 threshold, and the realism
+    probes' AUCs with their 95 % intervals (jobs/learn/realism.py)."""
     real = evaluation.get("real_lenses") or {}
     cells = (real.get("tiers") or {}).get("all") or {}
     out: dict[str, Any] = {"real_lenses": real.get("n", 0)}
@@ -66,6 +69,11 @@ def real_recall(evaluation: dict[str, Any]) -> dict[str, Any]:
         name = f"real_recall@fpr{f:.0e}".replace("e-0", "e-")
         out[name] = None if cell is None else cell["value"]
         out[f"{name}_found"] = None if cell is None else cell["k"]
+    looks = [cells.get("FPR 1e-02") or {} for cells in (evaluation.get("lookalikes") or {}).values()]
+    k, n = sum(c.get("k", 0) for c in looks), sum(c.get("n", 0) for c in looks)
+    cell = binomial(k, n)  # each lookalike its own galaxy
+    out["lookalike_fpr@fpr1e-2"] = cell["value"]
+    out["lookalike_fpr@fpr1e-2_interval"] = (cell["lo"], cell["hi"]) if n else None
     gate = evaluation.get("realism") or {}
     for probe, name in (("finder", "realism_auc"), ("pixels", "realism_auc_pixels")):
         cell = gate.get(probe) or {}
@@ -271,6 +279,25 @@ def overview(workspace: Path, name: str) -> dict[str, Any]:
         "real_lenses": real_recall(run.evaluation or {})["real_lenses"],
         "_unmeasured": {*last.get("unmeasured", {}), *(f"test_{k}" for k in tested.get("unmeasured", {}))},
     }
+
+
+def lineage_line(workspace: Path, name: str) -> str:
+    """A run's lineage in a line: the round it was trained in (its parent, the labels it took
+    from the parent's grades), or "" for a run trained on injections and known lenses alone."""
+    try:
+        info = json.loads((layout.runs_dir(workspace) / name / "run.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    lineage = info.get("lineage") if isinstance(info, dict) else None
+    if not isinstance(lineage, dict) or not lineage.get("parent"):
+        return ""
+    used = lineage.get("used") or {}
+    aside = (lineage.get("set_aside") or {}).get("evaluation split", 0)
+    return (
+        f"{name} <- {lineage['parent']}: trained on its grades ({used.get('positives', 0)} lenses,"
+        f" {used.get('negatives', 0)} non-lenses; {aside} set aside in the test split),"
+        f" from {'its weights' if lineage.get('init') == 'parent' else 'scratch'}"
+    )
 
 
 def overview_cell(row: dict[str, Any], key: str) -> str:

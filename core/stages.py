@@ -122,6 +122,9 @@ class Stage:
     needs: tuple[tuple[str, str | tuple[str, ...] | None], ...] = ()
     exclusive: tuple[tuple[str, ...], ...] = ()  # options of which one at most may be given
     requires: tuple[tuple[str, str], ...] = ()  # (option, the option it cannot go without)
+    # "core.<module>:<function>(workspace, params)": what else must hold before a launch (it
+    # raises UsageError naming what is missing), for a stage whose inputs are not files alone
+    precheck: str = ""
 
     def param(self, name: str) -> Param:
         for param in self.params:
@@ -366,6 +369,28 @@ SHIPPED: tuple[Stage, ...] = (
                 low=0,
                 high=64,
             ),
+            _FORCE,
+        ),
+    ),
+    Stage(
+        "retrain",
+        "jobs.stages.retrain",
+        "one round: a run's grades -> a child run trained on them, compared with its parent, re-scored",
+        "visual grading",
+        needs_variant=False,
+        precheck="core.rounds:check_retrain",
+        params=(
+            Param("from_run", "name", help="the parent: the run whose candidates were graded", required=True),
+            Param("run", "name", help="the child run's name", required=True),
+            Param(
+                "init",
+                "choice",
+                "parent",
+                ("parent", "scratch"),
+                "start from the parent's weights, or from scratch",
+            ),
+            Param("preset", "preset", help="training preset [default: the parent's]"),
+            Param("epochs", "int", help="override the preset's epochs", low=1, high=100000),
             _FORCE,
         ),
     ),

@@ -78,17 +78,18 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
 
     started = time.monotonic()
     keep_freed_memory()
+    name = stage.rsplit(".", 1)[-1]  # "stages.retrain" says "retrain"
     try:
         check_declared(stage, args)
         summary = run(args)
     except HaloError as err:
-        print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
+        print(f"{name}: error: {err}", file=sys.stderr, flush=True)
         return EXIT_USAGE
     except StageError as err:
-        print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
+        print(f"{name}: error: {err}", file=sys.stderr, flush=True)
         return EXIT_DATA_ERROR
     except KeyboardInterrupt:
-        print(f"{stage}: interrupted", file=sys.stderr, flush=True)
+        print(f"{name}: interrupted", file=sys.stderr, flush=True)
         return 130
     if os.environ.get("RANK", "0") != "0":
         return 0  # a DDP worker: rank 0 reports for the job
@@ -96,7 +97,7 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
         try:
             mirrored = mirror(Path(args.workspace).resolve(), summary.get("outputs", []), args.mirror)
         except HaloError as err:
-            print(f"{stage}: error: {err}", file=sys.stderr, flush=True)
+            print(f"{name}: error: {err}", file=sys.stderr, flush=True)
             return 3
         summary = {**summary, "outputs": mirrored, "local_outputs": summary.get("outputs", [])}
     summary = {**summary, "seconds": round(time.monotonic() - started, 2)}

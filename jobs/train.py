@@ -75,7 +75,7 @@ class Trainer:
     def __init__(
         self,
         run_dir: Path,
-        stamps: Path,
+        stamps: Path | list[str],
         preset: Any,
         rank: int,
         world: int,
@@ -107,11 +107,12 @@ class Trainer:
             "positives": (training or Training()).positives,
             "stretch": preset.stretch,
         }
+        where = stamps if isinstance(stamps, list) else str(stamps)
         self.train_data = StampStream(
-            str(stamps), "train", augment=preset.augment, shuffle_buffer=preset.shuffle_buffer, **common
+            where, "train", augment=preset.augment, shuffle_buffer=preset.shuffle_buffer, **common
         )
-        self.val_data = StampStream(str(stamps), "val", **{**common, "min_theta_over_psf": 0.0})
-        self.weights = row_weights(str(stamps), "train", training or Training())
+        self.val_data = StampStream(where, "val", **{**common, "min_theta_over_psf": 0.0})
+        self.weights = row_weights(where, "train", training or Training())
         model = build(preset.arch, len(preset.meta_cols), preset.stretch, preset.width).to(self.device)
         self.model = model
         self.net = model
@@ -153,6 +154,13 @@ class Trainer:
         self.opt.load_state_dict(state["optimizer"])
         self.history = state["history"]
         self.start_epoch = state["epoch"] + 1
+
+    def start_from(self, path: Path) -> None:
+        """Begin from another run's weights (its model only: a new optimiser and schedule)."""
+        import torch
+
+        state = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle code
+        self.model.load_state_dict(state["model"])
 
     def save(self, epoch: int, path: Path) -> None:
         import torch
@@ -384,7 +392,13 @@ def run(
     resume: bool = False,
     force: bool = False,
     epochs: int | None = None,
+    extra_stamps: list[str] | None = None,
+    init: Path | None = None,
+    lineage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Train a run on the grid's stamps; `extra_stamps` (files with the stamps' columns: a
+    round's graded galaxies, jobs/stages/retrain.py) join them, `init` starts from another
+    run's weights, `lineage` goes into run.json as the run's provenance."""
     from core.layout import stamps_dir
     from core.names import check_name
 
@@ -446,12 +460,20 @@ def run(
                 "targets": {k: v.model_dump() for k, v in config.targets.items()},
                 "training": training.model_dump(mode="json"),
                 "source": config.grids[grid].source.model_dump(mode="json"),  # what it learned from
+                **({"extra_stamps": extra_stamps} if extra_stamps else {}),
+                **({"init": str(init)} if init else {}),
+                **({"lineage": lineage} if lineage else {}),
             },
             resume,
         )
     if world > 1:
         _init_distributed()
-    trainer = Trainer(run_dir, stamps, preset, rank, world, epochs or preset.epochs, training)
+    location: Path | list[str] = stamps
+    if extra_stamps:
+        location = [*(str(p) for p in sorted(stamps.glob("part-*.parquet"))), *extra_stamps]
+    trainer = Trainer(run_dir, location, preset, rank, world, epochs or preset.epochs, training)
+    if init is not None and not (resume and checkpoint.exists()):
+        trainer.start_from(init)
     if resume and checkpoint.exists():
         trainer.load(checkpoint)
         print(f"train: resuming {run_name} after epoch {trainer.start_epoch - 1}", flush=True)

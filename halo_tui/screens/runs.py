@@ -1,4 +1,5 @@
-"""The runs screen: every training run with its latest figures; monitor, compare, candidates."""
+"""The runs screen: every training run with its latest figures and lineage; monitor, compare,
+candidates, and a round of the loop (`r`: retrain one on its grades)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from textual.widgets import DataTable, Footer, Header, Static
 from core import runs as runs_mod
 from core.candidates import candidates_path
 from halo_tui.components.row_table import RowTable
-from halo_tui.messages import RunsLoaded
+from halo_tui.format import visible
+from halo_tui.messages import JobActed, RunsLoaded
 from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.compare import CompareScreen
+
+HINT = "space marks runs, c compares them, r retrains one on its grades"
 
 
 class RunsScreen(HaloScreen):
@@ -25,6 +29,7 @@ class RunsScreen(HaloScreen):
         Binding("space", "mark", "Mark", id="runs.mark"),
         Binding("c", "compare", "Compare", id="runs.compare"),
         Binding("g", "candidates", "Candidates", id="runs.candidates"),
+        Binding("r", "retrain", "Retrain", id="runs.retrain"),
     ]
 
     def __init__(self) -> None:
@@ -34,7 +39,7 @@ class RunsScreen(HaloScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield RowTable(id="runs", cursor_type="row", zebra_stripes=True, header_height=2)
-        yield Static("space marks runs, c compares them", id="runs-hint", classes="status")
+        yield Static(HINT, id="runs-hint", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -79,6 +84,12 @@ class RunsScreen(HaloScreen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted run's lineage under the table: the round it came from, if any."""
+        name = self._selected()
+        said = runs_mod.lineage_line(self.app.engine.workspace.root, name) if name else ""
+        self.query_one("#runs-hint", Static).update(visible(said) if said else HINT)
+
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_monitor()
 
@@ -99,6 +110,35 @@ class RunsScreen(HaloScreen):
         names = sorted(self.marked) or ([self._selected()] if self._selected() else [])
         if names:
             self.app.push_screen(CompareScreen(names))
+
+    def action_retrain(self) -> None:
+        """One round from the highlighted run: its grades -> a child run (`halo stage retrain`),
+        the child's name asked for; refused, in one line, where the round could only fail."""
+        from halo_tui.screens.prompt import NoteScreen
+
+        parent = self._selected()
+        if parent is None:
+            return
+
+        def named(child: str | None) -> None:
+            if child:
+                self._retrain(parent, child.strip())
+
+        self.app.push_screen(NoteScreen(f"child run's name, trained on {parent}'s grades (enter)"), named)
+
+    @work(thread=True, group="actions")
+    def _retrain(self, parent: str, child: str) -> None:
+        from core.errors import HaloError
+
+        try:
+            job = self.app.engine.launch("retrain", params={"from_run": parent, "run": child})
+        except HaloError as err:
+            self.post_message(JobActed(str(err), ok=False))
+            return
+        self.post_message(JobActed(f"job {job.id} {job.state}: retrain {parent} -> {child}", job_id=job.id))
+
+    def on_job_acted(self, message: JobActed) -> None:
+        self.notify(visible(message.said), severity="information" if message.ok else "warning", markup=False)
 
     def selected_candidates(self) -> tuple[Path, str] | None:
         """The selected run's candidates file and name, if it has been scored."""

@@ -53,3 +53,20 @@ def test_a_run_from_before_source_models_were_recorded_shows_a_dash(tmp_path: Pa
 def test_a_catalogue_run_is_named_for_its_real_galaxies() -> None:
     assert runs.source_model({"mode": "catalogue", "morphology": "sersic"}) == "real galaxies, catalogue"
     assert runs.source_model({"mode": "relative"}) == "sersic, relative"
+
+
+def test_the_lookalikes_false_positive_rate_is_pooled_over_populations_with_its_interval() -> None:
+    from scipy.stats import beta
+
+    evaluation = {
+        "lookalikes": {
+            "spiral": {"n": 10, "FPR 1e-02": {"k": 3, "n": 10}},
+            "ring": {"n": 5, "FPR 1e-02": {"k": 1, "n": 5}},
+        }
+    }
+    out = runs.real_recall(evaluation)
+    assert out["lookalike_fpr@fpr1e-2"] == 4 / 15
+    lo, hi = out["lookalike_fpr@fpr1e-2_interval"]
+    assert abs(lo - beta.ppf(0.025, 4, 12)) < 1e-9 and abs(hi - beta.ppf(0.975, 5, 11)) < 1e-9
+    assert runs.real_recall({})["lookalike_fpr@fpr1e-2"] is None
+    assert runs.lower_is_better("lookalike_fpr@fpr1e-2")

@@ -207,6 +207,7 @@ def test_shipped_stages_do_not_pretend() -> None:
         "eval",
         "cutouts",
         "score",
+        "retrain",
         "triage",
     }
     for stage in SHIPPED:

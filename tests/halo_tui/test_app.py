@@ -933,3 +933,40 @@ async def test_a_search_that_is_no_regular_expression_finds_the_text_as_typed(en
         said = [(n.severity, str(n.message)) for n in app._notifications]
         assert any(s == "warning" and "searching for the text as typed" in m for s, m in said)
         assert not [m for s, m in said if s == "error"]
+
+
+async def test_runs_shows_a_runs_lineage_and_r_launches_a_round_or_says_why_not(engine) -> None:
+    """Issue 25 part 3: a child run's line under the table names its parent and what it learned
+    from the parent's grades; `r` asks for the child's name and launches `retrain`, refused in
+    one line where the round could only fail (here: the parent has no grades)."""
+    root = engine.workspace.root
+    for name, lineage in (
+        ("gen1", None),
+        (
+            "gen2",
+            {
+                "parent": "gen1",
+                "used": {"positives": 9, "negatives": 24},
+                "init": "parent",
+                "set_aside": {"evaluation split": 8},
+            },
+        ),
+    ):
+        run = root / "data" / "runs" / name
+        run.mkdir(parents=True)
+        (run / "metrics.jsonl").write_text(json.dumps({"epoch": 0, "auroc": 0.9}) + "\n")
+        (run / "best.pt").write_bytes(b"")  # trained, as far as a launch's check can tell
+        (run / "run.json").write_text(json.dumps({"run": name, **({"lineage": lineage} if lineage else {})}))
+    app = HaloApp(engine)
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = await open_runs(app, pilot, 2)
+        hint = lambda: str(app.screen.query_one("#runs-hint").render())  # noqa: E731
+        table.move_cursor(row=table.get_row_index("gen2"))
+        await until(pilot, lambda: "gen2 <- gen1" in hint() and "9 lenses, 24 non-lenses" in hint())
+        table.move_cursor(row=table.get_row_index("gen1"))
+        await until(pilot, lambda: "r retrains" in hint())
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.query("#note"))
+        await pilot.press(*"gen1-r2", "enter")
+        await until(pilot, lambda: any("run 'gen1' has no grades" in n.message for n in app._notifications))
+    assert engine.store.count() == 0  # nothing launched
