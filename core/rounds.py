@@ -137,8 +137,10 @@ def labels(workspace: Path, run: str) -> Labels:
 
 
 def check_retrain(workspace: Path, params: dict[str, Any]) -> None:
-    """Refuse a `retrain` launch that could only fail, in one line naming what is missing:
-    the parent run untrained or training now, no grades of it, too few labels to help."""
+    """Refuse a `retrain` launch that could only fail or would replace another run, in one line
+    naming what is wrong: the parent untrained or training now, the child an existing run that
+    is no earlier round of this parent (or training now), no grades of the parent, too few
+    labels to help."""
     from core import grades
     from core.layout import run_checkpoint, runs_dir
     from core.workspace import Workspace
@@ -147,28 +149,45 @@ def check_retrain(workspace: Path, params: dict[str, Any]) -> None:
     if not parent:
         raise UsageError("retrain needs --from-run (the run whose candidates were graded)")
     if child == parent:
-        raise UsageError(f"--run {child}: the child run needs a name of its own (not the parent's)")
-    if run_checkpoint(runs_dir(workspace) / parent) is None:
-        raise UsageError(
-            f"run {parent!r} has not been trained (no checkpoint in {runs_dir(workspace) / parent})"
-        )
+        raise UsageError(f"the child run needs a name of its own, not its parent's ({parent})")
+    where = runs_dir(workspace) / parent
+    if run_checkpoint(where) is None:
+        raise UsageError(f"run {parent!r} has not been trained (no checkpoint in {where})")
+    if child and run_checkpoint(runs_dir(workspace) / child) is not None:
+        if lineage_parent(workspace, child) != parent:
+            raise UsageError(
+                f"run {child!r} exists and is no earlier round of {parent!r}: name the child anew"
+                " (a round never replaces another run)"
+            )
     store = Workspace(workspace).store
     for job in store.live():
-        if job.stage in ("train", "retrain") and (job.params or {}).get("run") == parent:
-            raise UsageError(f"run {parent!r} is still training (job {job.id}): retrain it once that ends")
+        running = (job.params or {}).get("run")
+        if job.stage in ("train", "retrain") and running in (parent, child):
+            what = "is still training" if running == parent else "is being trained"
+            raise UsageError(f"run {running!r} {what} (job {job.id}): retrain once that ends")
     if not grades.current(store, parent):
-        others = [
-            r["run"]
-            for r in store.db.execute("SELECT DISTINCT run FROM grades WHERE blind IS NULL ORDER BY run")
-        ]
-        where = (
-            f"; grades exist for {', '.join(others)}" if others else "; grade its candidates first (halo → 3)"
+        query = (
+            "SELECT DISTINCT run FROM grades WHERE blind IS NULL AND note_only = 0 AND run != ? ORDER BY run"
         )
-        raise UsageError(f"run {parent!r} has no grades{where}")
+        others = [r["run"] for r in store.db.execute(query, (parent,))]
+        hint = f"grades exist for {', '.join(others)}" if others else "grade its candidates first (halo → 3)"
+        raise UsageError(f"run {parent!r} has no grades; {hint}")
     found = labels(workspace, parent)
     if len(found.positives) < MIN_POSITIVES or len(found.used) < MIN_LABELS:
         raise UsageError(
-            f"run {parent!r}: too few labels to help: {len(found.positives)} positives and"
-            f" {len(found.negatives)} negatives outside the {EVALUATION_SPLIT} split (at least"
+            f"run {parent!r}: too few labels to help outside the {EVALUATION_SPLIT} split"
+            f" (positives {len(found.positives)}, negatives {len(found.negatives)}; at least"
             f" {MIN_POSITIVES} positives and {MIN_LABELS} labels; {found.set_aside} set aside in it)"
         )
+
+
+def lineage_parent(workspace: Path, run: str) -> str | None:
+    """The parent a run was trained from in a round (its run.json's lineage), or None."""
+    from core.layout import runs_dir
+
+    try:
+        info = json.loads((runs_dir(workspace) / run / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    lineage = info.get("lineage") if isinstance(info, dict) else None
+    return lineage.get("parent") if isinstance(lineage, dict) else None

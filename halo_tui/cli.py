@@ -496,6 +496,7 @@ def _options_of(stage_def: Any) -> list[dict[str, Any]]:
             "choices": list(p.choices),
             "range": None if p.low is None and p.high is None else [p.low, p.high],
             "help": p.help,
+            "required": p.required,
         }
         for p in stage_def.params
     ]
@@ -523,6 +524,7 @@ def _stage_help(ctx: typer.Context, workspace: Path | None, name: str | None) ->
             "-" if bounds is None else " to ".join("…" if v is None else f"{v:g}" for v in bounds)
         )
         default = "-" if option["default"] in (None, "") else str(option["default"])
+        default = "required" if option.get("required") else default
         cells = (option["flag"], option["kind"], default, allowed, option["help"] or "")
         table.add_row(*(Text(visible(str(c))) for c in cells))
     out.print(Text(visible(f"\nOptions of {name} ({stage_def.description}):")))

@@ -579,7 +579,7 @@ class CandidatesScreen(HaloScreen):
         if not self.table.scored:  # the viewer shows DR10's sky: a simulated lens without its arc
             self.notify(
                 "the viewer is off while blind items are in the stream: it would show a simulated"
-                " lens without its arc ([triage] blind_rate = 0 turns them off)",
+                " lens without its arc (halo --blind-rate 0, or [triage] blind_rate = 0, turns them off)",
                 severity="warning",
                 markup=False,
             )

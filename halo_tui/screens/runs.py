@@ -20,6 +20,7 @@ from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.compare import CompareScreen
 
 HINT = "space marks runs, c compares them, r retrains one on its grades"
+HINT_READONLY = "space marks runs, c compares them"
 
 
 class RunsScreen(HaloScreen):
@@ -32,14 +33,19 @@ class RunsScreen(HaloScreen):
         Binding("r", "retrain", "Retrain", id="runs.retrain"),
     ]
 
+    CHANGES = ("retrain",)  # what a read-only session hides
+
     def __init__(self) -> None:
         super().__init__()
         self.marked: set[str] = set()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.app.readonly and action in self.CHANGES)
+
     def compose(self) -> ComposeResult:
         yield Header()
         yield RowTable(id="runs", cursor_type="row", zebra_stripes=True, header_height=2)
-        yield Static(HINT, id="runs-hint", classes="status")
+        yield Static(self._hint(), id="runs-hint", classes="status")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -84,11 +90,14 @@ class RunsScreen(HaloScreen):
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
 
+    def _hint(self) -> str:
+        return HINT_READONLY if self.app.readonly else HINT
+
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         """The highlighted run's lineage under the table: the round it came from, if any."""
         name = self._selected()
         said = runs_mod.lineage_line(self.app.engine.workspace.root, name) if name else ""
-        self.query_one("#runs-hint", Static).update(visible(said) if said else HINT)
+        self.query_one("#runs-hint", Static).update(visible(said) if said else self._hint())
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_monitor()

@@ -3,12 +3,12 @@
 From the parent run and its grades (core.rounds: consensus A/B → real positives, consensus X →
 hard negatives, weighted by each inspector's calibration; the evaluation split's galaxies set
 aside, counted): the graded galaxies' own stamps (their parent-sample cutouts, untouched) are
-written as `data/rounds/<child>/graded.parquet` beside the grid's injections, which stay as
+written as `data/rounds/<child>/graded/graded.parquet` beside the grid's injections, which stay as
 the variant configures them with the known lenses; the child is trained on both, from the
 parent's weights (`--init parent`, default) or from scratch, with its lineage in `run.json`
 (the parent, the grades snapshot, inspectors and weights, labels used and set aside and why).
 Then parent and child are evaluated on the same test split and compared in one table
-(`data/rounds/<child>/compare.md`: real-lens recall, injection completeness, lookalike FPR,
+(`data/rounds/<child>/report/compare.md`: real-lens recall, injection completeness, lookalike FPR,
 the realism probe), and the child re-scores the parent sample. A re-run with unchanged grades
 and options is up to date.
 

@@ -970,3 +970,10 @@ async def test_runs_shows_a_runs_lineage_and_r_launches_a_round_or_says_why_not(
         await pilot.press(*"gen1-r2", "enter")
         await until(pilot, lambda: any("run 'gen1' has no grades" in n.message for n in app._notifications))
     assert engine.store.count() == 0  # nothing launched
+    app = HaloApp(engine, readonly=True)  # a shared session: no round launched from it
+    async with app.run_test(size=(120, 30)) as pilot:
+        await open_runs(app, pilot, 2)
+        assert not app.screen.check_action("retrain", ()) and "r retrains" not in hint()
+        await pilot.press("r")
+        await pilot.pause()
+        assert not app.screen.query("#note")

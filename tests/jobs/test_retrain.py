@@ -58,6 +58,9 @@ def test_a_round_that_could_only_fail_is_refused_before_launch(graded_ws: Path) 
     with pytest.raises(UsageError, match="run 'tiny' has no grades; grade its candidates"):
         _launch(graded_ws, from_run="tiny", run="child")
     store = Workspace(graded_ws).store
+    grades.note(store, "tiny", "1759p060", 1, "ann", "a note is no grade")
+    with pytest.raises(UsageError, match="run 'tiny' has no grades; grade its candidates"):
+        _launch(graded_ws, from_run="tiny", run="child")
     grades.grade(store, "other", "1759p060", 1, "ann", "A")
     try:
         with pytest.raises(UsageError, match="grades exist for other"):  # another run's grades
@@ -68,6 +71,12 @@ def test_a_round_that_could_only_fail_is_refused_before_launch(graded_ws: Path) 
             _launch(graded_ws, from_run="tiny", run="child")
         with pytest.raises(UsageError, match="a name of its own"):
             _launch(graded_ws, from_run="tiny", run="tiny")
+        taken = graded_ws / "data/runs/taken"
+        taken.mkdir(parents=True)
+        (taken / "best.pt").write_bytes(b"")
+        with pytest.raises(UsageError, match="'taken' exists and is no earlier round of 'tiny'"):
+            _launch(graded_ws, from_run="tiny", run="taken")  # a round never replaces another run
+        shutil.rmtree(taken)
         job = store.create("train", "v4_sota", {"run": "tiny"}, "local")
         store.transition(job.id, JobState.RUNNING)
         try:
