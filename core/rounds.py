@@ -100,8 +100,11 @@ def labels(workspace: Path, run: str) -> Labels:
     ).fetchone()
     ranking = candidates_dir(workspace, run) / "candidates.scores.parquet"
     split: dict[tuple[str, int], str] = {}
-    if ranking.is_file():
-        table = pq.read_table(ranking, columns=["brickname", "objid", "split"]).to_pydict()
+    if ranking.is_file() and current:
+        bricks = sorted({str(key[0]) for key in current})  # the graded galaxies' bricks only
+        table = pq.read_table(
+            ranking, columns=["brickname", "objid", "split"], filters=[("brickname", "in", bricks)]
+        ).to_pydict()
         split = {
             (b, int(o)): s for b, o, s in zip(table["brickname"], table["objid"], table["split"], strict=True)
         }
