@@ -139,11 +139,11 @@ def labels(workspace: Path, run: str) -> Labels:
     return out
 
 
-def check_retrain(workspace: Path, params: dict[str, Any]) -> None:
+def check_retrain(workspace: Path, params: dict[str, Any], job: int | None = None) -> None:
     """Refuse a `retrain` launch that could only fail or would replace another run, in one line
     naming what is wrong: the parent untrained or training now, the child an existing run that
     is no earlier round of this parent (or training now), no grades of the parent, too few
-    labels to help."""
+    labels to help. `job`: the retrain job doing the checking (itself live), not counted."""
     from core import grades
     from core.layout import run_checkpoint, runs_dir
     from core.workspace import Workspace
@@ -163,11 +163,11 @@ def check_retrain(workspace: Path, params: dict[str, Any]) -> None:
                 " (a round never replaces another run)"
             )
     store = Workspace(workspace).store
-    for job in store.live():
-        running = (job.params or {}).get("run")
-        if job.stage in ("train", "retrain") and running in (parent, child):
+    for live in store.live():
+        running = (live.params or {}).get("run")
+        if live.id != job and live.stage in ("train", "retrain") and running in (parent, child):
             what = "is still training" if running == parent else "is being trained"
-            raise UsageError(f"run {running!r} {what} (job {job.id}): retrain once that ends")
+            raise UsageError(f"run {running!r} {what} (job {live.id}): retrain once that ends")
     if not grades.current(store, parent):
         query = (
             "SELECT DISTINCT run FROM grades WHERE blind IS NULL AND note_only = 0 AND run != ? ORDER BY run"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -137,8 +138,11 @@ def run(
 
     check_name("run", from_run)
     check_name("run", run_name)
+    myself = os.environ.get("HALO_JOB_ID")  # launched as a job: that job is live, and is this
     try:
-        rounds.check_retrain(workspace, {"from_run": from_run, "run": run_name})
+        rounds.check_retrain(
+            workspace, {"from_run": from_run, "run": run_name}, int(myself) if myself else None
+        )
     except UsageError as err:
         raise stage_runtime.StageError(str(err)) from None
     parent_dir = runs_dir(workspace) / from_run

@@ -124,3 +124,9 @@ def test_a_round_trains_a_child_on_the_grades_and_compares_it_with_its_parent(gr
     assert (graded_ws / "data/candidates/tiny-r2/candidates.parquet").is_file()  # re-scored
     again = retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
     assert again["skipped"] is True  # unchanged grades: up to date
+    engine = Engine(Workspace(graded_ws))  # and as a job, its own live job not taken for another
+    job = engine.wait(
+        engine.launch("retrain", params={"from_run": "tiny", "run": "tiny-r2", "epochs": "2"}).id
+    )
+    assert job.state == JobState.SUCCEEDED, job.failure
+    assert "up to date" in Path(job.log_path).read_text()
