@@ -211,18 +211,21 @@ class Session:
         app = self.app
         base = CandidatesScreen if keys[:1] == ("3",) else None
         if base is not None and any(isinstance(s, base) for s in app.screen_stack):
-            while not isinstance(app.screen, base):
-                app.pop_screen()
+            for _ in range(2):  # once more if a page the worker was rendering swallowed the key
+                while not isinstance(app.screen, base):
+                    app.pop_screen()
+                    await self.idle()
+                screen = app.screen
+                screen.view, screen.zoomed, screen.pan = "grz", False, (0, 0)
+                screen.filter = "all"  # a filter the random keys left may list nothing to note
+                screen._filter_rows()
+                screen.page = screen.cursor = 0
+                screen.show()
                 await self.idle()
-            screen = app.screen
-            screen.view, screen.zoomed, screen.pan = "grz", False, (0, 0)
-            screen.filter = "all"  # a filter the random keys left may list nothing to note
-            screen._filter_rows()
-            screen.page = screen.cursor = 0
-            screen.show()
-            await self.idle()
-            for key in keys[1:]:
-                await self.press(key, f"reaching {kind.__name__}")
+                for key in keys[1:]:
+                    await self.press(key, f"reaching {kind.__name__}")
+                if isinstance(app.screen, kind):
+                    break
         else:
             for _ in range(2):  # once more if the jobs table was refilled under the first key
                 await self._fresh_jobs()
