@@ -184,13 +184,18 @@ def check_retrain(workspace: Path, params: dict[str, Any], job: int | None = Non
         )
 
 
-def lineage_parent(workspace: Path, run: str) -> str | None:
-    """The parent a run was trained from in a round (its run.json's lineage), or None."""
+def lineage(workspace: Path, run: str) -> dict[str, Any] | None:
+    """The round a run was trained in (its run.json's `lineage`: parent, labels, init), or None."""
     from core.layout import runs_dir
 
     try:
         info = json.loads((runs_dir(workspace) / run / "run.json").read_text())
     except (OSError, ValueError):
         return None
-    lineage = info.get("lineage") if isinstance(info, dict) else None
-    return lineage.get("parent") if isinstance(lineage, dict) else None
+    found = info.get("lineage") if isinstance(info, dict) else None
+    return found if isinstance(found, dict) and found.get("parent") else None
+
+
+def lineage_parent(workspace: Path, run: str) -> str | None:
+    """The parent a run was trained from in a round, or None."""
+    return (lineage(workspace, run) or {}).get("parent")

@@ -284,12 +284,10 @@ def overview(workspace: Path, name: str) -> dict[str, Any]:
 def lineage_line(workspace: Path, name: str) -> str:
     """A run's lineage in a line: the round it was trained in (its parent, the labels it took
     from the parent's grades), or "" for a run trained on injections and known lenses alone."""
-    try:
-        info = json.loads((layout.runs_dir(workspace) / name / "run.json").read_text())
-    except (OSError, ValueError):
-        return ""
-    lineage = info.get("lineage") if isinstance(info, dict) else None
-    if not isinstance(lineage, dict) or not lineage.get("parent"):
+    from core.rounds import lineage as round_of
+
+    lineage = round_of(workspace, name)
+    if lineage is None:
         return ""
     used = lineage.get("used") or {}
     aside = (lineage.get("set_aside") or {}).get("evaluation split", 0)
