@@ -166,8 +166,8 @@ class TriageStream:
     blind item from the candidates around it (and grading blind to the score is the field's
     practice). Without, the numbers are the candidates' ranks. A grade's key is (brickname,
     objid) for a candidate and (brickname, objid, truth) for a blind item. No galaxy is in it
-    twice: a candidate that is also a chosen blind item (graded X in an earlier round) is left
-    out as a candidate."""
+    twice: a candidate that is also a chosen blind item (a known non-lens: graded X in an earlier
+    round, or a catalogued lookalike) is left out as a candidate."""
 
     def __init__(
         self,
@@ -201,7 +201,7 @@ class TriageStream:
             chosen = [picked[i] for i in hash_order([f"{seed}:{j}" for j in picked])]  # truths mixed
         self.truth = {j: truth[j] for j in chosen}
         real_rows = np.arange(n)
-        if chosen:  # a galaxy graded X in an earlier round, here a blind item, is not also a candidate
+        if chosen:  # a known non-lens among the candidates, here a blind item, is not also a candidate
             held = [candidates.key(r["brickname"], r["objid"]) for r in map(blinds.row, chosen)]
             real_rows = np.flatnonzero(~np.isin(candidates.keys, [k for k in held if k is not None]))
         n = len(real_rows)

@@ -61,6 +61,8 @@ class Engine:
         stage = self.stage(stage_name)
         if variant is not None:
             check_name("variant", variant)
+            if not stage.needs_variant:  # its job would fail on the flag
+                raise UsageError(f"stage {stage.name!r} takes no --variant")
             if variant not in config.variants:
                 raise UsageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
         elif stage.needs_variant:

@@ -70,6 +70,13 @@ def lookalikes_path(workspace: Path) -> Path:
     return catalogs_dir(workspace) / "lookalikes.csv"
 
 
+def lookalikes_in_use(workspace: Path, given: str | None) -> str | None:
+    """The lookalike catalogue a stage reads: the one given, else the workspace's if any."""
+    if given:
+        return given
+    return str(lookalikes_path(workspace)) if lookalikes_path(workspace).exists() else None
+
+
 def parent_dir(workspace: Path, parent_sample: str) -> Path:
     return data_dir(workspace) / "parent" / parent_sample
 

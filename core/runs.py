@@ -266,8 +266,11 @@ def overview(workspace: Path, name: str) -> dict[str, Any]:
     run = load(workspace, name)
     last = run.epochs[-1] if run.epochs else {}
     tested = (run.evaluation or {}).get("operating_points", {})
+    from core.rounds import lineage_parent
+
     return {
         "run": name,
+        "parent": lineage_parent(workspace, name),  # the run whose grades trained it, if a round
         "epochs": len(run.epochs),
         "auroc": last.get("auroc"),
         "tpr@fpr1e-3": last.get("tpr@fpr1e-3"),

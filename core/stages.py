@@ -178,6 +178,13 @@ def _partitioned(rows: str) -> tuple[Param, ...]:
 
 RUN_HELP = "run name [default: <variant>-<grid>-<default preset>]"
 _FORCE = Param("force", "bool", False, help="redo the work even if the outputs exist")
+# eval measures the finder's false positives on it; score draws known non-lens blinds from it
+_LOOKALIKES = Param(
+    "lookalikes",
+    "path",
+    help="lookalike catalogue (ra, dec, population): known non-lenses"
+    " [default: catalogs/lookalikes.csv, if any]",
+)
 MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// prefix")
 
 SHIPPED: tuple[Stage, ...] = (
@@ -284,11 +291,7 @@ SHIPPED: tuple[Stage, ...] = (
             Param("grid", "grid", help="the stamps' grid [default: the variant's]"),
             Param("run", "name", help=RUN_HELP),
             Param("split", "choice", "test", ("train", "val", "test"), "held-out split"),
-            Param(
-                "lookalikes",
-                "path",
-                help="lookalike catalogue (ra, dec, population) [default: catalogs/lookalikes.csv, if any]",
-            ),
+            _LOOKALIKES,
             Param("prevalence", "float", 1e-4, help="lenses per galaxy, for the purity", low=1e-12, high=0.5),
             Param(
                 "real_galaxies",
@@ -346,6 +349,7 @@ SHIPPED: tuple[Stage, ...] = (
             ),
             Param("cache", "path", help=CACHE_HELP),
             Param("catalog", "path", help="score these positions (ra, dec[, name, population]) instead"),
+            _LOOKALIKES,
             Param(
                 "cutouts",
                 "folder",

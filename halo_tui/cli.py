@@ -649,8 +649,11 @@ def _stage_options(stage_def: Any, args: list[str]) -> dict[str, Any]:
 def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
     """List the training runs: the last epoch's validation figures and, once evaluated, the
     test split's ("-": no figure; "n/m": too few independent negatives to measure it)."""
+    from rich.text import Text
+
     from core import runs as runs_mod
     from core.workspace import Workspace
+    from halo_tui.format import visible
 
     ws = Workspace.resolve(workspace)
     rows = [runs_mod.overview(ws.root, name) for name in runs_mod.list_names(ws.root)]
@@ -658,15 +661,19 @@ def runs_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
         _emit_json([{k: v for k, v in row.items() if not k.startswith("_")} for row in rows])
         return
 
-    table = _table(("run", "epochs", *runs_mod.OVERVIEW_HEADERS))
+    table = _table(("run", "parent", "epochs", *runs_mod.OVERVIEW_HEADERS))
     for row in rows:
         table.add_row(
-            row["run"], str(row["epochs"]), *(runs_mod.overview_cell(row, k) for k in runs_mod.OVERVIEW)
+            Text(visible(row["run"])),
+            Text(visible(row["parent"] or "-")),
+            str(row["epochs"]),
+            *(runs_mod.overview_cell(row, k) for k in runs_mod.OVERVIEW),
         )
     out = _console()
     out.print(table if rows else f"no runs yet in {runs_mod.runs_root(ws.root)}")
     if rows:
         out.print(
+            "parent: the run whose grades a round trained it on (`halo stage retrain`); "
             "val: the last epoch's validation split; test: `halo stage eval` (n/m: not measurable); "
             "real recall: the test split's known lenses above the real galaxies' FPR 1e-2 cut (found/all)"
         )

@@ -19,18 +19,23 @@ biases, is not shown while blind items are in the stream, and they measure peopl
 
 - simulated lenses (`truth` = "lens"): injected rows, in a fixed pseudo-random order of their
   hosts (not chosen by score: an inspector's completeness must not inherit the model's);
-- known non-lenses (`truth` = "not_lens"), as hard as the candidates: from a pool of
-  galaxies a consensus of inspectors graded X in earlier rounds (other runs of this
-  workspace: parent galaxies people looked at and agreed are no lens — the field's practice
-  of reusing graded non-lenses; TriageStream drops them from the candidates' stream) and the
-  injection controls that are not candidates (real galaxies with no injected arc,
-  below the candidates' scores, where a lens is a one-in-a-thousand event; a control among
-  the candidates is never one: its truth is what the grading is for). Each is scored by the
+- known non-lenses (`truth` = "not_lens"), as hard as the candidates, from a pool of
+  (KNOWN_FROM): parent galaxies a consensus of inspectors graded X in earlier rounds (other
+  runs of this workspace: galaxies people looked at and agreed are no lens — the field's
+  practice of reusing graded non-lenses); parent galaxies a lookalike catalogue names (the
+  spirals, rings, mergers and edge-on discs that fool lens finders, classified by people for
+  a catalogue such as Galaxy Zoo's: known non-lenses before any round, and the high scorers a
+  first round lacks); and the injection controls that are not candidates (real galaxies
+  with no injected arc, below the candidates' scores, where a lens is a one-in-a-thousand
+  event; a control among the candidates is never one: its truth is what the grading is for).
+  A graded or catalogued galaxy may be among the candidates: drawn as a blind item, it
+  leaves the candidates' stream (TriageStream), so it is seen once. Each is scored by the
   run's model and chosen to follow the candidates' score distribution: at k quantiles of the
   candidates' logits, the nearest pool item not yet taken, k the largest up to n/2 whose
-  draw a two-sample KS test cannot tell from the candidates' scores (p > KS_ALPHA); when the
-  pool has too few high scorers (a first round, with nothing graded yet), n/2 nearest and
-  the KS p-value said, in the summary and the log.
+  draw a two-sample KS test cannot tell from the candidates' scores (p > KS_ALPHA): fewer
+  non-lenses that score as candidates do, rather than more that do not. When the pool has
+  too few high scorers even for MIN_MATCHED, n/2 nearest and the KS p-value said, in the
+  summary and the log.
 
 The console mixes the items into the triage stream (core.candidates.TriageStream)."""
 
@@ -136,6 +141,7 @@ def _logits(
     return logits_of(model, images, extra)
 
 
+KNOWN_FROM = ("graded X", "catalogued lookalike", "injection control")  # a known non-lens's source
 KS_ALPHA = 0.05  # a non-lens draw this KS p-value or above "follows the candidates' scores"
 MIN_MATCHED = 10  # below this many the draw is not shrunk further to pass the KS test
 
@@ -187,14 +193,14 @@ def build(
     ranked: Any,
     like: Any,
     exclude: set[str] | frozenset[str] = frozenset(),
-    graded: Any = None,
+    known: tuple[Any, list[str]] | None = None,
     chunk: int = 4096,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Up to `n` blind items (module doc) as (the items, their truth, a summary): `ranked` the
     run's whole ranking (parent rows, score, logit), `like` the candidates table whose schema
     the items take and whose scores the non-lenses follow, `exclude` the candidates' galaxies
-    ("brickname:objid"), `graded` parent rows (with stamp, score, logit) graded X by consensus
-    in earlier rounds."""
+    ("brickname:objid"), `known` the parent rows (with stamp, score, logit) known to be no lens
+    and where each is known from (graded X, catalogued lookalike)."""
     import pyarrow as pa
 
     from core.schemas import galaxy_keys, hash_order
@@ -210,6 +216,7 @@ def build(
     sims = np.flatnonzero(~control & free)
     sims = _one_per_galaxy(keys, sims[hash_order(keys[sims])])[: (n + 1) // 2] if sims.size else sims
     taken = set(keys[sims])
+    graded, known_from = known if known is not None else (None, [])
     graded_keys = (
         galaxy_keys(graded.column("brickname").to_pylist(), graded.column("objid").to_pylist())
         if graded is not None and graded.num_rows
@@ -258,7 +265,7 @@ def build(
         )
     for g in graded_rows[from_graded]:
         row = graded.slice(int(g), 1).to_pylist()[0]
-        truth = {"truth": "not_lens", "source": "graded X", "arc_snr": None, "theta_e_arcsec": None}
+        truth = {"truth": "not_lens", "source": known_from[g], "arc_snr": None, "theta_e_arcsec": None}
         items.append((parent.get(graded_keys[g]), float(row["logit"]), row["stamp"], truth))
     items = [item for item in items if item[0] is not None]  # a host outside the parent sample: none
     table, truth = _tables(pa, items, ranked, like, run)
@@ -267,7 +274,7 @@ def build(
     summary = {
         "lens": counts.count("lens"),
         "not_lens": counts.count("not_lens"),
-        "not_lens_from": {s: sources.count(s) for s in ("graded X", "injection control")},
+        "not_lens_from": {s: sources.count(s) for s in KNOWN_FROM},
         "not_lens_ks_p": None if np.isnan(ks_p) else round(ks_p, 4),
     }
     return table, truth, summary

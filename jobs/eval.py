@@ -360,7 +360,7 @@ def _evaluate(
     from core.layout import (
         default_run_name,
         eval_dir,
-        lookalikes_path,
+        lookalikes_in_use,
         parent_dir,
         run_checkpoint,
         runs_dir,
@@ -384,9 +384,7 @@ def _evaluate(
     )
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
     cache = cache or default_cache(workspace)
-    looks_path = lookalikes or (
-        str(lookalikes_path(workspace)) if lookalikes_path(workspace).exists() else None
-    )
+    looks_path = lookalikes_in_use(workspace, lookalikes)
     out, name = eval_dir(workspace, run_name), f"eval-{split}.json"
     digest = stage_runtime.fingerprint(
         "eval",

@@ -10,7 +10,8 @@ reference. The summary lists every known lens among them with its rank ("known-l
 recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
 to hold no injected arc, none with a known lens in its stamp) for hard-negative mining.
 `blinds.parquet` holds `--blinds` items for calibrating the inspectors (jobs/blinds.py):
-simulated lenses and known non-lenses as hard as the candidates, with the candidates' columns,
+simulated lenses and known non-lenses as hard as the candidates (graded X in other runs,
+named by the `--lookalikes` catalogue, or injection controls), with the candidates' columns,
 that the console mixes into triage; `blinds.truth.parquet` says which is which. `--cutouts
 DIR` scores FITS cutout files instead (jobs/survey/fits_cutouts.py).
 
@@ -20,7 +21,7 @@ optionally name, population), cut from the cached coadds, into
 targets.
 
     python -m jobs.score --workspace DIR --variant V [--grid G] [--run NAME] [--hard-negatives N]
-        [--blinds N] [--catalog FILE] [--cache DIR]
+        [--blinds N] [--lookalikes FILE] [--catalog FILE] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def run(
     blinds: int = BLINDS,
     force: bool = False,
     cutouts_folder: str | None = None,
+    lookalikes: str | None = None,
 ) -> dict[str, Any]:
     """Score every galaxy of the parent sample (or `catalog`, or the FITS cutout files in
     `cutouts_folder`) with the run's model; skipped when the model, the cutouts, the stamps,
@@ -95,7 +97,7 @@ def run(
     import pyarrow.parquet as pq
     import torch
 
-    from core.layout import default_run_name, run_checkpoint, runs_dir, stamps_dir
+    from core.layout import default_run_name, lookalikes_in_use, run_checkpoint, runs_dir, stamps_dir
     from core.names import check_name
     from core.schemas import galaxy_keys
     from jobs import cutouts, known_lenses
@@ -130,6 +132,7 @@ def run(
     outputs = [str(out / name) for name in (target, scores_name, *extra)]
     stamps = stamps_dir(workspace, variant, grid)
     rejected = _rejected(workspace, run_name) if catalog is None else []
+    looks = lookalikes_in_use(workspace, lookalikes) if catalog is None else None
     digest = stage_runtime.fingerprint(
         "score",
         run_name,
@@ -139,6 +142,7 @@ def run(
             run_checkpoint(runs_dir(workspace) / run_name),
             Path(made["outputs"][0]) / stage_runtime.STAMP_FILE,
             stamps / stage_runtime.STAMP_FILE if catalog is None else None,
+            looks,
             *(
                 path
                 for _, path in known_lenses.sources(workspace, config.variants[variant].training.catalogues)
@@ -195,9 +199,9 @@ def run(
         shown = set(
             galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
         )
-        graded = _graded_x(rejected, ranked, info, order, files, size)
+        known_x = _known_non_lenses(rejected, looks, lenses, ranked, info, order, files, size)
         blind, truth, summary["blinds"] = blind_items.build(
-            model, meta_cols, stamps, run_name, blinds, lenses, ranked, candidates, shown, graded
+            model, meta_cols, stamps, run_name, blinds, lenses, ranked, candidates, shown, known_x
         )
         _say_blinds(summary["blinds"])
     written = (target, scores_name, summary_name, *extra)
@@ -227,22 +231,39 @@ def _rejected(workspace: Path, run: str) -> list[str]:
     return sorted(f"{b}:{o}" for b, o in grades.consensus_x(Workspace(workspace).store, exclude_run=run))
 
 
-def _graded_x(
-    rejected: list[str], ranked: Any, info: Any, order: np.ndarray, files: list[str], size: int
-) -> Any:
-    """The parent galaxies among `rejected` (`_rejected`) as ranked rows with their stamps:
-    known non-lenses for the blind items."""
+def _known_non_lenses(
+    rejected: list[str],
+    looks: str | None,
+    lenses: dict[str, np.ndarray],
+    ranked: Any,
+    info: Any,
+    order: np.ndarray,
+    files: list[str],
+    size: int,
+) -> tuple[Any, list[str]] | None:
+    """The parent galaxies known to be no lens, as ranked rows with their stamps, and where
+    each is known from: graded X by consensus in other runs (`_rejected`), or named by the
+    lookalike catalogue `looks` (within SAME_OBJECT_ARCSEC); none with a known lens in its
+    stamp. The blind items' pool of hard non-lenses (jobs/blinds.py)."""
     from core.schemas import galaxy_keys
+    from jobs import known_lenses
+    from jobs.catalogs import SAME_OBJECT_ARCSEC, read_positions
 
-    wanted = set(rejected)
-    if not wanted:
-        return None
     keys = galaxy_keys(ranked.column("brickname").to_pylist(), ranked.column("objid").to_pylist())
-    ok = ranked.column("ok").to_numpy(zero_copy_only=False)
-    hits = np.array([i for i, k in enumerate(keys) if k in wanted and ok[i]], dtype=np.int64)
+    ra, dec = ranked.column("ra").to_numpy(), ranked.column("dec").to_numpy()
+    source = np.full(len(keys), "", dtype=object)
+    if looks is not None:
+        catalogued = read_positions(looks, default_population="lookalike")
+        source[known_lenses.match(ra, dec, catalogued, SAME_OBJECT_ARCSEC) >= 0] = "catalogued lookalike"
+    wanted = set(rejected)
+    source[[i for i, k in enumerate(keys) if k in wanted]] = "graded X"
+    usable = ranked.column("ok").to_numpy(zero_copy_only=False).astype(bool)
+    usable &= ~known_lenses.in_stamp(ra, dec, lenses, size)
+    hits = np.flatnonzero((source != "") & usable)
     if hits.size == 0:
         return None
-    return _with_stamps(ranked.take(hits), info.column("row").to_numpy()[order][hits], files, size)
+    table = _with_stamps(ranked.take(hits), info.column("row").to_numpy()[order][hits], files, size)
+    return table, list(source[hits])
 
 
 def _say_blinds(drawn: dict[str, Any]) -> None:
@@ -258,7 +279,8 @@ def _say_blinds(drawn: dict[str, Any]) -> None:
     if p is not None and p <= KS_ALPHA:
         print(
             f"score: blinds: the known non-lenses do not score like the candidates (KS p = {p:.2g}): "
-            "too few score as high; galaxies graded X by consensus join them next round",
+            "too few known non-lenses score as high (a lookalike catalogue adds some; galaxies"
+            " graded X by consensus join them next round)",
             flush=True,
         )
 
@@ -439,6 +461,7 @@ def _run_args(args: argparse.Namespace) -> dict[str, Any]:
         args.blinds,
         args.force,
         args.cutouts,
+        args.lookalikes,
     )
 
 

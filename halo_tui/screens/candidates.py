@@ -147,7 +147,7 @@ class CandidatesScreen(HaloScreen):
         Binding("g", "first", "First", show=False, id="cand.first"),
         Binding("G", "last", "Last", show=False, id="cand.last"),
         Binding("n", "next_ungraded", "Next ungraded", id="cand.next_ungraded"),
-        Binding("number_sign", "jump", "Go to rank", id="cand.jump"),
+        Binding("number_sign", "jump", "Go to #", id="cand.jump"),
         Binding("o", "viewer", "Viewer URL", id="cand.viewer"),
         Binding("pagedown", "page(1)", "Next page", id="cand.next", group=PAGES),
         Binding("pageup", "page(-1)", "Prev page", id="cand.prev", group=PAGES),
@@ -554,22 +554,26 @@ class CandidatesScreen(HaloScreen):
         self._go(int(after[0] if after.size else todo[0]))
 
     def action_jump(self) -> None:
+        """Go to an item by its number: its rank, or its place in a stream with blind items."""
+        if self.table is None:
+            return
+        what = "rank" if self.table.scored else "number"
+
         def go(answer: str | None) -> None:
             if not answer or self.table is None:
                 return
             try:
-                rank = int(answer)
+                number = int(answer)
             except ValueError:
-                self.notify(visible(f"{answer!r} is not a rank"), severity="warning", markup=False)
+                self.notify(visible(f"{answer!r} is not a {what}"), severity="warning", markup=False)
                 return
-            ranks = self.table.ranks[self.rows]
-            where = np.flatnonzero(ranks == rank)
+            where = np.flatnonzero(self.table.ranks[self.rows] == number)
             if where.size == 0:
-                self.notify(f"rank {rank} is not listed ({self.filter})", severity="warning")
+                self.notify(f"{what} {number} is not listed ({self.filter})", severity="warning")
                 return
             self._go(int(where[0]))
 
-        self.app.push_screen(NoteScreen("go to rank (enter)"), go)
+        self.app.push_screen(NoteScreen(f"go to {what} (enter)"), go)
 
     def action_viewer(self) -> None:
         """The Legacy Survey viewer at the candidate, as a terminal hyperlink, and copied."""

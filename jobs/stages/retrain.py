@@ -3,7 +3,9 @@
 From the parent run and its grades (core.rounds: consensus A/B → real positives, consensus X →
 hard negatives, weighted by each inspector's calibration; the evaluation split's galaxies set
 aside, counted): the graded galaxies' own stamps (their parent-sample cutouts, untouched) are
-written as `data/rounds/<child>/graded/graded.parquet` beside the grid's injections, which stay as
+written as `data/rounds/<child>/graded-<digest>/graded.parquet` (one folder per grades snapshot
+and options: an earlier round's stays, with the child that names it, until the new child has
+trained) beside the grid's injections, which stay as
 the variant configures them with the known lenses; the child is trained on both, from the
 parent's weights (`--init parent`, default) or from scratch, with its lineage in `run.json`
 (the parent, the grades snapshot, inspectors and weights, labels used and set aside and why).
@@ -33,6 +35,19 @@ def round_dir(workspace: Path, child: str) -> Path:
     from core.layout import data_dir
 
     return data_dir(workspace) / "rounds" / child
+
+
+GRADED = "graded"  # data/rounds/<child>/graded-<digest>/: the stamps a child trained on
+
+
+def _drop_earlier_graded(here: Path, kept: Path) -> None:
+    """The graded stamps of the child's earlier rounds, once the new child trained on `kept`
+    (never before: until then the child in place names them)."""
+    import shutil
+
+    for old in here.iterdir():
+        if old != kept and old.name.startswith(GRADED) and old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
 
 
 def graded_stamps(labels: Any, training: Any, cutouts: Path, stamps: Path, out: Path) -> int:
@@ -179,7 +194,8 @@ def run(
     stamps = stamps_dir(workspace, variant, grid)
     cutouts = cutouts_dir(workspace, config.variants[variant].parent_sample)
     training = config.variants[variant].training
-    with stage_runtime.atomic_dir(here / "graded", digest) as tmp:  # where the child will read them
+    graded = here / f"{GRADED}-{digest[:12]}"
+    with stage_runtime.atomic_dir(graded, digest) as tmp:  # where the child will read them
         written = graded_stamps(labels, training, cutouts, stamps, tmp / "graded.parquet")
     lineage = {**labels.provenance(), "init": init, "graded_rows": written}
     trained = train.run(
@@ -190,10 +206,11 @@ def run(
         run_name=run_name,
         force=True,
         epochs=epochs,
-        extra_stamps=[str(here / "graded" / "graded.parquet")],
+        extra_stamps=[str(graded / "graded.parquet")],
         init=checkpoint if init == "parent" else None,
         lineage=lineage,
     )
+    _drop_earlier_graded(here, graded)
     for name in (from_run, run_name):  # the same test split, the same thresholds' sources
         eval_stage.run(workspace, variant, grid, run_name=name)
     table = runs.compare([runs.load(workspace, name) for name in (from_run, run_name)], {})

@@ -202,7 +202,8 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
     for name, auroc in (("gen1", 0.91), ("gen2", 0.995)):
         run = workspace / "data" / "runs" / name
         run.mkdir(parents=True)
-        (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota"}))
+        lineage = {"lineage": {"parent": "gen1"}} if name == "gen2" else {}  # a round of gen1
+        (run / "run.json").write_text(json.dumps({"run": name, "variant": "v4_sota", **lineage}))
         line = {"epoch": 0, "auroc": auroc, "tpr@fpr1e-2": auroc / 2, "n_pos": 100, "n_neg": 100}
         if name == "gen2":  # too few negatives for FPR 1e-3: not measurable, not missing
             line |= {"tpr@fpr1e-3": None, "unmeasured": {"tpr@fpr1e-3": "needs 1,000 negatives"}}
@@ -213,6 +214,7 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
     listed = [row.split() for row in halo("runs", "list").stdout.splitlines()]
     assert listed[0] == [
         "run",
+        "parent",
         "epochs",
         "val",
         "auroc",
@@ -225,8 +227,9 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
         "real",
         "recall@fpr1e-2",
     ]
-    assert listed[1] == ["gen1", "1", "0.9100", "-", "-", "-", "-"] and listed[2] == [
+    assert listed[1] == ["gen1", "-", "1", "0.9100", "-", "-", "-", "-"] and listed[2] == [
         "gen2",
+        "gen1",
         "1",
         "0.9950",
         "n/m",

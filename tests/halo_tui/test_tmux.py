@@ -107,7 +107,7 @@ def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
 
     def jump(item: dict) -> None:
         _keys(session, "#")
-        _wait_for(session, "go to rank")
+        _wait_for(session, "go to number")  # with blind items in it: a place in the stream
         _tmux("send-keys", "-t", session, "-l", str(item["rank"]), check=True)
         _keys(session, "Enter")
         _wait_for(session, f"#{item['rank']} of 40")

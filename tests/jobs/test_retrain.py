@@ -55,6 +55,8 @@ def _grade_from_truth(ws: Path) -> dict[str, int]:
 def test_a_round_that_could_only_fail_is_refused_before_launch(graded_ws: Path) -> None:
     with pytest.raises(UsageError, match="has not been trained"):
         _launch(graded_ws, from_run="nope", run="child")
+    with pytest.raises(UsageError, match="stage 'retrain' takes no --variant"):  # the parent's it is
+        Engine(Workspace(graded_ws)).validate("retrain", "v4_sota", {"from_run": "tiny", "run": "c"}, None)
     with pytest.raises(UsageError, match="run 'tiny' has no grades; grade its candidates"):
         _launch(graded_ws, from_run="tiny", run="child")
     store = Workspace(graded_ws).store
@@ -99,7 +101,8 @@ def test_a_round_trains_a_child_on_the_grades_and_compares_it_with_its_parent(gr
     assert summary["set_aside"] == {"evaluation split": counts["test"]}
     assert summary["grades"]["grades"] == 2 * (counts["A"] + counts["X"] + counts["test"])
     assert set(summary["inspectors"]) == {"ann", "bob"}
-    graded = pq.read_table(graded_ws / "data/rounds/tiny-r2/graded/graded.parquet").to_pylist()
+    (folder,) = (graded_ws / "data/rounds/tiny-r2").glob("graded-*")
+    graded = pq.read_table(folder / "graded.parquet").to_pylist()
     assert len(graded) == summary["graded_rows"] == counts["A"] + counts["X"]
     assert all(r["split"] in ("train", "val") for r in graded)  # the evaluation region never trains
     assert {r["known_tier"] for r in graded if not r["is_control"]} == {"confirmed"}  # consensus A
@@ -130,3 +133,37 @@ def test_a_round_trains_a_child_on_the_grades_and_compares_it_with_its_parent(gr
     )
     assert job.state == JobState.SUCCEEDED, job.failure
     assert "up to date" in Path(job.log_path).read_text()
+
+
+def test_a_round_that_fails_leaves_the_earlier_child_and_the_stamps_it_names(
+    graded_ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New grades, then the child's training fails: the child in place and the graded stamps
+    its run.json names are as they were (the new round's are written beside them)."""
+    from jobs.stage_runtime import StageError
+
+    if not (graded_ws / "data/runs/tiny-r2/run.json").exists():
+        _grade_from_truth(graded_ws)
+        retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
+    run_json = graded_ws / "data/runs/tiny-r2/run.json"
+    before = run_json.read_bytes()
+    named = Path(json.loads(before)["extra_stamps"][0])
+    stamps_before = named.read_bytes()
+    table = pq.read_table(graded_ws / "data/candidates/tiny/candidates.parquet").to_pylist()
+    row = next(r for r in table if r["split"] != "test" and not r["known_lens"])
+    store = Workspace(graded_ws).store
+    for who in ("ann", "bob"):  # a negative becomes a positive: the labels changed
+        grades.grade(store, "tiny", row["brickname"], int(row["objid"]), who, "A")
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise StageError("training failed")
+
+    monkeypatch.setattr(train, "run", fail)
+    try:
+        with pytest.raises(StageError, match="training failed"):
+            retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
+        assert run_json.read_bytes() == before and named.read_bytes() == stamps_before
+        assert len(list(named.parent.parent.glob("graded-*"))) == 2  # the new round's, beside
+    finally:
+        for who in ("ann", "bob"):
+            grades.grade(store, "tiny", row["brickname"], int(row["objid"]), who, "X")

@@ -287,7 +287,8 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
 
     summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8)
     assert summary["blinds"]["lens"] == 4 and summary["blinds"]["not_lens"] == 4
-    assert summary["blinds"]["not_lens_from"] == {"graded X": 0, "injection control": 4}
+    drawn = summary["blinds"]["not_lens_from"]
+    assert drawn["graded X"] == 0 and sum(drawn.values()) == 4  # nothing graded: controls, lookalikes
     blinds = pq.read_table(summary["outputs"][3])
     candidates = pq.read_table(summary["outputs"][0])
     assert blinds.schema.equals(candidates.schema, check_metadata=True)  # names, types, stamp shape
@@ -437,6 +438,41 @@ def test_galaxies_graded_x_elsewhere_become_hard_non_lens_blinds_and_leave_the_c
     finally:
         store.db.execute("DELETE FROM grades WHERE run = 'earlier'")
         store.db.commit()
+
+
+def test_a_lookalike_catalogue_gives_a_first_round_hard_non_lens_blinds(
+    trained: Path, tmp_path: Path
+) -> None:
+    """With nothing graded yet, the galaxies a lookalike catalogue names (within 1.5″) are known
+    non-lenses that score as the candidates do: score draws them, says where each came from,
+    and the stream shows each once, as a blind item; a changed catalogue is a changed input."""
+    from core.candidates import CandidateTable, TriageStream, blinds_path
+    from core.layout import candidates_dir
+
+    ranked = pq.read_table(candidates_dir(trained, "tiny") / "candidates.scores.parquet").to_pylist()
+    named = [r for r in ranked if r["known_lens"] is None][:30]  # the high scorers a catalogue names
+    looks = tmp_path / "rings.csv"
+    looks.write_text(
+        "ra,dec,population\n"
+        + "".join(f"{r['ra'] + 0.5 / 3600:.7f},{r['dec']:.7f},ring\n" for r in named)  # 0.5″ off
+    )
+    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
+    assert not summary.get("skipped")
+    drawn = summary["blinds"]["not_lens_from"]
+    assert drawn["graded X"] == 0 and drawn["catalogued lookalike"] >= 3  # most of the draw
+    truth = pq.read_table(summary["outputs"][4]).to_pylist()
+    catalogued = {(t["brickname"], t["objid"]) for t in truth if t["source"] == "catalogued lookalike"}
+    assert catalogued <= {(r["brickname"], int(r["objid"])) for r in named}
+    assert all(t["truth"] == "not_lens" for t in truth if t["source"] == "catalogued lookalike")
+    candidates = CandidateTable(summary["outputs"][0])
+    stream = TriageStream(candidates, CandidateTable(blinds_path(Path(summary["outputs"][0]))), 0.2, "s")
+    seen = [(r["brickname"], r["objid"]) for r in map(stream.row, range(len(stream)))]
+    assert len(seen) == len(set(seen)) and len(stream) == len(candidates) + 8 - len(catalogued)
+    again = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
+    assert again.get("skipped")
+    looks.write_text("ra,dec,population\n")  # the catalogue changed: the blinds are redrawn
+    redrawn = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
+    assert not redrawn.get("skipped") and redrawn["blinds"]["not_lens_from"]["catalogued lookalike"] == 0
 
 
 def test_no_negative_has_a_known_lens_in_its_stamp(trained: Path) -> None:
