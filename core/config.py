@@ -525,6 +525,8 @@ def _read_toml(path: Path, label: str) -> dict[str, Any]:
             return tomllib.load(handle)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{label}: not valid TOML: {err}") from None
+    except RecursionError:  # arrays or tables nested thousands deep
+        raise ConfigError(f"{label}: not valid TOML here: nested too deeply") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{label}: not UTF-8 text (byte {err.start}): TOML files are UTF-8") from None
     except OSError as err:

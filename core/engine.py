@@ -41,6 +41,15 @@ class Engine:
     def log_path(self, job_id: int) -> Path:
         return job_file(self.workspace.root, job_id, "log")
 
+    def job_log(self, job_id: int) -> Path:
+        """A job's log to read: refused (UnsafePath) where someone made it a link, whose
+        contents would be another file's, perhaps outside the workspace."""
+        from core.safe_io import refuse_link
+
+        path = self.log_path(job_id)
+        refuse_link(path)
+        return path
+
     # -- launching -------------------------------------------------------------------
 
     def stages(self) -> dict[str, Stage]:
@@ -61,10 +70,10 @@ class Engine:
         stage = self.stage(stage_name)
         if variant is not None:
             check_name("variant", variant)
-            if not stage.needs_variant:  # its job would fail on the flag
-                raise UsageError(f"stage {stage.name!r} takes no --variant")
             if variant not in config.variants:
                 raise UsageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
+            if not stage.takes_variant:  # its job would fail on the flag
+                raise UsageError(f"stage {stage.name!r} takes no --variant")
         elif stage.needs_variant:
             raise UsageError(f"stage {stage.name!r} needs --variant (one of {', '.join(config.variants)})")
         parsed: dict[str, Any] = {}

@@ -19,6 +19,10 @@ class UsageError(HaloError):
     """Bad arguments: unknown names, hostile strings, refused launches."""
 
 
+class StoreError(HaloError):
+    """A workspace store that cannot be used: damaged, locked, newer than this halo, a link."""
+
+
 class ConfigError(HaloError):
     """A config file that cannot be read or does not validate."""
 

@@ -325,6 +325,15 @@ def calibration_path(grades_csv: Path) -> Path:
     return grades_csv.with_name(f"{grades_csv.stem}.inspectors.csv")
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet runs a cell that starts so
+
+
+def cell(text: str) -> str:
+    """People's text (an inspector's name, a note) as a CSV cell a spreadsheet shows and never
+    runs: one starting like a formula gets a leading apostrophe (OWASP's advice)."""
+    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+
+
 def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, Any]] | None = None) -> int:
     """One line per graded candidate (blind items never), by rank: ids, position, score,
     consensus (weighted by the inspectors' calibration), the unweighted mean, disagreement,
@@ -341,7 +350,7 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
 
     handle = io.StringIO(newline="")
     out = csv.writer(handle)
-    out.writerow([*HEADER, *inspectors, "notes"])
+    out.writerow([*HEADER, *map(cell, inspectors), "notes"])
     for (brick, objid), c in sorted(table.items(), key=by_rank):
         info = extra.get((brick, objid), {})
         out.writerow(
@@ -356,7 +365,7 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
                 "" if c.mean is None else f"{c.mean:.2f}",
                 int(c.disagreement),
                 *(c.grades.get(i, "") for i in inspectors),
-                " | ".join(written.get((brick, objid), [])),
+                cell(" | ".join(written.get((brick, objid), []))),
             ]
         )
     atomic_write(path, handle.getvalue())
@@ -375,7 +384,7 @@ def export_calibration(store: Store, run: str, path: Path) -> None:
     out.writerow(CALIBRATION_HEADER)
     for c in calibration(store, run).values():
         out.writerow(
-            [run, c.inspector, c.sims, c.found, *cells(c.completeness()), c.duds, c.false]
+            [run, cell(c.inspector), c.sims, c.found, *cells(c.completeness()), c.duds, c.false]
             + [*cells(c.fpr()), c.unsure, f"{c.weight:.4f}"]
         )
     atomic_write(path, handle.getvalue())

@@ -13,12 +13,18 @@ _VALUE = re.compile(r"^[A-Za-z0-9_.,:=+@%/-]{1,1024}$")
 
 def check_name(kind: str, value: str) -> str:
     """Return `value` if it is a safe name (variant, grid, preset, stage), else raise."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+    if not is_name(value):
         raise UsageError(
             f"{kind} {value!r} is not a valid name: use letters, digits, '_', '-' and '.' "
             "(at most 64, starting with a letter or digit)"
         )
     return value
+
+
+def is_name(value: str) -> bool:
+    """Whether `value` passes `check_name` (a folder named otherwise is no run, variant …: a
+    stage's hidden staging folder, say)."""
+    return isinstance(value, str) and bool(_NAME.match(value)) and ".." not in value
 
 
 def check_module(value: str) -> str:

@@ -138,8 +138,14 @@ def _json(uri: str) -> dict[str, Any] | None:
 
 
 def list_names(workspace: Path) -> list[str]:
+    """The runs: folders of the runs root named as a run can be (never a staging folder that
+    an interrupted `train --force` left, `.demo.tmp-<pid>`)."""
+    from core.names import is_name
+
     root = runs_root(workspace)
-    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if is_name(p.name) and p.is_dir())
 
 
 def lower_is_better(metric: str) -> bool:

@@ -25,9 +25,10 @@ class UnsafePath(UsageError, OSError):
 
 
 def refuse_link(path: Path) -> None:
-    """Refuse a folder of halo's own that someone made a link (to write, or read, elsewhere)."""
+    """Refuse a file or folder of halo's own that someone made a link (to write, or read,
+    elsewhere)."""
     if path.is_symlink():
-        raise UnsafePath(f"{path}: is a symbolic link; halo writes its own files only in real folders")
+        raise UnsafePath(f"{path}: is a symbolic link; halo uses its own files only as real files")
 
 
 def private_dir(path: Path) -> Path:

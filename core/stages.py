@@ -113,6 +113,7 @@ class Stage:
     description: str
     seed_name: str = ""
     needs_variant: bool = True
+    takes_variant: bool = True  # False: its module has no --variant, so one given is refused
     params: tuple[Param, ...] = ()
     pythonpath: tuple[str, ...] = field(default=())
     spark: bool = False  # has `spark_run(SparkJob)`: runs as a Spark step (jobs/spark_pipeline.py)
@@ -194,6 +195,7 @@ SHIPPED: tuple[Stage, ...] = (
         "write the embedded mini-DR10 survey into the workspace",
         "mock survey",
         needs_variant=False,
+        takes_variant=False,
         params=(
             Param("bricks", "int", 16, help="number of bricks", low=1, high=10000),
             Param("seed", "int", 1, help="random seed", low=0, high=2**63 - 1),
@@ -382,6 +384,7 @@ SHIPPED: tuple[Stage, ...] = (
         "one round: a run's grades -> a child run trained on them, compared with its parent, re-scored",
         "visual grading",
         needs_variant=False,
+        takes_variant=False,
         precheck="core.rounds:check_retrain",
         params=(
             Param("from_run", "name", help="the parent: the run whose candidates were graded", required=True),
@@ -404,6 +407,7 @@ SHIPPED: tuple[Stage, ...] = (
         "export grades per inspector, consensus and disagreements (grading is in the console)",
         "visual grading",
         needs_variant=False,
+        takes_variant=False,
         params=(
             Param("run", "name", help="the run whose candidates were graded", required=True),
             Param("out", "path", help="CSV file [default: data/candidates/<run>/grades-<run>.csv]"),

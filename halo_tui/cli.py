@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -420,7 +421,7 @@ def jobs_watch(
 
 
 def _log_of(engine: Any, job: Any) -> Path:
-    return Path(job.log_path) if job.log_path else engine.log_path(job.id)
+    return engine.job_log(job.id)
 
 
 def _follow(engine: Any, job: Any, out: Any) -> Any:
@@ -445,11 +446,16 @@ def _copy_from(path: Path, offset: int, out: Any) -> int:
         offset = 0
     terminal = bool(getattr(out, "isatty", lambda: False)())
     if terminal:
-        from halo_tui.format import visible_bytes
+        from halo_tui.format import utf8_whole, visible_bytes
     with path.open("rb") as handle:
         handle.seek(offset)
         while chunk := handle.read(1 << 16):
-            out.write(visible_bytes(chunk) if terminal else chunk)  # no ESC reaches a terminal
+            if terminal:  # no control reaches a terminal, and none is cut in two to slip by
+                chunk = chunk[: utf8_whole(chunk) or len(chunk)]
+                handle.seek(offset + len(chunk))
+                out.write(visible_bytes(chunk))
+            else:
+                out.write(chunk)
             offset += len(chunk)
     out.flush()
     return offset
@@ -911,6 +917,11 @@ def main(argv: list[str] | None = None) -> None:
         code = result if isinstance(result, int) else EXIT_OK
     except HaloError as err:
         code = _error(str(err), err.exit_code, args)
+    except sqlite3.DatabaseError as err:  # the store, locked or damaged after it was opened
+        from core.store import unusable
+
+        failure = unusable(err)
+        code = _error(str(failure), failure.exit_code, args)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.TyperException as exc:  # the command line did not parse: one line, not usage

@@ -20,14 +20,26 @@ STATE_STYLES = {
 TARGET_STYLES = {True: "green", False: "red underline", None: ""}
 
 
+# characters a terminal acts on or that reorder what it shows: C0 and C1 controls, DEL, and
+# the bidirectional formatting marks (U+202E shows "exe.txt" as "txt.exe")
+_BIDI = frozenset((0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def _hidden(code: int) -> bool:
+    return code < 32 or 127 <= code < 160 or code in _BIDI
+
+
 def visible(text: Any) -> str:
     """Text from files, logs or users made safe to show: control characters (an ESC that
-    would retitle the terminal, say) become visible `\x1b` escapes. Show it as a Rich
-    `Text`, never as markup."""
+    would retitle the terminal, a C1 CSI) and bidirectional marks become visible `\x1b`,
+    `\u202e` escapes. Show it as a Rich `Text`, never as markup."""
     out = []
     for ch in str(text):
         code = ord(ch)
-        out.append(ch if ch in "\n\t" or not (code < 32 or 127 <= code < 160) else f"\\x{code:02x}")
+        if ch in "\n\t" or not _hidden(code):
+            out.append(ch)
+        else:
+            out.append(f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}")
     return "".join(out)
 
 
@@ -35,13 +47,35 @@ _CONTROL_BYTES = None
 
 
 def visible_bytes(data: bytes) -> bytes:
-    """`visible` for raw log bytes on their way to a terminal (tabs and newlines kept)."""
+    """`visible` for raw log bytes on their way to a terminal (tabs and newlines kept): C0
+    bytes and DEL, and the UTF-8 encodings of C1 controls and bidirectional marks."""
     import re
 
     global _CONTROL_BYTES
     if _CONTROL_BYTES is None:
-        _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]")
-    return _CONTROL_BYTES.sub(lambda m: b"\\x%02x" % m.group()[0], data)
+        encoded = b"|".join(re.escape(chr(c).encode()) for c in sorted(_BIDI))
+        _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]|" + encoded)
+
+    def escape(match: Any) -> bytes:
+        code = ord(match.group().decode())
+        return (b"\\x%02x" if code < 256 else b"\\u%04x") % code
+
+    return _CONTROL_BYTES.sub(escape, data)
+
+
+def utf8_whole(data: bytes) -> int:
+    """The length of the longest start of `data` that does not end inside a UTF-8 character
+    (a read of a stream may cut one: the rest waits for the next read, so no escape is split)."""
+    n = len(data)
+    for back in range(1, min(4, n) + 1):
+        byte = data[n - back]
+        if byte & 0xC0 == 0x80:  # a continuation byte: its lead is further back
+            continue
+        if byte < 0xC0:  # ASCII or a stray byte: nothing pending
+            return n
+        need = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+        return n if back >= need else n - back
+    return n
 
 
 def home_relative(path: Any) -> str:

@@ -333,24 +333,57 @@ def run(
     )
     bricks_per_split = full.pop("split_bricks")
     summary = {**full, "outputs": [str(out_dir / "parent.parquet")]}
+    _print_table(summary)
+    where = _where(variant_name, parent_name, out_dir)
+    failed = summary["failed_catalogues"]
+    kept = (out_dir / "parent.parquet").exists()
+    if table.num_rows == 0 or (failed and kept):  # never replace a parent sample with less
+        _fail_on(failed, len(files), "the log", None, table.num_rows, where, kept)
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
         stage_runtime.write_parquet(table, tmp / "parent.parquet", variant.injection.codec)
         (tmp / "summary.json").write_text(json.dumps({**summary, "split_bricks": bricks_per_split}, indent=2))
-    _print_table(summary)
-    _fail_on(summary["failed_catalogues"], len(files), out_dir / "summary.json", out_dir)
+    _fail_on(failed, len(files), out_dir / "summary.json", out_dir, table.num_rows, where, False)
     return summary
 
 
-def _fail_on(failed: list[dict[str, str]], total: int, listed: str | Path, out_dir: Path | None) -> None:
-    """End the stage non-zero when catalogues could not be used (their rows are missing)."""
-    if not failed:
+def _where(variant_name: str, parent_name: str, out_dir: Path | str) -> str:
+    """Whose parent sample the stage writes, and where (a variant may use another's)."""
+    owner = f"{variant_name}'s parent sample" + (
+        f" is {parent_name}'s" if parent_name != variant_name else ""
+    )
+    return f"{owner}, in {out_dir}"
+
+
+def _fail_on(
+    failed: list[dict[str, str]],
+    total: int,
+    listed: str | Path,
+    out_dir: Path | None,
+    rows: int,
+    where: str,
+    kept: bool,
+) -> None:
+    """End the stage non-zero when catalogues could not be used (their rows are missing) or no
+    galaxy was selected, saying whose parent sample it is, where, and whether the one in
+    place was kept (a run that would give less never replaces it)."""
+    if not failed and rows:
         return
     if out_dir is not None:
         (out_dir / stage_runtime.STAMP_FILE).unlink(missing_ok=True)  # redo once they are fixed
-    reasons = "; ".join(f["reason"] for f in failed[:3])
-    raise stage_runtime.StageError(
-        f"{len(failed)} of {total} catalogues could not be used (listed in {listed}): {reasons}"
+    said = "no galaxy passed the cuts" if not rows else ""
+    if failed:
+        reasons = "; ".join(f["reason"] for f in failed[:3])
+        said = f"{len(failed)} of {total} catalogues could not be used (listed in {listed}): {reasons}" + (
+            "; no galaxy passed the cuts in the others" if not rows else ""
+        )
+    state = (
+        "nothing replaced"
+        if kept
+        else "written without the failed catalogues' rows"
+        if rows
+        else "nothing written"
     )
+    raise stage_runtime.StageError(f"{said} ({where}: {state})")
 
 
 def spark_run(job: Any) -> None:
@@ -379,7 +412,9 @@ def spark_run(job: Any) -> None:
         )
         storage.write_bytes(f"{out}/_summary.json", json.dumps(summary, indent=2).encode())
         _print_table(summary)
-        _fail_on(summary["failed_catalogues"], len(files), f"{out}/_summary.json", None)
+        where = _where(job.variant, parent_name, final)
+        failed = summary["failed_catalogues"]  # raised before the folder replaces the one in place
+        _fail_on(failed, len(files), f"{out}/_summary.json", None, rows.num_rows, where, True)
 
     job.replace(final, write)
 

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Input
 
-from core.errors import HaloError
+from core.errors import HaloError, UsageError
 from core.layout import run_name_of, runs_dir
 from core.logs import progress as log_progress
 from core.states import JobState
@@ -168,7 +168,11 @@ class JobsScreen(HaloScreen):
         job = self.selected()
         if job is None:
             return
-        path = Path(job.log_path) if job.log_path else self.engine.log_path(job.id)
+        try:
+            path = self.engine.job_log(job.id)
+        except UsageError as err:  # a planted link: its contents are another file's
+            self.notify(str(err), severity="error", markup=False)
+            return
         fetch = None
         backend = self.engine.backend(job.backend)
         if backend.late_logs:  # e.g. EMR's reach S3 minutes late: the log screen keeps fetching them

@@ -141,6 +141,27 @@ def test_the_export_leaves_blind_items_out_and_reports_the_inspectors(tmp_path: 
     assert (inspectors["bob"]["called_lens"], inspectors["bob"]["fpr"]) == ("8", "1.0000")
 
 
+def test_people_s_text_is_never_a_live_formula_in_the_csvs(tmp_path: Path) -> None:
+    """Issue 26, item 11: an inspector named like a formula (from $USER) and notes starting
+    with =, +, -, @ are shown by a spreadsheet, never run; numbers stay numbers."""
+    import csv
+
+    store = Store(tmp_path / "halo.db")
+    hostile = '=cmd|" /C calc"!A0'
+    grades.grade(store, "r", "1499p022", 1, hostile, "A", note="+1 looks real")
+    grades.note(store, "r", "1499p022", 2, "@bob", "-arc?")  # the notes cell starts with his name
+    grades.grade(store, "r", "1499p022", 2, "alice", "X", note="=1+1")
+    target = tmp_path / "grades-r.csv"
+    grades.export_csv(store, "r", target, [{"brickname": "1499p022", "objid": 1, "dec": -12.5}])
+    rows = list(csv.reader(target.open()))
+    assert "'" + hostile in rows[0] and "'@bob: -arc? | alice: =1+1" in rows[2]
+    for value in (c for row in rows for c in row if c.startswith(grades.FORMULA_STARTS)):
+        float(value)  # only numbers start so: a negative declination is no formula
+    assert any(c.startswith("-12.5") for c in rows[1])
+    (row,) = [r for r in csv.DictReader(grades.calibration_path(target).open()) if "calc" in r["inspector"]]
+    assert row["inspector"] == "'" + hostile
+
+
 def test_an_inspector_with_no_blind_graded_is_listed_unmeasured(tmp_path: Path) -> None:
     """The inspectors' CSV was a header alone until someone graded a blind item."""
     import csv

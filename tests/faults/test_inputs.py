@@ -74,3 +74,11 @@ def test_a_halo_toml_that_is_not_utf8_is_one_line_and_exit_2(halo) -> None:
     for args in (("config", "check"), ("stages",), ("stage", "select", "--variant", "v4_sota")):
         done = halo(*args, check=2)
         assert "halo.toml: not UTF-8 text" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_halo_toml_nested_thousands_deep_is_one_line_and_exit_2(halo) -> None:
+    """Issue 26, item 10: `a = [[[…]]]` 5,000 deep was a RecursionError of 2,998 lines."""
+    (halo.root / "halo.toml").write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    done = halo("config", "check", check=2)
+    assert "halo.toml: not valid TOML here: nested too deeply" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

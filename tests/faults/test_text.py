@@ -59,6 +59,9 @@ def _log_with_escapes(halo) -> Path:
     log = halo.root / ".halo" / "logs" / "1.log"
     with log.open("ab") as out:
         out.write(b"\x1b]0;pwned\x07 retitle\n\x1b[31mred\x1b[0m text\n")
+        out.write("C1 \u009b2J clear, \u202egnp.exe reversed\n".encode())  # xterm acts on U+009B
+        pad = (1 << 16) - 1 - out.tell()  # a C1 CSI cut in two by a 64 KiB read
+        out.write(b"." * (pad - 1) + b"\n" + "\u009b2J split\n".encode())
     return log
 
 
@@ -67,12 +70,10 @@ def test_control_sequences_in_a_log_never_reach_the_terminal(halo) -> None:
     main, child = pty.openpty()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env["HALO_WORKSPACE"] = str(halo.root)
-    proc = subprocess.run(
-        [halo.executable, "jobs", "logs", "1"], stdout=child, stderr=child, env=env, timeout=60
-    )
+    proc = subprocess.Popen([halo.executable, "jobs", "logs", "1"], stdout=child, stderr=child, env=env)
     os.close(child)
     seen = b""
-    while True:
+    while True:  # read as it writes: a pty holds a few KiB
         try:
             chunk = os.read(main, 65536)
         except OSError:  # the other side closed
@@ -81,9 +82,11 @@ def test_control_sequences_in_a_log_never_reach_the_terminal(halo) -> None:
             break
         seen += chunk
     os.close(main)
-    assert proc.returncode == 0
+    assert proc.wait(timeout=60) == 0
     assert b"\x1b]0;pwned" not in seen and b"\x1b[31m" not in seen
     assert b"\\x1b]0;pwned\\x07 retitle" in seen and b"\\x1b[31mred" in seen
+    assert b"\xc2\x9b" not in seen and "\u202e".encode() not in seen
+    assert b"C1 \\x9b2J clear, \\u202egnp.exe" in seen and b"\\x9b2J split" in seen
     # piped (not a terminal), the log is passed on byte for byte
     piped = halo("jobs", "logs", "1")
     assert "\x1b[31mred" in piped.stdout
@@ -91,6 +94,10 @@ def test_control_sequences_in_a_log_never_reach_the_terminal(halo) -> None:
 
 async def test_the_log_screen_shows_escapes_visibly(engine, tmp_path: Path, log_screen_rows) -> None:
     log = tmp_path / "escapes.log"
-    log.write_bytes(b"plain line\n\x1b]0;pwned\x07 retitle\n\x1b[31mred\x1b[0m text\n")
-    rendered = "".join(await log_screen_rows(engine, log, 3))
+    log.write_bytes(
+        b"plain line\n\x1b]0;pwned\x07 retitle\n\x1b[31mred\x1b[0m text\n"
+        + "C1 \u009b2J clear, \u202egnp.exe reversed\n".encode()
+    )
+    rendered = "".join(await log_screen_rows(engine, log, 4))
     assert "\x1b" not in rendered and "\\x1b]0;pwned\\x07 retitle" in rendered
+    assert "\u009b" not in rendered and "\u202e" not in rendered and "\\x9b2J" in rendered

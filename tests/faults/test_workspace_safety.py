@@ -40,6 +40,30 @@ def test_planted_links_in_the_logs_folder_never_write_outside(halo, outside: Pat
     assert not (logs / "2.exit").is_symlink() and '"exit_code": 0' in (logs / "2.exit").read_text()
 
 
+def test_a_store_or_a_log_that_is_a_link_is_neither_written_nor_read(halo, outside: Path) -> None:
+    """Issue 26, item 3: a store planted as a link to a database elsewhere was opened and
+    written (the no-follow create ran only when nothing was there), and `jobs logs` showed the
+    file a planted log link points at."""
+    import sqlite3
+
+    victim = outside / "victim.db"
+    sqlite3.connect(victim).execute("CREATE TABLE precious (x)").connection.commit()
+    before = victim.read_bytes()
+    (halo.root / ".halo").mkdir()
+    (halo.root / ".halo" / "halo.db").symlink_to(victim)
+    for args in (("jobs", "list"), ("stage", "sleepy", "--wait")):
+        done = halo(*args, check=2)
+        assert "halo.db: is a symbolic link" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert victim.read_bytes() == before and not (outside / "victim.db-wal").exists()
+    (halo.root / ".halo" / "halo.db").unlink()
+    assert halo("stage", "sleepy", "--wait").returncode == 0
+    log = halo.root / ".halo" / "logs" / "1.log"
+    log.unlink()
+    log.symlink_to(outside / "log")  # the log swapped for a link to a file elsewhere
+    done = halo("jobs", "logs", "1", check=2)
+    assert "1.log: is a symbolic link" in done.stderr and "precious" not in done.stdout
+
+
 def test_a_halo_folder_that_is_a_link_is_refused(halo, outside: Path) -> None:
     (halo.root / ".halo").symlink_to(outside, target_is_directory=True)
     done = halo("jobs", "list", check=2)
@@ -61,3 +85,21 @@ def test_the_store_and_logs_are_private_whatever_the_umask(halo) -> None:
     assert mode(halo_dir) == 0o700 and mode(halo_dir / "logs") == 0o700
     for path in (halo_dir / "halo.db", halo_dir / "logs" / "1.log", halo_dir / "logs" / "1.exit"):
         assert mode(path) == 0o600, (path, oct(mode(path)))
+
+
+def test_a_copy_of_a_workspace_shows_its_own_logs(halo, tmp_path: Path) -> None:
+    """Issue 26, item 12: the store kept each log's absolute path, so a `cp -a` copy showed
+    (and followed) the original workspace's logs."""
+    import shutil
+
+    from tests.conftest import Halo
+
+    assert halo("stage", "sleepy", "--wait").returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(halo.root, copy, symlinks=True)
+    (copy / ".halo" / "logs" / "1.log").write_text("the copy's own log\n")
+    there = Halo(copy)
+    assert there.json("jobs", "show", "1")["log_path"] == str(copy / ".halo" / "logs" / "1.log")
+    assert there.json("jobs", "list")[0]["log_path"] == str(copy / ".halo" / "logs" / "1.log")
+    assert there("jobs", "logs", "1").stdout == "the copy's own log\n"
+    assert "sleepy: done" in halo("jobs", "logs", "1").stdout  # the original's is its own

@@ -211,6 +211,8 @@ def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
             line |= {"fpr@tpr0.85": None, "fpr_upper_bounds": {"fpr@tpr0.85": 0.02951}}
             line |= {"n_neg_independent": 100}
         (run / "metrics.jsonl").write_text(json.dumps(line) + "\n")
+    # issue 26, item 4: what an interrupted `train --force` leaves is no run
+    (workspace / "data" / "runs" / ".gen1.tmp-18071").mkdir()
     listed = [row.split() for row in halo("runs", "list").stdout.splitlines()]
     assert listed[0] == [
         "run",

@@ -154,6 +154,41 @@ def test_select_through_the_engine_skips_when_up_to_date(tmp_path: Path, big_cat
     assert not list(out.parent.parent.glob(".*tmp*"))  # nothing half-written left behind
 
 
+def test_a_failed_select_never_replaces_the_parent_sample_in_place(
+    tmp_path: Path, big_catalog_ws: Path
+) -> None:
+    """Issue 26, item 0: a junk catalogue (with or without --force) left a parent sample of 0
+    rows in place of 2,083; a run that fails, or would select nothing, replaces nothing, and
+    says whose parent sample it is and where (v4_sota writes v3_color_relaxed's)."""
+    _copy_catalogues(big_catalog_ws, tmp_path)
+    select.run(tmp_path, "v4_sota")
+    out = parent_dir(tmp_path, "v3_color_relaxed")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    junk = tmp_path / "bad.fits"
+    junk.write_text("junk\n")
+    empty = tmp_path / "empty"  # a real catalogue, none of whose rows pass the cuts
+    empty.mkdir()
+    source = sorted((tmp_path / "survey" / "tractor").rglob("*.fits"))[0]
+    t = Table.read(source, hdu=1, unit_parse_strict="silent")
+    t["flux_z"] = 0.0
+    t.write(empty / "tractor-0001p000.fits")
+    for catalogs, says in (
+        (str(junk), "1 of 1 catalogues could not be used"),
+        (str(empty), "no galaxy passed the cuts"),
+    ):
+        for force in (False, True):
+            with pytest.raises(select.stage_runtime.StageError, match=says) as err:
+                select.run(tmp_path, "v4_sota", catalogs=catalogs, force=force)
+            assert "v4_sota's parent sample is v3_color_relaxed's" in str(err.value)
+            assert str(out) in str(err.value) and "nothing replaced" in str(err.value)
+            assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fresh = tmp_path / "fresh"  # nothing in place: a run with no galaxy writes nothing either
+    shutil.copytree(tmp_path / "survey", fresh / "survey")
+    with pytest.raises(select.stage_runtime.StageError, match="nothing written"):
+        select.run(fresh, "v3_color_relaxed", catalogs=str(empty))
+    assert not parent_dir(fresh, "v3_color_relaxed").exists()
+
+
 def test_catalogues_are_read_from_s3(tmp_path: Path, big_catalog_ws: Path, s3_env: str) -> None:
     import boto3
 
