@@ -2,9 +2,10 @@
 the truth the mock survey knows, `retrain` makes a child run from those grades, and the parent
 and child are compared on the same test split.
 
-Two inspectors ("truth-a", "truth-b") grade every candidate the console would show them (the
-run's `candidates.parquet`): a galaxy the mock survey planted a lens in A, every other galaxy X
-— what a careful team would conclude, not what a model says. They grade through the store as
+Two inspectors ("truth-a", "truth-b") grade every item the console's stream shows them (the
+run's candidates, with its blind items mixed in): a galaxy the mock survey planted a lens in A,
+every other galaxy X, a blind item by its truth — what a careful team would conclude, not what
+a model says. They grade through the store as
 the console does (core.grades), not through the keys (bench/triage_session.py times those).
 Then `halo stage retrain --from-run demo --run demo-r2 --wait`, as a user launches it, and the
 round's table.
@@ -25,25 +26,38 @@ INSPECTORS = ("truth-a", "truth-b")
 
 
 def grade_from_truth(workspace: Path, run: str) -> dict[str, int]:
-    """Every candidate graded by both inspectors: A where the mock planted a lens, else X."""
+    """Both inspectors grade the stream the console shows them (the run's candidates with the
+    workspace's blind items mixed in at its `[triage] blind_rate`): a candidate A where the mock
+    planted a lens, else X; a blind item A if it is a simulated lens, else X (so each earns
+    the calibration a careful inspector would)."""
     import pyarrow.parquet as pq
 
     from core import grades
+    from core.candidates import CandidateTable, TriageStream, blinds_path, candidates_path
     from core.workspace import Workspace
 
     planted = pq.read_table(workspace / "truth" / "planted.parquet").to_pylist()
     lenses = {(r["brickname"], int(r["objid"])) for r in planted if r["kind"] == "lens"}
-    candidates = pq.read_table(
-        workspace / "data" / "candidates" / run / "candidates.parquet", columns=["brickname", "objid"]
-    ).to_pylist()
-    store = Workspace(workspace).store
-    counts = {"A": 0, "X": 0}
-    for row in candidates:
+    ws = Workspace(workspace)
+    path = candidates_path(workspace, run)
+    blinds = blinds_path(path)
+    stream = TriageStream(
+        CandidateTable(path),
+        CandidateTable(blinds) if blinds.exists() else None,
+        ws.config.triage.blind_rate,
+        seed=run,
+    )
+    counts = {"A": 0, "X": 0, "blind": 0}
+    for position in range(len(stream)):
+        row = stream.row(position)
         key = (row["brickname"], int(row["objid"]))
-        value = "A" if key in lenses else "X"
-        counts[value] += 1
+        if row["blind"] is not None:
+            value, counts["blind"] = ("A" if row["blind"] == "lens" else "X"), counts["blind"] + 1
+        else:
+            value = "A" if key in lenses else "X"
+            counts[value] += 1
         for who in INSPECTORS:
-            grades.grade(store, run, key[0], key[1], who, value)
+            grades.grade(ws.store, run, key[0], key[1], who, value, blind=row["blind"])
     return counts
 
 
@@ -60,8 +74,10 @@ def main() -> None:
     if not (ws / "data" / "candidates" / args.run / "candidates.parquet").is_file():
         sys.exit(f"{ws}: run {args.run!r} has no candidates (run `halo stage score --run {args.run}` first)")
     counts = grade_from_truth(ws, args.run)
-    total = sum(counts.values())
-    print(f"graded {total} candidates twice: {counts['A']} A (planted lenses), {counts['X']} X")
+    print(
+        f"graded the stream twice: {counts['A'] + counts['X']} candidates ({counts['A']} A, planted"
+        f" lenses; {counts['X']} X) and {counts['blind']} blind items"
+    )
     argv = [
         str(Path(sys.executable).with_name("halo")),
         "stage",

@@ -171,6 +171,8 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
             for v, i in present[1:]:
                 if better(metric, v, values[best]):
                     best = i
+            if sum(v == values[best] for v, _ in present) > 1:  # a tie: no run is better
+                best = None
         target = targets.get(metric)
         rows.append(
             {

@@ -151,4 +151,6 @@ def state_line(job: Any, suffix: str = "", with_stage: bool = False) -> Any:
     text.append(visible(suffix))
     if job.failure:
         text.append(f": {visible(job.failure)}")
+    elif isinstance(job.summary, dict) and job.summary.get("skipped"):
+        text.append(": its outputs were up to date, nothing redone (--force redoes it)")
     return text

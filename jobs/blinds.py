@@ -301,7 +301,7 @@ def _tables(pa: Any, items: list[tuple], ranked: Any, like: Any, run: str) -> tu
         {"brickname": row["brickname"], "objid": int(row["objid"]), **item[3]}
         for row, item in zip(rows, items, strict=True)
     ]
-    truth = pa.Table.from_pylist(truth_rows, schema=truth_schema())
+    truth = pa.Table.from_pylist(truth_rows, schema=truth_schema(like.schema.field("objid").type))
     if rows:
         order = hash_order(
             galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist())
@@ -310,14 +310,14 @@ def _tables(pa: Any, items: list[tuple], ranked: Any, like: Any, run: str) -> tu
     return table, truth
 
 
-def truth_schema() -> Any:
-    """`blinds.truth.parquet`'s columns."""
+def truth_schema(objid: Any = None) -> Any:
+    """`blinds.truth.parquet`'s columns (`objid` typed as the items' own, so the two join)."""
     import pyarrow as pa
 
     return pa.schema(
         [
             ("brickname", pa.string()),
-            ("objid", pa.int64()),
+            ("objid", objid or pa.int64()),
             ("truth", pa.string()),
             ("source", pa.string()),
             ("arc_snr", pa.float64()),

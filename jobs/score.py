@@ -271,11 +271,17 @@ def _say_blinds(drawn: dict[str, Any]) -> None:
     from jobs.blinds import KS_ALPHA
 
     where = ", ".join(f"{n} {s}" for s, n in drawn["not_lens_from"].items() if n) or "none"
+    p = drawn["not_lens_ks_p"]
+    follow = (
+        f"; as many as score like the candidates (KS p = {p:.2g} against their scores)"
+        if p is not None and p > KS_ALPHA
+        else ""
+    )
     print(
-        f"score: blinds: {drawn['lens']} simulated lenses, {drawn['not_lens']} known non-lenses ({where})",
+        f"score: blinds: {drawn['lens']} simulated lenses, {drawn['not_lens']} known non-lenses"
+        f" ({where}){follow}",
         flush=True,
     )
-    p = drawn["not_lens_ks_p"]
     if p is not None and p <= KS_ALPHA:
         print(
             f"score: blinds: the known non-lenses do not score like the candidates (KS p = {p:.2g}): "

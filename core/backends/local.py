@@ -38,6 +38,9 @@ class Probe:
     exit_code: int | None = None  # from the exit file, once the job has ended
 
 
+JOB_MARK = "HALO_JOB_UID"  # in every process of a job's group: what makes a process the job's
+
+
 def launch(
     argv: list[str], log_path: Path, exit_path: Path, cwd: Path, env: dict[str, str]
 ) -> dict[str, Any]:
@@ -56,7 +59,8 @@ def launch(
             close_fds=True,
         )
     _children[proc.pid] = proc
-    return {"pid": proc.pid, "start": process_start(proc.pid), "exit_file": str(exit_path)}
+    handle = {"pid": proc.pid, "start": process_start(proc.pid), "exit_file": str(exit_path)}
+    return handle | ({"uid": env[JOB_MARK]} if JOB_MARK in env else {})
 
 
 def process_start(pid: int) -> int | None:
@@ -81,13 +85,16 @@ def alive(handle: dict[str, Any]) -> bool:
         _children.pop(pid, None)
     elif (start := process_start(pid)) is not None and start == handle.get("start"):
         return True
-    return bool(group_members(pid, handle.get("start")))
+    return bool(group_members(pid, handle.get("start"), handle.get("uid")))
 
 
-def group_members(pgid: int, since: int | None) -> list[int]:
+def group_members(pgid: int, since: int | None, uid: str | None = None) -> list[int]:
     """The live processes of process group `pgid` started no earlier than `since` (clock
-    ticks since boot): the job's, and not a later process that reused the number."""
+    ticks since boot) and, with `uid`, carrying the job's mark (JOB_MARK=uid) in their
+    environment: the job's, never a later session leader that reused the number and the
+    processes of its group."""
     found = []
+    mark = f"{JOB_MARK}={uid}".encode() if uid else None
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -101,8 +108,17 @@ def group_members(pgid: int, since: int | None) -> list[int]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z" and int(fields[2]) == pgid and (since is None or int(fields[19]) >= since):
-            found.append(int(name))
+            if mark is None or mark in _environ(name):
+                found.append(int(name))
     return found
+
+
+def _environ(pid: str) -> list[bytes]:
+    """A process's environment entries (none where it cannot be read: not ours)."""
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def read_exit(handle: dict[str, Any]) -> int | None:
@@ -124,27 +140,40 @@ def probe(handle: dict[str, Any]) -> Probe:
 
 
 def cancel(handle: dict[str, Any], grace: float) -> None:
-    """SIGTERM the job's process group, then SIGKILL it after `grace` seconds."""
+    """SIGTERM the job's process group, then SIGKILL it after `grace` seconds; where the
+    wrapper is gone and its number was reused, only the processes that carry the job's mark."""
     if not alive(handle):
         return
-    _signal_group(handle["pid"], signal.SIGTERM)
+    _signal_job(handle, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         if not alive(handle):
             return
         time.sleep(0.05)
-    _signal_group(handle["pid"], signal.SIGKILL)
+    _signal_job(handle, signal.SIGKILL)
     for _ in range(100):
         if not alive(handle):
             return
         time.sleep(0.02)
 
 
-def _signal_group(pid: int, signum: int) -> None:
-    try:
-        os.killpg(pid, signum)  # the wrapper leads its own session and group
-    except ProcessLookupError:
-        pass
+def _signal_job(handle: dict[str, Any], signum: int) -> None:
+    """`signum` to the job's process group while its wrapper (same start) leads it; else, and
+    for a handle with the job's mark, to each marked member alone (the group's number may
+    now be another session's)."""
+    pid = handle["pid"]
+    wrapper = (start := process_start(pid)) is not None and start == handle.get("start")
+    if wrapper or not handle.get("uid"):
+        try:
+            os.killpg(pid, signum)  # the wrapper leads its own session and group
+        except ProcessLookupError:
+            pass
+        return
+    for member in group_members(pid, handle.get("start"), handle["uid"]):
+        try:
+            os.kill(member, signum)
+        except ProcessLookupError:
+            pass
 
 
 class LocalBackend(Backend):
@@ -172,6 +201,7 @@ class LocalBackend(Backend):
         env = dict(os.environ)
         env.update(
             HALO_JOB_ID=str(job.id),
+            **{JOB_MARK: job.uid},
             HALO_WORKSPACE=str(self.workspace.root),
             PYTHONUNBUFFERED="1",
         )

@@ -710,4 +710,5 @@ class CandidatesScreen(HaloScreen):
 
     def action_inspectors(self) -> None:
         """Each inspector's completeness and false-positive rate on the blind items."""
-        self.app.push_screen(InspectorsScreen(self.run, grades_mod.calibration(self.store, self.run)))
+        hidden = None if self.table is None or self.table.scored else self.who  # blind items in it
+        self.app.push_screen(InspectorsScreen(self.run, grades_mod.calibration(self.store, self.run), hidden))

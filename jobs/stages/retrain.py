@@ -213,7 +213,7 @@ def run(
     _drop_earlier_graded(here, graded)
     for name in (from_run, run_name):  # the same test split, the same thresholds' sources
         eval_stage.run(workspace, variant, grid, run_name=name)
-    table = runs.compare([runs.load(workspace, name) for name in (from_run, run_name)], {})
+    table = runs.compare([runs.load(workspace, name) for name in (from_run, run_name)], config.targets)
     text = runs.markdown(table)
     scored = score.run(workspace, variant, grid, run_name=run_name)
     summary = {

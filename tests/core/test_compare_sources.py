@@ -38,6 +38,8 @@ def test_compare_names_each_runs_source_and_gives_realism_with_intervals(tmp_pat
     assert runs.row_cells(table, rows["realism_auc_pixels"])[1][0] == "0.5200 [0.420, 0.610]"
     assert rows["real_recall@fpr1e-2"]["best"] == "structured"
     assert "| source model | sersic, population | structured, population |" in runs.markdown(table)
+    assert rows["auroc"]["best"] is None  # 0.95 both: a tie marks no run better
+    assert "**0.9500**" not in runs.markdown(table)
 
 
 def test_a_run_from_before_source_models_were_recorded_shows_a_dash(tmp_path: Path) -> None:

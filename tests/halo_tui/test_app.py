@@ -684,16 +684,19 @@ async def test_blind_items_look_like_candidates_and_measure_the_inspector(
         assert (figures.sims, figures.found) == (picked.count("lens"),) * 2
         assert (figures.duds, figures.false) == (picked.count("not_lens"),) * 2
         assert f"graded 5/{len(stream)}" in str(screen.query_one("#cand-progress").render())
+        grades.grade(engine.store, "demo", "0001p000", 1, "bob", "A", blind="lens")  # a colleague
         await pilot.press("i")
         await until(pilot, lambda: isinstance(app.screen, InspectorsScreen))
-        assert figures.line() in str(app.screen.query_one("#dialog").render())
+        dialog = str(app.screen.query_one("#dialog").render())
+        assert figures.line() not in dialog and "alice: your own figures are hidden" in dialog  # no tell
+        assert grades.calibration(engine.store, "demo")["bob"].line() in dialog
         await pilot.press("escape", "e")
         target = candidates.with_name("grades-demo.csv")
         await until(pilot, lambda: grades.calibration_path(target).exists())
     rows = list(csv.DictReader(target.open()))
     assert [(r["brickname"], r["alice"]) for r in rows] == [("1499p022", "X")]  # no blind item in it
     inspectors = list(csv.DictReader(grades.calibration_path(target).open()))
-    assert [(r["inspector"], r["found"]) for r in inspectors] == [("alice", str(figures.found))]
+    assert [(r["inspector"], r["found"]) for r in inspectors] == [("alice", str(figures.found)), ("bob", "1")]
 
 
 async def test_grading_writes_off_the_ui_thread_in_the_order_pressed(

@@ -132,8 +132,10 @@ def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
         jump(blind)  # nothing on screen says it is one
         _keys(session, "x")
         _wait_for(session, "graded 2/40")
-        _keys(session, "i")
-        _wait_for(session, "FPR 0/1" if blind["blind"] == "not_lens" else "completeness 0/1")
+        _keys(session, "i")  # her own figures would say the item she just graded was blind
+        _wait_for(session, "your own figures are hidden")
+        alice = grades.calibration(Workspace(workspace).store, "demo")["alice"]
+        assert (alice.duds, alice.sims) == ((1, 0) if blind["blind"] == "not_lens" else (0, 1))
         _keys(session, "Escape")
         _keys(session, "f")
         _wait_for(session, "filter ungraded (38)")

@@ -120,6 +120,7 @@ def test_a_round_trains_a_child_on_the_grades_and_compares_it_with_its_parent(gr
     assert info["init"].endswith("best.pt")
     compare = (graded_ws / "data/rounds/tiny-r2/report/compare.md").read_text().splitlines()
     assert "| Metric | tiny | tiny-r2 | Target |" in compare  # parent and child, one table
+    assert any(line.startswith("| auroc |") and "> 0.99" in line for line in compare)  # the targets
     rows = {line.split("|")[1].strip() for line in compare if line.startswith("| ")}
     assert {"real_recall@fpr1e-2", "lookalike_fpr@fpr1e-2", "realism_auc", "tpr@fpr1e-2"} <= rows
     for run in ("tiny", "tiny-r2"):

@@ -149,6 +149,8 @@ def test_select_through_the_engine_skips_when_up_to_date(tmp_path: Path, big_cat
     mtime = out.stat().st_mtime_ns
     again = halo.json("stage", "select", "--variant", "v3_color_relaxed", "--wait")
     assert again["summary"]["skipped"] is True and out.stat().st_mtime_ns == mtime
+    said = halo("stage", "select", "--variant", "v3_color_relaxed", "--wait", check=0).stderr
+    assert "succeeded after" in said and "up to date, nothing redone" in said  # not only in the log
     forced = halo.json("stage", "select", "--variant", "v3_color_relaxed", "--force", "--wait")
     assert "skipped" not in forced["summary"] and out.stat().st_mtime_ns != mtime
     assert not list(out.parent.parent.glob(".*tmp*"))  # nothing half-written left behind

@@ -297,6 +297,8 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     assert list(hash_order(galaxy)) == list(range(len(galaxy)))  # ordered by the galaxy, not the score
     truth_table = pq.read_table(summary["outputs"][4])
     assert truth_table.column("brickname").to_pylist() == blinds.column("brickname").to_pylist()
+    joined = blinds.select(["brickname", "objid"]).join(truth_table, ["brickname", "objid"])  # they join
+    assert joined.num_rows == blinds.num_rows
     truth = truth_table.column("truth").to_pylist()
     shown = set(
         galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
