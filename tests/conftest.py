@@ -18,6 +18,10 @@ import pytest
 from jobs.runtime.allocator import keep_freed_memory
 
 keep_freed_memory()  # as every stage process does: tests that train or inject in-process run as fast
+# a pipe has no size: `halo` piped takes COLUMNS where a shell exports it, and pytest-xdist's
+# workers export 80x24 (tests of piped output would read a terminal's wrapping)
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
 
 STAGELIB = Path(__file__).parent / "stagelib"
 

@@ -83,7 +83,10 @@ class LogScreen(HaloScreen):
 
     @work(thread=True, exclusive=True, group="log")
     def poll(self) -> None:
-        view = self.query_one(LogView)
+        views = self.query(LogView)  # the screen may have closed since the poll was asked for
+        if not views:
+            return
+        view = views.first()
         if self.fetch is not None:
             try:
                 self.fetch()
@@ -119,7 +122,10 @@ class LogScreen(HaloScreen):
         self.post_message(MatchesCounted(pattern, index.matching(pattern)))
 
     def on_matches_counted(self, message: MatchesCounted) -> None:
-        view = self.query_one(LogView)
+        views = self.query(LogView)
+        if not views:  # closed meanwhile
+            return
+        view = views.first()
         if view.pattern is not None and view.pattern.pattern == message.pattern:
             self.matches = message.lines
             self._status()
