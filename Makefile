@@ -23,8 +23,10 @@ env: $(STAMP)
 demo: env
 	$(BIN)/halo demo
 
+# In 4 processes (pytest-xdist): many tests wait on processes and terminals, not the CPU; a
+# file with module-scoped fixtures stays on one worker (its xdist_group mark).
 test: env
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4 --dist loadgroup
 
 # The README's pictures of the console, from the demo's workspace (run `make demo` first).
 screenshots: env

@@ -12,6 +12,9 @@ from core.stamps import write_stamps
 from jobs.dataset import StampStream, augment, robust_normalise
 from jobs.inject_batch import output_schema
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_dataset")
+
 
 def _write_records(folder: Path, records: list[dict]) -> Path:
     """One stamps file of these rows (a column a row does not give is null)."""

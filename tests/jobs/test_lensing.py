@@ -20,6 +20,9 @@ from jobs.lensing.psf import bin_pixels, gaussian_kernel, kernel, moffat_kernel,
 from jobs.lensing.reference import rendered
 from jobs.survey_layout import PIXSCALE
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_lensing")
+
 SIZE = 64
 INVVAR_R = 1.0 / 0.012**2  # a DR10-like r-band pixel noise, 0.012 nanomaggies
 LENS_MAG_R = 19.5

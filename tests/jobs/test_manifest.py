@@ -15,6 +15,9 @@ from jobs.select import parent_dir
 from jobs.shapes import tractor_to_q_theta
 from jobs.stage_runtime import StageError
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_manifest")
+
 
 @pytest.fixture(scope="module")
 def parent_ws(big_catalog_ws: Path) -> Path:

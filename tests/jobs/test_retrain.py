@@ -21,6 +21,9 @@ from core.workspace import Workspace
 from jobs import score, train
 from jobs.stages import retrain
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_retrain")
+
 
 @pytest.fixture(scope="module")
 def graded_ws(stamps_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

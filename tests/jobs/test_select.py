@@ -16,6 +16,9 @@ from core.config import load
 from jobs import select
 from jobs.select import SPLITS, parent_dir, split_of
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_select")
+
 
 def _parent(ws: Path) -> dict:
     return pq.read_table(parent_dir(ws, "v3_color_relaxed") / "parent.parquet").to_pydict()

@@ -19,6 +19,9 @@ from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import supersampled
 from jobs.survey_layout import PIXSCALE
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_sources")
+
 SIZE = 64
 STRUCTURED = SourceModel(mode="population", morphology="structured")
 

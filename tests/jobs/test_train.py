@@ -21,6 +21,9 @@ from jobs import score, train
 from jobs.catalogs import read_positions
 from jobs.stage_runtime import StageError
 
+# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_train")
+
 ARGS = ["--variant", "v4_sota", "--preset", "test_cpu"]
 
 
