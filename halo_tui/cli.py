@@ -119,26 +119,44 @@ def _table(columns: tuple[str, ...], right: tuple[str, ...] = ()):
     return table
 
 
-def _jobs_table(jobs: list[Any]):
+JOB_COLUMNS = ("id", "stage", "variant", "backend", "state", "started", "elapsed", "exit")
 
-    from halo_tui.format import STATE_STYLES, duration, when
 
-    table = _table(
-        ("id", "stage", "variant", "backend", "state", "started", "elapsed", "exit"),
-        right=("id", "elapsed", "exit"),
-    )
-    for job in jobs:
-        table.add_row(
+def _jobs_table(jobs: list[Any]) -> Any:
+    """The jobs as aligned columns in one Text, the state in its colour (laid out once: Rich's
+    Table measures every cell, 40 s for 10,000 jobs)."""
+    from rich.text import Text
+
+    from halo_tui.format import STATE_STYLES, duration, visible, when
+
+    rows = [
+        [
             str(job.id),
-            job.stage,
-            job.variant or "-",
-            job.backend,
-            f"[{STATE_STYLES[job.state]}]{job.state}[/]",
+            visible(job.stage),
+            visible(job.variant or "-"),
+            visible(job.backend),
+            str(job.state),
             when(job.started),
             duration(job.elapsed),
             "-" if job.exit_code is None else str(job.exit_code),
-        )
-    return table
+        ]
+        for job in jobs
+    ]
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, name in enumerate(JOB_COLUMNS)]
+    right = {0, 6, 7}  # id, elapsed, exit
+
+    def cells(values: list[str]) -> list[str]:
+        pairs = enumerate(zip(values, widths, strict=True))
+        return [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in pairs]
+
+    text = Text(" " + "  ".join(cells(list(JOB_COLUMNS))).rstrip() + "\n", style="bold")
+    for job, row in zip(jobs, rows, strict=True):
+        padded = cells(row)
+        text.append(" " + "  ".join(padded[:4]) + "  ")
+        text.append(padded[4], style=STATE_STYLES[job.state])
+        text.append(("  " + "  ".join(padded[5:])).rstrip() + "\n")
+    text.rstrip()
+    return text
 
 
 def _pass_workspace_down(workspace: Path | None) -> None:
@@ -262,7 +280,7 @@ def jobs_list(
     shown = None if show_all else (limit or TABLE_LIMIT)
     jobs = engine.store.list(states=states, stage=stage, limit=shown)
     if jobs:
-        _console().print(_jobs_table(jobs))
+        _console().print(_jobs_table(jobs), soft_wrap=True)  # a row a line, however narrow
         more = engine.store.count(states=states, stage=stage) - len(jobs) if shown else 0
         if more > 0:
             _console(stderr=True).print(f"{more:,} older job(s) not shown: --limit N or --all")

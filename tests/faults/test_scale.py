@@ -28,6 +28,39 @@ def test_the_jobs_table_shows_the_newest_50_and_says_how_many_more(halo) -> None
     assert len(halo.json("jobs", "list")) == 180  # scripts get every job
 
 
+def test_all_of_10000_jobs_are_listed_a_row_a_line_newest_first(halo) -> None:
+    """Issue 26, item 13: `jobs list --all` laid 10,000 rows out with Rich's Table (42 s);
+    every job is still there, one aligned line each, the state in its own column
+    (bench/jobs_list.py times it against that baseline)."""
+    store = Store(halo.root / ".halo" / "halo.db")
+    with store.write() as db:
+        db.executemany(
+            "INSERT INTO jobs (uid, stage, variant, params, fingerprint, backend, state, created,"
+            " started, ended, exit_code) VALUES (?, 'train', 'v4_sota', '{}', ?, 'local', ?, ?, ?, ?, ?)",
+            [
+                (
+                    f"u{i}",
+                    f"f{i}",
+                    "failed" if i % 7 == 0 else "succeeded",
+                    1.7e9 + i,
+                    1.7e9 + i,
+                    1.7e9 + i + 63,
+                    int(i % 7 == 0),
+                )
+                for i in range(10000)
+            ],
+        )
+    store.close()
+    lines = halo("jobs", "list", "--all", check=0).stdout.splitlines()
+    assert lines[0].split() == ["id", "stage", "variant", "backend", "state", "started", "elapsed", "exit"]
+    rows = [line.split() for line in lines[1:]]
+    assert [int(r[0]) for r in rows] == list(range(10000, 0, -1))
+    assert all(r[4] == ("failed" if (int(r[0]) - 1) % 7 == 0 else "succeeded") for r in rows)
+    assert all(r[-2:] == ["1m03s", str(int((int(r[0]) - 1) % 7 == 0))] for r in rows)
+    state = lines[0].index("state")
+    assert {line[state : state + 9] for line in lines[1:]} <= {"succeeded", "failed   "}  # aligned
+
+
 def test_an_infinite_or_nan_setting_is_refused(halo) -> None:
     for value in ("inf", "nan", "-1"):
         env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
