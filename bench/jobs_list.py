@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def fill(root: Path, n: int) -> None:
-    """`n` ended jobs in a new store under `root`."""
+    """`n` ended jobs in a new store under `root` (one in seven failed, exit code 1)."""
     from core.store import Store
 
     store = Store(root / ".halo" / "halo.db")
@@ -36,11 +36,12 @@ def fill(root: Path, n: int) -> None:
                     1.7e9 + i,
                     1.7e9 + i,
                     1.7e9 + i + 63,
-                    i % 7 and 0 or 1,
+                    int(i % 7 == 0),
                 )
                 for i in range(n)
             ],
         )
+    store.close()
 
 
 def rich_table(root: Path) -> float:

@@ -32,25 +32,9 @@ def test_all_of_10000_jobs_are_listed_a_row_a_line_newest_first(halo) -> None:
     """Issue 26, item 13: `jobs list --all` laid 10,000 rows out with Rich's Table (42 s);
     every job is still there, one aligned line each, the state in its own column
     (bench/jobs_list.py times it against that baseline)."""
-    store = Store(halo.root / ".halo" / "halo.db")
-    with store.write() as db:
-        db.executemany(
-            "INSERT INTO jobs (uid, stage, variant, params, fingerprint, backend, state, created,"
-            " started, ended, exit_code) VALUES (?, 'train', 'v4_sota', '{}', ?, 'local', ?, ?, ?, ?, ?)",
-            [
-                (
-                    f"u{i}",
-                    f"f{i}",
-                    "failed" if i % 7 == 0 else "succeeded",
-                    1.7e9 + i,
-                    1.7e9 + i,
-                    1.7e9 + i + 63,
-                    int(i % 7 == 0),
-                )
-                for i in range(10000)
-            ],
-        )
-    store.close()
+    from bench.jobs_list import fill  # the benchmark's store: a failed job in seven
+
+    fill(halo.root, 10000)
     lines = halo("jobs", "list", "--all", check=0).stdout.splitlines()
     assert lines[0].split() == ["id", "stage", "variant", "backend", "state", "started", "elapsed", "exit"]
     rows = [line.split() for line in lines[1:]]
