@@ -406,7 +406,7 @@ def _evaluate(
     )
     if not force and stage_runtime.up_to_date(out, digest, key=name):
         stage_runtime.unchanged(f"eval: {out / name} is")
-        return _summary(json.loads((out / name).read_text()), out)
+        return {**_summary(json.loads((out / name).read_text()), out), "skipped": True}
     scored = score_split(model, meta_cols, stamps_dir(workspace, variant, grid), split)
     realism = realism_gate(scored, scored.pop("probe"))
     is_known = scored["tier"] != ""  # the split's known lenses: real positives, judged apart

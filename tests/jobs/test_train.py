@@ -747,7 +747,7 @@ def test_eval_and_score_skip_unchanged_work_and_say_so(trained: Path, capsys) ->
     capsys.readouterr()
     again = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
     assert "up to date: the inputs have not changed (--force redoes the work)" in capsys.readouterr().out
-    assert report.stat().st_mtime_ns == written and again == first
+    assert report.stat().st_mtime_ns == written and again == {**first, "skipped": True}
     assert eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50, force=True) == first
     assert report.stat().st_mtime_ns != written  # redone, the same figures
 
