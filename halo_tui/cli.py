@@ -940,6 +940,8 @@ def main(argv: list[str] | None = None) -> None:
 
         failure = unusable(err)
         code = _error(str(failure), failure.exit_code, args)
+    except OSError as err:  # the file system said no (a read-only workspace, say): name the file
+        code = _error(_file_system(err), EXIT_USAGE, args)
     except typer.Exit as exc:
         code = exc.exit_code
     except typer.TyperException as exc:  # the command line did not parse: one line, not usage
@@ -949,6 +951,19 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("interrupted", err=True)
         code = EXIT_INTERRUPTED
     sys.exit(code)
+
+
+def _file_system(err: OSError) -> str:
+    """An OSError in one line: the file, what the system said, and what halo needs."""
+    import errno
+
+    where = f"{err.filename}: " if err.filename else ""
+    said = err.strerror or str(err)
+    if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{where}{said}: halo writes its store and logs in the workspace (.halo/); use a writable one"
+    if err.errno == errno.ENOSPC:
+        return f"{where}{said}: free some space and run it again"
+    return f"{where}{said}"
 
 
 def _error(message: str, code: int, args: list[str]) -> int:

@@ -103,3 +103,24 @@ def test_a_copy_of_a_workspace_shows_its_own_logs(halo, tmp_path: Path) -> None:
     assert there.json("jobs", "list")[0]["log_path"] == str(copy / ".halo" / "logs" / "1.log")
     assert there("jobs", "logs", "1").stdout == "the copy's own log\n"
     assert "sleepy: done" in halo("jobs", "logs", "1").stdout  # the original's is its own
+
+
+def test_a_read_only_workspace_is_one_line_naming_the_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    """Issue 26, item 8: `-w` on a read-only mount was an OSError traceback, exit 1. The file
+    system's refusal is one line naming the file and what halo needs, exit 2 (the mount is
+    stood in for by the refusal itself: mounting needs privileges a test run may not have)."""
+    import errno
+
+    from halo_tui import cli
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    (tmp_path / "ws").mkdir()  # the mount's folder, there and read-only
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    monkeypatch.delenv("HALO_WORKSPACE", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        cli.main(["-w", str(tmp_path / "ws"), "stage", "demo", "--bricks", "1"])
+    err = capsys.readouterr().err
+    assert ended.value.code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"{tmp_path / 'ws'}" in err and "Read-only file system: halo writes its store" in err
