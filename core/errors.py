@@ -19,6 +19,12 @@ class UsageError(HaloError):
     """Bad arguments: unknown names, hostile strings, refused launches."""
 
 
+class DamagedFile(HaloError):
+    """An input file that cannot be read as what it should be (a truncated parquet file)."""
+
+    exit_code = EXIT_JOB_FAILED
+
+
 class StoreError(HaloError):
     """A workspace store that cannot be used: damaged, locked, newer than this halo, a link."""
 

@@ -27,6 +27,10 @@ def clip(line: bytes) -> str:
 
 
 ERROR_LINE = re.compile(r": error: |^(?:[A-Za-z_][\w.]*)?(?:Error|Exception)\b[^\n]*:")
+# after a traceback, its last line names the exception whatever its class is called
+# (pyarrow.lib.ArrowInvalid: …, KeyboardInterrupt, _pickle.UnpicklingError: …)
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?::|$)")
+TRACEBACK = "Traceback (most recent call last)"
 WRAPPER_LINE = "[halo "  # the job wrapper's own lines: start, end, exit code
 ERROR_CHARS = 300
 
@@ -34,9 +38,13 @@ ERROR_CHARS = 300
 def last_error(path: Path, lines: int = 50) -> str | None:
     """The last line among a log's last `lines` that says what went wrong (a stage's "NAME:
     error: ...", or a traceback's exception line), clipped; None where none does."""
-    for line in reversed(tail(path, lines)):
+    seen = tail(path, lines)
+    traced = any(line.startswith(TRACEBACK) for line in seen)
+    for line in reversed(seen):
         text = line.strip()
-        if text and not text.startswith(WRAPPER_LINE) and ERROR_LINE.search(text):
+        if not text or text.startswith(WRAPPER_LINE):
+            continue
+        if ERROR_LINE.search(text) or (traced and line == text and EXCEPTION_LINE.match(text)):
             return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
     return None
 

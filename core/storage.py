@@ -184,12 +184,21 @@ def replace_folder(new: str, final: str) -> None:
 
 def read_parquet(uri: str | list[str], columns: list[str] | None = None) -> Any:
     """A parquet file, a folder of parts or a list of files (local or s3://) as one table."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
+
+    from core.errors import DamagedFile
 
     uris = [uri] if isinstance(uri, str) else uri
     filesystem, _ = arrow_fs(uris[0]) if uris else (None, "")
     paths = [arrow_fs(u)[1] for u in uris]
-    return pq.read_table(paths[0] if isinstance(uri, str) else paths, columns=columns, filesystem=filesystem)
+    try:
+        source = paths[0] if isinstance(uri, str) else paths
+        return pq.read_table(source, columns=columns, filesystem=filesystem)
+    except pa.ArrowException as err:  # truncated, or not parquet: name it (pyarrow does not)
+        where = uri if isinstance(uri, str) else f"{uris[0]} (one of {len(uris)})"
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise DamagedFile(f"{where}: not a readable parquet file ({first})") from None
 
 
 def parquet_columns(uri: str) -> list[str]:

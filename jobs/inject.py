@@ -111,7 +111,6 @@ def run(
     engine: str = "lenstronomy",
     device: str = "cpu",
 ) -> dict[str, Any]:
-    import pyarrow.parquet as pq
 
     from jobs.coadds import default_cache
     from jobs.manifest import manifest_dir
@@ -146,7 +145,7 @@ def run(
         return {"outputs": [str(final)], "skipped": True}
 
     staging = partitioned.staging_for(final, digest, force)
-    manifest = pq.read_table(manifest_path)
+    manifest = storage.read_parquet(str(manifest_path))  # a damaged one is named
     if runner == "spark":
         inject_spark(str(manifest_path), settings, str(staging / "spark"), codec)
     else:

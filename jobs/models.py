@@ -6,6 +6,7 @@ torch, torchvision and timm are imported here, by the stages that need a model."
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,6 +111,28 @@ def build(
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
+def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint's tensors and plain containers (`weights_only`: a planted checkpoint cannot
+    run code); a damaged file, or one holding anything else, is a StageError naming it."""
+    import pickle
+
+    from jobs.stage_runtime import StageError
+
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:  # PyTorch's own words suggest weights_only=False: never
+        raise StageError(
+            f"{path}: holds objects other than weights; halo loads weights only and never runs"
+            " code from a file (retrain, or delete it)"
+        ) from None
+    except Exception as err:  # truncated, or not a checkpoint at all
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise StageError(
+            f"{path}: not a loadable checkpoint, damaged or truncated ({type(err).__name__}: {first[:160]});"
+            " retrain, or delete it"
+        ) from None
+
+
 def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
     """A run's best model (else its last checkpoint), in eval mode, and its metadata columns."""
     from core.layout import run_checkpoint
@@ -118,13 +141,7 @@ def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
     checkpoint = run_checkpoint(run_dir)
     if checkpoint is None:
         raise StageError(f"{run_dir}: no checkpoint; train the run first")
-    try:  # tensors and plain containers only: a planted checkpoint cannot run code
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated, or holding objects beyond weights
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise StageError(
-            f"{checkpoint}: not a loadable checkpoint ({type(err).__name__}: {first[:200]})"
-        ) from None
+    state = load_checkpoint(checkpoint)
     # checkpoints from before the stretch was a choice were trained on the seed's clipping
     model = build(state["arch"], len(state["meta_cols"]), state.get("stretch", "clip"), state.get("width"))
     model.load_state_dict(state["model"])

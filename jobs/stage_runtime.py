@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import jobresult
-from core.errors import HaloError, UsageError
+from core.errors import DamagedFile, HaloError, UsageError
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -82,6 +82,9 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
     try:
         check_declared(stage, args)
         summary = run(args)
+    except DamagedFile as err:  # bad input data, named: as a StageError
+        print(f"{name}: error: {err}", file=sys.stderr, flush=True)
+        return EXIT_DATA_ERROR
     except HaloError as err:
         print(f"{name}: error: {err}", file=sys.stderr, flush=True)
         return EXIT_USAGE

@@ -147,9 +147,9 @@ class Trainer:
     # -- state -----------------------------------------------------------------------
 
     def load(self, path: Path) -> None:
-        import torch
+        from jobs.models import load_checkpoint
 
-        state = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle code
+        state = load_checkpoint(path, self.device)  # never unpickles code; names a damaged file
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.history = state["history"]
@@ -157,9 +157,9 @@ class Trainer:
 
     def start_from(self, path: Path) -> None:
         """Begin from another run's weights (its model only: a new optimiser and schedule)."""
-        import torch
+        from jobs.models import load_checkpoint
 
-        state = torch.load(path, map_location=self.device, weights_only=True)  # never unpickle code
+        state = load_checkpoint(path, self.device)
         self.model.load_state_dict(state["model"])
 
     def save(self, epoch: int, path: Path) -> None:

@@ -72,5 +72,13 @@ def test_the_last_error_line_of_a_log(tmp_path: Path) -> None:
     assert last_error(log) == "eval: error: /w/data/runs/x: no checkpoint"
     log.write_text("[halo t] start\nall fine, then killed\n[halo t] end: exit code 9\n")
     assert last_error(log) is None and last_error(tmp_path / "missing.log") is None
+    log.write_text(  # issue 26, item 7: an exception not named ...Error was "exited with code 1"
+        'inject: 3 partitions\nTraceback (most recent call last):\n  File "x.py", line 1\n'
+        "    ArrowInvalid(x)\npyarrow.lib.ArrowInvalid: Parquet magic bytes not found in footer\n"
+        "[halo t] end: exit code 1\n"
+    )
+    assert last_error(log) == "pyarrow.lib.ArrowInvalid: Parquet magic bytes not found in footer"
+    log.write_text("Note: nothing wrong here\nall good\n[halo t] end: exit code 0\n")  # no traceback
+    assert last_error(log) is None
     log.write_text("score: error: " + "x" * 1000 + "\n")
     assert len(last_error(log)) == 300 and last_error(log).endswith("…")

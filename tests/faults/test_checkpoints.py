@@ -61,6 +61,19 @@ def test_a_planted_checkpoint_is_refused_without_running_it(one_epoch: Path, tmp
     evil = runs_dir(one_epoch) / "evil"
     evil.mkdir()
     (evil / "best.pt").write_bytes(pickle.dumps({"model": Evil(), "arch": "small_cnn", "meta_cols": []}))
-    with pytest.raises(StageError, match="not a loadable checkpoint"):
+    with pytest.raises(StageError, match="evil/best.pt: holds objects other than weights") as err:
         eval_stage.run(one_epoch, "v4_sota", run_name="evil")
-    assert not marker.exists()
+    assert not marker.exists() and "weights_only=False" not in str(err.value)  # never that advice
+
+
+def test_a_truncated_checkpoint_on_resume_is_named(one_epoch: Path, tmp_path: Path) -> None:
+    """Issue 26, item 7: `train --resume` over a truncated checkpoint.pt was a traceback whose
+    RuntimeError named no file."""
+    import shutil as sh
+
+    ws = tmp_path / "resumed"
+    sh.copytree(one_epoch, ws, ignore=sh.ignore_patterns(".halo"))
+    last = runs_dir(ws) / "r" / "checkpoint.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(StageError, match="checkpoint.pt: not a loadable checkpoint, damaged or truncated"):
+        train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)

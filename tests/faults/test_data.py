@@ -97,3 +97,31 @@ def test_a_damaged_output_is_redone_not_reported_up_to_date(inject_ws: Path, tmp
     part.write_bytes(part.read_bytes()[:1000])
     again = inject.run(ws, "v4_sota", "grid_sota", workers=1)
     assert not again.get("skipped") and pq.read_metadata(part).num_rows == rows
+
+
+def test_a_truncated_manifest_fails_inject_naming_it(inject_ws: Path, tmp_path: Path) -> None:
+    """Issue 26, item 7: inject over a truncated manifest.parquet ended in an ArrowInvalid
+    traceback and a job failure reading only "exited with code 1"."""
+    import os
+    import subprocess
+    import sys
+
+    from core.engine import Engine
+    from core.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps", ".halo"))
+    manifest = ws / "data/manifest/v4_sota/grid_sota/manifest.parquet"
+    manifest.write_bytes(manifest.read_bytes()[:2000])
+    done = subprocess.run(
+        [sys.executable, "-m", "jobs.inject", "--workspace", str(ws), "--variant", "v4_sota"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"inject: error: {manifest}: not a readable parquet file" in done.stderr
+    engine = Engine(Workspace(ws))  # and as a job, its failure says why
+    job = engine.wait(engine.launch("inject", "v4_sota").id)
+    assert job.failure is not None and f"{manifest}: not a readable parquet file" in job.failure
