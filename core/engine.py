@@ -193,13 +193,22 @@ class Engine:
                 self.remote_error = f"{err} ({len(jobs)} {name} job(s) shown as last seen)"
         return [found.get(job.id, job) for job in live]
 
-    def get(self, job_id: int) -> Job:
+    def get(self, job_id: int, patient: bool = True) -> Job:
+        """A job as its backend says it is now. Not `patient` (a look): a backend that does not
+        answer at once leaves the job as the store last saw it, the reason in `remote_error`."""
         if not self.workspace.has_store:
             raise UsageError(f"no job {job_id}: {self.workspace.not_yet()}")
         job = self.store.get(job_id)
+        self.remote_error = None
         if not job.state.live:
             return job
-        return self.backend(job.backend).poll([job])[0]
+        if patient:
+            return self.backend(job.backend).poll([job])[0]
+        try:
+            return self.backend(job.backend).poll([job], patient=False)[0]
+        except BackendUnreachable as err:
+            self.remote_error = f"{err} (job {job.id} shown as last seen)"
+            return job
 
     def wait(
         self,

@@ -90,14 +90,52 @@ def upload(local: Path, uri: str) -> None:
         raise BackendUnreachable(f"cannot write {uri}: {err}") from None
 
 
+HASHED_BYTES = 256 << 20  # a file up to this size is known by its whole content
+TAIL_BYTES = 1 << 20  # a bigger one, and every parquet file, by its end (a parquet footer)
+
+
+def content_digest(path: Path, whole: bool = True) -> str:
+    """A digest of a file's content: all of it (`whole`, up to HASHED_BYTES), else its last
+    TAIL_BYTES (a parquet file's footer: its row groups' sizes, offsets and statistics)."""
+    import hashlib
+
+    size = path.stat().st_size
+    digest = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as handle:
+        if not whole or size > HASHED_BYTES:
+            handle.seek(max(0, size - TAIL_BYTES))
+            digest.update(b"tail")
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def signature(uri: str) -> tuple[str, int, str]:
-    """What identifies a file's version for up-to-date checks: size and mtime (or ETag)."""
+    """What identifies a file's version for up-to-date checks, by content, so that a change
+    that keeps a file's size and time is seen: the ETag on S3; locally a digest of the whole
+    file up to HASHED_BYTES (a touch alone changes nothing), of a parquet file's footer, and of
+    a bigger file's end with its time; a folder by its time."""
     if is_s3(uri):
         bucket, key = split_s3(uri)
         head = _client().head_object(Bucket=bucket, Key=key)
         return uri, int(head["ContentLength"]), str(head["ETag"])
-    stat = Path(uri).stat()
-    return uri, stat.st_size, str(stat.st_mtime_ns)
+    path = Path(uri)
+    stat = path.stat()
+    if path.is_dir():
+        return uri, stat.st_size, str(stat.st_mtime_ns)
+    if uri.endswith(".parquet"):
+        return uri, stat.st_size, content_digest(path, whole=False)
+    if stat.st_size <= HASHED_BYTES:
+        return uri, stat.st_size, content_digest(path)
+    return uri, stat.st_size, f"{stat.st_mtime_ns}:{content_digest(path)}"
+
+
+def size(uri: str) -> int:
+    """A file's size in bytes (local or S3)."""
+    if is_s3(uri):
+        bucket, key = split_s3(uri)
+        return int(_client().head_object(Bucket=bucket, Key=key)["ContentLength"])
+    return Path(uri).stat().st_size
 
 
 def arrow_fs(uri: str) -> tuple[Any, str]:

@@ -76,11 +76,16 @@ def _glance(engine: Any) -> None:
     listing jobs must not depend on a remote backend."""
     engine.refresh(strict=False)
     if engine.remote_error:
-        from rich.text import Text
+        _say_remote(engine.remote_error)
 
-        from halo_tui.format import visible
 
-        _console(stderr=True).print(Text(visible(f"halo: warning: {engine.remote_error}"), style="yellow"))
+def _say_remote(error: str) -> None:
+    """A remote backend that did not answer: what is shown is as last seen (a warning)."""
+    from rich.text import Text
+
+    from halo_tui.format import visible
+
+    _console(stderr=True).print(Text(visible(f"halo: warning: {error}"), style="yellow"))
 
 
 def _emit_json(data: Any) -> None:
@@ -300,7 +305,9 @@ def jobs_show(
 ) -> None:
     """Show one job: parameters, command, log, outputs, failure."""
     engine = _engine(workspace)
-    job = engine.get(job_id)
+    job = engine.get(job_id, patient=False)  # a look: AWS that does not answer at once is stale
+    if engine.remote_error:
+        _say_remote(engine.remote_error)
     data = _job_json(job)
     if as_json:
         _emit_json(data)

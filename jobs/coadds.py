@@ -193,7 +193,7 @@ class Cache:
 
     def size(self, rel: str) -> int | None:
         try:
-            return storage.signature(self.url(rel))[1]
+            return storage.size(self.url(rel))
         except Exception:  # absent (local or S3)
             return None
 

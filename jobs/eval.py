@@ -396,6 +396,7 @@ def _evaluate(
         stage_runtime.signatures(
             run_checkpoint(runs_dir(workspace) / run_name),
             stamps_dir(workspace, variant, grid) / stage_runtime.STAMP_FILE,
+            *sorted(stamps_dir(workspace, variant, grid).glob("part-*.parquet")),  # each by its footer
             parent_dir(workspace, config.variants[variant].parent_sample) / "parent.parquet",
             looks_path,
             *(

@@ -141,7 +141,9 @@ def run(
         stage_runtime.signatures(
             run_checkpoint(runs_dir(workspace) / run_name),
             Path(made["outputs"][0]) / stage_runtime.STAMP_FILE,
+            *sorted(Path(made["outputs"][0]).glob("part-*.parquet")),  # each part by its footer
             stamps / stage_runtime.STAMP_FILE if catalog is None else None,
+            *(sorted(stamps.glob("part-*.parquet")) if catalog is None else []),
             looks,
             *(
                 path

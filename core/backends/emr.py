@@ -35,15 +35,17 @@ LOG_FILES = ("controller", "stderr", "stdout")
 
 def client(region: str, patient: bool = True) -> Any:
     """An EMR client: `patient` for work on a step (adaptive retries, as EMR throttles);
-    otherwise a quick one for a glance at states (2 attempts, short timeouts), so that a
-    command about local jobs never waits on an unreachable AWS."""
+    otherwise a quick one for a glance at states (one attempt, 1 s to connect and 1 s to
+    answer), so that a look never waits on an unreachable or hung AWS for more than ~2 s a
+    call."""
     import boto3
     from botocore.config import Config
 
     if patient:
         config = Config(retries={"mode": "adaptive", "max_attempts": 10})
     else:
-        config = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=5)
+        once = {"mode": "standard", "total_max_attempts": 1}  # max_attempts=1 still tried twice
+        config = Config(retries=once, connect_timeout=1, read_timeout=1)
     return boto3.client("emr", region_name=region, config=config)
 
 

@@ -77,3 +77,26 @@ def test_a_truncated_checkpoint_on_resume_is_named(one_epoch: Path, tmp_path: Pa
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(StageError, match="checkpoint.pt: not a loadable checkpoint, damaged or truncated"):
         train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)
+
+
+def test_weights_changed_in_place_keeping_size_and_time_are_no_longer_up_to_date(one_epoch: Path) -> None:
+    """Issue 26, item 1: other weights of the same size, the time put back (`touch -r`), and
+    eval said "up to date", serving the old AUROC; inputs are now known by their content."""
+    import torch
+
+    first = eval_stage.run(one_epoch, "v4_sota", run_name="r")
+    best = runs_dir(one_epoch) / "r" / "best.pt"
+    stat = best.stat()
+    state = torch.load(best, weights_only=True)
+    for tensor in state["model"].values():  # a constant model, in the state dict's own structure
+        tensor.zero_()
+    other = best.parent / "elsewhere" / "checkpoint.pt"  # best.pt was copied from checkpoint.pt:
+    other.parent.mkdir()  # its archive's folder inside is named so, and so its size is this one's
+    torch.save(state, other)
+    best.write_bytes(other.read_bytes())
+    assert best.stat().st_size == stat.st_size
+    os.utime(best, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    again = eval_stage.run(one_epoch, "v4_sota", run_name="r")
+    assert not again.get("skipped") and first["auroc"] > 0.5 and again["auroc"] == 0.5
+    os.utime(best)  # a touch alone changes nothing
+    assert eval_stage.run(one_epoch, "v4_sota", run_name="r").get("skipped")

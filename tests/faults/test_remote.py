@@ -49,3 +49,42 @@ def test_local_work_does_not_wait_on_an_unreachable_emr(halo) -> None:
     assert run("jobs", "watch", "2").returncode == 0  # a local job: no remote look at all
     watched = run("jobs", "watch", str(job.id), "--interval", "0.1")
     assert watched.returncode == 3 and "EMR" in watched.stderr  # about the EMR job itself
+
+
+def test_looks_answer_with_what_the_store_knows_when_emr_hangs(halo) -> None:
+    """Issue 26, item 6: an endpoint that accepts connections and never answers held `jobs
+    list` 17.5 s and `jobs show` of an EMR job past 150 s (patient retries). Looks now ask AWS
+    once, briefly, and show the job as last seen with a warning (exit 0)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:  # takes every connection, answers none
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    store = Store(halo.root / ".halo" / "halo.db")
+    job = store.create("inject", "v4_sota", {}, "emr")
+    handle = {"cluster": "j-2AXXXXXXGAPLF", "step": "s-1", "name": "halo:x:1:inject", "log_uri": "s3://l/"}
+    store.update(job.id, handle=handle)
+    store.close()
+    env = _env(halo.root) | {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{server.getsockname()[1]}"}
+    try:
+        for args in (("jobs", "list"), ("jobs", "show", str(job.id))):
+            done = subprocess.run(  # the timeout only keeps a hang from holding the suite
+                [halo.executable, *args], capture_output=True, text=True, env=env, timeout=60
+            )
+            assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+            assert "inject" in done.stdout and "shown as last seen" in done.stderr
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()

@@ -760,7 +760,13 @@ def test_eval_and_score_skip_unchanged_work_and_say_so(trained: Path, capsys) ->
     assert again["skipped"] and "up to date" in capsys.readouterr().out
     assert candidates.stat().st_mtime_ns == written and again["top"] == scored["top"]
     assert not score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
-    os.utime(run_checkpoint(runs_dir(trained) / "tiny"))  # the model changed: redo both
+    import torch
+
+    checkpoint = run_checkpoint(runs_dir(trained) / "tiny")  # the model changed: redo both
+    state = torch.load(checkpoint, weights_only=True)
+    first = next(iter(state["model"]))
+    state["model"][first] = state["model"][first] + 1e-4
+    torch.save(state, checkpoint)
     assert not score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
     capsys.readouterr()
     eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
