@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import time
 from pathlib import Path
 
@@ -95,13 +96,33 @@ def all_keys() -> list[str]:
     return sorted(set(found))
 
 
+@pytest.fixture(scope="module")
+def ended_jobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store with two real jobs of the test stage, one that ended well and one that failed
+    (exit 4), made once for the module: each test copies its `.halo/` (a job's log is read in
+    the workspace it is in), where launching and waiting for them took each ~4 s."""
+    from core.engine import Engine
+    from core.workspace import Workspace
+    from tests.conftest import SLEEPY_TOML, STAGELIB
+
+    root = tmp_path_factory.mktemp("ended") / "ws"
+    root.mkdir()
+    shutil.copytree(STAGELIB, root / "stagelib")
+    (root / "halo.toml").write_text(SLEEPY_TOML)
+    made = Engine(Workspace(root))
+    made.wait(made.launch("sleepy", params={"seconds": "0.1"}).id)
+    made.wait(made.launch("sleepy", params={"code": "4"}).id)
+    made.store.close()
+    return root / ".halo"
+
+
 @pytest.fixture
-def busy_workspace(engine, make_candidates, make_evaluation) -> Path:
+def busy_workspace(ended_jobs: Path, engine, make_candidates, make_evaluation) -> Path:
     """Jobs that ended well and badly, a running one, two evaluated runs with metrics (one
     train job writing one of them), candidates with blind items and a known lens."""
     root = engine.workspace.root
-    engine.wait(engine.launch("sleepy", params={"seconds": "0.1"}).id)
-    engine.wait(engine.launch("sleepy", params={"code": "4"}).id)
+    assert not (root / ".halo").exists()  # nothing opened this test's store yet
+    shutil.copytree(ended_jobs, root / ".halo")
     for name, level in (("gen1", 0.3), ("gen2", 1.2)):
         run = root / "data" / "runs" / name
         (run / "eval").mkdir(parents=True)
