@@ -125,3 +125,37 @@ def test_a_truncated_manifest_fails_inject_naming_it(inject_ws: Path, tmp_path: 
     engine = Engine(Workspace(ws))  # and as a job, its failure says why
     job = engine.wait(engine.launch("inject", "v4_sota").id)
     assert job.failure is not None and f"{manifest}: not a readable parquet file" in job.failure
+
+
+def test_a_part_that_cannot_be_written_is_named_and_the_rest_resumes(inject_ws: Path, tmp_path: Path) -> None:
+    """Issue 26, item 7: a full disk during score's cutouts did not name the file. A partition
+    that cannot be written (here a file-size limit, as `ulimit -f` sets: the same OSError path
+    as ENOSPC) is named in one line, exit 1; the parts written stay, and a rerun resumes."""
+    import os
+    import re
+    import resource
+    import subprocess
+    import sys
+
+    ws = tmp_path / "ws"
+    shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps", "cutouts", ".halo"))
+    argv = [sys.executable, "-m", "jobs.cutouts", "--workspace", str(ws), "--variant", "v4_sota"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def small_files() -> None:  # parts of real stamps are bigger than this; the rest is smaller
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))
+
+    argv_small = [*argv, "--rows-per-part", "40", "--workers", "1"]
+    done = subprocess.run(
+        argv_small, capture_output=True, text=True, env=env, timeout=300, preexec_fn=small_files
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert re.search(
+        r"staging/part-\d{5}\.parquet: could not be written \(file too large for the size limit\)", line
+    ), line
+    assert "a rerun resumes from them" in line
+    staging = next((ws / "data" / "cutouts").glob(".*.staging"))
+    assert not list(staging.glob("*.tmp-*"))  # no half-written part left
+    again = subprocess.run(argv_small, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
