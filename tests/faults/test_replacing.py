@@ -50,3 +50,56 @@ def test_train_force_keeps_the_old_run_until_the_new_one_has_finished(
     lines, _ = read_metrics(run / "metrics.jsonl")
     assert [line["epoch"] for line in lines] == [0, 1]  # now replaced
     assert not [p.name for p in runs_dir(ws).iterdir() if p.name.startswith(".r1.")]  # nothing left over
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+def test_a_spark_step_failing_half_way_leaves_the_previous_output_whole(
+    where: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Issue 26, not re-probed before: a Spark step (SparkJob.replace, as select and inject's
+    steps write) that dies after writing some of its parts leaves the previous output whole,
+    locally and on S3 (moto); the next step's write, which overwrites, replaces it whole."""
+    from core import storage
+    from jobs.spark_pipeline import SparkJob
+
+    if where == "s3":
+        request.getfixturevalue("s3_env")
+        import boto3
+
+        boto3.client("s3").create_bucket(Bucket="halo-replace")
+        root = "s3://halo-replace/ws"
+    else:
+        root = str(tmp_path / "ws")
+    final = f"{root}/data/parent/v3/parent.parquet"
+    for name in ("part-00000.parquet", "part-00001.parquet", "_summary.json"):
+        storage.write_bytes(f"{final}/{name}", f"old {name}".encode())
+
+    def held(folder: str) -> dict[str, bytes]:  # its own files (an S3 prefix with its "/")
+        return {u.rsplit("/", 1)[1]: storage.read_bytes(u) for u in storage.list_files(f"{folder}/", "*")}
+
+    before = held(final)
+    assert len(before) == 3
+    job = SparkJob(root=root, variants={}, variant="v4_sota", params={})
+
+    def dies_half_way(out: str) -> None:
+        storage.write_bytes(f"{out}/part-00000-new.parquet", b"new, half")
+        raise RuntimeError("Lost executor 1: the step failed")
+
+    with pytest.raises(RuntimeError, match="Lost executor"):
+        job.replace(final, dies_half_way)
+    assert held(final) == before
+
+    def writes_whole(out: str) -> None:  # Spark's mode("overwrite"): what a failed try left goes
+        if where == "s3":
+            import boto3
+
+            for stale in storage.list_files(f"{out}/", "*"):
+                bucket, key = storage.split_s3(stale)
+                boto3.client("s3").delete_object(Bucket=bucket, Key=key)
+        else:
+            shutil.rmtree(out, ignore_errors=True)
+        storage.write_bytes(f"{out}/part-00000-new.parquet", b"new, whole")
+
+    job.replace(final, writes_whole)
+    after = held(final)
+    assert after == {"part-00000-new.parquet": b"new, whole"}
