@@ -16,12 +16,24 @@ from jobs import eval as eval_stage
 from jobs import train
 from jobs.stage_runtime import StageError
 
+# its module-scoped fixture is built once: pytest-xdist runs the file on one worker
+pytestmark = pytest.mark.xdist_group("test_checkpoints")
 
-@pytest.fixture
-def one_epoch(stamps_ws: Path, tmp_path: Path) -> Path:
-    ws = tmp_path / "ws"
+
+@pytest.fixture(scope="module")
+def trained_once(stamps_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run `r` trained one epoch, made once for the module."""
+    ws = tmp_path_factory.mktemp("checkpoints") / "ws"
     shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates"))
     train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=1)
+    return ws
+
+
+@pytest.fixture
+def one_epoch(trained_once: Path, tmp_path: Path) -> Path:
+    """A copy of it for each test (the tests damage its checkpoints)."""
+    ws = tmp_path / "ws"
+    shutil.copytree(trained_once, ws, symlinks=True)
     return ws
 
 
@@ -66,17 +78,13 @@ def test_a_planted_checkpoint_is_refused_without_running_it(one_epoch: Path, tmp
     assert not marker.exists() and "weights_only=False" not in str(err.value)  # never that advice
 
 
-def test_a_truncated_checkpoint_on_resume_is_named(one_epoch: Path, tmp_path: Path) -> None:
+def test_a_truncated_checkpoint_on_resume_is_named(one_epoch: Path) -> None:
     """Issue 26, item 7: `train --resume` over a truncated checkpoint.pt was a traceback whose
     RuntimeError named no file."""
-    import shutil as sh
-
-    ws = tmp_path / "resumed"
-    sh.copytree(one_epoch, ws, ignore=sh.ignore_patterns(".halo"))
-    last = runs_dir(ws) / "r" / "checkpoint.pt"
+    last = runs_dir(one_epoch) / "r" / "checkpoint.pt"
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(StageError, match="checkpoint.pt: not a loadable checkpoint, damaged or truncated"):
-        train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)
+        train.run(one_epoch, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)
 
 
 def test_weights_changed_in_place_keeping_size_and_time_are_no_longer_up_to_date(one_epoch: Path) -> None:
