@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 from astropy.io import fits
 
 from core.layout import stamps_dir
@@ -17,16 +18,29 @@ from jobs import inject, score, train
 from jobs.survey_layout import coadd_path
 
 
-def test_nan_pixels_in_a_coadd_flag_the_stamps_that_touch_them(inject_ws: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("kind", "value", "reason"),
+    [
+        ("image", np.nan, "non-finite"),  # DR10's coadds hold NaN where nothing was observed
+        ("image", np.inf, "non-finite"),
+        ("invvar", 0.0, "no-data: invvar_g = 0"),  # observed by nothing: no noise model
+    ],
+    ids=["nan", "inf", "zero-invvar"],
+)
+def test_pixels_without_data_flag_the_stamps_that_touch_them(
+    inject_ws: Path, tmp_path: Path, kind: str, value: float, reason: str
+) -> None:
+    """NaN or infinite pixels, or a zero inverse variance (issue 26 asked for inf and zero
+    invvar beside NaN): every stamp of the brick is flagged with the reason, the rest is ok."""
     ws = tmp_path / "ws"
     shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
     manifest = pq.read_table(ws / "data/manifest/v4_sota/grid_sota/manifest.parquet").to_pylist()
     victim = manifest[0]
-    path = ws / "data" / "coadd_cache" / coadd_path(victim["brickname"], "image", "g")
+    path = ws / "data" / "coadd_cache" / coadd_path(victim["brickname"], kind, "g")
     with fits.open(path) as hdus:
         image = np.array(hdus[1].data)
         header = hdus[1].header.copy()
-    image[:, :] = np.nan  # a band with no data at all, as DR10's coadds hold NaN where nothing was observed
+    image[:, :] = value  # the whole g band of the brick
     fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data=image, header=header)]).writeto(
         path, overwrite=True
     )
@@ -35,9 +49,9 @@ def test_nan_pixels_in_a_coadd_flag_the_stamps_that_touch_them(inject_ws: Path, 
     parts = sorted(stamps_dir(ws, "v4_sota", "grid_sota").glob("part-*.parquet"))
     rows = pq.read_table(parts, columns=["brickname", "ok", "fail_reason"]).to_pylist()
     hit = [r for r in rows if r["brickname"] == victim["brickname"]]
-    assert hit and all(not r["ok"] and r["fail_reason"].startswith("non-finite") for r in hit)
+    assert hit and all(not r["ok"] and r["fail_reason"].startswith(reason) for r in hit)
     assert all(r["ok"] for r in rows if r["brickname"] != victim["brickname"])
-    assert summary["flag_kinds"].get("non-finite") == len(hit)
+    assert summary["flag_kinds"].get(reason.split(":")[0]) == len(hit)
 
 
 def test_a_corrupt_stamps_part_is_skipped_by_eval_and_score(stamps_ws: Path, tmp_path: Path) -> None:
