@@ -41,3 +41,20 @@ class BackendUnreachable(HaloError):
 
 class IllegalTransition(HaloError):
     """A job state change the state machine does not allow."""
+
+
+def file_system_said(err: OSError) -> str:
+    """What the file system said, in words, whoever wrapped it (pyarrow puts the errno's
+    text in its message and none in `errno`)."""
+    import errno
+
+    said = {errno.ENOSPC: "no space left on the device", errno.EFBIG: "file too large for the size limit"}
+    if err.errno in said:
+        return said[err.errno]
+    text = str(err)
+    for code, words in (("No space left", said[errno.ENOSPC]), ("File too large", said[errno.EFBIG])):
+        if code in text:
+            return words
+    if err.strerror:
+        return err.strerror
+    return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__

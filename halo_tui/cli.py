@@ -964,8 +964,10 @@ def _file_system(err: OSError) -> str:
     """An OSError in one line: the file, what the system said, and what halo needs."""
     import errno
 
+    from core.errors import file_system_said
+
     where = f"{err.filename}: " if err.filename else ""
-    said = err.strerror or str(err)
+    said = file_system_said(err)
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         return f"{where}{said}: halo writes its store and logs in the workspace (.halo/); use a writable one"
     if err.errno == errno.ENOSPC:

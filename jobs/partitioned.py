@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from core.errors import file_system_said
 from jobs import stage_runtime
 
 ROWS_PER_PART = stage_runtime.declared_default("inject", "rows_per_part")  # core.stages._partitioned
@@ -76,27 +77,10 @@ def _write_part(args: tuple[str, int, Any, str, str, str]) -> tuple[int, int, in
     except OSError as err:  # disk full, a file-size limit: name the part, keep what is written
         tmp.unlink(missing_ok=True)
         raise stage_runtime.StageError(
-            f"{final}: could not be written ({_reason(err)}); the partitions written so far stay in"
+            f"{final}: could not be written ({file_system_said(err)}); the partitions written so far stay in"
             f" {folder}, and a rerun resumes from them (delete that folder to free their space)"
         ) from None
     return index, batch.num_rows, sum(batch.column("ok").to_pylist())
-
-
-def _reason(err: OSError) -> str:
-    """What the file system said, without pyarrow's wrapping."""
-    import errno
-
-    said = {
-        errno.ENOSPC: "no space left on the device",
-        errno.EFBIG: "file too large for the size limit",
-    }
-    if err.errno in said:
-        return said[err.errno]
-    text = str(err)
-    for code, words in (("No space left", said[errno.ENOSPC]), ("File too large", said[errno.EFBIG])):
-        if code in text:
-            return words
-    return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
 
 
 def _share_cores(threads: int) -> None:
