@@ -58,3 +58,9 @@ def file_system_said(err: OSError) -> str:
     if err.strerror:
         return err.strerror
     return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
+
+
+def file_system_failure(err: OSError) -> str:
+    """An OSError in words: the file, when the error names one, and what the system said."""
+    where = f"{err.filename}: " if err.filename else ""
+    return f"{where}{file_system_said(err)}"

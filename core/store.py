@@ -158,6 +158,12 @@ def unusable(err: sqlite3.DatabaseError, path: Path | str = ".halo/halo.db") -> 
             f"{path}: locked by another process for {BUSY_SECONDS:g} s (a long write, or a program"
             " holding it open); nothing was changed: try again once it is done"
         )
+    name = getattr(err, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):  # the disk, not the store
+        return StoreError(
+            f"{path}: the disk refused it ({err}: full, over a quota or a file-size limit, or"
+            " failing); nothing was changed: free some space and try again"
+        )
     return StoreError(
         f"{path}: not a usable halo store ({err}); nothing was changed: move it aside and halo"
         " starts a new one (the jobs and grades it held stay in the moved file)"

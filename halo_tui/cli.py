@@ -964,15 +964,14 @@ def _file_system(err: OSError) -> str:
     """An OSError in one line: the file, what the system said, and what halo needs."""
     import errno
 
-    from core.errors import file_system_said
+    from core.errors import file_system_failure
 
-    where = f"{err.filename}: " if err.filename else ""
-    said = file_system_said(err)
+    said = file_system_failure(err)
     if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{where}{said}: halo writes its store and logs in the workspace (.halo/); use a writable one"
+        return f"{said}: halo writes its store and logs in the workspace (.halo/); use a writable one"
     if err.errno == errno.ENOSPC:
-        return f"{where}{said}: free some space and run it again"
-    return f"{where}{said}"
+        return f"{said}: free some space and run it again"
+    return said
 
 
 def _error(message: str, code: int, args: list[str]) -> int:

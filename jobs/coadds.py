@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core import storage
+from core.errors import file_system_said
 from core.layout import coadd_cache_dir, coadd_scratch_dir, survey_dir
 from jobs import stage_runtime
 from jobs.survey_layout import BANDS, check_brickname, coadd_path
@@ -246,7 +247,12 @@ def fetch_file(url: str, rel: str, cache: Cache, scratch: Path, sha256: str | No
     try:
         with open(part, "ab" if start else "wb") as out, _closing(stream) as body:
             while chunk := body.read(CHUNK):
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as err:  # this side's disk, not the transfer: nothing to resume
+                    out.close()
+                    part.unlink(missing_ok=True)
+                    raise FetchError(f"{part}: could not be written ({file_system_said(err)})") from None
                 moved += len(chunk)
     except (OSError, urllib.error.URLError, http.client.HTTPException) as err:
         raise FetchError(f"{url}: transfer broke off after {start + moved} bytes ({err!r})") from None
@@ -295,6 +301,7 @@ def fetch_brick(
     sums = parse_checksums(_read_small(checksum_url(template, brick), timeout))
     fetched = cached = moved = 0
     last_error = ""
+    fetched_now: set[str] = set()  # a retry goes on from these (--force or not), not from older files
     for attempt in range(retries):
         try:
             for kind in KINDS:
@@ -302,11 +309,14 @@ def fetch_brick(
                     rel = coadd_path(brick, kind, band)
                     name = rel.rsplit("/", 1)[1]
                     url = source_url(template, brick, kind, band)
+                    if rel in fetched_now:
+                        continue
                     if not force and _cached_ok(cache, rel, url, timeout):
                         cached += 1
                         continue
                     moved += fetch_file(url, rel, cache, scratch, sums.get(name), timeout)
                     fetched += 1
+                    fetched_now.add(rel)
             return {
                 "brick": brick,
                 "ok": True,
@@ -318,7 +328,6 @@ def fetch_brick(
             }
         except FetchError as err:
             last_error = str(err)
-            force = False  # what was fetched before the error stays
             time.sleep(0.2 * 2**attempt)
     return {
         "brick": brick,

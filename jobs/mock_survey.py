@@ -426,7 +426,10 @@ def _write_fz(path: Path, data: np.ndarray, header: Any) -> None:
     hdus = fits.HDUList(
         [fits.PrimaryHDU(), fits.CompImageHDU(data=data, header=header, compression_type="RICE_1")]
     )
-    hdus.writeto(path, overwrite=True)
+    try:
+        hdus.writeto(path, overwrite=True)
+    except OSError as err:  # astropy's own words keep the errno, not the file
+        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
 
 
 def _write_checksums(any_coadd: Path) -> None:

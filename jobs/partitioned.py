@@ -76,10 +76,7 @@ def _write_part(args: tuple[str, int, Any, str, str, str]) -> tuple[int, int, in
         os.replace(tmp, final)
     except OSError as err:  # disk full, a file-size limit: name the part, keep what is written
         tmp.unlink(missing_ok=True)
-        raise stage_runtime.StageError(
-            f"{final}: could not be written ({file_system_said(err)}); the partitions written so far stay in"
-            f" {folder}, and a rerun resumes from them (delete that folder to free their space)"
-        ) from None
+        raise stage_runtime.StageError(f"{final}: could not be written ({file_system_said(err)})") from None
     return index, batch.num_rows, sum(batch.column("ok").to_pylist())
 
 
@@ -117,15 +114,32 @@ def run_local(
         threads = max(1, (os.cpu_count() or 1) // workers)
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_share_cores, initargs=(threads,))
         results = pool.map(_write_part, jobs)
-    for index, n, ok in results:
-        done += 1
-        print(
-            f"{stage}: partition {index} written ({n} rows, {n - ok} flagged) [{done}/{len(todo)}]",
-            flush=True,
-        )
-    if pool is not None:
-        pool.shutdown()
+    try:
+        for index, n, ok in results:
+            done += 1
+            print(
+                f"{stage}: partition {index} written ({n} rows, {n - ok} flagged) [{done}/{len(todo)}]",
+                flush=True,
+            )
+    except stage_runtime.StageError as err:
+        raise stage_runtime.StageError(f"{err}; {_kept(staging)}") from None
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     return done
+
+
+def _kept(staging: Path) -> str:
+    """What a failed run leaves of its staging: the parts written whole, for a rerun to resume
+    from; or, where none was, nothing (the folder goes)."""
+    written = sorted(staging.glob("part-*.parquet"))
+    if not written:
+        shutil.rmtree(staging, ignore_errors=True)
+        return "no partition was written: nothing was replaced"
+    return (
+        f"the {len(written)} partition(s) written so far stay in {staging}, and a rerun resumes from them"
+        " (delete that folder to free their space); nothing was replaced"
+    )
 
 
 def parts_in(folder: str | Path) -> list[str]:

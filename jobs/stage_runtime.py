@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import jobresult
-from core.errors import DamagedFile, HaloError, UsageError
+from core.errors import DamagedFile, HaloError, UsageError, file_system_failure
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -94,6 +94,10 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr, flush=True)
         return 130
+    except OSError as err:  # a full disk, a file-size limit, a file gone: the outputs as they were
+        said = file_system_failure(err)
+        print(f"{name}: error: {said}; nothing was replaced", file=sys.stderr, flush=True)
+        return EXIT_DATA_ERROR
     if os.environ.get("RANK", "0") != "0":
         return 0  # a DDP worker: rank 0 reports for the job
     if getattr(args, "mirror", None):
@@ -295,6 +299,11 @@ def atomic_dir(
             final.rename(old)
         tmp.rename(final)
         shutil.rmtree(old, ignore_errors=True)
+    except OSError as err:  # named: pyarrow's and a write's own errors carry no file name
+        shutil.rmtree(tmp, ignore_errors=True)
+        if err.filename:
+            raise
+        raise OSError(err.errno, err.strerror or str(err), str(final)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -22,6 +22,7 @@ processes through torchrun (one per GPU; gloo on CPU).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -92,7 +93,7 @@ class Trainer:
         self.epochs = max_epochs
         self.cuda = torch.cuda.is_available()
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if self.cuda else "cpu")
-        if not self.cuda:
+        if not self.cuda and not os.environ.get("OMP_NUM_THREADS"):  # a user's own setting stands
             torch.set_num_threads(max(1, cpus_here() // world))
         torch.manual_seed(preset.seed)
         common = {
@@ -175,8 +176,14 @@ class Trainer:
             "stretch": self.preset.stretch,
             "width": self.preset.width,
         }
+        buffer = io.BytesIO()  # torch.save writes through C++: a full disk there is no OSError
+        torch.save(state, buffer)
         tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
+        try:
+            tmp.write_bytes(buffer.getbuffer())
+        except OSError as err:  # named: a write's own error carries no file name
+            tmp.unlink(missing_ok=True)
+            raise OSError(err.errno, err.strerror, str(path)) from None
         os.replace(tmp, path)
 
     # -- the loop --------------------------------------------------------------------
