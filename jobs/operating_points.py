@@ -35,7 +35,7 @@ from core.metrics import FPR_AT_TPR, TPR_AT_FPR
 # (tests/jobs/test_operating_points.py checks every end < 0.02 on a sample like it)
 N_BOOT = 20_000
 EPOCH_N_BOOT = 1_000  # train's per-epoch figures, for watching a run (eval's are the ones to quote)
-_CHUNK = 4_000_000  # weights held at once by the bootstrap (resamples x rows): ~32 MB an array
+_CHUNK = 4_000_000  # the bootstrap's (resamples × galaxies or levels) held at once: ~32 MB an array
 
 
 def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,27 +83,40 @@ def _groups(groups: Any, n: int) -> np.ndarray:
     return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
 
 
-def _per_level(weights: np.ndarray, level: np.ndarray, n_levels: int) -> np.ndarray:
-    """(resamples, levels): each level's summed weight over the columns of `weights` whose
-    row has that `level` (one reduceat over the columns sorted by level)."""
-    out = np.zeros((weights.shape[0], n_levels), dtype=weights.dtype)
-    if level.size:
-        order = np.argsort(level, kind="stable")
-        sorted_level = level[order]
-        starts = np.flatnonzero(np.r_[True, sorted_level[1:] != sorted_level[:-1]])
-        out[:, sorted_level[starts]] = np.add.reduceat(weights[:, order], starts, axis=1)
-    return out
-
-
-def weighted_figures(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """AUROC, tpr@fpr, fpr@tpr and tpr@fpr0 of the rows weighted by each row of `weights`
-    (resamples × rows), from one sort of the scores: the bootstrap's inner loop, vectorised
-    over the resamples. Equal to sklearn's figures with `sample_weight` (tested)."""
-    _, level_of = np.unique(-scores, return_inverse=True)  # level 0 = the highest score
+def _levels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each row's score level (0 = the highest score; tied rows share one) and their count,
+    with neighbouring levels that hold only positives (or only negatives) as one: no figure
+    here changes within such a run, whatever the weights (the FPR moves only at negatives, the
+    TPR only at positives), and on a good finder's scores that leaves a few levels of many."""
+    _, level_of = np.unique(-scores, return_inverse=True)
     level_of = level_of.reshape(-1)
     n_levels = int(level_of.max()) + 1
-    pos_w = _per_level(weights[:, labels], level_of[labels], n_levels)  # (resamples, levels)
-    neg_w = _per_level(weights[:, ~labels], level_of[~labels], n_levels)
+    kind = np.zeros(n_levels, np.int8)
+    np.bitwise_or.at(kind, level_of, np.where(labels, 1, 2).astype(np.int8))  # 1, 2 or 3 (both)
+    starts = np.r_[True, (kind[1:] != kind[:-1]) | (kind[1:] == 3)]
+    run = np.cumsum(starts) - 1
+    return run[level_of], int(run[-1]) + 1
+
+
+def _unit_levels(unit: np.ndarray, level_of: np.ndarray, rows: np.ndarray, shape: tuple[int, int]) -> Any:
+    """(units, levels), sparse: how many of the `rows` each unit has at each score level, so
+    that (resamples × units) weights times it are each level's summed weight."""
+    from scipy.sparse import csr_matrix
+
+    return csr_matrix((np.ones(int(rows.sum())), (unit[rows], level_of[rows])), shape=shape)
+
+
+def _product(weights: np.ndarray, unit_levels: Any) -> np.ndarray:
+    """(resamples, levels): `weights` (resamples, units) times the sparse (units, levels), in
+    rows (scipy hands a dense-times-sparse product back transposed: the cumulative sums along
+    the levels would stride across memory)."""
+    return np.ascontiguousarray(unit_levels.T @ weights.T).T.copy(order="C")
+
+
+def _figures(pos_w: np.ndarray, neg_w: np.ndarray) -> dict[str, np.ndarray]:
+    """AUROC, tpr@fpr, fpr@tpr and tpr@fpr0 of each resample from its positives' and
+    negatives' summed weight at each score level, (resamples, levels), the highest level first."""
+    n_levels = pos_w.shape[1]
     cum_pos, cum_neg = np.cumsum(pos_w, axis=1), np.cumsum(neg_w, axis=1)
     p_tot, n_tot = cum_pos[:, -1].astype(np.float64), cum_neg[:, -1].astype(np.float64)
     good = (p_tot > 0) & (n_tot > 0)
@@ -126,19 +139,37 @@ def weighted_figures(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray
     return {name: values[good] for name, values in out.items()}
 
 
+def weighted_figures(
+    labels: np.ndarray, scores: np.ndarray, weights: np.ndarray, unit: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """AUROC, tpr@fpr, fpr@tpr and tpr@fpr0 of the rows weighted by each row of `weights`
+    (resamples × units; a row's weight is its `unit`'s, each row its own unit by default),
+    from one sort of the scores: the bootstrap's inner loop, vectorised over the resamples.
+    Equal to sklearn's figures with `sample_weight` (tested)."""
+    unit = np.arange(labels.size) if unit is None else unit
+    level_of, n_levels = _levels(scores, labels)
+    shape = (weights.shape[1], n_levels)
+    pos = _unit_levels(unit, level_of, labels, shape)
+    neg = _unit_levels(unit, level_of, ~labels, shape)
+    return _figures(_product(weights, pos), _product(weights, neg))
+
+
 def _bootstrap(
     labels: np.ndarray, scores: np.ndarray, group: np.ndarray, n_boot: int, seed: int
 ) -> dict[str, np.ndarray]:
     """Figures of `n_boot` resamples of the galaxies (multinomial multiplicities: a galaxy
-    drawn k times brings all its rows k times)."""
+    drawn k times brings all its rows k times), each level's weight a sparse product of the
+    galaxies' multiplicities (never one weight per row and resample)."""
     n_groups = int(group.max()) + 1
     rng = np.random.default_rng(seed)
-    per_block = max(1, _CHUNK // max(labels.size, 1))
+    level_of, n_levels = _levels(scores, labels)
+    pos = _unit_levels(group, level_of, labels, (n_groups, n_levels))
+    neg = _unit_levels(group, level_of, ~labels, (n_groups, n_levels))
+    per_block = max(1, _CHUNK // max(n_groups, n_levels, 1))
     out: dict[str, list[np.ndarray]] = {}
     for start in range(0, n_boot, per_block):
-        b = min(per_block, n_boot - start)
-        counts = resample_counts(rng, n_groups, b)
-        for name, values in weighted_figures(labels, scores, counts[:, group]).items():
+        counts = resample_counts(rng, n_groups, min(per_block, n_boot - start)).astype(np.float64)
+        for name, values in _figures(_product(counts, pos), _product(counts, neg)).items():
             out.setdefault(name, []).append(values)
     return {name: np.concatenate(v) for name, v in out.items()}
 

@@ -10,9 +10,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from jobs.runtime.allocator import keep_freed_memory
@@ -22,6 +19,13 @@ keep_freed_memory()  # as every stage process does: tests that train or inject i
 # workers export 80x24 (tests of piped output would read a terminal's wrapping)
 for _size in ("COLUMNS", "LINES"):
     os.environ.pop(_size, None)
+# pytest-xdist runs more test processes than a small machine has cores: a math library's
+# threads in each (OpenMP's spin while they wait) would fight the other processes for them;
+# one each, as a user sharing a login node would set (the stages keep a user's setting). Read
+# when numpy and torch load: this module imports neither at its top.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_threads, "1")
 
 STAGELIB = Path(__file__).parent / "stagelib"
 
@@ -334,6 +338,10 @@ async def _log_screen_rows(engine, path: Path, rows: int) -> list[str]:
 def _write_candidates(path: Path, n: int, stamps: list[bytes] | None = None, **extra: list) -> Path:
     """A candidates parquet as the score stage writes it, with `extra` columns (or others in
     place of its own: `brickname=[...]`); blind items beside it: `truth=[...]`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from core.stamps import arrow_metadata as stamp_metadata
 
     rng = np.random.default_rng(3)

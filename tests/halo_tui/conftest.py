@@ -3,6 +3,8 @@ a screen draws depends on the terminal's colours, core.colour.neutral_sky, and t
 must not), a candidates file (tests/conftest.py's make_candidates), and an evaluation as the
 eval stage writes it (make_evaluation)."""
 
+import functools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,13 @@ def candidates(tmp_path: Path, make_candidates) -> Path:
 
 
 def evaluation(completeness: float) -> dict:
-    """An eval-test.json built by the eval stage's own functions on a made-up split."""
+    """An eval-test.json built by the eval stage's own functions on a made-up split (a copy of
+    the one made for this level: the bootstrap takes a second or two, and many tests ask)."""
+    return json.loads(_evaluation(completeness))
+
+
+@functools.cache
+def _evaluation(completeness: float) -> str:
     from jobs.eval import completeness_maps, operating_thresholds
     from jobs.operating_points import operating_points, roc_points
 
@@ -41,12 +49,14 @@ def evaluation(completeness: float) -> dict:
         "theta_over_psf": np.r_[theta / 1.2, np.zeros(n_neg)],
     }
     thresholds = operating_thresholds(logit[~label], galaxy[~label])
-    return {
-        "operating_points": operating_points(label, logit, galaxy),
-        "thresholds": thresholds,
-        "completeness": completeness_maps(scored, thresholds),
-        "roc": roc_points(label, logit),
-    }
+    return json.dumps(
+        {
+            "operating_points": operating_points(label, logit, galaxy),
+            "thresholds": thresholds,
+            "completeness": completeness_maps(scored, thresholds),
+            "roc": roc_points(label, logit),
+        }
+    )
 
 
 @pytest.fixture

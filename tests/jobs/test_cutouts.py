@@ -47,6 +47,7 @@ def test_every_parent_galaxy_is_cut_once_partitioned_by_brick(inject_ws: Path) -
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the Spark runner needs Java")
+@pytest.mark.xdist_group("spark")  # one Spark session (a JVM) for every in-process Spark test
 @pytest.mark.slow
 def test_the_spark_runner_cuts_what_the_local_runner_cuts(inject_ws: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")

@@ -233,6 +233,7 @@ def _java() -> bool:
 
 
 @pytest.mark.skipif(not _java(), reason="the Spark runner needs Java")
+@pytest.mark.xdist_group("spark")  # one Spark session (a JVM) for every in-process Spark test
 @pytest.mark.slow
 def test_the_spark_runner_gives_the_local_runners_stamps(inject_ws: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")

@@ -113,6 +113,14 @@ def test_weighted_figures_equal_sklearn_with_sample_weights(sample) -> None:
             assert got[f"fpr@tpr{t}"][k] == pytest.approx(fpr[tpr >= float(t)].min())
         top = scores[~labels & (w > 0)].max()
         assert got["tpr@fpr0"][k] == pytest.approx(w[labels & (scores > top)].sum() / w[labels].sum())
+    # weights given per galaxy (the bootstrap's way): the same as each row carrying its galaxy's
+    unit = np.random.default_rng(3).integers(0, 500, labels.size)
+    per_galaxy = np.random.default_rng(5).poisson(1.0, size=(4, 500)).astype(float)
+    by_galaxy = weighted_figures(labels, scores, per_galaxy, unit)
+    by_row = weighted_figures(labels, scores, per_galaxy[:, unit])
+    assert by_galaxy.keys() == by_row.keys()
+    for name, values in by_row.items():
+        assert np.allclose(by_galaxy[name], values), name
 
 
 def test_the_eval_tables_count_and_bound(sample) -> None:

@@ -20,6 +20,7 @@ from jobs import cutouts, inject, spark_pipeline
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java"),
+    pytest.mark.xdist_group("spark"),  # one Spark session (a JVM) for every in-process Spark test
 ]
 
 
