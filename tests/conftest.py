@@ -200,41 +200,72 @@ def _small():  # a jobs.mock_survey.MockConfig, imported late: core tests do not
     return MockConfig(bricks=3, seed=7, brick_px=400)
 
 
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """A workspace `build` makes, made once for the whole run and copied into this process's
+    temporary folder: pytest-xdist's workers would each make it again (the mock survey and
+    its stamps take seconds of CPU each), and each test process keeps a copy of its own to
+    write in, as it had before. The workers take turns under a lock; the copy is renamed into
+    place only once whole."""
+    import fcntl
+
+    root = factory.mktemp(name)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        build(root)
+        return root
+    shared = factory.getbasetemp().parent / "built-once"  # this run's, shared by its workers
+    shared.mkdir(exist_ok=True)
+    made = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not made.exists():
+            staging = shared / f"{name}.staging"
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir()
+            build(staging)
+            staging.rename(made)
+    shutil.copytree(made, root, dirs_exist_ok=True, symlinks=True)
+    return root
+
+
 @pytest.fixture(scope="session")
 def mock_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with a 3-brick mock survey, images included."""
-    from jobs.mock_survey import run
 
-    root = tmp_path_factory.mktemp("mock")
-    run(_small(), root)
-    return root
+    def build(root: Path) -> None:
+        from jobs.mock_survey import run
+
+        run(_small(), root)
+
+    return built_once(tmp_path_factory, "mock", build)
 
 
 @pytest.fixture(scope="session")
 def big_catalog_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Catalogues only, with well over 2,000 LRGs passing the cuts."""
-    from jobs.mock_survey import MockConfig, run
 
-    root = tmp_path_factory.mktemp("bigcat")
-    run(MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), root)
-    (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 6000\n")
-    return root
+    def build(root: Path) -> None:
+        from jobs.mock_survey import MockConfig, run
+
+        run(MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), root)
+        (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 6000\n")
+
+    return built_once(tmp_path_factory, "bigcat", build)
 
 
 @pytest.fixture(scope="session")
 def inject_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with the 3-brick mock survey, a small v4_sota manifest and cached coadds."""
-    import shutil
 
-    from jobs import coadds, manifest, select
+    def build(root: Path) -> None:
+        from jobs import coadds, manifest, select
 
-    root = tmp_path_factory.mktemp("inject")
-    shutil.copytree(mock_ws / "survey", root / "survey")
-    (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 120\n")
-    select.run(root, "v4_sota")
-    manifest.run(root, "v4_sota", "grid_sota")
-    coadds.run(root, "v4_sota", "grid_sota")
-    return root
+        shutil.copytree(mock_ws / "survey", root / "survey")
+        (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 120\n")
+        select.run(root, "v4_sota")
+        manifest.run(root, "v4_sota", "grid_sota")
+        coadds.run(root, "v4_sota", "grid_sota")
+
+    return built_once(tmp_path_factory, "inject", build)
 
 
 @pytest.fixture
@@ -293,20 +324,19 @@ shuffle_buffer = 64
 @pytest.fixture(scope="session")
 def stamps_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with injected stamps (720 rows) and a tiny CPU training preset."""
-    import shutil
 
-    from jobs import coadds, inject, manifest, select
+    def build(root: Path) -> None:
+        from jobs import coadds, inject, manifest, select
 
-    root = tmp_path_factory.mktemp("stamps")
-    shutil.copytree(mock_ws / "survey", root / "survey")
-    shutil.copytree(mock_ws / "truth", root / "truth")
-    shutil.copytree(mock_ws / "catalogs", root / "catalogs")
-    (root / "halo.toml").write_text(TRAIN_TOML)
-    select.run(root, "v4_sota")
-    manifest.run(root, "v4_sota", "grid_sota")
-    coadds.run(root, "v4_sota", "grid_sota")
-    inject.run(root, "v4_sota", "grid_sota", workers=2, rows_per_part=200)
-    return root
+        for folder in ("survey", "truth", "catalogs"):
+            shutil.copytree(mock_ws / folder, root / folder)
+        (root / "halo.toml").write_text(TRAIN_TOML)
+        select.run(root, "v4_sota")
+        manifest.run(root, "v4_sota", "grid_sota")
+        coadds.run(root, "v4_sota", "grid_sota")
+        inject.run(root, "v4_sota", "grid_sota", workers=2, rows_per_part=200)
+
+    return built_once(tmp_path_factory, "stamps", build)
 
 
 @pytest.fixture

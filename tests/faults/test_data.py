@@ -105,11 +105,13 @@ def test_what_a_killed_run_left_beside_an_output_is_cleared_or_restored(
 def test_a_damaged_output_is_redone_not_reported_up_to_date(inject_ws: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
-    inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    manifest = ws / "data/manifest/v4_sota/grid_sota/manifest.parquet"
+    pq.write_table(pq.read_table(manifest).slice(0, 80), manifest)  # two parts of 40 rows
+    inject.run(ws, "v4_sota", "grid_sota", workers=1, rows_per_part=40)
     part = sorted(stamps_dir(ws, "v4_sota", "grid_sota").glob("part-*.parquet"))[0]
     rows = pq.read_metadata(part).num_rows
     part.write_bytes(part.read_bytes()[:1000])
-    again = inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    again = inject.run(ws, "v4_sota", "grid_sota", workers=1, rows_per_part=40)
     assert not again.get("skipped") and pq.read_metadata(part).num_rows == rows
 
 

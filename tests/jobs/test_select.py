@@ -88,14 +88,19 @@ def _copy_catalogues(src: Path, dst: Path) -> list[Path]:
         "local",
         pytest.param(
             "spark",
-            marks=[pytest.mark.slow, pytest.mark.skipif(shutil.which("java") is None, reason="needs Java")],
+            marks=[
+                pytest.mark.slow,
+                pytest.mark.skipif(shutil.which("java") is None, reason="needs Java"),
+                pytest.mark.xdist_group("spark"),  # the in-process Spark tests' one session
+            ],
         ),
     ],
 )
 def test_bad_catalogues_are_named_and_the_rest_goes_on(
-    tmp_path: Path, big_catalog_ws: Path, runner: str
+    tmp_path: Path, big_catalog_ws: Path, runner: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Both runners: the same failures named, the same parent sample and summary."""
+    """Both runners: the same failures named, the same parent sample and summary (the stage's
+    command line run in this process, as `python -m jobs.select` runs it)."""
     files = _copy_catalogues(big_catalog_ws, tmp_path)
     truncated, no_column, wrong_type = files[0], files[1], files[2]
     truncated.write_bytes(truncated.read_bytes()[:5000])
@@ -108,19 +113,14 @@ def test_bad_catalogues_are_named_and_the_rest_goes_on(
             for c in hdus[1].columns
         ]
         fits.BinTableHDU.from_columns(cols).writeto(wrong_type, overwrite=True)
-    proc = subprocess.run(
-        [sys.executable, "-m", "jobs.select", "--workspace", str(tmp_path), "--variant", "v4_sota"]
-        + ["--runner", runner],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert f"select: skipped: {truncated}: " in proc.stdout
-    assert f"{no_column}: missing column 'flux_w1'" in proc.stdout
-    assert f"{wrong_type}: column 'type' should hold text" in proc.stdout
-    assert "3 of 16 catalogues could not be used" in proc.stderr
+    code = select.main(["--workspace", str(tmp_path), "--variant", "v4_sota", "--runner", runner])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert f"select: skipped: {truncated}: " in out
+    assert f"{no_column}: missing column 'flux_w1'" in out
+    assert f"{wrong_type}: column 'type' should hold text" in out
+    assert "3 of 16 catalogues could not be used" in err
     summary = json.loads((parent_dir(tmp_path, "v3_color_relaxed") / "summary.json").read_text())
     assert {Path(f["file"]) for f in summary["failed_catalogues"]} == {truncated, no_column, wrong_type}
     assert summary["catalogues"] == 16 and summary["selected"] > 1000  # the 13 good ones are in
