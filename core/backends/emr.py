@@ -8,6 +8,7 @@ Imported on every `halo` start (the engine looks at EMR jobs too): keep its impo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,12 +42,22 @@ def client(region: str, patient: bool = True) -> Any:
     import boto3
     from botocore.config import Config
 
-    if patient:
-        config = Config(retries={"mode": "adaptive", "max_attempts": 10})
+    if patient:  # a user's own AWS_MAX_ATTEMPTS / AWS_RETRY_MODE stand, as for any AWS tool
+        mode = os.environ.get("AWS_RETRY_MODE") or "adaptive"
+        config = Config(retries={"mode": mode, **_attempts()})
     else:
         once = {"mode": "standard", "total_max_attempts": 1}  # max_attempts=1 still tried twice
         config = Config(retries=once, connect_timeout=1, read_timeout=1)
     return boto3.client("emr", region_name=region, config=config)
+
+
+def _attempts() -> dict[str, int]:
+    """Attempts for work on a step: $AWS_MAX_ATTEMPTS where a user set it (all attempts, the
+    first included, as the AWS CLI reads it), else 10 retries."""
+    try:
+        return {"total_max_attempts": max(1, int(os.environ["AWS_MAX_ATTEMPTS"]))}
+    except (KeyError, ValueError):
+        return {"max_attempts": 10}
 
 
 def _call(what: str, fn: Any, **kwargs: Any) -> Any:

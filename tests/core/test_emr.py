@@ -16,7 +16,7 @@ from botocore.stub import Stubber
 
 from core.backends import emr
 from core.engine import Engine
-from core.errors import UsageError
+from core.errors import BackendUnreachable, UsageError
 from core.stages import SHIPPED
 from core.states import JobState
 from core.workspace import Workspace
@@ -203,6 +203,25 @@ def test_throttling_is_retried(emr_ws) -> None:
     job = engine.launch("inject", variant="v4_sota", backend="emr")
     assert emr.poll("us-east-1", [job.handle], api=api)[job.handle["step"]]["State"] == "RUNNING"
     assert len(throttled) == 2
+
+
+def test_a_users_aws_max_attempts_bounds_the_retries(emr_ws, monkeypatch) -> None:
+    """$AWS_MAX_ATTEMPTS, as a user sets it for any AWS tool, stands over halo's 10 attempts."""
+    root, cluster = emr_ws
+    job = Engine(Workspace(root)).launch("inject", variant="v4_sota", backend="emr")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    api = emr.client("us-east-1")
+    throttled = []
+
+    def throttle(request, **_):
+        throttled.append(1)
+        body = b'{"__type": "ThrottlingException", "message": "Rate exceeded"}'
+        return AWSResponse(request.url, 400, {"x-amzn-ErrorType": "ThrottlingException"}, _Raw(body))
+
+    api.meta.events.register("before-send.emr.ListSteps", throttle)
+    with pytest.raises(BackendUnreachable, match="Rate exceeded"):
+        emr.poll("us-east-1", [job.handle], api=api)
+    assert len(throttled) == 1
 
 
 class _Raw:

@@ -16,8 +16,8 @@ from core.config import load
 from jobs import select
 from jobs.select import SPLITS, parent_dir, split_of
 
-# its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
-pytestmark = pytest.mark.xdist_group("test_select")
+# the tests of the module-scoped `selected` share one xdist worker (it is built once there)
+SELECTED = pytest.mark.xdist_group("test_select")
 
 
 def _parent(ws: Path) -> dict:
@@ -30,6 +30,7 @@ def selected(mock_ws: Path) -> Path:
     return mock_ws
 
 
+@SELECTED
 def test_cuts_select_exactly_what_a_hand_computation_selects(selected: Path) -> None:
     expected = set()
     for path in (selected / "survey" / "tractor").rglob("*.fits"):
@@ -46,6 +47,7 @@ def test_cuts_select_exactly_what_a_hand_computation_selects(selected: Path) -> 
     assert np.allclose(parent["mag_z"], 22.5 - 2.5 * np.log10(parent["flux_z"]), atol=1e-4)
 
 
+@SELECTED
 def test_splits_are_deterministic_and_spatially_disjoint(selected: Path) -> None:
     first = _parent(selected)
     select.run(selected, "v3_color_relaxed", force=True)
@@ -71,6 +73,7 @@ def test_split_fractions_follow_the_variant() -> None:
     assert split_of("1126p222", fractions) == split_of("1126p222", dict(fractions))
 
 
+@SELECTED
 def test_v4_sota_shares_v3s_parent_sample(selected: Path) -> None:
     summary = select.run(selected, "v4_sota")
     assert summary["skipped"] is True  # the same parent sample, already up to date
