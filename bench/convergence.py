@@ -24,7 +24,7 @@ SIZE = 64
 
 def grid_tasks(grid: str, per_config: int, seed: int = 3) -> dict[str, np.ndarray]:
     from core.config import load
-    from jobs.manifest import example_tasks, grid_configs
+    from jobs.stages.manifest import example_tasks, grid_configs
 
     configs = np.array(grid_configs(load(Path("/nonexistent")).grids[grid]), float)
     return example_tasks(np.repeat(configs, per_config, axis=0), seed)

@@ -36,7 +36,7 @@ from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import RADIUS_FWHM, bin_pixels, supersampled
 from jobs.lensing.psf import kernel as kernel_at
 from jobs.lensing.reference import image_data
-from jobs.survey_layout import PIXSCALE
+from jobs.survey.layout import PIXSCALE
 
 SIZE = 64
 
@@ -44,7 +44,7 @@ SIZE = 64
 def tasks(n: int, source: str, seed: int = 1) -> tuple[ArcParams, np.ndarray, list, np.ndarray]:
     """The tasks' parameters, fluxes (n, components, bands), kernels and FWHMs (n, bands)."""
     from core.config import SourceModel, load
-    from jobs.manifest import example_tasks, grid_configs
+    from jobs.stages.manifest import example_tasks, grid_configs
 
     configs = np.array(grid_configs(load(Path("/nonexistent")).grids["grid_sota"]), dtype=float)
     rng = np.random.default_rng(seed)
@@ -162,7 +162,8 @@ def stage_rates(rows: int) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from jobs import coadds, inject, manifest, mock_survey, select
+    from jobs.stages import coadds, inject, manifest, select
+    from jobs.survey import mock as mock_survey
 
     root = Path(tempfile.mkdtemp(prefix="halo-bench-inject-"))
     try:

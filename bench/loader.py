@@ -26,8 +26,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.stamps import write_stamps
-from jobs.dataset import StampStream
-from jobs.inject_batch import output_schema
+from jobs.learn.dataset import StampStream
+from jobs.lensing.injection import output_schema
 
 
 def make_files(root: Path, rows: int, files: int) -> list[str]:
@@ -98,7 +98,7 @@ def preparation(batch: int, device: str) -> float:
     """Stamps/s of normalising and augmenting whole batches on `device`."""
     import torch
 
-    from jobs.dataset import augment, robust_normalise
+    from jobs.learn.dataset import augment, robust_normalise
 
     rng = np.random.default_rng(0)
     images = rng.normal(0, 0.01, (batch, 3, 64, 64)).astype(np.float32)

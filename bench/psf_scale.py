@@ -23,7 +23,7 @@ from jobs.lensing.engines import LenstronomyEngine
 from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import bin_pixels, supersampled
 from jobs.lensing.reference import rendered
-from jobs.survey_layout import PIXSCALE
+from jobs.survey.layout import PIXSCALE
 
 SIZE = 64
 RECHECK = 0.005  # above this off 10x, the arc is checked against 30x too
@@ -74,7 +74,7 @@ def _row(label: str, values: np.ndarray) -> str:
 
 def main() -> None:
     from core.config import load
-    from jobs.manifest import example_tasks, grid_configs
+    from jobs.stages.manifest import example_tasks, grid_configs
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)

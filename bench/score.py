@@ -6,7 +6,7 @@ A mock survey's bricks, a catalogue of N positions spread over them, a run whose
 is the demo's architecture (small_cnn) with fresh weights (memory and speed do not depend on
 what it learnt). `cutouts` and then `score --catalog` run as separate processes; their peak
 RSS is read from the kernel (wait4). The throughput pair is measured in this process on the
-10k cutouts: `jobs.scoring.stream_logits` (read, decode, normalise, forward) against the
+10k cutouts: `jobs.learn.scoring.stream_logits` (read, decode, normalise, forward) against the
 model's forward pass alone over the same batches, decoded and normalised beforehand.
 
     python bench/score.py [--sizes 10000 100000] [--arch small_cnn] [--device cpu|cuda]
@@ -29,8 +29,8 @@ def workspace(root: Path, arch: str) -> None:
     import torch
 
     from core.layout import runs_dir
-    from jobs import mock_survey
-    from jobs.models import build
+    from jobs.learn.models import build
+    from jobs.survey import mock as mock_survey
 
     mock_survey.run(mock_survey.MockConfig(bricks=4, seed=3), root)
     run = runs_dir(root) / "bench"
@@ -93,10 +93,10 @@ def throughput(root: Path, catalog: Path, device: str) -> tuple[float, float]:
     from core.layout import cutouts_dir, runs_dir
     from core.stamps import decode, stamp_meta
     from core.storage import parquet_file
-    from jobs.catalogs import catalog_stem
-    from jobs.dataset import robust_normalise
-    from jobs.models import load_run
-    from jobs.scoring import stream_logits
+    from jobs.learn.dataset import robust_normalise
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import stream_logits
+    from jobs.survey.catalogs import catalog_stem
 
     model, _ = load_run(runs_dir(root) / "bench")
     files = sorted(
@@ -138,9 +138,9 @@ def main() -> None:
         for n in args.sizes:
             catalog = positions(root, n)
             first = first or catalog
-            cut_mb, cut_s = peak_rss_mb("jobs.cutouts", [*common, "--catalog", str(catalog)])
+            cut_mb, cut_s = peak_rss_mb("jobs.stages.cutouts", [*common, "--catalog", str(catalog)])
             score_args = [*common, "--run", "bench", "--catalog", str(catalog), "--device", args.device]
-            score_mb, score_s = peak_rss_mb("jobs.score", score_args)
+            score_mb, score_s = peak_rss_mb("jobs.stages.score", score_args)
             peaks[n] = score_mb
             print(
                 f"{n:>7,} galaxies: cutouts {cut_s:6.1f} s, peak RSS {cut_mb:7.1f} MB | "

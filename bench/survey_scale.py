@@ -56,8 +56,11 @@ def measure(root: Path, bricks: int, brick_px: int, tasks: int) -> dict[str, flo
 
     torch.set_num_threads(1)
     from core.layout import manifest_dir, survey_catalogs
-    from jobs import coadds, cutouts, inject, manifest, mock_survey, select, stage_runtime
-    from jobs.inject_batch import inject_partition
+    from jobs.lensing.injection import inject_partition
+    from jobs.runtime import stage as stage_runtime
+    from jobs.stages import coadds, inject, manifest, select
+    from jobs.survey import cutting
+    from jobs.survey import mock as mock_survey
 
     catalogues = root / "catalogues"  # select: 16 bricks of catalogues, no images
     mock_survey.run(mock_survey.MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), catalogues)
@@ -77,15 +80,15 @@ def measure(root: Path, bricks: int, brick_px: int, tasks: int) -> dict[str, flo
     files = [f for f in Path(cache).rglob("*.fits*") if f.is_file()]
     per_brick = sum(f.stat().st_size for f in files) / len({f.parent for f in files})
     rates["DR10 brick MB (scaled)"] = per_brick * (DR10_BRICK_PX / brick_px) ** 2 / 1e6
-    positions = cutouts.positions(str(root / "data/parent/v3_color_relaxed/parent.parquet"), False)
+    positions = cutting.positions(str(root / "data/parent/v3_color_relaxed/parent.parquet"), False)
     settings = json.dumps({"cache": cache, "stamp_size": 64})
     # cold: each brick read once per partition, as on the survey (~38 LRGs per DR10 brick,
     # ~25 per brick in this mock)
-    _, seconds = timed(cutouts.cut_partition, positions, settings, cold=cutouts._READERS.clear)
+    _, seconds = timed(cutting.cut_partition, positions, settings, cold=cutting._READERS.clear)
     rates["cutouts stamps/s"] = positions.num_rows / seconds
 
     rows = pq.read_table(manifest_dir(root, "v4_sota", "grid_sota") / "manifest.parquet")
-    from jobs import inject_batch
+    from jobs.lensing import injection as inject_batch
 
     def cold() -> None:  # a fresh coadd reader: no brick open, no cutout kept
         for state in inject_batch._STATE.values():

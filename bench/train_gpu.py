@@ -1,5 +1,5 @@
 """Training throughput on a GPU: images/s and peak GPU memory of the real model code
-(jobs/models.py) in the seed's Gen-2 set-up — ConvNeXt-Tiny, bf16 autocast, batch 512, AdamW —
+(jobs/learn/models.py) in the seed's Gen-2 set-up — ConvNeXt-Tiny, bf16 autocast, batch 512, AdamW —
 with ResNet18-64 (the seed's Gen-1 architecture, at the same batch) in the same run as the
 reference. Synthetic 3×64×64 batches already on the GPU: this measures the model's step, not
 the loader (bench/loader.py measures that).
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from jobs.models import build  # noqa: E402
+from jobs.learn.models import build  # noqa: E402
 
 
 def measure(arch: str, batch: int, steps: int, channels_last: bool) -> tuple[float, float]:

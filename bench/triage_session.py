@@ -92,7 +92,7 @@ def main() -> None:
     from core.candidates import candidates_path
     from core.engine import Engine
     from core.workspace import Workspace
-    from jobs import triage
+    from jobs.stages import triage
 
     workspace = Workspace.resolve(args.workspace)
     path = candidates_path(workspace.root, args.run)

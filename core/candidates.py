@@ -160,7 +160,7 @@ def blind_truths(blinds: CandidateTable) -> list[str]:
 
 class TriageStream:
     """What an inspector grades: the run's candidates in rank order and, mixed in at `rate`
-    (the fraction of the stream), blind items (jobs/blinds.py), half each truth, at fixed
+    (the fraction of the stream), blind items (jobs/learn/blinds.py), half each truth, at fixed
     pseudo-random positions (the same for every inspector of the run). With blind items in
     it the stream is numbered by position and `scored` is False: a model score would tell a
     blind item from the candidates around it (and grading blind to the score is the field's

@@ -109,7 +109,7 @@ class Injection(_Model):
 
 
 class Audit(_Model):
-    """The shortcut audit run after inject (jobs/shortcut_audit.py)."""
+    """The shortcut audit run after inject (jobs/learn/shortcut_audit.py)."""
 
     max_auroc: float = Field(0.60, gt=0.5, le=1.0)  # above it, inject fails its verification
     rows_per_split: PositiveInt = 20000  # stamps sampled per split (row groups drawn at random)
@@ -295,7 +295,7 @@ class Preset(_Model):
     focal_gamma: NonNegativeFloat = 2.0
     precision: Literal["fp32", "fp16", "bf16"] = "fp32"
     augment: bool = True
-    # the stamps' normalisation (jobs.dataset.robust_normalise): asinh keeps bright arcs'
+    # the stamps' normalisation (jobs.learn.dataset.robust_normalise): asinh keeps bright arcs'
     # shapes; clip (±10 MAD, the seed's) flattens them and the lens's core
     stretch: Literal["asinh", "clip"] = "asinh"
     width: PositiveInt | None = None  # small_cnn's first channels (32 if unset); other archs: unset

@@ -1,7 +1,8 @@
 """Binomial intervals at one confidence level, for counts of independent units (galaxies,
 blind items): Clopper–Pearson, exact, and where none passed the one-sided upper bound to
-print as "< upper"; and the galaxy bootstrap's draws (`resample_counts`). jobs/rates.py and
-jobs/operating_points.py build the grouped (bootstrap) case on these; the console's inspector
+print as "< upper"; and the galaxy bootstrap's parts (`unit_codes`, `resample_counts`,
+`percentile_interval`). jobs/stats/rates.py and
+jobs/stats/operating_points.py build the grouped (bootstrap) case on these; the console's inspector
 calibration (core/grades.py) uses `binomial` directly."""
 
 from __future__ import annotations
@@ -19,6 +20,20 @@ def resample_counts(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     counted: ~10x faster than `rng.multinomial` over thousands of units)."""
     drawn = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
     return np.bincount(drawn.ravel(), minlength=size * n).reshape(size, n).astype(np.int32)
+
+
+def unit_codes(units: Any, n: int) -> np.ndarray:
+    """Each of `n` rows' unit (its galaxy) as a small integer, 0 … units − 1; with no units
+    given, every row is its own."""
+    if units is None:
+        return np.arange(n)
+    return np.unique(np.asarray(units), return_inverse=True)[1].reshape(-1)
+
+
+def percentile_interval(draws: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    """The central `level` interval of a bootstrap's draws."""
+    lo, hi = np.quantile(draws, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
 
 
 def upper_bound_zero(n: int, level: float = LEVEL) -> float:

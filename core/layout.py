@@ -12,6 +12,8 @@ SHIPPED_CONFIG = Path(__file__).resolve().parent.parent / "config"
 SHIPPED_KNOWN_LENSES = SHIPPED_CONFIG / "known_lenses" / "lenscat_dr10.csv"
 WORKSPACE_FILE = "halo.toml"  # a workspace's own settings, over the shipped config
 DEMO_DIR = "halo-demo"  # `halo demo`'s workspace, in the folder it is run from
+PARENT_FILE = "parent.parquet"  # select's parent sample, in its parent_dir
+MANIFEST_FILE = "manifest.parquet"  # manifest's tasks, in its manifest_dir
 
 
 def store_path(workspace: Path) -> Path:
@@ -83,6 +85,16 @@ def parent_dir(workspace: Path, parent_sample: str) -> Path:
 
 def manifest_dir(workspace: Path, variant: str, grid: str) -> Path:
     return data_dir(workspace) / "manifest" / variant / grid
+
+
+def parent_file(workspace: Path, parent_sample: str) -> Path:
+    """The parent sample select writes (a file; a folder of parts when Spark wrote it)."""
+    return parent_dir(workspace, parent_sample) / PARENT_FILE
+
+
+def manifest_file(workspace: Path, variant: str, grid: str) -> Path:
+    """The injection tasks manifest writes for a variant's grid."""
+    return manifest_dir(workspace, variant, grid) / MANIFEST_FILE
 
 
 def stamps_dir(workspace: Path, variant: str, grid: str) -> Path:
@@ -160,7 +172,7 @@ def stage_input(workspace: Path, config: Any, name: str, variant: str, params: d
     chosen = config.variants[variant]
     grid = params.get("grid") or chosen.default_grid
     if name == "parent":
-        return parent_dir(workspace, chosen.parent_sample) / "parent.parquet"
+        return parent_file(workspace, chosen.parent_sample)
     if name == "manifest":
-        return manifest_dir(workspace, variant, grid) / "manifest.parquet"
+        return manifest_file(workspace, variant, grid)
     return stamps_dir(workspace, variant, grid)

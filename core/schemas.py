@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 BANDS = ("g", "r", "z")
+SPLITS = ("train", "val", "test")  # the region splits a row belongs to, in this order
 
 # (name, numpy dtype, unit) of every Tractor column the pipeline reads.
 TRACTOR_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -63,7 +64,7 @@ def galaxy_keys(brickname, objid):
 
 def unit_keys(brickname, objid, unit=None):
     """Each row's independent unit: its `unit` where the stamps carry one (objects closer than
-    1.5″ are one unit, jobs.catalogs.same_object_units), else its galaxy."""
+    1.5″ are one unit, jobs.survey.catalogs.same_object_units), else its galaxy."""
     keys = galaxy_keys(brickname, objid)
     if unit is None:
         return keys

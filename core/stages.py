@@ -19,7 +19,7 @@ from core.names import check_name, check_path, check_value
 class Param:
     """One option of a stage: `--<name> VALUE`, or `--<name>` alone for a bool. Numbers
     carry their range (`low` ≤ value ≤ `high`), checked before a launch and again by the
-    stage itself (jobs/stage_runtime.py): a bad value is exit 2, never a run."""
+    stage itself (jobs/runtime/stage.py): a bad value is exit 2, never a run."""
 
     name: str
     kind: str = "str"
@@ -116,7 +116,7 @@ class Stage:
     takes_variant: bool = True  # False: its module has no --variant, so one given is refused
     params: tuple[Param, ...] = ()
     pythonpath: tuple[str, ...] = field(default=())
-    spark: bool = False  # has `spark_run(SparkJob)`: runs as a Spark step (jobs/spark_pipeline.py)
+    spark: bool = False  # has `spark_run(SparkJob)`: runs as a Spark step (jobs/runtime/spark.py)
     trained_run: bool = False  # works on a trained run (--run): refused before launch without one
     # what it reads that an earlier stage writes (core.layout.INPUT_MAKERS), each with the option
     # that replaces it (or None): a local launch without it is refused before it starts
@@ -167,7 +167,7 @@ CACHE_HELP = "coadd cache folder or s3:// prefix [default: data/coadd_cache]"
 
 
 def _partitioned(rows: str) -> tuple[Param, ...]:
-    """The options of a stage run by jobs/partitioned.py over the coadds (inject, cutouts):
+    """The options of a stage run by jobs/runtime/partitions.py over the coadds (inject, cutouts):
     where its partitions run, the coadd cache, local processes, `rows` per partition."""
     return (
         _runner("where partitions run"),
@@ -191,7 +191,7 @@ MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// pr
 SHIPPED: tuple[Stage, ...] = (
     Stage(
         "demo",
-        "jobs.mock_survey",
+        "jobs.stages.demo",
         "write the embedded mini-DR10 survey into the workspace",
         "mock survey",
         needs_variant=False,
@@ -207,7 +207,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "select",
-        "jobs.select",
+        "jobs.stages.select",
         "Tractor catalogue -> LRG parent sample with region splits",
         "Phase 3",
         params=(
@@ -223,7 +223,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "manifest",
-        "jobs.manifest",
+        "jobs.stages.manifest",
         "grid x galaxies -> injection tasks, hash-assigned controls",
         "Phase 4a",
         needs=(("parent", None),),
@@ -231,7 +231,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "coadds",
-        "jobs.coadds",
+        "jobs.stages.coadds",
         "fetch and cache the grz coadds of the needed bricks",
         "Phase 4b",
         needs=(("manifest", None),),
@@ -245,7 +245,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "inject",
-        "jobs.inject",
+        "jobs.stages.inject",
         "64x64 grz cutouts + injected arcs -> stamps parquet",
         "Phase 4c",
         needs=(("manifest", None),),
@@ -268,7 +268,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "train",
-        "jobs.train",
+        "jobs.stages.train",
         "stamps -> ResNet18-64 / ConvNeXt-Tiny checkpoints and metrics",
         "Phase 5",
         needs=(("stamps", None),),
@@ -284,7 +284,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "eval",
-        "jobs.eval",
+        "jobs.stages.eval",
         "operating points, completeness maps, real-galaxy and lookalike FPR, known lenses",
         "Phase 6",
         trained_run=True,
@@ -316,7 +316,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "cutouts",
-        "jobs.cutouts",
+        "jobs.stages.cutouts",
         "real galaxies cut out of the coadds -> stamps parquet (what score streams)",
         "inference",
         needs=(("parent", "catalog"),),
@@ -329,7 +329,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "score",
-        "jobs.score",
+        "jobs.stages.score",
         "a model over the parent sample -> candidates parquet",
         "inference",
         trained_run=True,
@@ -403,7 +403,7 @@ SHIPPED: tuple[Stage, ...] = (
     ),
     Stage(
         "triage",
-        "jobs.triage",
+        "jobs.stages.triage",
         "export grades per inspector, consensus and disagreements (grading is in the console)",
         "visual grading",
         needs_variant=False,
@@ -423,7 +423,7 @@ def declared_for(module: str) -> tuple[Param, ...]:
 
 def registry(declared: dict[str, Any] | None = None) -> dict[str, Stage]:
     """The shipped stages plus those a workspace declares in `halo.toml` ([stages.NAME]).
-    Every shipped stage takes --mirror (see jobs/stage_runtime.py)."""
+    Every shipped stage takes --mirror (see jobs/runtime/stage.py)."""
     stages = {stage.name: replace(stage, params=(*stage.params, MIRROR)) for stage in SHIPPED}
     for name, decl in (declared or {}).items():
         if name in stages:

@@ -50,7 +50,7 @@ class Workspace:
     @property
     def in_use(self) -> bool:
         """Whether the folder shows any sign of being a workspace: a job store, a `halo.toml`
-        or stage outputs (a stage run alone, `python -m jobs.score`, writes no store)."""
+        or stage outputs (a stage run alone, `python -m jobs.stages.score`, writes no store)."""
         return (
             self.has_store
             or (self.root / layout.WORKSPACE_FILE).is_file()

@@ -194,8 +194,8 @@ poll_seconds = 0.2
 # -- mock surveys shared by the stage and fault tests (made once per session) ---------
 
 
-def _small():  # a jobs.mock_survey.MockConfig, imported late: core tests do not need it
-    from jobs.mock_survey import MockConfig
+def _small():  # a jobs.survey.mock.MockConfig, imported late: core tests do not need it
+    from jobs.survey.mock import MockConfig
 
     return MockConfig(bricks=3, seed=7, brick_px=400)
 
@@ -232,7 +232,7 @@ def mock_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with a 3-brick mock survey, images included."""
 
     def build(root: Path) -> None:
-        from jobs.mock_survey import run
+        from jobs.survey.mock import run
 
         run(_small(), root)
 
@@ -244,7 +244,7 @@ def big_catalog_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Catalogues only, with well over 2,000 LRGs passing the cuts."""
 
     def build(root: Path) -> None:
-        from jobs.mock_survey import MockConfig, run
+        from jobs.survey.mock import MockConfig, run
 
         run(MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), root)
         (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 6000\n")
@@ -257,7 +257,7 @@ def inject_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with the 3-brick mock survey, a small v4_sota manifest and cached coadds."""
 
     def build(root: Path) -> None:
-        from jobs import coadds, manifest, select
+        from jobs.stages import coadds, manifest, select
 
         shutil.copytree(mock_ws / "survey", root / "survey")
         (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 120\n")
@@ -271,13 +271,13 @@ def inject_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rice():
     """Compress an image as fpack does (astropy's RICE_1) and read it back: the decoded pixels
-    and the lattice jobs.quantization reads from the compressed table."""
+    and the lattice jobs.survey.quantization reads from the compressed table."""
     import io
 
     import numpy as np
     from astropy.io import fits
 
-    from jobs.quantization import TileLattice
+    from jobs.survey.quantization import TileLattice
 
     def compress(data: np.ndarray, method: int, tile: tuple[int, int] | None = None, seed: int = 4321):
         buf = io.BytesIO()
@@ -326,7 +326,7 @@ def stamps_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with injected stamps (720 rows) and a tiny CPU training preset."""
 
     def build(root: Path) -> None:
-        from jobs import coadds, inject, manifest, select
+        from jobs.stages import coadds, inject, manifest, select
 
         for folder in ("survey", "truth", "catalogs"):
             shutil.copytree(mock_ws / folder, root / folder)

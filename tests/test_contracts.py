@@ -18,12 +18,21 @@ FORBIDDEN = {"core": ("jobs", "halo_tui"), "halo_tui": ("jobs",)}
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
+    """Every module `path` imports, at its top or inside a function, relative imports resolved
+    against its own package; `from a import b` counts as both `a` and `a.b` (b may be a module)."""
+    package = path.relative_to(ROOT).with_suffix("").parts[:-1]
     out = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             out += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(
+                [*package[: len(package) - node.level + 1], *([node.module] if node.module else [])]
+            )
+            if node.level == 0:
+                base = node.module or ""
+            out.append((node.lineno, base))
+            out += [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
     return out
 
 
@@ -36,6 +45,66 @@ def test_a_package_imports_only_what_the_layout_allows(package: str) -> None:
         if name.split(".")[0] in FORBIDDEN[package]
     ]
     assert not broken, "\n".join(broken)
+
+
+def test_no_stage_imports_another_stage_and_no_library_imports_a_stage() -> None:
+    """jobs/stages/ holds one module per stage, each an entry point over the libraries
+    (lensing/, survey/, learn/, stats/, runtime/); a stage that needs another's work runs it
+    as a process (jobs/runtime/stage.py's run_stage), as the engine does."""
+    stages = {
+        f"jobs.stages.{p.stem}" for p in (ROOT / "jobs" / "stages").glob("*.py") if p.stem != "__init__"
+    }
+    broken = []
+    for path in sorted((ROOT / "jobs").rglob("*.py")):
+        own = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for line, name in _imports(path):
+            if name in stages and name != own:
+                broken.append(f"{path.relative_to(ROOT)}:{line}: imports the stage {name}")
+    assert not broken, "\n".join(broken)
+
+
+def test_every_jobs_module_lives_in_a_package_named_for_its_concept() -> None:
+    """No flat room: jobs/ holds packages only (a newcomer finds an idea by its folder)."""
+    loose = sorted(p.name for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py")
+    assert loose == []
+    assert {p.name for p in (ROOT / "jobs").iterdir() if p.is_dir() and not p.name.startswith("_")} == {
+        "stages", "lensing", "survey", "learn", "stats", "runtime"
+    }  # fmt: skip
+
+
+def test_the_mock_surveys_lens_generator_is_not_reachable_from_injection() -> None:
+    """The planted lenses' source model is the mock survey's truth: the injector that a finder
+    learns from (the inject stage and everything in lensing/) must not draw its sources from it,
+    directly or through another module (a shortcut the realism figures would miss)."""
+    reach: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "jobs").rglob("*.py")):
+        own = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        reach[own] = {name for _, name in _imports(path) if name.startswith("jobs.")}
+    seen, todo = set(), ["jobs.stages.inject", *(m for m in reach if m.startswith("jobs.lensing."))]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo += sorted(reach.get(module, ()))
+    assert not seen & {"jobs.survey.planted_sources", "jobs.survey.mock", "jobs.stages.demo"}
+
+
+def test_the_files_stages_share_are_named_only_in_the_layout() -> None:
+    """core/layout.py names each file one stage writes for others (its *_FILE constants and the
+    functions over them); no other module spells one out."""
+    from core import layout
+
+    names = {value for key, value in vars(layout).items() if key.endswith("_FILE") and isinstance(value, str)}
+    assert {"parent.parquet", "manifest.parquet"} <= names
+    spelt = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
+        for package in ("core", "jobs", "halo_tui")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path != ROOT / "core" / "layout.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and node.value in names
+    ]
+    assert spelt == []
 
 
 def test_the_cli_starts_without_the_heavy_libraries(tmp_path: Path) -> None:
@@ -126,7 +195,7 @@ def test_each_stage_command_line_is_made_from_its_declaration(name: str, monkeyp
     import importlib
 
     from core.stages import SHIPPED
-    from jobs import stage_runtime
+    from jobs.runtime import stage as stage_runtime
 
     stage = next(s for s in SHIPPED if s.name == name)
     module = importlib.import_module(stage.module)

@@ -71,6 +71,11 @@ def step_name(uid: str, job_id: int, stage: str) -> str:
     return f"halo:{uid}:{job_id}:{stage}"
 
 
+# spark-submit's main file: the Spark entry point, imported from the bundle (core names the
+# module; it never reads a file of jobs/ for it)
+SPARK_ENTRY = b"from jobs.runtime.spark import main\n\nraise SystemExit(main())\n"
+
+
 def code_bundle() -> tuple[bytes, bytes]:
     """A zip of the `core` and `jobs` packages for --py-files, and the Spark entry point."""
     import io
@@ -83,7 +88,7 @@ def code_bundle() -> tuple[bytes, bytes]:
             for path in sorted((root / package).rglob("*.py")):
                 info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2026, 1, 1, 0, 0, 0))
                 archive.writestr(info, path.read_bytes())
-    return buffer.getvalue(), (root / "jobs" / "spark_pipeline.py").read_bytes()
+    return buffer.getvalue(), SPARK_ENTRY
 
 
 def upload_code(s3_prefix: str) -> tuple[str, str]:

@@ -33,7 +33,7 @@ RINGS_ARCSEC = (0.0, 1.5, 4.0, 8.0)  # pixel_features' annuli
 
 
 def _radius(size: int) -> np.ndarray:
-    from jobs.survey_layout import PIXSCALE
+    from jobs.survey.layout import PIXSCALE
 
     axis = (np.arange(size) - (size - 1) / 2.0) * PIXSCALE
     return np.hypot(*np.meshgrid(axis, axis))

@@ -21,7 +21,7 @@ import numpy as np
 from jobs.lensing.convolution import core_half
 from jobs.lensing.params import CONVOLUTION_FACTOR, ArcParams, fine_square, sersic_k
 from jobs.lensing.psf import bin_pixels
-from jobs.survey_layout import PIXSCALE
+from jobs.survey.layout import PIXSCALE
 
 CPU_SAMPLES = 1 << 21  # ray-traced samples × components per chunk: ~ 200 MB of float32 temporaries
 CUDA_SAMPLES = 1 << 26

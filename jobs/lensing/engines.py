@@ -9,7 +9,7 @@ import numpy as np
 from jobs.lensing.convolution import convolve
 from jobs.lensing.params import CONVOLUTION_FACTOR, ArcParams, fine_square
 from jobs.lensing.psf import bin_pixels
-from jobs.survey_layout import PIXSCALE
+from jobs.survey.layout import PIXSCALE
 
 
 class ArcEngine(Protocol):

@@ -2,9 +2,9 @@
 lenstronomy engine in jobs/lensing/engines.py, the batched one in jobs/lensing/batched.py).
 
 Frame: a stamp's pixel axes in arcsec, (0, 0) at the centre of its centre pixel (index
-size // 2), as jobs/coadd_reader.py cuts it. Lens: an SIE (θE as lenstronomy's `theta_E`, which
+size // 2), as jobs/survey/coadd_reader.py cuts it. Lens: an SIE (θE as lenstronomy's `theta_E`, which
 caustics calls `Rein`) plus external shear (γ1, γ2) about the galaxy's centre, with the
-galaxy's axis ratio and major-axis angle (jobs/shapes.py). Source: one or more elliptical
+galaxy's axis ratio and major-axis angle (jobs/lensing/shapes.py). Source: one or more elliptical
 Sérsic components (a smooth source has one; a structured one adds a bulge and clumps,
 jobs/lensing/sources.py), each with R_eff the circularised half-light radius √(ab)
 (lenstronomy's `R_sersic`; caustics takes the semi-major axis R_eff/√q) and lenstronomy's
@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from jobs.lensing import catalogue, sources
-from jobs.shapes import lenstronomy_e1e2
-from jobs.survey_layout import PIXSCALE
+from jobs.lensing.shapes import lenstronomy_e1e2
+from jobs.survey.layout import PIXSCALE
 
 CONVOLUTION_FACTOR = 3  # sub-pixels per pixel side where the PSF is applied (the fine square)
 MIN_SUPERSAMPLE = 3

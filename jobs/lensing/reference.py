@@ -10,7 +10,7 @@ import numpy as np
 
 from jobs.lensing.params import ArcParams
 from jobs.lensing.psf import moffat_kernel
-from jobs.survey_layout import PIXSCALE
+from jobs.survey.layout import PIXSCALE
 
 
 def image_data(size: int = 64) -> object:

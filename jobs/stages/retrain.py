@@ -12,7 +12,9 @@ parent's weights (`--init parent`, default) or from scratch, with its lineage in
 Then parent and child are evaluated on the same test split and compared in one table
 (`data/rounds/<child>/report/compare.md`: real-lens recall, injection completeness, lookalike FPR,
 the realism probe), and the child re-scores the parent sample. A re-run with unchanged grades
-and options is up to date.
+and options is up to date. The child trains through jobs/learn/training.py, as the train stage
+does; the evaluations and the scoring are the eval and score stages, each run as a process of
+its own (a stage never imports another: jobs/runtime/stage.py's run_stage).
 
     python -m jobs.stages.retrain --workspace DIR --from-run RUN --run NEW [--init parent|scratch]
         [--epochs N] [--preset P]
@@ -26,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from jobs import stage_runtime
+from jobs.runtime import stage as stage_runtime
 
 STAGE = "stages.retrain"
 
@@ -148,8 +150,7 @@ def run(
     from core.errors import UsageError
     from core.layout import cutouts_dir, eval_dir, run_checkpoint, runs_dir, stamps_dir
     from core.names import check_name
-    from jobs import eval as eval_stage
-    from jobs import score, train
+    from jobs.learn import training
 
     check_name("run", from_run)
     check_name("run", run_name)
@@ -193,12 +194,12 @@ def run(
     )
     stamps = stamps_dir(workspace, variant, grid)
     cutouts = cutouts_dir(workspace, config.variants[variant].parent_sample)
-    training = config.variants[variant].training
+    settings = config.variants[variant].training
     graded = here / f"{GRADED}-{digest[:12]}"
     with stage_runtime.atomic_dir(graded, digest) as tmp:  # where the child will read them
-        written = graded_stamps(labels, training, cutouts, stamps, tmp / "graded.parquet")
+        written = graded_stamps(labels, settings, cutouts, stamps, tmp / "graded.parquet")
     lineage = {**labels.provenance(), "init": init, "graded_rows": written}
-    trained = train.run(
+    trained = training.run(
         workspace,
         variant,
         grid,
@@ -212,10 +213,10 @@ def run(
     )
     _drop_earlier_graded(here, graded)
     for name in (from_run, run_name):  # the same test split, the same thresholds' sources
-        eval_stage.run(workspace, variant, grid, run_name=name)
+        stage_runtime.run_stage("eval", workspace, variant, grid=grid, run=name)
     table = runs.compare([runs.load(workspace, name) for name in (from_run, run_name)], config.targets)
     text = runs.markdown(table)
-    scored = score.run(workspace, variant, grid, run_name=run_name)
+    scored = stage_runtime.run_stage("score", workspace, variant, grid=grid, run=run_name)
     summary = {
         "run": run_name,
         **lineage,

@@ -25,7 +25,7 @@ class Label:
 
 def read(path: Path) -> tuple[dict[str, Label], list[str]]:
     """The labels by file name, and a line for each row left out."""
-    from jobs.stage_runtime import StageError
+    from jobs.runtime.stage import StageError
 
     try:
         text = path.read_text(encoding="utf-8-sig")

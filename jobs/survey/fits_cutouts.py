@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs.survey_layout import BANDS, PIXSCALE
+from jobs.survey.layout import BANDS, PIXSCALE
 
 SUFFIXES = (".fits", ".fits.gz", ".fit", ".fits.fz")
 SCALE_TOLERANCE = 0.01  # relative: 0.262″ ± 1 %
@@ -187,8 +187,8 @@ def cached(workspace: Path, folder: Path, size: int, force: bool, stage: str) ->
     import hashlib
 
     from core.layout import cutouts_dir
-    from jobs import stage_runtime
-    from jobs.catalogs import catalog_stem
+    from jobs.runtime import stage as stage_runtime
+    from jobs.survey.catalogs import catalog_stem
 
     if not folder.is_dir():
         raise stage_runtime.StageError(f"{folder}: not a folder of FITS cutouts")

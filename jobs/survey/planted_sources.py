@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jobs.survey_layout import BANDS
+from jobs.survey.layout import BANDS
 
 # colours of the components (mag): disc, clumps (young, blue) and bulge (old, red)
 DISC_COLOUR = {"g": 0.35, "r": 0.0, "z": -0.3}

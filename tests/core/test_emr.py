@@ -74,7 +74,7 @@ def test_each_spark_stage_runs_as_a_step_through_the_one_backend(
     assert json.loads(step_args[step_args.index("--params") + 1]) == job.params
     bucket, key = py_files.removeprefix("s3://").split("/", 1)
     bundle = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
-    assert f"jobs/{stage}.py".encode() in bundle and b"core/layout.py" in bundle
+    assert f"jobs/stages/{stage}.py".encode() in bundle and b"core/layout.py" in bundle
 
     with pytest.raises(UsageError, match="already"):
         engine.launch(stage, variant="v4_sota", params={}, backend="emr")
@@ -254,3 +254,33 @@ def test_step_states_map_to_job_states() -> None:
         {"State": "FAILED", "FailureDetails": {"Reason": "OOM", "Message": "exit 137"}}
     )
     assert state is JobState.FAILED and reason == "EMR step failed: OOM | exit 137"
+
+
+def test_the_spark_entry_runs_from_the_uploaded_bundle_alone(tmp_path) -> None:
+    """spark-submit's main file and the --py-files zip are all a cluster gets: the entry
+    imports the Spark step from the zip (no file of a checkout is read for it)."""
+    import os
+    import subprocess
+    import sys
+    import sysconfig
+
+    from core.backends.emr import code_bundle
+
+    bundle, entry = code_bundle()
+    (tmp_path / "halo.zip").write_bytes(bundle)
+    (tmp_path / "spark_pipeline.py").write_bytes(entry)
+    # -S: no site hooks, so not this checkout's editable install; the libraries, then the zip
+    path = os.pathsep.join([str(tmp_path / "halo.zip"), sysconfig.get_paths()["purelib"]])
+    done = subprocess.run(
+        [sys.executable, "-S", str(tmp_path / "spark_pipeline.py"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=60,
+    )
+    assert done.returncode == 0 and "--stage" in done.stdout, done.stderr[-2000:]
+    assert "halo.zip" in subprocess.run(
+        [sys.executable, "-S", "-c", "import jobs.runtime.spark as s; print(s.__file__)"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": path},
+    ).stdout  # fmt: skip

@@ -63,7 +63,7 @@ def test_the_last_error_line_of_a_log(tmp_path: Path) -> None:
 
     log = tmp_path / "job.log"
     log.write_text(
-        "[halo t] start: python -m jobs.train\nepoch 1\nTraceback (most recent call last):\n"
+        "[halo t] start: python -m jobs.stages.train\nepoch 1\nTraceback (most recent call last):\n"
         '  File "train.py", line 3, in <module>\ntorch.OutOfMemoryError: CUDA out of memory\n'
         "[halo t] end: exit code 1\n"
     )

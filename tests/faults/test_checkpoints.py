@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from core.layout import runs_dir
-from jobs import eval as eval_stage
-from jobs import train
-from jobs.stage_runtime import StageError
+from jobs.learn import training
+from jobs.runtime.stage import StageError
+from jobs.stages import eval as eval_stage
+from jobs.stages import train
 
 # its module-scoped fixture is built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_checkpoints")
@@ -47,7 +48,7 @@ def test_a_kill_while_best_pt_is_copied_leaves_the_old_one_whole(one_epoch: Path
         Path(dst).write_bytes(data[: len(data) // 2])
         raise KeyboardInterrupt  # the job is cancelled in the middle of the copy
 
-    monkeypatch.setattr(train, "_is_best", lambda line, history: True)
+    monkeypatch.setattr(training, "_is_best", lambda line, history: True)
     monkeypatch.setattr(shutil, "copyfile", killed_half_way)
     with pytest.raises(KeyboardInterrupt):
         train.run(one_epoch, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)

@@ -13,9 +13,9 @@ import pytest
 from astropy.io import fits
 
 from core.layout import stamps_dir
-from jobs import eval as eval_stage
-from jobs import inject, score, train
-from jobs.survey_layout import coadd_path
+from jobs.stages import eval as eval_stage
+from jobs.stages import inject, score, train
+from jobs.survey.layout import coadd_path
 
 
 @pytest.mark.parametrize(
@@ -130,7 +130,7 @@ def test_a_truncated_manifest_fails_inject_naming_it(inject_ws: Path, tmp_path: 
     manifest = ws / "data/manifest/v4_sota/grid_sota/manifest.parquet"
     manifest.write_bytes(manifest.read_bytes()[:2000])
     done = subprocess.run(
-        [sys.executable, "-m", "jobs.inject", "--workspace", str(ws), "--variant", "v4_sota"],
+        [sys.executable, "-m", "jobs.stages.inject", "--workspace", str(ws), "--variant", "v4_sota"],
         capture_output=True,
         text=True,
         timeout=300,
@@ -156,7 +156,7 @@ def test_a_part_that_cannot_be_written_is_named_and_a_rerun_succeeds(inject_ws: 
 
     ws = tmp_path / "ws"
     shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps", "cutouts", ".halo"))
-    argv = [sys.executable, "-m", "jobs.cutouts", "--workspace", str(ws), "--variant", "v4_sota"]
+    argv = [sys.executable, "-m", "jobs.stages.cutouts", "--workspace", str(ws), "--variant", "v4_sota"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def small_files() -> None:  # parts of real stamps are bigger than this; the rest is smaller

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import boto3
 
-from jobs import coadds
-from jobs.coadds import Cache, fetch_brick
-from jobs.survey_layout import coadd_path
+from jobs.stages import coadds
+from jobs.stages.coadds import Cache, fetch_brick
+from jobs.survey.layout import coadd_path
 
 TEMPLATE = "/coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz"
 

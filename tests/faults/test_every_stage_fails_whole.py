@@ -22,8 +22,8 @@ import pytest
 from core import grades
 from core.stages import SHIPPED
 from core.workspace import Workspace
-from jobs import cutouts, score, train
-from jobs import eval as eval_stage
+from jobs.stages import cutouts, score, train
+from jobs.stages import eval as eval_stage
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_every_stage_fails_whole")]
 

@@ -44,7 +44,7 @@ def test_a_stage_run_alone_checks_the_same_declared_ranges(tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "jobs.inject",
+            "jobs.stages.inject",
             "--workspace",
             str(tmp_path),
             "--variant",

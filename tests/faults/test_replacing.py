@@ -14,12 +14,12 @@ import pytest
 
 from core.layout import runs_dir
 from core.runs import read_metrics
-from jobs import train
+from jobs.stages import train
 
 
 def _argv(ws: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "jobs.train", "--workspace", str(ws), "--variant", "v4_sota",
+        sys.executable, "-m", "jobs.stages.train", "--workspace", str(ws), "--variant", "v4_sota",
         "--preset", "test_cpu", "--run", "r1", *extra,
     ]  # fmt: skip
 
@@ -60,7 +60,7 @@ def test_a_spark_step_failing_half_way_leaves_the_previous_output_whole(
     steps write) that dies after writing some of its parts leaves the previous output whole,
     locally and on S3 (moto); the next step's write, which overwrites, replaces it whole."""
     from core import storage
-    from jobs.spark_pipeline import SparkJob
+    from jobs.runtime.spark import SparkJob
 
     if where == "s3":
         request.getfixturevalue("s3_env")

@@ -29,8 +29,8 @@ def evaluation(completeness: float) -> dict:
 
 @functools.cache
 def _evaluation(completeness: float) -> str:
-    from jobs.eval import completeness_maps, operating_thresholds
-    from jobs.operating_points import operating_points, roc_points
+    from jobs.stages.eval import completeness_maps, operating_thresholds
+    from jobs.stats.operating_points import operating_points, roc_points
 
     rng = np.random.default_rng(0)
     n_pos, n_neg = 400, 300

@@ -243,7 +243,7 @@ def test_9_the_monitor_says_where_a_running_epoch_is(tmp_path: Path) -> None:
 
     log = tmp_path / "6.log"
     log.write_text(
-        "[halo 2026-12-03 16:39:37] start: python -m jobs.train\n"
+        "[halo 2026-12-03 16:39:37] start: python -m jobs.stages.train\n"
         "train: epoch 2/6 step 15/21 loss 0.2531 120 images/s · about 4 min of training left\n"
     )
     assert progress(log) == ("epoch 2/6 · step 15/21", "4 min")

@@ -57,8 +57,8 @@ def test_every_stage_sets_it_before_its_work(monkeypatch: pytest.MonkeyPatch) ->
     """stage_runtime.main, every stage's entry, sets the allocator before the stage runs."""
     import argparse
 
-    from jobs import stage_runtime
     from jobs.runtime import allocator
+    from jobs.runtime import stage as stage_runtime
 
     order: list[str] = []
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: order.append("allocator") or True)

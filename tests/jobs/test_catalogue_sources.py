@@ -10,14 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from jobs import coadds, manifest, stage_runtime
-from jobs.inject_batch import InjectSettings, inject_batch
+from core.layout import coadd_cache_dir
 from jobs.lensing import catalogue
 from jobs.lensing.batched import BatchedEngine
 from jobs.lensing.engines import LenstronomyEngine
+from jobs.lensing.injection import InjectSettings, inject_batch
 from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import supersampled
-from jobs.survey_layout import PIXSCALE
+from jobs.runtime import stage as stage_runtime
+from jobs.stages import manifest
+from jobs.survey.layout import PIXSCALE
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_catalogue_sources")
@@ -190,7 +192,7 @@ def test_inject_renders_catalogue_sources_and_names_a_missing_catalogue(
     catalogue_ws: Path, tmp_path: Path
 ) -> None:
     from core.config import load
-    from jobs import inject
+    from jobs.stages import inject
 
     path = manifest.manifest_dir(catalogue_ws, "v4_sota", "real_sources") / "manifest.parquet"
     table = pq.read_table(path)
@@ -198,7 +200,7 @@ def test_inject_renders_catalogue_sources_and_names_a_missing_catalogue(
     settings = inject.settings_for(
         load(catalogue_ws),
         "v4_sota",
-        coadds.default_cache(catalogue_ws),
+        str(coadd_cache_dir(catalogue_ws)),
         root=str(catalogue_ws),
         grid="real_sources",
     )
@@ -228,7 +230,8 @@ def test_an_emr_inject_step_reads_psf_files_and_the_catalogue_under_its_prefix(
 
     from core.engine import Engine
     from core.workspace import Workspace
-    from jobs import inject, spark_pipeline
+    from jobs.runtime import spark as spark_pipeline
+    from jobs.stages import inject
 
     root = tmp_path / "ws"
     (root / "psf").mkdir(parents=True)
@@ -270,7 +273,7 @@ def test_an_emr_inject_step_reads_psf_files_and_the_catalogue_under_its_prefix(
     rows = pa.Table.from_pylist(
         [r for r in table.to_pylist() if not r["is_control"] and not r["known_tier"]][:4], schema=table.schema
     )
-    cache = coadds.default_cache(catalogue_ws)  # the coadds stay local: only the files are at stake
+    cache = str(coadd_cache_dir(catalogue_ws))  # the coadds stay local: only the files are at stake
     on_s3 = inject_batch(rows, InjectSettings(**{**settings.__dict__, "cache": cache}))
     local = InjectSettings(
         **{
@@ -291,7 +294,7 @@ def test_inject_refuses_a_manifest_drawn_from_another_catalogue_or_missing_image
 ) -> None:
     """A catalogue replaced after `manifest` (other galaxies at the manifest's entries) and a
     catalogue whose image files are not all there: each is one line before any row."""
-    from jobs import inject
+    from jobs.stages import inject
 
     ws = tmp_path / "ws"
     shutil.copytree(catalogue_ws, ws, ignore=shutil.ignore_patterns("stamps"))

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from jobs import coadds, manifest, select
-from jobs.coadds import Cache, fetch_brick, parse_checksums
-from jobs.survey_layout import coadd_path
+from core.layout import coadd_cache_dir
+from jobs.stages import coadds, manifest, select
+from jobs.stages.coadds import Cache, fetch_brick, parse_checksums
+from jobs.survey.layout import coadd_path
 
 TEMPLATE = "/coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz"
 
@@ -131,7 +132,7 @@ def test_the_stage_records_failed_bricks_and_fetches_the_rest(
     ):
         coadds.run(ws, "v3_color_relaxed", "grid_small", source=mirror.url + TEMPLATE, workers=4)
     for brick in bricks[1:]:
-        assert (Path(coadds.default_cache(ws)) / coadd_path(brick, "image", "g")).exists()
+        assert (Path(str(coadd_cache_dir(ws))) / coadd_path(brick, "image", "g")).exists()
     capsys.readouterr()
     with pytest.raises(coadds.stage_runtime.StageError):  # a rerun keeps what it has and says so
         coadds.run(ws, "v3_color_relaxed", "grid_small", source=mirror.url + TEMPLATE, workers=4)

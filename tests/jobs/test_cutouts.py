@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from core.layout import cutouts_dir, parent_dir
+from core.layout import coadd_cache_dir, cutouts_dir, parent_dir
 from core.stamps import decode, stamp_meta
-from jobs import coadds, cutouts
-from jobs.coadd_reader import CoaddReader
-from jobs.scoring import cut_positions
+from jobs.learn.scoring import cut_positions
+from jobs.stages import cutouts
+from jobs.survey.coadd_reader import CoaddReader
 
 
 def test_every_parent_galaxy_is_cut_once_partitioned_by_brick(inject_ws: Path) -> None:
@@ -29,7 +29,7 @@ def test_every_parent_galaxy_is_cut_once_partitioned_by_brick(inject_ws: Path) -
     table = table.sort_by("row")
     assert table.column("objid").to_pylist() == parent.column("objid").to_pylist()
     stamps = decode(table.column("stamp"), stamp_meta(table.schema))
-    reader = CoaddReader(coadds.default_cache(inject_ws), 64, with_invvar=False)
+    reader = CoaddReader(str(coadd_cache_dir(inject_ws)), 64, with_invvar=False)
     expected, ok, reasons = cut_positions(
         reader,
         parent.column("ra").to_numpy(),

@@ -9,8 +9,8 @@ import torch
 
 from core.errors import UsageError
 from core.stamps import write_stamps
-from jobs.dataset import StampStream, augment, robust_normalise
-from jobs.inject_batch import output_schema
+from jobs.learn.dataset import StampStream, augment, robust_normalise
+from jobs.lensing.injection import output_schema
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_dataset")
@@ -165,7 +165,7 @@ def test_numpy_and_torch_prepare_batches_alike() -> None:
 
 
 def test_the_sorted_median_is_numpys_median() -> None:
-    from jobs.dataset import _median
+    from jobs.learn.dataset import _median
 
     rng = np.random.default_rng(2)
     for n in (4096, 4095, 2):
@@ -244,7 +244,7 @@ def test_min_theta_over_psf_drops_unresolved_positives_only(tmp_path: Path) -> N
 def test_focal_loss_is_bce_at_gamma_zero_and_down_weights_easy_examples() -> None:
     import torch.nn.functional as F
 
-    from jobs.train import focal_loss
+    from jobs.learn.training import focal_loss
 
     logits, targets = torch.tensor([4.0, -3.0, 0.2, -0.1]), torch.tensor([1.0, 0.0, 0.0, 1.0])
     assert torch.isclose(
@@ -263,7 +263,7 @@ def test_focal_loss_is_bce_at_gamma_zero_and_down_weights_easy_examples() -> Non
 def test_ranks_get_equal_shares_of_few_uneven_row_groups(tmp_path: Path, world: int) -> None:
     """Two row groups (300 and 17 rows) for 2 or 3 ranks × 2 workers: every rank reads the same
     number of rows, ±1, and every row once (dealing whole row groups gave rank 0 all 300)."""
-    from jobs.inject_batch import output_schema
+    from jobs.lensing.injection import output_schema
 
     schema = output_schema(64)
     rows = {name: [] for name in schema.names}
@@ -295,7 +295,7 @@ def test_a_variant_keeps_the_positives_it_chose_and_weighs_known_lenses_by_tier(
     injections (controls stay); with `known_share` the known lenses carry that share of the
     positives' weight, confirmed above probable by their tier weights."""
     from core.config import Training
-    from jobs.dataset import row_weights
+    from jobs.learn.dataset import row_weights
 
     files, ids = stamp_files
     ids = np.array(ids)
@@ -343,7 +343,7 @@ def test_the_asinh_stretch_keeps_bright_arcs_apart_where_the_clip_flattens_them(
 
 
 def test_a_checkpoint_keeps_its_stretch_and_old_ones_read_as_the_seeds_clip(tmp_path: Path) -> None:
-    from jobs.models import build, load_run
+    from jobs.learn.models import build, load_run
 
     for stretch, saved in (("asinh", "asinh"), ("clip", None)):
         run = tmp_path / stretch
@@ -357,7 +357,7 @@ def test_a_checkpoint_keeps_its_stretch_and_old_ones_read_as_the_seeds_clip(tmp_
 
 def test_a_small_cnns_width_is_kept_in_its_checkpoint_and_only_small_cnn_has_one(tmp_path: Path) -> None:
     from core.config import Preset
-    from jobs.models import build, load_run
+    from jobs.learn.models import build, load_run
 
     run = tmp_path / "narrow"
     run.mkdir()
@@ -374,7 +374,7 @@ def test_a_small_cnns_width_is_kept_in_its_checkpoint_and_only_small_cnn_has_one
 def test_a_known_lens_stamp_is_never_a_simulated_blind(tmp_path: Path) -> None:
     """A known lens of a variant's own catalogue (not in the lens list blinds are given) is a
     real lens: blinds draw simulated lenses and non-lenses from the other rows only."""
-    from jobs.blinds import _eligible
+    from jobs.learn.blinds import _eligible
 
     records = []
     for i in range(6):

@@ -15,15 +15,15 @@ import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from core.layout import stamps_dir
+from core.layout import coadd_cache_dir, stamps_dir
 from core.stamps import decode, stamp_meta
-from jobs import coadds, inject, manifest
-from jobs.coadd_reader import CoaddReader, cutout
-from jobs.inject_batch import InjectSettings, inject_batch
+from jobs.lensing.injection import InjectSettings, inject_batch
 from jobs.lensing.params import supersample_for
 from jobs.lensing.psf import moffat_kernel
-from jobs.shapes import lenstronomy_e1e2
-from jobs.survey_layout import PIXSCALE, coadd_path
+from jobs.lensing.shapes import lenstronomy_e1e2
+from jobs.stages import inject, manifest
+from jobs.survey.coadd_reader import CoaddReader, cutout
+from jobs.survey.layout import PIXSCALE, coadd_path
 
 
 def _manifest(ws: Path) -> pa.Table:
@@ -36,7 +36,7 @@ def _stamps(folder: Path) -> tuple[dict, np.ndarray]:
 
 
 def _settings(ws: Path, **kw) -> InjectSettings:
-    return InjectSettings(cache=coadds.default_cache(ws), **kw)
+    return InjectSettings(cache=str(coadd_cache_dir(ws)), **kw)
 
 
 def _positives(ws: Path, n: int) -> list[dict]:
@@ -128,7 +128,7 @@ def test_the_stages_arcs_equal_an_independent_lenstronomy_rendering(inject_ws: P
 
 
 def _fits_cutout(ws: Path, row: dict, band: str) -> np.ndarray:
-    path = Path(coadds.default_cache(ws)) / coadd_path(row["brickname"], "image", band)
+    path = Path(str(coadd_cache_dir(ws))) / coadd_path(row["brickname"], "image", band)
     with fits.open(path) as hdus:
         wcs = WCS(hdus[1].header)
         x, y = wcs.all_world2pix(row["ra"], row["dec"], 0)
@@ -167,7 +167,7 @@ def test_edge_stamps_and_corrupt_coadds_are_flagged_while_the_rest_goes_on(
     inject_ws: Path, tmp_path: Path
 ) -> None:
     cache = tmp_path / "cache"
-    shutil.copytree(coadds.default_cache(inject_ws), cache)
+    shutil.copytree(str(coadd_cache_dir(inject_ws)), cache)
     full = _manifest(inject_ws)
     rows = []
     for brick in sorted(set(full.column("brickname").to_pylist())):
@@ -201,7 +201,7 @@ def test_a_killed_run_resumes_without_duplicates(inject_ws: Path, tmp_path: Path
     argv = [
         sys.executable,
         "-m",
-        "jobs.inject",
+        "jobs.stages.inject",
         "--workspace",
         str(ws),
         "--variant",
@@ -237,7 +237,7 @@ def _java() -> bool:
 @pytest.mark.slow
 def test_the_spark_runner_gives_the_local_runners_stamps(inject_ws: Path, tmp_path: Path) -> None:
     pytest.importorskip("pyspark")
-    from jobs.inject import inject_spark
+    from jobs.stages.inject import inject_spark
 
     manifest_path = manifest.manifest_dir(inject_ws, "v4_sota", "grid_sota") / "manifest.parquet"
     small = tmp_path / "manifest.parquet"

@@ -11,14 +11,15 @@ import pytest
 from scipy.signal import fftconvolve
 
 from core.config import load
-from jobs import coadds, manifest
-from jobs.inject_batch import InjectSettings, arc_snr, effective_gain, inject_batch
+from core.layout import coadd_cache_dir
 from jobs.lensing.batched import BatchedEngine
 from jobs.lensing.engines import LenstronomyEngine, engine
+from jobs.lensing.injection import InjectSettings, arc_snr, effective_gain, inject_batch
 from jobs.lensing.params import ArcParams, fine_half_width, supersample_for
 from jobs.lensing.psf import bin_pixels, gaussian_kernel, kernel, moffat_kernel, supersampled
 from jobs.lensing.reference import rendered
-from jobs.survey_layout import PIXSCALE
+from jobs.stages import manifest
+from jobs.survey.layout import PIXSCALE
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_lensing")
@@ -209,7 +210,7 @@ def test_a_band_without_data_is_flagged_never_injected_blind(inject_ws: Path) ->
         {**positive, "task_id": 4},
     ]
     out = inject_batch(
-        pa.Table.from_pylist(cases, schema=schema), InjectSettings(cache=coadds.default_cache(inject_ws))
+        pa.Table.from_pylist(cases, schema=schema), InjectSettings(cache=str(coadd_cache_dir(inject_ws)))
     )
     got = dict(zip(out.column("task_id").to_pylist(), out.column("fail_reason").to_pylist(), strict=True))
     ok = dict(zip(out.column("task_id").to_pylist(), out.column("ok").to_pylist(), strict=True))
@@ -259,7 +260,7 @@ def test_the_stamps_carry_the_drawn_source_and_its_arc_follows_it(population_ws:
         manifest.manifest_dir(population_ws, "v4_sota", "population_dr10") / "manifest.parquet"
     )
     rows = [r for r in table.to_pylist() if not r["is_control"]][:40]
-    settings = InjectSettings(cache=coadds.default_cache(population_ws), arc_noise=False, arc_pixels="float")
+    settings = InjectSettings(cache=str(coadd_cache_dir(population_ws)), arc_noise=False, arc_pixels="float")
     out = inject_batch(pa.Table.from_pylist(rows, schema=table.schema), settings).to_pydict()
     assert all(out["ok"])
     for i, row in enumerate(rows):
@@ -276,7 +277,7 @@ def test_the_arcs_photon_noise_has_the_variance_of_its_effective_gain(inject_ws:
     schema, rows = _rows(inject_ws)
     row = max((r for r in rows if not r["is_control"]), key=lambda r: r["theta_e_arcsec"])
     bright = {**row, "src_mag_g": 18.6, "src_mag_r": 18.5, "src_mag_z": 18.3}  # a bright arc: a clear signal
-    cache = coadds.default_cache(inject_ws)
+    cache = str(coadd_cache_dir(inject_ws))
     noisy, quiet = (
         inject_batch(
             pa.Table.from_pylist([bright], schema=schema),
@@ -287,7 +288,7 @@ def test_the_arcs_photon_noise_has_the_variance_of_its_effective_gain(inject_ws:
     from core.stamps import decode, stamp_meta
 
     stamps = [decode(t.column("stamp"), stamp_meta(t.schema))[0].astype(np.float64) for t in (noisy, quiet)]
-    from jobs.coadd_reader import CoaddReader
+    from jobs.survey.coadd_reader import CoaddReader
 
     cut = CoaddReader(cache, SIZE).cutout(row["brickname"], row["ra"], row["dec"])
     arc = stamps[1] - cut.stamp
@@ -316,7 +317,16 @@ def test_a_device_that_cannot_run_is_refused_before_launch(tmp_path: Path, extra
 
     if torch.cuda.is_available() and "no CUDA" in message:
         pytest.skip("this machine has a CUDA device")
-    argv = [sys.executable, "-m", "jobs.inject", "--workspace", str(tmp_path), "--variant", "v4_sota", *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "jobs.stages.inject",
+        "--workspace",
+        str(tmp_path),
+        "--variant",
+        "v4_sota",
+        *extra,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
 

@@ -9,11 +9,11 @@ import pytest
 
 from core.config import load
 from core.schemas import galaxy_keys
-from jobs import manifest, select
-from jobs.manifest import build, control_galaxies, grid_configs, manifest_dir, read_parent, verify
-from jobs.select import parent_dir
-from jobs.shapes import tractor_to_q_theta
-from jobs.stage_runtime import StageError
+from jobs.lensing.shapes import tractor_to_q_theta
+from jobs.runtime.stage import StageError
+from jobs.stages import manifest, select
+from jobs.stages.manifest import build, control_galaxies, grid_configs, manifest_dir, read_parent, verify
+from jobs.stages.select import parent_dir
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_manifest")
@@ -200,8 +200,8 @@ def test_no_galaxy_with_a_known_lens_in_its_stamp_is_a_control_or_a_host(
     14.9″ for 64 px) stays out of the tasks (3″ let planted lenses sit in controls' stamps);
     16″ away is outside; verify catches a manifest that does not keep them out."""
     from core.layout import known_lenses_path
-    from jobs import known_lenses
-    from jobs.catalogs import write_csv
+    from jobs.survey import known_lenses
+    from jobs.survey.catalogs import write_csv
 
     assert known_lenses.exclusion_radius_arcsec(64) == pytest.approx(64 * 0.262 / 2**0.5 + 3.0)
     keys = galaxy_keys(parent["brickname"], parent["objid"])
@@ -266,7 +266,7 @@ def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
     a variant's own catalogue adds lenses; its bad rows, lenses off the parent sample and
     grades that map to no tier are each said in one line, and the rest goes on."""
     from core.layout import known_lenses_path
-    from jobs.catalogs import write_csv
+    from jobs.survey.catalogs import write_csv
 
     rng = np.random.default_rng(5)
     picks = [int(i) for i in rng.choice(parent["ra"].size, 4, replace=False)]
@@ -321,7 +321,7 @@ def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
         first_known = np.flatnonzero(known)[0]
         for c in ("brickname", "objid"):
             columns[c][host] = columns[c][first_known]
-        from jobs.manifest import grid_configs, verify
+        from jobs.stages.manifest import grid_configs, verify
 
         failed = verify(
             columns, "unpaired", np.array(grid_configs(load(parent_ws, environ={}).grids["grid_sota"]))
@@ -341,7 +341,7 @@ def test_objects_closer_than_1_5_arcsec_are_one_unit(parent: dict, sota) -> None
     """Issue 23: distinct catalogue objects closer than 1.5″ (13 pairs in the demo, 5 of them
     a host and a control) are one independent unit: never split between host and control,
     one split, at most one control; verify catches a manifest that splits one."""
-    from jobs.catalogs import same_object_units
+    from jobs.survey.catalogs import same_object_units
 
     rng = np.random.default_rng(3)
     n = parent["ra"].size

@@ -11,8 +11,8 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from core.schemas import TRACTOR_COLUMNS, TRACTOR_TYPES, depth_to_mag5
 from jobs.lensing.psf import moffat_kernel, noise_equivalent_area
-from jobs.mock_survey import GRADES, MockConfig, choose_bricks, run, write_brick
-from jobs.survey_layout import BANDS, PIXSCALE, brick_at, coadd_path, tractor_path
+from jobs.survey.layout import BANDS, PIXSCALE, brick_at, coadd_path, tractor_path
+from jobs.survey.mock import GRADES, MockConfig, choose_bricks, run, write_brick
 
 
 def _bricks(ws: Path) -> list[str]:
@@ -166,7 +166,7 @@ def test_moffat_kernel_is_normalised_with_the_right_fwhm(fwhm: float) -> None:
 
 def test_lookalikes_and_planted_lenses_are_written_as_catalogues(mock_ws: Path) -> None:
     from core.layout import known_lenses_path, lookalikes_path
-    from jobs.catalogs import read_positions
+    from jobs.survey.catalogs import read_positions
 
     truth = pq.read_table(mock_ws / "truth" / "planted.parquet").to_pylist()
     looks = read_positions(lookalikes_path(mock_ws))

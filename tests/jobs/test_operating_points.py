@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from jobs.eval import completeness, fpr_at_completeness, operating_thresholds
-from jobs.operating_points import operating_points, weighted_figures
-from jobs.rates import clopper_pearson
+from jobs.stages.eval import completeness, fpr_at_completeness, operating_thresholds
+from jobs.stats.operating_points import operating_points, weighted_figures
+from jobs.stats.rates import clopper_pearson
 
 
 def _scan(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,7 +147,7 @@ def test_the_eval_tables_count_and_bound(sample) -> None:
 
 
 def test_a_rate_counts_galaxies_and_bounds_zero() -> None:
-    from jobs.rates import clopper_pearson, rate
+    from jobs.stats.rates import clopper_pearson, rate
 
     independent = rate(np.r_[np.ones(30, bool), np.zeros(70, bool)])
     assert (independent["k"], independent["n"], independent["n_independent"]) == (30, 100, 100)
@@ -161,7 +161,7 @@ def test_a_rate_counts_galaxies_and_bounds_zero() -> None:
 
 
 def test_reliability_and_purity() -> None:
-    from jobs.rates import purity, reliability
+    from jobs.stats.rates import purity, reliability
 
     rng = np.random.default_rng(3)
     p = rng.random(20000)
@@ -175,7 +175,7 @@ def test_reliability_and_purity() -> None:
 def test_a_stored_roc_curve_is_sklearns_thinned_in_log_fpr() -> None:
     from sklearn.metrics import roc_curve
 
-    from jobs.operating_points import roc_points
+    from jobs.stats.operating_points import roc_points
 
     rng = np.random.default_rng(7)
     labels = rng.random(30_000) < 0.3

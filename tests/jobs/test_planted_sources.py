@@ -1,38 +1,11 @@
-"""The mock survey's planted lenses: sources no injection model shares, converged arcs, and the
-injector's photon noise."""
-
-import ast
-from pathlib import Path
+"""The mock survey's planted lenses: sources no injection model shares (out of the injector's
+reach: tests/test_contracts.py), converged arcs, and the injector's photon noise."""
 
 import numpy as np
 
-from jobs import mock_survey
+from jobs.survey import mock as mock_survey
 from jobs.survey import planted_sources
-from jobs.survey_layout import PIXSCALE
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _imports(path: Path) -> set[str]:
-    names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            names |= {f"{node.module}.{a.name}" for a in node.names} | {node.module or ""}
-    return names
-
-
-def test_no_injection_module_can_reach_the_planted_source_generator() -> None:
-    """The contract: the injector (its stage, batch function, engines and source models) never
-    imports the mock's planted-lens sources, so the realism gate has something to measure."""
-    injection = [ROOT / "jobs" / name for name in ("inject.py", "inject_batch.py")]
-    injection += sorted((ROOT / "jobs" / "lensing").rglob("*.py"))  # engines, PSF, source models
-    assert len(injection) >= 8 and all(path.exists() for path in injection)
-    for path in injection:
-        if path.exists():
-            found = {n for n in _imports(path) if "planted_sources" in n or "mock_survey" in n}
-            assert not found, f"{path.name} imports {found}"
+from jobs.survey.layout import PIXSCALE
 
 
 def _lens(seed: int = 1) -> mock_survey.Source:
@@ -85,8 +58,8 @@ def test_planted_arcs_are_converged_and_hold_their_flux() -> None:
 
 
 def test_planted_light_carries_the_injectors_photon_noise() -> None:
-    from jobs.inject_batch import effective_gain
-    from jobs.mock_survey import noise_sigma
+    from jobs.lensing.injection import effective_gain
+    from jobs.survey.mock import noise_sigma
 
     invvar = np.full((3, 8, 8), 400.0)
     arc = np.zeros((3, 8, 8))

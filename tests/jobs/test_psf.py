@@ -11,11 +11,12 @@ import pytest
 from astropy.io import fits
 
 from core.config import ConfigError, load
-from core.layout import manifest_dir
-from jobs import coadds, inject, stage_runtime
-from jobs.inject_batch import InjectSettings, inject_batch
+from core.layout import coadd_cache_dir, manifest_dir
+from jobs.lensing.injection import InjectSettings, inject_batch
 from jobs.lensing.psf import measured_fwhm, pixelised_kernel, read_pixelised, supersampled
-from jobs.survey_layout import PIXSCALE
+from jobs.runtime import stage as stage_runtime
+from jobs.stages import inject
+from jobs.survey.layout import PIXSCALE
 
 
 def _moffat_image(fwhm: float, sampling: float, q: float = 1.0) -> np.ndarray:
@@ -134,14 +135,14 @@ def test_inject_renders_with_the_files_psf_and_refuses_a_missing_file(
     rows = sorted((r for r in table.to_pylist() if not r["is_control"]), key=lambda r: -r["theta_e_arcsec"])[
         :4
     ]
-    common = {"cache": coadds.default_cache(inject_ws), "arc_noise": False, "arc_pixels": "float"}
+    common = {"cache": str(coadd_cache_dir(inject_ws)), "arc_noise": False, "arc_pixels": "float"}
     moffat = inject_batch(pa.Table.from_pylist(rows, schema=table.schema), InjectSettings(**common))
     pixel = inject_batch(
         pa.Table.from_pylist(rows, schema=table.schema),
         InjectSettings(**common, psf_model="pixel", psf_files=(str(path),) * 3),
     )
     from core.stamps import decode, stamp_meta
-    from jobs.coadd_reader import CoaddReader
+    from jobs.survey.coadd_reader import CoaddReader
 
     a, b = (decode(t.column("stamp"), stamp_meta(t.schema)).astype(float) for t in (moffat, pixel))
     reader = CoaddReader(common["cache"], 64)

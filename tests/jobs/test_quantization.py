@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jobs.quantization import DITHER_2, NO_DITHER, requantise
+from jobs.survey.quantization import DITHER_2, NO_DITHER, requantise
 
 METHODS = {-1: "NO_DITHER", 1: "SUBTRACTIVE_DITHER_1", 2: "SUBTRACTIVE_DITHER_2"}
 

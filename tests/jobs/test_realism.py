@@ -70,7 +70,7 @@ def test_below_twenty_real_lenses_the_gate_says_why() -> None:
 
 
 def test_pixel_features_see_an_arc_ring() -> None:
-    from jobs.survey_layout import PIXSCALE
+    from jobs.survey.layout import PIXSCALE
 
     rng = np.random.default_rng(1)
     size = 64

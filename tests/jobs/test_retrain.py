@@ -18,8 +18,8 @@ from core.engine import Engine
 from core.errors import UsageError
 from core.states import JobState
 from core.workspace import Workspace
-from jobs import score, train
-from jobs.stages import retrain
+from jobs.learn import training
+from jobs.stages import retrain, score, train
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_retrain")
@@ -144,7 +144,7 @@ def test_a_round_that_fails_leaves_the_earlier_child_and_the_stamps_it_names(
 ) -> None:
     """New grades, then the child's training fails: the child in place and the graded stamps
     its run.json names are as they were (the new round's are written beside them)."""
-    from jobs.stage_runtime import StageError
+    from jobs.runtime.stage import StageError
 
     if not (graded_ws / "data/runs/tiny-r2/run.json").exists():
         _grade_from_truth(graded_ws)
@@ -162,7 +162,7 @@ def test_a_round_that_fails_leaves_the_earlier_child_and_the_stamps_it_names(
     def fail(*args: object, **kwargs: object) -> None:
         raise StageError("training failed")
 
-    monkeypatch.setattr(train, "run", fail)
+    monkeypatch.setattr(training, "run", fail)  # a round trains through the library
     try:
         with pytest.raises(StageError, match="training failed"):
             retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)

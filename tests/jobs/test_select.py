@@ -13,8 +13,8 @@ from astropy.io import fits
 from astropy.table import Table
 
 from core.config import load
-from jobs import select
-from jobs.select import SPLITS, parent_dir, split_of
+from jobs.stages import select
+from jobs.stages.select import SPLITS, parent_dir, split_of
 
 # the tests of the module-scoped `selected` share one xdist worker (it is built once there)
 SELECTED = pytest.mark.xdist_group("test_select")
@@ -103,7 +103,7 @@ def test_bad_catalogues_are_named_and_the_rest_goes_on(
     tmp_path: Path, big_catalog_ws: Path, runner: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Both runners: the same failures named, the same parent sample and summary (the stage's
-    command line run in this process, as `python -m jobs.select` runs it)."""
+    command line run in this process, as `python -m jobs.stages.select` runs it)."""
     files = _copy_catalogues(big_catalog_ws, tmp_path)
     truncated, no_column, wrong_type = files[0], files[1], files[2]
     truncated.write_bytes(truncated.read_bytes()[:5000])
@@ -138,7 +138,7 @@ def test_bad_catalogues_are_named_and_the_rest_goes_on(
 
 def test_no_catalogues_is_a_clear_error(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "jobs.select", "--workspace", str(tmp_path), "--variant", "v4_sota"],
+        [sys.executable, "-m", "jobs.stages.select", "--workspace", str(tmp_path), "--variant", "v4_sota"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -14,9 +14,10 @@ import pytest
 
 from core import stamps as stamp_contract
 from core.stamps import write_stamps
-from jobs import inject, shortcut_audit
-from jobs.quantization import TileLattice, requantise
-from jobs.stage_runtime import StageError
+from jobs.learn import shortcut_audit
+from jobs.runtime.stage import StageError
+from jobs.stages import inject
+from jobs.survey.quantization import TileLattice, requantise
 
 SIZE = 64
 

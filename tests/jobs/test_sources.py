@@ -9,15 +9,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.config import ConfigError, SourceModel, load
+from core.layout import coadd_cache_dir
 from core.schemas import mag_to_nanomaggies
-from jobs import coadds, manifest
-from jobs.inject_batch import InjectSettings, inject_batch
 from jobs.lensing import sources
 from jobs.lensing.batched import BatchedEngine
 from jobs.lensing.engines import LenstronomyEngine
+from jobs.lensing.injection import InjectSettings, inject_batch
 from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import supersampled
-from jobs.survey_layout import PIXSCALE
+from jobs.stages import manifest
+from jobs.survey.layout import PIXSCALE
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_sources")
@@ -194,7 +195,7 @@ def test_the_manifest_records_each_component_and_inject_renders_them(structured_
     assert all(len(r["src_comp_reff"]) == r["src_clumps"] + 1 for r in positives)
     assert all(r["src_comp_reff"] == [] and r["src_clumps"] == 0 for r in rows if r["is_control"])
     chosen = positives[:12]
-    settings = InjectSettings(cache=coadds.default_cache(structured_ws), arc_noise=False, arc_pixels="float")
+    settings = InjectSettings(cache=str(coadd_cache_dir(structured_ws)), arc_noise=False, arc_pixels="float")
     out = inject_batch(pa.Table.from_pylist(chosen, schema=table.schema), settings).to_pydict()
     assert all(out["ok"]), out["fail_reason"]
     assert out["src_clumps"] == [r["src_clumps"] for r in chosen]

@@ -15,7 +15,8 @@ import pytest
 from core.engine import Engine
 from core.layout import cutouts_dir, manifest_dir, parent_dir, stamps_dir
 from core.workspace import Workspace
-from jobs import cutouts, inject, spark_pipeline
+from jobs.runtime import spark as spark_pipeline
+from jobs.stages import cutouts, inject
 
 pytestmark = [
     pytest.mark.slow,

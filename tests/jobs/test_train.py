@@ -14,12 +14,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from core.layout import stamps_dir
+from core.layout import runs_dir, stamps_dir
 from core.runs import read_metrics
-from jobs import eval as eval_stage
-from jobs import score, train
-from jobs.catalogs import read_positions
-from jobs.stage_runtime import StageError
+from jobs.learn import training
+from jobs.runtime.stage import StageError
+from jobs.stages import eval as eval_stage
+from jobs.stages import score, train
+from jobs.stats.operating_points import pauc_max_fpr
+from jobs.survey.catalogs import read_positions
 
 # its module-scoped fixtures are built once: pytest-xdist runs the file on one worker
 pytestmark = pytest.mark.xdist_group("test_train")
@@ -35,8 +37,18 @@ def _rows(workspace: Path, split: str) -> int:
 
 
 def _train_argv(workspace: Path, run: str, *extra: str) -> list[str]:
-    """`python -m jobs.train` on the test preset, as the engine would launch it."""
-    return [sys.executable, "-m", "jobs.train", "--workspace", str(workspace), *ARGS, "--run", run, *extra]
+    """`python -m jobs.stages.train` on the test preset, as the engine would launch it."""
+    return [
+        sys.executable,
+        "-m",
+        "jobs.stages.train",
+        "--workspace",
+        str(workspace),
+        *ARGS,
+        "--run",
+        run,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +58,7 @@ def trained(stamps_ws: Path) -> Path:
 
 
 def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) -> None:
-    run_dir = train.runs_dir(trained) / "tiny"
+    run_dir = runs_dir(trained) / "tiny"
     lines, bad = read_metrics(run_dir / "metrics.jsonl")
     assert bad == [] and [line["epoch"] for line in lines] == [0, 1, 2]
     assert lines[-1]["train_loss"] < lines[0]["train_loss"]
@@ -80,7 +92,7 @@ def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) ->
 def test_a_run_killed_mid_epoch_resumes_without_duplicate_or_missing_lines(stamps_ws: Path) -> None:
     argv = _train_argv(stamps_ws, "killed", "--epochs", "3")
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    metrics = train.runs_dir(stamps_ws) / "killed" / "metrics.jsonl"
+    metrics = runs_dir(stamps_ws) / "killed" / "metrics.jsonl"
     deadline = time.monotonic() + 240
     while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
         assert time.monotonic() < deadline and proc.poll() is None
@@ -160,7 +172,7 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
         assert heading in text
     assert "HOLISMOKES" in text and "independent galaxies" in text
     # the per-stamp scores behind it: every figure recomputed from them
-    from jobs.operating_points import operating_points
+    from jobs.stats.operating_points import operating_points
 
     rows = pq.read_table(summary["outputs"][2]).to_pydict()
     pop, logit = np.array(rows["population"]), np.array(rows["logit"], dtype=float)
@@ -235,8 +247,8 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
     from core.layout import stamps_dir
     from core.schemas import galaxy_keys
     from core.stamps import decode, stamp_meta
-    from jobs.models import load_run
-    from jobs.scoring import logits_of, sigmoid
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import logits_of, sigmoid
 
     stamps = pq.read_table(sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet")))
     stamps = stamps.filter(
@@ -244,7 +256,7 @@ def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
     )
     galaxy = galaxy_keys(stamps.column("brickname").to_pylist(), stamps.column("objid").to_pylist())
     stamps = stamps.take(np.sort(np.unique(galaxy, return_index=True)[1]))
-    model, meta_cols = load_run(train.runs_dir(trained) / "tiny")
+    model, meta_cols = load_run(runs_dir(trained) / "tiny")
     assert meta_cols == []
     every = sigmoid(logits_of(model, decode(stamps.column("stamp"), stamp_meta(stamps.schema))))
     top = np.argsort(-every, kind="stable")[:10]
@@ -283,10 +295,10 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     from core.layout import stamps_dir
     from core.schemas import galaxy_keys, hash_order
     from core.stamps import decode, stamp_meta
-    from jobs import blinds as blind_items
-    from jobs import known_lenses
-    from jobs.models import load_run
-    from jobs.scoring import logits_of, sigmoid
+    from jobs.learn import blinds as blind_items
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import logits_of, sigmoid
+    from jobs.survey import known_lenses
 
     summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8)
     assert summary["blinds"]["lens"] == 4 and summary["blinds"]["not_lens"] == 4
@@ -315,7 +327,7 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     keys = galaxy_keys(stamps.column("brickname").to_pylist(), stamps.column("objid").to_pylist())
     control = np.array(stamps.column("is_control").to_pylist())
     raw = stamps.column("stamp").to_pylist()
-    model, _ = load_run(train.runs_dir(trained) / "tiny")
+    model, _ = load_run(runs_dir(trained) / "tiny")
     images = decode(blinds.column("stamp"), stamp_meta(blinds.schema))
     assert np.allclose(blinds.column("score").to_numpy(), sigmoid(logits_of(model, images)), rtol=1e-5)
     for g, t, stamp in zip(galaxy, truth, blinds.column("stamp").to_pylist(), strict=True):
@@ -392,7 +404,7 @@ def test_the_hard_draw_follows_the_targets_scores_when_the_pool_can() -> None:
     pool can match, and says so when it cannot (a pool of low scorers only)."""
     from scipy.stats import ks_2samp
 
-    from jobs.blinds import KS_ALPHA, hard_draw
+    from jobs.learn.blinds import KS_ALPHA, hard_draw
 
     rng = np.random.default_rng(3)
     target = np.concatenate([rng.normal(-1.5, 1.0, 800), rng.normal(4.0, 0.8, 200)])  # candidates' logits
@@ -484,7 +496,7 @@ def test_no_negative_has_a_known_lens_in_its_stamp(trained: Path) -> None:
     """A known lens 10″ from a galaxy is inside its 64-pixel stamp: that galaxy is never a
     non-lens blind, a hard negative or a lookalike measuring the FPR (3″ let it be one)."""
     from core.layout import known_lenses_path, lookalikes_path
-    from jobs.catalogs import write_csv
+    from jobs.survey.catalogs import write_csv
 
     stamps = pq.read_table(
         sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet")),
@@ -523,7 +535,7 @@ def _service_cutout(survey: Path, ra: float, dec: float, size: int = 80) -> tupl
     from astropy.io import fits
     from astropy.wcs import WCS
 
-    from jobs.survey_layout import brick_at, coadd_path
+    from jobs.survey.layout import brick_at, coadd_path
 
     brick = brick_at(ra, dec).name
     planes, invvar, header = [], [], None
@@ -548,8 +560,8 @@ def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_p
     from astropy.io import fits
 
     from core.layout import parent_dir
-    from jobs.models import load_run
-    from jobs.scoring import logits_of
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import logits_of
 
     parent = pq.read_table(parent_dir(trained, "v3_color_relaxed") / "parent.parquet").to_pydict()
     folder = tmp_path / "paper_candidates"
@@ -591,7 +603,7 @@ def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_p
     assert Path(summary["outputs"][0]).name == "cutouts-paper_candidates.parquet"
     rows = {n: i for i, n in enumerate(table["name"])}
     assert set(rows) == {*expected, "junk.fits", "one_plane.fits", "wrong_scale.fits"}
-    model, _ = load_run(train.runs_dir(trained) / "tiny")
+    model, _ = load_run(runs_dir(trained) / "tiny")
     for name, (stamp, ra, dec) in expected.items():
         i = rows[name]
         # the stamp's centre, within a pixel of the galaxy (the cutout was cut on whole pixels)
@@ -632,9 +644,9 @@ def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
     from astropy.io import fits
 
     from core.layout import parent_dir
-    from jobs.catalogs import write_csv
-    from jobs.models import load_run
-    from jobs.scoring import logits_of
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import logits_of
+    from jobs.survey.catalogs import write_csv
 
     parent = pq.read_table(parent_dir(trained, "v3_color_relaxed") / "parent.parquet").to_pydict()
     folder = tmp_path / "paper"
@@ -668,7 +680,7 @@ def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
     out = json.loads(Path(summary["outputs"][-2]).read_text())
     assert Path(summary["outputs"][-2]).name == "eval-test-cutouts-paper.json"
     assert (out["lenses"], out["non_lenses"], out["unlabelled"], out["labels_without_file"]) == (3, 2, 2, 1)
-    model, _ = load_run(train.runs_dir(trained) / "tiny")
+    model, _ = load_run(runs_dir(trained) / "tiny")
     logit = {n: float(logits_of(model, s[None])[0]) for n, s in stamps.items()}
     for t in out["thresholds"]:  # the split's real-galaxy thresholds, as eval set them
         above = [logit[n] > t["threshold"] for n in ("obj0.fits", "obj1.fits", "obj2.fits")]
@@ -693,7 +705,7 @@ def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp
     neighbours) out of the real galaxies that set eval's thresholds, as the shipped and the
     workspace's lenses do."""
     from core.layout import parent_dir
-    from jobs.catalogs import write_csv
+    from jobs.survey.catalogs import write_csv
 
     ws = tmp_path / "ws"
     shutil.copytree(trained, ws, ignore=shutil.ignore_patterns("candidates", "cutouts"))
@@ -844,7 +856,7 @@ def test_ddp_on_two_cpu_processes_gets_equal_shares_and_validates_on_the_whole_s
     done = subprocess.run(argv, capture_output=True, text=True, timeout=400)
     errors = [ln for ln in done.stderr.splitlines() if "rror" in ln or "what()" in ln or "Abort" in ln]
     assert done.returncode == 0, "\n".join(errors[:30]) + "\n...\n" + done.stderr[-1500:]
-    lines, bad = read_metrics(train.runs_dir(ws) / "ddp" / "metrics.jsonl")
+    lines, bad = read_metrics(runs_dir(ws) / "ddp" / "metrics.jsonl")
     assert bad == [] and [line["epoch"] for line in lines] == [0]
     assert lines[0]["n_pos"] + lines[0]["n_neg"] == _rows(ws, "val")  # both ranks' shards
     assert lines[0]["train_rows"] == _rows(ws, "train")  # all-reduced: both ranks' rows
@@ -852,7 +864,7 @@ def test_ddp_on_two_cpu_processes_gets_equal_shares_and_validates_on_the_whole_s
     assert len(shares) == 2 and sum(shares) == lines[0]["train_rows"]
     assert max(shares) - min(shares) <= 1, shares  # equal runs per rank, however uneven the groups
     print(f"DDP: row groups {groups}; train rows per rank {shares} of {lines[0]['train_rows']}")
-    assert json.loads((train.runs_dir(ws) / "ddp" / "run.json").read_text())["world_size"] == 2
+    assert json.loads((runs_dir(ws) / "ddp" / "run.json").read_text())["world_size"] == 2
     assert done.stdout.count('"run": "ddp"') == 1  # one summary, from rank 0
 
 
@@ -865,7 +877,7 @@ def test_runs_and_candidates_on_s3(trained: Path, s3_env: str, halo) -> None:
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="halo-runs")
-    run_dir = train.runs_dir(trained) / "tiny"
+    run_dir = runs_dir(trained) / "tiny"
     for name in ("run.json", "metrics.jsonl"):
         s3.upload_file(str(run_dir / name), "halo-runs", f"team/runs/tiny/{name}")
     run = load(trained, "s3://halo-runs/team/runs/tiny")
@@ -890,7 +902,7 @@ def test_runs_and_candidates_on_s3(trained: Path, s3_env: str, halo) -> None:
         [
             sys.executable,
             "-m",
-            "jobs.score",
+            "jobs.stages.score",
             "--workspace",
             str(trained),
             "--variant",
@@ -924,12 +936,12 @@ def test_resume_with_more_epochs_follows_the_new_schedule_and_keeps_the_settings
     shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates", "survey"))
     train.run(ws, "v4_sota", preset_name="test_cpu", run_name="longer", epochs=2)
     train.run(ws, "v4_sota", preset_name="test_cpu", run_name="longer", epochs=3, resume=True)
-    lines, _ = read_metrics(train.runs_dir(ws) / "longer" / "metrics.jsonl")
+    lines, _ = read_metrics(runs_dir(ws) / "longer" / "metrics.jsonl")
     base = 3e-3  # the test_cpu preset's
     assert [line["epoch"] for line in lines] == [0, 1, 2]
-    assert lines[1]["lr"] == pytest.approx(train.cosine_lr(base, 1, 2))  # trained as a 2-epoch run
-    assert lines[2]["lr"] == pytest.approx(train.cosine_lr(base, 2, 3)) and lines[2]["lr"] > 0.0
-    info = json.loads((train.runs_dir(ws) / "longer" / "run.json").read_text())
+    assert lines[1]["lr"] == pytest.approx(training.cosine_lr(base, 1, 2))  # trained as a 2-epoch run
+    assert lines[2]["lr"] == pytest.approx(training.cosine_lr(base, 2, 3)) and lines[2]["lr"] > 0.0
+    info = json.loads((runs_dir(ws) / "longer" / "run.json").read_text())
     assert info["epochs"] == 3
     assert [(h["epochs"], h["resume"]) for h in info["history"]] == [(2, False), (3, True)]
 
@@ -940,8 +952,8 @@ def test_validation_is_float32_and_counts_galaxies(trained: Path) -> None:
     from core.config import load
 
     preset = load(trained, environ={}).presets["test_cpu"]
-    run_dir = train.runs_dir(trained) / "tiny"
-    trainer = train.Trainer(run_dir, stamps_dir(trained, "v4_sota", "grid_sota"), preset, 0, 1, 1)
+    run_dir = runs_dir(trained) / "tiny"
+    trainer = training.Trainer(run_dir, stamps_dir(trained, "v4_sota", "grid_sota"), preset, 0, 1, 1)
     trainer.load(run_dir / "checkpoint.pt")
     plain = trainer.validate()
     trainer.amp = torch.bfloat16  # as on a GPU with the bf16 presets: training only
@@ -949,18 +961,18 @@ def test_validation_is_float32_and_counts_galaxies(trained: Path) -> None:
     assert np.array_equal(plain[0], again[0])  # same float32 scores, no bf16 ties
     line = read_metrics(run_dir / "metrics.jsonl")[0][-1]
     assert line["n_neg_independent"] <= line["n_neg"] and line["n_pos_independent"] < line["n_pos"]
-    assert line["pauc_max_fpr"] == pytest.approx(train.pauc_max_fpr(line["n_neg_independent"]))
+    assert line["pauc_max_fpr"] == pytest.approx(pauc_max_fpr(line["n_neg_independent"]))
     assert line["pauc"] is not None and "auroc" in line["intervals"]
 
 
 def test_best_is_chosen_on_partial_auroc_then_auroc() -> None:
     history = [{"pauc": 0.7, "auroc": 0.95}, {"pauc": 0.8, "auroc": 0.90}]
-    assert train._is_best(history[1], history)
+    assert training._is_best(history[1], history)
     history.append({"pauc": 0.8, "auroc": 0.92})  # a tie on pauc: AUROC decides
-    assert train._is_best(history[2], history)
+    assert training._is_best(history[2], history)
     history.append({"pauc": 0.75, "auroc": 0.99})
-    assert not train._is_best(history[3], history)
-    assert train.pauc_max_fpr(80) == pytest.approx(3 / 80) and train.pauc_max_fpr(10**6) == 1e-3
+    assert not training._is_best(history[3], history)
+    assert pauc_max_fpr(80) == pytest.approx(3 / 80) and pauc_max_fpr(10**6) == 1e-3
 
 
 def test_a_gpu_preset_on_the_cpu_warns_and_says_how_long(stamps_ws: Path, capsys, monkeypatch) -> None:
@@ -968,19 +980,19 @@ def test_a_gpu_preset_on_the_cpu_warns_and_says_how_long(stamps_ws: Path, capsys
     torch warned about more DataLoader workers than CPUs."""
     import warnings
 
-    monkeypatch.setattr(train, "PROGRESS_EVERY_S", 0.0)  # every step says where it is
+    monkeypatch.setattr(training, "PROGRESS_EVERY_S", 0.0)  # every step says where it is
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the project's own runs raise none
         train.run(stamps_ws, "v4_sota", preset_name="test_gpu_on_cpu", run_name="gpu-on-cpu")
     said = capsys.readouterr().out
     assert "train: warning: this preset asks for fp16 on a GPU; there is none here" in said
-    assert f"asks for 512 loader workers per process; this machine has {train.cpus_here()} CPU(s)" in said
+    assert f"asks for 512 loader workers per process; this machine has {training.cpus_here()} CPU(s)" in said
     progress = [line for line in said.splitlines() if line.startswith("train: epoch 1/1 step")]
     assert progress and all(line.endswith("of training left") for line in progress)
     assert (
-        train.time_left(45) == "45 s"
-        and train.time_left(600) == "10 min"
-        and train.time_left(7200) == "2.0 h"
+        training.time_left(45) == "45 s"
+        and training.time_left(600) == "10 min"
+        and training.time_left(7200) == "2.0 h"
     )
 
 
@@ -990,9 +1002,9 @@ def test_independent_units_are_counted_not_galaxies(trained: Path, tmp_path: Pat
     unit count once."""
     import pyarrow as pa
 
-    from jobs.dataset import task_galaxies
-    from jobs.models import load_run
-    from jobs.scoring import score_split
+    from jobs.learn.dataset import task_galaxies
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import score_split
 
     parts = sorted(stamps_dir(trained, "v4_sota", "grid_sota").glob("part-*.parquet"))
     table = pq.read_table(parts)
@@ -1009,7 +1021,7 @@ def test_independent_units_are_counted_not_galaxies(trained: Path, tmp_path: Pat
     merged.mkdir()
     out = table.set_column(table.column_names.index("unit"), "unit", pa.array(units, pa.string()))
     pq.write_table(out.replace_schema_metadata(table.schema.metadata), merged / "part-00000.parquet")
-    model, meta_cols = load_run(train.runs_dir(trained) / "tiny")
+    model, meta_cols = load_run(runs_dir(trained) / "tiny")
     before = score_split(model, meta_cols, stamps_dir(trained, "v4_sota", "grid_sota"), "test")
     after = score_split(model, meta_cols, merged, "test")
     n_before = np.unique(before["galaxy"][before["label"]]).size

@@ -433,7 +433,7 @@ def task_galaxies(location: str | list[str], split: str | None = None) -> Any:
 
 
 class CutoutBatches(torch.utils.data.IterableDataset):
-    """Batches of usable real-galaxy cutouts (jobs/cutouts.py) for scoring: each DataLoader
+    """Batches of usable real-galaxy cutouts (jobs/stages/cutouts.py) for scoring: each DataLoader
     worker reads its share of the row groups, decodes and normalises them, and yields
     (images, rows, meta); the main process only moves them to the model."""
 

@@ -16,15 +16,16 @@ from typing import Any
 
 import numpy as np
 
-from core.intervals import LEVEL, binomial, clopper_pearson, resample_counts, upper_bound_zero
+from core.intervals import (
+    binomial,
+    clopper_pearson,
+    percentile_interval,
+    resample_counts,
+    unit_codes,
+    upper_bound_zero,
+)
 
 N_BOOT = 1000
-
-
-def _codes(groups: Any, n: int) -> np.ndarray:
-    if groups is None:
-        return np.arange(n)
-    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
 
 
 def rate(passed: np.ndarray, groups: Any = None, n_boot: int = N_BOOT, seed: int = 0) -> dict[str, Any]:
@@ -33,7 +34,7 @@ def rate(passed: np.ndarray, groups: Any = None, n_boot: int = N_BOOT, seed: int
     n, k = int(passed.size), int(passed.sum())
     if groups is None or n == 0:
         return binomial(k, n)
-    code = _codes(groups, n)
+    code = unit_codes(groups, n)
     per_k = np.bincount(code, weights=passed.astype(float))
     per_n = np.bincount(code).astype(float)
     n_ind = int(np.count_nonzero(per_n))
@@ -49,7 +50,7 @@ def rate(passed: np.ndarray, groups: Any = None, n_boot: int = N_BOOT, seed: int
         ks, ns = per_k[used], per_n[used]
         draws = resample_counts(rng, n_ind, n_boot).astype(float)
         ratios = (draws @ ks) / np.maximum(draws @ ns, 1e-12)
-        lo, hi = (float(v) for v in np.quantile(ratios, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2]))
+        lo, hi = percentile_interval(ratios)
     out.update(lo=lo, hi=hi)
     return out
 

@@ -3,7 +3,7 @@
 A cutout is `size`² pixels centred on a position through the brick's WCS (the seed's fix:
 np.round, not round); where it leaves the brick it is zero-padded and flagged, never crashed
 on. It carries each band's inverse variance (arc S/N, the arc's photon noise, a band with no
-data) and the quantisation lattice its pixels sit on (jobs/quantization.py). Bricks are read
+data) and the quantisation lattice its pixels sit on (jobs/survey/quantization.py). Bricks are read
 lazily: a DR10-sized image by section, only the tiles a cutout touches."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs.survey_layout import BANDS, PIXSCALE, coadd_path
+from jobs.survey.layout import BANDS, PIXSCALE, coadd_path
 
 
 class BrickUnavailable(Exception):
@@ -24,7 +24,7 @@ class BrickUnavailable(Exception):
 @dataclass
 class Cutout:
     """A galaxy's grz cutout, its invvar (when the reader reads it), where the galaxy sits in
-    it, and the quantisation lattice each band's pixels sit on (see jobs/quantization.py)."""
+    it, and the quantisation lattice each band's pixels sit on (see jobs/survey/quantization.py)."""
 
     stamp: np.ndarray  # (3, size, size) float32
     invvar: np.ndarray | None  # (3, size, size): 0 where a band has no data
@@ -36,7 +36,7 @@ class Cutout:
 
     def add_arc(self, arc: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The stamp with `arc` added on each band's lattice, as the coadd would hold it."""
-        from jobs.quantization import requantise
+        from jobs.survey.quantization import requantise
 
         if not self.lattices:
             return (self.stamp + arc).astype(np.float32)
@@ -180,7 +180,7 @@ def _lattice(source: Any, index: int, hdu: Any) -> Any:
     lossless for an uncompressed image."""
     from astropy.io import fits
 
-    from jobs.quantization import TileLattice
+    from jobs.survey.quantization import TileLattice
 
     if not isinstance(hdu, fits.CompImageHDU):
         return TileLattice.lossless(tuple(hdu.shape))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import file_system_said
-from jobs import stage_runtime
+from jobs.runtime import stage as stage_runtime
 
 ROWS_PER_PART = stage_runtime.declared_default("inject", "rows_per_part")  # core.stages._partitioned
 

@@ -69,7 +69,7 @@ def _eligible(
     where each row is (`part`, `row`); a damaged file is named and skipped."""
     from core.schemas import known_rows
     from core.storage import parquet_file
-    from jobs import known_lenses
+    from jobs.survey import known_lenses
 
     wanted = list(dict.fromkeys([*COLUMNS, *meta_cols]))
     tables = []
@@ -131,8 +131,8 @@ def _stamps(parts: list[Path], data: dict[str, np.ndarray], rows: np.ndarray) ->
 def _logits(
     model: Any, meta_cols: list[str], images: np.ndarray, data: dict[str, np.ndarray], rows: np.ndarray
 ) -> np.ndarray:
-    from jobs.dataset import meta_features
-    from jobs.scoring import logits_of
+    from jobs.learn.dataset import meta_features
+    from jobs.learn.scoring import logits_of
 
     extra = None
     if meta_cols:
@@ -284,7 +284,7 @@ def _tables(pa: Any, items: list[tuple], ranked: Any, like: Any, run: str) -> tu
     """The items as rows of `like`'s schema, in a hash order of their galaxies, and their
     truth in the same order."""
     from core.schemas import galaxy_keys, hash_order
-    from jobs.scoring import sigmoid
+    from jobs.learn.scoring import sigmoid
 
     usable = np.sort(ranked.column("score").drop_null().to_numpy())[::-1]  # highest first
     rows = ranked.take([item[0] for item in items]).to_pylist() if items else []

@@ -77,7 +77,7 @@ class LensClassifier(nn.Module):
         super().__init__()
         self.arch, self.n_meta, self.width = arch, n_meta, width
         self.channels_last = channels_last  # how `features` lays out its input (see `build`)
-        self.stretch = stretch  # how its stamps are normalised (jobs.dataset.robust_normalise)
+        self.stretch = stretch  # how its stamps are normalised (jobs.learn.dataset.robust_normalise)
         self.backbone = backbone(arch, width)
         width = features(arch, width)
         self.meta = (
@@ -116,7 +116,7 @@ def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
     run code); a damaged file, or one holding anything else, is a StageError naming it."""
     import pickle
 
-    from jobs.stage_runtime import StageError
+    from jobs.runtime.stage import StageError
 
     try:
         return torch.load(path, map_location=device, weights_only=True)
@@ -136,7 +136,7 @@ def load_checkpoint(path: Path, device: Any = "cpu") -> dict[str, Any]:
 def load_run(run_dir: Path) -> tuple[LensClassifier, list[str]]:
     """A run's best model (else its last checkpoint), in eval mode, and its metadata columns."""
     from core.layout import run_checkpoint
-    from jobs.stage_runtime import StageError
+    from jobs.runtime.stage import StageError
 
     checkpoint = run_checkpoint(run_dir)
     if checkpoint is None:

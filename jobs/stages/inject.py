@@ -1,19 +1,19 @@
 """`inject` (seed Phase 4c): grz cutouts + injected arcs -> stamps parquet: the runners.
 
-The modules it is made of: jobs/coadd_reader.py (cutouts from the coadd cache), jobs/lensing/
+The modules it is made of: jobs/survey/coadd_reader.py (cutouts from the coadd cache), jobs/lensing/
 (params.py: an arc's parameters and numerics; engines.py: the lenstronomy engine; batched.py:
 the batched PyTorch engine, CPU or CUDA, equal to it; convolution.py: the PSF at the
 supersampled scale; psf.py; sources.py: the sources' light and structure),
-jobs/inject_batch.py (the per-partition function, its flags and measured columns). This
+jobs/lensing/injection.py (the per-partition function, its flags and measured columns). This
 module runs that function over the manifest: locally (a process pool over manifest
 partitions; parts written atomically, so a killed run resumes without duplicates) or on
-Spark (`mapInArrow`, jobs/spark_pipeline.py), then audits the stamps for pixel-statistic
-shortcuts (jobs/shortcut_audit.py) before they replace the previous ones.
+Spark (`mapInArrow`, jobs/runtime/spark.py), then audits the stamps for pixel-statistic
+shortcuts (jobs/learn/shortcut_audit.py) before they replace the previous ones.
 
 Defaults are converged and realistic: supersampling per task from the source's size, a
 Moffat PSF per band, the arc's photon noise, arcs on the coadd's quantisation lattice.
 
-    python -m jobs.inject --workspace DIR --variant V [--grid G] [--runner local|spark]
+    python -m jobs.stages.inject --workspace DIR --variant V [--grid G] [--runner local|spark]
         [--engine lenstronomy|batched] [--device cpu|cuda] [--supersample N]
 """
 
@@ -29,12 +29,13 @@ import numpy as np
 
 from core import storage
 from core.errors import UsageError
-from core.layout import stamps_dir
-from jobs import partitioned, stage_runtime
-from jobs.inject_batch import InjectSettings, pixelised
-from jobs.partitioned import ROWS_PER_PART
+from core.layout import manifest_file, stamps_dir
+from jobs.lensing.injection import InjectSettings, pixelised
+from jobs.runtime import partitions as partitioned
+from jobs.runtime import stage as stage_runtime
+from jobs.runtime.partitions import ROWS_PER_PART
 
-PARTITION = "jobs.inject_batch:inject_partition"  # the per-partition function, local and Spark
+PARTITION = "jobs.lensing.injection:inject_partition"  # the per-partition function, local and Spark
 # -- runners -----------------------------------------------------------------------------
 
 
@@ -111,17 +112,22 @@ def run(
     engine: str = "lenstronomy",
     device: str = "cpu",
 ) -> dict[str, Any]:
-
-    from jobs.coadds import default_cache
-    from jobs.manifest import manifest_dir
+    from core.layout import coadd_cache_dir
 
     check_device(engine, device)
     config, grid = stage_runtime.resolve(workspace, variant, grid)
-    manifest_path = manifest_dir(workspace, variant, grid) / "manifest.parquet"
+    manifest_path = manifest_file(workspace, variant, grid)
     if not manifest_path.exists():
         raise stage_runtime.StageError(f"{manifest_path}: no manifest; run `halo stage manifest` first")
     settings = settings_for(
-        config, variant, cache or default_cache(workspace), supersample, engine, device, str(workspace), grid
+        config,
+        variant,
+        cache or str(coadd_cache_dir(workspace)),
+        supersample,
+        engine,
+        device,
+        str(workspace),
+        grid,
     )
     check_files(settings, str(manifest_path))
     codec = config.variants[variant].injection.codec
@@ -163,8 +169,8 @@ def inject_spark(
     manifest: str, settings: InjectSettings, output: str, codec: str, partitions: int | None = None
 ) -> None:
     """Inject every manifest row with Spark and write the stamps parquet to `output`."""
-    from jobs.inject_batch import output_schema
-    from jobs.spark_pipeline import run_spark
+    from jobs.lensing.injection import output_schema
+    from jobs.runtime.spark import run_spark
 
     schema = output_schema(settings.stamp_size)
     order = ("brickname", "task_id")
@@ -172,7 +178,7 @@ def inject_spark(
 
 
 def spark_settings(job: Any) -> InjectSettings:
-    """A Spark step's settings (jobs/spark_pipeline.py's SparkJob): the coadd cache, PSF files
+    """A Spark step's settings (jobs/runtime/spark.py's SparkJob): the coadd cache, PSF files
     and the grid's catalogue under the workspace's root (an s3:// prefix on EMR), as locally."""
     from core.layout import coadd_cache_dir
     from jobs.lensing import catalogue
@@ -190,14 +196,13 @@ def spark_settings(job: Any) -> InjectSettings:
 
 
 def spark_run(job: Any) -> None:
-    """The stage as a Spark step (jobs/spark_pipeline.py): the manifest and the coadd cache
+    """The stage as a Spark step (jobs/runtime/spark.py): the manifest and the coadd cache
     under the workspace root in, the stamps folder out, with its summary and the shortcut
     audit (run on the driver, over the new parts), as the local runner writes them."""
-    from core.layout import manifest_dir
 
     here = Path("")
     grid = job.grid
-    manifest = job.at(manifest_dir(here, job.variant, grid) / "manifest.parquet")
+    manifest = job.at(manifest_file(here, job.variant, grid))
     settings = spark_settings(job)
     check_files(settings, manifest)
     expected = storage.read_parquet(manifest, ["task_id"]).num_rows
@@ -216,7 +221,7 @@ def spark_run(job: Any) -> None:
 def _audit(staging: str | Path, settings: Any, name: str | Path) -> dict[str, Any]:
     """The shortcut audit over the new stamps (local or s3://); a failed audit fails the
     stage, keeps the stamps in staging and leaves `<grid>.shortcut-audit-failed.json`."""
-    from jobs.shortcut_audit import audit, summary_line
+    from jobs.learn.shortcut_audit import audit, summary_line
 
     report = audit(partitioned.parts_in(staging), settings.max_auroc, settings.rows_per_split)
     print(summary_line(report), flush=True)
@@ -246,9 +251,9 @@ def _summarise(folder: str | Path, expected: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("inject", "grz cutouts + injected arcs -> stamps parquet.")
+    p = stage_runtime.parser("stages.inject", "grz cutouts + injected arcs -> stamps parquet.")
     args = p.parse_args(argv)
-    return stage_runtime.main("inject", _run_args, args)
+    return stage_runtime.main("stages.inject", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

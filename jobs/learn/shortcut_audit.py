@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from core.schemas import known_rows, unit_keys
-from jobs.survey_layout import BANDS
+from jobs.survey.layout import BANDS
 
 PIXEL_STATS = ("zero_frac", "distinct_frac", "lattice_resid", "border_mad", "border_min")
 FLUX_STATS = ("total_flux", "central_flux", "max")

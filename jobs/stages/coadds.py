@@ -12,7 +12,7 @@ after a dropped connection, checked (size, and the SHA-256 from the brick's
 `legacysurvey-<brick>.sha256sum` where the source has one), then renamed into place. A brick
 that keeps failing is retried, then recorded as failed; the others go on.
 
-    python -m jobs.coadds --workspace DIR --variant V [--grid G] [--source TEMPLATE] [--cache DIR]
+    python -m jobs.stages.coadds --workspace DIR --variant V [--grid G] [--source TEMPLATE] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from typing import Any
 
 from core import storage
 from core.errors import file_system_said
-from core.layout import coadd_cache_dir, coadd_scratch_dir, survey_dir
-from jobs import stage_runtime
-from jobs.survey_layout import BANDS, check_brickname, coadd_path
+from core.layout import coadd_cache_dir, coadd_scratch_dir, manifest_file, survey_dir
+from jobs.runtime import stage as stage_runtime
+from jobs.survey.layout import BANDS, check_brickname, coadd_path
 
 WORKERS = stage_runtime.declared_default("coadds", "workers")
 
@@ -47,11 +47,6 @@ CHUNK = 1 << 20
 
 def default_source(workspace: Path) -> str:
     return str(survey_dir(workspace) / "coadd/{brick3}/{brick}/legacysurvey-{brick}-{kind}-{band}.fits.fz")
-
-
-def default_cache(workspace: Path) -> str:
-
-    return str(coadd_cache_dir(workspace))
 
 
 def source_url(template: str, brick: str, kind: str, band: str) -> str:
@@ -375,12 +370,11 @@ def run(
     workers: int = WORKERS,
     force: bool = False,
 ) -> dict[str, Any]:
-    from jobs.manifest import manifest_dir
 
     _, grid = stage_runtime.resolve(workspace, variant, grid)
-    bricks = bricks_of_manifest(manifest_dir(workspace, variant, grid) / "manifest.parquet")
+    bricks = bricks_of_manifest(manifest_file(workspace, variant, grid))
     template = source or default_source(workspace)
-    cache = Cache(cache_root or default_cache(workspace))
+    cache = Cache(cache_root or str(coadd_cache_dir(workspace)))
     scratch = coadd_scratch_dir(workspace)
     rows: list[dict[str, Any]] = []
     progress = _Progress(len(bricks))
@@ -416,9 +410,11 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("coadds", "Fetch and cache the grz coadds of the bricks a manifest needs.")
+    p = stage_runtime.parser(
+        "stages.coadds", "Fetch and cache the grz coadds of the bricks a manifest needs."
+    )
     args = p.parse_args(argv)
-    return stage_runtime.main("coadds", _run_args, args)
+    return stage_runtime.main("stages.coadds", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -2,19 +2,16 @@
 
 The parent sample (default) or any catalogue of positions (`--catalog FILE`: CSV, parquet or
 FITS with ra, dec and optionally name, population), partitioned by brick and resumable, one
-per-partition function (`cut_partition`) for the local runner (jobs/partitioned.py) and
+per-partition function (`cut_partition`) for the local runner (jobs/runtime/partitions.py) and
 Spark. Each row: `row` (the position's index in its input), the position's columns, the
 observing conditions a metadata model may use, `ok`, `fail_reason` (outside the footprint, the
 stamp leaves its brick, non-finite pixels, an unreadable brick) and the stamp. `score` streams
-these files, so scoring never holds more than a batch of stamps.
-
-    python -m jobs.cutouts --workspace DIR --variant V [--catalog FILE] [--cache DIR]
-        [--workers N] [--rows-per-part N] [--force]
+these files, so scoring never holds more than a batch of stamps. The cutouts stage
+(jobs/stages/cutouts.py) is its command line and Spark step; score cuts through it too.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -25,12 +22,13 @@ import numpy as np
 
 from core import stamps as stamp_contract
 from core import storage
-from core.layout import cutouts_dir, parent_dir
+from core.layout import cutouts_dir, parent_file
 from core.leakage import ALLOWED
-from jobs import partitioned, stage_runtime
-from jobs.partitioned import ROWS_PER_PART
+from jobs.runtime import partitions as partitioned
+from jobs.runtime import stage as stage_runtime
+from jobs.runtime.partitions import ROWS_PER_PART
 
-PARTITION = "jobs.cutouts:cut_partition"
+PARTITION = "jobs.survey.cutting:cut_partition"
 PARENT_COLUMNS = ("brickname", "objid", "ra", "dec", "split", "type", "mag_r", "mag_z")
 CATALOG_COLUMNS = ("name", "population", "ra", "dec", "brickname")
 
@@ -49,8 +47,8 @@ def cut_partition(batch: Any, settings_json: str) -> Any:
     with `ok`, `fail_reason` and `stamp`."""
     import pyarrow as pa
 
-    from jobs.coadd_reader import CoaddReader
-    from jobs.scoring import cut_positions
+    from jobs.learn.scoring import cut_positions
+    from jobs.survey.coadd_reader import CoaddReader
 
     settings = CutoutSettings(**json.loads(settings_json))
     if settings_json not in _READERS:
@@ -90,7 +88,7 @@ def run_cutouts_spark(
 ) -> None:
     """Every position of the parquet `positions` cut out with Spark into the folder `output`."""
 
-    from jobs.spark_pipeline import run_spark
+    from jobs.runtime.spark import run_spark
 
     settings = json.dumps(asdict(CutoutSettings(cache, stamp_size)))
     schema = output_schema(storage.parquet_file(positions).schema_arrow, stamp_size)
@@ -101,10 +99,10 @@ def input_of(variant: Any, catalog: str | None) -> tuple[str, Path | None]:
     """The input's name (its cutouts folder) and, for the parent sample, its path in the
     workspace (made from `Path("")`); a catalogue names itself."""
     if catalog is not None:
-        from jobs.catalogs import catalog_stem
+        from jobs.survey.catalogs import catalog_stem
 
         return f"catalog-{catalog_stem(catalog)}", None
-    return variant.parent_sample, parent_dir(Path(""), variant.parent_sample) / "parent.parquet"
+    return variant.parent_sample, parent_file(Path(""), variant.parent_sample)
 
 
 def positions(source: str, is_catalog: bool) -> Any:
@@ -112,8 +110,8 @@ def positions(source: str, is_catalog: bool) -> Any:
     import pyarrow as pa
 
     if is_catalog:
-        from jobs.catalogs import read_positions
-        from jobs.survey_layout import brick_at
+        from jobs.survey.catalogs import read_positions
+        from jobs.survey.layout import brick_at
 
         columns = read_positions(source)
         pairs = zip(columns["ra"], columns["dec"], strict=True)
@@ -148,7 +146,7 @@ def run(
     rows_per_part: int = ROWS_PER_PART,
     runner: str = "local",
 ) -> dict[str, Any]:
-    from jobs.coadds import default_cache
+    from core.layout import coadd_cache_dir
 
     config, _ = stage_runtime.resolve(workspace, variant)
     name, parent = input_of(config.variants[variant], catalog)
@@ -156,7 +154,7 @@ def run(
     if parent is not None and not Path(source).exists():
         raise stage_runtime.StageError(f"{source}: no parent sample; run `halo stage select` first")
     settings = CutoutSettings(
-        cache or default_cache(workspace), config.variants[variant].injection.stamp_size
+        cache or str(coadd_cache_dir(workspace)), config.variants[variant].injection.stamp_size
     )
     final = cutouts_dir(workspace, name)
     digest = stage_runtime.fingerprint("cutouts", asdict(settings), rows_per_part, storage.signature(source))
@@ -177,49 +175,3 @@ def run(
     summary, _ = partitioned.summarise(staging, table.num_rows, "row", "cutouts", "positions")
     partitioned.publish(staging, final, digest, {"summary.json": summary})
     return {"outputs": [str(final)], "input": name, **summary}
-
-
-def spark_run(job: Any) -> None:
-    """The stage as a Spark step (jobs/spark_pipeline.py): the parent sample (or `catalog`)
-    and the coadd cache under the workspace root in, the cutouts folder out. The positions,
-    numbered, are written beside the output first: Spark's partitions keep their `row`."""
-    from core.layout import coadd_cache_dir
-
-    catalog = job.params.get("catalog")
-    name, parent = input_of(job.config, catalog)
-    table = positions(catalog or job.at(parent), catalog is not None)
-    final = job.at(cutouts_dir(Path(""), name))
-    numbered = f"{final}.positions.parquet"
-    storage.write_parquet(table, numbered)
-    cache = job.params.get("cache") or job.at(coadd_cache_dir(Path("")))
-
-    def write(out: str) -> None:
-        stamp_size = job.config.injection.stamp_size
-        run_cutouts_spark(numbered, cache, stamp_size, out, job.codec, job.partitions)
-        summary, _ = partitioned.summarise(out, table.num_rows, "row", "cutouts", "positions")
-        storage.write_bytes(f"{out}/summary.json", json.dumps(summary, indent=2).encode())
-
-    job.replace(final, write)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("cutouts", "Real galaxies cut out of the coadds -> stamps parquet.")
-    args = p.parse_args(argv)
-    return stage_runtime.main("cutouts", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.catalog,
-        args.cache,
-        args.workers,
-        args.force,
-        args.rows_per_part,
-        args.runner,
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,19 +16,16 @@ AUROC breaking ties. `--resume` continues from the last checkpoint and rewrites
 lines; `run.json` keeps every launch's settings under `history`. `--nproc N` runs N DDP
 processes through torchrun (one per GPU; gloo on CPU).
 
-    python -m jobs.train --workspace DIR --variant V [--grid G] [--preset P] [--run NAME] [--resume]
+    python -m jobs.stages.train --workspace DIR --variant V [--grid G] [--preset P] [--run NAME] [--resume]
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
 import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from core.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, default_run_name, runs_dir
-from jobs import stage_runtime
+from jobs.runtime import stage as stage_runtime
 
 NPROC = stage_runtime.declared_default("train", "nproc")
 
@@ -47,11 +44,6 @@ SELECT_ON = ("pauc", "auroc")  # best.pt: partial AUROC at low FPR, then AUROC
 def cosine_lr(base: float, epoch: int, epochs: int) -> float:
     """The cosine-annealed learning rate of `epoch` (0-based) in a run of `epochs`."""
     return base * 0.5 * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
-
-
-def pauc_max_fpr(n_neg_independent: int) -> float:
-    """The FPR up to which val's independent negatives can measure a partial AUROC."""
-    return min(1.0, max(1e-3, 3.0 / max(n_neg_independent, 1)))
 
 
 def focal_loss(logits: Any, targets: Any, gamma: float, weights: Any = None) -> Any:
@@ -86,8 +78,8 @@ class Trainer:
         import torch
 
         from core.config import Training
-        from jobs.dataset import StampStream, row_weights
-        from jobs.models import build
+        from jobs.learn.dataset import StampStream, row_weights
+        from jobs.learn.models import build
 
         self.run_dir, self.preset, self.rank, self.world = run_dir, preset, rank, world
         self.epochs = max_epochs
@@ -148,7 +140,7 @@ class Trainer:
     # -- state -----------------------------------------------------------------------
 
     def load(self, path: Path) -> None:
-        from jobs.models import load_checkpoint
+        from jobs.learn.models import load_checkpoint
 
         state = load_checkpoint(path, self.device)  # never unpickles code; names a damaged file
         self.model.load_state_dict(state["model"])
@@ -158,7 +150,7 @@ class Trainer:
 
     def start_from(self, path: Path) -> None:
         """Begin from another run's weights (its model only: a new optimiser and schedule)."""
-        from jobs.models import load_checkpoint
+        from jobs.learn.models import load_checkpoint
 
         state = load_checkpoint(path, self.device)
         self.model.load_state_dict(state["model"])
@@ -305,12 +297,12 @@ class Trainer:
         return s, y, task, loss_sum / max(len(y), 1)
 
     def fit(self) -> dict[str, Any]:
-        from jobs.operating_points import EPOCH_N_BOOT, operating_points
+        from jobs.stats.operating_points import EPOCH_N_BOOT, operating_points, pauc_max_fpr
 
         metrics_path = self.run_dir / "metrics.jsonl"
         if self.rank == 0:
             _rewrite(metrics_path, self.history)  # a resumed run: exactly the checkpoint's lines
-        from jobs.dataset import task_galaxies
+        from jobs.learn.dataset import task_galaxies
 
         galaxies = task_galaxies(self.val_data.location, "val") if self.rank == 0 else None
         for epoch in range(self.start_epoch, self.epochs):
@@ -558,49 +550,3 @@ def _init_distributed() -> None:
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-
-
-ARGV_ENV = "HALO_TRAIN_ARGV"
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("train", "Stamps -> a lens classifier, checkpoints and per-epoch metrics.")
-    if argv is None and ARGV_ENV in os.environ:  # a torchrun child: the arguments come by environment
-        argv = json.loads(os.environ[ARGV_ENV])
-    args = p.parse_args(argv)
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
-        return _torchrun(args.nproc, sys.argv[1:] if argv is None else argv)
-    return stage_runtime.main("train", _run_args, args)
-
-
-def _torchrun(nproc: int, argv: list[str]) -> int:
-    """Re-run this stage under torchrun with `nproc` processes. The stage's own arguments
-    travel in the environment: torchrun's parser would take `--run` for its `--run-path`."""
-    env = {**os.environ, ARGV_ENV: json.dumps(argv)}
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={nproc}",
-        "-m",
-        "jobs.train",
-    ]
-    return subprocess.call(cmd, env=env)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.grid,
-        args.preset,
-        args.run,
-        args.resume,
-        args.force,
-        args.epochs,
-    )
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

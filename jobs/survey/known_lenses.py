@@ -27,7 +27,7 @@ MATCH_RADIUS_ARCSEC = 3.0  # a galaxy is a known lens: catalogue positions agree
 def exclusion_radius_arcsec(stamp_size: int) -> float:
     """How near a known lens no negative or host may be: the stamp's half-diagonal (a lens
     anywhere in the stamp) plus MATCH_RADIUS_ARCSEC (catalogues disagree by up to that)."""
-    from jobs.survey_layout import PIXSCALE
+    from jobs.survey.layout import PIXSCALE
 
     return stamp_size * PIXSCALE * math.sqrt(2.0) / 2.0 + MATCH_RADIUS_ARCSEC
 
@@ -52,8 +52,8 @@ def load(workspace: Path, extra: list[str] | tuple[str, ...] = ()) -> dict[str, 
     """Every known lens: name, ra, dec, grade, reference, and `source` (shipped, workspace or
     the named catalogue's file name). A named catalogue that is missing fails; a row whose
     position is bad is left out with one line saying which and why, and counted."""
-    from jobs.catalogs import read_positions
-    from jobs.stage_runtime import StageError
+    from jobs.runtime.stage import StageError
+    from jobs.survey.catalogs import read_positions
 
     parts = []
     for index, (source, path) in enumerate(sources(workspace, extra)):
@@ -91,7 +91,7 @@ def match_with_separation(
     finite, a file that gave none, matches nothing)."""
     from scipy.spatial import cKDTree
 
-    from jobs.catalogs import chord, sky_vectors
+    from jobs.survey.catalogs import chord, sky_vectors
 
     n = len(ra)
     if n == 0 or lenses["ra"].size == 0:

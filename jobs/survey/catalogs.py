@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from core import storage
-from jobs.stage_runtime import StageError
+from jobs.runtime.stage import StageError
 
 TEXT_COLUMNS = ("name", "population", "grade", "reference")
 # two catalogue positions closer than this are one object (one independent unit)

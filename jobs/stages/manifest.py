@@ -19,7 +19,7 @@ stage when unpaired controls overlap positives, when a galaxy sits in two splits
 grid coverage is uneven beyond sampling noise; its report is printed and saved beside the
 manifest.
 
-    python -m jobs.manifest --workspace DIR --variant v4_sota [--grid grid_sota] [--force]
+    python -m jobs.stages.manifest --workspace DIR --variant v4_sota [--grid grid_sota] [--force]
 """
 
 from __future__ import annotations
@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
-from core.layout import manifest_dir
-from core.schemas import galaxy_keys, known_rows
-from jobs import known_lenses, stage_runtime
+from core.layout import MANIFEST_FILE, manifest_dir, parent_file
+from core.schemas import SPLITS, galaxy_keys, known_rows
 from jobs.lensing import sources
-from jobs.select import SPLITS, parent_dir
-from jobs.shapes import tractor_to_q_theta
+from jobs.lensing.shapes import tractor_to_q_theta
+from jobs.runtime import stage as stage_runtime
+from jobs.survey import known_lenses
 
 GRID_AXES = ("theta_e_arcsec", "src_dmag", "src_reff_arcsec", "src_e", "shear")
 CARRIED = (
@@ -70,7 +70,7 @@ def known_tasks(parent: dict[str, np.ndarray], lenses: dict[str, np.ndarray], tr
     the log, counted: lenses outside the parent's bricks (one line), lenses in its bricks that
     match no parent galaxy (one line each: not an LRG by the cuts, or flagged), and grades that
     map to no tier (one line per grade)."""
-    from jobs.survey_layout import brick_at
+    from jobs.survey.layout import brick_at
 
     index, separation = known_lenses.match_with_separation(parent["ra"], parent["dec"], lenses)
     rows = known_lenses.nearest_per_lens(index, separation)
@@ -176,7 +176,7 @@ def build(
     (a known lens in their stamp) are neither controls nor hosts; the `known` lenses' own
     galaxies are one task each in their galaxy's split (a real positive, no arc added);
     `galaxies` each split's source galaxies (mode "catalogue", `catalogue_sources`)."""
-    from jobs.catalogs import same_object_units
+    from jobs.survey.catalogs import same_object_units
 
     configs = np.array(grid_configs(grid), dtype=np.float64)
     keys = galaxy_keys(parent["brickname"], parent["objid"])
@@ -560,7 +560,7 @@ def run(
     config, grid_name = stage_runtime.resolve(workspace, variant_name, grid_name)
     variant = config.variants[variant_name]
     grid = config.grids[grid_name]
-    parent_path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
+    parent_path = parent_file(workspace, variant.parent_sample)
     parent = read_parent(parent_path)
     out_dir = manifest_dir(workspace, variant_name, grid_name)
     training = variant.training
@@ -577,7 +577,7 @@ def run(
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
         stage_runtime.unchanged(f"manifest: {out_dir} is")
-        return {"outputs": [str(out_dir / "manifest.parquet")], "skipped": True}
+        return {"outputs": [str(out_dir / MANIFEST_FILE)], "skipped": True}
     if grid.control_mode == "paired":
         print(
             "manifest: WARNING: paired controls (the same galaxy with and without an arc) teach the model "
@@ -623,10 +623,10 @@ def run(
         }
     )
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
-        stage_runtime.write_parquet(table, tmp / "manifest.parquet", variant.injection.codec)
+        stage_runtime.write_parquet(table, tmp / MANIFEST_FILE, variant.injection.codec)
         (tmp / "verification.json").write_text(json.dumps(report, indent=2))
     return {
-        "outputs": [str(out_dir / "manifest.parquet")],
+        "outputs": [str(out_dir / MANIFEST_FILE)],
         "variant": variant_name,
         "grid": grid_name,
         "n_configs": grid.n_configs,
@@ -651,9 +651,11 @@ def _report_text(report: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("manifest", "Grid x galaxies -> injection tasks with hash-assigned controls.")
+    p = stage_runtime.parser(
+        "stages.manifest", "Grid x galaxies -> injection tasks with hash-assigned controls."
+    )
     args = p.parse_args(argv)
-    return stage_runtime.main("manifest", _run_args, args)
+    return stage_runtime.main("stages.manifest", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs import stage_runtime
+from jobs.runtime import stage as stage_runtime
 
 OUTSIDE = "outside the footprint"
 SPLIT_COLUMNS = (
@@ -31,7 +31,7 @@ def logits_of(model: Any, stamps: np.ndarray, meta: np.ndarray | None = None, ba
     """The model's logits for (n, 3, H, W) stamps in nanomaggies (normalised as in training)."""
     import torch
 
-    from jobs.dataset import robust_normalise
+    from jobs.learn.dataset import robust_normalise
 
     out = []
     with torch.no_grad():
@@ -53,7 +53,7 @@ def score_split(
     import torch
 
     from core.schemas import hash_order, unit_keys
-    from jobs.dataset import StampStream, read_columns
+    from jobs.learn.dataset import StampStream, read_columns
     from jobs.learn.realism import aperture_flux, pixel_features
 
     parts = [str(p) for p in sorted(stamps.glob("part-*.parquet"))]
@@ -139,8 +139,8 @@ def cut_positions(
 ) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """Cutouts at sky positions (no injection): stamps, whether each is usable, and why not.
     A position's brick is its catalogue's `brickname` if given, else DR10's brick grid's."""
-    from jobs.coadd_reader import BrickUnavailable
-    from jobs.survey_layout import brick_at
+    from jobs.survey.coadd_reader import BrickUnavailable
+    from jobs.survey.layout import brick_at
 
     n, size = len(ra), reader.size
     stamps = np.zeros((n, 3, size, size), dtype=np.float32)
@@ -174,7 +174,7 @@ def score_positions(
 ) -> dict[str, Any]:
     """The model over sky positions: logit, score (sigmoid), ok and fail_reason per position
     (and the stamps if asked). Metadata models need the metadata columns in `positions`."""
-    from jobs.dataset import meta_features
+    from jobs.learn.dataset import meta_features
 
     n = len(positions["ra"])
     stamps, ok, reasons = cut_positions(reader, positions["ra"], positions["dec"], positions.get("brickname"))
@@ -203,7 +203,7 @@ def stream_logits(
     holds a few batches, however many galaxies there are."""
     import torch
 
-    from jobs.dataset import CutoutBatches
+    from jobs.learn.dataset import CutoutBatches
 
     data = CutoutBatches(files, batch, meta_cols, model.stretch)
     loader = torch.utils.data.DataLoader(

@@ -9,7 +9,7 @@ lenscat table or the workspace's catalogs/known_lenses.csv) — the lens's name,
 reference. The summary lists every known lens among them with its rank ("known-lens
 recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
 to hold no injected arc, none with a known lens in its stamp) for hard-negative mining.
-`blinds.parquet` holds `--blinds` items for calibrating the inspectors (jobs/blinds.py):
+`blinds.parquet` holds `--blinds` items for calibrating the inspectors (jobs/learn/blinds.py):
 simulated lenses and known non-lenses as hard as the candidates (graded X in other runs,
 named by the `--lookalikes` catalogue, or injection controls), with the candidates' columns,
 that the console mixes into triage; `blinds.truth.parquet` says which is which. `--cutouts
@@ -20,7 +20,7 @@ optionally name, population), cut from the cached coadds, into
 `data/candidates/<run>/catalog-<file stem>.parquet`: a lookalike sample, a DR10 user's own
 targets.
 
-    python -m jobs.score --workspace DIR --variant V [--grid G] [--run NAME] [--hard-negatives N]
+    python -m jobs.stages.score --workspace DIR --variant V [--grid G] [--run NAME] [--hard-negatives N]
         [--blinds N] [--lookalikes FILE] [--catalog FILE] [--cache DIR]
 """
 
@@ -37,7 +37,7 @@ from core import figures
 from core import stamps as stamp_contract
 from core.layout import candidates_dir
 from core.stamps import write_stamps
-from jobs import stage_runtime
+from jobs.runtime import stage as stage_runtime
 
 PARENT_COLUMNS = ("brickname", "objid", "ra", "dec", "split", "psfsize_r", "mag_r", "mag_z", "type")
 CATALOG_COLUMNS = ("name", "population", "ra", "dec", "noise_from", "noise_g", "noise_r", "noise_z")
@@ -100,11 +100,10 @@ def run(
     from core.layout import default_run_name, lookalikes_in_use, run_checkpoint, runs_dir, stamps_dir
     from core.names import check_name
     from core.schemas import galaxy_keys
-    from jobs import cutouts, known_lenses
-    from jobs.catalogs import catalog_stem
-    from jobs.models import load_run
-    from jobs.scoring import sigmoid, stream_logits
-    from jobs.survey import fits_cutouts
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import sigmoid, stream_logits
+    from jobs.survey import cutting, fits_cutouts, known_lenses
+    from jobs.survey.catalogs import catalog_stem
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(
@@ -123,7 +122,7 @@ def run(
         catalog = f"cutouts-{catalog_stem(cutouts_folder)}"  # scored like a catalogue, named for its folder
         target = f"{catalog}.parquet"
     else:
-        made = cutouts.run(workspace, variant, catalog, cache)  # skipped when up to date
+        made = cutting.run(workspace, variant, catalog, cache)  # skipped when up to date
         target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
     scores_name = f"{Path(target).stem}.scores.parquet"
@@ -194,7 +193,7 @@ def run(
         .to_pylist(),
     }
     if catalog is None:
-        from jobs import blinds as blind_items
+        from jobs.learn import blinds as blind_items
 
         hard = _hard_negatives(model.cpu(), meta_cols, stamps, run_name, hard_negatives, lenses)
         summary["hard_negatives"] = hard.num_rows
@@ -246,10 +245,10 @@ def _known_non_lenses(
     """The parent galaxies known to be no lens, as ranked rows with their stamps, and where
     each is known from: graded X by consensus in other runs (`_rejected`), or named by the
     lookalike catalogue `looks` (within SAME_OBJECT_ARCSEC); none with a known lens in its
-    stamp. The blind items' pool of hard non-lenses (jobs/blinds.py)."""
+    stamp. The blind items' pool of hard non-lenses (jobs/learn/blinds.py)."""
     from core.schemas import galaxy_keys
-    from jobs import known_lenses
-    from jobs.catalogs import SAME_OBJECT_ARCSEC, read_positions
+    from jobs.survey import known_lenses
+    from jobs.survey.catalogs import SAME_OBJECT_ARCSEC, read_positions
 
     keys = galaxy_keys(ranked.column("brickname").to_pylist(), ranked.column("objid").to_pylist())
     ra, dec = ranked.column("ra").to_numpy(), ranked.column("dec").to_numpy()
@@ -270,7 +269,7 @@ def _known_non_lenses(
 
 def _say_blinds(drawn: dict[str, Any]) -> None:
     """The blind items drawn, and whether the non-lenses follow the candidates' scores."""
-    from jobs.blinds import KS_ALPHA
+    from jobs.learn.blinds import KS_ALPHA
 
     where = ", ".join(f"{n} {s}" for s, n in drawn["not_lens_from"].items() if n) or "none"
     p = drawn["not_lens_ks_p"]
@@ -379,9 +378,9 @@ def _hard_negatives(
 
     from core.schemas import galaxy_keys
     from core.storage import parquet_file
-    from jobs import known_lenses
-    from jobs.dataset import meta_features
-    from jobs.scoring import logits_of, sigmoid
+    from jobs.learn.dataset import meta_features
+    from jobs.learn.scoring import logits_of, sigmoid
+    from jobs.survey import known_lenses
 
     parts = sorted(stamps.glob("part-*.parquet"))
     empty = pa.table({"task_id": pa.array([], pa.int64())})
@@ -449,9 +448,9 @@ def _hard_negatives(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("score", "A trained run over real galaxies -> candidates parquet.")
+    p = stage_runtime.parser("stages.score", "A trained run over real galaxies -> candidates parquet.")
     args = p.parse_args(argv)
-    return stage_runtime.main("score", _run_args, args)
+    return stage_runtime.main("stages.score", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

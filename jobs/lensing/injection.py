@@ -1,13 +1,13 @@
 """The per-partition function of `inject`: manifest rows -> stamp rows, one function for the
 local runner's processes and Spark's `mapInArrow` alike.
 
-For every row: its grz cutout (jobs/coadd_reader.py), flagged `ok = false` with a reason when it
+For every row: its grz cutout (jobs/survey/coadd_reader.py), flagged `ok = false` with a reason when it
 leaves the brick, holds non-finite pixels, or a band has no data at the galaxy (`nobs = 0`,
 `psfsize = 0`, which DR10 writes together, or zero invvar): an arc is never injected without
 its PSF. For positives, the arcs of the whole partition rendered at once by the chosen engine
 (jobs/lensing/), each band convolved with its PSF (a Moffat from `psfsize_<band>` by
 default, jobs/lensing/psf.py; at the supersampled scale where the arc is), plus the arc's own
-photon noise, and added on the coadd's quantisation lattice (jobs/quantization.py). Controls
+photon noise, and added on the coadd's quantisation lattice (jobs/survey/quantization.py). Controls
 get nothing added: their stamps are their cutouts, bit for bit, so positives differ from
 controls by the arc alone. Known lenses (`known_tier`
 set: a known lens's own galaxy) are cut out exactly as controls are: real pixels, untouched.
@@ -39,11 +39,11 @@ import numpy as np
 from core import stamps as stamp_contract
 from core.layout import under
 from core.schemas import mag_to_nanomaggies, nanomaggies_to_mag
-from jobs.coadd_reader import BrickUnavailable, CoaddReader, Cutout
 from jobs.lensing import catalogue, engines, sources
 from jobs.lensing.params import ArcParams, fine_half_width
 from jobs.lensing.psf import pixelised_kernel, read_pixelised, supersampled
-from jobs.survey_layout import BANDS, PIXSCALE
+from jobs.survey.coadd_reader import BrickUnavailable, CoaddReader, Cutout
+from jobs.survey.layout import BANDS, PIXSCALE
 
 CARRIED = (
     "task_id",

@@ -7,7 +7,7 @@ galaxies (and their neighbours) never straddle two splits. A catalogue that cann
 lacks a column or has a wrong type is named and skipped; the others go on, and the stage ends
 non-zero with the failures in its summary.
 
-    python -m jobs.select --workspace DIR --variant v3_color_relaxed [--catalogs PATH] [--force]
+    python -m jobs.stages.select --workspace DIR --variant v3_color_relaxed [--catalogs PATH] [--force]
 """
 
 from __future__ import annotations
@@ -24,11 +24,10 @@ from typing import Any
 import numpy as np
 
 from core import storage
-from core.layout import parent_dir, survey_catalogs
-from core.schemas import PARENT_COLUMNS, TRACTOR_COLUMNS, nanomaggies_to_mag
-from jobs import stage_runtime
+from core.layout import PARENT_FILE, parent_dir, parent_file, survey_catalogs
+from core.schemas import PARENT_COLUMNS, SPLITS, TRACTOR_COLUMNS, nanomaggies_to_mag
+from jobs.runtime import stage as stage_runtime
 
-SPLITS = ("train", "val", "test")
 CATALOGUE_NAME = re.compile(r"^(tractor|sweep)-.+\.fits(\.gz)?$")
 GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = {name: dtype for name, dtype, _ in TRACTOR_COLUMNS}
@@ -134,7 +133,7 @@ def apply_cuts(cat: dict[str, np.ndarray], cuts: Any) -> tuple[np.ndarray, list[
 # and which row of it, so that any runner gives the rows in the same order; and `report`,
 # set only on each catalogue's one report row (its counts after each cut, or why it failed).
 ORDER = ("file_index", "file_row")
-PARTITION = "jobs.select:select_partition"  # the per-partition function, local and Spark
+PARTITION = "jobs.stages.select:select_partition"  # the per-partition function, local and Spark
 REPORT = "report"
 
 
@@ -241,7 +240,7 @@ def _select_spark(listing: Any, settings: str, output: str | None) -> Any:
     DR10 are ~2 GB), or, with `output`, are written there and only the reports come back."""
     from pyspark import StorageLevel
 
-    from jobs.spark_pipeline import map_partitions, session
+    from jobs.runtime.spark import map_partitions, session
 
     spark = session("halo-select")
     frame = spark.createDataFrame(listing)
@@ -320,7 +319,7 @@ def run(
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
         stage_runtime.unchanged(f"select: the parent sample {out_dir} is")
-        return {"outputs": [str(out_dir / "parent.parquet")], "skipped": True}
+        return {"outputs": [str(out_dir / PARENT_FILE)], "skipped": True}
 
     table, reports = select_files(files, variant, runner)
     full = _summary(
@@ -332,15 +331,15 @@ def run(
         table.column("brickname").to_pylist(),
     )
     bricks_per_split = full.pop("split_bricks")
-    summary = {**full, "outputs": [str(out_dir / "parent.parquet")]}
+    summary = {**full, "outputs": [str(out_dir / PARENT_FILE)]}
     _print_table(summary)
     where = _where(variant_name, parent_name, out_dir)
     failed = summary["failed_catalogues"]
-    kept = (out_dir / "parent.parquet").exists()
+    kept = (out_dir / PARENT_FILE).exists()
     if table.num_rows == 0 or (failed and kept):  # never replace a parent sample with less
         _fail_on(failed, len(files), "the log", None, table.num_rows, where, kept)
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
-        stage_runtime.write_parquet(table, tmp / "parent.parquet", variant.injection.codec)
+        stage_runtime.write_parquet(table, tmp / PARENT_FILE, variant.injection.codec)
         (tmp / "summary.json").write_text(json.dumps({**summary, "split_bricks": bricks_per_split}, indent=2))
     _fail_on(failed, len(files), out_dir / "summary.json", out_dir, table.num_rows, where, False)
     return summary
@@ -387,7 +386,7 @@ def _fail_on(
 
 
 def spark_run(job: Any) -> None:
-    """The stage as a Spark step (jobs/spark_pipeline.py): catalogues (`catalogs`, else the
+    """The stage as a Spark step (jobs/runtime/spark.py): catalogues (`catalogs`, else the
     mock survey's under the workspace root) in; the parent sample out as a folder of parts
     named `parent.parquet` (the stages read a file or such a folder alike), its summary.json
     beside them."""
@@ -397,7 +396,7 @@ def spark_run(job: Any) -> None:
     files = catalogue_files(source)
     if not files:
         raise stage_runtime.StageError(f"{source}: no catalogue files (tractor-*.fits or sweep-*.fits)")
-    final = job.at(parent_dir(Path(""), parent_name) / "parent.parquet")
+    final = job.at(parent_file(Path(""), parent_name))
 
     def write(out: str) -> None:
         _, reports = select_files(files, variant, "spark", out)
@@ -428,9 +427,9 @@ def _print_table(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("select", "Tractor catalogues -> LRG parent sample with region splits.")
+    p = stage_runtime.parser("stages.select", "Tractor catalogues -> LRG parent sample with region splits.")
     args = p.parse_args(argv)
-    return stage_runtime.main("select", _run_args, args)
+    return stage_runtime.main("stages.select", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -27,7 +27,7 @@ injector's effective gain g = sky per pixel × invvar, so planted arcs are as no
 injected ones); `psfsize_*`, `psfdepth_*` and `galdepth_*` are computed from the same PSF
 and invvar, so the catalogue agrees with the images. Deterministic for a seed.
 
-    python -m jobs.mock_survey --workspace DIR [--bricks N] [--seed S] [--brick-px PX]
+    python -m jobs.stages.demo --workspace DIR [--bricks N] [--seed S] [--brick-px PX]
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from typing import Any
 import numpy as np
 
 from core.layout import survey_dir
-from jobs import stage_runtime
 from jobs.lensing.params import sersic
 from jobs.lensing.psf import moffat_kernel, noise_equivalent_area
-from jobs.shapes import lenstronomy_e1e2, q_theta_to_tractor
+from jobs.lensing.shapes import lenstronomy_e1e2, q_theta_to_tractor
+from jobs.runtime import stage as stage_runtime
 from jobs.survey import planted_sources
-from jobs.survey_layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
+from jobs.survey.layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
 
 # the mock's lookalike kinds and the population names the catalogue gives them
 LOOKALIKES = {"spiral": "spiral", "ring": "ring", "merger": "merger", "edgeon": "edge-on disk"}
@@ -254,7 +254,7 @@ def _sersic(x: np.ndarray, y: np.ndarray, r_e: float, n: float, q: float, theta:
 
 def _lens_kwargs(src: Source) -> list[dict[str, float]]:
     """A planted lens's mass (SIE + shear) centred at (0, 0), in lenstronomy's terms: its
-    light's axis ratio and angle (jobs/shapes.py's conventions, as the catalogue's)."""
+    light's axis ratio and angle (jobs/lensing/shapes.py's conventions, as the catalogue's)."""
     p = src.extra or {}
     e1, e2 = lenstronomy_e1e2(src.q, src.theta)
     return [
@@ -522,7 +522,7 @@ def noise_sigma(model: np.ndarray, invvar: np.ndarray) -> np.ndarray:
     g the injector's effective gain from the shipped sky brightness), so a planted arc is as
     noisy as an injected one of the same flux."""
     from core.config import SkyBrightness
-    from jobs.inject_batch import effective_gain
+    from jobs.lensing.injection import effective_gain
 
     sky = SkyBrightness()
     gain = effective_gain(invvar, tuple(getattr(sky, b) for b in BANDS))
@@ -677,7 +677,7 @@ def run(cfg: MockConfig, workspace: Path, force: bool = False) -> dict[str, Any]
 def write_catalogs(workspace: Path, truth: list[dict[str, Any]]) -> list[str]:
     """The lookalike and known-lens catalogues a DR10 user would bring, from the truth."""
     from core.layout import known_lenses_path, lookalikes_path
-    from jobs.catalogs import write_csv
+    from jobs.survey.catalogs import write_csv
 
     looks = [t for t in truth if t["kind"] in LOOKALIKES]
     write_csv(
@@ -709,7 +709,7 @@ def write_catalogs(workspace: Path, truth: list[dict[str, Any]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("mock_survey", "Write the embedded mini-DR10 survey.", needs_variant=False)
+    p = stage_runtime.parser("stages.demo", "Write the embedded mini-DR10 survey.", needs_variant=False)
     args = p.parse_args(argv)
     cfg = MockConfig(
         bricks=args.bricks,
@@ -718,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         images=not args.no_images,
         lrgs_per_brick=args.lrgs_per_brick,
     )
-    return stage_runtime.main("mock_survey", lambda a: run(cfg, a.workspace.resolve(), a.force), args)
+    return stage_runtime.main("stages.demo", lambda a: run(cfg, a.workspace.resolve(), a.force), args)
 
 
 if __name__ == "__main__":

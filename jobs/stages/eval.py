@@ -2,7 +2,7 @@
 
 On a held-out split of the injection stamps (test by default), scored in float32:
 
-- **operating points** (jobs/operating_points.py): AUROC, tpr@fpr, fpr@tpr and the TPR at
+- **operating points** (jobs/stats/operating_points.py): AUROC, tpr@fpr, fpr@tpr and the TPR at
   FPR = 0 (HOLISMOKES), each with n rows and n independent (galaxies), a bootstrap interval
   over galaxies, and "not measurable" or a one-sided upper bound where the independent
   negatives cannot measure it;
@@ -26,7 +26,7 @@ On a held-out split of the injection stamps (test by default), scored in float32
 
 JSON and markdown land in `data/runs/<run>/eval/eval-<split>.{json,md}`.
 
-    python -m jobs.eval --workspace DIR --variant V [--grid G] [--run NAME] [--split test]
+    python -m jobs.stages.eval --workspace DIR --variant V [--grid G] [--run NAME] [--split test]
         [--lookalikes FILE] [--prevalence P] [--real-galaxies N] [--cache DIR]
 """
 
@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from jobs import stage_runtime
-from jobs.rates import bins_of, levels_of, purity, rate, reliability
+from jobs.runtime import stage as stage_runtime
+from jobs.stats.rates import bins_of, levels_of, purity, rate, reliability
 
 COMPLETENESS = (0.99, 0.95, 0.90, 0.85, 0.80, 0.70)
 FPRS = (1e-2, 1e-3, 1e-4, 1e-5)
@@ -57,7 +57,7 @@ EVAL_BRICKS = 48  # bricks the coadd reader keeps open
 def operating_thresholds(neg: np.ndarray, neg_groups: np.ndarray) -> list[dict[str, Any]]:
     """A threshold (pass: score > threshold) for each FPR level the independent negatives
     can measure, and the highest negative's score (FPR 0, the HOLISMOKES convention)."""
-    from jobs.operating_points import measurable_fpr
+    from jobs.stats.operating_points import measurable_fpr
 
     if neg.size == 0:
         return []
@@ -170,11 +170,11 @@ def real_galaxies(
     read of the parent sample serves all three."""
     import pyarrow.parquet as pq
 
+    from core.layout import parent_file
     from core.schemas import galaxy_keys, hash_order
-    from jobs import known_lenses
-    from jobs.select import parent_dir
+    from jobs.survey import known_lenses
 
-    path = parent_dir(workspace, variant.parent_sample) / "parent.parquet"
+    path = parent_file(workspace, variant.parent_sample)
     if not path.exists():
         raise stage_runtime.StageError(f"{path}: no parent sample; run `halo stage select` first")
     table = pq.read_table(path)
@@ -209,7 +209,7 @@ def known_lens_recovery(
 ) -> list[dict[str, Any]]:
     """Each scored known lens: its score, rank among the real galaxies scored (1 = top) and
     the thresholds it passes; `scored_lenses` holds (table index, logit, how it was found)."""
-    from jobs.scoring import sigmoid
+    from jobs.learn.scoring import sigmoid
 
     everyone = np.concatenate([reference, [lg for _, lg, _ in scored_lenses if np.isfinite(lg)]])
     out = []
@@ -358,32 +358,31 @@ def _evaluate(
     import pyarrow.parquet as pq
 
     from core.layout import (
+        coadd_cache_dir,
         default_run_name,
         eval_dir,
         lookalikes_in_use,
-        parent_dir,
+        parent_file,
         run_checkpoint,
         runs_dir,
         stamps_dir,
     )
     from core.names import check_name
     from core.schemas import galaxy_keys
-    from jobs import known_lenses
-    from jobs.catalogs import SAME_OBJECT_ARCSEC, read_positions
-    from jobs.coadd_reader import CoaddReader
-    from jobs.coadds import default_cache
-    from jobs.models import load_run
-    from jobs.operating_points import operating_points, roc_points
-    from jobs.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
-    from jobs.survey_layout import brick_at
-    from jobs.train import pauc_max_fpr
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
+    from jobs.stats.operating_points import operating_points, pauc_max_fpr, roc_points
+    from jobs.survey import known_lenses
+    from jobs.survey.catalogs import SAME_OBJECT_ARCSEC, read_positions
+    from jobs.survey.coadd_reader import CoaddReader
+    from jobs.survey.layout import brick_at
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name(
         "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
     )
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
-    cache = cache or default_cache(workspace)
+    cache = cache or str(coadd_cache_dir(workspace))
     looks_path = lookalikes_in_use(workspace, lookalikes)
     out, name = eval_dir(workspace, run_name), f"eval-{split}.json"
     digest = stage_runtime.fingerprint(
@@ -397,7 +396,7 @@ def _evaluate(
             run_checkpoint(runs_dir(workspace) / run_name),
             stamps_dir(workspace, variant, grid) / stage_runtime.STAMP_FILE,
             *sorted(stamps_dir(workspace, variant, grid).glob("part-*.parquet")),  # each by its footer
-            parent_dir(workspace, config.variants[variant].parent_sample) / "parent.parquet",
+            parent_file(workspace, config.variants[variant].parent_sample),
             looks_path,
             *(
                 path
@@ -545,11 +544,11 @@ def cutout_evaluation(
 
     from core.layout import eval_dir, runs_dir
     from core.safe_io import atomic_write
-    from jobs.catalogs import catalog_stem
-    from jobs.models import load_run
-    from jobs.operating_points import operating_points
-    from jobs.scoring import stream_logits
+    from jobs.learn.models import load_run
+    from jobs.learn.scoring import stream_logits
+    from jobs.stats.operating_points import operating_points
     from jobs.survey import cutout_labels, fits_cutouts
+    from jobs.survey.catalogs import catalog_stem
 
     config, _ = stage_runtime.resolve(workspace, variant, None)
     training = config.variants[variant].training
@@ -988,10 +987,10 @@ def markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser(
-        "eval", "Operating points, completeness maps, real-galaxy FPR, known lenses and calibration."
+        "stages.eval", "Operating points, completeness maps, real-galaxy FPR, known lenses and calibration."
     )
     args = p.parse_args(argv)
-    return stage_runtime.main("eval", _run_args, args)
+    return stage_runtime.main("stages.eval", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -55,6 +55,40 @@ def parser(stage: str, description: str, needs_variant: bool = True) -> argparse
     return p
 
 
+def run_stage(stage: str, workspace: Path, variant: str | None = None, **options: Any) -> dict[str, Any]:
+    """Another stage, run as the engine runs it: a process of its own (a stage never imports
+    another), its options given as its command line takes them (None: left out; True: the
+    flag), its output and errors passed through to this stage's. Returns its summary; a run
+    that fails raises StageError with its last line."""
+    import subprocess
+    import tempfile
+
+    from core.stages import SHIPPED
+
+    declared = next(s for s in SHIPPED if s.name == stage)
+    argv = [sys.executable, "-m", declared.module, "--workspace", str(workspace)]
+    if variant is not None:
+        argv += ["--variant", variant]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            argv.append(flag)
+        elif value is not None and value is not False:
+            argv += [flag, str(value)]
+    with tempfile.TemporaryDirectory(prefix=f"halo-{stage}-") as folder:
+        result = Path(folder) / "result.json"
+        sys.stdout.flush()
+        done = subprocess.run(
+            argv, env={**os.environ, jobresult.ENV_VAR: str(result)}, stderr=subprocess.PIPE, text=True
+        )
+        sys.stderr.write(done.stderr)
+        if done.returncode != 0:
+            said = done.stderr.strip().splitlines()
+            raise StageError(said[-1] if said else f"{stage} exited with code {done.returncode}")
+        _, summary = jobresult.read(result)
+    return summary or {}
+
+
 def declared_default(stage: str, name: str) -> Any:
     """An option's default as `core.stages` declares it: the one place it is written."""
     from core.stages import SHIPPED

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from core.intervals import LEVEL, resample_counts, upper_bound_zero
+from core.intervals import percentile_interval, resample_counts, unit_codes, upper_bound_zero
 from core.metrics import FPR_AT_TPR, TPR_AT_FPR
 
 # resamples of the galaxies: the ends of a 95 % interval must hold still across seeds. On the
@@ -36,6 +36,11 @@ from core.metrics import FPR_AT_TPR, TPR_AT_FPR
 N_BOOT = 20_000
 EPOCH_N_BOOT = 1_000  # train's per-epoch figures, for watching a run (eval's are the ones to quote)
 _CHUNK = 4_000_000  # the bootstrap's (resamples × galaxies or levels) held at once: ~32 MB an array
+
+
+def pauc_max_fpr(n_neg_independent: int) -> float:
+    """The FPR up to which a split's independent negatives can measure a partial AUROC."""
+    return min(1.0, max(1e-3, 3.0 / max(n_neg_independent, 1)))
 
 
 def roc(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,13 +79,6 @@ def fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 def measurable_fpr(level: float, n_neg_independent: int) -> bool:
     """Whether an FPR of `level` can be measured on this many independent negatives."""
     return n_neg_independent * level >= 1.0 - 1e-9
-
-
-def _groups(groups: Any, n: int) -> np.ndarray:
-    """Each row's galaxy as a small integer (rows are their own units when no groups)."""
-    if groups is None:
-        return np.arange(n)
-    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
 
 
 def _levels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -174,12 +172,8 @@ def _bootstrap(
     return {name: np.concatenate(v) for name, v in out.items()}
 
 
-def _interval(values: np.ndarray, level: float = LEVEL) -> list[float] | None:
-    if values.size < 10:
-        return None
-    a = (1 - level) / 2
-    lo, hi = np.quantile(values, [a, 1 - a])
-    return [float(lo), float(hi)]
+def _interval(values: np.ndarray) -> list[float] | None:
+    return list(percentile_interval(values)) if values.size >= 10 else None
 
 
 def operating_points(
@@ -198,7 +192,7 @@ def operating_points(
 
     labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores, dtype=np.float64)
-    group = _groups(groups, labels.size)
+    group = unit_codes(groups, labels.size)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     ind_pos, ind_neg = int(np.unique(group[labels]).size), int(np.unique(group[~labels]).size)
     out: dict[str, Any] = {

@@ -5,7 +5,7 @@ with each candidate's rank, position and score; blind items are never in it. Bes
 items (simulated lenses and known non-lenses mixed into the stream), also printed and in the
 job's result. The grading itself happens in the console (`halo` → 3).
 
-    python -m jobs.triage --workspace DIR --run NAME [--out FILE]
+    python -m jobs.stages.triage --workspace DIR --run NAME [--out FILE]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from jobs import stage_runtime
+from jobs.runtime import stage as stage_runtime
 
 
 def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any]:
@@ -54,10 +54,10 @@ def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any
 
 def main(argv: list[str] | None = None) -> int:
     p = stage_runtime.parser(
-        "triage", "Export a run's grades, consensus and disagreements.", needs_variant=False
+        "stages.triage", "Export a run's grades, consensus and disagreements.", needs_variant=False
     )
     args = p.parse_args(argv)
-    return stage_runtime.main("triage", _run_args, args)
+    return stage_runtime.main("stages.triage", _run_args, args)
 
 
 def _run_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The Spark entry point: `spark-submit jobs/spark_pipeline.py --stage S --workspace ROOT ...`.
+"""The Spark entry point: `spark-submit jobs/runtime/spark.py --stage S --workspace ROOT ...`.
 
 Every stage declared with `spark=True` (core/stages.py) has a `spark_run(SparkJob)`: it finds
 its inputs and outputs under the workspace ROOT (an s3:// prefix on EMR, or a folder) through
@@ -6,7 +6,7 @@ core/layout.py, as it does locally. The EMR backend builds the same arguments fo
 stage (core/backends/emr.py `step_args`): it knows no stage's internals. On EMR the project
 code travels with `--py-files` (a zip of `core` and `jobs`); locally the stages' `--runner
 spark` calls `run_spark` with a local-mode session. Either way the partitions go through the
-same per-partition function as the local runner (jobs/partitioned.py), via `mapInArrow`, and
+same per-partition function as the local runner (jobs/runtime/partitions.py), via `mapInArrow`, and
 Spark's output committer writes the part files atomically: a retried task leaves no duplicate
 rows. A step writes beside its output and replaces it only once it succeeded
 (`core.storage.replace_folder`)."""
@@ -106,7 +106,7 @@ def map_partitions(frame: Any, function: str, settings_json: str, schema: Any) -
     it), batch by batch (`mapInArrow`), into a DataFrame of Arrow `schema`."""
 
     def apply(batches: Any) -> Any:
-        from jobs.partitioned import partition_function
+        from jobs.runtime.partitions import partition_function
 
         run = partition_function(function)
         for batch in batches:
