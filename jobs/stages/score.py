@@ -115,6 +115,8 @@ def run(
         loader_workers = min(4, os.cpu_count() or 1) if device == "cuda" else 0
     if catalog is not None and cutouts_folder is not None:
         raise stage_runtime.StageError("--catalog and --cutouts: give one or the other")
+    # the store first: one it cannot open (locked, damaged, a full disk) stops the run before its work
+    rejected = _rejected(workspace, run_name) if catalog is None and cutouts_folder is None else []
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
     if cutouts_folder is not None:
         size = config.variants[variant].injection.stamp_size
@@ -130,7 +132,6 @@ def run(
     out = candidates_dir(workspace, run_name)
     outputs = [str(out / name) for name in (target, scores_name, *extra)]
     stamps = stamps_dir(workspace, variant, grid)
-    rejected = _rejected(workspace, run_name) if catalog is None else []
     looks = lookalikes_in_use(workspace, lookalikes) if catalog is None else None
     digest = stage_runtime.fingerprint(
         "score",
