@@ -30,7 +30,7 @@ def graded_ws(stamps_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A copy of the stamps workspace with a trained, scored run `tiny` (not yet graded)."""
     root = tmp_path_factory.mktemp("round") / "ws"
     shutil.copytree(stamps_ws, root, ignore=shutil.ignore_patterns(".halo", "runs", "candidates", "rounds"))
-    train.run(root, "v4_sota", preset_name="test_cpu", run_name="tiny")
+    train.run(root, "v4_sota", preset_name="test_cpu", run_name="tiny", epochs=1)  # a parent to grade
     score.run(root, "v4_sota", run_name="tiny", keep_stamps=40)
     return root
 
