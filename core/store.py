@@ -197,12 +197,29 @@ class Store:
                     f" {len(MIGRATIONS)}): use that halo here, or move the file aside to start a new store"
                 )
             self._migrate()
+            self._number_after_earlier_jobs()
         except sqlite3.DatabaseError as err:
             self.close()
             raise unusable(err, path) from None
         except StoreError:
             self.close()
             raise
+
+    def _number_after_earlier_jobs(self) -> None:
+        """A new store beside an earlier one's job files (a damaged store moved aside, as its
+        message advises) numbers its jobs after theirs: job N's log, exit code and result are
+        never another job's, and the moved store's jobs keep theirs."""
+        if self.logs.is_symlink() or not self.logs.is_dir():
+            return
+        if self._db.execute("SELECT 1 FROM jobs LIMIT 1").fetchone() is not None:
+            return  # a store in use numbers on from its own jobs
+        numbers = (name.split(".", 1)[0] for name in os.listdir(self.logs))
+        highest = max((int(n) for n in numbers if n.isdigit()), default=0)
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+        if highest > (row[0] if row else 0):
+            with self._write() as db:
+                db.execute("DELETE FROM sqlite_sequence WHERE name = 'jobs'")
+                db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('jobs', ?)", (highest,))
 
     @property
     def _db(self) -> sqlite3.Connection:

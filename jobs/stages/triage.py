@@ -27,6 +27,11 @@ def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any
     store = Workspace(workspace).store
     current = grades.current(store, run_name)
     path = candidates_path(workspace, run_name)
+    if not current and not path.exists():  # a mistyped run: say so, write no empty CSVs
+        raise stage_runtime.StageError(
+            f"run {run_name!r} has no candidates ({path}) and no grades: nothing to export"
+            f" (score it, `halo stage score --run {run_name}`, then grade it in the console)"
+        )
     rows = CandidateTable(path).rows_of(current) if path.exists() else []
     target = Path(out) if out else path.parent / f"grades-{run_name}.csv"
     if not target.is_absolute():

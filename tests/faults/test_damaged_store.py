@@ -77,3 +77,19 @@ def test_a_store_another_process_holds_locked_is_one_line(halo) -> None:
     finally:
         holder.communicate("\n", timeout=30)
     assert [j["id"] for j in halo.json("jobs", "list")] == [1]  # nothing was launched
+
+
+def test_a_new_store_beside_a_moved_one_numbers_its_jobs_after_the_earlier_ones(halo) -> None:
+    """A walk found it: after `mv .halo/halo.db` (as the damaged-store message advises) the new
+    store numbered its jobs from 1 again, appending to job 1's log and overwriting its exit code
+    and result, so the moved store's jobs pointed at another job's files."""
+    for _ in range(2):
+        halo("stage", "sleepy", "--seconds", "0", "--wait", check=0)
+    store = halo.root / ".halo" / "halo.db"
+    logs = halo.root / ".halo" / "logs"
+    before = {p.name: p.read_bytes() for p in logs.iterdir()}
+    store.rename(store.with_name("halo.db.moved"))
+    halo("stage", "sleepy", "--seconds", "0", "--wait", check=0)
+    (job,) = halo.json("jobs", "list")
+    assert job["id"] == 3
+    assert {name: (logs / name).read_bytes() for name in before} == before

@@ -1,6 +1,9 @@
 """triage: the grades of a run exported headless, with consensus and disagreements."""
 
 import csv
+from pathlib import Path
+
+import pytest
 
 from core import grades
 from core.workspace import Workspace
@@ -27,3 +30,13 @@ def test_triage_exports_grades_consensus_and_disagreements(halo) -> None:
     assert by_objid["7"]["notes"] == "alice: faint arc to the NE" and by_objid["3"]["notes"] == ""
     assert list(rows[0])[:2] == ["run", "rank"]  # bug 8 of issue 14: the README's rank column
     assert "is not a valid name" in halo("stage", "triage", "--run", "../hostile", check=2).stderr
+
+
+def test_a_run_with_no_candidates_and_no_grades_is_refused_and_nothing_written(tmp_path: Path) -> None:
+    """A walk found `halo stage triage --run x` (a mistyped run) exiting 0 with empty CSVs."""
+    from jobs.runtime.stage import StageError
+    from jobs.stages import triage
+
+    with pytest.raises(StageError, match="run 'nope' has no candidates .* and no grades"):
+        triage.run(tmp_path, "nope")
+    assert not (tmp_path / "data").exists()
