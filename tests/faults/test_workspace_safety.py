@@ -24,20 +24,22 @@ def _untouched(outside: Path) -> bool:
 
 
 def test_planted_links_in_the_logs_folder_never_write_outside(halo, outside: Path) -> None:
+    """Links planted where the next job will write (a store in use numbers on from its own
+    jobs; a new one after every job file there, so a link there is never its first job's)."""
+    halo("stage", "sleepy", "--seconds", "0", "--wait", check=0)  # job 1: the store is in use
     logs = halo.root / ".halo" / "logs"
-    logs.mkdir(parents=True)
-    (logs / "1.log").symlink_to(outside / "log")
+    (logs / "2.log").symlink_to(outside / "log")
     done = halo("stage", "sleepy", "--seconds", "0", "--wait", "--json")
-    job = halo.json("jobs", "show", "1")
+    job = halo.json("jobs", "show", "2")
     assert done.returncode == 1 and job["state"] == "failed" and "will not write through it" in job["failure"]
     assert _untouched(outside)
     # the next job's exit and result files: planted links are replaced, never written through
-    for name, target in (("2.exit.tmp", "exit"), ("2.result.json.tmp", "result"), ("2.exit", "exit-final")):
+    for name, target in (("3.exit.tmp", "exit"), ("3.result.json.tmp", "result"), ("3.exit", "exit-final")):
         (logs / name).symlink_to(outside / target)
     done = halo("stage", "sleepy", "--seconds", "0", "--wait")
     assert done.returncode == 0, done.stderr
     assert _untouched(outside)
-    assert not (logs / "2.exit").is_symlink() and '"exit_code": 0' in (logs / "2.exit").read_text()
+    assert not (logs / "3.exit").is_symlink() and '"exit_code": 0' in (logs / "3.exit").read_text()
 
 
 def test_a_store_or_a_log_that_is_a_link_is_neither_written_nor_read(halo, outside: Path) -> None:
