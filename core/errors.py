@@ -60,6 +60,14 @@ def file_system_said(err: OSError) -> str:
     return text.strip().splitlines()[0][:200] if text.strip() else type(err).__name__
 
 
+def naming(err: OSError, path: object) -> OSError:
+    """`err` naming `path` where it names no file (a write's own error, pyarrow's, astropy's
+    carry none): raise it `from None` in its place."""
+    if err.filename:
+        return err
+    return OSError(err.errno, err.strerror or str(err), str(path))
+
+
 def file_system_failure(err: OSError) -> str:
     """An OSError in words: the file, when the error names one, and what the system said."""
     where = f"{err.filename}: " if err.filename else ""

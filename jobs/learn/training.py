@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import naming
 from core.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, default_run_name, runs_dir
 from jobs.runtime import stage as stage_runtime
 
@@ -175,7 +176,7 @@ class Trainer:
             tmp.write_bytes(buffer.getbuffer())
         except OSError as err:  # named: a write's own error carries no file name
             tmp.unlink(missing_ok=True)
-            raise OSError(err.errno, err.strerror, str(path)) from None
+            raise naming(err, path) from None
         os.replace(tmp, path)
 
     # -- the loop --------------------------------------------------------------------

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core import jobresult
-from core.errors import DamagedFile, HaloError, UsageError, file_system_failure
+from core.errors import DamagedFile, HaloError, UsageError, file_system_failure, naming
 
 EXIT_DATA_ERROR = 1
 EXIT_USAGE = 2
@@ -57,24 +57,19 @@ def parser(stage: str, description: str, needs_variant: bool = True) -> argparse
 
 def run_stage(stage: str, workspace: Path, variant: str | None = None, **options: Any) -> dict[str, Any]:
     """Another stage, run as the engine runs it: a process of its own (a stage never imports
-    another), its options given as its command line takes them (None: left out; True: the
-    flag), its output and errors passed through to this stage's. Returns its summary; a run
-    that fails raises StageError with its last line."""
+    another), its declared options (None: left out) written by core.stages.Stage.argv, its
+    output and errors passed through to this stage's. Returns its summary; a run that fails
+    raises StageError with its last line."""
     import subprocess
     import tempfile
 
     from core.stages import SHIPPED
 
     declared = next(s for s in SHIPPED if s.name == stage)
-    argv = [sys.executable, "-m", declared.module, "--workspace", str(workspace)]
-    if variant is not None:
-        argv += ["--variant", variant]
-    for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
-        if value is True:
-            argv.append(flag)
-        elif value is not None and value is not False:
-            argv += [flag, str(value)]
+    unknown = set(options) - {p.name for p in declared.params}
+    if unknown:
+        raise ValueError(f"{stage} declares no option {', '.join(sorted(unknown))}")
+    argv = declared.argv(workspace, variant, {k: v for k, v in options.items() if v is not None})
     with tempfile.TemporaryDirectory(prefix=f"halo-{stage}-") as folder:
         result = Path(folder) / "result.json"
         sys.stdout.flush()
@@ -335,9 +330,7 @@ def atomic_dir(
         shutil.rmtree(old, ignore_errors=True)
     except OSError as err:  # named: pyarrow's and a write's own errors carry no file name
         shutil.rmtree(tmp, ignore_errors=True)
-        if err.filename:
-            raise
-        raise OSError(err.errno, err.strerror or str(err), str(final)) from None
+        raise naming(err, final) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

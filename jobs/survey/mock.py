@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import naming
 from core.layout import survey_dir
 from jobs.lensing.params import sersic
 from jobs.lensing.psf import moffat_kernel, noise_equivalent_area
@@ -429,7 +430,7 @@ def _write_fz(path: Path, data: np.ndarray, header: Any) -> None:
     try:
         hdus.writeto(path, overwrite=True)
     except OSError as err:  # astropy's own words keep the errno, not the file
-        raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise naming(err, path) from None
 
 
 def _write_checksums(any_coadd: Path) -> None:
