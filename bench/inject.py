@@ -170,15 +170,15 @@ def stage_rates(rows: int) -> None:
         mock_survey.run(mock_survey.MockConfig(bricks=4, seed=2), root)
         (root / "halo.toml").write_text(f"[grids.grid_sota]\nn_total_per_split = {2 * rows // 3 + 2}\n")
         select.run(root, "v4_sota")
-        manifest.run(root, "v4_sota", "grid_sota")
-        coadds.run(root, "v4_sota", "grid_sota")
+        manifest.run(root, "v4_sota", grid="grid_sota")
+        coadds.run(root, "v4_sota", grid="grid_sota")
         path = manifest.manifest_dir(root, "v4_sota", "grid_sota") / "manifest.parquet"
         table = pq.read_table(path)
         pq.write_table(table.filter(pc.invert(table.column("is_control"))).slice(0, rows), path)
         n = pq.read_metadata(path).num_rows
         for engine in ("lenstronomy", "batched"):
             start = time.perf_counter()
-            summary = inject.run(root, "v4_sota", "grid_sota", workers=1, force=True, engine=engine)
+            summary = inject.run(root, "v4_sota", grid="grid_sota", workers=1, force=True, engine=engine)
             elapsed = time.perf_counter() - start
             print(
                 f"inject stage, engine {engine}: {n / elapsed:7.1f} stamps/s ({summary['flagged']} flagged)"

@@ -33,13 +33,14 @@ def grade_from_truth(workspace: Path, run: str) -> dict[str, int]:
     import pyarrow.parquet as pq
 
     from core import grades
-    from core.candidates import CandidateTable, TriageStream, blinds_path, candidates_path
+    from core.candidates import CandidateTable, TriageStream, blinds_path
+    from core.layout import candidates_file
     from core.workspace import Workspace
 
     planted = pq.read_table(workspace / "truth" / "planted.parquet").to_pylist()
     lenses = {(r["brickname"], int(r["objid"])) for r in planted if r["kind"] == "lens"}
     ws = Workspace(workspace)
-    path = candidates_path(workspace, run)
+    path = candidates_file(workspace, run)
     blinds = blinds_path(path)
     stream = TriageStream(
         CandidateTable(path),

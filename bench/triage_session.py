@@ -89,13 +89,13 @@ def main() -> None:
     p.add_argument("--fresh", action="store_true", help="take back these inspectors' earlier grades")
     args = p.parse_args()
     from core import grades
-    from core.candidates import candidates_path
     from core.engine import Engine
+    from core.layout import candidates_file
     from core.workspace import Workspace
     from jobs.stages import triage
 
     workspace = Workspace.resolve(args.workspace)
-    path = candidates_path(workspace.root, args.run)
+    path = candidates_file(workspace.root, args.run)
     if not path.with_name("blinds.parquet").exists():
         raise SystemExit(f"{path.parent}: no blinds.parquet; run `halo stage score` on the run first")
     engine = Engine(workspace)
@@ -106,7 +106,7 @@ def main() -> None:
     for who in INSPECTORS:
         seconds = asyncio.run(grade_as(who, engine, path, args.run, args.items, args.blind_rate))
         print(f"{who}: graded the first {args.items} items in {seconds:.1f} s", flush=True)
-    result = triage.run(workspace.root, args.run)
+    result = triage.run(workspace.root, run=args.run)
     graded = list(csv.DictReader(open(result["outputs"][0])))
     moved = sum(1 for r in graded if (float(r["consensus"]) >= 2) != (float(r["mean_grade"]) >= 2))
     print(

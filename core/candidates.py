@@ -10,21 +10,15 @@ from pathlib import Path
 from typing import Any
 
 
-def candidates_path(workspace: Path, run: str) -> Path:
-    from core.layout import candidates_dir
-
-    return candidates_dir(workspace, run) / "candidates.parquet"
-
-
 def scored_files(workspace: Path, run: str) -> list[Path]:
     """What `score` wrote for a run that the console can page: its candidates, then each
     catalogue's (`catalog-*.parquet`) and each folder of FITS cutouts' (`cutouts-*.parquet`)."""
-    from core.layout import candidates_dir
+    from core.layout import SCORES_SUFFIX, candidates_dir, candidates_file
 
     folder = candidates_dir(workspace, run)
-    found = [candidates_path(workspace, run)] if candidates_path(workspace, run).is_file() else []
+    found = [candidates_file(workspace, run)] if candidates_file(workspace, run).is_file() else []
     for pattern in ("catalog-*.parquet", "cutouts-*.parquet"):
-        found += sorted(p for p in folder.glob(pattern) if not p.name.endswith(".scores.parquet"))
+        found += sorted(p for p in folder.glob(pattern) if not p.name.endswith(SCORES_SUFFIX))
     return found
 
 
@@ -139,7 +133,9 @@ class CandidateTable:
 
 def blinds_path(candidates: Path) -> Path | None:
     """The blind items `score` wrote beside a run's candidates (none beside a catalogue's)."""
-    return candidates.with_name("blinds.parquet") if Path(candidates).name == "candidates.parquet" else None
+    from core.layout import BLINDS_FILE, CANDIDATES_FILE
+
+    return candidates.with_name(BLINDS_FILE) if Path(candidates).name == CANDIDATES_FILE else None
 
 
 def blind_truths(blinds: CandidateTable) -> list[str]:
@@ -149,7 +145,9 @@ def blind_truths(blinds: CandidateTable) -> list[str]:
 
     if "truth" in blinds.file.schema_arrow.names:
         return blinds.file.read(columns=["truth"]).column("truth").to_pylist()
-    path = Path(blinds.path).with_name("blinds.truth.parquet")
+    from core.layout import BLINDS_TRUTH_FILE
+
+    path = Path(blinds.path).with_name(BLINDS_TRUTH_FILE)
     if not path.is_file():
         return []
     table = pq.read_table(path, columns=["brickname", "objid", "truth"]).to_pylist()

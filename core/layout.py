@@ -14,6 +14,13 @@ WORKSPACE_FILE = "halo.toml"  # a workspace's own settings, over the shipped con
 DEMO_DIR = "halo-demo"  # `halo demo`'s workspace, in the folder it is run from
 PARENT_FILE = "parent.parquet"  # select's parent sample, in its parent_dir
 MANIFEST_FILE = "manifest.parquet"  # manifest's tasks, in its manifest_dir
+# score's outputs, in a run's candidates_dir: the top K with stamps (a catalogue's or a folder's
+# are named for it), the controls that score highest, the blind items and what each one is
+CANDIDATES_FILE = "candidates.parquet"
+HARD_NEGATIVES_FILE = "hard_negatives.parquet"
+BLINDS_FILE = "blinds.parquet"
+BLINDS_TRUTH_FILE = "blinds.truth.parquet"
+SCORES_SUFFIX = ".scores.parquet"  # the whole ranking, without stamps, beside each candidates file
 
 
 def store_path(workspace: Path) -> Path:
@@ -111,11 +118,16 @@ def default_run_name(variant: str, grid: str, preset: str) -> str:
     return f"{variant}-{grid}-{preset}"
 
 
+def grid_of(config: Any, variant: str, grid: str | None) -> str:
+    """The grid a launch means: the one it names, else the variant's default."""
+    return grid or config.variants[variant].default_grid
+
+
 def run_name_of(config: Any, variant: str, params: dict[str, Any]) -> str:
     """The run a train, eval or score launch means: its `run`, else the default name from its
     grid and preset, or the variant's defaults where those are not given."""
     chosen = config.variants[variant]
-    grid = params.get("grid") or chosen.default_grid
+    grid = grid_of(config, variant, params.get("grid"))
     return params.get("run") or default_run_name(variant, grid, params.get("preset") or chosen.default_preset)
 
 
@@ -159,8 +171,28 @@ def eval_dir(workspace: Path, run: str) -> Path:
     return runs_dir(workspace) / run / "eval"
 
 
+def eval_report(split: str, suffix: str = ".json") -> str:
+    """The file name of eval's report on a split, in a run's eval_dir (.json; .md for people)."""
+    return f"eval-{split}{suffix}"
+
+
 def candidates_dir(workspace: Path, run: str) -> Path:
     return data_dir(workspace) / "candidates" / run
+
+
+def candidates_file(workspace: Path, run: str) -> Path:
+    """A run's candidates over its parent sample (score, the console, triage)."""
+    return candidates_dir(workspace, run) / CANDIDATES_FILE
+
+
+def scores_file(candidates: Path) -> Path:
+    """The whole ranking (no stamps) score writes beside a candidates file."""
+    return candidates.with_name(candidates.name.removesuffix(".parquet") + SCORES_SUFFIX)
+
+
+def grades_csv(candidates: Path, run: str) -> Path:
+    """Where triage (and the console's export) writes a run's grades by default."""
+    return candidates.with_name(f"grades-{run}.csv")
 
 
 # What a stage reads that an earlier stage writes: its name, the stage that writes it
@@ -170,7 +202,7 @@ INPUT_MAKERS = {"parent": "select", "manifest": "manifest", "stamps": "inject"}
 def stage_input(workspace: Path, config: Any, name: str, variant: str, params: dict[str, Any]) -> Path:
     """Where a launch of `variant` with `params` finds the input `name` (see `INPUT_MAKERS`)."""
     chosen = config.variants[variant]
-    grid = params.get("grid") or chosen.default_grid
+    grid = grid_of(config, variant, params.get("grid"))
     if name == "parent":
         return parent_file(workspace, chosen.parent_sample)
     if name == "manifest":

@@ -126,7 +126,7 @@ def load(workspace: Path, name: str) -> Run:
         _json(f"{base}/run.json") or {},
         epochs,
         bad,
-        _json(f"{base}/eval/eval-test.json"),
+        _json(f"{base}/eval/{layout.eval_report('test')}"),
     )
 
 

@@ -1,6 +1,8 @@
 """The stage registry: DESIGN.md's stage names mapped to the argv that runs them.
 
-A stage is a module under `jobs/` run as `python -m jobs.<stage>`. A stage whose module is not
+A stage is a module under `jobs/stages/` run as `python -m jobs.stages.<stage>`; its command
+line and the keyword arguments of its `run(workspace, [variant,] **options)` are made from the
+declaration here (jobs/runtime/stage.py `entry`). A stage whose module is not
 built yet is listed as unavailable, and launching it is refused: nothing is ever faked."""
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Param:
     high: float | None = None
     required: bool = False
     step: int | None = None  # an int that must be a multiple of it
+    cli_only: bool = False  # taken by the stage's command line itself, not passed to its run()
 
     @property
     def flag(self) -> str:
@@ -186,7 +189,7 @@ _LOOKALIKES = Param(
     help="lookalike catalogue (ra, dec, population): known non-lenses"
     " [default: catalogs/lookalikes.csv, if any]",
 )
-MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// prefix")
+MIRROR = Param("mirror", "path", help="also copy the outputs under this s3:// prefix", cli_only=True)
 
 SHIPPED: tuple[Stage, ...] = (
     Stage(
@@ -277,7 +280,15 @@ SHIPPED: tuple[Stage, ...] = (
             Param("preset", "preset", help="training preset [default: the variant's]"),
             Param("run", "name", help="run name [default: <variant>-<grid>-<preset>]"),
             Param("epochs", "int", help="override the preset's epochs", low=1, high=100000),
-            Param("nproc", "int", 1, help="DDP processes (torchrun); one per GPU", low=1, high=1024),
+            Param(
+                "nproc",
+                "int",
+                1,
+                help="DDP processes (torchrun); one per GPU",
+                low=1,
+                high=1024,
+                cli_only=True,
+            ),
             Param("resume", "bool", False, help="continue from the last checkpoint"),
             _FORCE,
         ),
@@ -414,11 +425,6 @@ SHIPPED: tuple[Stage, ...] = (
         ),
     ),
 )
-
-
-def declared_for(module: str) -> tuple[Param, ...]:
-    """The declared options of the shipped stage run as `python -m <module>`."""
-    return next((stage.params for stage in SHIPPED if stage.module == module), ())
 
 
 def registry(declared: dict[str, Any] | None = None) -> dict[str, Stage]:

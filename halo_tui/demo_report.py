@@ -47,12 +47,12 @@ def _rate(cell: dict[str, Any]) -> str:
 
 def lines(root: Path, run: str, variant: str, grid: str) -> list[str]:
     """The report's lines for a workspace's demo run."""
-    evaluation = layout.eval_dir(root, run) / "eval-test.json"
+    evaluation = layout.eval_dir(root, run) / layout.eval_report("test")
     out = [
         f"stamps:     {layout.stamps_dir(root, variant, grid)}",
         f"run:        {layout.runs_dir(root) / run} (metrics.jsonl, best.pt)",
         f"evaluation: {evaluation.with_suffix('.md')}",
-        f"candidates: {layout.candidates_dir(root, run) / 'candidates.parquet'}",
+        f"candidates: {layout.candidates_file(root, run)}",
     ]
     audit = _json(layout.stamps_dir(root, variant, grid) / "shortcut_audit.json")
     if audit and audit.get("auroc") is not None:
@@ -150,7 +150,7 @@ def next_steps(root: Path, run: str) -> list[str]:
         " g candidates), 3 candidates (grade them); ? lists the keys",
         f"  halo jobs list -w {where}            the jobs, headless (jobs show N: one job and why it failed)",
         f"  halo runs list -w {where}            the runs' figures; eval's report: {where}/"
-        + str(layout.eval_dir(root, run).relative_to(root) / "eval-test.md"),
+        + str(layout.eval_dir(root, run).relative_to(root) / layout.eval_report("test", ".md")),
         f"  halo stage triage --run {run} -w {where}   after grading: the grades and each inspector's"
         " calibration as CSV",
         f"  export HALO_WORKSPACE={Path(root).resolve()}   to leave -w out",

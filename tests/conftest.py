@@ -262,8 +262,8 @@ def inject_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copytree(mock_ws / "survey", root / "survey")
         (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 120\n")
         select.run(root, "v4_sota")
-        manifest.run(root, "v4_sota", "grid_sota")
-        coadds.run(root, "v4_sota", "grid_sota")
+        manifest.run(root, "v4_sota", grid="grid_sota")
+        coadds.run(root, "v4_sota", grid="grid_sota")
 
     return built_once(tmp_path_factory, "inject", build)
 
@@ -332,9 +332,9 @@ def stamps_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.copytree(mock_ws / folder, root / folder)
         (root / "halo.toml").write_text(TRAIN_TOML)
         select.run(root, "v4_sota")
-        manifest.run(root, "v4_sota", "grid_sota")
-        coadds.run(root, "v4_sota", "grid_sota")
-        inject.run(root, "v4_sota", "grid_sota", workers=2, rows_per_part=200)
+        manifest.run(root, "v4_sota", grid="grid_sota")
+        coadds.run(root, "v4_sota", grid="grid_sota")
+        inject.run(root, "v4_sota", grid="grid_sota", workers=2, rows_per_part=200)
 
     return built_once(tmp_path_factory, "stamps", build)
 

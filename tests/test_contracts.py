@@ -95,7 +95,7 @@ def test_the_files_stages_share_are_named_only_in_the_layout() -> None:
     from core import layout
 
     names = {value for key, value in vars(layout).items() if key.endswith("_FILE") and isinstance(value, str)}
-    assert {"parent.parquet", "manifest.parquet"} <= names
+    assert {"parent.parquet", "manifest.parquet", "candidates.parquet", "blinds.parquet"} <= names
     spelt = [
         f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
         for package in ("core", "jobs", "halo_tui")
@@ -184,9 +184,43 @@ def test_every_stage_option_is_declared_once_with_its_default() -> None:
     assert by_stage["inject"]["engine"].choices == tuple(ENGINES)
 
 
-@pytest.mark.parametrize(
-    "name", ["demo", "select", "manifest", "coadds", "inject", "train", "eval", "cutouts", "score", "triage"]
-)
+STAGE_NAMES = "demo select manifest coadds inject train eval cutouts score triage retrain".split()
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
+def test_each_stages_run_takes_its_declared_options_by_name(name: str) -> None:
+    """A stage's `run(workspace, [variant,] *, ...)` takes every declared option (but those
+    its command line keeps, --mirror and train's --nproc) as a keyword of the same name and
+    default: its `main` passes them by name (jobs/runtime/stage.py `entry`), no positional
+    list maps them a second time."""
+    import importlib
+    import inspect
+
+    from core.stages import registry
+
+    stage = registry()[name]
+    assert {s.name for s in registry().values() if s.seed_name != "workspace"} == set(STAGE_NAMES)
+    module = importlib.import_module(stage.module)
+    assert not hasattr(module, "_run_args")
+    signature = inspect.signature(module.run)
+    positional = [p.name for p in signature.parameters.values() if p.kind is not p.KEYWORD_ONLY]
+    assert positional == ["workspace", *(["variant"] if stage.takes_variant else [])]
+    keywords = {p.name: p for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY}
+    for param in stage.params:
+        if param.cli_only:
+            assert param.name not in keywords, param.name
+            continue
+        assert param.name in keywords, f"{name}: run() does not take --{param.name}"
+        default = keywords[param.name].default
+        if param.required:
+            assert default is inspect.Parameter.empty, param.name
+        else:
+            assert default == param.default, f"{name}: --{param.name} {default!r} against {param.default!r}"
+    extra = [k for k, p in keywords.items() if k not in {q.name for q in stage.params}]
+    assert all(keywords[k].default is not inspect.Parameter.empty for k in extra), extra  # library-only
+
+
+@pytest.mark.parametrize("name", STAGE_NAMES)
 def test_each_stage_command_line_is_made_from_its_declaration(name: str, monkeypatch) -> None:
     """A stage's argparse (`python -m jobs.<stage> --help`) holds exactly the common options
     and the declared ones, with the declared defaults, choices and types; a value out of the
@@ -194,10 +228,9 @@ def test_each_stage_command_line_is_made_from_its_declaration(name: str, monkeyp
     import argparse
     import importlib
 
-    from core.stages import SHIPPED
-    from jobs.runtime import stage as stage_runtime
+    from core.stages import registry
 
-    stage = next(s for s in SHIPPED if s.name == name)
+    stage = registry()[name]
     module = importlib.import_module(stage.module)
     captured = {}
 
@@ -210,7 +243,7 @@ def test_each_stage_command_line_is_made_from_its_declaration(name: str, monkeyp
         module.main([])
     parser = captured["parser"]
     actions = {a.dest: a for a in parser._actions if a.dest != "help"}
-    common = {"workspace", "force", "mirror"} | ({"variant"} if stage.needs_variant else set())
+    common = {"workspace"} | ({"variant"} if stage.takes_variant else set())
     assert set(actions) == common | {p.name for p in stage.params}
     for param in stage.params:
         action = actions[param.name]
@@ -223,4 +256,4 @@ def test_each_stage_command_line_is_made_from_its_declaration(name: str, monkeyp
             with pytest.raises(argparse.ArgumentTypeError, match="out of range"):
                 action.type(str(int(param.low) - 1))
             assert action.type(str(int(param.low))) == int(param.low)
-    assert stage_runtime.COMMON == ("workspace", "variant", "force", "mirror")
+    assert parser.description == stage.description

@@ -137,8 +137,9 @@ def step_args(emr: Any, config: Any, stage: str, variant: str, params: dict[str,
     prefix (the same layout as locally, core/layout.py), the config the variant's own. What
     the stage reads and writes there is the stage's business (its `spark_run`)."""
     from core.config import spark_config
+    from core.layout import grid_of
 
-    grid = params.get("grid") or config.variants[variant].default_grid
+    grid = grid_of(config, variant, params.get("grid"))
     return [
         "--stage",
         stage,

@@ -31,6 +31,7 @@ from core import grades as grades_mod
 from core.candidates import CandidateTable, TriageStream, blinds_path, scored_files
 from core.colour import Q
 from core.figures import score as score_text
+from core.layout import CANDIDATES_FILE, grades_csv
 from halo_tui.components import pixels
 from halo_tui.components.stamp import VIEWS, panel_names, render_rgb, render_stamps, span
 from halo_tui.components.stamp_tile import StampTile
@@ -439,7 +440,7 @@ class CandidatesScreen(HaloScreen):
                 disagree += c.disagreement
         shown = f" · filter {self.filter} ({len(self.rows)})" if self.filter != "all" else ""
         known = self.table.known_lenses
-        source = "" if self.path.name == "candidates.parquet" else f" · {self.path.name}"
+        source = "" if self.path.name == CANDIDATES_FILE else f" · {self.path.name}"
         return f"graded {mine}/{len(self.table)} · {disagree} disagree · {known} known{shown}{source}"
 
     def action_next_file(self) -> None:
@@ -691,7 +692,7 @@ class CandidatesScreen(HaloScreen):
         inspector's calibration."""
         if self.table is None:
             return
-        self._export(self.path.with_name(f"grades-{self.run}.csv"))
+        self._export(grades_csv(self.path, self.run))
 
     @work(thread=True, group="grading")
     def _export(self, target: Path) -> None:

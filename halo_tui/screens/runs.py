@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Footer, Header, Static
 
 from core import runs as runs_mod
-from core.candidates import candidates_path
+from core.layout import candidates_file
 from halo_tui.components.row_table import RowTable
 from halo_tui.format import visible
 from halo_tui.messages import JobActed, RunsLoaded
@@ -58,7 +58,7 @@ class RunsScreen(HaloScreen):
     def load(self) -> None:
         root = self.app.engine.workspace.root
         rows = [
-            (runs_mod.overview(root, name), candidates_path(root, name).exists())
+            (runs_mod.overview(root, name), candidates_file(root, name).exists())
             for name in runs_mod.list_names(root)
         ]
         self.post_message(RunsLoaded(rows))
@@ -152,7 +152,7 @@ class RunsScreen(HaloScreen):
     def selected_candidates(self) -> tuple[Path, str] | None:
         """The selected run's candidates file and name, if it has been scored."""
         name = self._selected()
-        path = candidates_path(self.app.engine.workspace.root, name) if name else None
+        path = candidates_file(self.app.engine.workspace.root, name) if name else None
         return (path, name) if path is not None and path.exists() else None
 
     def action_candidates(self) -> None:
@@ -170,6 +170,6 @@ def latest_candidates(workspace: Path) -> tuple[Path, str] | None:
     found = [
         (path.stat().st_mtime, path, name)
         for name in runs_mod.list_names(workspace)
-        if (path := candidates_path(workspace, name)).exists()
+        if (path := candidates_file(workspace, name)).exists()
     ]
     return (max(found)[1], max(found)[2]) if found else None

@@ -190,17 +190,18 @@ def build(
     run: str,
     n: int,
     lenses: dict[str, np.ndarray],
-    ranked: Any,
+    ranked: Any,  # jobs.learn.ranking.Ranking
     like: Any,
     exclude: set[str] | frozenset[str] = frozenset(),
     known: tuple[Any, list[str]] | None = None,
     chunk: int = 4096,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Up to `n` blind items (module doc) as (the items, their truth, a summary): `ranked` the
-    run's whole ranking (parent rows, score, logit), `like` the candidates table whose schema
-    the items take and whose scores the non-lenses follow, `exclude` the candidates' galaxies
-    ("brickname:objid"), `known` the parent rows (with stamp, score, logit) known to be no lens
-    and where each is known from (graded X, catalogued lookalike)."""
+    run's whole ranking (jobs/learn/ranking.py: its rows looked up by galaxy), `like` the
+    candidates table whose schema the items take and whose scores the non-lenses follow,
+    `exclude` the candidates' galaxies ("brickname:objid"), `known` the parent rows (with
+    stamp, score, logit) known to be no lens and where each is known from (graded X,
+    catalogued lookalike)."""
     import pyarrow as pa
 
     from core.schemas import galaxy_keys, hash_order
@@ -245,8 +246,7 @@ def build(
     both = np.concatenate([sims, chosen])
     images = _stamps(parts, data, both) if both.size else None
     logits = _logits(model, meta_cols, images, data, both) if images is not None else np.zeros(0)
-    ids = galaxy_keys(ranked.column("brickname").to_pylist(), ranked.column("objid").to_pylist())
-    parent = {k: i for i, k in enumerate(ids)}
+    parent = ranked.rows_of([keys[i] for i in both] + [graded_keys[g] for g in graded_rows[from_graded]])
     items = []  # (parent row, logit, stamp bytes, truth row)
     for j, i in enumerate(both):
         lens = j < len(sims)
@@ -286,13 +286,12 @@ def _tables(pa: Any, items: list[tuple], ranked: Any, like: Any, run: str) -> tu
     from core.schemas import galaxy_keys, hash_order
     from jobs.learn.scoring import sigmoid
 
-    usable = np.sort(ranked.column("score").drop_null().to_numpy())[::-1]  # highest first
-    rows = ranked.take([item[0] for item in items]).to_pylist() if items else []
+    rows = [dict(item[0]) for item in items]
     for row, (_, logit, stamp, _) in zip(rows, items, strict=True):
         score = float(sigmoid(np.array([logit]))[0])
         known = {c: None for c in like.schema.names if c.startswith("known_lens")}
         row |= known | {"score": score, "logit": logit, "run": run, "ok": True, "fail_reason": None}
-        row["rank"] = int(1 + np.searchsorted(-usable, -score, side="left"))
+        row["rank"] = ranked.rank_of(score)
         row["stamp"] = stamp
     table = pa.Table.from_pylist(
         [{c: row.get(c) for c in like.schema.names} for row in rows], schema=like.schema

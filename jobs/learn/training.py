@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import naming
-from core.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, default_run_name, runs_dir
+from core.layout import BEST_CHECKPOINT, LAST_CHECKPOINT, run_name_of, runs_dir
 from jobs.runtime import stage as stage_runtime
 
 NPROC = stage_runtime.declared_default("train", "nproc")
@@ -386,9 +386,10 @@ def time_left(seconds: float) -> str:
 def run(
     workspace: Path,
     variant: str,
+    *,
     grid: str | None = None,
-    preset_name: str | None = None,
-    run_name: str | None = None,
+    preset: str | None = None,
+    run: str | None = None,
     resume: bool = False,
     force: bool = False,
     epochs: int | None = None,
@@ -403,20 +404,22 @@ def run(
     from core.names import check_name
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
-    preset_name = check_name("preset", preset_name or config.variants[variant].default_preset)
+    preset_name = check_name("preset", preset or config.variants[variant].default_preset)
     if preset_name not in config.presets:
         raise stage_runtime.StageError(f"unknown preset {preset_name!r}; known: {', '.join(config.presets)}")
-    preset = config.presets[preset_name]
+    recipe = config.presets[preset_name]
     training = config.variants[variant].training
     stamps = stamps_dir(workspace, variant, grid)
     if not stamps.exists():
         raise stage_runtime.StageError(f"{stamps}: no stamps; run `halo stage inject` first")
-    run_name = check_name("run", run_name or default_run_name(variant, grid, preset_name))
+    run_name = check_name(
+        "run", run_name_of(config, variant, {"run": run, "grid": grid, "preset": preset_name})
+    )
     run_dir = runs_dir(workspace) / run_name
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     checkpoint = run_dir / LAST_CHECKPOINT
     if rank == 0 and checkpoint.exists() and not resume and not force:
-        done = _finished(run_dir, preset, stamps, epochs or preset.epochs, training)
+        done = _finished(run_dir, recipe, stamps, epochs or recipe.epochs, training)
         if done is not None:
             print(
                 f"train: run {run_name!r} is complete and up to date (use --force to train it again)",
@@ -453,10 +456,10 @@ def run(
                 "variant": variant,
                 "grid": grid,
                 "preset": preset_name,
-                "preset_values": preset.model_dump(mode="json"),
+                "preset_values": recipe.model_dump(mode="json"),
                 "stamps": str(stamps),
                 "world_size": world,
-                "epochs": epochs or preset.epochs,
+                "epochs": epochs or recipe.epochs,
                 "targets": {k: v.model_dump() for k, v in config.targets.items()},
                 "training": training.model_dump(mode="json"),
                 "source": config.grids[grid].source.model_dump(mode="json"),  # what it learned from
@@ -471,7 +474,7 @@ def run(
     location: Path | list[str] = stamps
     if extra_stamps:
         location = [*(str(p) for p in sorted(stamps.glob("part-*.parquet"))), *extra_stamps]
-    trainer = Trainer(run_dir, location, preset, rank, world, epochs or preset.epochs, training)
+    trainer = Trainer(run_dir, location, recipe, rank, world, epochs or recipe.epochs, training)
     if init is not None and not (resume and checkpoint.exists()):
         trainer.start_from(init)
     if resume and checkpoint.exists():

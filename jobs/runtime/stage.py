@@ -27,32 +27,50 @@ class StageError(Exception):
     """Bad input data (a corrupt file, a missing column): named, recorded, never a traceback."""
 
 
-COMMON = ("workspace", "variant", "force", "mirror")  # every stage's, added here
+def declaration(stage: str) -> Any:
+    """The shipped stage named `stage` as core/stages.py declares it (with --mirror)."""
+    from core.stages import registry
+
+    return registry()[stage]
 
 
-def parser(stage: str, description: str, needs_variant: bool = True) -> argparse.ArgumentParser:
-    """The stage's command line: the options every stage takes (--workspace, --variant,
-    --force, --mirror), then each option `core.stages` declares for `jobs.<stage>`, made
-    from its declaration (one place for its name, type, range, choices, default and help)."""
-    from core.stages import declared_for
-
-    p = argparse.ArgumentParser(prog=f"python -m jobs.{stage}", description=description)
+def parser(stage: str) -> argparse.ArgumentParser:
+    """The stage's command line, made from its declaration: --workspace, --variant where the
+    stage takes one, then each declared option (its name, type, range, choices, default and
+    help written once, in core/stages.py)."""
+    declared = declaration(stage)
+    p = argparse.ArgumentParser(prog=f"python -m {declared.module}", description=declared.description)
     p.add_argument(
         "--workspace",
         type=Path,
         default=Path(os.environ.get("HALO_WORKSPACE", ".")),
         help="workspace folder [default: $HALO_WORKSPACE or .]",
     )
-    if needs_variant:
-        p.add_argument("--variant", required=True, help="config variant, e.g. v4_sota")
-    p.add_argument("--force", action="store_true", help="redo the work even if the outputs are up to date")
-    p.add_argument(
-        "--mirror", help="also copy the outputs under this s3:// prefix, workspace-relative paths kept"
-    )
-    for param in declared_for(f"jobs.{stage}"):
-        if param.name not in COMMON:
-            param.add_to(p)
+    if declared.takes_variant:
+        p.add_argument("--variant", required=declared.needs_variant, help="config variant, e.g. v4_sota")
+    for param in declared.params:
+        param.add_to(p)
     return p
+
+
+def entry(stage: str, run: Callable[..., dict[str, Any]]) -> Callable[[list[str] | None], int]:
+    """A stage's `main`: its command line from its declaration, then `run(workspace,
+    [variant,] **options)` with every declared option by name (but --mirror, done here, and
+    what the command line keeps for itself, `Param.cli_only`)."""
+
+    def main_of_stage(argv: list[str] | None = None) -> int:
+        return main(stage, run, parser(stage).parse_args(argv))
+
+    return main_of_stage
+
+
+def options_of(stage: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of the stage's `run` from its parsed command line."""
+    declared = declaration(stage)
+    options = {p.name: getattr(args, p.name) for p in declared.params if not p.cli_only}
+    if declared.takes_variant:
+        options["variant"] = args.variant
+    return options
 
 
 def run_stage(stage: str, workspace: Path, variant: str | None = None, **options: Any) -> dict[str, Any]:
@@ -101,16 +119,17 @@ def check_cuda(device: str) -> None:
             raise UsageError(f"--device {device}: torch sees no CUDA device on this machine")
 
 
-def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: argparse.Namespace) -> int:
-    """Run a stage's entry; print its summary as JSON; map errors to exit codes."""
+def main(stage: str, run: Callable[..., dict[str, Any]], args: argparse.Namespace) -> int:
+    """Run a stage (`run` with its declared options, `options_of`); print its summary as
+    JSON; map errors to exit codes."""
     from jobs.runtime.allocator import keep_freed_memory
 
     started = time.monotonic()
     keep_freed_memory()
-    name = stage.rsplit(".", 1)[-1]  # "stages.retrain" says "retrain"
+    name = stage
     try:
         check_declared(stage, args)
-        summary = run(args)
+        summary = run(Path(args.workspace).resolve(), **options_of(stage, args))
     except DamagedFile as err:  # bad input data, named: as a StageError
         print(f"{name}: error: {err}", file=sys.stderr, flush=True)
         return EXIT_DATA_ERROR
@@ -145,9 +164,7 @@ def main(stage: str, run: Callable[[argparse.Namespace], dict[str, Any]], args: 
 def check_declared(stage: str, args: argparse.Namespace) -> None:
     """The options `core.stages` declares for this stage (type, range, name), checked here
     too: a stage run alone refuses what a launch through halo would (exit 2)."""
-    from core.stages import declared_for
-
-    for param in declared_for(f"jobs.{stage}"):
+    for param in declaration(stage).params:
         value = getattr(args, param.name, None)
         if value is not None and param.kind not in ("bool", "path"):
             param.parse(value)
@@ -188,13 +205,14 @@ def load_config(workspace: Path):  # noqa: ANN201 - HaloConfig
 def resolve(workspace: Path, variant: str, grid: str | None = None) -> tuple[Any, str]:
     """The workspace's config, checked for the variant, and the grid to use (the variant's
     default unless named), checked too."""
+    from core.layout import grid_of
     from core.names import check_name
 
     config = load_config(workspace)
     check_name("variant", variant)
     if variant not in config.variants:
         raise StageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
-    grid = check_name("grid", grid or config.variants[variant].default_grid)
+    grid = check_name("grid", grid_of(config, variant, grid))
     if grid not in config.grids:
         raise StageError(f"unknown grid {grid!r}; known: {', '.join(config.grids)}")
     return config, grid

@@ -17,7 +17,6 @@ that keeps failing is retried, then recorded as failed; the others go on.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -364,29 +363,31 @@ class _Progress:
 def run(
     workspace: Path,
     variant: str,
+    *,
     grid: str | None = None,
     source: str | None = None,
-    cache_root: str | None = None,
+    cache: str | None = None,
     workers: int = WORKERS,
     force: bool = False,
 ) -> dict[str, Any]:
-
+    """Fetch the coadds of the manifest's bricks into the cache (`cache`, or the workspace's),
+    each file checked against the source's size; `force` fetches every file again."""
     _, grid = stage_runtime.resolve(workspace, variant, grid)
     bricks = bricks_of_manifest(manifest_file(workspace, variant, grid))
     template = source or default_source(workspace)
-    cache = Cache(cache_root or str(coadd_cache_dir(workspace)))
+    cached = Cache(cache or str(coadd_cache_dir(workspace)))
     scratch = coadd_scratch_dir(workspace)
     rows: list[dict[str, Any]] = []
     progress = _Progress(len(bricks))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(fetch_brick, b, template, cache, scratch, force) for b in bricks]
+        futures = [pool.submit(fetch_brick, b, template, cached, scratch, force) for b in bricks]
         for future in as_completed(futures):
             rows.append(future.result())
             progress.step(rows[-1])
     shutil.rmtree(scratch, ignore_errors=True)
     failed = [r for r in rows if not r["ok"]]
     summary = {
-        "outputs": [cache.root],
+        "outputs": [cached.root],
         "bricks": len(bricks),
         "failed_bricks": failed,
         "files_fetched": sum(r["fetched"] for r in rows),
@@ -395,7 +396,7 @@ def run(
         "source": template,
     }
     print(
-        f"coadds: {summary['files_cached']} files already in {cache.root} "
+        f"coadds: {summary['files_cached']} files already in {cached.root} "
         f"(each checked against the source's size), {summary['files_fetched']} fetched"
         + ("" if force else " (--force fetches every file again)"),
         flush=True,
@@ -409,18 +410,7 @@ def run(
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser(
-        "stages.coadds", "Fetch and cache the grz coadds of the bricks a manifest needs."
-    )
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.coadds", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(), args.variant, args.grid, args.source, args.cache, args.workers, args.force
-    )
+main = stage_runtime.entry("coadds", run)
 
 
 if __name__ == "__main__":

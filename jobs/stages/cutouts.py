@@ -7,7 +7,6 @@ stamps parquet, with no injection (the cutting itself: jobs/survey/cutting.py).
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -42,24 +41,7 @@ def spark_run(job: Any) -> None:
     job.replace(final, write)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("stages.cutouts", "Real galaxies cut out of the coadds -> stamps parquet.")
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.cutouts", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.catalog,
-        args.cache,
-        args.workers,
-        args.force,
-        args.rows_per_part,
-        args.runner,
-    )
-
+main = stage_runtime.entry("cutouts", run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

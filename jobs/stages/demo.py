@@ -4,7 +4,36 @@ workspace, launched through the engine like any stage (`halo demo`, `halo stage 
     python -m jobs.stages.demo --workspace DIR [--bricks N] [--seed S] [--brick-px PX]
 """
 
-from jobs.survey.mock import main
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jobs.runtime import stage as stage_runtime
+from jobs.survey.mock import MockConfig
+from jobs.survey.mock import run as write_survey
+
+_DEFAULT = MockConfig()
+
+
+def run(
+    workspace: Path,
+    *,
+    bricks: int = _DEFAULT.bricks,
+    seed: int = _DEFAULT.seed,
+    brick_px: int = _DEFAULT.brick_px,
+    no_images: bool = False,
+    lrgs_per_brick: int = _DEFAULT.lrgs_per_brick,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Write the mock survey of `bricks` bricks into the workspace (`no_images`: catalogues only)."""
+    cfg = MockConfig(
+        bricks=bricks, seed=seed, brick_px=brick_px, images=not no_images, lrgs_per_brick=lrgs_per_brick
+    )
+    return write_survey(cfg, workspace, force)
+
+
+main = stage_runtime.entry("demo", run)
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -32,13 +32,13 @@ JSON and markdown land in `data/runs/<run>/eval/eval-<split>.{json,md}`.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from core.layout import eval_report
 from jobs.runtime import stage as stage_runtime
 from jobs.stats.rates import bins_of, levels_of, purity, rate, reliability
 
@@ -310,12 +310,13 @@ def _held_out_rows(lenses: dict[str, np.ndarray]) -> dict[str, Any]:
 def run(
     workspace: Path,
     variant: str,
+    *,
     grid: str | None = None,
-    run_name: str | None = None,
+    run: str | None = None,
     split: str = "test",
     lookalikes: str | None = None,
     prevalence: float = DEFAULT_PREVALENCE,
-    real_galaxy_limit: int = DEFAULT_REAL_GALAXIES,
+    real_galaxies: int = DEFAULT_REAL_GALAXIES,
     cache: str | None = None,
     force: bool = False,
     cutouts: str | None = None,
@@ -333,7 +334,7 @@ def run(
         if not Path(labels).is_file():
             raise stage_runtime.StageError(f"{Path(labels).resolve()}: no such labels file")
     summary = _evaluate(
-        workspace, variant, grid, run_name, split, lookalikes, prevalence, real_galaxy_limit, cache, force
+        workspace, variant, grid, run, split, lookalikes, prevalence, real_galaxies, cache, force
     )
     if cutouts is not None and labels is not None:
         summary["outputs"] += cutout_evaluation(
@@ -359,11 +360,11 @@ def _evaluate(
 
     from core.layout import (
         coadd_cache_dir,
-        default_run_name,
         eval_dir,
         lookalikes_in_use,
         parent_file,
         run_checkpoint,
+        run_name_of,
         runs_dir,
         stamps_dir,
     )
@@ -378,13 +379,11 @@ def _evaluate(
     from jobs.survey.layout import brick_at
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
-    run_name = check_name(
-        "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
-    )
+    run_name = check_name("run", run_name_of(config, variant, {"run": run_name, "grid": grid}))
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
     cache = cache or str(coadd_cache_dir(workspace))
     looks_path = lookalikes_in_use(workspace, lookalikes)
-    out, name = eval_dir(workspace, run_name), f"eval-{split}.json"
+    out, name = eval_dir(workspace, run_name), eval_report(split)
     digest = stage_runtime.fingerprint(
         "eval",
         split,
@@ -520,10 +519,10 @@ def _evaluate(
 
     text = markdown(result)
     scores_name = f"scores-{split}.parquet"
-    written = (name, f"eval-{split}.md", scores_name)
+    written = (name, eval_report(split, ".md"), scores_name)
     with stage_runtime.atomic_dir(out, digest, replaces=written, key=name) as tmp:
         (tmp / name).write_text(json.dumps(result, indent=2))
-        (tmp / f"eval-{split}.md").write_text(text)
+        (tmp / eval_report(split, ".md")).write_text(text)
         pq.write_table(per_stamp_scores(parts), tmp / scores_name)
     print(text, flush=True)
     return _summary(result, out)
@@ -595,7 +594,7 @@ def cutout_evaluation(
         out["recall"][name]["n"] = int(mask.sum())
     if out["lenses"] and out["non_lenses"]:
         out["operating_points"] = operating_points(lens[labelled], logit[labelled], names[labelled])
-    stem = f"eval-{result['split']}-cutouts-{catalog_stem(str(folder))}"
+    stem = eval_report(f"{result['split']}-cutouts-{catalog_stem(str(folder))}", "")
     target = eval_dir(workspace, summary["run"])
     text = _cutouts_markdown(out)
     for suffix, body in ((".json", json.dumps(out, indent=2)), (".md", text)):
@@ -706,8 +705,8 @@ def _summary(result: dict[str, Any], out: Path) -> dict[str, Any]:
     ops, split = result["operating_points"], result["split"]
     return {
         "outputs": [
-            str(out / f"eval-{split}.json"),
-            str(out / f"eval-{split}.md"),
+            str(out / eval_report(split)),
+            str(out / eval_report(split, ".md")),
             str(out / f"scores-{split}.parquet"),
         ],
         "run": result["run"],
@@ -985,29 +984,7 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser(
-        "stages.eval", "Operating points, completeness maps, real-galaxy FPR, known lenses and calibration."
-    )
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.eval", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.grid,
-        args.run,
-        args.split,
-        args.lookalikes,
-        args.prevalence,
-        args.real_galaxies,
-        args.cache,
-        args.force,
-        args.cutouts,
-        args.labels,
-    )
+main = stage_runtime.entry("eval", run)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ Moffat PSF per band, the arc's photon noise, arcs on the coadd's quantisation la
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -102,6 +101,7 @@ def check_files(settings: InjectSettings, manifest: str | None = None) -> None:
 def run(
     workspace: Path,
     variant: str,
+    *,
     grid: str | None = None,
     runner: str = "local",
     cache: str | None = None,
@@ -250,26 +250,7 @@ def _summarise(folder: str | Path, expected: int) -> dict[str, Any]:
     return {**summary, "unresolved_fraction": float(np.mean(ratio[pos] < 0.5)) if pos.any() else None}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("stages.inject", "grz cutouts + injected arcs -> stamps parquet.")
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.inject", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.grid,
-        args.runner,
-        args.cache,
-        args.supersample,
-        args.workers,
-        args.force,
-        args.rows_per_part,
-        args.engine,
-        args.device,
-    )
+main = stage_runtime.entry("inject", run)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ manifest.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
@@ -552,33 +551,31 @@ def read_parent(path: Path) -> dict[str, np.ndarray]:
     return {c: table.column(c).to_numpy(zero_copy_only=False) for c in needed}
 
 
-def run(
-    workspace: Path, variant_name: str, grid_name: str | None = None, force: bool = False
-) -> dict[str, Any]:
+def run(workspace: Path, variant: str, *, grid: str | None = None, force: bool = False) -> dict[str, Any]:
     import pyarrow as pa
 
-    config, grid_name = stage_runtime.resolve(workspace, variant_name, grid_name)
-    variant = config.variants[variant_name]
-    grid = config.grids[grid_name]
-    parent_path = parent_file(workspace, variant.parent_sample)
+    config, grid_name = stage_runtime.resolve(workspace, variant, grid)
+    chosen = config.variants[variant]
+    spec = config.grids[grid_name]
+    parent_path = parent_file(workspace, chosen.parent_sample)
     parent = read_parent(parent_path)
-    out_dir = manifest_dir(workspace, variant_name, grid_name)
-    training = variant.training
+    out_dir = manifest_dir(workspace, variant, grid_name)
+    training = chosen.training
     lens_tables = [p for _, p in known_lenses.sources(workspace, training.catalogues) if p.exists()]
     digest = stage_runtime.fingerprint(
         "manifest",
-        variant_name,
-        grid.model_dump(mode="json"),
+        variant,
+        spec.model_dump(mode="json"),
         training.model_dump(mode="json", include={"tiers", "catalogues"}),
-        known_lenses.exclusion_radius_arcsec(variant.injection.stamp_size),
+        known_lenses.exclusion_radius_arcsec(chosen.injection.stamp_size),
         stage_runtime.files_fingerprint(
-            [parent_path, *lens_tables, *_catalogue_file(workspace, grid.source)]
+            [parent_path, *lens_tables, *_catalogue_file(workspace, spec.source)]
         ),
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
         stage_runtime.unchanged(f"manifest: {out_dir} is")
         return {"outputs": [str(out_dir / MANIFEST_FILE)], "skipped": True}
-    if grid.control_mode == "paired":
+    if spec.control_mode == "paired":
         print(
             "manifest: WARNING: paired controls (the same galaxy with and without an arc) teach the model "
             "'extra flux' instead of arcs; use them for ablations only",
@@ -586,20 +583,18 @@ def run(
         )
 
     lenses = known_lenses.load(workspace, training.catalogues)
-    known = _known_lenses(lenses, parent, variant.injection.stamp_size)
+    known = _known_lenses(lenses, parent, chosen.injection.stamp_size)
     tasks = known_tasks(parent, lenses, training)
     galaxies = None
-    if grid.source.mode == "catalogue":
-        galaxies, _ = catalogue_sources(workspace, grid.source, variant.splits)
-    columns = build(parent, grid, variant_name, grid_name, exclude=known, known=tasks, galaxies=galaxies)
+    if spec.source.mode == "catalogue":
+        galaxies, _ = catalogue_sources(workspace, spec.source, chosen.splits)
+    columns = build(parent, spec, variant, grid_name, exclude=known, known=tasks, galaxies=galaxies)
     near = known.copy()
     near[tasks.rows] = False  # a known lens's own galaxy is its task, not a neighbour's
     known_keys = set(galaxy_keys(parent["brickname"][near], parent["objid"][near]))
-    report = verify(columns, grid.control_mode, np.array(grid_configs(grid)), known_keys)
-    shortfalls = control_shortfalls(columns, grid)
-    report.update(
-        variant=variant_name, grid=grid_name, n_configs=grid.n_configs, control_shortfalls=shortfalls
-    )
+    report = verify(columns, spec.control_mode, np.array(grid_configs(spec)), known_keys)
+    shortfalls = control_shortfalls(columns, spec)
+    report.update(variant=variant, grid=grid_name, n_configs=spec.n_configs, control_shortfalls=shortfalls)
     for split, counts in shortfalls.items():
         print(
             f"manifest: split {split}: {counts['requested']} control rows asked for, "
@@ -623,18 +618,18 @@ def run(
         }
     )
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
-        stage_runtime.write_parquet(table, tmp / MANIFEST_FILE, variant.injection.codec)
+        stage_runtime.write_parquet(table, tmp / MANIFEST_FILE, chosen.injection.codec)
         (tmp / "verification.json").write_text(json.dumps(report, indent=2))
     return {
         "outputs": [str(out_dir / MANIFEST_FILE)],
-        "variant": variant_name,
+        "variant": variant,
         "grid": grid_name,
-        "n_configs": grid.n_configs,
+        "n_configs": spec.n_configs,
         "rows": report["rows"],
         "controls": report["controls"],
         "positives": report["positives"],
         "known_lenses": report["known_lenses"],
-        "control_mode": grid.control_mode,
+        "control_mode": spec.control_mode,
         "control_shortfalls": shortfalls,
         "verified": True,
     }
@@ -650,16 +645,7 @@ def _report_text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser(
-        "stages.manifest", "Grid x galaxies -> injection tasks with hash-assigned controls."
-    )
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.manifest", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(args.workspace.resolve(), args.variant, args.grid, args.force)
+main = stage_runtime.entry("manifest", run)
 
 
 if __name__ == "__main__":

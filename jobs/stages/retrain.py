@@ -22,15 +22,12 @@ its own (a stage never imports another: jobs/runtime/stage.py's run_stage).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from jobs.runtime import stage as stage_runtime
-
-STAGE = "stages.retrain"
 
 
 def round_dir(workspace: Path, child: str) -> Path:
@@ -138,8 +135,9 @@ def graded_stamps(labels: Any, training: Any, cutouts: Path, stamps: Path, out: 
 
 def run(
     workspace: Path,
+    *,
     from_run: str,
-    run_name: str,
+    run: str,
     init: str = "parent",
     epochs: int | None = None,
     preset: str | None = None,
@@ -153,7 +151,7 @@ def run(
     from jobs.learn import training
 
     check_name("run", from_run)
-    check_name("run", run_name)
+    run_name = check_name("run", run)
     myself = os.environ.get("HALO_JOB_ID")  # launched as a job: that job is live, and is this
     try:
         rounds.check_retrain(
@@ -202,9 +200,9 @@ def run(
     trained = training.run(
         workspace,
         variant,
-        grid,
-        preset_name=preset,
-        run_name=run_name,
+        grid=grid,
+        preset=preset,
+        run=run_name,
         force=True,
         epochs=epochs,
         extra_stamps=[str(graded / "graded.parquet")],
@@ -232,18 +230,7 @@ def run(
     return {"outputs": [str(here), str(runs_dir(workspace) / run_name)], **summary}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser(
-        STAGE, "One round: a run's grades -> a child run, compared.", needs_variant=False
-    )
-    args = p.parse_args(argv)
-    return stage_runtime.main(STAGE, _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(), args.from_run, args.run, args.init, args.epochs, args.preset, args.force
-    )
+main = stage_runtime.entry("retrain", run)
 
 
 if __name__ == "__main__":

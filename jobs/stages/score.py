@@ -26,17 +26,27 @@ targets.
 
 from __future__ import annotations
 
-import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from core import figures
 from core import stamps as stamp_contract
-from core.layout import candidates_dir
+from core.layout import (
+    BLINDS_FILE,
+    BLINDS_TRUTH_FILE,
+    CANDIDATES_FILE,
+    HARD_NEGATIVES_FILE,
+    candidates_dir,
+    scores_file,
+)
 from core.stamps import write_stamps
+from jobs.learn import ranking
 from jobs.runtime import stage as stage_runtime
 
 PARENT_COLUMNS = ("brickname", "objid", "ra", "dec", "split", "psfsize_r", "mag_r", "mag_z", "type")
@@ -45,13 +55,14 @@ CATALOG_COLUMNS = ("name", "population", "ra", "dec", "noise_from", "noise_g", "
 KEEP_STAMPS = stage_runtime.declared_default("score", "keep_stamps")
 HARD_NEGATIVES = stage_runtime.declared_default("score", "hard_negatives")
 BLINDS = stage_runtime.declared_default("score", "blinds")
-BLINDS_TRUTH = "blinds.truth.parquet"  # what each blind item is: never beside it in one file
 KNOWN_COLUMNS = ("known_lens", "known_lens_grade", "known_lens_reference", "known_lens_sep_arcsec")
+TOP_SHOWN = 10  # the top candidates the summary lists and the log prints
 
 
-def recovery(table: Any) -> list[dict[str, Any]]:
-    """The known lenses among ranked candidates, each once (by its nearest galaxy: a
-    neighbour within 3″ carries the name too): name, rank, score, grade, reference."""
+def recovery(table: Any, n: int) -> list[dict[str, Any]]:
+    """The known lenses among ranked rows (`table`: every known lens's of the `n` ranked), each
+    once (by its nearest galaxy: a neighbour within 3″ carries the name too): name, rank,
+    score, grade, reference."""
     import pyarrow.compute as pc
 
     named = table.filter(pc.is_valid(table.column("known_lens")))  # Python rows for these only
@@ -63,7 +74,7 @@ def recovery(table: Any) -> list[dict[str, Any]]:
         {
             "name": r["known_lens"],
             "rank": r["rank"] if r["ok"] else None,
-            "of": table.num_rows,
+            "of": n,
             "score": r["score"],
             "grade": r["known_lens_grade"],
             "reference": r["known_lens_reference"],
@@ -76,8 +87,9 @@ def recovery(table: Any) -> list[dict[str, Any]]:
 def run(
     workspace: Path,
     variant: str,
+    *,
     grid: str | None = None,
-    run_name: str | None = None,
+    run: str | None = None,
     hard_negatives: int = HARD_NEGATIVES,
     cache: str | None = None,
     catalog: str | None = None,
@@ -86,18 +98,18 @@ def run(
     loader_workers: int | None = None,
     blinds: int = BLINDS,
     force: bool = False,
-    cutouts_folder: str | None = None,
+    cutouts: str | None = None,
     lookalikes: str | None = None,
 ) -> dict[str, Any]:
     """Score every galaxy of the parent sample (or `catalog`, or the FITS cutout files in
-    `cutouts_folder`) with the run's model; skipped when the model, the cutouts, the stamps,
+    `cutouts`) with the run's model; skipped when the model, the cutouts, the stamps,
     the known lenses and the options are those of the output in place, unless `force`."""
     import os
 
     import pyarrow.parquet as pq
     import torch
 
-    from core.layout import default_run_name, lookalikes_in_use, run_checkpoint, runs_dir, stamps_dir
+    from core.layout import lookalikes_in_use, run_checkpoint, run_name_of, runs_dir, stamps_dir
     from core.names import check_name
     from core.schemas import galaxy_keys
     from jobs.learn.models import load_run
@@ -106,29 +118,27 @@ def run(
     from jobs.survey.catalogs import catalog_stem
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
-    run_name = check_name(
-        "run", run_name or default_run_name(variant, grid, config.variants[variant].default_preset)
-    )
+    run_name = check_name("run", run_name_of(config, variant, {"run": run, "grid": grid}))
     stage_runtime.check_cuda(device or "cpu")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if loader_workers is None:
         loader_workers = min(4, os.cpu_count() or 1) if device == "cuda" else 0
-    if catalog is not None and cutouts_folder is not None:
+    if catalog is not None and cutouts is not None:
         raise stage_runtime.StageError("--catalog and --cutouts: give one or the other")
     # the store first: one it cannot open (locked, damaged, a full disk) stops the run before its work
-    rejected = _rejected(workspace, run_name) if catalog is None and cutouts_folder is None else []
+    rejected = _rejected(workspace, run_name) if catalog is None and cutouts is None else []
     model, meta_cols = load_run(runs_dir(workspace) / run_name)
-    if cutouts_folder is not None:
+    if cutouts is not None:
         size = config.variants[variant].injection.stamp_size
-        made = fits_cutouts.cached(workspace, Path(cutouts_folder), size, force, "score")
-        catalog = f"cutouts-{catalog_stem(cutouts_folder)}"  # scored like a catalogue, named for its folder
+        made = fits_cutouts.cached(workspace, Path(cutouts), size, force, "score")
+        catalog = f"cutouts-{catalog_stem(cutouts)}"  # scored like a catalogue, named for its folder
         target = f"{catalog}.parquet"
     else:
-        made = cutting.run(workspace, variant, catalog, cache)  # skipped when up to date
-        target = "candidates.parquet" if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
+        made = cutting.run(workspace, variant, catalog=catalog, cache=cache)  # skipped when up to date
+        target = CANDIDATES_FILE if catalog is None else f"catalog-{catalog_stem(catalog)}.parquet"
     summary_name = "summary.json" if catalog is None else f"{Path(target).stem}.summary.json"
-    scores_name = f"{Path(target).stem}.scores.parquet"
-    extra = ("hard_negatives.parquet", "blinds.parquet", BLINDS_TRUTH) if catalog is None else ()
+    scores_name = scores_file(Path(target)).name
+    extra = (HARD_NEGATIVES_FILE, BLINDS_FILE, BLINDS_TRUTH_FILE) if catalog is None else ()
     out = candidates_dir(workspace, run_name)
     outputs = [str(out / name) for name in (target, scores_name, *extra)]
     stamps = stamps_dir(workspace, variant, grid)
@@ -158,62 +168,95 @@ def run(
     files = sorted(str(p) for p in Path(made["outputs"][0]).glob("part-*.parquet"))
     if not files:
         raise stage_runtime.StageError(f"{made['outputs'][0]}: no cutouts to score")
-    rows, logits = stream_logits(model, meta_cols, files, device, workers=loader_workers)
     names = CATALOG_COLUMNS if catalog is not None else PARENT_COLUMNS
     wanted = {"row", "ok", "fail_reason", *names}
     small = [c for c in pq.read_schema(files[0]).names if c in wanted]
-    info = pq.read_table(files, columns=small).sort_by("row")  # Arrow columns: no Python objects
-    n = info.num_rows
+    rows, logits = stream_logits(model, meta_cols, files, device, workers=loader_workers)
+    usable = _column_by_row(files, "ok").astype(bool)
+    n = len(usable)
     logit = np.full(n, np.nan)
     logit[rows] = logits  # `row` numbers the positions 0..n-1
-    ok = info.column("ok").to_numpy(zero_copy_only=False).astype(bool) & np.isfinite(logit)
-    score = sigmoid(logit)
-    order = np.argsort(np.where(ok, -score, np.inf), kind="stable")
-    known = known_lenses.annotate(info.column("ra").to_numpy(), info.column("dec").to_numpy(), lenses)
-    ranked = _ranked(info.take(order), known, score, logit, ok, names, run_name, order)
-    if "brickname" not in ranked.column_names:  # a catalogue's or a folder's: keyed for grading
-        ranked = _with_keys(ranked, Path(target).stem)
-    is_lens = np.array([k is not None for k in known["known_lens"]], dtype=bool)
-    keep = np.flatnonzero((np.arange(n) < keep_stamps) | is_lens[order])  # positions in rank order
+    del rows, logits
+    ok = usable & np.isfinite(logit)
+    del usable
+    order = ranking.rank_order(logit, ok)
     size = config.variants[variant].injection.stamp_size
-    kept_rows = info.column("row").to_numpy()[order][keep]
-    candidates = _with_stamps(ranked.take(keep), kept_rows, files, size)
-    found = recovery(ranked)
-    summary: dict[str, Any] = {
-        "run": run_name,
-        "device": device,
-        "candidates": n,
-        "scored": int(ok.sum()),
-        "flagged": int(n - ok.sum()),
-        "stamps_kept": candidates.num_rows,
-        "known_lenses": found,
-        "top": ranked.select(
-            ["rank", *[c for c in ("brickname", "objid", "name") if c in ranked.column_names], "score"]
-        )
-        .slice(0, 10)
-        .to_pylist(),
-    }
-    if catalog is None:
-        from jobs.learn import blinds as blind_items
+    keyed = _Keys(n, Path(target).stem) if catalog is not None else None
+    known_x = _KnownNonLenses(rejected, looks, lenses, size) if catalog is None else None
+    top = max(keep_stamps, TOP_SHOWN)
 
-        hard = _hard_negatives(model.cpu(), meta_cols, stamps, run_name, hard_negatives, lenses)
-        summary["hard_negatives"] = hard.num_rows
-        shown = set(
-            galaxy_keys(candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist())
+    def make_rows(chunk: Any, ranks: np.ndarray) -> Any:
+        index = chunk.column("row").to_numpy()
+        ra, dec = chunk.column("ra").to_numpy(), chunk.column("dec").to_numpy()
+        if keyed is not None:
+            keyed.digest(chunk, ranks)
+        table = _ranked(
+            chunk, known_lenses.annotate(ra, dec, lenses), logit[index], ok[index], names, run_name
         )
-        known_x = _known_non_lenses(rejected, looks, lenses, ranked, info, order, files, size)
-        blind, truth, summary["blinds"] = blind_items.build(
-            model, meta_cols, stamps, run_name, blinds, lenses, ranked, candidates, shown, known_x
-        )
-        _say_blinds(summary["blinds"])
+        table = table.add_column(0, "rank", pa.array(ranks + 1))
+        return known_x.mark(table, ok[index]) if known_x is not None else table
+
+    def pick(table: Any) -> np.ndarray:
+        chosen = table.column("rank").to_numpy() <= top
+        chosen |= pc.is_valid(table.column("known_lens")).to_numpy(zero_copy_only=False)
+        if "known_from" in table.column_names:
+            chosen |= pc.not_equal(table.column("known_from"), "").to_numpy(zero_copy_only=False)
+        return chosen
+
+    def finish(table: Any) -> Any:
+        table = keyed.apply(table) if keyed is not None else table
+        return table.drop_columns([c for c in ("row", "known_from") if c in table.column_names])
+
     written = (target, scores_name, summary_name, *extra)
     with stage_runtime.atomic_dir(out, digest, replaces=written, key=target) as tmp:  # other files stay
-        write_stamps(candidates, tmp / target, "zstd")
-        pq.write_table(ranked, tmp / scores_name, compression="zstd")
+        scores_path = tmp / scores_name
+        chunks = _chunks(files, small)
+        gathered = ranking.write_ranking(chunks, order, scores_path, make_rows, pick, finish).table()
+        gathered = keyed.apply(gathered) if keyed is not None and gathered is not None else gathered
+        if gathered is None:
+            gathered = pq.read_schema(scores_path).empty_table()
+        ranks = gathered.column("rank").to_numpy()
+        lens = pc.is_valid(gathered.column("known_lens")).to_numpy(zero_copy_only=False)
+        kept = gathered.filter(pa.array((ranks <= keep_stamps) | lens))
+        kept_rows = kept.column("row").to_numpy() if "row" in kept.column_names else np.zeros(0, np.int64)
+        plain = [c for c in ("row", "known_from") if c in kept.column_names]
+        candidates = _with_stamps(kept.drop_columns(plain), kept_rows, files, size)
+        found = recovery(gathered, n)
+        summary: dict[str, Any] = {
+            "run": run_name,
+            "device": device,
+            "candidates": n,
+            "scored": int(ok.sum()),
+            "flagged": int(n - ok.sum()),
+            "stamps_kept": candidates.num_rows,
+            "known_lenses": found,
+            "top": gathered.filter(pa.array(ranks <= TOP_SHOWN))
+            .select(
+                ["rank", *[c for c in ("brickname", "objid", "name") if c in gathered.column_names], "score"]
+            )
+            .to_pylist(),
+        }
         if catalog is None:
-            pq.write_table(hard, tmp / "hard_negatives.parquet")
-            write_stamps(blind, tmp / "blinds.parquet", "zstd")
-            pq.write_table(truth, tmp / BLINDS_TRUTH)
+            from jobs.learn import blinds as blind_items
+
+            hard = _hard_negatives(model.cpu(), meta_cols, stamps, run_name, hard_negatives, lenses)
+            summary["hard_negatives"] = hard.num_rows
+            shown = set(
+                galaxy_keys(
+                    candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist()
+                )
+            )
+            known = known_x.with_stamps(gathered, files)
+            scores = sigmoid(logit[order[: int(ok.sum())]])  # the usable ones', highest first
+            whole = ranking.Ranking(scores_path, scores)
+            blind, truth, summary["blinds"] = blind_items.build(
+                model, meta_cols, stamps, run_name, blinds, lenses, whole, candidates, shown, known
+            )
+            _say_blinds(summary["blinds"])
+            pq.write_table(hard, tmp / HARD_NEGATIVES_FILE)
+            write_stamps(blind, tmp / BLINDS_FILE, "zstd")
+            pq.write_table(truth, tmp / BLINDS_TRUTH_FILE)
+        write_stamps(candidates, tmp / target, "zstd")
         (tmp / summary_name).write_text(json.dumps(summary, indent=2))
     for row in summary["top"]:
         label = row.get("name") or f"{row.get('brickname')} {row.get('objid')}"
@@ -224,6 +267,96 @@ def run(
     return {"outputs": outputs, **summary}
 
 
+def _chunks(files: list[str], columns: list[str]) -> Iterator[Any]:
+    """The cutouts' small columns, a row group at a time."""
+    from core.storage import parquet_file
+
+    for uri in files:
+        handle = parquet_file(uri)
+        for group in range(handle.metadata.num_row_groups):
+            yield handle.read_row_group(group, columns=columns)
+
+
+def _column_by_row(files: list[str], column: str) -> np.ndarray:
+    """One column of the cutouts, placed by `row` (the positions 0..n-1)."""
+    from core.storage import parquet_file
+
+    n = sum(parquet_file(uri).metadata.num_rows for uri in files)
+    out = None
+    for chunk in _chunks(files, ["row", column]):
+        values = chunk.column(column).to_numpy(zero_copy_only=False)
+        if out is None:
+            out = np.zeros(n, values.dtype)
+        out[chunk.column("row").to_numpy()] = values
+    return out if out is not None else np.zeros(0)
+
+
+class _Keys:
+    """A catalogue's or a folder's rows keyed as the console grades them: `brickname` the
+    source (`cutouts-<folder>`, `catalog-<name>`) and `objid` a 31-bit digest of the row's name
+    (else its position), the same however the folder or file is ordered or grows; a clash
+    takes the next free number, in rank order (jobs/learn/ranking.py `unique_keys`)."""
+
+    def __init__(self, n: int, source: str) -> None:
+        self.base = np.zeros(n, np.int64)
+        self.source = source
+        self.final: np.ndarray | None = None
+
+    def digest(self, chunk: Any, ranks: np.ndarray) -> None:
+        named = chunk.column("name").to_pylist() if "name" in chunk.column_names else [None] * len(ranks)
+        ra, dec = chunk.column("ra").to_numpy(), chunk.column("dec").to_numpy()
+        self.base[ranks] = ranking.digest_keys(named, ra, dec)
+
+    def apply(self, table: Any) -> Any:
+        if self.final is None:  # every row digested: the first bucket's turn
+            self.final = ranking.unique_keys(self.base)
+            del self.base
+        objid = self.final[table.column("rank").to_numpy() - 1]
+        out = table.add_column(1, "brickname", pa.array([self.source] * table.num_rows, pa.string()))
+        return out.add_column(2, "objid", pa.array(objid, pa.int64()))
+
+
+class _KnownNonLenses:
+    """The parent galaxies known to be no lens: graded X by consensus in other runs
+    (`_rejected`), or named by the lookalike catalogue (within SAME_OBJECT_ARCSEC); none with
+    a known lens in its stamp. Marked row by row as the ranking is written (`known_from`), then
+    given their stamps: the blind items' pool of hard non-lenses (jobs/learn/blinds.py)."""
+
+    def __init__(
+        self, rejected: list[str], looks: str | None, lenses: dict[str, np.ndarray], size: int
+    ) -> None:
+        from jobs.survey.catalogs import read_positions
+
+        self.rejected = set(rejected)
+        self.catalogued = read_positions(looks, default_population="lookalike") if looks is not None else None
+        self.lenses, self.size = lenses, size
+
+    def mark(self, table: Any, ok: np.ndarray) -> Any:
+        from core.schemas import galaxy_keys
+        from jobs.survey import known_lenses
+        from jobs.survey.catalogs import SAME_OBJECT_ARCSEC
+
+        keys = galaxy_keys(table.column("brickname").to_pylist(), table.column("objid").to_pylist())
+        ra, dec = table.column("ra").to_numpy(), table.column("dec").to_numpy()
+        source = np.full(len(keys), "", dtype=object)
+        if self.catalogued is not None:
+            source[known_lenses.match(ra, dec, self.catalogued, SAME_OBJECT_ARCSEC) >= 0] = (
+                "catalogued lookalike"
+            )
+        source[[i for i, k in enumerate(keys) if k in self.rejected]] = "graded X"
+        source[~ok | known_lenses.in_stamp(ra, dec, self.lenses, self.size)] = ""
+        return table.append_column("known_from", pa.array(source.tolist(), pa.string()))
+
+    def with_stamps(self, gathered: Any, files: list[str]) -> tuple[Any, list[str]] | None:
+        """The marked rows with their stamps, and where each is known from; None if none."""
+        hits = gathered.filter(pc.not_equal(gathered.column("known_from"), ""))
+        if hits.num_rows == 0:
+            return None
+        rows = hits.column("row").to_numpy()
+        table = _with_stamps(hits.drop_columns(["row", "known_from"]), rows, files, self.size)
+        return table, hits.column("known_from").to_pylist()
+
+
 def _rejected(workspace: Path, run: str) -> list[str]:
     """The galaxies graded X by consensus in other runs ("brickname:objid", sorted): the
     blind items' known non-lenses, so a change of them is a change of the score's inputs."""
@@ -231,41 +364,6 @@ def _rejected(workspace: Path, run: str) -> list[str]:
     from core.workspace import Workspace
 
     return sorted(f"{b}:{o}" for b, o in grades.consensus_x(Workspace(workspace).store, exclude_run=run))
-
-
-def _known_non_lenses(
-    rejected: list[str],
-    looks: str | None,
-    lenses: dict[str, np.ndarray],
-    ranked: Any,
-    info: Any,
-    order: np.ndarray,
-    files: list[str],
-    size: int,
-) -> tuple[Any, list[str]] | None:
-    """The parent galaxies known to be no lens, as ranked rows with their stamps, and where
-    each is known from: graded X by consensus in other runs (`_rejected`), or named by the
-    lookalike catalogue `looks` (within SAME_OBJECT_ARCSEC); none with a known lens in its
-    stamp. The blind items' pool of hard non-lenses (jobs/learn/blinds.py)."""
-    from core.schemas import galaxy_keys
-    from jobs.survey import known_lenses
-    from jobs.survey.catalogs import SAME_OBJECT_ARCSEC, read_positions
-
-    keys = galaxy_keys(ranked.column("brickname").to_pylist(), ranked.column("objid").to_pylist())
-    ra, dec = ranked.column("ra").to_numpy(), ranked.column("dec").to_numpy()
-    source = np.full(len(keys), "", dtype=object)
-    if looks is not None:
-        catalogued = read_positions(looks, default_population="lookalike")
-        source[known_lenses.match(ra, dec, catalogued, SAME_OBJECT_ARCSEC) >= 0] = "catalogued lookalike"
-    wanted = set(rejected)
-    source[[i for i, k in enumerate(keys) if k in wanted]] = "graded X"
-    usable = ranked.column("ok").to_numpy(zero_copy_only=False).astype(bool)
-    usable &= ~known_lenses.in_stamp(ra, dec, lenses, size)
-    hits = np.flatnonzero((source != "") & usable)
-    if hits.size == 0:
-        return None
-    table = _with_stamps(ranked.take(hits), info.column("row").to_numpy()[order][hits], files, size)
-    return table, list(source[hits])
 
 
 def _say_blinds(drawn: dict[str, Any]) -> None:
@@ -296,53 +394,33 @@ def _say_blinds(drawn: dict[str, Any]) -> None:
 def _ranked(
     info: Any,
     known: dict[str, list[Any]],
-    score: np.ndarray,
     logit: np.ndarray,
     ok: np.ndarray,
     names: tuple[str, ...],
     run: str,
-    order: np.ndarray,
 ) -> Any:
-    """Every position's score, in rank order (unusable ones last), without stamps; `info`
-    is already in rank order."""
+    """Rows of the ranking (without their rank) for a chunk of the cutouts: their columns
+    `names`, score and logit (null where unusable), the run, the known lens each is (or none)
+    and `row`, where they are in the cutouts."""
     import pyarrow as pa
 
-    n = len(order)
-    bad = ~ok[order]
+    from jobs.learn.scoring import sigmoid
+
+    n, bad = len(ok), ~ok
     data = {
-        "rank": np.arange(1, n + 1),
         **{c: info.column(c) for c in names if c in info.column_names},
-        "score": pa.array(score[order], mask=bad),
-        "logit": pa.array(logit[order], mask=bad),
+        "score": pa.array(sigmoid(logit), mask=bad),
+        "logit": pa.array(logit, mask=bad),
         "run": pa.repeat(pa.scalar(run, pa.string()), n),
-        "ok": pa.array(~bad),
+        "ok": pa.array(ok),
         "fail_reason": info.column("fail_reason"),
-        **{c: pa.array([known[c][i] for i in order]) for c in KNOWN_COLUMNS},
+        **{
+            c: pa.array(known[c], pa.float64() if c.endswith("arcsec") else pa.string())
+            for c in KNOWN_COLUMNS
+        },
+        "row": info.column("row"),
     }
     return pa.table(data)
-
-
-def _with_keys(ranked: Any, source: str) -> Any:
-    """Positions of a catalogue or files of a folder keyed as the console grades them:
-    `brickname` the source (`cutouts-<folder>`, `catalog-<name>`) and `objid` a 31-bit digest
-    of the row's name (else its position), the same however the folder or file is ordered or
-    grows; a clash takes the next free number."""
-    import zlib
-
-    import pyarrow as pa
-
-    names = ranked.column("name").to_pylist() if "name" in ranked.column_names else [None] * ranked.num_rows
-    ra, dec = ranked.column("ra").to_pylist(), ranked.column("dec").to_pylist()
-    taken: set[int] = set()
-    objid = []
-    for name, r, d in zip(names, ra, dec, strict=True):
-        key = zlib.crc32((name or f"{r:.6f},{d:.6f}").encode()) & 0x7FFFFFFF
-        while key in taken:
-            key = (key + 1) & 0x7FFFFFFF
-        taken.add(key)
-        objid.append(key)
-    out = ranked.add_column(1, "brickname", pa.array([source] * ranked.num_rows, pa.string()))
-    return out.add_column(2, "objid", pa.array(objid, pa.int64()))
 
 
 def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> Any:
@@ -448,29 +526,7 @@ def _hard_negatives(
     return best.append_column("run", pa.array([run] * best.num_rows))
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("stages.score", "A trained run over real galaxies -> candidates parquet.")
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.score", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.grid,
-        args.run,
-        args.hard_negatives,
-        args.cache,
-        args.catalog,
-        args.keep_stamps,
-        args.device,
-        args.loader_workers,
-        args.blinds,
-        args.force,
-        args.cutouts,
-        args.lookalikes,
-    )
+main = stage_runtime.entry("score", run)
 
 
 if __name__ == "__main__":

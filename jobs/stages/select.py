@@ -12,7 +12,6 @@ non-zero with the failures in its summary.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -299,14 +298,15 @@ def _summary(
 
 def run(
     workspace: Path,
-    variant_name: str,
+    variant: str,
+    *,
     catalogs: str | None = None,
     force: bool = False,
     runner: str = "local",
 ) -> dict[str, Any]:
-    config, _ = stage_runtime.resolve(workspace, variant_name)
-    parent_name = config.variants[variant_name].parent_sample
-    variant = config.variants[parent_name]  # the parent sample's own cuts and splits
+    config, _ = stage_runtime.resolve(workspace, variant)
+    parent_name = config.variants[variant].parent_sample
+    cuts = config.variants[parent_name]  # the parent sample's own cuts and splits
     source = catalogs or str(survey_catalogs(workspace))
     files = catalogue_files(source)
     if not files:
@@ -315,16 +315,16 @@ def run(
         )
     out_dir = parent_dir(workspace, parent_name)
     digest = stage_runtime.fingerprint(
-        "select", variant.model_dump(mode="json"), [storage.signature(f) for f in files]
+        "select", cuts.model_dump(mode="json"), [storage.signature(f) for f in files]
     )
     if not force and stage_runtime.up_to_date(out_dir, digest):
         stage_runtime.unchanged(f"select: the parent sample {out_dir} is")
         return {"outputs": [str(out_dir / PARENT_FILE)], "skipped": True}
 
-    table, reports = select_files(files, variant, runner)
+    table, reports = select_files(files, cuts, runner)
     full = _summary(
         parent_name,
-        variant_name,
+        variant,
         files,
         reports,
         table.column("split").to_pylist(),
@@ -333,13 +333,13 @@ def run(
     bricks_per_split = full.pop("split_bricks")
     summary = {**full, "outputs": [str(out_dir / PARENT_FILE)]}
     _print_table(summary)
-    where = _where(variant_name, parent_name, out_dir)
+    where = _where(variant, parent_name, out_dir)
     failed = summary["failed_catalogues"]
     kept = (out_dir / PARENT_FILE).exists()
     if table.num_rows == 0 or (failed and kept):  # never replace a parent sample with less
         _fail_on(failed, len(files), "the log", None, table.num_rows, where, kept)
     with stage_runtime.atomic_dir(out_dir, digest) as tmp:
-        stage_runtime.write_parquet(table, tmp / PARENT_FILE, variant.injection.codec)
+        stage_runtime.write_parquet(table, tmp / PARENT_FILE, cuts.injection.codec)
         (tmp / "summary.json").write_text(json.dumps({**summary, "split_bricks": bricks_per_split}, indent=2))
     _fail_on(failed, len(files), out_dir / "summary.json", out_dir, table.num_rows, where, False)
     return summary
@@ -426,14 +426,7 @@ def _print_table(summary: dict[str, Any]) -> None:
     print("\n".join(lines), flush=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("stages.select", "Tractor catalogues -> LRG parent sample with region splits.")
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.select", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(args.workspace.resolve(), args.variant, args.catalogs, args.force, args.runner)
+main = stage_runtime.entry("select", run)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,10 @@ under torchrun, N processes (one per GPU; gloo on CPU).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
-from typing import Any
 
 from jobs.learn.training import run
 from jobs.runtime import stage as stage_runtime
@@ -21,15 +19,13 @@ ARGV_ENV = "HALO_TRAIN_ARGV"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser(
-        "stages.train", "Stamps -> a lens classifier, checkpoints and per-epoch metrics."
-    )
+    p = stage_runtime.parser("train")
     if argv is None and ARGV_ENV in os.environ:  # a torchrun child: the arguments come by environment
         argv = json.loads(os.environ[ARGV_ENV])
     args = p.parse_args(argv)
     if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         return _torchrun(args.nproc, sys.argv[1:] if argv is None else argv)
-    return stage_runtime.main("stages.train", _run_args, args)
+    return stage_runtime.main("train", run, args)
 
 
 def _torchrun(nproc: int, argv: list[str]) -> int:
@@ -46,19 +42,6 @@ def _torchrun(nproc: int, argv: list[str]) -> int:
         "jobs.stages.train",
     ]
     return subprocess.call(cmd, env=env)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(
-        args.workspace.resolve(),
-        args.variant,
-        args.grid,
-        args.preset,
-        args.run,
-        args.resume,
-        args.force,
-        args.epochs,
-    )
 
 
 if __name__ == "__main__":

@@ -10,30 +10,30 @@ job's result. The grading itself happens in the console (`halo` → 3).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 from jobs.runtime import stage as stage_runtime
 
 
-def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any]:
+def run(workspace: Path, *, run: str, out: str | None = None) -> dict[str, Any]:
     from core import grades
-    from core.candidates import CandidateTable, candidates_path
+    from core.candidates import CandidateTable
+    from core.layout import candidates_file, grades_csv
     from core.names import check_name
     from core.workspace import Workspace
 
-    check_name("run", run_name)
+    run_name = check_name("run", run)
     store = Workspace(workspace).store
     current = grades.current(store, run_name)
-    path = candidates_path(workspace, run_name)
+    path = candidates_file(workspace, run_name)
     if not current and not path.exists():  # a mistyped run: say so, write no empty CSVs
         raise stage_runtime.StageError(
             f"run {run_name!r} has no candidates ({path}) and no grades: nothing to export"
             f" (score it, `halo stage score --run {run_name}`, then grade it in the console)"
         )
     rows = CandidateTable(path).rows_of(current) if path.exists() else []
-    target = Path(out) if out else path.parent / f"grades-{run_name}.csv"
+    target = Path(out) if out else grades_csv(path, run_name)
     if not target.is_absolute():
         target = workspace / target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,16 +57,7 @@ def run(workspace: Path, run_name: str, out: str | None = None) -> dict[str, Any
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser(
-        "stages.triage", "Export a run's grades, consensus and disagreements.", needs_variant=False
-    )
-    args = p.parse_args(argv)
-    return stage_runtime.main("stages.triage", _run_args, args)
-
-
-def _run_args(args: argparse.Namespace) -> dict[str, Any]:
-    return run(args.workspace.resolve(), args.run, args.out)
+main = stage_runtime.entry("triage", run)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,7 @@ def _numbered(table: Any) -> Any:
 def run(
     workspace: Path,
     variant: str,
+    *,
     catalog: str | None = None,
     cache: str | None = None,
     workers: int | None = None,

@@ -707,20 +707,3 @@ def write_catalogs(workspace: Path, truth: list[dict[str, Any]]) -> list[str]:
         "Known lenses of this workspace: the halo mock survey's planted lenses.",
     )
     return [str(lookalikes_path(workspace)), str(known_lenses_path(workspace))]
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = stage_runtime.parser("stages.demo", "Write the embedded mini-DR10 survey.", needs_variant=False)
-    args = p.parse_args(argv)
-    cfg = MockConfig(
-        bricks=args.bricks,
-        seed=args.seed,
-        brick_px=args.brick_px,
-        images=not args.no_images,
-        lrgs_per_brick=args.lrgs_per_brick,
-    )
-    return stage_runtime.main("stages.demo", lambda a: run(cfg, a.workspace.resolve(), a.force), args)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

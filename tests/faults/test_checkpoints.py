@@ -26,7 +26,7 @@ def trained_once(stamps_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """A run `r` trained one epoch, made once for the module."""
     ws = tmp_path_factory.mktemp("checkpoints") / "ws"
     shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates"))
-    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=1)
+    train.run(ws, "v4_sota", preset="test_cpu", run="r", epochs=1)
     return ws
 
 
@@ -51,17 +51,17 @@ def test_a_kill_while_best_pt_is_copied_leaves_the_old_one_whole(one_epoch: Path
     monkeypatch.setattr(training, "_is_best", lambda line, history: True)
     monkeypatch.setattr(shutil, "copyfile", killed_half_way)
     with pytest.raises(KeyboardInterrupt):
-        train.run(one_epoch, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)
+        train.run(one_epoch, "v4_sota", preset="test_cpu", run="r", epochs=2, resume=True)
     monkeypatch.setattr(shutil, "copyfile", real)
     assert best.read_bytes() == before
-    assert eval_stage.run(one_epoch, "v4_sota", run_name="r")["auroc"] is not None  # it loads
+    assert eval_stage.run(one_epoch, "v4_sota", run="r")["auroc"] is not None  # it loads
 
 
 def test_a_damaged_checkpoint_is_one_clear_error(one_epoch: Path) -> None:
     best = runs_dir(one_epoch) / "r" / "best.pt"
     best.write_bytes(best.read_bytes()[:1000])  # what a non-atomic copy used to leave
     with pytest.raises(StageError, match="best.pt: not a loadable checkpoint"):
-        eval_stage.run(one_epoch, "v4_sota", run_name="r")
+        eval_stage.run(one_epoch, "v4_sota", run="r")
 
 
 def test_a_planted_checkpoint_is_refused_without_running_it(one_epoch: Path, tmp_path: Path) -> None:
@@ -75,7 +75,7 @@ def test_a_planted_checkpoint_is_refused_without_running_it(one_epoch: Path, tmp
     evil.mkdir()
     (evil / "best.pt").write_bytes(pickle.dumps({"model": Evil(), "arch": "small_cnn", "meta_cols": []}))
     with pytest.raises(StageError, match="evil/best.pt: holds objects other than weights") as err:
-        eval_stage.run(one_epoch, "v4_sota", run_name="evil")
+        eval_stage.run(one_epoch, "v4_sota", run="evil")
     assert not marker.exists() and "weights_only=False" not in str(err.value)  # never that advice
 
 
@@ -85,7 +85,7 @@ def test_a_truncated_checkpoint_on_resume_is_named(one_epoch: Path) -> None:
     last = runs_dir(one_epoch) / "r" / "checkpoint.pt"
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(StageError, match="checkpoint.pt: not a loadable checkpoint, damaged or truncated"):
-        train.run(one_epoch, "v4_sota", preset_name="test_cpu", run_name="r", epochs=2, resume=True)
+        train.run(one_epoch, "v4_sota", preset="test_cpu", run="r", epochs=2, resume=True)
 
 
 def test_weights_changed_in_place_keeping_size_and_time_are_no_longer_up_to_date(one_epoch: Path) -> None:
@@ -95,7 +95,7 @@ def test_weights_changed_in_place_keeping_size_and_time_are_no_longer_up_to_date
 
     import torch
 
-    first = eval_stage.run(one_epoch, "v4_sota", run_name="r")
+    first = eval_stage.run(one_epoch, "v4_sota", run="r")
     best = runs_dir(one_epoch) / "r" / "best.pt"
     stat = best.stat()
     state = torch.load(best, weights_only=True)
@@ -106,7 +106,7 @@ def test_weights_changed_in_place_keeping_size_and_time_are_no_longer_up_to_date
     best.write_bytes(other.getvalue())
     assert best.stat().st_size == stat.st_size
     os.utime(best, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    again = eval_stage.run(one_epoch, "v4_sota", run_name="r")
+    again = eval_stage.run(one_epoch, "v4_sota", run="r")
     assert not again.get("skipped") and first["auroc"] > 0.5 and again["auroc"] == 0.5
     os.utime(best)  # a touch alone changes nothing
-    assert eval_stage.run(one_epoch, "v4_sota", run_name="r").get("skipped")
+    assert eval_stage.run(one_epoch, "v4_sota", run="r").get("skipped")

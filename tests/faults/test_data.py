@@ -45,7 +45,7 @@ def test_pixels_without_data_flag_the_stamps_that_touch_them(
         path, overwrite=True
     )
     (path.parent / f"legacysurvey-{victim['brickname']}.sha256sum").unlink(missing_ok=True)
-    summary = inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    summary = inject.run(ws, "v4_sota", grid="grid_sota", workers=1)
     parts = sorted(stamps_dir(ws, "v4_sota", "grid_sota").glob("part-*.parquet"))
     rows = pq.read_table(parts, columns=["brickname", "ok", "fail_reason"]).to_pylist()
     hit = [r for r in rows if r["brickname"] == victim["brickname"]]
@@ -57,13 +57,13 @@ def test_pixels_without_data_flag_the_stamps_that_touch_them(
 def test_a_corrupt_stamps_part_is_skipped_by_eval_and_score(stamps_ws: Path, tmp_path: Path) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates"))
-    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r", epochs=1)
+    train.run(ws, "v4_sota", preset="test_cpu", run="r", epochs=1)
     folder = stamps_dir(ws, "v4_sota", "grid_sota")
     first = sorted(folder.glob("part-*.parquet"))[0]
     first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])  # truncated mid-file
-    result = eval_stage.run(ws, "v4_sota", run_name="r")
+    result = eval_stage.run(ws, "v4_sota", run="r")
     assert result["n_pos"] + result["n_neg"] > 0
-    summary = score.run(ws, "v4_sota", run_name="r", hard_negatives=5)
+    summary = score.run(ws, "v4_sota", run="r", hard_negatives=5)
     assert summary["scored"] > 0 and Path(summary["outputs"][1]).exists()
 
 
@@ -87,7 +87,7 @@ def test_what_a_killed_run_left_beside_an_output_is_cleared_or_restored(
     """Issue 11, item 4: a crash during the final swap left a 69 MB .tmp-PID folder forever."""
     ws = tmp_path / "ws"
     shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
-    inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    inject.run(ws, "v4_sota", grid="grid_sota", workers=1)
     final = stamps_dir(ws, "v4_sota", "grid_sota")
     before = sorted(p.name for p in final.iterdir())
     # killed between the two renames: the output moved aside, the new one not yet in place
@@ -96,7 +96,7 @@ def test_what_a_killed_run_left_beside_an_output_is_cleared_or_restored(
     stale = final.parent / f".grid_sota.tmp-{dead}"
     stale.mkdir()
     (stale / "part-00000.parquet").write_bytes(b"half a part")
-    again = inject.run(ws, "v4_sota", "grid_sota", workers=1)
+    again = inject.run(ws, "v4_sota", grid="grid_sota", workers=1)
     assert again.get("skipped") is True  # the previous output came back, and it is complete
     assert sorted(p.name for p in final.iterdir()) == before
     assert not [p for p in final.parent.iterdir() if p.name.startswith(".grid_sota.")]
@@ -107,11 +107,11 @@ def test_a_damaged_output_is_redone_not_reported_up_to_date(inject_ws: Path, tmp
     shutil.copytree(inject_ws, ws, ignore=shutil.ignore_patterns("stamps"))
     manifest = ws / "data/manifest/v4_sota/grid_sota/manifest.parquet"
     pq.write_table(pq.read_table(manifest).slice(0, 80), manifest)  # two parts of 40 rows
-    inject.run(ws, "v4_sota", "grid_sota", workers=1, rows_per_part=40)
+    inject.run(ws, "v4_sota", grid="grid_sota", workers=1, rows_per_part=40)
     part = sorted(stamps_dir(ws, "v4_sota", "grid_sota").glob("part-*.parquet"))[0]
     rows = pq.read_metadata(part).num_rows
     part.write_bytes(part.read_bytes()[:1000])
-    again = inject.run(ws, "v4_sota", "grid_sota", workers=1, rows_per_part=40)
+    again = inject.run(ws, "v4_sota", grid="grid_sota", workers=1, rows_per_part=40)
     assert not again.get("skipped") and pq.read_metadata(part).num_rows == rows
 
 

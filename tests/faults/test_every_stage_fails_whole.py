@@ -58,10 +58,10 @@ def pipeline_ws(stamps_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     scored, its candidates graded from the mock's truth, a triage CSV of those grades."""
     root = tmp_path_factory.mktemp("every-stage") / "ws"
     shutil.copytree(stamps_ws, root, ignore=shutil.ignore_patterns(".halo", "runs", "candidates", "rounds"))
-    train.run(root, "v4_sota", preset_name="test_cpu", run_name="tiny", epochs=1)
-    eval_stage.run(root, "v4_sota", run_name="tiny")
+    train.run(root, "v4_sota", preset="test_cpu", run="tiny", epochs=1)
+    eval_stage.run(root, "v4_sota", run="tiny")
     cutouts.run(root, "v4_sota")
-    score.run(root, "v4_sota", run_name="tiny", keep_stamps=40)
+    score.run(root, "v4_sota", run="tiny", keep_stamps=40)
     store = Workspace(root).store
     for row in pq.read_table(root / "data/candidates/tiny/candidates.parquet").to_pylist():
         for who in ("ann", "bob"):
@@ -92,9 +92,10 @@ def _disk_full_after(size: int):  # noqa: ANN202 - a preexec_fn
 
 
 def _rerun(stage: str, root: Path, full_after: int) -> subprocess.CompletedProcess[str]:
-    module = next(s.module for s in SHIPPED if s.name == stage)
+    declared = next(s for s in SHIPPED if s.name == stage)
+    force = ["--force"] if any(p.name == "force" for p in declared.params) else []  # triage: always writes
     return subprocess.run(
-        [sys.executable, "-m", module, "--workspace", str(root), *RERUN[stage], "--force"],
+        [sys.executable, "-m", declared.module, "--workspace", str(root), *RERUN[stage], *force],
         capture_output=True,
         text=True,
         timeout=300,

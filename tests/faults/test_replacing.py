@@ -30,7 +30,7 @@ def test_train_force_keeps_the_old_run_until_the_new_one_has_finished(
 ) -> None:
     ws = tmp_path / "ws"
     shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates"))
-    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="r1", epochs=1)
+    train.run(ws, "v4_sota", preset="test_cpu", run="r1", epochs=1)
     run = runs_dir(ws) / "r1"
     kept = {
         name: (run / name).read_bytes() for name in ("metrics.jsonl", "checkpoint.pt", "best.pt", "run.json")

@@ -75,12 +75,12 @@ async def test_candidates_are_3_from_anywhere(engine, candidates: Path) -> None:
     """Part 5 of issue 14: Candidates were reachable only from Runs with `g`."""
     import shutil
 
-    from core.candidates import candidates_path
+    from core.layout import candidates_file
 
     run = engine.workspace.root / "data" / "runs" / "demo"
     run.mkdir(parents=True)
     (run / "run.json").write_text("{}")
-    target = candidates_path(engine.workspace.root, "demo")
+    target = candidates_file(engine.workspace.root, "demo")
     target.parent.mkdir(parents=True)
     shutil.copy(candidates, target)
     app = HaloApp(engine)
@@ -844,12 +844,12 @@ async def test_F_pages_the_runs_other_scored_files_and_grades_them_apart(
 ) -> None:
     """Issue 23, part 5: `score --cutouts DIR` (and `--catalog`) results page in the console:
     `F` goes to the run's next scored file; a grade there is keyed by the file's own keys."""
-    from core.candidates import candidates_path
+    from core.layout import candidates_file
     from halo_tui.screens.candidates import CandidatesScreen
 
     monkeypatch.setenv("USER", "alice")
     root = engine.workspace.root
-    main = make_candidates(candidates_path(root, "demo"), 12)
+    main = make_candidates(candidates_file(root, "demo"), 12)
     folder = make_candidates(
         main.with_name("cutouts-paper.parquet"),
         5,

@@ -29,8 +29,9 @@ import pytest
 from textual.binding import Binding
 from textual.command import CommandPalette
 
-from core.candidates import blinds_path, candidates_path
+from core.candidates import blinds_path
 from core.errors import UsageError
+from core.layout import candidates_file
 from halo_tui.app import HaloApp
 from halo_tui.screens.candidates import CandidatesScreen
 from halo_tui.screens.compare import CompareScreen
@@ -142,7 +143,7 @@ def busy_workspace(ended_jobs: Path, engine, make_candidates, make_evaluation) -
         ]
         (run / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
         (run / "eval" / "eval-test.json").write_text(json.dumps(make_evaluation(level)))
-    path = make_candidates(candidates_path(root, "gen1"), 60, known_lens=["SLACS [x]"] + [None] * 59)
+    path = make_candidates(candidates_file(root, "gen1"), 60, known_lens=["SLACS [x]"] + [None] * 59)
     truth = ["lens"] * 6 + ["not_lens"] * 6
     make_candidates(blinds_path(path), 12, brickname=["0001p000"] * 12, truth=truth)
     engine.launch("sleepy", params={"seconds": "600"})  # the newest: the cursor's row, `c` cancels it

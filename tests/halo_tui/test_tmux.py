@@ -87,13 +87,14 @@ def test_a_triage_pass_at_80x24(halo, workspace: Path, make_candidates) -> None:
     the workspace's rate: open the candidates with 3, jump, grade, note, undo the note, grade a
     blind item, see the calibration, filter, export, quit; the grades and the CSVs are there."""
     from core import grades
-    from core.candidates import CandidateTable, TriageStream, blinds_path, candidates_path
+    from core.candidates import CandidateTable, TriageStream, blinds_path
+    from core.layout import candidates_file
     from core.workspace import Workspace
 
     (workspace / "data" / "runs" / "demo").mkdir(parents=True)
     (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo"}')
     (workspace / "halo.toml").write_text("[triage]\nblind_rate = 0.25\n")
-    path = make_candidates(candidates_path(workspace, "demo"), 30)
+    path = make_candidates(candidates_file(workspace, "demo"), 30)
     truth = ["lens"] * 5 + ["not_lens"] * 5
     blinds = make_candidates(blinds_path(path), 10, brickname=["0001p000"] * 10, truth=truth)
     stream = TriageStream(CandidateTable(path), CandidateTable(blinds), 0.25, seed="demo")
@@ -207,12 +208,12 @@ def test_the_console_is_gone_when_its_terminal_is(halo, workspace: Path, make_ca
     import random
 
     from core import grades
-    from core.candidates import candidates_path
+    from core.layout import candidates_file
     from core.workspace import Workspace
 
     (workspace / "data" / "runs" / "demo").mkdir(parents=True)
     (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo"}')
-    make_candidates(candidates_path(workspace, "demo"), 60)
+    make_candidates(candidates_file(workspace, "demo"), 60)
     halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}
     env.update(TERM="xterm-256color", HALO_WORKSPACE=str(workspace), USER="alice")
@@ -305,11 +306,11 @@ def test_every_declared_key_through_a_real_terminal(halo, workspace: Path, make_
     alive at the end, its screen shows no failure, and it wrote no crash log."""
     from test_every_key import SCREENS, keys_of  # the guard's own list of screens
 
-    from core.candidates import candidates_path
+    from core.layout import candidates_file
 
     (workspace / "data" / "runs" / "demo").mkdir(parents=True)
     (workspace / "data" / "runs" / "demo" / "run.json").write_text('{"run": "demo", "epochs": 2}')
-    make_candidates(candidates_path(workspace, "demo"), 30)
+    make_candidates(candidates_file(workspace, "demo"), 30)
     halo("stage", "sleepy", "--seconds", "0.1", "--wait", check=0)
     session = f"halo-keys-{os.getpid()}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("HALO_")}

@@ -64,8 +64,6 @@ def test_every_stage_sets_it_before_its_work(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(allocator, "keep_freed_memory", lambda: order.append("allocator") or True)
     monkeypatch.setattr(stage_runtime, "check_declared", lambda *_: None)
     monkeypatch.setattr(stage_runtime.jobresult, "record", lambda *_: None)
-    assert (
-        stage_runtime.main("x", lambda _args: order.append("work") or {"outputs": []}, argparse.Namespace())
-        == 0
-    )
+    args = argparse.Namespace(workspace=".", run="r", out=None, mirror=None)
+    assert stage_runtime.main("triage", lambda *_, **__: order.append("work") or {"outputs": []}, args) == 0
     assert order == ["allocator", "work"]

@@ -161,7 +161,7 @@ def catalogue_ws(inject_ws: Path, sample: Path, tmp_path_factory: pytest.TempPat
         "[grids.real_sources.source]\nmode = 'catalogue'\n"
         f"catalogue = 'cosmos/{sample.name}'\n"
     )
-    manifest.run(root, "v4_sota", "real_sources")
+    manifest.run(root, "v4_sota", grid="real_sources")
     return root
 
 
@@ -216,7 +216,7 @@ def test_inject_renders_catalogue_sources_and_names_a_missing_catalogue(
     shutil.copytree(catalogue_ws / "data" / "parent", ws / "data" / "parent")
     (ws / "halo.toml").write_text((catalogue_ws / "halo.toml").read_text().replace("cosmos/", "nowhere/"))
     with pytest.raises(stage_runtime.StageError) as err:
-        manifest.run(ws, "v4_sota", "real_sources")
+        manifest.run(ws, "v4_sota", grid="real_sources")
     assert "no galaxy catalogue there" in str(err.value) and "\n" not in str(err.value)
 
 
@@ -302,10 +302,10 @@ def test_inject_refuses_a_manifest_drawn_from_another_catalogue_or_missing_image
         hdus[1].data["IDENT"] += 5000
         hdus.writeto(ws / "cosmos" / sample.name, overwrite=True)
     with pytest.raises(stage_runtime.StageError) as err:
-        inject.run(ws, "v4_sota", "real_sources")
+        inject.run(ws, "v4_sota", grid="real_sources")
     assert "drawn from another catalogue" in str(err.value) and "\n" not in str(err.value)
     shutil.copy(sample, ws / "cosmos" / sample.name)
     (ws / "cosmos" / "real_galaxy_images_tiny_n1.fits").unlink()
     with pytest.raises(stage_runtime.StageError) as err:
-        inject.run(ws, "v4_sota", "real_sources")
+        inject.run(ws, "v4_sota", grid="real_sources")
     assert "real_galaxy_images_tiny_n1.fits" in str(err.value) and "missing" in str(err.value)

@@ -122,7 +122,7 @@ def test_the_stage_records_failed_bricks_and_fetches_the_rest(
     shutil.copytree(mock_ws / "survey", ws / "survey")
     (ws / "halo.toml").write_text("[grids.grid_small]\nn_total_per_split = 60\n")
     select.run(ws, "v3_color_relaxed")
-    manifest.run(ws, "v3_color_relaxed", "grid_small")
+    manifest.run(ws, "v3_color_relaxed", grid="grid_small")
     bricks = coadds.bricks_of_manifest(
         manifest.manifest_dir(ws, "v3_color_relaxed", "grid_small") / "manifest.parquet"
     )
@@ -130,12 +130,12 @@ def test_the_stage_records_failed_bricks_and_fetches_the_rest(
     with pytest.raises(
         coadds.stage_runtime.StageError, match=f"1 of {len(bricks)} bricks could not be fetched: {bricks[0]}"
     ):
-        coadds.run(ws, "v3_color_relaxed", "grid_small", source=mirror.url + TEMPLATE, workers=4)
+        coadds.run(ws, "v3_color_relaxed", grid="grid_small", source=mirror.url + TEMPLATE, workers=4)
     for brick in bricks[1:]:
         assert (Path(str(coadd_cache_dir(ws))) / coadd_path(brick, "image", "g")).exists()
     capsys.readouterr()
     with pytest.raises(coadds.stage_runtime.StageError):  # a rerun keeps what it has and says so
-        coadds.run(ws, "v3_color_relaxed", "grid_small", source=mirror.url + TEMPLATE, workers=4)
+        coadds.run(ws, "v3_color_relaxed", grid="grid_small", source=mirror.url + TEMPLATE, workers=4)
     assert f"coadds: {6 * (len(bricks) - 1)} files already in " in capsys.readouterr().out
 
 

@@ -137,7 +137,7 @@ def _fits_cutout(ws: Path, row: dict, band: str) -> np.ndarray:
 
 
 def test_the_stage_writes_every_row_once_controls_bit_identical(inject_ws: Path) -> None:
-    summary = inject.run(inject_ws, "v4_sota", "grid_sota", workers=2, rows_per_part=100)
+    summary = inject.run(inject_ws, "v4_sota", grid="grid_sota", workers=2, rows_per_part=100)
     rows, stamps = _stamps(stamps_dir(inject_ws, "v4_sota", "grid_sota"))
     manifest_rows = _manifest(inject_ws)
     assert sorted(rows["task_id"]) == sorted(manifest_rows.column("task_id").to_pylist())

@@ -229,7 +229,7 @@ def population_ws(inject_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     shutil.copytree(inject_ws / "survey", root / "survey")
     shutil.copytree(inject_ws / "data", root / "data", ignore=shutil.ignore_patterns("manifest", "stamps"))
     (root / "halo.toml").write_text("[grids.population_dr10]\nn_total_per_split = 300\n")
-    manifest.run(root, "v4_sota", "population_dr10")
+    manifest.run(root, "v4_sota", grid="population_dr10")
     return root
 
 

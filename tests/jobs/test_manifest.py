@@ -41,7 +41,7 @@ def _keys(columns: dict, mask: np.ndarray) -> set:
 
 def test_unpaired_controls_and_positives_are_disjoint_on_2000_lrgs(parent_ws: Path, parent: dict) -> None:
     assert len(parent["objid"]) >= 2000
-    summary = manifest.run(parent_ws, "v4_sota", "grid_sota")
+    summary = manifest.run(parent_ws, "v4_sota", grid="grid_sota")
     table = pq.read_table(summary["outputs"][0]).to_pydict()
     columns = {k: np.asarray(v) for k, v in table.items()}
     ctrl = columns["is_control"]
@@ -132,7 +132,7 @@ def test_a_failed_verification_writes_the_report_and_no_manifest(parent_ws: Path
 
     monkeypatch.setattr(manifest, "build", broken)
     with pytest.raises(StageError, match="failed verification"):
-        manifest.run(parent_ws, "v3_color_relaxed", "grid_small", force=True)
+        manifest.run(parent_ws, "v3_color_relaxed", grid="grid_small", force=True)
     assert not (manifest_dir(parent_ws, "v3_color_relaxed", "grid_small") / "manifest.parquet").exists()
     report = json.loads(
         (
@@ -231,7 +231,7 @@ def test_no_galaxy_with_a_known_lens_in_its_stamp_is_a_control_or_a_host(
         arcsec = np.degrees(np.arccos(np.clip(cos, -1, 1))) * 3600
         expected = (arcsec < known_lenses.exclusion_radius_arcsec(64)).any(axis=1)
         assert np.array_equal(near, expected) and arcsec[outside, 3] == pytest.approx(16.0, abs=0.01)
-        summary = manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+        summary = manifest.run(parent_ws, "v4_sota", grid="grid_sota", force=True)
         table = pq.read_table(summary["outputs"][0]).to_pydict()
         tasks = {
             (b, o)
@@ -255,7 +255,7 @@ def test_no_galaxy_with_a_known_lens_in_its_stamp_is_a_control_or_a_host(
         assert not failed["ok"] and check["as_controls"] + check["as_hosts"] >= 1
     finally:
         known_lenses_path(parent_ws).unlink()
-        manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+        manifest.run(parent_ws, "v4_sota", grid="grid_sota", force=True)
 
 
 def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
@@ -285,7 +285,7 @@ def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
     toml.write_text((before or "") + '\n[variants.v4_sota.training]\ncatalogues = ["papers.csv"]\n')
     try:
         capsys.readouterr()
-        summary = manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+        summary = manifest.run(parent_ws, "v4_sota", grid="grid_sota", force=True)
         said = capsys.readouterr().out
         table = {k: np.asarray(v) for k, v in pq.read_table(summary["outputs"][0]).to_pydict().items()}
         known = table["known_tier"] != ""
@@ -334,7 +334,7 @@ def test_known_lenses_are_one_real_positive_each_in_their_galaxys_split(
             toml.unlink()
         else:
             toml.write_text(before)
-        manifest.run(parent_ws, "v4_sota", "grid_sota", force=True)
+        manifest.run(parent_ws, "v4_sota", grid="grid_sota", force=True)
 
 
 def test_objects_closer_than_1_5_arcsec_are_one_unit(parent: dict, sota) -> None:

@@ -157,6 +157,6 @@ def test_inject_renders_with_the_files_psf_and_refuses_a_missing_file(
         "[variants.v4_sota.injection.psf_files]\ng = 'psf/g.fits'\nr = 'psf/r.fits'\nz = 'psf/z.fits'\n"
     )
     with pytest.raises(stage_runtime.StageError) as err:
-        inject.run(ws, "v4_sota", "grid_sota")
+        inject.run(ws, "v4_sota", grid="grid_sota")
     assert str(err.value).startswith(f"PSF file {ws / 'psf/g.fits'}: not a readable FITS file")
     assert "\n" not in str(err.value)

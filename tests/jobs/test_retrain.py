@@ -30,8 +30,8 @@ def graded_ws(stamps_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A copy of the stamps workspace with a trained, scored run `tiny` (not yet graded)."""
     root = tmp_path_factory.mktemp("round") / "ws"
     shutil.copytree(stamps_ws, root, ignore=shutil.ignore_patterns(".halo", "runs", "candidates", "rounds"))
-    train.run(root, "v4_sota", preset_name="test_cpu", run_name="tiny", epochs=1)  # a parent to grade
-    score.run(root, "v4_sota", run_name="tiny", keep_stamps=40)
+    train.run(root, "v4_sota", preset="test_cpu", run="tiny", epochs=1)  # a parent to grade
+    score.run(root, "v4_sota", run="tiny", keep_stamps=40)
     return root
 
 
@@ -98,7 +98,7 @@ def test_a_round_trains_a_child_on_the_grades_and_compares_it_with_its_parent(gr
     counts = _grade_from_truth(graded_ws)
     assert counts["A"] >= 3 and counts["test"] > 0
     _launch(graded_ws, from_run="tiny", run="tiny-r2")  # enough now: accepted
-    summary = retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
+    summary = retrain.run(graded_ws, from_run="tiny", run="tiny-r2", epochs=2)
     assert summary["parent"] == "tiny" and summary["init"] == "parent"
     assert summary["used"] == {"positives": counts["A"], "negatives": counts["X"]}
     assert summary["set_aside"] == {"evaluation split": counts["test"]}
@@ -129,7 +129,7 @@ def test_a_round_trains_a_child_on_the_grades_and_compares_it_with_its_parent(gr
     for run in ("tiny", "tiny-r2"):
         assert (graded_ws / f"data/runs/{run}/eval/eval-test.json").is_file()
     assert (graded_ws / "data/candidates/tiny-r2/candidates.parquet").is_file()  # re-scored
-    again = retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
+    again = retrain.run(graded_ws, from_run="tiny", run="tiny-r2", epochs=2)
     assert again["skipped"] is True  # unchanged grades: up to date
     engine = Engine(Workspace(graded_ws))  # and as a job, its own live job not taken for another
     job = engine.wait(
@@ -148,7 +148,7 @@ def test_a_round_that_fails_leaves_the_earlier_child_and_the_stamps_it_names(
 
     if not (graded_ws / "data/runs/tiny-r2/run.json").exists():
         _grade_from_truth(graded_ws)
-        retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
+        retrain.run(graded_ws, from_run="tiny", run="tiny-r2", epochs=2)
     run_json = graded_ws / "data/runs/tiny-r2/run.json"
     before = run_json.read_bytes()
     named = Path(json.loads(before)["extra_stamps"][0])
@@ -165,7 +165,7 @@ def test_a_round_that_fails_leaves_the_earlier_child_and_the_stamps_it_names(
     monkeypatch.setattr(training, "run", fail)  # a round trains through the library
     try:
         with pytest.raises(StageError, match="training failed"):
-            retrain.run(graded_ws, "tiny", "tiny-r2", epochs=2)
+            retrain.run(graded_ws, from_run="tiny", run="tiny-r2", epochs=2)
         assert run_json.read_bytes() == before and named.read_bytes() == stamps_before
         assert len(list(named.parent.parent.glob("graded-*"))) == 2  # the new round's, beside
     finally:

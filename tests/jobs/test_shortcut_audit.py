@@ -101,7 +101,7 @@ def test_a_failed_audit_fails_inject_and_keeps_the_stamps_for_a_rerun(
     monkeypatch.setattr(shortcut_audit, "MIN_TO_JUDGE", 5)  # the mock is small
     monkeypatch.setattr(shortcut_audit, "MIN_PER_CLASS", 5)
     with pytest.raises(StageError, match="failed the shortcut audit.*zero_frac"):
-        inject.run(ws, "v4_sota", "grid_sota", workers=1)
+        inject.run(ws, "v4_sota", grid="grid_sota", workers=1)
     final = inject.stamps_dir(ws, "v4_sota", "grid_sota")
     assert not final.exists()
     report = json.loads((final.parent / "grid_sota.shortcut-audit-failed.json").read_text())

@@ -181,7 +181,7 @@ def structured_ws(inject_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     shutil.copytree(inject_ws / "survey", root / "survey")
     shutil.copytree(inject_ws / "data", root / "data", ignore=shutil.ignore_patterns("manifest", "stamps"))
     (root / "halo.toml").write_text("[grids.structured_dr10]\nn_total_per_split = 60\n")  # the shipped grid
-    manifest.run(root, "v4_sota", "structured_dr10")
+    manifest.run(root, "v4_sota", grid="structured_dr10")
     return root
 
 

@@ -93,7 +93,7 @@ def test_the_inject_step_injects_what_the_local_runner_injects(inject_ws, tmp_pa
         path = manifest_dir(root, "v4_sota", "grid_sota") / "manifest.parquet"
         pq.write_table(pq.read_table(path).slice(0, 80), path)
     assert spark_pipeline.main(_step_args(roots[0], "inject", {"grid": "grid_sota"})) == 0
-    inject.run(roots[1], "v4_sota", "grid_sota", rows_per_part=40)
+    inject.run(roots[1], "v4_sota", grid="grid_sota", rows_per_part=40)
     a, b = (_rows(stamps_dir(root, "v4_sota", "grid_sota"), ["task_id"]) for root in roots)
     assert a.column_names == b.column_names and a.num_rows == 80
     for name in a.column_names:

@@ -53,7 +53,7 @@ def _train_argv(workspace: Path, run: str, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def trained(stamps_ws: Path) -> Path:
-    train.run(stamps_ws, "v4_sota", preset_name="test_cpu", run_name="tiny")
+    train.run(stamps_ws, "v4_sota", preset="test_cpu", run="tiny")
     return stamps_ws
 
 
@@ -84,7 +84,7 @@ def test_a_tiny_cpu_run_lowers_its_loss_and_writes_its_metrics(trained: Path) ->
     assert (
         info["source"]["morphology"] == "sersic" and info["source"]["mode"] == "relative"
     )  # what it learned from
-    again = train.run(trained, "v4_sota", preset_name="test_cpu", run_name="tiny")
+    again = train.run(trained, "v4_sota", preset="test_cpu", run="tiny")
     assert again["skipped"] is True
 
 
@@ -116,13 +116,13 @@ def test_a_corrupt_stamps_file_is_reported_and_training_goes_on(stamps_ws: Path,
         stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates", "coadd_cache", "survey")
     )
     (stamps_dir(ws, "v4_sota", "grid_sota") / "part-99999.parquet").write_bytes(b"garbage, not parquet")
-    summary = train.run(ws, "v4_sota", preset_name="test_cpu", run_name="c", epochs=1)
+    summary = train.run(ws, "v4_sota", preset="test_cpu", run="c", epochs=1)
     assert any(s["file"].endswith("part-99999.parquet") for s in summary["skipped_files"])
     assert summary["epochs"] == 1
 
 
 def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
-    summary = eval_stage.run(trained, "v4_sota", run_name="tiny")
+    summary = eval_stage.run(trained, "v4_sota", run="tiny")
     result = json.loads(Path(summary["outputs"][0]).read_text())
     ops = result["operating_points"]
     scores = pq.read_table(summary["outputs"][2]).to_pydict()
@@ -218,7 +218,7 @@ def test_eval_reports_what_its_galaxies_can_measure(trained: Path) -> None:
 
 
 def test_score_ranks_every_parent_galaxy_once(trained: Path, capsys) -> None:
-    summary = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=10, keep_stamps=5, force=True)
+    summary = score.run(trained, "v4_sota", run="tiny", hard_negatives=10, keep_stamps=5, force=True)
     top = [line for line in capsys.readouterr().out.splitlines() if line.startswith("score: #")]
     # the top ten printed with rounded scores
     assert len(top) == 10 and all(re.fullmatch(r"score: #\d+ .+ [01]\.\d{4}", line) for line in top)
@@ -300,7 +300,7 @@ def test_score_writes_blind_items_for_calibrating_inspectors(trained: Path) -> N
     from jobs.learn.scoring import logits_of, sigmoid
     from jobs.survey import known_lenses
 
-    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8)
+    summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=5, blinds=8)
     assert summary["blinds"]["lens"] == 4 and summary["blinds"]["not_lens"] == 4
     drawn = summary["blinds"]["not_lens_from"]
     assert drawn["graded X"] == 0 and sum(drawn.values()) == 4  # nothing graded: controls, lookalikes
@@ -368,7 +368,7 @@ def test_nothing_the_console_offers_but_the_pixels_tells_a_blind_item_from_a_can
     from core.candidates import CandidateTable, TriageStream, blinds_path
     from halo_tui.screens.candidates import item_lines
 
-    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=60, blinds=60)
+    summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=60, blinds=60)
     candidates = CandidateTable(summary["outputs"][0])
     blinds = CandidateTable(blinds_path(Path(summary["outputs"][0])))
     assert blinds.file.schema_arrow.equals(candidates.file.schema_arrow)  # what a file reader sees
@@ -428,14 +428,14 @@ def test_galaxies_graded_x_elsewhere_become_hard_non_lens_blinds_and_leave_the_c
     from core.candidates import CandidateTable, TriageStream, blinds_path
     from core.workspace import Workspace
 
-    first = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8)
+    first = score.run(trained, "v4_sota", run="tiny", keep_stamps=40, blinds=8)
     ranked = pq.read_table(first["outputs"][1]).to_pylist()[:30]  # the top: what people looked at
     store = Workspace(trained).store
     for row in ranked:
         for who in ("ann", "bob"):
             grades.grade(store, "earlier", row["brickname"], int(row["objid"]), who, "X")
     try:
-        summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8)
+        summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=40, blinds=8)
         assert first["blinds"]["not_lens_from"]["graded X"] == 0  # nothing graded yet
         assert summary["blinds"]["not_lens_from"]["graded X"] >= 3  # high scorers: most of the draw
         truth = pq.read_table(summary["outputs"][4]).to_pylist()
@@ -473,7 +473,7 @@ def test_a_lookalike_catalogue_gives_a_first_round_hard_non_lens_blinds(
         "ra,dec,population\n"
         + "".join(f"{r['ra'] + 0.5 / 3600:.7f},{r['dec']:.7f},ring\n" for r in named)  # 0.5″ off
     )
-    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
+    summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
     assert not summary.get("skipped")
     drawn = summary["blinds"]["not_lens_from"]
     assert drawn["graded X"] == 0 and drawn["catalogued lookalike"] >= 3  # most of the draw
@@ -485,10 +485,10 @@ def test_a_lookalike_catalogue_gives_a_first_round_hard_non_lens_blinds(
     stream = TriageStream(candidates, CandidateTable(blinds_path(Path(summary["outputs"][0]))), 0.2, "s")
     seen = [(r["brickname"], r["objid"]) for r in map(stream.row, range(len(stream)))]
     assert len(seen) == len(set(seen)) and len(stream) == len(candidates) + 8 - len(catalogued)
-    again = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
+    again = score.run(trained, "v4_sota", run="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
     assert again.get("skipped")
     looks.write_text("ra,dec,population\n")  # the catalogue changed: the blinds are redrawn
-    redrawn = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
+    redrawn = score.run(trained, "v4_sota", run="tiny", keep_stamps=40, blinds=8, lookalikes=str(looks))
     assert not redrawn.get("skipped") and redrawn["blinds"]["not_lens_from"]["catalogued lookalike"] == 0
 
 
@@ -519,13 +519,13 @@ def test_no_negative_has_a_known_lens_in_its_stamp(trained: Path) -> None:
     kept = path.read_bytes() if path.exists() else None
     write_csv(path, ["name", "ra", "dec", "grade", "reference"], rows)
     try:
-        summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8, hard_negatives=5)
+        summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=5, blinds=8, hard_negatives=5)
         assert summary["blinds"]["not_lens"] == 0 and summary["hard_negatives"] == 0
-        report = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50, force=True)
+        report = eval_stage.run(trained, "v4_sota", run="tiny", real_galaxies=50, force=True)
         assert json.loads(Path(report["outputs"][0]).read_text())["lookalikes"] == {}
     finally:
         path.write_bytes(kept) if kept is not None else path.unlink()
-    summary = score.run(trained, "v4_sota", run_name="tiny", keep_stamps=5, blinds=8, hard_negatives=5)
+    summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=5, blinds=8, hard_negatives=5)
     assert summary["blinds"]["not_lens"] == 4 and summary["hard_negatives"] == 5  # without them
 
 
@@ -594,7 +594,7 @@ def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_p
     wide.header["BANDS"] = "grz"
     wide.writeto(folder / "wrong_scale.fits")
 
-    summary = score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(folder))
+    summary = score.run(trained, "v4_sota", run="tiny", cutouts=str(folder))
     out = capsys.readouterr().out
     assert "junk.fits: not a readable FITS file" in out and "one_plane.fits: a single plane" in out
     assert "wrong_scale.fits: pixel scale 0.524″, not 0.262″" in out, out
@@ -629,10 +629,10 @@ def test_score_reads_fits_cutouts_as_the_viewer_writes_them(trained: Path, tmp_p
     }
     paged = CandidateTable(summary["outputs"][0])
     assert len(paged) >= 3 and Path(summary["outputs"][0]) in scored_files(trained, "tiny")
-    again = score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(folder))
+    again = score.run(trained, "v4_sota", run="tiny", cutouts=str(folder))
     assert again.get("skipped")
     with pytest.raises(StageError, match="not a folder of FITS cutouts"):
-        score.run(trained, "v4_sota", run_name="tiny", cutouts_folder=str(tmp_path / "none"))
+        score.run(trained, "v4_sota", run="tiny", cutouts=str(tmp_path / "none"))
 
 
 def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
@@ -674,7 +674,7 @@ def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
     ]  # obj6.fits: unlabelled
     labels = tmp_path / "labels.csv"
     write_csv(labels, ["name", "label", "grade"], rows)
-    summary = eval_stage.run(trained, "v4_sota", run_name="tiny", cutouts=str(folder), labels=str(labels))
+    summary = eval_stage.run(trained, "v4_sota", run="tiny", cutouts=str(folder), labels=str(labels))
     said = capsys.readouterr().out
     assert "row 7: label 'maybe' is not lens or not_lens" in said and "gone.fits is not a file" in said
     out = json.loads(Path(summary["outputs"][-2]).read_text())
@@ -693,11 +693,9 @@ def test_eval_judges_labelled_cutout_files_at_the_real_galaxy_thresholds(
     assert out["thresholds"] == evaluation["real_lenses"]["thresholds"]
     assert out["operating_points"]["n_pos"] == 3 and out["operating_points"]["n_neg"] == 2
     with pytest.raises(StageError, match="--cutouts and --labels go together"):
-        eval_stage.run(trained, "v4_sota", run_name="tiny", cutouts=str(folder))
+        eval_stage.run(trained, "v4_sota", run="tiny", cutouts=str(folder))
     with pytest.raises(StageError, match="no such labels file"):  # before the evaluation runs
-        eval_stage.run(
-            trained, "v4_sota", run_name="tiny", cutouts=str(folder), labels=str(tmp_path / "no.csv")
-        )
+        eval_stage.run(trained, "v4_sota", run="tiny", cutouts=str(folder), labels=str(tmp_path / "no.csv"))
 
 
 def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp_path: Path) -> None:
@@ -713,7 +711,7 @@ def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp
     held = [i for i, s in enumerate(parent["split"]) if s != "train"]
     pick = held[len(held) // 2]
     key = f"{parent['brickname'][pick]}:{parent['objid'][pick]}"
-    before = pq.read_table(eval_stage.run(ws, "v4_sota", run_name="tiny")["outputs"][2]).to_pydict()
+    before = pq.read_table(eval_stage.run(ws, "v4_sota", run="tiny")["outputs"][2]).to_pydict()
     assert key in {
         g for g, p in zip(before["galaxy"], before["population"], strict=True) if p == "real galaxy"
     }
@@ -724,7 +722,7 @@ def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp
     )
     with (ws / "halo.toml").open("a") as out:
         out.write('\n[variants.v4_sota.training]\ncatalogues = ["paper.csv"]\n')
-    after = pq.read_table(eval_stage.run(ws, "v4_sota", run_name="tiny")["outputs"][2]).to_pydict()
+    after = pq.read_table(eval_stage.run(ws, "v4_sota", run="tiny")["outputs"][2]).to_pydict()
     negatives = {g for g, p in zip(after["galaxy"], after["population"], strict=True) if p == "real galaxy"}
     assert key not in negatives and len(negatives) < len(
         {g for g, p in zip(before["galaxy"], before["population"], strict=True) if p == "real galaxy"}
@@ -734,8 +732,8 @@ def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp
 def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
     from core.layout import lookalikes_path
 
-    before = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=3)
-    summary = score.run(trained, "v4_sota", run_name="tiny", catalog=str(lookalikes_path(trained)))
+    before = score.run(trained, "v4_sota", run="tiny", hard_negatives=3)
+    summary = score.run(trained, "v4_sota", run="tiny", catalog=str(lookalikes_path(trained)))
     table = pq.read_table(summary["outputs"][0])
     assert Path(summary["outputs"][0]).name == "catalog-lookalikes.parquet"
     assert table.num_rows == len(read_positions(lookalikes_path(trained))["ra"])
@@ -744,7 +742,7 @@ def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -
     bad = tmp_path / "bad.csv"
     bad.write_text("name,ra,dec\nx,12.5,95\n")
     with pytest.raises(StageError, match=r"bad.csv: row 1: dec 95 is outside \[-90, 90\]"):
-        score.run(trained, "v4_sota", run_name="tiny", catalog=str(bad))
+        score.run(trained, "v4_sota", run="tiny", catalog=str(bad))
 
 
 def test_eval_and_score_skip_unchanged_work_and_say_so(trained: Path, capsys) -> None:
@@ -753,25 +751,25 @@ def test_eval_and_score_skip_unchanged_work_and_say_so(trained: Path, capsys) ->
     up to date."""
     from core.layout import lookalikes_path, run_checkpoint, runs_dir
 
-    first = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
+    first = eval_stage.run(trained, "v4_sota", run="tiny", real_galaxies=50)
     report = Path(first["outputs"][0])
     written = report.stat().st_mtime_ns
     capsys.readouterr()
-    again = eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
+    again = eval_stage.run(trained, "v4_sota", run="tiny", real_galaxies=50)
     assert "up to date: the inputs have not changed (--force redoes the work)" in capsys.readouterr().out
     assert report.stat().st_mtime_ns == written and again == {**first, "skipped": True}
-    assert eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50, force=True) == first
+    assert eval_stage.run(trained, "v4_sota", run="tiny", real_galaxies=50, force=True) == first
     assert report.stat().st_mtime_ns != written  # redone, the same figures
 
-    scored = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=6)
+    scored = score.run(trained, "v4_sota", run="tiny", hard_negatives=4, keep_stamps=6)
     candidates = Path(scored["outputs"][0])
     written = candidates.stat().st_mtime_ns
-    score.run(trained, "v4_sota", run_name="tiny", catalog=str(lookalikes_path(trained)))
+    score.run(trained, "v4_sota", run="tiny", catalog=str(lookalikes_path(trained)))
     capsys.readouterr()
-    again = score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=6)
+    again = score.run(trained, "v4_sota", run="tiny", hard_negatives=4, keep_stamps=6)
     assert again["skipped"] and "up to date" in capsys.readouterr().out
     assert candidates.stat().st_mtime_ns == written and again["top"] == scored["top"]
-    assert not score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
+    assert not score.run(trained, "v4_sota", run="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
     import torch
 
     checkpoint = run_checkpoint(runs_dir(trained) / "tiny")  # the model changed: redo both
@@ -779,9 +777,9 @@ def test_eval_and_score_skip_unchanged_work_and_say_so(trained: Path, capsys) ->
     first = next(iter(state["model"]))
     state["model"][first] = state["model"][first] + 1e-4
     torch.save(state, checkpoint)
-    assert not score.run(trained, "v4_sota", run_name="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
+    assert not score.run(trained, "v4_sota", run="tiny", hard_negatives=4, keep_stamps=7).get("skipped")
     capsys.readouterr()
-    eval_stage.run(trained, "v4_sota", run_name="tiny", real_galaxy_limit=50)
+    eval_stage.run(trained, "v4_sota", run="tiny", real_galaxies=50)
     assert "up to date" not in capsys.readouterr().out
 
 
@@ -934,8 +932,8 @@ def test_resume_with_more_epochs_follows_the_new_schedule_and_keeps_the_settings
     """The review's finding: resuming a 2-epoch run with --epochs 3 ran epoch 2 at lr 0.0."""
     ws = tmp_path / "ws"
     shutil.copytree(stamps_ws, ws, ignore=shutil.ignore_patterns("runs", "candidates", "survey"))
-    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="longer", epochs=2)
-    train.run(ws, "v4_sota", preset_name="test_cpu", run_name="longer", epochs=3, resume=True)
+    train.run(ws, "v4_sota", preset="test_cpu", run="longer", epochs=2)
+    train.run(ws, "v4_sota", preset="test_cpu", run="longer", epochs=3, resume=True)
     lines, _ = read_metrics(runs_dir(ws) / "longer" / "metrics.jsonl")
     base = 3e-3  # the test_cpu preset's
     assert [line["epoch"] for line in lines] == [0, 1, 2]
@@ -983,7 +981,7 @@ def test_a_gpu_preset_on_the_cpu_warns_and_says_how_long(stamps_ws: Path, capsys
     monkeypatch.setattr(training, "PROGRESS_EVERY_S", 0.0)  # every step says where it is
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the project's own runs raise none
-        train.run(stamps_ws, "v4_sota", preset_name="test_gpu_on_cpu", run_name="gpu-on-cpu")
+        train.run(stamps_ws, "v4_sota", preset="test_gpu_on_cpu", run="gpu-on-cpu")
     said = capsys.readouterr().out
     assert "train: warning: this preset asks for fp16 on a GPU; there is none here" in said
     assert f"asks for 512 loader workers per process; this machine has {training.cpus_here()} CPU(s)" in said

@@ -38,5 +38,5 @@ def test_a_run_with_no_candidates_and_no_grades_is_refused_and_nothing_written(t
     from jobs.stages import triage
 
     with pytest.raises(StageError, match="run 'nope' has no candidates .* and no grades"):
-        triage.run(tmp_path, "nope")
+        triage.run(tmp_path, run="nope")
     assert not (tmp_path / "data").exists()
