@@ -199,7 +199,8 @@ class TriageStream:
             chosen = [picked[i] for i in hash_order([f"{seed}:{j}" for j in picked])]  # truths mixed
         self.truth = {j: truth[j] for j in chosen}
         real_rows = np.arange(n)
-        if chosen:  # a known non-lens among the candidates, here a blind item, is not also a candidate
+        # a known non-lens among the candidates, here a blind item, is not also a candidate
+        if blinds is not None and chosen:
             held = [candidates.key(r["brickname"], r["objid"]) for r in map(blinds.row, chosen)]
             real_rows = np.flatnonzero(~np.isin(candidates.keys, [k for k in held if k is not None]))
         n = len(real_rows)
@@ -219,7 +220,7 @@ class TriageStream:
         self.keys = np.where(source == 1, -(1 + self.index), real)  # a blind item's key: negative
         self._blind_key = {
             (row["brickname"], row["objid"], self.truth[j]): -(1 + j)
-            for j, row in ((j, blinds.row(j)) for j in chosen)
+            for j, row in ((j, blinds.row(j)) for j in chosen if blinds is not None)
         }
 
     def __len__(self) -> int:
@@ -246,7 +247,7 @@ class TriageStream:
         """The item at `position`: its table row with `rank` its number in the stream, and
         `blind` (its truth, None for a candidate: for grading, never to be shown)."""
         j = int(self.index[position])
-        if self.source[position] == 1:
+        if self.source[position] == 1 and self.blinds is not None:  # a blind item: there are blinds
             info = self.blinds.row(j) | {"blind": self.truth[j]}
         else:
             info = self.candidates.row(j) | {"blind": None}
@@ -258,6 +259,6 @@ class TriageStream:
         out = np.zeros((len(positions), *self.candidates.meta["shape"]), dtype=self.candidates.meta["dtype"])
         for which, table in ((0, self.candidates), (1, self.blinds)):
             mine = [i for i, p in enumerate(positions) if self.source[p] == which]
-            if mine:
+            if mine and table is not None:
                 out[mine] = table.stamps([int(self.index[positions[i]]) for i in mine])
         return out

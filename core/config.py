@@ -552,14 +552,14 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str], source: _Source)
         source.env[("backends", "default")] = ENV_PREFIX + "BACKEND"
     for name in BACKENDS:
         prefix = f"{ENV_PREFIX}{name.upper()}_"
-        has_spark = "spark" in Backends.model_fields[name].annotation.model_fields
+        has_spark = "spark" in getattr(Backends.model_fields[name].annotation, "model_fields", {})
         for var in sorted(v for v in environ if v.startswith(prefix)):
             key = var[len(prefix) :].lower()
             table = backends.setdefault(name, {})
             if key.startswith("spark_") and has_spark:
                 table = table.setdefault("spark", {}) if isinstance(table, dict) else table
                 key = key.removeprefix("spark_")
-                loc = ("backends", name, "spark", key)
+                loc: tuple[str, ...] = ("backends", name, "spark", key)
             else:
                 loc = ("backends", name, key)
             table[key] = environ[var]

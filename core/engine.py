@@ -80,7 +80,8 @@ class Engine:
         for key, raw in params.items():
             param = stage.param(key)
             value = param.parse(raw)
-            table = {"grid": config.grids, "preset": config.presets}.get(param.kind)
+            tables: dict[str, dict[str, Any]] = {"grid": config.grids, "preset": config.presets}
+            table = tables.get(param.kind)
             if table is not None and value not in table:
                 raise UsageError(f"unknown {param.kind} {value!r}; known: {', '.join(table)}")
             parsed[param.name] = value

@@ -160,18 +160,18 @@ def better(metric: str, a: float, b: float) -> bool:
 def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
     """The seed's comparison table: one row per metric, one column per run, the target, and
     which run is best on each row."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for metric in COMPARED:
         values = [r.final.get(metric) for r in runs]
         bounds = [(r.final.get("fpr_upper_bounds") or {}).get(metric) for r in runs]
         present = [(v, i) for i, v in enumerate(values) if v is not None]
         best = None
         if present:
-            best = present[0][1]
+            top, best = present[0]
             for v, i in present[1:]:
-                if better(metric, v, values[best]):
-                    best = i
-            if sum(v == values[best] for v, _ in present) > 1:  # a tie: no run is better
+                if better(metric, v, top):
+                    top, best = v, i
+            if sum(v == top for v, _ in present) > 1:  # a tie: no run is better
                 best = None
         target = targets.get(metric)
         rows.append(
@@ -187,7 +187,7 @@ def compare(runs: list[Run], targets: dict[str, Any]) -> dict[str, Any]:
                 "met": [None if target is None or v is None else target.met(v) for v in values],
             }
         )
-    setup = []
+    setup: list[dict[str, Any]] = []
     for key in ("variant", "grid", "preset"):
         setup.append({"metric": key, "values": [r.info.get(key) for r in runs], "best": None, "target": None})
     sources = [source_model(r.info.get("source")) for r in runs]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import sqlite3
@@ -316,7 +317,7 @@ class Store:
         states: Iterable[JobState] | None = None,
         stage: str | None = None,
         limit: int | None = None,
-    ) -> list[str]:
+    ) -> builtins.list[str]:  # `list` here is the method above
         """As `list`, each job as the JSON of `Job.to_dict()`, built by SQLite (fast for 10,000s)."""
         sql, args = _select(_JSON_OBJECT, states, stage, limit)
         return [row[0] for row in self._db.execute(sql, [f"{self.logs}/", *args])]
@@ -326,7 +327,7 @@ class Store:
         sql, args = _select("COUNT(*)", states, stage, None)
         return int(self._db.execute(sql.replace(" ORDER BY id DESC", ""), args).fetchone()[0])
 
-    def live(self) -> list[Job]:
+    def live(self) -> builtins.list[Job]:
         return self.list(states=[JobState.QUEUED, JobState.RUNNING])
 
     # -- writing -----------------------------------------------------------------------
@@ -364,6 +365,7 @@ class Store:
                 ),
             )
             job_id = cur.lastrowid
+        assert job_id is not None  # an INSERT's row id
         return self.get(job_id)
 
     def update(self, job_id: int, **fields: Any) -> Job:
@@ -396,11 +398,12 @@ class Store:
 def _select(
     columns: str, states: Iterable[JobState] | None, stage: str | None, limit: int | None
 ) -> tuple[str, list[Any]]:
-    sql, args = f"SELECT {columns} FROM jobs WHERE 1=1", []
+    sql = f"SELECT {columns} FROM jobs WHERE 1=1"
+    args: list[Any] = []
     if states is not None:
-        states = [str(s) for s in states]
-        sql += f" AND state IN ({','.join('?' * len(states))})"
-        args += states
+        names = [str(s) for s in states]
+        sql += f" AND state IN ({','.join('?' * len(names))})"
+        args += names
     if stage is not None:
         sql += " AND stage = ?"
         args.append(stage)

@@ -148,6 +148,16 @@ def _argparse_options(path: Path) -> dict[str, ast.Call]:
     return found
 
 
+def test_mypy_is_clean_on_core() -> None:
+    """The engine's types hold (pyproject's [tool.mypy], the pydantic plugin): core/ is what
+    the console and the stages both stand on."""
+    mypy = Path(sys.executable).with_name("mypy")
+    done = subprocess.run(
+        [str(mypy), "--cache-dir", os.devnull, "core"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-1000:]
+
+
 def test_every_stage_option_is_declared_once_with_its_default() -> None:
     """Each stage's command line (its argparse) and core.stages (the CLI's options, the
     console's launch form, the checks before launch) agree: every option is declared there,

@@ -287,7 +287,8 @@ class EmrBackend(Backend):
 
     def poll(self, jobs: list[Job], patient: bool = True) -> list[Job]:
         steps = [job for job in jobs if job.handle]
-        statuses = poll(self.config.region, [job.handle for job in steps], patient=patient) if steps else {}
+        handles = [job.handle for job in steps if job.handle]
+        statuses = poll(self.config.region, handles, patient=patient) if steps else {}
         out = []
         for job in jobs:
             try:
@@ -297,6 +298,7 @@ class EmrBackend(Backend):
         return out
 
     def _reconcile(self, job: Job, statuses: dict[str, Any]) -> Job:
+        assert job.handle is not None  # poll reconciles only the submitted
         status = statuses.get(job.handle["step"])
         if status is None:
             return job

@@ -93,7 +93,7 @@ def group_members(pgid: int, since: int | None, uid: str | None = None) -> list[
     ticks since boot) and, with `uid`, carrying the job's mark (JOB_MARK=uid) in their
     environment: the job's, never a later session leader that reused the number and the
     processes of its group."""
-    found = []
+    found: list[int] = []
     mark = f"{JOB_MARK}={uid}".encode() if uid else None
     try:
         entries = os.listdir("/proc")
