@@ -9,6 +9,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+# The share of the triage stream that is blind items: halo.toml's [triage] blind_rate (its
+# default) and `halo --blind-rate` (its range), both from here
+BLIND_RATE, BLIND_RATE_RANGE = 0.05, (0.0, 0.5)
+
 
 def scored_files(workspace: Path, run: str) -> list[Path]:
     """What `score` wrote for a run that the console can page: its candidates, then each

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from core.backends import BACKENDS, DEFAULT_BACKEND
+from core.candidates import BLIND_RATE, BLIND_RATE_RANGE
 from core.errors import ConfigError, UsageError
 from core.layout import SHIPPED_CONFIG, WORKSPACE_FILE
 from core.leakage import check_meta_cols
@@ -385,7 +386,7 @@ class Triage(_Model):
 
     # the fraction of the triage stream that is blind items (simulated lenses and known
     # non-lenses that measure each inspector; 0: none, and the model's scores are shown)
-    blind_rate: float = Field(0.05, ge=0.0, le=0.5)
+    blind_rate: float = Field(BLIND_RATE, ge=BLIND_RATE_RANGE[0], le=BLIND_RATE_RANGE[1])
 
 
 # -- workspace-declared stages -------------------------------------------------------------

@@ -94,13 +94,11 @@ def test_a_copy_of_a_workspace_shows_its_own_logs(halo, tmp_path: Path) -> None:
     (and followed) the original workspace's logs."""
     import shutil
 
-    from tests.conftest import Halo
-
     assert halo("stage", "sleepy", "--wait").returncode == 0
     copy = tmp_path / "copy"
     shutil.copytree(halo.root, copy, symlinks=True)
     (copy / ".halo" / "logs" / "1.log").write_text("the copy's own log\n")
-    there = Halo(copy)
+    there = type(halo)(copy)  # the same runner, on the copy
     assert there.json("jobs", "show", "1")["log_path"] == str(copy / ".halo" / "logs" / "1.log")
     assert there.json("jobs", "list")[0]["log_path"] == str(copy / ".halo" / "logs" / "1.log")
     assert there("jobs", "logs", "1").stdout == "the copy's own log\n"
