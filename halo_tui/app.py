@@ -16,6 +16,7 @@ from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from halo_tui.components.textual_fixes import monochrome_filters
+from halo_tui.engine_protocol import ConsoleEngine
 from halo_tui.format import home_relative
 from halo_tui.lifeline import crash_log
 from halo_tui.screens.help import HelpScreen
@@ -105,7 +106,9 @@ class HaloApp(App[None]):
         Binding("3", "candidates", "Candidates", id="app.candidates", group=SCREENS),
     ]
 
-    def __init__(self, engine: Any, readonly: bool = False, blind_rate: float | None = None) -> None:
+    def __init__(
+        self, engine: ConsoleEngine, readonly: bool = False, blind_rate: float | None = None
+    ) -> None:
         super().__init__()
         self._filters = monochrome_filters(self._filters)  # NO_COLOR without its crash
         self.engine = engine

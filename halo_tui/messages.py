@@ -4,15 +4,28 @@ the store — and posts what it found; the screen's handler only applies it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from core.candidates import TriageStream
+    from core.grades import Consensus
+
+
+class RunGrades(NamedTuple):
+    """A run's grades as the candidates screen keeps them, candidates and blind items keyed
+    alike (screens/candidates.py `ident`)."""
+
+    version: tuple[int, int]  # core.grades.version: changes whenever a grade or note does
+    consensus: dict[tuple[Any, ...], Consensus]
+    notes: dict[tuple[Any, ...], list[str]]
 
 
 class StreamLoaded(Message):
     """The triage stream is open, with the run's grades as they stand."""
 
-    def __init__(self, table: Any, grades: tuple[Any, Any, Any]) -> None:
+    def __init__(self, table: TriageStream, grades: RunGrades) -> None:
         super().__init__()
         self.table, self.grades = table, grades
 
@@ -28,14 +41,14 @@ class PageRendered(Message):
 
 
 class GradesChanged(Message):
-    """The run's grades changed: `grades` is (version, consensus, notes). `said` is what to
+    """The run's grades changed: `grades` as they now stand. `said` is what to
     tell the inspector (their own action's outcome), `undone` what an undo took back, and
     `refilter` whether the filter is redone (another inspector's grades: yes; your own: no,
     the candidate stays where you are until you cycle the filter)."""
 
     def __init__(
         self,
-        grades: tuple[Any, Any, Any],
+        grades: RunGrades,
         said: str | None = None,
         undone: Any = None,
         refilter: bool = False,

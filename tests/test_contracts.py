@@ -148,6 +148,28 @@ def _argparse_options(path: Path) -> dict[str, ast.Call]:
     return found
 
 
+def test_the_engine_is_what_the_console_asks_of_it() -> None:
+    """halo_tui types the engine as its protocol (halo_tui/engine_protocol.py): each method
+    it names is core.engine.Engine's, with the same parameters and defaults."""
+    import inspect
+
+    from core.engine import Engine
+    from halo_tui.engine_protocol import ConsoleEngine
+
+    asked = [n for n, v in vars(ConsoleEngine).items() if callable(v) or isinstance(v, property)]
+    asked = [n for n in asked if not n.startswith("_")]
+    assert {"launch", "cancel", "refresh", "get", "store"} <= set(asked)
+    for name in asked:
+        theirs, ours = getattr(Engine, name), getattr(ConsoleEngine, name)
+        if isinstance(ours, property):
+            assert isinstance(theirs, property), name
+            continue
+        wanted = [(p.name, p.default) for p in inspect.signature(ours).parameters.values()]
+        given = [(p.name, p.default) for p in inspect.signature(theirs).parameters.values()]
+        assert given == wanted, name
+    assert set(ConsoleEngine.__annotations__) <= set(Engine.__annotations__) | {"workspace"}
+
+
 def test_mypy_is_clean_on_core() -> None:
     """The engine's types hold (pyproject's [tool.mypy], the pydantic plugin): core/ is what
     the console and the stages both stand on."""

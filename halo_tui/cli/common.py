@@ -13,6 +13,7 @@ import typer
 
 from core.errors import EXIT_JOB_FAILED, EXIT_OK
 from core.states import JobState
+from halo_tui.engine_protocol import ConsoleEngine
 
 app = typer.Typer(
     name="halo",
@@ -52,13 +53,13 @@ def say(text: str, console: Any = None) -> None:
     (console or console_for()).print(Text(visible(text)))
 
 
-def started_here(engine: Any) -> str:
+def started_here(engine: ConsoleEngine) -> str:
     """Said once, when a launch made a folder a workspace: where its store and logs went."""
     ws = engine.workspace
     return f"halo: {ws.root} is a new workspace: its job store and logs are in {ws.halo_dir}"
 
 
-def glance(engine: Any) -> None:
+def glance(engine: ConsoleEngine) -> None:
     """Look at EMR steps too, quickly; if AWS cannot be reached say so and go on (exit 0):
     listing jobs must not depend on a remote backend."""
     engine.refresh(strict=False)

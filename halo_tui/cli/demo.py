@@ -25,6 +25,7 @@ from halo_tui.cli.common import (
 )
 from halo_tui.cli.jobs import follow_log, jobs_list
 from halo_tui.cli.root import open_console
+from halo_tui.engine_protocol import ConsoleEngine
 
 demo_app = typer.Typer(help="The demo workspace on the embedded mini-DR10 survey.")
 
@@ -117,7 +118,7 @@ def _demo_workspace(workspace: Path | None) -> Any:
 
 
 def _run_step(
-    engine: Any, stage_name: str, variant: str | None, params: dict[str, Any], quiet: bool = False
+    engine: ConsoleEngine, stage_name: str, variant: str | None, params: dict[str, Any], quiet: bool = False
 ) -> Any:
     """Launch one stage as a job and wait for it, its log shown on stderr unless `quiet`."""
     err = console_for(stderr=True)

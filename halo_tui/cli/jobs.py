@@ -25,6 +25,7 @@ from halo_tui.cli.common import (
     say,
     say_remote,
 )
+from halo_tui.engine_protocol import ConsoleEngine
 
 jobs_app = typer.Typer(help="List, inspect, cancel and follow jobs.", no_args_is_help=True)
 
@@ -151,7 +152,7 @@ def jobs_logs(
     raise typer.Exit(outcome(job))
 
 
-def _late_logs(engine: Any, job: Any, follow: bool) -> None:
+def _late_logs(engine: ConsoleEngine, job: Any, follow: bool) -> None:
     """A backend whose logs arrive late (EMR: on S3, minutes after the step starts): say so
     while there are none, fetch them as they come."""
     backend = engine.backend(job.backend)
@@ -231,11 +232,11 @@ def jobs_watch(
     )
 
 
-def _log_of(engine: Any, job: Any) -> Path:
+def _log_of(engine: ConsoleEngine, job: Any) -> Path:
     return engine.job_log(job.id)
 
 
-def follow_log(engine: Any, job: Any, out: Any) -> Any:
+def follow_log(engine: ConsoleEngine, job: Any, out: Any) -> Any:
     """Copy the job's log to `out` as it grows, until the job ends; return the ended job."""
     path = _log_of(engine, job)
     offset = 0

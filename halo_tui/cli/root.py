@@ -18,6 +18,7 @@ from halo_tui.cli.common import (
     say,
     started_here,
 )
+from halo_tui.engine_protocol import ConsoleEngine
 
 
 @app.callback(invoke_without_command=True)
@@ -47,7 +48,7 @@ def root(
         open_console(engine, readonly=readonly, blind_rate=blind_rate)
 
 
-def _ask_to_start(engine: Any) -> None:
+def _ask_to_start(engine: ConsoleEngine) -> None:
     """The console on a folder that is not a workspace: say so and ask before making it one
     (a user who typed `halo` in the wrong folder is sent to the right one instead)."""
     if not sys.stdin.isatty():
@@ -65,7 +66,7 @@ def _ask_to_start(engine: Any) -> None:
     say(started_here(engine), err)
 
 
-def open_console(engine: Any, **options: Any) -> None:
+def open_console(engine: ConsoleEngine, **options: Any) -> None:
     """The console on the engine's workspace, in this terminal; it ends with its terminal
     (halo_tui.lifeline), and a crash is one line on stderr (exit 1), the grades kept."""
     from halo_tui.app import HaloApp

@@ -33,10 +33,20 @@ from core.colour import Q
 from core.figures import score as score_text
 from core.layout import CANDIDATES_FILE, grades_csv
 from halo_tui.components import pixels
-from halo_tui.components.stamp import VIEWS, panel_names, render_rgb, render_stamps, span
+from halo_tui.components.candidate_grid import (
+    META_WIDTH,
+    STAMP,
+    GridGeometry,
+    StampCache,
+    page_rows,
+    place_tiles,
+    tile_lines,
+)
+from halo_tui.components.candidate_panel import CandidatePanel, progress_line
+from halo_tui.components.stamp import VIEWS, render_rgb, span
 from halo_tui.components.stamp_tile import StampTile
 from halo_tui.format import visible
-from halo_tui.messages import Exported, GradesChanged, PageRendered, StreamLoaded
+from halo_tui.messages import Exported, GradesChanged, PageRendered, RunGrades, StreamLoaded
 from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.inspectors import InspectorsScreen
 from halo_tui.screens.prompt import NoteScreen
@@ -49,49 +59,10 @@ GRADE_KEYS = {"a": "A", "b": "B", "c": "C", "x": "X", "u": "unsure"}
 GRADING, PAGES, STRETCH = (Binding.Group(d, compact=True) for d in ("grade", "page", "stretch"))
 
 
-META_WIDTH = 28
-
-
 STRETCH_RANGE = (5.0, 320.0)
 
 
-CACHED_STAMPS = 512  # rendered stamps kept (pages back and ahead), about 30 MB at 2×2 binning
 GRADES_POLL_S = 1.0  # how soon another inspector's grades show (a cheap look at the store)
-
-
-def item_lines(info: dict[str, Any], blind: bool) -> list[Text]:
-    """What the side panel says of one stream item, a line each. With blind items in the
-    stream (`blind`) only the run, as every item has it alike: a blind item's score, split,
-    position, ids and PSF would tell it apart (items drawn away from the candidates sit
-    elsewhere on the sky and in the catalogue; it is never a known lens), so they are hidden
-    for every item, and the inspector grades the pixels, as visual lens searches do."""
-    if blind:
-        return [
-            Text("score, position, ids, PSF, split: hidden while blind items are in the stream"),
-            Text(f"run    {visible(info.get('run') or '-')}"),
-        ]
-    out: list[Text] = []
-    if info.get("known_lens"):
-        grade, reference = (visible(info.get(k) or "") for k in ("known_lens_grade", "known_lens_reference"))
-        out += [
-            Text.assemble(("known lens ", "bold yellow"), (visible(info["known_lens"]), "yellow")),
-            Text(f"  {grade}: {reference}"),
-        ]
-    psf = "-" if info.get("psfsize_r") is None else f'{info["psfsize_r"]:.2f}"'
-    for line in (
-        f"score  {score_text(info.get('score'))}",
-        f"ra     {info['ra']:.5f}",
-        f"dec    {info['dec']:.5f}",
-        f"brick  {visible(str(info['brickname']))}",
-        f"objid  {info['objid']}",
-        f"psf_r  {psf}",
-        f"split  {visible(info.get('split') or '-')}",
-        f"run    {visible(info.get('run') or '-')}",
-    ):
-        out.append(Text(line))
-    if not info.get("ok", True):
-        out.append(Text(visible(info.get("fail_reason")), style="red"))
-    return out
 
 
 def viewer_url(ra: float, dec: float) -> str:
@@ -112,13 +83,11 @@ def ident(info: dict[str, Any]) -> tuple[Any, ...]:
     return (info["brickname"], info["objid"], *((blind,) if blind else ()))
 
 
-def gather(
-    store: Any, run: str
-) -> tuple[tuple[int, int], dict[tuple[Any, ...], Any], dict[tuple[Any, ...], list[str]]]:
-    """The run's grades as the screen keeps them: (version, consensus, notes), candidates and
-    blind items keyed alike (`ident`)."""
+def gather(store: Any, run: str) -> RunGrades:
+    """The run's grades as the screen keeps them, candidates and blind items keyed alike
+    (`ident`)."""
     seen = grades_mod.version(store, run)
-    return seen, grades_mod.current_all(store, run), grades_mod.notes(store, run, blinds=None)
+    return RunGrades(seen, grades_mod.current_all(store, run), grades_mod.notes(store, run, blinds=None))
 
 
 class CandidatesScreen(HaloScreen):
@@ -174,7 +143,7 @@ class CandidatesScreen(HaloScreen):
         self.consensus: dict[tuple[str, int], Any] = {}
         self.notes: dict[tuple[str, int], list[str]] = {}
         self.grades_seen: tuple[int, int] | None = None
-        self.cache: dict[tuple[int, tuple[str, float], int], list[Strip]] = {}
+        self.cache = StampCache()
         self.asked, self.rendering = 0, False  # redraws asked for; whether a renderer runs
         self.anchor = 0  # the row the cursor was on when a filter was last cycled
         self.who = inspector()
@@ -185,7 +154,7 @@ class CandidatesScreen(HaloScreen):
         with Horizontal():
             yield Grid(id="tiles")
             yield Vertical(Static("", id="pixels-caption"), id="pixels")  # zoomed, real pixels
-            yield Static("", id="meta")
+            yield CandidatePanel("", id="meta")
         yield Footer()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -279,63 +248,37 @@ class CandidatesScreen(HaloScreen):
 
     # -- layout ------------------------------------------------------------------------
 
+    @property
+    def grid(self) -> GridGeometry:
+        """The grid for the screen's size, view, zoom and pan (components/candidate_grid.py)."""
+        return GridGeometry(self.size.width, self.size.height, self.view, self.zoomed, self.pan)
+
     def zoom_window(self) -> tuple[int, int, int, int]:
-        """Zoomed: the part of the 64×64 stamp (x0, cells wide, y0, rows high, two pixels a
-        row) that fits the screen, centred on the stamp's centre (the galaxy) and moved by
-        the arrows; the whole stamp where it fits."""
-        width, height = max(8, self.size.width), max(4, self.size.height - 4 - (self.view == "all"))
-        wide = span(64, self.view)
-        cols, rows = min(wide, width), min(32, height)
-        x0 = min(max(0, (wide - cols) // 2 + self.pan[0]), wide - cols)
-        y0 = min(max(0, (32 - rows) // 2 + self.pan[1]), 32 - rows)
-        return x0, cols, y0, rows
+        return self.grid.zoom_window()
 
     @property
     def meta_shown(self) -> bool:
-        """The side panel, unless zoomed or the side-by-side bands need its width."""
-        return not self.zoomed and self.size.width - META_WIDTH - 1 >= span(16, self.view)
+        return self.grid.meta_shown
 
     def geometry(self) -> tuple[int, int, int]:
         """(bin factor, columns, rows) of the grid for the screen's size."""
-        width = max(20, self.size.width - (META_WIDTH + 1 if self.meta_shown else 0))
-        height = max(6, self.size.height - 4)
-        if self.zoomed:
-            return 1, 1, 1
-        for factor in (2, 4):
-            side = 64 // factor
-            tall = side // 2 + 1 + (self.view == "all")  # the caption, and the panels' names
-            cols, rows = width // (span(side, self.view) + 1), height // tall
-            if cols * rows >= 4 or factor == 4:
-                return factor, max(1, cols), max(1, rows)
-        return 4, 1, 1
+        return self.grid.layout()
 
     @property
     def per_page(self) -> int:
-        _, cols, rows = self.geometry()
-        return cols * rows
+        return self.grid.per_page
 
     def page_rows(self, page: int) -> list[int]:
-        start = page * self.per_page
-        return [int(r) for r in self.rows[start : start + self.per_page]]
+        return page_rows(self.rows, page, self.per_page)
 
     def render_page(self, page: int) -> dict[int, list[Strip]]:
         """Strips of a page's stamps (cached): the costly part, done in workers."""
         assert self.table is not None
+        # the terminal's colours ("truecolor", "256", "standard"): fewer than truecolor keeps the sky neutral
+        depth = {"256": 256, "standard": 16, "windows": 16}.get(self.app.console.color_system or "")
         factor = self.geometry()[0]
-        look = (self.view, self.stretch)
-        wanted = self.page_rows(page)
-        page_strips = {r: self.cache[r, look, factor] for r in wanted if (r, look, factor) in self.cache}
-        rows = [r for r in wanted if r not in page_strips]
-        if rows:
-            # the terminal's colours ("truecolor", "256", "standard"): fewer than truecolor
-            # keeps the sky neutral
-            depth = {"256": 256, "standard": 16, "windows": 16}.get(self.app.console.color_system or "")
-            drawn = render_stamps(self.table.stamps(rows), self.view, factor, depth, self.stretch)
-            for row, lines in zip(rows, drawn, strict=True):
-                page_strips[row] = self.cache[row, look, factor] = lines
-            while len(self.cache) > CACHED_STAMPS:  # the oldest go: a long session stays small
-                del self.cache[next(iter(self.cache))]
-        return {r: page_strips[r] for r in wanted}
+        rows = self.page_rows(page)
+        return self.cache.render(rows, self.table.stamps, self.view, self.stretch, factor, depth)
 
     def show(self) -> None:
         """Draw the current page. Asks coalesce: while a page renders, further asks (a held
@@ -370,7 +313,8 @@ class CandidatesScreen(HaloScreen):
         self._place(message.page, message.rendered, message.pixels)
 
     def _place(self, page: int, rendered: dict[int, list[Strip]], real: np.ndarray | None = None) -> None:
-        factor, cols, _ = self.geometry()
+        geometry = self.grid
+        factor, cols, _ = geometry.layout()
         grid = self.query_one("#tiles", Grid)
         shown = real is not None and self.zoomed
         grid.display, self.query_one("#pixels").display = not shown, shown
@@ -379,32 +323,18 @@ class CandidatesScreen(HaloScreen):
             return
         self.query("#pixels .pixels").remove()
         grid.styles.grid_size_columns = cols
-        grid.styles.grid_columns = str(span(64 // factor, self.view))
-        self.query_one("#meta").display = self.meta_shown  # zoomed: the stamp takes the width
-        shown = []
+        grid.styles.grid_columns = str(span(STAMP // factor, self.view))
+        self.query_one("#meta").display = geometry.meta_shown  # zoomed: the stamp takes the width
+        tiles = []
         for i, row in enumerate(self.page_rows(page)):
             info = self.table.row(row)
             c = self.consensus.get(ident(info))
-            mine = c.grades.get(self.who, "") if c else ""
-            label = self._label(info)
-            lines, width = rendered[row], span(64 // factor, self.view)
+            lines, width, where = tile_lines(rendered[row], geometry, factor)
             if self.zoomed:
-                x0, width, y0, height = self.zoom_window()
-                lines = [line.crop(x0, x0 + width) for line in lines[y0 : y0 + height]]
-                label += f"  x {x0}-{x0 + width - 1} y {2 * y0}-{2 * (y0 + height) - 1} (arrows pan)"
                 grid.styles.grid_columns = str(width)
-                if self.view == "all":
-                    lines = [panel_names(64 // factor).crop(x0, x0 + width), *lines]
-            elif self.view == "all":
-                lines = [panel_names(64 // factor), *lines]
-            shown.append((lines, label, mine, width, i == self.cursor))
-        tiles = list(self.query(StampTile))
-        if len(tiles) == len(shown):  # a page turn: the tiles drawn anew, not mounted again
-            for tile, args in zip(tiles, shown, strict=True):
-                tile.show(*args)
-        else:
-            grid.remove_children()
-            grid.mount_all([StampTile(*args[:4], selected=args[4]) for args in shown])
+            mine = c.grades.get(self.who, "") if c else ""
+            tiles.append((lines, self._label(info) + where, mine, width, i == self.cursor))
+        place_tiles(grid, list(self.query(StampTile)), tiles)
         self._show_meta()
 
     def _label(self, info: dict[str, Any]) -> str:
@@ -430,18 +360,9 @@ class CandidatesScreen(HaloScreen):
         self._show_meta()
 
     def progress_line(self) -> str:
-        """`graded 12/384 · 2 disagree · 3 known`: this inspector's grades among the
-        candidates, the disagreements, the known lenses, and the filter."""
         assert self.table is not None
-        mine = disagree = 0
-        for key, c in self.consensus.items():  # the graded items only
-            if self.table.has(*key):
-                mine += self.who in c.grades
-                disagree += c.disagreement
-        shown = f" · filter {self.filter} ({len(self.rows)})" if self.filter != "all" else ""
-        known = self.table.known_lenses
-        source = "" if self.path.name == CANDIDATES_FILE else f" · {self.path.name}"
-        return f"graded {mine}/{len(self.table)} · {disagree} disagree · {known} known{shown}{source}"
+        source = "" if self.path.name == CANDIDATES_FILE else self.path.name
+        return progress_line(self.table, self.consensus, self.who, self.filter, len(self.rows), source)
 
     def action_next_file(self) -> None:
         """The run's next scored file (its candidates, each catalogue's, each folder of FITS
@@ -457,37 +378,25 @@ class CandidatesScreen(HaloScreen):
         if self.table is not None:
             self.query_one("#cand-progress", Static).update(Text(visible(self.progress_line())))
         rows = self.page_rows(self.page)
-        meta = self.query_one("#meta", Static)
+        panel = self.query_one("#meta", CandidatePanel)
         if not rows:
-            meta.update(f"no candidates ({self.filter})")
+            panel.update(f"no candidates ({self.filter})")
             return
         self.cursor = min(self.cursor, len(rows) - 1)
         info = self.table.row(rows[self.cursor])
-        c = self.consensus.get(ident(info))
-        pages = max(1, -(-len(self.rows) // self.per_page))
-        text = Text()  # never markup: names and reasons come from files and users
-        text.append(f"#{info['rank']}", style="bold")
-        text.append(f" of {len(self.table)}  page {self.page + 1}/{pages}\n")
-        for line in item_lines(info, blind=not self.table.scored):
-            text.append_text(line)
-            text.append("\n")
-        for line in (
-            "",
-            f"view {self.view}  stretch {self.stretch:g}",
-            f"filter {self.filter}",
-            f"you    {visible(self.who)}",
-        ):
-            text.append(line + "\n")
-        for note in self.notes.get(ident(info), []):
-            text.append(f"note   {visible(note)}\n", style="italic")
-        if c:
-            text.append(f"grades {visible(', '.join(f'{k}:{v}' for k, v in sorted(c.grades.items())))}\n")
-            text.append(f"consensus {'-' if c.score is None else f'{c.score:.2f}'}")
-            if c.disagreement:
-                text.append(" disagree", style="red")
-            text.append("\n")
-        text.rstrip()
-        meta.update(text)
+        panel.show_item(
+            info,
+            of=len(self.table),
+            page=(self.page + 1, max(1, -(-len(self.rows) // self.per_page))),
+            blind=not self.table.scored,
+            settings=(
+                f"view {self.view}  stretch {self.stretch:g}",
+                f"filter {self.filter}",
+                f"you    {visible(self.who)}",
+            ),
+            notes=self.notes.get(ident(info), []),
+            consensus=self.consensus.get(ident(info)),
+        )
 
     def on_resize(self) -> None:
         self.show()
@@ -495,10 +404,8 @@ class CandidatesScreen(HaloScreen):
     # -- actions -----------------------------------------------------------------------
 
     def action_move(self, dx: int, dy: int) -> None:
-        if self.zoomed:  # the arrows pan the zoomed stamp, 4 pixels a press
-            self.pan = (self.pan[0] + 4 * dx, self.pan[1] + 2 * dy)
-            x0, cols, y0, rows = self.zoom_window()  # kept inside the stamp
-            self.pan = (x0 - (span(64, self.view) - cols) // 2, y0 - (32 - rows) // 2)
+        if self.zoomed:  # the arrows pan the zoomed stamp, 4 pixels a press, inside it
+            self.pan = self.grid.panned(dx, dy)
             self.show()
             return
         _, cols, _ = self.geometry()

@@ -17,6 +17,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from core.backends import BACKENDS
 from core.errors import HaloError
+from halo_tui.engine_protocol import ConsoleEngine
 from halo_tui.format import visible
 
 
@@ -32,7 +33,7 @@ class LaunchScreen(ModalScreen[Any]):
 
     BINDINGS = [Binding("escape", "app.pop_screen", "Cancel", id="launch.cancel")]
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: ConsoleEngine) -> None:
         super().__init__()
         self.engine = engine
 

@@ -480,10 +480,8 @@ async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, m
         first_row = screen.page_rows(screen.page)[0]  # the page's tiles, reused, show its stamps
         await until(pilot, lambda: screen.query(StampTile).first().label.startswith(f"#{first_row + 1} "))
         tiles = list(screen.query(StampTile))
-        assert (
-            len(tiles) == len(screen.page_rows(screen.page))
-            and tiles[0].lines == screen.cache[first_row, (screen.view, screen.stretch), screen.geometry()[0]]
-        )
+        cached = screen.cache.strips[first_row, (screen.view, screen.stretch), screen.geometry()[0]]
+        assert len(tiles) == len(screen.page_rows(screen.page)) and tiles[0].lines == cached
         await pilot.press("number_sign")
         await until(pilot, lambda: app.screen.query("#note"))
         await pilot.press("1", "2", "enter")

@@ -366,7 +366,7 @@ def test_nothing_the_console_offers_but_the_pixels_tells_a_blind_item_from_a_can
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     from core.candidates import CandidateTable, TriageStream, blinds_path
-    from halo_tui.screens.candidates import item_lines
+    from halo_tui.components.candidate_panel import item_lines
 
     summary = score.run(trained, "v4_sota", run="tiny", keep_stamps=60, blinds=60)
     candidates = CandidateTable(summary["outputs"][0])
