@@ -339,32 +339,6 @@ def stamps_ws(mock_ws: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built_once(tmp_path_factory, "stamps", build)
 
 
-@pytest.fixture
-def log_screen_rows():
-    """An async function: what the console's log screen shows of a file's first rows."""
-    return _log_screen_rows
-
-
-async def _log_screen_rows(engine, path: Path, rows: int) -> list[str]:
-    """Open `path` in the console's log screen (80-ish columns) and return what its first
-    `rows` rows show, once that many lines are there (waiting on state, not a fixed pause)."""
-    from halo_tui.app import HaloApp
-    from halo_tui.components.logview import LogView
-    from halo_tui.screens.log import LogScreen
-
-    app = HaloApp(engine)
-    async with app.run_test(size=(100, 20)) as pilot:
-        await app.workers.wait_for_complete()
-        app.push_screen(LogScreen(path, path.name))
-        for _ in range(200):
-            views = app.screen.query(LogView)
-            if views and views.first().line_count >= rows:
-                break
-            await pilot.pause(0.05)
-        view = app.screen.query_one(LogView)
-        return ["".join(seg.text for seg in view.render_line(y)) for y in range(rows)]
-
-
 def _write_candidates(path: Path, n: int, stamps: list[bytes] | None = None, **extra: list) -> Path:
     """A candidates parquet as the score stage writes it, with `extra` columns (or others in
     place of its own: `brickname=[...]`); blind items beside it: `truth=[...]`."""
