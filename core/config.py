@@ -338,7 +338,9 @@ class Target(_Model):
 # -- backends ----------------------------------------------------------------------------
 
 
-class LocalBackend(_Model):
+class LocalSettings(_Model):
+    """halo.toml [backends.local]: the settings of core/backends/local.py's LocalBackend."""
+
     cancel_grace_seconds: PositiveFloat = 10.0
 
 
@@ -362,7 +364,9 @@ class SparkSubmit(_Model):
         return value
 
 
-class EmrBackend(_Model):
+class EmrSettings(_Model):
+    """halo.toml [backends.emr]: the settings of core/backends/emr.py's EmrBackend."""
+
     region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d$")
     cluster_id: str = Field("", pattern=r"^(j-[A-Z0-9]{1,64})?$")
     s3_prefix: str = Field(
@@ -377,8 +381,8 @@ class EmrBackend(_Model):
 
 class Backends(_Model):
     default: Literal[tuple(BACKENDS)] = DEFAULT_BACKEND  # type: ignore[valid-type] # the registry's names
-    local: LocalBackend = LocalBackend()
-    emr: EmrBackend = EmrBackend()
+    local: LocalSettings = LocalSettings()
+    emr: EmrSettings = EmrSettings()
 
 
 class Triage(_Model):
