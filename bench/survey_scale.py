@@ -23,7 +23,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # per core: one thread everywhere
 
-# What DR10 and the seed imply (DESIGN.md), and what is assumed rather than measured here.
+# What DR10 and the seed imply (the README's scale section), and what is assumed rather than measured here.
 PARENT = 8_500_000  # DESI LRGs ~605 per deg² over DR10's 14,000 deg²
 INJECTIONS = 10_600_000  # the seed's Phase 4c
 SWEEP_ROWS = 3.0e9  # ASSUMED: DR10's sweep rows, order of magnitude; put your files' count here

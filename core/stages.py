@@ -1,4 +1,4 @@
-"""The stage registry: DESIGN.md's stage names mapped to the argv that runs them.
+"""The stage registry: the pipeline's stage names mapped to the argv that runs them.
 
 A stage is a module under `jobs/stages/` run as `python -m jobs.stages.<stage>`; its command
 line and the keyword arguments of its `run(workspace, [variant,] **options)` are made from the
@@ -15,6 +15,11 @@ from typing import Any
 
 from core.errors import UsageError
 from core.names import check_name, check_path, check_value
+
+
+def bound_text(value: float) -> str:
+    """A range's end as people read it: 9223372036854775807, not 9.22337e+18."""
+    return str(int(value)) if float(value).is_integer() and abs(value) != float("inf") else f"{value:g}"
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Param:
             low = -float("inf") if self.low is None else self.low
             high = float("inf") if self.high is None else self.high
             if not low <= value <= high:
-                raise UsageError(f"{where}: {value} is out of range [{low:g}, {high:g}]")
+                raise UsageError(f"{where}: {value} is out of range [{bound_text(low)}, {bound_text(high)}]")
             if self.step and value % self.step:
                 raise UsageError(f"{where}: {value} is not a multiple of {self.step}")
             return value

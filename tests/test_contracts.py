@@ -1,4 +1,4 @@
-"""The house rules a grep can hold: ruff is clean, the packages import only what DESIGN.md
+"""The house rules a grep can hold: ruff is clean, the packages import only what docs/ARCHITECTURE.md
 allows (core neither jobs nor halo_tui; halo_tui never jobs), and the CLI starts without the
 heavy libraries (torch, lenstronomy, astropy, pyspark, boto3)."""
 

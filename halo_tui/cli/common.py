@@ -29,6 +29,12 @@ WorkspaceOpt = Annotated[
     Path | None,
     typer.Option("--workspace", "-w", envvar="HALO_WORKSPACE", help="workspace folder [default: .]"),
 ]
+DemoWorkspaceOpt = Annotated[  # the demo's own folder when none is named
+    Path | None,
+    typer.Option(
+        "--workspace", "-w", envvar="HALO_WORKSPACE", help="workspace folder [default: ./halo-demo]"
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable JSON on stdout")]
 
 

@@ -14,8 +14,8 @@ from core import demo as demo_pipeline
 from core.errors import EXIT_JOB_FAILED
 from core.states import JobState
 from halo_tui.cli.common import (
+    DemoWorkspaceOpt,
     JsonOpt,
-    WorkspaceOpt,
     console_for,
     emit_json,
     engine_for,
@@ -33,7 +33,7 @@ demo_app = typer.Typer(help="The demo workspace on the embedded mini-DR10 survey
 @demo_app.callback(invoke_without_command=True)
 def demo(
     ctx: typer.Context,
-    workspace: WorkspaceOpt = None,
+    workspace: DemoWorkspaceOpt = None,
     headless: Annotated[bool, typer.Option("--headless", help="do not open the console at the end")] = False,
 ) -> None:
     """Run the whole demo pipeline on the embedded mini-DR10 survey (default ./halo-demo):
@@ -86,7 +86,7 @@ def _survey_option(name: str) -> Any:
 
 @demo_app.command("init")
 def demo_init(
-    workspace: WorkspaceOpt = None,
+    workspace: DemoWorkspaceOpt = None,
     bricks: Annotated[int | None, _survey_option("bricks")] = None,
     seed: Annotated[int | None, _survey_option("seed")] = None,
     brick_px: Annotated[int | None, _survey_option("brick_px")] = None,

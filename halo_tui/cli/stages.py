@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from core.stages import bound_text
 from halo_tui.cli.common import (
     JsonOpt,
     WorkspaceOpt,
@@ -88,7 +89,7 @@ def _stage_help(ctx: typer.Context, workspace: Path | None, name: str | None) ->
             continue
         bounds = option["range"]
         allowed = ", ".join(map(str, option["choices"])) or (
-            "-" if bounds is None else " to ".join("…" if v is None else f"{v:g}" for v in bounds)
+            "-" if bounds is None else " to ".join("…" if v is None else bound_text(v) for v in bounds)
         )
         default = "-" if option["default"] in (None, "") else str(option["default"])
         default = "required" if option.get("required") else default

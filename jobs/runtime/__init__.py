@@ -1,1 +1,1 @@
-"""What every stage process shares at run time (DESIGN.md's `jobs/runtime/`)."""
+"""What every stage process shares at run time (docs/ARCHITECTURE.md)."""

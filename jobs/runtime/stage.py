@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from core import jobresult
 from core.errors import DamagedFile, HaloError, UsageError, file_system_failure, naming
@@ -34,12 +34,19 @@ def declaration(stage: str) -> Any:
     return registry()[stage]
 
 
+class _OneLine(argparse.ArgumentParser):
+    """A bad command line is one line (and exit 2), as `halo` says it: not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def parser(stage: str) -> argparse.ArgumentParser:
     """The stage's command line, made from its declaration: --workspace, --variant where the
     stage takes one, then each declared option (its name, type, range, choices, default and
     help written once, in core/stages.py)."""
     declared = declaration(stage)
-    p = argparse.ArgumentParser(prog=f"python -m {declared.module}", description=declared.description)
+    p = _OneLine(prog=f"python -m {declared.module}", description=declared.description)
     p.add_argument(
         "--workspace",
         type=Path,
@@ -211,10 +218,10 @@ def resolve(workspace: Path, variant: str, grid: str | None = None) -> tuple[Any
     config = load_config(workspace)
     check_name("variant", variant)
     if variant not in config.variants:
-        raise StageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
+        raise UsageError(f"unknown variant {variant!r}; known: {', '.join(config.variants)}")
     grid = check_name("grid", grid_of(config, variant, grid))
     if grid not in config.grids:
-        raise StageError(f"unknown grid {grid!r}; known: {', '.join(config.grids)}")
+        raise UsageError(f"unknown grid {grid!r}; known: {', '.join(config.grids)}")
     return config, grid
 
 

@@ -183,35 +183,14 @@ def run(
     size = config.variants[variant].injection.stamp_size
     keyed = _Keys(n, Path(target).stem) if catalog is not None else None
     known_x = _KnownNonLenses(rejected, looks, lenses, size) if catalog is None else None
-    top = max(keep_stamps, TOP_SHOWN)
-
-    def make_rows(chunk: Any, ranks: np.ndarray) -> Any:
-        index = chunk.column("row").to_numpy()
-        ra, dec = chunk.column("ra").to_numpy(), chunk.column("dec").to_numpy()
-        if keyed is not None:
-            keyed.digest(chunk, ranks)
-        table = _ranked(
-            chunk, known_lenses.annotate(ra, dec, lenses), logit[index], ok[index], names, run_name
-        )
-        table = table.add_column(0, "rank", pa.array(ranks + 1))
-        return known_x.mark(table, ok[index]) if known_x is not None else table
-
-    def pick(table: Any) -> np.ndarray:
-        chosen = table.column("rank").to_numpy() <= top
-        chosen |= pc.is_valid(table.column("known_lens")).to_numpy(zero_copy_only=False)
-        if "known_from" in table.column_names:
-            chosen |= pc.not_equal(table.column("known_from"), "").to_numpy(zero_copy_only=False)
-        return chosen
-
-    def finish(table: Any) -> Any:
-        table = keyed.apply(table) if keyed is not None else table
-        return table.drop_columns([c for c in ("row", "known_from") if c in table.column_names])
-
+    rows_of = _RankedRows(logit, ok, names, run_name, lenses, max(keep_stamps, TOP_SHOWN), keyed, known_x)
     written = (target, scores_name, summary_name, *extra)
     with stage_runtime.atomic_dir(out, digest, replaces=written, key=target) as tmp:  # other files stay
         scores_path = tmp / scores_name
         chunks = _chunks(files, small)
-        gathered = ranking.write_ranking(chunks, order, scores_path, make_rows, pick, finish).table()
+        gathered = ranking.write_ranking(
+            chunks, order, scores_path, rows_of.make, rows_of.pick, rows_of.finish
+        ).table()
         gathered = keyed.apply(gathered) if keyed is not None and gathered is not None else gathered
         if gathered is None:
             gathered = pq.read_schema(scores_path).empty_table()
@@ -222,6 +201,8 @@ def run(
         plain = [c for c in ("row", "known_from") if c in kept.column_names]
         candidates = _with_stamps(kept.drop_columns(plain), kept_rows, files, size)
         found = recovery(gathered, n)
+        ids = [c for c in ("brickname", "objid", "name") if c in gathered.column_names]
+        top = gathered.filter(pa.array(ranks <= TOP_SHOWN)).select(["rank", *ids, "score"])
         summary: dict[str, Any] = {
             "run": run_name,
             "device": device,
@@ -230,27 +211,20 @@ def run(
             "flagged": int(n - ok.sum()),
             "stamps_kept": candidates.num_rows,
             "known_lenses": found,
-            "top": gathered.filter(pa.array(ranks <= TOP_SHOWN))
-            .select(
-                ["rank", *[c for c in ("brickname", "objid", "name") if c in gathered.column_names], "score"]
-            )
-            .to_pylist(),
+            "top": top.to_pylist(),
         }
         if catalog is None:
             from jobs.learn import blinds as blind_items
 
             hard = _hard_negatives(model.cpu(), meta_cols, stamps, run_name, hard_negatives, lenses)
             summary["hard_negatives"] = hard.num_rows
-            shown = set(
-                galaxy_keys(
-                    candidates.column("brickname").to_pylist(), candidates.column("objid").to_pylist()
-                )
-            )
+            on_show = candidates.select(["brickname", "objid"]).to_pydict()
+            exclude = set(galaxy_keys(on_show["brickname"], on_show["objid"]))
             known = known_x.with_stamps(gathered, files)
             scores = sigmoid(logit[order[: int(ok.sum())]])  # the usable ones', highest first
             whole = ranking.Ranking(scores_path, scores)
             blind, truth, summary["blinds"] = blind_items.build(
-                model, meta_cols, stamps, run_name, blinds, lenses, whole, candidates, shown, known
+                model, meta_cols, stamps, run_name, blinds, lenses, whole, candidates, exclude, known
             )
             _say_blinds(summary["blinds"])
             pq.write_table(hard, tmp / HARD_NEGATIVES_FILE)
@@ -265,6 +239,50 @@ def run(
         where = f"#{lens['rank']} of {n}" if lens["rank"] else "not scored"
         print(f"score: known lens {lens['name']} ({lens['grade']}): {where}", flush=True)
     return {"outputs": outputs, **summary}
+
+
+class _RankedRows:
+    """The ranking's rows, made a chunk of the cutouts at a time (jobs/learn/ranking.py's
+    `make_rows`, `pick`, `finish`): each position's columns, score, logit and known lens; the
+    rows gathered beside the ranking (the top `top`, every known lens, the known non-lenses);
+    a catalogue's keys given last."""
+
+    def __init__(
+        self,
+        logit: np.ndarray,
+        ok: np.ndarray,
+        names: tuple[str, ...],
+        run: str,
+        lenses: dict[str, np.ndarray],
+        top: int,
+        keyed: _Keys | None,
+        known_x: _KnownNonLenses | None,
+    ) -> None:
+        self.logit, self.ok, self.names, self.run, self.lenses = logit, ok, names, run, lenses
+        self.top, self.keyed, self.known_x = top, keyed, known_x
+
+    def make(self, chunk: Any, ranks: np.ndarray) -> Any:
+        from jobs.survey import known_lenses
+
+        index = chunk.column("row").to_numpy()
+        ra, dec = chunk.column("ra").to_numpy(), chunk.column("dec").to_numpy()
+        if self.keyed is not None:
+            self.keyed.digest(chunk, ranks)
+        known = known_lenses.annotate(ra, dec, self.lenses)
+        table = _ranked(chunk, known, self.logit[index], self.ok[index], self.names, self.run)
+        table = table.add_column(0, "rank", pa.array(ranks + 1))
+        return self.known_x.mark(table, self.ok[index]) if self.known_x is not None else table
+
+    def pick(self, table: Any) -> np.ndarray:
+        chosen = table.column("rank").to_numpy() <= self.top
+        chosen |= pc.is_valid(table.column("known_lens")).to_numpy(zero_copy_only=False)
+        if "known_from" in table.column_names:
+            chosen |= pc.not_equal(table.column("known_from"), "").to_numpy(zero_copy_only=False)
+        return chosen
+
+    def finish(self, table: Any) -> Any:
+        table = self.keyed.apply(table) if self.keyed is not None else table
+        return table.drop_columns([c for c in ("row", "known_from") if c in table.column_names])
 
 
 def _chunks(files: list[str], columns: list[str]) -> Iterator[Any]:

@@ -30,7 +30,8 @@ def run(workspace: Path, *, run: str, out: str | None = None) -> dict[str, Any]:
     if not current and not path.exists():  # a mistyped run: say so, write no empty CSVs
         raise stage_runtime.StageError(
             f"run {run_name!r} has no candidates ({path}) and no grades: nothing to export"
-            f" (score it, `halo stage score --run {run_name}`, then grade it in the console)"
+            f" (score it, `halo stage score --variant {_variant_of(workspace, run_name)} --run {run_name}`,"
+            " then grade it in the console)"
         )
     rows = CandidateTable(path).rows_of(current) if path.exists() else []
     target = Path(out) if out else grades_csv(path, run_name)
@@ -55,6 +56,18 @@ def run(workspace: Path, *, run: str, out: str | None = None) -> dict[str, Any]:
         "consensus_at_least_B": sum(1 for s in scores if s >= 2.0),
         "calibration": [c.as_dict() for c in calibration.values()],
     }
+
+
+def _variant_of(workspace: Path, run: str) -> str:
+    """The variant a run was trained on (its run.json), for a command to copy; else V."""
+    import json
+
+    from core.layout import runs_dir
+
+    try:
+        return str(json.loads((runs_dir(workspace) / run / "run.json").read_text())["variant"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "V"
 
 
 main = stage_runtime.entry("triage", run)
