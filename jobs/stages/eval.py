@@ -40,121 +40,24 @@ import numpy as np
 
 from core.layout import eval_report
 from jobs.runtime import stage as stage_runtime
-from jobs.stats.rates import bins_of, levels_of, purity, rate, reliability
+from jobs.stats.eval_report import cutouts_markdown, markdown, purity_row
+from jobs.stats.evaluation import (
+    completeness_maps,
+    fpr_table,
+    known_lens_recovery,
+    operating_thresholds,
+    real_lens_recall,
+    realism_gate,
+    tables,
+)
+from jobs.stats.rates import rate, reliability
 
-COMPLETENESS = (0.99, 0.95, 0.90, 0.85, 0.80, 0.70)
-FPRS = (1e-2, 1e-3, 1e-4, 1e-5)
-THETA_PSF_BINS = (0.0, 0.5, 0.75, 1.0, 1.5, np.inf)
-ARC_SNR_BINS = (0.0, 3.0, 5.0, 10.0, 20.0, 50.0, np.inf)
 DEFAULT_PREVALENCE = stage_runtime.declared_default("eval", "prevalence")
 DEFAULT_REAL_GALAXIES = stage_runtime.declared_default("eval", "real_galaxies")
 EVAL_BRICKS = 48  # bricks the coadd reader keeps open
 
 
 # -- thresholds and tables ---------------------------------------------------------------
-
-
-def operating_thresholds(neg: np.ndarray, neg_groups: np.ndarray) -> list[dict[str, Any]]:
-    """A threshold (pass: score > threshold) for each FPR level the independent negatives
-    can measure, and the highest negative's score (FPR 0, the HOLISMOKES convention)."""
-    from jobs.stats.operating_points import measurable_fpr
-
-    if neg.size == 0:
-        return []
-    n_ind = int(np.unique(neg_groups).size)
-    ordered = np.sort(neg)[::-1]
-    out = []
-    for f in FPRS:
-        if measurable_fpr(f, n_ind):
-            allowed = int(np.floor(f * neg.size))
-            out.append(
-                {"name": f"FPR {f:.0e}", "fpr": f, "threshold": float(ordered[min(allowed, neg.size - 1)])}
-            )
-    out.append({"name": "FPR 0", "fpr": 0.0, "threshold": float(ordered[0])})
-    return out
-
-
-def fpr_at_completeness(
-    neg: np.ndarray, neg_groups: np.ndarray, pos: np.ndarray, target: float
-) -> dict[str, Any]:
-    """The FPR (over the negatives, counted by galaxy) at the score where `target` of `pos`
-    is recovered; where no negative passes, the upper bound instead of a value."""
-    if pos.size == 0:
-        return {"value": None, "reason": "no positives", "n_pos": 0}
-    threshold = np.sort(pos)[::-1][int(np.ceil(target * pos.size)) - 1]
-    out = {**rate(neg >= threshold, neg_groups), "threshold": float(threshold), "n_pos": int(pos.size)}
-    if out["k"] == 0:
-        out["value"] = None
-        out["reason"] = f"no negative passes: FPR < {out['upper']:.1e} (95 % upper bound)"
-    return out
-
-
-def completeness(pos: np.ndarray, pos_groups: np.ndarray, threshold: float) -> dict[str, Any]:
-    """The fraction of positives scoring above `threshold`, counted by host galaxy."""
-    return rate(pos > threshold, pos_groups)
-
-
-def tables(scored: dict[str, Any], thresholds: list[dict[str, Any]], ops: dict[str, Any]) -> dict[str, Any]:
-    """The seed's two tables, overall. Where the operating points hold the same figure, its
-    interval is theirs (the bootstrap re-derives the threshold from each resample's
-    negatives), not the narrower one of a fixed threshold."""
-    label, logit, galaxy = scored["label"], scored["logit"], scored["galaxy"]
-    neg, neg_g, pos, pos_g = logit[~label], galaxy[~label], logit[label], galaxy[label]
-    by_fpr = {t["fpr"]: t for t in thresholds}
-    n_ind = int(np.unique(neg_g).size)
-    at_fpr = {}
-    for f in FPRS:
-        if f in by_fpr:
-            cell = {**completeness(pos, pos_g, by_fpr[f]["threshold"]), "threshold": by_fpr[f]["threshold"]}
-            interval = ops.get("intervals", {}).get(f"tpr@fpr{f:.0e}".replace("e-0", "e-"))
-            if interval:
-                cell["lo"], cell["hi"] = interval
-            at_fpr[f"{f:.0e}"] = cell
-        else:
-            at_fpr[f"{f:.0e}"] = {
-                "value": None,
-                "reason": f"FPR {f:g} needs {int(np.ceil(1 / f)):,} independent negatives; "
-                f"there are {n_ind:,}",
-            }
-    at_completeness = {}
-    for t in COMPLETENESS:
-        cell = fpr_at_completeness(neg, neg_g, pos, t)
-        interval = ops.get("intervals", {}).get(f"fpr@tpr{t:.2f}")
-        if interval and cell.get("value") is not None:
-            cell["lo"], cell["hi"] = interval
-        at_completeness[f"{t:.2f}"] = cell
-    return {"fpr_at_completeness": at_completeness, "completeness_at_fpr": at_fpr}
-
-
-def completeness_maps(scored: dict[str, Any], thresholds: list[dict[str, Any]]) -> dict[str, Any]:
-    """At each threshold: completeness by θE × src_dmag, by arc_snr, θE and θE/PSF."""
-    label = scored["label"]
-    pos = {
-        k: np.asarray(scored[k])[label]
-        for k in ("logit", "galaxy", "theta_e", "src_dmag", "arc_snr", "theta_over_psf")
-    }
-    theta_levels, dmag_levels = levels_of(pos["theta_e"]), levels_of(pos["src_dmag"])
-    out: dict[str, Any] = {}
-    for t in thresholds:
-        passed = pos["logit"] > t["threshold"]
-
-        def cell(mask: np.ndarray, passed: np.ndarray = passed) -> dict[str, Any]:
-            return rate(passed[mask], pos["galaxy"][mask])
-
-        out[t["name"]] = {
-            "threshold": t["threshold"],
-            "theta_e_x_src_dmag": {
-                "theta_e": [label_ for label_, _ in theta_levels],
-                "src_dmag": [label_ for label_, _ in dmag_levels],
-                "cells": [[cell(tm & dm) for _, dm in dmag_levels] for _, tm in theta_levels],
-            },
-            "theta_e": {label_: cell(mask) for label_, mask in theta_levels},
-            "arc_snr": {label_: cell(mask) for label_, mask in bins_of(pos["arc_snr"], ARC_SNR_BINS)},
-            "theta_over_psf": {
-                label_: cell(mask) for label_, mask in bins_of(pos["theta_over_psf"], THETA_PSF_BINS)
-            },
-        }
-    return out
 
 
 # -- real galaxies, lookalikes, known lenses ---------------------------------------------
@@ -189,106 +92,6 @@ def real_galaxies(
     train = parent["split"] == "train"
     seen = {"ra": parent["ra"][train], "dec": parent["dec"][train]}
     return sample, {k: v[lenses] for k, v in parent.items()}, lens_index[lenses], seen
-
-
-def fpr_table(logits: np.ndarray, ok: np.ndarray, thresholds: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each threshold's FPR over the usable positions (each its own galaxy)."""
-    usable = logits[ok]
-    return {"n": int(usable.size), **{t["name"]: rate(usable > t["threshold"]) for t in thresholds}}
-
-
-def _passes(logit: float, thresholds: list[dict[str, Any]]) -> list[str]:
-    return [t["name"] for t in thresholds if np.isfinite(logit) and logit > t["threshold"]]
-
-
-def known_lens_recovery(
-    known: dict[str, np.ndarray],
-    scored_lenses: list[tuple[int, float, str]],
-    reference: np.ndarray,
-    thresholds: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """Each scored known lens: its score, rank among the real galaxies scored (1 = top) and
-    the thresholds it passes; `scored_lenses` holds (table index, logit, how it was found)."""
-    from jobs.learn.scoring import sigmoid
-
-    everyone = np.concatenate([reference, [lg for _, lg, _ in scored_lenses if np.isfinite(lg)]])
-    out = []
-    for index, logit, found in scored_lenses:
-        finite = bool(np.isfinite(logit))
-        out.append(
-            {
-                "name": str(known["name"][index]),
-                "ra": float(known["ra"][index]),
-                "dec": float(known["dec"][index]),
-                "grade": str(known["grade"][index]),
-                "reference": str(known["reference"][index]),
-                "found_as": found,
-                "score": float(sigmoid(logit)) if finite else None,
-                "logit": float(logit) if finite else None,
-                "rank": int(np.sum(everyone > logit)) + 1 if finite else None,
-                "of": int(everyone.size),
-                "passes": _passes(logit, thresholds),
-            }
-        )
-    return sorted(out, key=lambda r: (r["rank"] is None, r["rank"] or 0))
-
-
-def real_lens_recall(
-    lenses: dict[str, np.ndarray], neg: np.ndarray, neg_units: np.ndarray, prevalence: float
-) -> dict[str, Any]:
-    """Recall of the split's known lenses (real pixels, never trained on), per tier and over
-    all, at thresholds set on real parent galaxies never trained on (FPR 1e-2, 1e-3 … where
-    their independent count can measure it), counted by unit with intervals; and the purity
-    each threshold reaches at `prevalence` lenses per galaxy."""
-    from core.config import TIERS
-
-    thresholds = [t for t in operating_thresholds(neg, neg_units) if t["fpr"] > 0]
-    logit, units, tier = lenses["logit"], lenses["galaxy"], lenses["tier"]
-    out: dict[str, Any] = {
-        "negatives": "parent sample, never in training, no known lens in the stamp",
-        "n_negatives": int(np.unique(neg_units).size),
-        "thresholds": thresholds,
-        "n": int(np.unique(units).size),
-        "tiers": {},
-    }
-    for name in [*(t for t in TIERS if (tier == t).any()), "all"]:
-        mask = np.ones(tier.size, bool) if name == "all" else tier == name
-        out["tiers"][name] = {
-            t["name"]: rate(logit[mask] > t["threshold"], units[mask]) for t in thresholds
-        } | {"n": int(np.unique(units[mask]).size)}
-    out["purity"] = {}
-    for t in thresholds:
-        recall = out["tiers"]["all"][t["name"]]
-        fpr = rate(neg > t["threshold"], neg_units)
-        bound = fpr["k"] == 0
-        out["purity"][t["name"]] = {
-            "purity": purity(recall["value"] or 0.0, fpr["upper"] if bound else fpr["value"], prevalence),
-            "is_lower_bound": bound,
-            "prevalence": prevalence,
-        }
-    return out
-
-
-def realism_gate(scored: dict[str, Any], probe: dict[str, np.ndarray]) -> dict[str, Any]:
-    """The realism probe (jobs/learn/realism.py) on the split: its known lenses against
-    brightness-matched injections of the same split."""
-    from jobs.learn import realism
-
-    index = {int(t): i for i, t in enumerate(scored["task_id"])}
-    rows = np.array([index.get(int(t), -1) for t in probe["task_id"]], dtype=np.int64)
-    ok = rows >= 0
-    rows = rows[ok]
-    tier, label, galaxy = scored["tier"][rows], scored["label"][rows], scored["galaxy"][rows]
-
-    def part(mask: np.ndarray) -> dict[str, np.ndarray]:
-        return {
-            "features": probe["features"][ok][mask],
-            "pixels": probe["pixels"][ok][mask],
-            "flux": probe["flux"][ok][mask],
-            "galaxy": galaxy[mask],
-        }
-
-    return realism.gate(part(tier != ""), part((tier == "") & label))
 
 
 def _held_out_rows(lenses: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -513,7 +316,7 @@ def _evaluate(
         "prevalence": prevalence,
         "fpr_from": "real galaxies" if result["real_galaxies"]["n"] else f"{split} controls",
         "rows": [
-            _purity_row(t, tpr_by[t["name"]], result, logit, label, galaxy, prevalence) for t in thresholds
+            purity_row(t, tpr_by[t["name"]], result, logit, label, galaxy, prevalence) for t in thresholds
         ],
     }
 
@@ -596,45 +399,11 @@ def cutout_evaluation(
         out["operating_points"] = operating_points(lens[labelled], logit[labelled], names[labelled])
     stem = eval_report(f"{result['split']}-cutouts-{catalog_stem(str(folder))}", "")
     target = eval_dir(workspace, summary["run"])
-    text = _cutouts_markdown(out)
+    text = cutouts_markdown(out)
     for suffix, body in ((".json", json.dumps(out, indent=2)), (".md", text)):
         atomic_write(target / f"{stem}{suffix}", body)  # a fresh name renamed: never through a link
     print(text, flush=True)
     return [str(target / f"{stem}.json"), str(target / f"{stem}.md")]
-
-
-def _threshold_head(names: list[str]) -> list[str]:
-    """A markdown table's head: a figure, its count, and one column per threshold."""
-    return ["| figure | n | " + " | ".join(f"at {n}" for n in names) + " |", "|---" * (2 + len(names)) + "|"]
-
-
-def _cutouts_markdown(out: dict[str, Any]) -> str:
-    names = [t["name"] for t in out["thresholds"]]
-    lines = [
-        f"# Cutout files of {out['folder']}, judged by {out['run']}",
-        "",
-        f"{out['files']} files: {out['lenses']} labelled lenses, {out['non_lenses']} labelled non-lenses, "
-        f"{out['unlabelled']} unlabelled, {out['not_cutouts']} not grz cutouts; {out['labels_without_file']} "
-        f"label(s) naming no file. Thresholds: the {out['split']} split's, set on real parent galaxies "
-        "never trained on.",
-        "",
-        *_threshold_head(names),
-    ]
-    for tier, cells in out["recall"].items():
-        label = "recall, all labelled lenses" if tier == "all" else f"recall, {tier}"
-        lines.append(f"| {label} | {cells['n']} | " + " | ".join(_pct(cells[n]) for n in names) + " |")
-    lines.append(
-        f"| FPR, labelled non-lenses | {out['non_lenses']} | "
-        + " | ".join(_pct(out["fpr"][n]) for n in names)
-        + " |"
-    )
-    ops = out.get("operating_points")
-    if ops:
-        lines += [
-            "",
-            f"AUROC {_figure(ops, 'auroc')} on {ops['n_pos']} lenses and {ops['n_neg']} non-lenses.",
-        ]
-    return "\n".join(lines) + "\n"
 
 
 # -- the per-stamp scores behind every figure ------------------------------------------------
@@ -723,265 +492,7 @@ def _summary(result: dict[str, Any], out: Path) -> dict[str, Any]:
     }
 
 
-def _purity_row(
-    t: dict[str, Any],
-    tpr: float | None,
-    result: dict[str, Any],
-    logit: np.ndarray,
-    label: np.ndarray,
-    galaxy: np.ndarray,
-    prevalence: float,
-) -> dict[str, Any]:
-    """The purity at one threshold: from the real galaxies' FPR (the test controls' if none);
-    where no galaxy passed, a lower bound from the FPR's upper bound."""
-    cell = result["real_galaxies"].get(t["name"]) if result["real_galaxies"]["n"] else None
-    if cell is None:
-        cell = rate(logit[~label] > t["threshold"], galaxy[~label])
-    bound = cell["k"] == 0
-    fpr = cell["upper"] if bound else cell["value"]
-    return {
-        "threshold": t["name"],
-        "completeness": tpr,
-        "fpr": cell["value"],
-        "fpr_upper": cell.get("upper"),
-        "purity": purity(tpr or 0.0, fpr, prevalence),
-        "purity_is_lower_bound": bound,
-    }
-
-
 # -- markdown ----------------------------------------------------------------------------
-
-
-def _pct(cell: dict[str, Any]) -> str:
-    """A rate as "45.0% [30.1, 60.2] (9/20)", "< 3.1%" where nothing passed, "n/m" if unmeasured."""
-    if cell.get("value") is None and "upper" in cell:
-        return f"< {cell['upper'] * 100:.2g}% (0/{cell['n']})"
-    if cell.get("value") is None:
-        return "n/m"
-    counts = f"{cell['k']}/{cell['n']}"
-    if cell.get("n_independent") not in (None, cell["n"]):
-        counts += f", {cell['n_independent']} gal."
-    if cell["k"] == 0:
-        return f"0% [0, {cell['hi'] * 100:.2g}] ({counts})"
-    return f"{cell['value'] * 100:.1f}% [{cell['lo'] * 100:.1f}, {cell['hi'] * 100:.1f}] ({counts})"
-
-
-def _fpr(cell: dict[str, Any]) -> str:
-    if cell.get("value") is None and "upper" in cell:
-        return f"< {cell['upper']:.1e} (0/{cell['n_independent']})"
-    if cell.get("value") is None:
-        return "n/m"
-    if cell["k"] == 0:
-        return f"< {cell['upper']:.1e} (0/{cell['n_independent']})"
-    return f"{cell['value']:.2e} [{cell['lo']:.1e}, {cell['hi']:.1e}] ({cell['k']}/{cell['n']})"
-
-
-def _figure(ops: dict[str, Any], name: str) -> str:
-    from core.figures import figure
-
-    value = ops.get(name)
-    bound = ops.get("fpr_upper_bounds", {}).get(name)
-    interval = ops.get("intervals", {}).get(name) if value is not None else None
-    text = figure(name, value, bound, ops.get("n_neg_independent"))
-    return text + (f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "")
-
-
-def headline(result: dict[str, Any]) -> list[str]:
-    """The report's first table: recall on the split's real (known) lenses by tier, at
-    thresholds set on real galaxies never trained on, beside injection completeness, at
-    thresholds set on the split's controls; then the realism probe where there is one."""
-    from core.runs import REAL_FPRS
-
-    real = result.get("real_lenses") or {"tiers": {}, "thresholds": [], "n": 0}
-    names = [f"FPR {f:.0e}" for f in REAL_FPRS]
-    lines = [
-        "## Real lenses and injections, side by side",
-        "",
-        f"Real-lens recall: the {result['split']} split's known lenses (real pixels, never trained on), "
-        f"thresholds set on {real.get('n_negatives', 0)} real parent galaxies never trained on. "
-        "Injection completeness: the selection function under the injection model (a lower bound "
-        f"on real lenses' recall only if the injections are realistic), thresholds on the {result['split']} "
-        "split's controls.",
-        "",
-        *_threshold_head(names),
-    ]
-    for tier, cells in real["tiers"].items():
-        label = f"real-lens recall, {'all tiers' if tier == 'all' else tier} (real-galaxy thresholds)"
-        row = [_pct(cells[n]) if n in cells else "n/m" for n in names]
-        lines.append(f"| {label} | {cells['n']} | " + " | ".join(row) + " |")
-    if not real["tiers"]:
-        lines.append(f"| real-lens recall | 0 | {' | '.join('n/m' for _ in names)} |")
-    ops = result["operating_points"]
-    at_fpr = result["tables"]["overall"]["completeness_at_fpr"]
-    row = [_pct(at_fpr[f"{f:.0e}"]) for f in REAL_FPRS]
-    lines.append(
-        f"| injection completeness (controls' thresholds) | {ops['n_pos_independent']} | "
-        + " | ".join(row)
-        + " |"
-    )
-    if real.get("purity"):
-        row = []
-        for n in names:
-            cell = real["purity"].get(n)
-            row.append(
-                "n/m"
-                if cell is None
-                else f"{'≥ ' if cell['is_lower_bound'] else ''}{cell['purity'] * 100:.2g}%"
-            )
-        prevalence = next(iter(real["purity"].values()))["prevalence"]
-        lines.append(
-            f"| real-lens purity at {prevalence:g} lenses per galaxy (real-galaxy thresholds) | | "
-            + " | ".join(row)
-            + " |"
-        )
-    return [*lines, "", *realism_lines(result.get("realism") or {})]
-
-
-def realism_lines(gate: dict[str, Any]) -> list[str]:
-    """The realism gate's section: both probes' AUCs with interval and p-value, and how the
-    injections were matched."""
-    lines = ["## The realism gate", ""]
-    if not gate.get("finder"):
-        return [*lines, f"n/m: {gate.get('reason', 'not run')}"]
-    lines += [
-        f"A logistic probe, {gate['finder']['folds']}-fold cross-validated by galaxy, tries to tell the "
-        f"split's {gate['n_real']} known lenses from {gate['n_injections']} injections matched on "
-        f"{gate['matched_on']} (median |Δmag| {gate['median_dmag']:.3f}). 0.5: alike; 1: told apart. "
-        "Intervals: bootstrap over galaxies; p: label permutations over galaxies.",
-        "",
-        "| probe on | AUC | 95 % interval | p | reads |",
-        "|---|---|---|---|---|",
-    ]
-    for probe, label in (("finder", "the finder's penultimate features"), ("pixels", "pixel statistics")):
-        cell = gate[probe]
-        apart = cell["p_value"] < 0.05 and cell["lo"] > 0.5
-        reads = "told apart" if apart else "not told apart at 95 %"
-        lines.append(
-            f"| {label} | {cell['auc']:.3f} | [{cell['lo']:.3f}, {cell['hi']:.3f}] | "
-            f"{cell['p_value']:.3g} ({cell['permutations']} permutations) | {reads} |"
-        )
-    return lines
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The evaluation as a markdown report."""
-    from core.metrics import FPR_AT_TPR, TPR_AT_FPR
-
-    ops = result["operating_points"]
-    lines = [
-        f"# Evaluation of {result['run']} on the {result['split']} split",
-        "",
-        f"positives: {ops['n_pos']} rows on {ops['n_pos_independent']} host galaxies; "
-        f"negatives: {ops['n_neg']} rows, {ops['n_neg_independent']} independent galaxies. "
-        "Intervals: 95 %, bootstrap over galaxies; `< x`: one-sided 95 % upper bound where nothing "
-        "passed; n/m: not measurable (an FPR below 1/n independent negatives).",
-        "",
-        *headline(result),
-        "",
-        "## Operating points",
-        "",
-        "| figure | value | note |",
-        "|---|---|---|",
-    ]
-    names = [
-        "auroc",
-        "pauc",
-        *(f"tpr@fpr{f}" for f in TPR_AT_FPR),
-        "tpr@fpr0",
-        *(f"fpr@tpr{t}" for t in FPR_AT_TPR),
-    ]
-    for name in names:
-        if name not in ops:
-            continue
-        note = ops.get("unmeasured", {}).get(name, "")
-        if name == "tpr@fpr0":
-            note = f"HOLISMOKES: above every negative (FPR < {ops['fpr_upper_bounds']['tpr@fpr0']:.1e})"
-        if name == "pauc":
-            note = f"partial AUROC up to FPR {ops.get('pauc_max_fpr', 0):.1e} (standardised)"
-        lines.append(f"| {name} | {_figure(ops, name)} | {note} |")
-    overall = result["tables"]["overall"]
-    lines += ["", "## The seed's tables", "", "| Completeness (TPR) | FPR |", "|---|---|"]
-    lines += [f"| {float(t) * 100:.0f}% | {_fpr(c)} |" for t, c in overall["fpr_at_completeness"].items()]
-    lines += ["", "| Target FPR | Completeness (TPR) |", "|---|---|"]
-    lines += [f"| {f} | {_pct(c)} |" for f, c in overall["completeness_at_fpr"].items()]
-    for t in result["thresholds"]:
-        maps = result["completeness"][t["name"]]
-        grid = maps["theta_e_x_src_dmag"]
-        lines += [
-            "",
-            f"## Completeness at {t['name']} (score > {t['threshold']:.3g})",
-            "",
-            "Intervals at this fixed threshold, bootstrap over host galaxies.",
-            "",
-            "| θE (″) \\ src_dmag | " + " | ".join(grid["src_dmag"]) + " |",
-            "|---" * (1 + len(grid["src_dmag"])) + "|",
-        ]
-        for theta, row in zip(grid["theta_e"], grid["cells"], strict=True):
-            lines.append(f"| {theta} | " + " | ".join(_pct(c) for c in row) + " |")
-        for key, title in (("arc_snr", "arc S/N"), ("theta_over_psf", "θE / PSF FWHM")):
-            lines += ["", f"| {title} | completeness |", "|---|---|"]
-            lines += [f"| {b} | {_pct(c)} |" for b, c in maps[key].items() if c["n"]]
-    lines += ["", "## False positives on real galaxies", ""]
-    names = [t["name"] for t in result["thresholds"]]
-    lines += [
-        "| population | n | " + " | ".join(f"FPR at {n}" for n in names) + " |",
-        "|---" * (2 + len(names)) + "|",
-    ]
-    populations = [("parent sample, never trained on", result["real_galaxies"])]
-    populations += sorted(result["lookalikes"].items())
-    for population, table in populations:
-        lines.append(f"| {population} | {table['n']} | " + " | ".join(_fpr(table[n]) for n in names) + " |")
-    lines += [
-        "",
-        "## Known lenses in the scored footprint",
-        "",
-        "Every split's (the train split's were trained on when the run learned from known lenses); "
-        "`passes`: the controls' thresholds (real-lens recall above uses the real galaxies').",
-        "",
-    ]
-    if result["known_lenses"]:
-        lines += [
-            "| name | found as | score | rank | passes | grade | reference |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for lens in result["known_lenses"]:
-            score = "flagged" if lens["score"] is None else f"{lens['score']:.3f}"
-            rank = "-" if lens["rank"] is None else f"#{lens['rank']} of {lens['of']}"
-            passes = ", ".join(lens["passes"]) or "none"
-            lines.append(
-                f"| {lens['name']} | {lens['found_as']} | {score} | {rank} | {passes} | "
-                f"{lens['grade']} | {lens['reference']} |"
-            )
-    else:
-        lines.append("none: no known lens lies in the cached coadds' footprint")
-    calibration = result["calibration"]
-    lines += [
-        "",
-        "## Calibration",
-        "",
-        f"ECE {calibration['ece']:.4f}, Brier {calibration['brier']:.4f} on {calibration['n']} stamps "
-        f"(the {result['split']} split's own mix of lenses and controls, not the sky's).",
-        "",
-        "| predicted | n | mean predicted | observed |",
-        "|---|---|---|---|",
-    ]
-    lines += [
-        f"| {b['bin']} | {b['n']} | {b['predicted']:.3f} | {b['observed']:.3f} |" for b in calibration["bins"]
-    ]
-    purity_ = result["purity"]
-    lines += [
-        "",
-        f"## Purity at a prevalence of {purity_['prevalence']:g} lenses per galaxy "
-        f"(FPR from {purity_['fpr_from']})",
-        "",
-        "| threshold | completeness | FPR | purity |",
-        "|---|---|---|---|",
-    ]
-    for row in purity_["rows"]:
-        fpr = f"< {row['fpr_upper']:.1e}" if row["purity_is_lower_bound"] else f"{row['fpr']:.2e}"
-        value = f"{'≥ ' if row['purity_is_lower_bound'] else ''}{row['purity'] * 100:.2g}%"
-        lines.append(f"| {row['threshold']} | {(row['completeness'] or 0) * 100:.1f}% | {fpr} | {value} |")
-    return "\n".join(lines) + "\n"
 
 
 main = stage_runtime.entry("eval", run)
