@@ -174,12 +174,10 @@ def _evaluate(
     from core.names import check_name
     from core.schemas import galaxy_keys
     from jobs.learn.models import load_run
-    from jobs.learn.scoring import OUTSIDE, footprint_bricks, score_positions, score_split, sigmoid
+    from jobs.learn.scoring import footprint_bricks, score_positions, score_split, sigmoid
     from jobs.stats.operating_points import operating_points, pauc_max_fpr, roc_points
     from jobs.survey import known_lenses
-    from jobs.survey.catalogs import SAME_OBJECT_ARCSEC, read_positions
     from jobs.survey.coadd_reader import CoaddReader
-    from jobs.survey.layout import brick_at
 
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     run_name = check_name("run", run_name_of(config, variant, {"run": run_name, "grid": grid}))
@@ -256,50 +254,16 @@ def _evaluate(
     result["realism"] = realism
     result["lookalikes"] = {}
     if looks_path:
-        looks = read_positions(looks_path, default_population="lookalike")
-        clear = ~known_lenses.in_stamp(
-            looks["ra"], looks["dec"], known, config.variants[variant].injection.stamp_size
+        size = config.variants[variant].injection.stamp_size
+        result["lookalikes"], rows = _lookalike_fprs(
+            model, meta_cols, reader, looks_path, known, trained_on, size, thresholds
         )
-        if not clear.all():
-            print(
-                f"eval: {int((~clear).sum())} lookalike(s) left out: a known lens in their stamp", flush=True
-            )
-        seen = known_lenses.match(looks["ra"], looks["dec"], trained_on, SAME_OBJECT_ARCSEC) >= 0
-        if seen.any():
-            print(f"eval: {int(seen.sum())} lookalike(s) left out: galaxies of the train split", flush=True)
-        clear &= ~seen
-        looks = {k: v[clear] for k, v in looks.items()}
-        scored_looks = score_positions(model, meta_cols, reader, looks)
-        for population in sorted(set(looks["population"])):
-            mask = looks["population"] == population
-            result["lookalikes"][population] = fpr_table(
-                scored_looks["logit"][mask], scored_looks["ok"][mask], thresholds
-            )
         result["lookalikes_file"] = str(looks_path)
-        parts.append(_rows(f"lookalike: {p}" for p in looks["population"]) | _positions(looks, scored_looks))
-
-    scored_lenses: list[tuple[int, float, str]] = []
-    if lens_index.size:
-        got = score_positions(model, meta_cols, reader, parent_lenses)
-        scored_lenses += [
-            (int(i), float(lg), f"parent sample, {split_name} split")
-            for i, lg, split_name in zip(lens_index, got["logit"], parent_lenses["split"], strict=True)
-        ]
-    footprint = footprint_bricks(cache)
-    matched = {i for i, _, _ in scored_lenses}
-    outside = [
-        i
-        for i in range(known["ra"].size)
-        if i not in matched and brick_at(float(known["ra"][i]), float(known["dec"][i])).name in footprint
-    ]
-    if outside:
-        positions = {"ra": known["ra"][outside], "dec": known["dec"][outside]}
-        got = score_positions(model, meta_cols, reader, positions)
-        scored_lenses += [
-            (i, float(lg), "position")
-            for i, lg, why in zip(outside, got["logit"], got["fail_reason"], strict=True)
-            if not (why or "").startswith(OUTSIDE)  # in the brick's name, not on its image
-        ]
+        parts.append(rows)
+    lens_positions = (lens_index, parent_lenses)
+    scored_lenses = _known_lens_scores(
+        model, meta_cols, reader, known, lens_positions, footprint_bricks(cache)
+    )
     reference = real["logit"][real["ok"]]
     result["known_lenses"] = known_lens_recovery(known, scored_lenses, reference, thresholds)
     parts.append(
@@ -329,6 +293,77 @@ def _evaluate(
         pq.write_table(per_stamp_scores(parts), tmp / scores_name)
     print(text, flush=True)
     return _summary(result, out)
+
+
+def _lookalike_fprs(
+    model: Any,
+    meta_cols: list[str],
+    reader: Any,
+    path: str,
+    known: dict[str, np.ndarray],
+    trained_on: dict[str, np.ndarray],
+    size: int,
+    thresholds: list[dict[str, Any]],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each lookalike population's FPR at each threshold (those with a known lens in their
+    stamp, and galaxies of the train split, left out and said), and their per-stamp rows."""
+    from jobs.learn.scoring import score_positions
+    from jobs.survey import known_lenses
+    from jobs.survey.catalogs import SAME_OBJECT_ARCSEC, read_positions
+
+    looks = read_positions(path, default_population="lookalike")
+    clear = ~known_lenses.in_stamp(looks["ra"], looks["dec"], known, size)
+    if not clear.all():
+        print(f"eval: {int((~clear).sum())} lookalike(s) left out: a known lens in their stamp", flush=True)
+    seen = known_lenses.match(looks["ra"], looks["dec"], trained_on, SAME_OBJECT_ARCSEC) >= 0
+    if seen.any():
+        print(f"eval: {int(seen.sum())} lookalike(s) left out: galaxies of the train split", flush=True)
+    clear &= ~seen
+    looks = {k: v[clear] for k, v in looks.items()}
+    scored = score_positions(model, meta_cols, reader, looks)
+    fprs = {}
+    for population in sorted(set(looks["population"])):
+        mask = looks["population"] == population
+        fprs[population] = fpr_table(scored["logit"][mask], scored["ok"][mask], thresholds)
+    return fprs, _rows(f"lookalike: {p}" for p in looks["population"]) | _positions(looks, scored)
+
+
+def _known_lens_scores(
+    model: Any,
+    meta_cols: list[str],
+    reader: Any,
+    known: dict[str, np.ndarray],
+    in_parent: tuple[np.ndarray, dict[str, np.ndarray]],
+    footprint: set[str],
+) -> list[tuple[int, float, str]]:
+    """Every known lens scored where the coadds cover it, as (its index, logit, where from):
+    at its parent-sample galaxy (`in_parent`: their indexes and rows), else at its position."""
+    from jobs.learn.scoring import OUTSIDE, score_positions
+    from jobs.survey.layout import brick_at
+
+    lens_index, parent_lenses = in_parent
+    scored: list[tuple[int, float, str]] = []
+    if lens_index.size:
+        got = score_positions(model, meta_cols, reader, parent_lenses)
+        scored += [
+            (int(i), float(lg), f"parent sample, {split_name} split")
+            for i, lg, split_name in zip(lens_index, got["logit"], parent_lenses["split"], strict=True)
+        ]
+    matched = {i for i, _, _ in scored}
+    outside = [
+        i
+        for i in range(known["ra"].size)
+        if i not in matched and brick_at(float(known["ra"][i]), float(known["dec"][i])).name in footprint
+    ]
+    if outside:
+        positions = {"ra": known["ra"][outside], "dec": known["dec"][outside]}
+        got = score_positions(model, meta_cols, reader, positions)
+        scored += [
+            (i, float(lg), "position")
+            for i, lg, why in zip(outside, got["logit"], got["fail_reason"], strict=True)
+            if not (why or "").startswith(OUTSIDE)  # in the brick's name, not on its image
+        ]
+    return scored
 
 
 # -- FITS cutout files with labels ------------------------------------------------------------
