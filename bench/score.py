@@ -134,6 +134,7 @@ def repeated(cutouts: Path, n: int, folder: Path) -> Path:
             row_group_size=ROW_GROUP,
             compression="zstd",
             use_dictionary=True,
+            dictionary_pagesize_limit=1 << 24,  # the 64 stamps' dictionary in one page
         )
     return folder
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-BUCKET_ROWS = 1 << 18  # rows of a rank range sorted in memory at once
-BUFFERED_ROWS = 1 << 17  # rows held for all buckets before they are appended to their files
+BUCKET_ROWS = 1 << 16  # rows of a rank range sorted in memory at once (~400 bytes each, and a copy)
+BUFFERED_ROWS = 1 << 16  # rows held for all buckets before they are appended to their files
 KEY_MASK = 0x7FFFFFFF  # a catalogue row's objid: a 31-bit digest of its name
 
 
@@ -37,13 +37,14 @@ def rank_order(logit: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def digest_keys(names: list[str | None], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
-    """A catalogue row's base objid: a 31-bit digest of its name (else its position)."""
+    """A catalogue row's base objid: a 31-bit digest of its name (else its position); int32,
+    four bytes a row."""
     return np.array(
         [
             zlib.crc32((name or f"{r:.6f},{d:.6f}").encode()) & KEY_MASK
             for name, r, d in zip(names, ra.tolist(), dec.tolist(), strict=True)
         ],
-        np.int64,
+        np.int32,
     )
 
 
@@ -73,7 +74,7 @@ def unique_keys(base: np.ndarray) -> np.ndarray:
         if first[position] and key not in probed:
             continue
         while key in probed or held_before(key, position):
-            key = (key + 1) & KEY_MASK
+            key = (key + 1) & KEY_MASK  # 31 bits: fits the int32 keys
         probed.add(key)
         keys[position] = key
         at = np.searchsorted(taken_first, key)
@@ -117,8 +118,8 @@ def write_ranking(
     import pyarrow.parquet as pq
 
     n = len(order)
-    rank_of = np.empty(n, np.int64)
-    rank_of[order] = np.arange(n)
+    rank_of = np.empty(n, np.int32 if n < 2**31 else np.int64)  # four bytes a galaxy
+    rank_of[order] = np.arange(n, dtype=rank_of.dtype)
     buckets = max(1, -(-n // bucket_rows))
     folder = target.parent / f".{target.name}.buckets"
     folder.mkdir(exist_ok=True)
@@ -140,7 +141,7 @@ def write_ranking(
     schema = None
     try:
         for chunk in chunks:
-            ranks = rank_of[chunk.column("row").to_numpy()]
+            ranks = rank_of[chunk.column("row").to_numpy()].astype(np.int64)
             rows = make_rows(chunk, ranks)
             schema = rows.schema
             picked = pick(rows)
@@ -153,6 +154,7 @@ def write_ranking(
             if held >= buffered_rows:
                 flush()
         flush()
+        del rank_of  # pass 1 done: the buckets are sorted from their files
         for writer in writers.values():
             writer.close()
         writers.clear()

@@ -174,7 +174,7 @@ def run(
     rows, logits = stream_logits(model, meta_cols, files, device, workers=loader_workers)
     usable = _column_by_row(files, "ok").astype(bool)
     n = len(usable)
-    logit = np.full(n, np.nan)
+    logit = np.full(n, np.nan, np.float32)  # the model's own float32: four bytes a galaxy, exact
     logit[rows] = logits  # `row` numbers the positions 0..n-1
     del rows, logits
     ok = usable & np.isfinite(logit)
@@ -316,7 +316,7 @@ class _Keys:
     takes the next free number, in rank order (jobs/learn/ranking.py `unique_keys`)."""
 
     def __init__(self, n: int, source: str) -> None:
-        self.base = np.zeros(n, np.int64)
+        self.base = np.zeros(n, np.int32)  # 31-bit keys: four bytes a row
         self.source = source
         self.final: np.ndarray | None = None
 
@@ -331,7 +331,7 @@ class _Keys:
             del self.base
         objid = self.final[table.column("rank").to_numpy() - 1]
         out = table.add_column(1, "brickname", pa.array([self.source] * table.num_rows, pa.string()))
-        return out.add_column(2, "objid", pa.array(objid, pa.int64()))
+        return out.add_column(2, "objid", pa.array(objid.astype(np.int64), pa.int64()))
 
 
 class _KnownNonLenses:
@@ -428,7 +428,7 @@ def _ranked(
     data = {
         **{c: info.column(c) for c in names if c in info.column_names},
         "score": pa.array(sigmoid(logit), mask=bad),
-        "logit": pa.array(logit, mask=bad),
+        "logit": pa.array(logit.astype(np.float64), mask=bad),
         "run": pa.repeat(pa.scalar(run, pa.string()), n),
         "ok": pa.array(ok),
         "fail_reason": info.column("fail_reason"),
