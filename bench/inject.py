@@ -162,8 +162,8 @@ def stage_rates(rows: int) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from jobs.mock import survey as mock_survey
     from jobs.stages import coadds, inject, manifest, select
-    from jobs.survey import mock as mock_survey
 
     root = Path(tempfile.mkdtemp(prefix="halo-bench-inject-"))
     try:

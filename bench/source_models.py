@@ -4,7 +4,7 @@ each on the same test split, and compare them: the realism probes' AUCs against 
 (planted) lenses, injection completeness on each run's own injections, and real-lens recall.
 
 The planted lenses' sources come from the mock survey's own generator (spiral discs with
-clumps and a bulge, jobs/survey/planted_sources.py), which no injection source model can
+clumps and a bulge, jobs/mock/planted_sources.py), which no injection source model can
 import (a contract test): the gate measures how close each model gets to sources it has never
 seen, not whether it copies them.
 

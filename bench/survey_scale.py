@@ -57,10 +57,10 @@ def measure(root: Path, bricks: int, brick_px: int, tasks: int) -> dict[str, flo
     torch.set_num_threads(1)
     from core.layout import manifest_dir, survey_catalogs
     from jobs.lensing.injection import inject_partition
+    from jobs.mock import survey as mock_survey
     from jobs.runtime import stage as stage_runtime
     from jobs.stages import coadds, inject, manifest, select
     from jobs.survey import cutting
-    from jobs.survey import mock as mock_survey
 
     catalogues = root / "catalogues"  # select: 16 bricks of catalogues, no images
     mock_survey.run(mock_survey.MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), catalogues)

@@ -194,8 +194,8 @@ poll_seconds = 0.2
 # -- mock surveys shared by the stage and fault tests (made once per session) ---------
 
 
-def _small():  # a jobs.survey.mock.MockConfig, imported late: core tests do not need it
-    from jobs.survey.mock import MockConfig
+def _small():  # a jobs.mock.survey.MockConfig, imported late: core tests do not need it
+    from jobs.mock.survey import MockConfig
 
     return MockConfig(bricks=3, seed=7, brick_px=400)
 
@@ -232,7 +232,7 @@ def mock_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with a 3-brick mock survey, images included."""
 
     def build(root: Path) -> None:
-        from jobs.survey.mock import run
+        from jobs.mock.survey import run
 
         run(_small(), root)
 
@@ -244,7 +244,7 @@ def big_catalog_ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Catalogues only, with well over 2,000 LRGs passing the cuts."""
 
     def build(root: Path) -> None:
-        from jobs.survey.mock import MockConfig, run
+        from jobs.mock.survey import MockConfig, run
 
         run(MockConfig(bricks=16, seed=3, images=False, lrgs_per_brick=200), root)
         (root / "halo.toml").write_text("[grids.grid_sota]\nn_total_per_split = 6000\n")

@@ -68,8 +68,28 @@ def test_every_jobs_module_lives_in_a_package_named_for_its_concept() -> None:
     loose = sorted(p.name for p in (ROOT / "jobs").glob("*.py") if p.name != "__init__.py")
     assert loose == []
     assert {p.name for p in (ROOT / "jobs").iterdir() if p.is_dir() and not p.name.startswith("_")} == {
-        "stages", "lensing", "survey", "learn", "stats", "runtime"
+        "stages", "lensing", "survey", "mock", "learn", "stats", "runtime"
     }  # fmt: skip
+
+
+def test_the_jobs_packages_import_one_way() -> None:
+    """The packages of jobs/ are layers: no two import each other, however indirectly
+    (stages on top; runtime, stats and survey at the bottom), so each can be read without
+    the ones above it."""
+    import graphlib
+
+    arrows: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "jobs").rglob("*.py")):
+        here = path.relative_to(ROOT / "jobs").parts[0]
+        if here.endswith(".py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jobs."):
+                there = node.module.split(".")[1]
+                if there != here:
+                    arrows.setdefault(here, set()).add(there)
+    order = list(graphlib.TopologicalSorter(arrows).static_order())  # CycleError names a cycle
+    assert order.index("runtime") < order.index("stages") and order.index("survey") < order.index("lensing")
 
 
 def test_the_mock_surveys_lens_generator_is_not_reachable_from_injection() -> None:
@@ -86,7 +106,7 @@ def test_the_mock_surveys_lens_generator_is_not_reachable_from_injection() -> No
         if module not in seen:
             seen.add(module)
             todo += sorted(reach.get(module, ()))
-    assert not seen & {"jobs.survey.planted_sources", "jobs.survey.mock", "jobs.stages.demo"}
+    assert not seen & {"jobs.mock.planted_sources", "jobs.mock.survey", "jobs.stages.demo"}
 
 
 def test_the_files_stages_share_are_named_only_in_the_layout() -> None:

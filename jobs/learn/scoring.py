@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from jobs.runtime import stage as stage_runtime
+from jobs.survey.coadd_reader import cut_positions
 
-OUTSIDE = "outside the footprint"
 SPLIT_COLUMNS = (
     "task_id",
     "brickname",
@@ -132,37 +132,6 @@ def _tiers(info: Any, rows: np.ndarray) -> np.ndarray:
         return np.full(rows.size, "", dtype=object)
     values = info.column("known_tier").to_numpy(zero_copy_only=False)[rows]
     return np.array([v or "" for v in values], dtype=object)
-
-
-def cut_positions(
-    reader: Any, ra: np.ndarray, dec: np.ndarray, bricks: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
-    """Cutouts at sky positions (no injection): stamps, whether each is usable, and why not.
-    A position's brick is its catalogue's `brickname` if given, else DR10's brick grid's."""
-    from jobs.survey.coadd_reader import BrickUnavailable
-    from jobs.survey.layout import brick_at
-
-    n, size = len(ra), reader.size
-    stamps = np.zeros((n, 3, size, size), dtype=np.float32)
-    ok = np.ones(n, dtype=bool)
-    reasons: list[str | None] = [None] * n
-    names = [
-        str(bricks[i]) if bricks is not None else brick_at(float(ra[i]), float(dec[i])).name for i in range(n)
-    ]
-    for i in sorted(range(n), key=lambda j: names[j]):  # brick by brick: each opened once
-        brick = names[i]
-        try:
-            cut = reader.cutout(brick, float(ra[i]), float(dec[i]))
-            stamps[i] = cut.stamp
-            if not cut.covered:
-                ok[i], reasons[i] = False, f"{OUTSIDE}: the position is not on brick {brick}'s image"
-            elif not cut.inside:
-                ok[i], reasons[i] = False, f"edge: the stamp leaves brick {brick}"
-            elif not np.isfinite(cut.stamp).all():
-                ok[i], reasons[i] = False, f"the cutout in brick {brick} holds non-finite pixels"
-        except BrickUnavailable as err:
-            ok[i], reasons[i] = False, str(err)
-    return stamps, ok, reasons
 
 
 def score_positions(

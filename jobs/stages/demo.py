@@ -1,4 +1,4 @@
-"""The demo stage: the embedded mini-DR10 survey (jobs/survey/mock.py) written into the
+"""The demo stage: the embedded mini-DR10 survey (jobs/mock/survey.py) written into the
 workspace, launched through the engine like any stage (`halo demo`, `halo stage demo`).
 
     python -m jobs.stages.demo --workspace DIR [--bricks N] [--seed S] [--brick-px PX]
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from jobs.mock.survey import MockConfig
+from jobs.mock.survey import run as write_survey
 from jobs.runtime import stage as stage_runtime
-from jobs.survey.mock import MockConfig
-from jobs.survey.mock import run as write_survey
 
 _DEFAULT = MockConfig()
 

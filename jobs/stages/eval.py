@@ -39,9 +39,8 @@ from typing import Any
 import numpy as np
 
 from core.layout import eval_report
-from jobs.runtime import stage as stage_runtime
-from jobs.stats.eval_report import cutouts_markdown, markdown, purity_row
-from jobs.stats.evaluation import (
+from jobs.learn.eval_report import cutouts_markdown, markdown, purity_row
+from jobs.learn.evaluation import (
     completeness_maps,
     fpr_table,
     known_lens_recovery,
@@ -50,6 +49,7 @@ from jobs.stats.evaluation import (
     realism_gate,
     tables,
 )
+from jobs.runtime import stage as stage_runtime
 from jobs.stats.rates import rate, reliability
 
 DEFAULT_PREVALENCE = stage_runtime.declared_default("eval", "prevalence")
@@ -338,7 +338,8 @@ def _known_lens_scores(
 ) -> list[tuple[int, float, str]]:
     """Every known lens scored where the coadds cover it, as (its index, logit, where from):
     at its parent-sample galaxy (`in_parent`: their indexes and rows), else at its position."""
-    from jobs.learn.scoring import OUTSIDE, score_positions
+    from jobs.learn.scoring import score_positions
+    from jobs.survey.coadd_reader import OUTSIDE
     from jobs.survey.layout import brick_at
 
     lens_index, parent_lenses = in_parent

@@ -203,3 +203,36 @@ def cutout(image: np.ndarray, x: float, y: float, size: int) -> tuple[np.ndarray
     if ys.start < ys.stop and xs.start < xs.stop:
         out[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0] = image[ys, xs]
     return out, False, x0, y0
+
+
+OUTSIDE = "outside the footprint"  # a position's fail_reason where no brick's image covers it
+
+
+def cut_positions(
+    reader: Any, ra: np.ndarray, dec: np.ndarray, bricks: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """Cutouts at sky positions (no injection): stamps, whether each is usable, and why not.
+    A position's brick is its catalogue's `brickname` if given, else DR10's brick grid's."""
+    from jobs.survey.layout import brick_at
+
+    n, size = len(ra), reader.size
+    stamps = np.zeros((n, 3, size, size), dtype=np.float32)
+    ok = np.ones(n, dtype=bool)
+    reasons: list[str | None] = [None] * n
+    names = [
+        str(bricks[i]) if bricks is not None else brick_at(float(ra[i]), float(dec[i])).name for i in range(n)
+    ]
+    for i in sorted(range(n), key=lambda j: names[j]):  # brick by brick: each opened once
+        brick = names[i]
+        try:
+            cut = reader.cutout(brick, float(ra[i]), float(dec[i]))
+            stamps[i] = cut.stamp
+            if not cut.covered:
+                ok[i], reasons[i] = False, f"{OUTSIDE}: the position is not on brick {brick}'s image"
+            elif not cut.inside:
+                ok[i], reasons[i] = False, f"edge: the stamp leaves brick {brick}"
+            elif not np.isfinite(cut.stamp).all():
+                ok[i], reasons[i] = False, f"the cutout in brick {brick} holds non-finite pixels"
+        except BrickUnavailable as err:
+            ok[i], reasons[i] = False, str(err)
+    return stamps, ok, reasons

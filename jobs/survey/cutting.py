@@ -47,8 +47,7 @@ def cut_partition(batch: Any, settings_json: str) -> Any:
     with `ok`, `fail_reason` and `stamp`."""
     import pyarrow as pa
 
-    from jobs.learn.scoring import cut_positions
-    from jobs.survey.coadd_reader import CoaddReader
+    from jobs.survey.coadd_reader import CoaddReader, cut_positions
 
     settings = CutoutSettings(**json.loads(settings_json))
     if settings_json not in _READERS:

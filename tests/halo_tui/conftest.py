@@ -29,7 +29,7 @@ def evaluation(completeness: float) -> dict:
 
 @functools.cache
 def _evaluation(completeness: float) -> str:
-    from jobs.stats.evaluation import completeness_maps, operating_thresholds
+    from jobs.learn.evaluation import completeness_maps, operating_thresholds
     from jobs.stats.operating_points import operating_points, roc_points
 
     rng = np.random.default_rng(0)

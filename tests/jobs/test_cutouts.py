@@ -11,9 +11,8 @@ import pytest
 
 from core.layout import coadd_cache_dir, cutouts_dir, parent_dir
 from core.stamps import decode, stamp_meta
-from jobs.learn.scoring import cut_positions
 from jobs.stages import cutouts
-from jobs.survey.coadd_reader import CoaddReader
+from jobs.survey.coadd_reader import CoaddReader, cut_positions
 
 
 def test_every_parent_galaxy_is_cut_once_partitioned_by_brick(inject_ws: Path) -> None:

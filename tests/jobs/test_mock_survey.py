@@ -11,8 +11,8 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from core.schemas import TRACTOR_COLUMNS, TRACTOR_TYPES, depth_to_mag5
 from jobs.lensing.psf import moffat_kernel, noise_equivalent_area
+from jobs.mock.survey import GRADES, MockConfig, choose_bricks, run, write_brick
 from jobs.survey.layout import BANDS, PIXSCALE, brick_at, coadd_path, tractor_path
-from jobs.survey.mock import GRADES, MockConfig, choose_bricks, run, write_brick
 
 
 def _bricks(ws: Path) -> list[str]:

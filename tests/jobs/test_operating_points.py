@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from jobs.stats.evaluation import completeness, fpr_at_completeness, operating_thresholds
+from jobs.learn.evaluation import completeness, fpr_at_completeness, operating_thresholds
 from jobs.stats.operating_points import operating_points, weighted_figures
 from jobs.stats.rates import clopper_pearson
 

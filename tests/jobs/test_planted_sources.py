@@ -3,8 +3,8 @@ reach: tests/test_contracts.py), converged arcs, and the injector's photon noise
 
 import numpy as np
 
-from jobs.survey import mock as mock_survey
-from jobs.survey import planted_sources
+from jobs.mock import planted_sources
+from jobs.mock import survey as mock_survey
 from jobs.survey.layout import PIXSCALE
 
 
@@ -59,7 +59,7 @@ def test_planted_arcs_are_converged_and_hold_their_flux() -> None:
 
 def test_planted_light_carries_the_injectors_photon_noise() -> None:
     from jobs.lensing.injection import effective_gain
-    from jobs.survey.mock import noise_sigma
+    from jobs.mock.survey import noise_sigma
 
     invvar = np.full((3, 8, 8), 400.0)
     arc = np.zeros((3, 8, 8))

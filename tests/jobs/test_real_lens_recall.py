@@ -4,8 +4,8 @@ never trained on, counted by unit; the report's first table sets it beside injec
 import numpy as np
 import pytest
 
-from jobs.stats.eval_report import headline
-from jobs.stats.evaluation import real_lens_recall
+from jobs.learn.eval_report import headline
+from jobs.learn.evaluation import real_lens_recall
 
 
 def test_recall_per_tier_at_real_galaxy_thresholds_agrees_with_a_direct_count() -> None:

@@ -12,7 +12,7 @@ size). The content:
 - genuine lenses (`lenses_per_brick`, 4 by default: 128 on the demo's 32 bricks, a prevalence
   far above the sky's, so that recall on them is measurable in every split): an LRG (SIE +
   shear, lenstronomy's ray shooting) lensing a clumpy star-forming disc with spiral arms and
-  a colour gradient from `jobs/survey/planted_sources.py`, a generator no injection source
+  a colour gradient from `jobs/mock/planted_sources.py`, a generator no injection source
   model shares; their ids go to `truth/planted.parquet`, which no training stage reads.
 
 As a user of DR10 would bring them, it also writes two position catalogues into the
@@ -44,8 +44,8 @@ from core.layout import survey_dir
 from jobs.lensing.params import sersic
 from jobs.lensing.psf import moffat_kernel, noise_equivalent_area
 from jobs.lensing.shapes import lenstronomy_e1e2, q_theta_to_tractor
+from jobs.mock import planted_sources
 from jobs.runtime import stage as stage_runtime
-from jobs.survey import planted_sources
 from jobs.survey.layout import BANDS, PIXSCALE, Brick, brick_at, coadd_path, tractor_path
 
 # the mock's lookalike kinds and the population names the catalogue gives them
