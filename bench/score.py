@@ -79,17 +79,17 @@ def hwm_kb():
 if os.environ.get("BENCH_CUTOUTS"):  # score's cutting step: the folder made here
     import jobs.survey.cutting
     jobs.survey.cutting.run = lambda *_, **__: {"outputs": [os.environ["BENCH_CUTOUTS"]]}
-    import jobs.learn.scoring
-    streamed = jobs.learn.scoring.stream_logits
+    import jobs.runtime.allocator
+    release = jobs.runtime.allocator.release_freed_memory
 
-    def stream_then_reset(*args, **kwargs):  # the stream's own peak, then the rest's
-        out = streamed(*args, **kwargs)
+    def release_then_reset():  # score gives back the stream's blocks: its peak so far, then the rest's
+        done = release()
         print("STREAM_PEAK_KB", hwm_kb(), file=sys.stderr)
         with open("/proc/self/clear_refs", "w") as refs:
             refs.write("5")  # VmHWM starts again from the RSS now
-        return out
+        return done
 
-    jobs.learn.scoring.stream_logits = stream_then_reset
+    jobs.runtime.allocator.release_freed_memory = release_then_reset
 try:
     runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
 except SystemExit as done:
@@ -103,9 +103,9 @@ def peak_rss_mb(module: str, args: list[str], cutouts: Path | None = None) -> tu
     """Run `python -m module args`; its own peak resident memory (MB, VmHWM: the kernel's
     high-water mark of this program, not of the process that forked it), its wall time and,
     scoring a folder made here, the peak after the stream of logits (the high-water mark
-    reset when the stream ends: what grows with the galaxies is there; the stream's own peak
-    is a few row groups of stamps, the same however many, at glibc's whim as to how much
-    freed memory it keeps, up to jobs/runtime/allocator.py's 512 MiB)."""
+    reset once score has given the stream's freed blocks back: what grows with the galaxies
+    is there; the stream's own peak is a few row groups of stamps however many galaxies, plus
+    what glibc keeps of freed memory, up to jobs/runtime/allocator.py's 512 MiB)."""
     import os
 
     start = time.perf_counter()

@@ -22,6 +22,21 @@ MMAP_THRESHOLDS = (256 << 20, 32 << 20)  # the first one this glibc takes
 TRIM_THRESHOLD = 512 << 20
 
 
+def release_freed_memory() -> bool:
+    """Give the free memory the process keeps back to the OS (glibc's malloc_trim, and Arrow's
+    pool where pyarrow is loaded), at the end of a step whose blocks will not come again
+    (score's stream of stamp batches, before the ranking): the next step starts from what is
+    live. Whether glibc could."""
+    import sys
+
+    if "pyarrow" in sys.modules:
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
+    try:
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
 def keep_freed_memory() -> bool:
     """Set the thresholds in this process; whether it could."""
     try:
