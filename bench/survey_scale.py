@@ -95,7 +95,8 @@ def measure(root: Path, bricks: int, brick_px: int, tasks: int) -> dict[str, flo
             state.reader = type(state.reader)(cache, 64)
 
     for engine in ("lenstronomy", "batched"):
-        injected = inject.settings_for(config, "v4_sota", cache, engine=engine).to_json()
+        options = {"cache": cache, "engine": engine}
+        injected = inject.settings_for("", config.variants["v4_sota"], None, options).to_json()
         inject_partition(rows, injected)  # the engine built (and compiled, as a partition's first pass) once
         _, seconds = timed(inject_partition, rows, injected, cold=cold)
         rates[f"inject ({engine}) stamps/s"] = rows.num_rows / seconds

@@ -47,23 +47,25 @@ def check_device(engine: str, device: str) -> None:
     stage_runtime.check_cuda(device)
 
 
-def settings_for(
-    config: Any,
-    variant: str,
-    cache: str,
-    supersample: int | None = None,
-    engine: str = "lenstronomy",
-    device: str = "cpu",
-    root: str = "",
-    grid: str | None = None,
-) -> InjectSettings:
-    """The variant's injection settings; `supersample` None: per task (converged); `root` the
-    workspace its PSF files (and the grid's source catalogue) are under."""
+def settings_for(root: str, variant: Any, source: Any, options: dict[str, Any]) -> InjectSettings:
+    """The injection settings of a launch, locally and on Spark alike: `root` the workspace (a
+    folder, or an s3:// prefix on EMR) its coadd cache, PSF files and the grid's source
+    catalogue are under; `variant` its config (core.config.Variant); `source` the grid's
+    source model; `options` the launch's cache, supersample (None: per task, converged),
+    engine and device."""
+    from core.layout import coadd_cache_dir, under
     from jobs.lensing import catalogue
 
-    injection = config.variants[variant].injection.model_dump(mode="json")
-    found = catalogue.path_for(root, config.grids[grid].source) if grid and root else None
-    return InjectSettings.from_injection(injection, cache, supersample, engine, device, root, found or "")
+    found = catalogue.path_for(root, source) if source is not None else None
+    return InjectSettings.from_injection(
+        variant.injection.model_dump(mode="json"),
+        options.get("cache") or under(root, coadd_cache_dir(Path(""))),
+        options.get("supersample"),
+        options.get("engine", "lenstronomy"),
+        options.get("device", "cpu"),
+        root,
+        found or "",
+    )
 
 
 def check_files(settings: InjectSettings, manifest: str | None = None) -> None:
@@ -112,23 +114,13 @@ def run(
     engine: str = "lenstronomy",
     device: str = "cpu",
 ) -> dict[str, Any]:
-    from core.layout import coadd_cache_dir
-
     check_device(engine, device)
     config, grid = stage_runtime.resolve(workspace, variant, grid)
     manifest_path = manifest_file(workspace, variant, grid)
     if not manifest_path.exists():
         raise stage_runtime.StageError(f"{manifest_path}: no manifest; run `halo stage manifest` first")
-    settings = settings_for(
-        config,
-        variant,
-        cache or str(coadd_cache_dir(workspace)),
-        supersample,
-        engine,
-        device,
-        str(workspace),
-        grid,
-    )
+    launch = {"cache": cache, "supersample": supersample, "engine": engine, "device": device}
+    settings = settings_for(str(workspace), config.variants[variant], config.grids[grid].source, launch)
     check_files(settings, str(manifest_path))
     codec = config.variants[variant].injection.codec
     final = stamps_dir(workspace, variant, grid)
@@ -177,24 +169,6 @@ def inject_spark(
     run_spark(manifest, PARTITION, settings.to_json(), schema, output, codec, order, partitions)
 
 
-def spark_settings(job: Any) -> InjectSettings:
-    """A Spark step's settings (jobs/runtime/spark.py's SparkJob): the coadd cache, PSF files
-    and the grid's catalogue under the workspace's root (an s3:// prefix on EMR), as locally."""
-    from core.layout import coadd_cache_dir
-    from jobs.lensing import catalogue
-
-    source = job.sources.get(job.grid)
-    return InjectSettings.from_injection(
-        job.config.injection.model_dump(mode="json"),
-        job.params.get("cache") or job.at(coadd_cache_dir(Path(""))),
-        job.params.get("supersample"),
-        job.params["engine"],
-        job.params["device"],
-        job.root,
-        (catalogue.path_for(job.root, source) if source else None) or "",
-    )
-
-
 def spark_run(job: Any) -> None:
     """The stage as a Spark step (jobs/runtime/spark.py): the manifest and the coadd cache
     under the workspace root in, the stamps folder out, with its summary and the shortcut
@@ -203,7 +177,7 @@ def spark_run(job: Any) -> None:
     here = Path("")
     grid = job.grid
     manifest = job.at(manifest_file(here, job.variant, grid))
-    settings = spark_settings(job)
+    settings = settings_for(job.root, job.config, job.sources.get(grid), job.params)
     check_files(settings, manifest)
     expected = storage.read_parquet(manifest, ["task_id"]).num_rows
 

@@ -197,13 +197,9 @@ def test_inject_renders_catalogue_sources_and_names_a_missing_catalogue(
     path = manifest.manifest_dir(catalogue_ws, "v4_sota", "real_sources") / "manifest.parquet"
     table = pq.read_table(path)
     rows = [r for r in table.to_pylist() if not r["is_control"] and not r["known_tier"]][:8]
-    settings = inject.settings_for(
-        load(catalogue_ws),
-        "v4_sota",
-        str(coadd_cache_dir(catalogue_ws)),
-        root=str(catalogue_ws),
-        grid="real_sources",
-    )
+    config = load(catalogue_ws)
+    source = config.grids["real_sources"].source
+    settings = inject.settings_for(str(catalogue_ws), config.variants["v4_sota"], source, {})
     assert settings.source_catalogue.endswith("real_galaxy_catalog_tiny.fits")
     out = inject_batch(pa.Table.from_pylist(rows, schema=table.schema), settings).to_pydict()
     assert all(out["ok"]), out["fail_reason"]
@@ -252,7 +248,7 @@ def test_an_emr_inject_step_reads_psf_files_and_the_catalogue_under_its_prefix(
     steps = boto3.client("emr", region_name="us-east-1").list_steps(ClusterId=job.handle["cluster"])["Steps"]
     args = next(s for s in steps if s["Id"] == job.handle["step"])["Config"]["Args"]
     _, step = spark_pipeline.parse(args[args.index("--py-files") + 3 :])
-    settings = inject.spark_settings(step)
+    settings = inject.settings_for(step.root, step.config, step.sources.get(step.grid), step.params)
     assert settings.psf_files == tuple(f"s3://halo-data/ws/psf/{b}.fits" for b in "grz")
     assert settings.source_catalogue == f"s3://halo-data/ws/cosmos/{sample.name}"
 
