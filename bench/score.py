@@ -5,9 +5,13 @@ as a ratio to the bare model forward pass on the same batches (goal: >= 0.7).
 A mock survey's bricks, a catalogue of N positions spread over them, a run whose checkpoint
 is the demo's architecture (small_cnn) with fresh weights (memory and speed do not depend on
 what it learnt). The smallest size is cut by the `cutouts` stage; a larger one is those
-cutouts repeated (each copy its own rows and names, the stamps dictionary-encoded in the file:
-cutting a million positions at ~350 stamps/s a core would take the better part of an hour,
-and score's memory depends on its rows, not on their pixels). `score --catalog` (the path
+cutouts repeated (each copy its own rows, names and patch of sky; the stamps
+dictionary-encoded in the file, ~11 KB a row on disk: cutting a million positions at ~350
+stamps/s a core would take the better part of an hour, and score's memory depends on its
+rows, not on their pixels). A copy's positions are moved off the mock's bricks, so the mock's
+known lenses stay among the first copy's galaxies: a known lens is one galaxy, not a share of
+the sample (its stamp is kept, however many galaxies are scored), as DR10's galaxies meet
+lenscat's lenses. `score --catalog` (the path
 that holds the most per galaxy: its rows' keys) runs as a process of its own on each, its
 cutting step handed the folder; its peak RSS is the kernel's high-water mark. The
 throughput pair is measured in this process on the smallest cutouts:
@@ -124,10 +128,16 @@ def peak_rss_mb(module: str, args: list[str], cutouts: Path | None = None) -> tu
     return max(after, stream), elapsed, after
 
 
+COPY_STEP_DEG = 1.0  # a repeated copy's move in RA: the mock's bricks span ~0.25 deg
+
+
 def repeated(cutouts: Path, n: int, folder: Path) -> Path:
-    """`cutouts` (a folder of parts) repeated up to `n` rows: each copy its own `row` numbers
-    and names, its stamps drawn in turn from the first 64 (dictionary-encoded: a copy costs
-    the disk almost nothing; each still decoded, normalised and scored one by one)."""
+    """`cutouts` (a folder of parts) repeated up to `n` rows: each copy its own `row` numbers,
+    names and patch of sky (RA moved by COPY_STEP_DEG a copy: away from the mock's known
+    lenses), its stamps drawn in turn from the first 64 (dictionary-encoded: a row group holds
+    them once, a fourth of its plain size; each still decoded, normalised and scored one by
+    one)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -150,6 +160,8 @@ def repeated(cutouts: Path, n: int, folder: Path) -> Path:
             "name",
             pc.binary_join_element_wise(table.column("name"), f"-{copy}", ""),
         )
+        ra = (table.column("ra").to_numpy() + copy * COPY_STEP_DEG) % 360
+        table = table.set_column(table.schema.get_field_index("ra"), "ra", pa.array(ra))
         pq.write_table(
             table.replace_schema_metadata(source.schema.metadata),
             folder / f"part-{copy:05d}.parquet",

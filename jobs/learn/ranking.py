@@ -21,6 +21,7 @@ import numpy as np
 
 BUCKET_ROWS = 1 << 16  # rows of a rank range sorted in memory at once (~400 bytes each, and a copy)
 BUFFERED_ROWS = 1 << 16  # rows held for all buckets before they are appended to their files
+SCAN_ROWS = 1 << 16  # keys compared at once where clashing ones are looked for
 KEY_MASK = 0x7FFFFFFF  # a catalogue row's objid: a 31-bit digest of its name
 
 
@@ -33,7 +34,14 @@ def rank_order(logit: np.ndarray, ok: np.ndarray) -> np.ndarray:
     key = sigmoid(logit)
     np.negative(key, out=key)
     key[~ok] = np.inf
-    return np.argsort(key, kind="stable")
+    order = np.argsort(key, kind="stable")
+    del key
+    return order.astype(index_type(len(order)))  # four bytes a galaxy kept, not eight
+
+
+def index_type(n: int) -> type:
+    """The smallest integer type that numbers `n` rows: int32 below 2**31."""
+    return np.int32 if n < 2**31 else np.int64
 
 
 def digest_keys(names: list[str | None], ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
@@ -51,19 +59,27 @@ def digest_keys(names: list[str | None], ra: np.ndarray, dec: np.ndarray) -> np.
 def unique_keys(base: np.ndarray) -> np.ndarray:
     """Each row's objid, rows in rank order: its base key, or where an earlier row holds it,
     the next free number (as if assigned one by one, in rank order). Works on the few clashing
-    rows only: an array of n keys, no set of n."""
+    rows only: beside the keys, their sorted copy (four bytes a row, no index of eight), and
+    no set of n."""
     keys = base.copy()
-    taken_first, first_at = np.unique(base, return_index=True)
-    first = np.zeros(len(base), bool)
-    first[first_at] = True
-    probed: set[int] = set()
-    queue = [int(p) for p in np.flatnonzero(~first)]  # later holders of a key: they move
+    present = np.sort(base)  # every base key: is a number held
+    clashing = np.unique(present[1:][present[1:] == present[:-1]])
+    first_of: dict[int, int] = {}  # a held key's first holder, looked up as it is needed
+    queue = []  # later holders of a key: they move
+    for position in _holding(base, clashing).tolist():
+        if first_of.setdefault(int(base[position]), position) != position:
+            queue.append(position)
     heapq.heapify(queue)
 
-    def held_before(key: int, position: int) -> bool:
-        at = np.searchsorted(taken_first, key)
-        return bool(at < len(taken_first) and taken_first[at] == key and first_at[at] < position)
+    def first_holder(key: int) -> int | None:
+        if key not in first_of:
+            at = int(np.searchsorted(present, present.dtype.type(key)))  # its type: no copy of n
+            if at == len(present) or present[at] != key:
+                return None
+            first_of[key] = int(np.flatnonzero(base == key)[0])  # held by one row: one scan
+        return first_of[key]
 
+    probed: set[int] = set()
     done: set[int] = set()
     while queue:
         position = heapq.heappop(queue)
@@ -71,16 +87,34 @@ def unique_keys(base: np.ndarray) -> np.ndarray:
             continue
         done.add(position)
         key = int(base[position])
-        if first[position] and key not in probed:
+        if first_holder(key) == position and key not in probed:
             continue
-        while key in probed or held_before(key, position):
+        while key in probed or _before(first_holder(key), position):
             key = (key + 1) & KEY_MASK  # 31 bits: fits the int32 keys
         probed.add(key)
         keys[position] = key
-        at = np.searchsorted(taken_first, key)
-        if at < len(taken_first) and taken_first[at] == key and first_at[at] > position:
-            heapq.heappush(queue, int(first_at[at]))  # a later first holder of it moves on
+        holder = first_holder(key)
+        if holder is not None and holder > position:
+            heapq.heappush(queue, holder)  # a later first holder of it moves on
     return keys
+
+
+def _before(holder: int | None, position: int) -> bool:
+    """Whether a key's first holder (None: no row holds it) comes before `position`."""
+    return holder is not None and holder < position
+
+
+def _holding(base: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The positions (ascending) whose key is one of `values` (sorted, few), looked up
+    SCAN_ROWS at a time."""
+    if not len(values):
+        return np.zeros(0, np.int64)
+    found = []
+    for start in range(0, len(base), SCAN_ROWS):
+        block = base[start : start + SCAN_ROWS]
+        at = np.minimum(np.searchsorted(values, block), len(values) - 1)
+        found.append(start + np.flatnonzero(values[at] == block))
+    return np.concatenate(found)
 
 
 @dataclass
@@ -117,26 +151,43 @@ def write_ranking(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from jobs.runtime.allocator import release_freed_memory
+
     n = len(order)
-    rank_of = np.empty(n, np.int32 if n < 2**31 else np.int64)  # four bytes a galaxy
+    rank_of = np.empty(n, index_type(n))  # four bytes a galaxy
     rank_of[order] = np.arange(n, dtype=rank_of.dtype)
     buckets = max(1, -(-n // bucket_rows))
     folder = target.parent / f".{target.name}.buckets"
     folder.mkdir(exist_ok=True)
-    writers: dict[int, Any] = {}
-    pending: dict[int, list[Any]] = {}
-    held = 0
+    # a bucket's file: an Arrow IPC stream (zstd buffers), whose open writer holds ~50 KB (a
+    # parquet writer keeps pages and encoders: one open a bucket, that grew with the sample)
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    writers: dict[int, tuple[Any, Any]] = {}
+    held: list[tuple[Any, np.ndarray, np.ndarray]] = []  # chunks' rows, buckets, picks
     gathered = Gathered()
 
     def flush() -> None:
-        nonlocal held
-        for bucket, parts in pending.items():
-            table = pa.concat_tables(parts)
+        """The held rows, sorted by bucket (one copy) and each bucket's slice appended to its
+        file: a chunk is never cut into a piece a bucket (n / bucket_rows of them)."""
+        if not held:
+            return
+        table = pa.concat_tables([rows for rows, _, _ in held])
+        which = np.concatenate([w for _, w, _ in held])
+        picked = np.concatenate([p for _, _, p in held])
+        held.clear()
+        if picked.any():
+            gathered.tables.append(table.filter(pa.array(picked)).combine_chunks())
+        by = np.argsort(which, kind="stable")
+        table, which = table.take(pa.array(by)), which[by]
+        del by
+        present, starts = np.unique(which, return_index=True)
+        for bucket, start, stop in zip(
+            present.tolist(), starts.tolist(), [*starts[1:].tolist(), len(which)], strict=True
+        ):
             if bucket not in writers:
-                writers[bucket] = pq.ParquetWriter(folder / f"{bucket:06d}.parquet", table.schema)
-            writers[bucket].write_table(table)
-        pending.clear()
-        held = 0
+                sink = pa.OSFile(str(folder / f"{bucket:06d}.arrows"), "wb")
+                writers[bucket] = (sink, pa.ipc.new_stream(sink, table.schema, options=options))
+            writers[bucket][1].write_table(table.slice(start, stop - start))
 
     schema = None
     try:
@@ -144,27 +195,21 @@ def write_ranking(
             ranks = rank_of[chunk.column("row").to_numpy()].astype(np.int64)
             rows = make_rows(chunk, ranks)
             schema = rows.schema
-            picked = pick(rows)
-            if picked.any():
-                gathered.tables.append(rows.filter(pa.array(picked)))
-            which = ranks // bucket_rows
-            for bucket in np.unique(which):
-                pending.setdefault(int(bucket), []).append(rows.filter(pa.array(which == bucket)))
-            held += rows.num_rows
-            if held >= buffered_rows:
+            held.append((rows, ranks // bucket_rows, np.asarray(pick(rows), bool)))
+            if sum(r.num_rows for r, _, _ in held) >= buffered_rows:
                 flush()
         flush()
         del rank_of  # pass 1 done: the buckets are sorted from their files
-        for writer in writers.values():
-            writer.close()
-        writers.clear()
+        _close(writers)
+        release_freed_memory()  # pass 1's blocks: pass 2 starts from what is live
         out = None
         try:
             for bucket in range(buckets):
-                path = folder / f"{bucket:06d}.parquet"
+                path = folder / f"{bucket:06d}.arrows"
                 if not path.exists():
                     continue
-                table = pq.read_table(path).sort_by("rank")
+                with pa.OSFile(str(path)) as source:
+                    table = pa.ipc.open_stream(source).read_all().sort_by("rank")
                 path.unlink()
                 if finish is not None:
                     table = finish(table)
@@ -178,12 +223,19 @@ def write_ranking(
             if out is not None:
                 out.close()
     finally:
-        for writer in writers.values():
-            writer.close()
-        for leftover in folder.glob("*.parquet"):
+        _close(writers)
+        for leftover in folder.glob("*.arrows"):
             leftover.unlink()
         folder.rmdir()
     return gathered
+
+
+def _close(writers: dict[int, Any]) -> None:
+    """Close the buckets' stream writers and their files."""
+    for sink, writer in writers.values():
+        writer.close()
+        sink.close()
+    writers.clear()
 
 
 @dataclass

@@ -196,6 +196,7 @@ def run(
         gathered = ranking.write_ranking(
             chunks, order, scores_path, rows_of.make, rows_of.pick, rows_of.finish
         ).table()
+        release_freed_memory()  # the buckets' sorting: the stamps' read-back starts from what is live
         gathered = keyed.apply(gathered) if keyed is not None and gathered is not None else gathered
         if gathered is None:
             gathered = pq.read_schema(scores_path).empty_table()
@@ -452,12 +453,14 @@ def _ranked(
 
 def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> Any:
     """`kept` (ranked rows) with their stamps, read back row group by row group from the
-    cutouts: only the kept rows' stamps are ever held, as Arrow buffers (no Python object a
-    stamp); a row not found gets none."""
+    cutouts: only the kept rows' stamps are ever held, once (as Arrow buffers, no Python
+    object a stamp; put in `kept`'s order as slices of what was read, not copied again); a row
+    not found gets none."""
     from core.storage import parquet_file
 
     wanted = {int(r): i for i, r in enumerate(rows)}
-    pieces, slots = [], []
+    where: list[Any] = [None] * len(wanted)  # each kept row's stamp: a one-row slice
+    read = 0
     for uri in files:
         handle = parquet_file(uri)
         for group in range(handle.metadata.num_row_groups):
@@ -466,14 +469,14 @@ def _with_stamps(kept: Any, rows: np.ndarray, files: list[str], size: int) -> An
             if not hits:  # the stamps of a row group with no kept row are never read
                 continue
             stamps = handle.read_row_group(group, columns=["stamp"], use_threads=False).column(0)
-            pieces.append(stamps.take(hits).combine_chunks())
-            slots += [wanted[int(numbers[j])] for j in hits]
-            if len(pieces) % RELEASE_EVERY == 0:
+            piece = stamps.take(hits).combine_chunks()  # the row group's other stamps are let go
+            for at, j in enumerate(hits):
+                where[wanted[int(numbers[j])]] = piece.slice(at, 1)
+            read += 1
+            if read % RELEASE_EVERY == 0:
                 release_freed_memory()
-    found = pa.concat_arrays(pieces) if pieces else pa.array([], pa.binary())
-    where = np.full(len(wanted), -1, np.int64)
-    where[np.asarray(slots, np.int64)] = np.arange(len(slots))
-    stamp = found.take(pa.array(where, mask=where < 0))  # in `kept`'s order
+    missing = pa.nulls(1, pa.binary())
+    stamp = pa.chunked_array([s if s is not None else missing for s in where], pa.binary())
     table = kept.append_column("stamp", stamp)
     return table.replace_schema_metadata(stamp_contract.arrow_metadata((3, size, size)))
 
