@@ -33,6 +33,8 @@ DISAGREEMENT = 2
 BLIND_TRUTHS = ("lens", "not_lens")  # what a blind item is (the store's CHECK says the same)
 CALLS_LENS = ("A", "B")  # the grades that call a blind item a lens
 WEIGHT_FLOOR = 0.05  # an inspector no better than chance still counts, a little
+# a graded item: (brickname, objid) for a candidate, (brickname, objid, truth) for a blind item
+GradeKey = tuple[str, int] | tuple[str, int, str]
 
 
 @dataclass(frozen=True)
@@ -128,21 +130,26 @@ def version(store: Store, run: str) -> tuple[int, int]:
 _BLIND = {False: "blind IS NULL", True: "blind IS NOT NULL"}
 
 
-def _latest(store: Store, run: str, blinds: bool) -> dict[tuple[Any, ...], dict[str, str]]:
+def _latest(store: Store, run: str, blinds: bool) -> dict[GradeKey, dict[str, str]]:
     """{key: {inspector: current grade}}; key (brickname, objid), or with the truth for blinds."""
     rows = store.db.execute(
         "SELECT brickname, objid, blind, inspector, grade FROM grades"
         f" WHERE run = ? AND undone = 0 AND note_only = 0 AND {_BLIND[blinds]} ORDER BY id",
         (run,),
     )
-    latest: dict[tuple[Any, ...], dict[str, str]] = {}
+    latest: dict[GradeKey, dict[str, str]] = {}
     for row in rows:
-        key = (row["brickname"], row["objid"], *((row["blind"],) if blinds else ()))
+        key = _key(row["brickname"], row["objid"], row["blind"] if blinds else None)
         latest.setdefault(key, {})[row["inspector"]] = row["grade"]
     return latest
 
 
-def current(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...], Consensus]:
+def _key(brickname: str, objid: int, blind: str | None) -> GradeKey:
+    """An item's key: with its truth where it is a blind item."""
+    return (brickname, objid) if blind is None else (brickname, objid, blind)
+
+
+def current(store: Store, run: str, blinds: bool = False) -> dict[GradeKey, Consensus]:
     """Every graded candidate of the run, keyed (brickname, objid), with its inspectors' current
     grades and the consensus weighted by their calibration; with `blinds`, the blind items
     instead, keyed (brickname, objid, truth)."""
@@ -150,7 +157,7 @@ def current(store: Store, run: str, blinds: bool = False) -> dict[tuple[Any, ...
     return _consensus(blind if blinds else _latest(store, run, blinds=False), _calibrate(blind))
 
 
-def current_all(store: Store, run: str) -> dict[tuple[Any, ...], Consensus]:
+def current_all(store: Store, run: str) -> dict[GradeKey, Consensus]:
     """`current` of the candidates and of the blind items together (each key tells which),
     the blind grades read once for both."""
     blind = _latest(store, run, blinds=True)
@@ -159,8 +166,8 @@ def current_all(store: Store, run: str) -> dict[tuple[Any, ...], Consensus]:
 
 
 def _consensus(
-    latest: dict[tuple[Any, ...], dict[str, str]], calibrated: dict[str, Calibration]
-) -> dict[tuple[Any, ...], Consensus]:
+    latest: dict[GradeKey, dict[str, str]], calibrated: dict[str, Calibration]
+) -> dict[GradeKey, Consensus]:
     weights = {who: c.weight for who, c in calibrated.items()}
     out = {}
     for key, by in latest.items():
@@ -190,7 +197,7 @@ def consensus_x(store: Store, exclude_run: str | None = None, inspectors: int = 
     return out
 
 
-def notes(store: Store, run: str, blinds: bool | None = False) -> dict[tuple[Any, ...], list[str]]:
+def notes(store: Store, run: str, blinds: bool | None = False) -> dict[GradeKey, list[str]]:
     """The notes on each candidate, keyed (brickname, objid): "inspector: note"; with `blinds`,
     on each blind item instead, keyed with its truth; with `blinds=None`, on both."""
     where = "" if blinds is None else f" AND {_BLIND[blinds]}"
@@ -199,9 +206,9 @@ def notes(store: Store, run: str, blinds: bool | None = False) -> dict[tuple[Any
         f" WHERE run = ? AND undone = 0 AND note IS NOT NULL{where} ORDER BY id",
         (run,),
     )
-    out: dict[tuple[Any, ...], list[str]] = {}
+    out: dict[GradeKey, list[str]] = {}
     for row in rows:
-        key = (row["brickname"], row["objid"], *((row["blind"],) if row["blind"] else ()))
+        key = _key(row["brickname"], row["objid"], row["blind"])
         out.setdefault(key, []).append(f"{row['inspector']}: {row['note']}")
     return out
 
@@ -274,9 +281,10 @@ def calibration(store: Store, run: str) -> dict[str, Calibration]:
     return {who: measured.get(who, Calibration(who)) for who in sorted(everyone)}
 
 
-def _calibrate(blind: dict[tuple[Any, ...], dict[str, str]]) -> dict[str, Calibration]:
+def _calibrate(blind: dict[GradeKey, dict[str, str]]) -> dict[str, Calibration]:
     counts: dict[str, dict[str, int]] = {}
-    for (_, _, truth), by in blind.items():
+    for key, by in blind.items():
+        truth = key[-1]
         for who, value in by.items():
             c = counts.setdefault(who, {"sims": 0, "found": 0, "duds": 0, "false": 0, "unsure": 0})
             if value not in POINTS:
@@ -344,14 +352,15 @@ def export_csv(store: Store, run: str, path: Path, candidates: list[dict[str, An
     inspectors = sorted({i for c in table.values() for i in c.grades})
     extra = {(c["brickname"], c["objid"]): c for c in candidates or []}
 
-    def by_rank(item: tuple[tuple[str, int], Consensus]) -> tuple[float, str, int]:
-        rank = extra.get(item[0], {}).get("rank")
-        return (float("inf") if rank is None else float(rank), *item[0])
+    def by_rank(item: tuple[GradeKey, Consensus]) -> tuple[float, str, int]:
+        rank = extra.get(item[0][:2], {}).get("rank")
+        return (float("inf") if rank is None else float(rank), item[0][0], item[0][1])
 
     handle = io.StringIO(newline="")
     out = csv.writer(handle)
     out.writerow([*HEADER, *map(cell, inspectors), "notes"])
-    for (brick, objid), c in sorted(table.items(), key=by_rank):
+    for key, c in sorted(table.items(), key=by_rank):  # candidates only: (brickname, objid)
+        brick, objid = key[0], key[1]
         info = extra.get((brick, objid), {})
         out.writerow(
             [

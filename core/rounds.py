@@ -86,7 +86,7 @@ def labels(workspace: Path, run: str) -> Labels:
     import pyarrow.parquet as pq
 
     from core import grades
-    from core.layout import candidates_dir
+    from core.layout import candidates_file, scores_file
     from core.workspace import Workspace
 
     store = Workspace(workspace).store
@@ -98,7 +98,7 @@ def labels(workspace: Path, run: str) -> Labels:
         " WHERE run = ? AND blind IS NULL AND note_only = 0",
         (run,),
     ).fetchone()
-    ranking = candidates_dir(workspace, run) / "candidates.scores.parquet"
+    ranking = scores_file(candidates_file(workspace, run))
     split: dict[tuple[str, int], str] = {}
     if ranking.is_file() and current:
         bricks = sorted({str(key[0]) for key in current})  # the graded galaxies' bricks only
@@ -109,7 +109,8 @@ def labels(workspace: Path, run: str) -> Labels:
             (b, int(o)): s for b, o, s in zip(table["brickname"], table["objid"], table["split"], strict=True)
         }
     ignored: dict[str, int] = {}
-    for (brickname, objid), c in sorted(current.items()):
+    for key, c in sorted(current.items()):  # candidates: (brickname, objid)
+        brickname, objid = key[0], key[1]
         graded = [g for g in c.grades.values() if g in grades.POINTS]
         if c.score is None or not graded:
             ignored["only unsure"] = ignored.get("only unsure", 0) + 1

@@ -9,8 +9,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from textual.message import Message
 
 if TYPE_CHECKING:
+    from array import array
+
+    import numpy as np
+    from textual.strip import Strip
+
     from core.candidates import TriageStream
-    from core.grades import Consensus
+    from core.grades import Consensus, GradeKey, Undone
+    from core.store import Job
+
+# a job as the jobs table shows it: id, stage, state, progress, duration, exit code, started,
+# variant, backend
+JobRow = tuple[str, str, str, str, str, str, str, str, str]
+# a run as the runs table shows it: core.runs.overview's row, and whether it has candidates
+RunRow = tuple[dict[str, Any], bool]
 
 
 class RunGrades(NamedTuple):
@@ -18,8 +30,8 @@ class RunGrades(NamedTuple):
     alike (screens/candidates.py `ident`)."""
 
     version: tuple[int, int]  # core.grades.version: changes whenever a grade or note does
-    consensus: dict[tuple[Any, ...], Consensus]
-    notes: dict[tuple[Any, ...], list[str]]
+    consensus: dict[GradeKey, Consensus]
+    notes: dict[GradeKey, list[str]]
 
 
 class StreamLoaded(Message):
@@ -35,7 +47,9 @@ class PageRendered(Message):
     that draws images, `pixels` is the stamp's RGB; `asked`: the redraw it answers (a newer
     one makes it stale)."""
 
-    def __init__(self, page: int, rendered: dict[int, Any], pixels: Any = None, asked: int = 0) -> None:
+    def __init__(
+        self, page: int, rendered: dict[int, list[Strip]], pixels: np.ndarray | None = None, asked: int = 0
+    ) -> None:
         super().__init__()
         self.page, self.rendered, self.pixels, self.asked = page, rendered, pixels, asked
 
@@ -50,7 +64,7 @@ class GradesChanged(Message):
         self,
         grades: RunGrades,
         said: str | None = None,
-        undone: Any = None,
+        undone: Undone | None = None,
         refilter: bool = False,
     ) -> None:
         super().__init__()
@@ -69,7 +83,7 @@ class JobsLoaded(Message):
     """The store's jobs as the jobs table shows them (`rows`), and a remote backend's
     trouble to warn of once (`warning`)."""
 
-    def __init__(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]], warning: str | None) -> None:
+    def __init__(self, jobs: dict[str, Job], rows: list[JobRow], warning: str | None) -> None:
         super().__init__()
         self.jobs, self.rows, self.warning = jobs, rows, warning
 
@@ -113,7 +127,7 @@ class LogRead(Message):
 class MatchesCounted(Message):
     """The lines of a log that match a search `pattern`, counted in a worker."""
 
-    def __init__(self, pattern: str, lines: Any) -> None:
+    def __init__(self, pattern: str, lines: array[int]) -> None:
         super().__init__()
         self.pattern, self.lines = pattern, lines
 
@@ -121,6 +135,6 @@ class MatchesCounted(Message):
 class RunsLoaded(Message):
     """The training runs as the runs table shows them."""
 
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+    def __init__(self, rows: list[RunRow]) -> None:
         super().__init__()
         self.rows = rows

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from core.errors import UsageError
+from core.grades import Undone
 
 # a change takes the store and returns (what to tell the inspector, what an undo took back)
-Change = Callable[[Any], tuple[str | None, Any]]
+Change = Callable[[Any], tuple[str | None, Undone | None]]
 
 
 class WriteQueue:
@@ -31,7 +32,7 @@ class WriteQueue:
     def submit(self, change: Change) -> None:
         self.pending.append(change)
 
-    def drain(self, store: Any, done: Callable[[str | None, Any], None] | None = None) -> int:
+    def drain(self, store: Any, done: Callable[[str | None, Undone | None], None] | None = None) -> int:
         """Write every queued change (blocking on the lock); `done(said, undone)` after each.
         A change that fails is said ("not saved: …") and the rest go on."""
         written = 0

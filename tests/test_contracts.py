@@ -115,7 +115,8 @@ def test_the_files_stages_share_are_named_only_in_the_layout() -> None:
     from core import layout
 
     names = {value for key, value in vars(layout).items() if key.endswith("_FILE") and isinstance(value, str)}
-    assert {"parent.parquet", "manifest.parquet", "candidates.parquet", "blinds.parquet"} <= names
+    names |= {layout.scores_file(Path(layout.CANDIDATES_FILE)).name, layout.SCORES_SUFFIX}  # the ranking
+    assert {"parent.parquet", "manifest.parquet", "candidates.parquet", "candidates.scores.parquet"} <= names
     spelt = [
         f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}"
         for package in ("core", "jobs", "halo_tui")

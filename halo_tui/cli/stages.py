@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from core.errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from core.stages import bound_text
+from core.errors import EXIT_INTERRUPTED, EXIT_OK, HaloError, UsageError
+from core.stages import Stage, bound_text, registry
 from halo_tui.cli.common import (
     JsonOpt,
     WorkspaceOpt,
@@ -70,6 +70,18 @@ def _options_of(stage_def: Any) -> list[dict[str, Any]]:
     ]
 
 
+def _declared(workspace: Path | None, name: str) -> Stage:
+    """NAME's declaration: from the workspace's registry (its own stages too), else, where no
+    workspace can be read (help needs none), from the shipped one."""
+    try:
+        return engine_for(workspace).stage(name)
+    except HaloError:
+        shipped = registry()
+        if name not in shipped:
+            raise
+        return shipped[name]
+
+
 def _stage_help(ctx: typer.Context, workspace: Path | None, name: str | None) -> None:
     """`halo stage [NAME] --help`: the command's own options, then NAME's."""
     from rich.text import Text
@@ -81,7 +93,7 @@ def _stage_help(ctx: typer.Context, workspace: Path | None, name: str | None) ->
     if name is None:
         out.print("\nEach stage's options: halo stage NAME --help (the stages: halo stages)")
         return
-    stage_def = engine_for(workspace).stage(name)
+    stage_def = _declared(workspace, name)
     table = table_of(("option", "type", "default", "allowed", "does"))
     own = {flag for param in ctx.command.params for flag in getattr(param, "opts", [])}
     for option in _options_of(stage_def):

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from core.figures import score as score_text
+from core.grades import Consensus, GradeKey
 from halo_tui.format import visible
 
 
@@ -49,7 +50,7 @@ def item_lines(info: dict[str, Any], blind: bool) -> list[Text]:
 
 
 def progress_line(
-    table: Any, consensus: dict[tuple[Any, ...], Any], who: str, filtered: str, listed: int, source: str
+    table: Any, consensus: dict[GradeKey, Consensus], who: str, filtered: str, listed: int, source: str
 ) -> str:
     """`graded 12/384 · 2 disagree · 3 known`: this inspector's grades among the stream's
     items, the disagreements, the known lenses, the filter (`filtered`, `listed` items) and the

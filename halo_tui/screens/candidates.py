@@ -31,6 +31,7 @@ from core import grades as grades_mod
 from core.candidates import CandidateTable, TriageStream, blinds_path, scored_files
 from core.colour import Q
 from core.figures import score as score_text
+from core.grades import GradeKey, Undone
 from core.layout import CANDIDATES_FILE, grades_csv
 from halo_tui.components import pixels
 from halo_tui.components.candidate_grid import (
@@ -77,7 +78,7 @@ def inspector() -> str:
     return os.environ.get("USER") or getpass.getuser()
 
 
-def ident(info: dict[str, Any]) -> tuple[Any, ...]:
+def ident(info: dict[str, Any]) -> GradeKey:
     """A stream item's grade key: (brickname, objid), with the truth for a blind item."""
     blind = info.get("blind")
     return (info["brickname"], info["objid"], *((blind,) if blind else ()))
@@ -208,7 +209,7 @@ class CandidatesScreen(HaloScreen):
 
     @work(thread=True, group="grading")
     def _drain(self) -> None:
-        def done(said: str | None, undone: Any) -> None:
+        def done(said: str | None, undone: Undone | None) -> None:
             grades = gather(self.store, self.run)
             self.grades_seen = grades[0]  # the poll must not take your write for another's
             self.post_message(GradesChanged(grades, said, undone))
@@ -552,7 +553,7 @@ class CandidatesScreen(HaloScreen):
 
         self.write(change)
 
-    def _label_of(self, undone: Any) -> str | None:
+    def _label_of(self, undone: Undone) -> str | None:
         """`#14`: an undone item's number in the stream, as its tile shows it."""
         key = self.table.key(undone.brickname, undone.objid, undone.blind) if self.table else None
         where = np.flatnonzero(self.table.keys == key) if key is not None else []

@@ -16,9 +16,10 @@ from core.errors import HaloError, UsageError
 from core.layout import run_name_of, runs_dir
 from core.logs import progress as log_progress
 from core.states import JobState
+from core.store import Job
 from halo_tui.components.row_table import RowTable
 from halo_tui.format import STATE_STYLES, duration, visible, when
-from halo_tui.messages import JobActed, JobsLoaded
+from halo_tui.messages import JobActed, JobRow, JobsLoaded
 from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.confirm import ConfirmScreen
 from halo_tui.screens.job_details import DetailsScreen
@@ -58,8 +59,8 @@ class JobsScreen(HaloScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.jobs: dict[str, Any] = {}
-        self.shown: list[tuple[Any, ...]] | None = None
+        self.jobs: dict[str, Job] = {}
+        self.shown: list[JobRow] | None = None
         self.filter_text = ""
         self.warned: str | None = None  # the remote backend error last shown
         self.sort_column, self.descending = 0, True  # newest first
@@ -111,14 +112,14 @@ class JobsScreen(HaloScreen):
             self.notify(visible(message.warning), severity="warning", markup=False)
         self._show(message.jobs, message.rows)
 
-    def _sort_value(self, row: tuple[Any, ...]) -> Any:
+    def _sort_value(self, row: JobRow) -> Any:
         """The sort column's value as it orders: ids, exit codes and times as numbers (the
         elapsed time in seconds, not its text), the rest as text; None where there is none."""
         job = self.jobs[row[0]]
         numbers = {"id": job.id, "elapsed": job.elapsed, "exit": job.exit_code, "started": job.started}
         return numbers.get(COLUMNS[self.sort_column], row[self.sort_column])
 
-    def _show(self, jobs: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+    def _show(self, jobs: dict[str, Job], rows: list[JobRow]) -> None:
         self.jobs = jobs
         text = self.filter_text.lower()
         rows = [r for r in rows if not text or any(text in str(c).lower() for c in r)]

@@ -4,7 +4,6 @@ candidates, and a round of the loop (`r`: retrain one on its grades)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
@@ -15,7 +14,7 @@ from core import runs as runs_mod
 from core.layout import candidates_file
 from halo_tui.components.row_table import RowTable
 from halo_tui.format import visible
-from halo_tui.messages import JobActed, RunsLoaded
+from halo_tui.messages import JobActed, RunRow, RunsLoaded
 from halo_tui.screens.base import HaloScreen
 from halo_tui.screens.compare import CompareScreen
 
@@ -66,7 +65,7 @@ class RunsScreen(HaloScreen):
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         self._show(message.rows)
 
-    def _show(self, rows: list[tuple[Any, ...]]) -> None:
+    def _show(self, rows: list[RunRow]) -> None:
         """The runs, the cursor kept on the run it was on (marking one reloads the table)."""
         table = self.query_one(DataTable)
         was = self._selected()

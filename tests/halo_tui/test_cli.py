@@ -188,6 +188,10 @@ def test_stage_help_lists_that_stages_options(halo) -> None:
     assert "halo stage NAME --help" in halo("stage", "--help", check=0).stdout
     assert "which stage?" in halo("stage", check=2).stderr
     assert "unknown stage 'nosuch'" in halo("stage", "nosuch", "--help", check=2).stderr
+    # a shipped stage's options need no workspace (one not made yet): help, exit 0
+    nowhere = str(halo.root / "not-made-yet")
+    shown = " ".join(halo("-w", nowhere, "stage", "score", "--help", check=0).stdout.split())
+    assert "Options of score" in shown and "--keep-stamps int 1000" in shown
 
 
 def test_human_output_reads_well_piped(halo, workspace: Path) -> None:
