@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from core.intervals import percentile_interval, unit_codes
+
 MIN_REAL = 20
 FOLDS = 5
 N_BOOT = 2000
@@ -157,7 +159,7 @@ def auc(scores: np.ndarray, y: np.ndarray) -> float:
 
 def _bootstrap_auc(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[float, float]:
     """A 95 % interval for the AUC, resampling units (each with all its rows)."""
-    codes = np.unique(groups, return_inverse=True)[1]
+    codes = unit_codes(groups, len(groups))
     members = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
     rng = np.random.default_rng(seed)
     aucs = []
@@ -167,8 +169,7 @@ def _bootstrap_auc(scores: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: 
         if yy.all() or not yy.any():
             continue
         aucs.append(auc(scores[rows], yy))
-    lo, hi = np.quantile(aucs, [0.025, 0.975])
-    return float(lo), float(hi)
+    return percentile_interval(np.asarray(aucs))
 
 
 def probe(x: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0) -> dict[str, Any]:
