@@ -3,6 +3,8 @@ candidates screen and the launch form."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,18 @@ async def open_candidates(app: Any, pilot: Any, path: Path) -> Any:
     await until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and app.screen.query(StampTile))
     await settle(app, pilot)
     return app.screen
+
+
+@contextlib.asynccontextmanager
+async def grading(engine: Any, path: Path, **run_test: Any) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """The console (`run_test`'s size and options) on the candidates screen of run `demo` over
+    `path`: (app, pilot, screen)."""
+    from halo_tui.app import HaloApp
+
+    app = HaloApp(engine)
+    async with app.run_test(**run_test) as pilot:
+        await settle(app, pilot)
+        yield app, pilot, await open_candidates(app, pilot, path)
 
 
 async def open_launch(app: Any, pilot: Any, stage: str) -> Any:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from console_pilot import open_candidates, open_runs, settle, until
+from console_pilot import grading, open_candidates, open_runs, settle, until
 from textual.widgets import DataTable
 
 from core import grades
@@ -414,11 +414,7 @@ async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Pat
     """Bug 8 of issue 14: notes were write-only; undo after a note said "undid A" and the A
     stayed; a second undo changed another candidate while the cursor stayed put."""
     monkeypatch.setenv("USER", "alice")
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
-        screen = app.screen
+    async with grading(engine, candidates, size=(120, 40)) as (app, pilot, screen):
         meta = lambda: str(screen.query_one("#meta").render())  # noqa: E731
         await pilot.press("a", "b")  # A on #1, B on #2; the cursor advances to #3
         await pilot.press("left", "left", "t")
@@ -437,11 +433,7 @@ async def test_notes_show_and_undo_goes_to_what_it_undid(engine, candidates: Pat
 async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, candidates: Path) -> None:
     """Bug 10 of issue 14: zoomed at 80×24 the stamp showed 52×44 of its 64×64 pixels with
     the galaxy at the bottom edge, and nothing moved the view."""
-    app = HaloApp(engine)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
-        screen = app.screen
+    async with grading(engine, candidates, size=(80, 24)) as (app, pilot, screen):
         await pilot.press("z")
         await until(pilot, lambda: len(screen.query(StampTile)) == 1 and screen.zoomed)
         tile = screen.query_one(StampTile)
@@ -460,11 +452,7 @@ async def test_zoom_at_80x24_shows_the_whole_width_centred_and_pans(engine, cand
 async def test_keyboard_triage_moves_jumps_and_links(engine, candidates: Path, monkeypatch) -> None:
     """Part 2 of issue 14: a progress line, n next ungraded, j/k/h/l, g/G, # rank, o viewer."""
     monkeypatch.setenv("USER", "alice")
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
-        screen = app.screen
+    async with grading(engine, candidates, size=(120, 40)) as (app, pilot, screen):
         progress = lambda: str(screen.query_one("#cand-progress").render())  # noqa: E731
         assert progress() == "graded 0/30 · 0 disagree · 0 known"
         await pilot.press("a", "a", "a")  # #1-#3 graded; the cursor on #4
@@ -540,11 +528,7 @@ async def test_the_disagreements_filter_follows_another_inspectors_grades(
     from core.workspace import Workspace
 
     monkeypatch.setenv("USER", "alice")
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
-        screen = app.screen
+    async with grading(engine, candidates, size=(120, 40)) as (app, pilot, screen):
         await pilot.press("a", "a", "f", "f")  # A on #1 and #2, then the disagreements filter
         await until(pilot, lambda: screen.filter == "disagreements" and len(screen.rows) == 0)
         other = Engine(Workspace(engine.workspace.root)).store  # bob, in another console
@@ -714,11 +698,7 @@ async def test_grading_writes_off_the_ui_thread_in_the_order_pressed(
         real_grade(*args, **kwargs)
 
     monkeypatch.setattr(grades, "grade", slow_grade)
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
-        screen = app.screen
+    async with grading(engine, candidates, size=(120, 40)) as (app, pilot, screen):
         await pilot.press("a")  # the write waits; the cursor moves on at once
         assert screen.cursor == 1 and grades.current(engine.store, "demo") == {}
         await pilot.press("b", "U")
@@ -738,11 +718,7 @@ async def test_the_bands_and_the_composite_side_by_side(engine, candidates: Path
 
     stamp = CandidateTable(candidates).stamps([0])[0]
     for size, meta in (((200, 50), True), ((80, 24), False)):
-        app = HaloApp(engine)
-        async with app.run_test(size=size) as pilot:
-            await settle(app, pilot)
-            await open_candidates(app, pilot, candidates)
-            screen = app.screen
+        async with grading(engine, candidates, size=size) as (app, pilot, screen):
             await pilot.press("v", "v", "v", "v")
             await until(pilot, lambda s=screen: s.view == "all" and s.query(StampTile).first().cells > 64)
             await settle(app, pilot)
@@ -773,10 +749,7 @@ async def test_zoom_shows_real_pixels_where_the_terminal_draws_images(
     monkeypatch.setattr(pixels, "_chosen", None)  # put back whatever happens
     assert pixels.detect({"HALO_PIXELS": "off"}) is None
     assert pixels.detect({"HALO_PIXELS": "sixel"}) == "sixel" == pixels.protocol()
-    app = HaloApp(engine)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(100, 30)) as (app, pilot, screen):
         await pilot.press("z")
         await until(pilot, lambda: app.screen.query(SixelImage))
         await settle(app, pilot)

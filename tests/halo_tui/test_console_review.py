@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from console_pilot import open_candidates, open_launch, settle, until
+from console_pilot import grading, open_candidates, open_launch, settle, until
 from textual.widgets import DataTable
 
 from core import grades
@@ -22,10 +22,7 @@ def _toasts(app) -> list[str]:
 
 async def test_1_the_viewer_link_is_a_toast_not_a_crash(engine, candidates: Path) -> None:
     """`o` passed a Rich Text to notify: the toast's markup parser crashed the console."""
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(120, 40), notifications=True) as (app, pilot, screen):
         await pilot.press("o")
         await until(pilot, lambda: any("legacysurvey.org/viewer" in t for t in _toasts(app)))
         assert app._exception is None
@@ -34,10 +31,7 @@ async def test_1_the_viewer_link_is_a_toast_not_a_crash(engine, candidates: Path
 async def test_2_no_color_draws_the_candidates(engine, candidates: Path, monkeypatch) -> None:
     """NO_COLOR=1: Textual's monochrome filter failed on the stamps' unstyled segments."""
     monkeypatch.setenv("NO_COLOR", "1")
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        screen = await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(120, 40)) as (app, pilot, screen):
         await pilot.press("v", "v", "v", "v", "z")  # every view, the padding strips too
         await settle(app, pilot)
         svg = app.export_screenshot()
@@ -80,10 +74,7 @@ async def test_2_no_color_text_is_readable_and_misses_are_marked(
         (root / "data" / "runs" / name / "eval" / "eval-test.json").write_text(
             json.dumps(make_evaluation(level))
         )
-    app = HaloApp(engine)
-    async with app.run_test(size=(200, 50)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(200, 50)) as (app, pilot, screen):
         await pilot.press(*"abcxu")
         await until(pilot, lambda: len(grades.current(engine.store, "demo")) == 5)
         await settle(app, pilot)
@@ -162,10 +153,7 @@ async def test_4_a_burst_of_keys_at_200x50_leaves_it_answering(engine, candidate
     from textual import events
 
     monkeypatch.setenv("USER", "alice")
-    app = HaloApp(engine)
-    async with app.run_test(size=(200, 50), notifications=True) as pilot:
-        await settle(app, pilot)
-        screen = await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(200, 50), notifications=True) as (app, pilot, screen):
         for key in ("e", "number_sign", "q", "o", "escape", "o", "e", "pagedown", "o"):
             app._driver.send_message(events.Key(key, None))
         await until(pilot, lambda: isinstance(app.screen, CandidatesScreen) and screen.page == 1)
@@ -180,10 +168,7 @@ async def test_6_grading_the_last_stamp_of_a_page_moves_to_the_next(
 ) -> None:
     """A fast grader at the page's end overwrote the last stamp's grade again and again."""
     monkeypatch.setenv("USER", "alice")
-    app = HaloApp(engine)
-    async with app.run_test(size=(200, 50)) as pilot:
-        await settle(app, pilot)
-        screen = await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(200, 50)) as (app, pilot, screen):
         per_page = screen.per_page
         keys = ["a", "b", "c", "x", "u"] * 3
         await pilot.press(*keys[: per_page + 2])
@@ -198,10 +183,7 @@ async def test_6_grading_the_last_stamp_of_a_page_moves_to_the_next(
 
 async def test_7_a_note_on_an_ungraded_candidate_is_no_grade(engine, candidates: Path, monkeypatch) -> None:
     monkeypatch.setenv("USER", "alice")
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40), notifications=True) as pilot:
-        await settle(app, pilot)
-        screen = await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(120, 40), notifications=True) as (app, pilot, screen):
         await pilot.press("t")
         await until(pilot, lambda: app.screen.query("#note"))
         await pilot.press(*"odd", "enter")
@@ -358,10 +340,7 @@ async def test_the_selected_stamp_is_highlighted_and_follows_the_cursor(engine, 
                     out.append(text.strip().split()[0])
         return out
 
-    app = HaloApp(engine)
-    async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app, pilot)
-        await open_candidates(app, pilot, candidates)
+    async with grading(engine, candidates, size=(120, 40)) as (app, pilot, screen):
         assert highlighted(app) == ["#1"]
         await pilot.press("right", "right")
         await until(pilot, lambda: highlighted(app) == ["#3"])
