@@ -397,7 +397,7 @@ class Triage(_Model):
 
 
 class ParamDecl(_Model):
-    kind: Literal["str", "int", "float", "bool", "path", "folder", "grid", "preset", "choice"] = "str"
+    kind: Literal["str", "int", "float", "bool", "path", "file", "folder", "grid", "preset", "choice"] = "str"
     default: str | int | float | bool | None = None
     choices: list[str] = []
     help: str = ""

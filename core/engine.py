@@ -18,6 +18,9 @@ from core.stages import Stage, registry
 from core.store import Job, Store
 from core.workspace import Workspace
 
+# a local launch's file and folder options: each must be one (a step reads them from S3)
+_IS_KIND = {"file": Path.is_file, "folder": Path.is_dir}
+
 
 class Engine:
     remote_error: str | None = None
@@ -101,9 +104,10 @@ class Engine:
         if not self.backend(backend).remote:  # a step reads its folders from S3
             for param in stage.params:
                 value = parsed.get(param.name)
-                if param.kind == "folder" and value is not None:
-                    if not (self.workspace.root / value).is_dir():
-                        raise UsageError(f"option {param.flag}: {value} is not a folder")
+                if value is None or param.kind not in ("file", "folder") or str(value).startswith("s3://"):
+                    continue
+                if not _IS_KIND[param.kind](self.workspace.root / value):
+                    raise UsageError(f"option {param.flag}: {value} is not a {param.kind}")
         if stage.trained_run and variant is not None:
             self._check_trained(variant, parsed)
         if stage.precheck:

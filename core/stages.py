@@ -79,7 +79,7 @@ class Param:
             raise UsageError(f"{where}: {raw!r} is not one of {', '.join(self.choices)}")
         if self.kind in ("grid", "preset"):
             return check_name(self.kind, raw)
-        if self.kind in ("path", "folder"):  # a folder must also exist, for a local launch (core.engine)
+        if self.kind in ("path", "file", "folder"):  # a file or folder must exist too (core.engine)
             return check_path(where, raw)
         return check_value(where, raw)
 
@@ -190,7 +190,7 @@ _FORCE = Param("force", "bool", False, help="redo the work even if the outputs e
 # eval measures the finder's false positives on it; score draws known non-lens blinds from it
 _LOOKALIKES = Param(
     "lookalikes",
-    "path",
+    "file",
     help="lookalike catalogue (ra, dec, population): known non-lenses"
     " [default: catalogs/lookalikes.csv, if any]",
 )
@@ -325,7 +325,7 @@ SHIPPED: tuple[Stage, ...] = (
                 "folder",
                 help="also judge the FITS cutouts in this folder (the Legacy Survey viewer's files)",
             ),
-            Param("labels", "path", help="which --cutouts files are lenses: name, label[, grade] (CSV)"),
+            Param("labels", "file", help="which --cutouts files are lenses: name, label[, grade] (CSV)"),
             _FORCE,
         ),
         requires=(("cutouts", "labels"), ("labels", "cutouts")),
@@ -337,7 +337,7 @@ SHIPPED: tuple[Stage, ...] = (
         "inference",
         needs=(("parent", "catalog"),),
         params=(
-            Param("catalog", "path", help="cut these positions (ra, dec[, name, population]) instead"),
+            Param("catalog", "file", help="cut these positions (ra, dec[, name, population]) instead"),
             *_partitioned("positions"),
             _FORCE,
         ),
@@ -366,7 +366,7 @@ SHIPPED: tuple[Stage, ...] = (
                 high=10**6,
             ),
             Param("cache", "path", help=CACHE_HELP),
-            Param("catalog", "path", help="score these positions (ra, dec[, name, population]) instead"),
+            Param("catalog", "file", help="score these positions (ra, dec[, name, population]) instead"),
             _LOOKALIKES,
             Param(
                 "cutouts",

@@ -338,7 +338,15 @@ class _Keys:
     def apply(self, table: Any) -> Any:
         if self.final is None:  # every row digested: the first bucket's turn
             self.final = ranking.unique_keys(self.base)
+            moved = int(np.count_nonzero(self.final != self.base))
             del self.base
+            if moved:
+                print(
+                    f"score: {moved} row(s) of {self.source} share their key with a row ranked"
+                    " above (the same name, or position where unnamed, or a 31-bit digest clash):"
+                    " told apart in rank order, their ids can change when the ranking does",
+                    flush=True,
+                )
         objid = self.final[table.column("rank").to_numpy() - 1]
         out = table.add_column(1, "brickname", pa.array([self.source] * table.num_rows, pa.string()))
         return out.add_column(2, "objid", pa.array(objid.astype(np.int64), pa.int64()))

@@ -184,6 +184,15 @@ def test_a_second_launch_of_a_running_job_is_refused(engine: Engine) -> None:
             {"stage_name": "score", "variant": "v4_sota", "params": {"cutouts": "nowhere"}},
             "--cutouts: nowhere is not a folder",
         ),
+        # from the next walk: each started a job that failed once its file was read
+        (
+            {"stage_name": "score", "variant": "v4_sota", "params": {"catalog": "/nonexistent.csv"}},
+            "--catalog: /nonexistent.csv is not a file",
+        ),
+        (
+            {"stage_name": "score", "variant": "v4_sota", "params": {"lookalikes": "catalogs"}},
+            "--lookalikes: catalogs is not a file",
+        ),
     ],
 )
 def test_bad_launches_are_refused_before_anything_runs(engine: Engine, kwargs, message) -> None:

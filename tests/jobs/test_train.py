@@ -729,7 +729,7 @@ def test_a_variants_own_known_lenses_are_never_eval_negatives(trained: Path, tmp
     )
 
 
-def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -> None:
+def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path, capsys) -> None:
     from core.layout import lookalikes_path
 
     before = score.run(trained, "v4_sota", run="tiny", hard_negatives=3)
@@ -739,6 +739,15 @@ def test_score_takes_any_catalogue_of_positions(trained: Path, tmp_path: Path) -
     assert table.num_rows == len(read_positions(lookalikes_path(trained))["ra"])
     assert set(table.column("population").to_pylist()) == {"spiral", "ring", "merger", "edge-on disk"}
     assert all(table.column("ok").to_pylist()) and Path(before["outputs"][0]).exists()  # kept
+    known = read_positions(lookalikes_path(trained))
+    twins = tmp_path / "twins.csv"  # two rows of one name: told apart, and said
+    twins.write_text(
+        "name,ra,dec\n" + "".join(f"twin,{known['ra'][i]},{known['dec'][i]}\n" for i in range(2))
+    )
+    capsys.readouterr()
+    keyed = pq.read_table(score.run(trained, "v4_sota", run="tiny", catalog=str(twins))["outputs"][1])
+    assert len(set(keyed.column("objid").to_pylist())) == 2
+    assert "1 row(s) of catalog-twins share their key with a row ranked above" in capsys.readouterr().out
     bad = tmp_path / "bad.csv"
     bad.write_text("name,ra,dec\nx,12.5,95\n")
     with pytest.raises(StageError, match=r"bad.csv: row 1: dec 95 is outside \[-90, 90\]"):
