@@ -346,7 +346,7 @@ SHIPPED: tuple[Stage, ...] = (
     Stage(
         "score",
         "jobs.stages.score",
-        "a model over the parent sample -> candidates parquet",
+        "a model over the parent sample (or --catalog, --cutouts) -> its ranking and candidates",
         "inference",
         trained_run=True,
         needs=(("parent", ("catalog", "cutouts")), ("stamps", ("catalog", "cutouts"))),

@@ -1,27 +1,29 @@
-"""`score` (inference): a trained run over real galaxies -> candidates parquet.
+"""`score` (inference): a trained run over real galaxies -> the ranking and the candidates.
 
 Every galaxy of the parent sample is cut out of the coadds (no injection), normalised as in
-training and scored by the run's best model (float32). `candidates.parquet` holds one row per
-galaxy, sorted by score (highest first; galaxies that could not be cut out last, with
-`ok = false` and the reason): ids, ra, dec, brick, split, psfsize_r, score (the sigmoid of
-the logit), logit, run, the stamp, and — for a galaxy within 3″ of a known lens (the shipped
+training and scored by the run's best model (float32), then ranked by a partitioned sort
+(jobs/learn/ranking.py: a few numbers a galaxy in memory). `candidates.scores.parquet` holds
+one row per galaxy, sorted by score (highest first; galaxies that could not be cut out last,
+with `ok = false` and the reason): rank, ids, ra, dec, brick, split, psfsize_r, score (the
+sigmoid of the logit), logit, run and — for a galaxy within 3″ of a known lens (the shipped
 lenscat table or the workspace's catalogs/known_lenses.csv) — the lens's name, grade and
-reference. The summary lists every known lens among them with its rank ("known-lens
-recovery"). `hard_negatives.parquet` lists the top-scoring injection controls (galaxies known
-to hold no injected arc, none with a known lens in its stamp) for hard-negative mining.
-`blinds.parquet` holds `--blinds` items for calibrating the inspectors (jobs/learn/blinds.py):
-simulated lenses and known non-lenses as hard as the candidates (graded X in other runs,
-named by the `--lookalikes` catalogue, or injection controls), with the candidates' columns,
-that the console mixes into triage; `blinds.truth.parquet` says which is which. `--cutouts
-DIR` scores FITS cutout files instead (jobs/survey/fits_cutouts.py).
+reference. `candidates.parquet` holds the same columns and the stamp for the top
+`--keep-stamps` and every known lens: what the console shows. The summary lists every known
+lens with its rank ("known-lens recovery"). `hard_negatives.parquet` lists the top-scoring
+injection controls (galaxies known to hold no injected arc, none with a known lens in its
+stamp) for hard-negative mining. `blinds.parquet` holds `--blinds` items for calibrating the
+inspectors (jobs/learn/blinds.py): simulated lenses and known non-lenses as hard as the
+candidates (graded X in other runs, named by the `--lookalikes` catalogue, or injection
+controls), with the candidates' columns, that the console mixes into triage;
+`blinds.truth.parquet` says which is which.
 
 `--catalog FILE` scores any list of positions instead (CSV, parquet or FITS with ra, dec and
 optionally name, population), cut from the cached coadds, into
-`data/candidates/<run>/catalog-<file stem>.parquet`: a lookalike sample, a DR10 user's own
-targets.
+`data/candidates/<run>/catalog-<file stem>.parquet` (and its `.scores.parquet`,
+`.summary.json`): a lookalike sample, a DR10 user's own targets. `--cutouts DIR` scores FITS
+cutout files instead (jobs/survey/fits_cutouts.py), into `cutouts-<folder>.parquet`.
 
-    python -m jobs.stages.score --workspace DIR --variant V [--grid G] [--run NAME] [--hard-negatives N]
-        [--blinds N] [--lookalikes FILE] [--catalog FILE] [--cache DIR]
+    python -m jobs.stages.score --workspace DIR --variant V [options]   (--help lists them)
 """
 
 from __future__ import annotations
