@@ -281,4 +281,5 @@ def test_a_launch_whose_input_is_not_written_yet_is_refused_before_it_starts(eng
     stamps_dir(root, "v4_sota", "grid_sota").mkdir(parents=True)
     for stage, params in (("manifest", {}), ("inject", {"grid": "grid_small"}), ("train", {})):
         engine.validate(stage, "v4_sota", params, None)  # now each may start
+    (root / "elsewhere.csv").write_text("ra,dec\n1,2\n")
     engine.validate("cutouts", "v4_sota", {"catalog": "elsewhere.csv"}, None)  # its own positions
