@@ -3,7 +3,8 @@
 - Never through a link: files are created with O_NOFOLLOW, temporary files with O_EXCL under a
   fresh name, and renamed into place (a rename replaces a planted link itself, not its target).
 - Private: folders 0700, files 0600, whatever the umask (job logs and results can hold
-  paths, parameters and failure reasons that are nobody else's business).
+  paths, parameters and failure reasons that are nobody else's business); a stage's own
+  outputs (a run's checkpoints and metrics, catalogues) take `SHARED_MODE`, the umask's say.
 
 Standard library only: the job wrapper imports it and must start fast."""
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from core.errors import UsageError
 
 FILE_MODE = 0o600
+SHARED_MODE = 0o666  # less the umask: as any file a tool writes for its user's colleagues
 DIR_MODE = 0o700
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
@@ -56,12 +58,13 @@ def open_append(path: Path | str) -> int:
         raise UnsafePath(f"{path}: will not write through it ({err.strerror})") from None
 
 
-def atomic_write(path: Path | str, data: bytes | str) -> None:
-    """Replace `path` with `data`: a fresh private temporary file beside it, renamed over it."""
+def atomic_write(path: Path | str, data: bytes | str, mode: int = FILE_MODE) -> None:
+    """Replace `path` with `data`: a fresh temporary file beside it (never through a link),
+    renamed over it; private unless `mode` says otherwise."""
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
     payload = data.encode() if isinstance(data, str) else data
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, FILE_MODE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)

@@ -171,13 +171,7 @@ class Trainer:
         }
         buffer = io.BytesIO()  # torch.save writes through C++: a full disk there is no OSError
         torch.save(state, buffer)
-        tmp = path.with_suffix(".tmp")
-        try:
-            tmp.write_bytes(buffer.getbuffer())
-        except OSError as err:  # named: a write's own error carries no file name
-            tmp.unlink(missing_ok=True)
-            raise naming(err, path) from None
-        os.replace(tmp, path)
+        _replace(path, buffer.getvalue())
 
     # -- the loop --------------------------------------------------------------------
 
@@ -337,8 +331,7 @@ class Trainer:
             self.save(epoch, self.run_dir / LAST_CHECKPOINT)
             if _is_best(line, self.history):
                 best = self.run_dir / BEST_CHECKPOINT
-                shutil.copyfile(self.run_dir / LAST_CHECKPOINT, best.with_suffix(".tmp"))
-                os.replace(best.with_suffix(".tmp"), best)  # a kill mid-copy leaves the old best.pt
+                _replace(best, (self.run_dir / LAST_CHECKPOINT).read_bytes())  # a kill: the old best.pt
             with metrics_path.open("a") as out:
                 out.write(json.dumps(line) + "\n")
             shown = ", ".join(
@@ -371,9 +364,18 @@ def _is_best(line: dict[str, Any], history: list[dict[str, Any]]) -> bool:
 
 
 def _rewrite(path: Path, history: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    os.replace(tmp, path)
+    _replace(path, "".join(json.dumps(h) + "\n" for h in history))
+
+
+def _replace(path: Path, data: bytes | str) -> None:
+    """A run's file replaced whole (core.safe_io: a fresh temporary name, never through a
+    link), readable as the umask says; a failed write named by the file it was for."""
+    from core.safe_io import SHARED_MODE, atomic_write
+
+    try:
+        atomic_write(path, data, SHARED_MODE)
+    except OSError as err:  # named: a write's own error carries no file name
+        raise naming(err, path) from None
 
 
 def time_left(seconds: float) -> str:
@@ -525,9 +527,7 @@ def _write_run_info(run_dir: Path, info: dict[str, Any], resume: bool) -> None:
             history = []
     launch = {k: info[k] for k in ("preset", "preset_values", "stamps", "world_size", "epochs")}
     history.append({"launched": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resume": resume, **launch})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({**info, "history": history}, indent=2))
-    os.replace(tmp, path)
+    _replace(path, json.dumps({**info, "history": history}, indent=2))
 
 
 def _finished(run_dir: Path, preset: Any, stamps: Path, epochs: int, training: Any) -> dict[str, Any] | None:

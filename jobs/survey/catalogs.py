@@ -151,15 +151,18 @@ def read_positions(
 
 def write_csv(path: Path, header: list[str], rows: list[list[Any]], comment: str = "") -> None:
     """A catalogue CSV written atomically (a temporary file renamed into place)."""
+    import io
+
+    from core.safe_io import SHARED_MODE, atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as out:
-        for line in comment.splitlines():
-            out.write(f"# {line}\n")
-        writer = csv.writer(out)
-        writer.writerow(header)
-        writer.writerows(rows)
-    tmp.replace(path)
+    out = io.StringIO(newline="")
+    for line in comment.splitlines():
+        out.write(f"# {line}\n")
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write(path, out.getvalue(), SHARED_MODE)
 
 
 def catalog_stem(catalog: str) -> str:

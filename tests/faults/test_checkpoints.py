@@ -41,20 +41,38 @@ def one_epoch(trained_once: Path, tmp_path: Path) -> Path:
 def test_a_kill_while_best_pt_is_copied_leaves_the_old_one_whole(one_epoch: Path, monkeypatch) -> None:
     best = runs_dir(one_epoch) / "r" / "best.pt"
     before = best.read_bytes()
-    real = shutil.copyfile
+    real = os.replace
 
-    def killed_half_way(src, dst, *args, **kwargs):
-        data = Path(src).read_bytes()
-        Path(dst).write_bytes(data[: len(data) // 2])
-        raise KeyboardInterrupt  # the job is cancelled in the middle of the copy
+    def killed_before_the_rename(src, dst, *args, **kwargs):
+        if Path(dst).name == "best.pt":
+            raise KeyboardInterrupt  # the job is cancelled once the new copy is written
+        return real(src, dst, *args, **kwargs)
 
     monkeypatch.setattr(training, "_is_best", lambda line, history: True)
-    monkeypatch.setattr(shutil, "copyfile", killed_half_way)
+    monkeypatch.setattr(os, "replace", killed_before_the_rename)
     with pytest.raises(KeyboardInterrupt):
         train.run(one_epoch, "v4_sota", preset="test_cpu", run="r", epochs=2, resume=True)
-    monkeypatch.setattr(shutil, "copyfile", real)
+    monkeypatch.setattr(os, "replace", real)
     assert best.read_bytes() == before
+    assert not list(best.parent.glob("*.tmp"))  # the half-made copy is gone too
     assert eval_stage.run(one_epoch, "v4_sota", run="r")["auroc"] is not None  # it loads
+
+
+def test_a_runs_files_are_written_through_no_planted_link(one_epoch: Path, tmp_path: Path) -> None:
+    """The checkpoints, metrics and run.json went through a fixed `<name>.tmp`: a link planted
+    there was written through. Now each is a fresh name beside the file, and the files keep
+    the umask's mode (colleagues on the login node read a run)."""
+    run_dir = runs_dir(one_epoch) / "r"
+    outside = tmp_path / "outside"
+    outside.write_text("keep")
+    for name in ("checkpoint.tmp", "best.tmp", "metrics.tmp", "run.tmp"):
+        (run_dir / name).symlink_to(outside)
+    train.run(one_epoch, "v4_sota", preset="test_cpu", run="r", epochs=2, resume=True)
+    assert outside.read_text() == "keep"
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("checkpoint.pt", "best.pt", "metrics.jsonl", "run.json"):
+        assert (run_dir / name).stat().st_mode & 0o777 == 0o666 & ~umask, name
 
 
 def test_a_damaged_checkpoint_is_one_clear_error(one_epoch: Path) -> None:
