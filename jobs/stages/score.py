@@ -69,8 +69,6 @@ def recovery(table: Any, n: int) -> list[dict[str, Any]]:
     """The known lenses among ranked rows (`table`: every known lens's of the `n` ranked), each
     once (by its nearest galaxy: a neighbour within 3″ carries the name too): name, rank,
     score, grade, reference."""
-    import pyarrow.compute as pc
-
     named = table.filter(pc.is_valid(table.column("known_lens")))  # Python rows for these only
     rows = [r for r in named.select(["rank", "score", "ok", *KNOWN_COLUMNS]).to_pylist() if r["known_lens"]]
     nearest: dict[str, dict[str, Any]] = {}
@@ -440,8 +438,6 @@ def _ranked(
     """Rows of the ranking (without their rank) for a chunk of the cutouts: their columns
     `names`, score and logit (null where unusable), the run, the known lens each is (or none)
     and `row`, where they are in the cutouts."""
-    import pyarrow as pa
-
     from jobs.learn.scoring import sigmoid
 
     n, bad = len(ok), ~ok
@@ -498,8 +494,6 @@ def _hard_negatives(
     galaxy (its first usable control row), none with a known lens in its stamp (a lens is not
     a negative, however hard). Streamed a row group at a time, keeping only the running top
     `top`: the controls' stamps are never all in memory."""
-    import pyarrow as pa
-
     from core.schemas import galaxy_keys
     from core.storage import parquet_file
     from jobs.learn.dataset import meta_features
