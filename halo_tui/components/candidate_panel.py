@@ -11,6 +11,7 @@ from textual.widgets import Static
 
 from core.figures import score as score_text
 from core.grades import Consensus, GradeKey
+from halo_tui.components.candidate_grid import META_WIDTH
 from halo_tui.format import visible
 
 
@@ -68,6 +69,10 @@ def progress_line(
 class CandidatePanel(Static):
     """The selected item: its number and page, what is known of it, the view, this inspector,
     its notes and everyone's grades with their consensus."""
+
+    # its width in CSS, not set once mounted: a screen pushed while the app closes never had
+    # its children to query (the every-key test's random keys found it: '3' on a confirm)
+    DEFAULT_CSS = f"CandidatePanel {{ width: {META_WIDTH}; }}"
 
     def show_item(
         self,

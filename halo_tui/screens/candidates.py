@@ -35,7 +35,6 @@ from core.grades import GradeKey, Undone
 from core.layout import CANDIDATES_FILE, grades_csv
 from halo_tui.components import pixels
 from halo_tui.components.candidate_grid import (
-    META_WIDTH,
     STAMP,
     GridGeometry,
     StampCache,
@@ -166,7 +165,6 @@ class CandidatesScreen(HaloScreen):
         return self.app.engine.store
 
     def on_mount(self) -> None:
-        self.query_one("#meta").styles.width = META_WIDTH
         self.load()
         self.set_interval(GRADES_POLL_S, self.watch_grades)
 
